@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Checks (and on Debian installs) what the scripts need besides Go and Rust.
+set -euo pipefail
+say() { printf '[prereqs] %s\n' "$*" >&2; }
+missing=()
+for tool in jq openssl curl python3 setsid; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing ${missing[*]}"
+    pkgs=()
+    for t in "${missing[@]}"; do
+      case $t in setsid) pkgs+=(util-linux) ;; python3) pkgs+=(python3) ;; *) pkgs+=("$t") ;; esac
+    done
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  else
+    say "missing: ${missing[*]}; install them (Debian/Ubuntu: apt-get install ${missing[*]})"
+    exit 1
+  fi
+fi
+command -v go >/dev/null || { say "Go >= 1.24 is required to build the control plane: https://go.dev/doc/install"; exit 1; }
+command -v cargo >/dev/null || { say "Rust (cargo) >= 1.89 is required: https://rustup.rs"; exit 1; }

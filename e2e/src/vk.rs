@@ -1,0 +1,197 @@
+//! Runs the real `vk` binary against the shared cluster, with the least-privilege identity from
+//! `manifests/base` (a ServiceAccount token from the TokenRequest API), never the admin one.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use kube::config::Kubeconfig;
+
+use crate::{cluster, kubectl_ok, repo_root};
+
+/// The `vk` binary next to the test executable (cargo builds it with the workspace).
+pub fn vk_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("VK_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/vk
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test binary under target/<profile>/deps");
+    let vk = profile_dir.join("vk");
+    assert!(
+        vk.exists(),
+        "{} does not exist: run `cargo build --bins` first (e2e/test does)",
+        vk.display()
+    );
+    vk
+}
+
+/// A kubeconfig holding only the `vk-system/vk` ServiceAccount's token, after applying the
+/// RBAC from `manifests/base`. Made once per test binary.
+pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(p) = PATH.get() {
+        return p.clone();
+    }
+    let base = repo_root().join("manifests/base");
+    for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
+        kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &base.join(file).to_string_lossy(),
+        ]);
+    }
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), "vk-system");
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(24 * 3600),
+            bound_object_ref: None,
+        },
+        ..Default::default()
+    };
+    let token = sa
+        .create_token_request("vk", &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest for vk-system/vk")
+        .status
+        .expect("token status")
+        .token;
+    let admin = Kubeconfig::read_from(&cluster().kubeconfig).expect("admin kubeconfig");
+    let context = admin
+        .current_context
+        .as_ref()
+        .and_then(|name| admin.contexts.iter().find(|c| &c.name == name))
+        .and_then(|c| c.context.clone())
+        .expect("current context");
+    let cluster_entry = admin
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("cluster entry");
+    let server = cluster_entry.server.clone().unwrap_or_default();
+    let ca = cluster_entry
+        .certificate_authority_data
+        .clone()
+        .unwrap_or_default();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: vk\n  user:\n    token: {token}\ncontexts:\n- name: vk\n  context:\n    cluster: c\n    user: vk\ncurrent-context: vk\n"
+    );
+    let path = std::env::temp_dir().join(format!("vk-e2e-sa-{}.kubeconfig", std::process::id()));
+    std::fs::write(&path, yaml).expect("writing the SA kubeconfig");
+    let _ = PATH.set(path.clone());
+    path
+}
+
+/// A running `vk run` process; killed on drop.
+pub struct Vk {
+    child: Option<Child>,
+    pub node: String,
+    pub log: PathBuf,
+    config: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Vk {
+    /// Start `vk run` for `node` with the given config file body (YAML).
+    pub fn start(kubeconfig: &std::path::Path, node: &str, config_yaml: &str) -> Vk {
+        let dir = std::env::temp_dir().join(format!("vk-e2e-{node}"));
+        std::fs::create_dir_all(&dir).expect("vk dir");
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, config_yaml).expect("vk config");
+        let mut vk = Vk {
+            child: None,
+            node: node.to_string(),
+            log: dir.join("vk.log"),
+            config,
+            kubeconfig: kubeconfig.to_path_buf(),
+        };
+        vk.spawn();
+        vk
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("vk log");
+        let mut cmd = Command::new(vk_binary());
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--node-name", &self.node, "--node-ip", "127.0.0.1"])
+            .env("RUST_LOG", "info,vk_core=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it makes the kernel kill vk if the test dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().expect("starting vk"));
+    }
+
+    /// SIGKILL: no chance to clean up, as after a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start again with the same node, config and identity.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Vk {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- vk log ({}) ----\n{}", self.log.display(), self.logs());
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Pods on the virtual node, end to end: kube-scheduler binds them, vk runs them through the
+//! mock provider and mirrors their status; deletion, exit codes, and a vk crash.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use e2e::pods::{mock_config, phase, pod_for_node, wait_node_ready, wait_phase};
+use e2e::vk::{Vk, service_account_kubeconfig};
+use e2e::{TestNamespace, client, repo_root, unique, wait_for};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+/// The mock provider's persisted view of "the cloud": instances by pod UID, and how many
+/// times each UID was created.
+fn cloud_state(path: &Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn instance_exists(path: &Path, uid: &str) -> bool {
+    cloud_state(path)["instances"].get(uid).is_some()
+}
+
+fn creates(path: &Path, uid: &str) -> u64 {
+    cloud_state(path)["creates"][uid].as_u64().unwrap_or(0)
+}
+
+struct Setup {
+    client: kube::Client,
+    ns: TestNamespace,
+    pods: Api<Pod>,
+    vk: Vk,
+    state_file: std::path::PathBuf,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let node = unique(prefix);
+    let state_file = std::env::temp_dir().join(format!("{node}.cloud.json"));
+    let vk = Vk::start(
+        &kubeconfig,
+        &node,
+        &mock_config(&format!("  state_file: {}\n", state_file.display())),
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let pods = Api::namespaced(client.clone(), &ns.name);
+    Setup {
+        client,
+        ns,
+        pods,
+        vk,
+        state_file,
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let node = self.vk.node.clone();
+        let _ = e2e::kubectl(&["delete", "node", &node, "--wait=false"]);
+    }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
+    let s = setup("vk-build").await;
+    let text =
+        std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
+            .unwrap();
+    let mut pod: Pod = serde_yaml::from_str(&text).unwrap();
+    // Other tests run virtual nodes in the same cluster: pin this pod to ours.
+    let spec = pod.spec.as_mut().unwrap();
+    spec.node_selector
+        .get_or_insert_with(BTreeMap::new)
+        .insert("kubernetes.io/hostname".into(), s.vk.node.clone());
+    // The example's golang script runs ~10 s; the mock keeps containers running.
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running = wait_phase(&s.pods, "build-demo", "Running", Duration::from_secs(60)).await;
+    assert_eq!(
+        running.spec.as_ref().unwrap().node_name.as_deref(),
+        Some(s.vk.node.as_str())
+    );
+    let status = running.status.unwrap();
+    let ready = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    let names: Vec<_> = status
+        .container_statuses
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            assert!(c.state.unwrap().running.is_some(), "{} not running", c.name);
+            c.name
+        })
+        .collect();
+    assert_eq!(names, ["jnlp", "golang", "kaniko"]);
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert!(status.pod_ip.is_some());
+    assert!(status.start_time.is_some());
+
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.name=build-demo"))
+        .await
+        .unwrap();
+    let reasons: Vec<_> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+    assert!(reasons.iter().any(|r| r == "Scheduled"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "ProviderCreated"),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r == "Started"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn pod_without_the_toleration_is_not_placed_on_the_virtual_node() {
+    let s = setup("vk-taint").await;
+    let mut pod = pod_for_node("intolerant", &s.vk.node, &["main"], &[]);
+    pod.spec.as_mut().unwrap().tolerations = None;
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
+    wait_for(
+        "FailedScheduling because of the taint",
+        Duration::from_secs(60),
+        || async {
+            let list = events
+                .list(&ListParams::default().fields("involvedObject.name=intolerant"))
+                .await
+                .unwrap();
+            list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("FailedScheduling")
+                    && e.message
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("virtual-kubelet.io/provider")
+            })
+        },
+    )
+    .await;
+    let pod = s.pods.get("intolerant").await.unwrap();
+    assert!(pod.spec.unwrap().node_name.is_none());
+    assert_eq!(phase(&pod).as_deref(), Some("Pending"));
+}
+
+#[tokio::test]
+async fn exit_codes_decide_succeeded_or_failed() {
+    let s = setup("vk-exit").await;
+    let ok = pod_for_node(
+        "exits-zero",
+        &s.vk.node,
+        &["main"],
+        &[("mock.vk.io/run-ms", "500")],
+    );
+    let bad = pod_for_node(
+        "exits-three",
+        &s.vk.node,
+        &["main", "side"],
+        &[
+            ("mock.vk.io/run-ms", "500"),
+            ("mock.vk.io/exit-code.main", "3"),
+        ],
+    );
+    s.pods.create(&PostParams::default(), &ok).await.unwrap();
+    s.pods.create(&PostParams::default(), &bad).await.unwrap();
+
+    let done = wait_phase(&s.pods, "exits-zero", "Succeeded", Duration::from_secs(60)).await;
+    let c = &done.status.unwrap().container_statuses.unwrap()[0];
+    let t = c
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("terminated");
+    assert_eq!(t.exit_code, 0);
+    assert_eq!(t.reason.as_deref(), Some("Completed"));
+    assert!(t.finished_at.is_some());
+
+    let failed = wait_phase(&s.pods, "exits-three", "Failed", Duration::from_secs(60)).await;
+    let statuses = failed.status.unwrap().container_statuses.unwrap();
+    let main = statuses.iter().find(|c| c.name == "main").unwrap();
+    assert_eq!(
+        main.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        3
+    );
+    let side = statuses.iter().find(|c| c.name == "side").unwrap();
+    assert_eq!(
+        side.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_pod_removes_it_from_the_api_and_the_provider() {
+    let s = setup("vk-del").await;
+    let pod = pod_for_node("doomed", &s.vk.node, &["main"], &[]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running = wait_phase(&s.pods, "doomed", "Running", Duration::from_secs(60)).await;
+    let uid = uid(&running);
+    assert!(instance_exists(&s.state_file, &uid));
+    s.pods
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "the pod to leave the API",
+        Duration::from_secs(30),
+        || async { s.pods.get_opt("doomed").await.unwrap().is_none() },
+    )
+    .await;
+    wait_for(
+        "the instance to leave the provider",
+        Duration::from_secs(10),
+        || async { !instance_exists(&s.state_file, &uid) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn vk_killed_mid_flight_loses_and_duplicates_nothing() {
+    let mut s = setup("vk-crash").await;
+    // Some pods are still being created (2 s start latency), some finish while vk is down.
+    let mut names = Vec::new();
+    for i in 0..6 {
+        let name = format!("p{i}");
+        let annotations: Vec<(&str, &str)> = match i % 3 {
+            0 => vec![("mock.vk.io/start-latency-ms", "2000")],
+            1 => vec![("mock.vk.io/run-ms", "3000")],
+            _ => vec![],
+        };
+        let pod = pod_for_node(&name, &s.vk.node, &["main"], &annotations);
+        s.pods.create(&PostParams::default(), &pod).await.unwrap();
+        names.push(name);
+    }
+    wait_for(
+        "every pod to reach the provider",
+        Duration::from_secs(60),
+        || async {
+            let list = s.pods.list(&ListParams::default()).await.unwrap();
+            list.items.len() == 6
+                && list
+                    .items
+                    .iter()
+                    .all(|p| creates(&s.state_file, &uid(p)) >= 1)
+        },
+    )
+    .await;
+    s.vk.kill();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.vk.restart();
+
+    for (i, name) in names.iter().enumerate() {
+        let want = if i % 3 == 1 { "Succeeded" } else { "Running" };
+        let pod = wait_phase(&s.pods, name, want, Duration::from_secs(60)).await;
+        assert_eq!(
+            creates(&s.state_file, &uid(&pod)),
+            1,
+            "pod {name} was created more than once"
+        );
+    }
+    let state = cloud_state(&s.state_file);
+    assert_eq!(
+        state["instances"].as_object().map(|m| m.len()),
+        Some(6),
+        "{state}"
+    );
+}

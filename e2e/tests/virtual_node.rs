@@ -1,0 +1,209 @@
+//! The virtual node on the real control plane: registration, Lease, readiness, recreation,
+//! and what the controller-manager concludes when vk goes away. vk runs with the
+//! ServiceAccount token from manifests/base only.
+
+use std::time::Duration;
+
+use e2e::pods::{mock_config, node_condition, wait_node_ready};
+use e2e::vk::{Vk, service_account_kubeconfig};
+use e2e::{client, kubectl, repo_root, unique, wait_for};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DeleteParams};
+
+#[tokio::test]
+async fn node_registers_turns_ready_and_renews_its_lease() {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let name = unique("vk-reg");
+    let vk = Vk::start(&kubeconfig, &name, &mock_config(""));
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+
+    let labels = node.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("type").map(String::as_str),
+        Some("virtual-kubelet")
+    );
+    assert_eq!(
+        labels.get("kubernetes.io/role").map(String::as_str),
+        Some("agent")
+    );
+    assert_eq!(labels.get("kubernetes.io/hostname"), Some(&name));
+    assert_eq!(
+        labels
+            .get("node.kubernetes.io/instance-type")
+            .map(String::as_str),
+        Some("mock")
+    );
+    let spec = node.spec.clone().unwrap_or_default();
+    let taints = spec.taints.unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "virtual-kubelet.io/provider"
+            && t.value.as_deref() == Some("mock")
+            && t.effect == "NoSchedule"),
+        "{taints:?}"
+    );
+    let status = node.status.clone().unwrap_or_default();
+    let capacity = status.capacity.unwrap_or_default();
+    for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(capacity.contains_key(resource), "capacity lacks {resource}");
+    }
+    let addresses = status.addresses.unwrap_or_default();
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1")
+    );
+    assert_eq!(
+        status
+            .daemon_endpoints
+            .and_then(|d| d.kubelet_endpoint)
+            .map(|e| e.port),
+        Some(10250)
+    );
+    let info = status.node_info.unwrap_or_default();
+    assert!(
+        info.kubelet_version.contains("vk-serverless"),
+        "{}",
+        info.kubelet_version
+    );
+    for pressure in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
+        assert_eq!(
+            node_condition(&node, pressure).map(|c| c.0).as_deref(),
+            Some("False")
+        );
+    }
+
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let first = leases.get(&name).await.expect("the node's lease");
+    let spec = first.spec.clone().unwrap_or_default();
+    assert_eq!(spec.lease_duration_seconds, Some(40));
+    assert_eq!(spec.holder_identity.as_deref(), Some(name.as_str()));
+    let owner = first.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("Node"));
+    assert_eq!(
+        owner.first().map(|o| o.uid.clone()),
+        node.metadata.uid.clone()
+    );
+    let renewed_at = spec.renew_time.expect("renewTime").0;
+    wait_for(
+        "the lease to be renewed",
+        Duration::from_secs(30),
+        || async {
+            let lease = leases.get(&name).await.unwrap();
+            lease
+                .spec
+                .and_then(|s| s.renew_time)
+                .is_some_and(|t| t.0 > renewed_at)
+        },
+    )
+    .await;
+    drop(vk);
+    let _ = nodes.delete(&name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn deleted_node_is_registered_again() {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let name = unique("vk-recreate");
+    let vk = Vk::start(&kubeconfig, &name, &mock_config(""));
+    let nodes: Api<Node> = Api::all(client.clone());
+    let first = wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    nodes.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_for(
+        "the node to come back under a new UID",
+        Duration::from_secs(30),
+        || async {
+            nodes
+                .get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.metadata.uid != first.metadata.uid)
+        },
+    )
+    .await;
+    wait_node_ready(&nodes, &name, "True", Duration::from_secs(30)).await;
+    drop(vk);
+    let _ = nodes.delete(&name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn failing_provider_ping_makes_the_node_not_ready() {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let name = unique("vk-ping");
+    let flag = std::env::temp_dir().join(format!("{name}.ping-fails"));
+    let vk = Vk::start(
+        &kubeconfig,
+        &name,
+        &mock_config(&format!("  ping_fail_file: {}\n", flag.display())),
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    std::fs::write(&flag, "down").unwrap();
+    let node = wait_node_ready(&nodes, &name, "False", Duration::from_secs(40)).await;
+    assert_eq!(
+        node_condition(&node, "Ready").and_then(|c| c.1).as_deref(),
+        Some("ProviderUnreachable")
+    );
+    std::fs::remove_file(&flag).unwrap();
+    wait_node_ready(&nodes, &name, "True", Duration::from_secs(40)).await;
+    drop(vk);
+    let _ = nodes.delete(&name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn node_turns_not_ready_while_vk_is_stopped_and_ready_when_it_returns() {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let name = unique("vk-away");
+    let mut vk = Vk::start(&kubeconfig, &name, &mock_config(""));
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    assert_eq!(
+        vk.terminate(),
+        Some(0),
+        "vk did not stop cleanly on SIGTERM"
+    );
+    // The node lifecycle controller (grace period 30 s in e2e/cluster) marks it Unknown.
+    let node = wait_node_ready(&nodes, &name, "Unknown", Duration::from_secs(120)).await;
+    assert_eq!(
+        node_condition(&node, "Ready").and_then(|c| c.1).as_deref(),
+        Some("NodeStatusUnknown")
+    );
+    vk.restart();
+    wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    drop(vk);
+    let _ = nodes.delete(&name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn manifests_apply_with_server_side_dry_run() {
+    // Dry-run cannot create the namespace the other objects live in; make it exist first.
+    let client = client().await;
+    service_account_kubeconfig(&client).await;
+    let base = repo_root().join("manifests/base");
+    let out = kubectl(&["apply", "-k", &base.to_string_lossy(), "--dry-run=server"]);
+    assert!(
+        out.status.success(),
+        "kubectl apply -k manifests/base --dry-run=server failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let examples = repo_root().join("manifests/examples");
+    let out = kubectl(&[
+        "apply",
+        "-k",
+        &examples.to_string_lossy(),
+        "--dry-run=server",
+        "-n",
+        "default",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl apply -k manifests/examples --dry-run=server failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

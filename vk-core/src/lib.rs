@@ -1,0 +1,9 @@
+//! vk-core: everything a virtual kubelet does that does not depend on the cloud behind it.
+//!
+//! - [`provider`]: the trait a backend implements and the neutral model it speaks;
+//! - [`node`]: the Node object, its status and heartbeat Lease;
+//! - [`pods`]: the pods bound to this node, resolved, run through the provider, and mirrored back.
+
+pub mod node;
+pub mod pods;
+pub mod provider;

@@ -1,0 +1,226 @@
+//! The node controller: registers the virtual Node, keeps its status and Lease fresh, reports
+//! `Ready=False` when the provider does not answer, and recreates the Node if someone deletes it.
+//! It is the only writer of the Node's status and of the Lease.
+
+mod lease;
+mod object;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use tokio_util::sync::CancellationToken;
+
+pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE, LeaseRenewer, RENEW_INTERVAL};
+pub use object::{
+    NodeConfig, NodeTaint, Readiness, VERSION, node_object, node_status, status_changed,
+};
+
+use crate::provider::Provider;
+
+pub const FIELD_MANAGER: &str = "vk-serverless";
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(8);
+/// A status write at least this often even when nothing changed (the heartbeat).
+const STATUS_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the API server returned node {0} without a UID")]
+    NoUid(String),
+}
+
+pub struct NodeController {
+    api: Api<Node>,
+    client: kube::Client,
+    config: NodeConfig,
+    provider: Arc<dyn Provider>,
+    last_status: Option<NodeStatus>,
+    readiness: Readiness,
+}
+
+impl NodeController {
+    pub fn new(client: kube::Client, config: NodeConfig, provider: Arc<dyn Provider>) -> Self {
+        Self {
+            api: Api::all(client.clone()),
+            client,
+            config,
+            provider,
+            last_status: None,
+            readiness: Readiness::Ready,
+        }
+    }
+
+    /// Create the Node, or bring an existing one's labels and taint in line. Returns its UID.
+    pub async fn register(&mut self) -> Result<String, NodeError> {
+        let desired = node_object(&self.config);
+        let node = match self.api.get_opt(&self.config.name).await? {
+            None => {
+                tracing::info!(node = %self.config.name, "registering node");
+                match self.api.create(&PostParams::default(), &desired).await {
+                    Ok(node) => node,
+                    // Someone (a previous run of ours) created it in between.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        self.api.get(&self.config.name).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(existing) => {
+                tracing::info!(node = %self.config.name, "node exists; updating labels and taints");
+                let _ = existing;
+                // Strategic merge: taints merge by key and labels by name, so what others
+                // added (the lifecycle controller's taints, user labels) is kept.
+                self.api
+                    .patch(
+                        &self.config.name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(&desired),
+                    )
+                    .await?
+            }
+        };
+        self.last_status = node.status.clone();
+        node.metadata
+            .uid
+            .ok_or_else(|| NodeError::NoUid(self.config.name.clone()))
+    }
+
+    /// Write the node status; unless `force`d (the heartbeat), only when something changed
+    /// (readiness, or the provider's capacity).
+    async fn sync_status(&mut self, force: bool) -> Result<(), NodeError> {
+        let status = node_status(
+            &self.config,
+            &self.provider.capacity(),
+            &self.readiness,
+            self.last_status.as_ref(),
+            Timestamp::now(),
+        );
+        if !force
+            && self
+                .last_status
+                .as_ref()
+                .is_some_and(|last| !status_changed(last, &status))
+        {
+            return Ok(());
+        }
+        let patch = Node {
+            status: Some(status.clone()),
+            ..Default::default()
+        };
+        self.api
+            .patch_status(
+                &self.config.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await?;
+        self.last_status = Some(status);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Readiness {
+        match tokio::time::timeout(PING_TIMEOUT, self.provider.ping()).await {
+            Ok(Ok(())) => Readiness::Ready,
+            Ok(Err(e)) => Readiness::ProviderUnreachable(e.to_string()),
+            Err(_) => Readiness::ProviderUnreachable(format!(
+                "no answer within {}s",
+                PING_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Register, then keep the node alive until cancelled.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), NodeError> {
+        let mut uid = self.register().await?;
+        self.readiness = self.ping().await;
+        self.sync_status(true).await?;
+        let mut lease = LeaseRenewer::new(self.client.clone(), &self.config.name);
+        if let Err(e) = lease.renew(&uid).await {
+            tracing::warn!(error = %e, "first lease renewal failed");
+        }
+        tracing::info!(node = %self.config.name, ready = ?self.readiness, "node registered");
+
+        let watch_api = self.api.clone();
+        let mut node_events = watcher::watch_object(watch_api, &self.config.name).boxed();
+        let mut ping_tick = tokio::time::interval(PING_INTERVAL);
+        let mut lease_tick = tokio::time::interval(RENEW_INTERVAL);
+        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+        for tick in [&mut ping_tick, &mut lease_tick, &mut status_tick] {
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.reset();
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = ping_tick.tick() => {
+                    let readiness = self.ping().await;
+                    if readiness != self.readiness {
+                        match &readiness {
+                            Readiness::Ready => tracing::info!("provider answers again; node Ready"),
+                            Readiness::ProviderUnreachable(e) => tracing::warn!(error = %e, "provider ping failed; node NotReady"),
+                        }
+                        self.readiness = readiness;
+                    }
+                    if let Err(e) = self.sync_status(false).await {
+                        tracing::warn!(error = %e, "writing node status failed");
+                    }
+                }
+                _ = lease_tick.tick() => {
+                    if let Err(e) = lease.renew(&uid).await {
+                        tracing::warn!(error = %e, "lease renewal failed");
+                    }
+                }
+                _ = status_tick.tick() => {
+                    if let Err(e) = self.sync_status(true).await {
+                        tracing::warn!(error = %e, "writing node status failed");
+                    }
+                }
+                event = node_events.next() => match event {
+                    Some(Ok(None)) => {
+                        tracing::warn!(node = %self.config.name, "node was deleted; registering it again");
+                        match self.register().await {
+                            Ok(new_uid) => {
+                                uid = new_uid;
+                                self.last_status = None;
+                                if let Err(e) = self.sync_status(true).await {
+                                    tracing::warn!(error = %e, "writing node status failed");
+                                }
+                                if let Err(e) = lease.renew(&uid).await {
+                                    tracing::warn!(error = %e, "lease renewal failed");
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "re-registering the node failed; retrying on the next event"),
+                        }
+                    }
+                    Some(Ok(Some(node))) => {
+                        if let Some(new_uid) = node.metadata.uid.filter(|u| *u != uid) {
+                            // Recreated by someone else: adopt it and fix its status.
+                            uid = new_uid;
+                            self.last_status = None;
+                            if let Err(e) = self.register().await.and(Ok(())) {
+                                tracing::warn!(error = %e, "updating the recreated node failed");
+                            }
+                            if let Err(e) = self.sync_status(true).await {
+                                tracing::warn!(error = %e, "writing node status failed");
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "node watch error; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    None => {
+                        node_events = watcher::watch_object(self.api.clone(), &self.config.name).boxed();
+                    }
+                }
+            }
+        }
+    }
+}

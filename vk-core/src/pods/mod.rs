@@ -1,0 +1,161 @@
+//! The pod controller: watches the pods bound to this node, runs them through the provider and
+//! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
+//! controller serialises by object), different pods concurrently up to `workers`.
+
+pub mod resolve;
+mod source;
+mod state;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use source::ApiObjectSource;
+pub use state::PodContext;
+
+use crate::provider::{Provider, StatusEvent, StatusPoller, StatusSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("provider: {0}")]
+    Provider(#[from] crate::provider::ProviderError),
+    #[error("resolving the pod: {0}")]
+    Resolve(#[from] resolve::ResolveError),
+}
+
+#[derive(Clone, Debug)]
+pub struct PodControllerConfig {
+    pub node_name: String,
+    pub node_ip: String,
+    /// How many pods are reconciled at once.
+    pub workers: u16,
+    /// How often instances without a pod are looked for (also done at start-up).
+    pub orphan_sweep_interval: Duration,
+}
+
+impl PodControllerConfig {
+    pub fn new(node_name: &str, node_ip: &str) -> Self {
+        Self {
+            node_name: node_name.into(),
+            node_ip: node_ip.into(),
+            workers: 10,
+            orphan_sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct PodController {
+    client: kube::Client,
+    config: PodControllerConfig,
+    provider: Arc<dyn Provider>,
+}
+
+impl PodController {
+    pub fn new(
+        client: kube::Client,
+        config: PodControllerConfig,
+        provider: Arc<dyn Provider>,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            provider,
+        }
+    }
+
+    /// Run until cancelled. Instances are left running on exit: the next start adopts them.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), PodError> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let (reader, writer) = reflector::store();
+        let reporter = Reporter {
+            controller: "vk-serverless".into(),
+            instance: Some(self.config.node_name.clone()),
+        };
+        let recorder = Recorder::new(self.client.clone(), reporter);
+        let ctx = Arc::new(PodContext::new(
+            self.client.clone(),
+            self.config.clone(),
+            self.provider.clone(),
+            recorder,
+            reader.clone(),
+        ));
+
+        // The provider's view first, so a pod is never re-created only because its status
+        // has not arrived yet.
+        ctx.load_instances(&cancel).await;
+
+        let status_rx = match self.provider.status_source() {
+            StatusSource::Push(rx) => rx,
+            StatusSource::Poll(interval) => {
+                StatusPoller::spawn(self.provider.clone(), interval, cancel.child_token())
+            }
+        };
+        let (trigger_tx, trigger_rx) = mpsc::channel::<ObjectRef<Pod>>(4096);
+        tokio::spawn(forward_status(ctx.clone(), status_rx, trigger_tx.clone()));
+
+        let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
+        tokio::spawn(ctx.clone().delete_instances_of_removed_pods(deleted_rx));
+        tokio::spawn(ctx.clone().sweep_orphans(cancel.child_token()));
+
+        let watch_config =
+            watcher::Config::default().fields(&format!("spec.nodeName={}", self.config.node_name));
+        let stream = watcher(pods, watch_config)
+            .default_backoff()
+            .reflect(writer)
+            .inspect_ok(move |event| {
+                if let watcher::Event::Delete(pod) = event {
+                    let _ = deleted_tx.send(pod.clone());
+                }
+            })
+            .applied_objects();
+
+        let trigger_stream = futures::stream::unfold(trigger_rx, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        });
+        let shutdown = cancel.clone();
+        Controller::for_stream(stream, reader)
+            .with_config(controller::Config::default().concurrency(self.config.workers))
+            .reconcile_on(trigger_stream)
+            .graceful_shutdown_on(async move { shutdown.cancelled().await })
+            .run(state::reconcile, state::error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    match e {
+                        controller::Error::ReconcilerFailed(err, obj) => {
+                            tracing::debug!(pod = %obj, error = %err, "reconcile failed; will retry")
+                        }
+                        other => tracing::debug!(error = %other, "controller event"),
+                    }
+                }
+            })
+            .await;
+        Ok(())
+    }
+}
+
+/// Keeps the context's instance map current and wakes the pod each change concerns.
+async fn forward_status(
+    ctx: Arc<PodContext>,
+    mut rx: mpsc::Receiver<StatusEvent>,
+    trigger: mpsc::Sender<ObjectRef<Pod>>,
+) {
+    while let Some(event) = rx.recv().await {
+        let pod = ctx.apply_status_event(event);
+        let target = ObjectRef::new(&pod.name).within(&pod.namespace);
+        if trigger.send(target).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Turns a `Pod` into the provider-neutral [`ResolvedPod`] the way the kubelet would, so every
+//! provider gets environment variables, `$(VAR)` expansion, downward API, configMap/secret/token
+//! volumes and resource arithmetic right once:
+//!
+//! - environment (`env.rs`): `envFrom` first, then `env` in order (later entries override);
+//!   `value`s expand `$(VAR)` against what is defined so far; `command`/`args` expand against
+//!   the final environment ([`expand`]);
+//! - `fieldRef`/`resourceFieldRef` like the kubelet's downward API (`fieldpath.rs`,
+//!   `resources.rs`);
+//! - volumes (`volumes.rs`): `emptyDir`, `configMap`, `secret`, `downwardAPI` and `projected`
+//!   (service-account tokens included) become files; anything needing node storage is
+//!   [`ResolveError::Unsupported`];
+//! - quantities parsed exactly and rounded up like `Quantity.Value()`/`MilliValue()`
+//!   ([`quantity`]);
+//! - the pod's effective request per KEP-753 (sidecars), pod-level resources, plus overhead.
+//!
+//! Secrets, configMaps and tokens are fetched through an [`ObjectSource`], each at most once
+//! per call.
+//!
+//! Not done here: the service-link variables (`KUBERNETES_SERVICE_HOST`, `<SVC>_SERVICE_HOST`,
+//! …) the kubelet adds from Services ([`ObjectSource`] has no way to list them), and token
+//! rotation (a resolution snapshots the token; resolve again to refresh it).
+
+mod env;
+pub mod expand;
+mod fieldpath;
+pub mod quantity;
+mod resources;
+mod volumes;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+
+use crate::provider::{
+    ContainerPort, ContainerSpec, PodRef, ResolvedPod, RestartPolicy, VolumeMount,
+};
+
+/// Where the resolver reads what a pod references. Always the pod's own namespace.
+#[async_trait::async_trait]
+pub trait ObjectSource: Send + Sync {
+    /// Ok(None) when the object does not exist.
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError>;
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, ResolveError>;
+    /// A bound service-account token for the pod (TokenRequest with boundObjectRef = the pod).
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        pod_name: &str,
+        pod_uid: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, ResolveError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// A mandatory secret/configMap/key is missing: the pod stays Pending with
+    /// CreateContainerConfigError. The message names the object and key.
+    #[error("{0}")]
+    MissingReference(String),
+    /// Something this virtual node can never run (hostPath, PVC, ...): reason like
+    /// "UnsupportedVolume", message actionable.
+    #[error("{reason}: {message}")]
+    Unsupported { reason: String, message: String },
+    /// Bad values in the spec (unparseable quantity, bad fieldRef path).
+    #[error("{0}")]
+    Invalid(String),
+    /// The API failed (retry later).
+    #[error("Kubernetes API: {0}")]
+    Api(String),
+}
+
+/// Resolves `pod` for the node `node_name` whose address is `node_ip`. Warnings (envFrom keys
+/// skipped) are logged; use [`resolve_pod_with_warnings`] to get them.
+pub async fn resolve_pod(
+    pod: &Pod,
+    node_name: &str,
+    node_ip: &str,
+    source: &dyn ObjectSource,
+) -> Result<ResolvedPod, ResolveError> {
+    let (resolved, warnings) = resolve_pod_with_warnings(pod, node_name, node_ip, source).await?;
+    for warning in warnings {
+        tracing::warn!(pod = %resolved.pod, "{warning}");
+    }
+    Ok(resolved)
+}
+
+/// [`resolve_pod`], also returning the warnings the kubelet would have recorded as events
+/// (reason `InvalidEnvironmentVariableNames`).
+pub async fn resolve_pod_with_warnings(
+    pod: &Pod,
+    node_name: &str,
+    node_ip: &str,
+    source: &dyn ObjectSource,
+) -> Result<(ResolvedPod, Vec<String>), ResolveError> {
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| ResolveError::Invalid("the pod has no spec".to_string()))?;
+    let meta = &pod.metadata;
+    let pod_ref = PodRef {
+        namespace: meta
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string()),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+    };
+    let mut ctx = Ctx {
+        pod,
+        namespace: pod_ref.namespace.clone(),
+        node_name,
+        node_ip,
+        source,
+        secrets: HashMap::new(),
+        config_maps: HashMap::new(),
+        tokens: HashMap::new(),
+        warnings: Vec::new(),
+    };
+
+    // The kubelet mounts volumes before it builds any container.
+    let volumes =
+        volumes::resolve_volumes(&mut ctx, spec.volumes.as_deref().unwrap_or_default()).await?;
+    let volume_names: BTreeSet<&str> = volumes.iter().map(|v| v.name.as_str()).collect();
+
+    let mut init_containers = Vec::new();
+    for c in spec.init_containers.as_deref().unwrap_or_default() {
+        init_containers.push(resolve_container(&mut ctx, c, &volume_names).await?);
+    }
+    let mut containers = Vec::new();
+    for c in &spec.containers {
+        containers.push(resolve_container(&mut ctx, c, &volume_names).await?);
+    }
+    let (effective_cpu_millis, effective_memory_bytes) =
+        resources::effective(spec, &init_containers, &containers)?;
+
+    let resolved = ResolvedPod {
+        pod: pod_ref,
+        node_name: node_name.to_string(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        restart_policy: RestartPolicy::parse(spec.restart_policy.as_deref()),
+        init_containers,
+        containers,
+        volumes,
+        termination_grace_period: spec
+            .termination_grace_period_seconds
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0))),
+        active_deadline_seconds: spec.active_deadline_seconds,
+        effective_cpu_millis,
+        effective_memory_bytes,
+    };
+    Ok((resolved, ctx.warnings))
+}
+
+/// State of one resolution: the pod, and the objects already fetched (the kubelet reads each
+/// secret/configMap once per container start; here once per pod).
+pub(super) struct Ctx<'a> {
+    pub(super) pod: &'a Pod,
+    pub(super) namespace: String,
+    pub(super) node_name: &'a str,
+    pub(super) node_ip: &'a str,
+    source: &'a dyn ObjectSource,
+    secrets: HashMap<String, Option<Arc<Secret>>>,
+    config_maps: HashMap<String, Option<Arc<ConfigMap>>>,
+    tokens: HashMap<(Option<String>, i64), String>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    pub(super) async fn secret(&mut self, name: &str) -> Result<Option<Arc<Secret>>, ResolveError> {
+        check_name("secret", name)?;
+        if let Some(found) = self.secrets.get(name) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .source
+            .secret(&self.namespace, name)
+            .await?
+            .map(Arc::new);
+        self.secrets.insert(name.to_string(), found.clone());
+        Ok(found)
+    }
+
+    pub(super) async fn config_map(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<Arc<ConfigMap>>, ResolveError> {
+        check_name("configMap", name)?;
+        if let Some(found) = self.config_maps.get(name) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .source
+            .config_map(&self.namespace, name)
+            .await?
+            .map(Arc::new);
+        self.config_maps.insert(name.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// A token for the pod's service account (`serviceAccountName`, else the deprecated
+    /// `serviceAccount`, else `default`).
+    pub(super) async fn token(
+        &mut self,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, ResolveError> {
+        let key = (audience.map(str::to_string), expiration_seconds);
+        if let Some(token) = self.tokens.get(&key) {
+            return Ok(token.clone());
+        }
+        let spec = self.pod.spec.as_ref();
+        let account = spec
+            .and_then(|s| s.service_account_name.as_deref().filter(|n| !n.is_empty()))
+            .or_else(|| spec.and_then(|s| s.service_account.as_deref().filter(|n| !n.is_empty())))
+            .unwrap_or("default");
+        let meta = &self.pod.metadata;
+        let token = self
+            .source
+            .service_account_token(
+                &self.namespace,
+                account,
+                meta.name.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or_default(),
+                audience,
+                expiration_seconds,
+            )
+            .await?;
+        self.tokens.insert(key, token.clone());
+        Ok(token)
+    }
+
+    /// `<kind> "ns/name" not found`.
+    pub(super) fn not_found(&self, kind: &str, name: &str) -> ResolveError {
+        ResolveError::MissingReference(format!("{kind} \"{}/{name}\" not found", self.namespace))
+    }
+
+    /// `key "k" not found in <kind> "ns/name"`.
+    pub(super) fn key_not_found(&self, kind: &str, name: &str, key: &str) -> ResolveError {
+        ResolveError::MissingReference(format!(
+            "key \"{key}\" not found in {kind} \"{}/{name}\"",
+            self.namespace
+        ))
+    }
+}
+
+/// An empty name would turn the GET into a LIST of the whole namespace.
+fn check_name(kind: &str, name: &str) -> Result<(), ResolveError> {
+    if name.is_empty() {
+        return Err(ResolveError::Invalid(format!(
+            "a {kind} reference has an empty name"
+        )));
+    }
+    Ok(())
+}
+
+async fn resolve_container(
+    ctx: &mut Ctx<'_>,
+    c: &Container,
+    volume_names: &BTreeSet<&str>,
+) -> Result<ContainerSpec, ResolveError> {
+    let env = env::resolve_env(ctx, c).await?;
+    let env_map: HashMap<&str, &str> = env
+        .iter()
+        .map(|e| (e.name.as_str(), e.value.as_str()))
+        .collect();
+    let lookup = |name: &str| env_map.get(name).map(|v| v.to_string());
+    let command = c
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand::expand(s, lookup))
+        .collect();
+    let args = c
+        .args
+        .iter()
+        .flatten()
+        .map(|s| expand::expand(s, lookup))
+        .collect();
+
+    let mut ports = Vec::new();
+    for p in c.ports.iter().flatten() {
+        let port = u16::try_from(p.container_port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                ResolveError::Invalid(format!(
+                    "container {:?}: containerPort {} is not between 1 and 65535",
+                    c.name, p.container_port
+                ))
+            })?;
+        let protocol = p
+            .protocol
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "TCP".to_string());
+        ports.push(ContainerPort { port, protocol });
+    }
+
+    let mut volume_mounts = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        if !volume_names.contains(m.name.as_str()) {
+            return Err(ResolveError::Invalid(format!(
+                "container {:?} mounts volume {:?}, which the pod does not define",
+                c.name, m.name
+            )));
+        }
+        volume_mounts.push(VolumeMount {
+            volume: m.name.clone(),
+            mount_path: m.mount_path.clone(),
+            read_only: m.read_only.unwrap_or(false),
+            sub_path: sub_path(&c.name, m, &env_map)?,
+        });
+    }
+
+    let restart_policy = match c.restart_policy.as_deref() {
+        None | Some("") => None,
+        Some("Always") => Some(RestartPolicy::Always),
+        Some("OnFailure") => Some(RestartPolicy::OnFailure),
+        Some("Never") => Some(RestartPolicy::Never),
+        Some(other) => {
+            return Err(ResolveError::Invalid(format!(
+                "container {:?}: unknown restartPolicy {other:?}",
+                c.name
+            )));
+        }
+    };
+
+    Ok(ContainerSpec {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_pull_policy: c.image_pull_policy.clone(),
+        command,
+        args,
+        working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
+        env,
+        ports,
+        volume_mounts,
+        resources: resources::container_resources(c)?,
+        stdin: c.stdin.unwrap_or(false),
+        tty: c.tty.unwrap_or(false),
+        restart_policy,
+        termination_message_path: c.termination_message_path.clone(),
+    })
+}
+
+/// `subPath`, or `subPathExpr` expanded against the container's environment; either must stay
+/// inside the volume (relative, no `..`). A variable missing or empty in `subPathExpr` is an
+/// error, like the kubelet's `ExpandContainerVolumeMounts`.
+fn sub_path(
+    container: &str,
+    m: &k8s_openapi::api::core::v1::VolumeMount,
+    env: &HashMap<&str, &str>,
+) -> Result<Option<String>, ResolveError> {
+    let path = match m.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
+        Some(expr) => {
+            let mut missing = BTreeSet::new();
+            let expanded = expand::expand(expr, |name| match env.get(name) {
+                Some(v) if !v.is_empty() => Some(v.to_string()),
+                _ => {
+                    missing.insert(name.to_string());
+                    Some(String::new())
+                }
+            });
+            if !missing.is_empty() {
+                return Err(ResolveError::Invalid(format!(
+                    "container {container:?}: volume mount {:?}: subPathExpr {expr:?}: missing value for {}",
+                    m.name,
+                    missing.into_iter().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            expanded
+        }
+        None => m.sub_path.clone().unwrap_or_default(),
+    };
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if path.starts_with('/') || path.split('/').any(|p| p == "..") {
+        return Err(ResolveError::Invalid(format!(
+            "container {container:?}: volume mount {:?}: subPath {path:?} must be a relative path without '..'",
+            m.name
+        )));
+    }
+    Ok(Some(path))
+}

@@ -1,0 +1,458 @@
+//! Pod volumes, materialised the way the kubelet's volume plugins would write them:
+//!
+//! - `emptyDir` (also a volume with no source at all, which the API server defaults to one):
+//!   `medium: Memory` is tmpfs, `sizeLimit` in bytes;
+//! - `configMap` / `secret`: without `items` every key (configMap `data` and `binaryData`)
+//!   becomes a file named after the key; with `items` only those keys, at their paths, with
+//!   their modes. `defaultMode` defaults to 0644. A missing object or key is a
+//!   [`ResolveError::MissingReference`] unless `optional`, which yields no file instead;
+//! - `downwardAPI`: `metadata.*` fieldRefs (labels and annotations as sorted `k="v"` lines) and
+//!   resourceFieldRefs (which must name their container);
+//! - `projected`: serviceAccountToken (a bound token for the pod's service account, default
+//!   expiry 3600 s), configMap, secret and downwardAPI sources merged into one directory,
+//!   later sources overwriting earlier ones at the same path; `defaultMode` defaults to 0644.
+//!   That is every pod's `kube-api-access-*` volume;
+//! - everything that needs node or network storage is [`ResolveError::Unsupported`].
+//!
+//! File paths are checked like the kubelet's atomic writer (relative, no `..` element, not
+//! starting with `..`, at most 4096 bytes with elements of at most 255) and cleaned; modes must
+//! be within 0..=0777. The files of a volume come out sorted by path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Secret, Volume as ApiVolume,
+};
+
+use super::quantity::parse_units;
+use super::{Ctx, ResolveError, fieldpath, resources};
+use crate::provider::{Volume, VolumeFile, VolumeSource};
+
+const DEFAULT_MODE: i32 = 0o644;
+const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+const SUPPORTED: &str = "use emptyDir, configMap, secret, downwardAPI or projected";
+
+pub(super) async fn resolve_volumes(
+    ctx: &mut Ctx<'_>,
+    volumes: &[ApiVolume],
+) -> Result<Vec<Volume>, ResolveError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(volumes.len());
+    for v in volumes {
+        if !seen.insert(v.name.as_str()) {
+            return Err(ResolveError::Invalid(format!(
+                "volume {:?} is defined more than once",
+                v.name
+            )));
+        }
+        out.push(Volume {
+            name: v.name.clone(),
+            source: resolve_volume(ctx, v).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// The first volume type set on `v` that needs storage a virtual node does not have.
+fn unsupported_kind(v: &ApiVolume) -> Option<&'static str> {
+    [
+        (v.host_path.is_some(), "hostPath"),
+        (v.persistent_volume_claim.is_some(), "persistentVolumeClaim"),
+        (v.ephemeral.is_some(), "ephemeral"),
+        (v.csi.is_some(), "csi"),
+        (v.image.is_some(), "image"),
+        (v.nfs.is_some(), "nfs"),
+        (v.iscsi.is_some(), "iscsi"),
+        (v.fc.is_some(), "fc"),
+        (v.rbd.is_some(), "rbd"),
+        (v.cephfs.is_some(), "cephfs"),
+        (v.glusterfs.is_some(), "glusterfs"),
+        (v.git_repo.is_some(), "gitRepo"),
+        (v.aws_elastic_block_store.is_some(), "awsElasticBlockStore"),
+        (v.gce_persistent_disk.is_some(), "gcePersistentDisk"),
+        (v.azure_disk.is_some(), "azureDisk"),
+        (v.azure_file.is_some(), "azureFile"),
+        (v.cinder.is_some(), "cinder"),
+        (v.flex_volume.is_some(), "flexVolume"),
+        (v.flocker.is_some(), "flocker"),
+        (v.photon_persistent_disk.is_some(), "photonPersistentDisk"),
+        (v.portworx_volume.is_some(), "portworxVolume"),
+        (v.quobyte.is_some(), "quobyte"),
+        (v.scale_io.is_some(), "scaleIO"),
+        (v.storageos.is_some(), "storageos"),
+        (v.vsphere_volume.is_some(), "vsphereVolume"),
+    ]
+    .into_iter()
+    .find_map(|(set, kind)| set.then_some(kind))
+}
+
+fn unsupported(message: String) -> ResolveError {
+    ResolveError::Unsupported {
+        reason: "UnsupportedVolume".to_string(),
+        message,
+    }
+}
+
+async fn resolve_volume(ctx: &mut Ctx<'_>, v: &ApiVolume) -> Result<VolumeSource, ResolveError> {
+    if let Some(kind) = unsupported_kind(v) {
+        return Err(unsupported(format!(
+            "volume {:?} uses {kind}, which a virtual node cannot provide; {SUPPORTED}",
+            v.name
+        )));
+    }
+    let kinds = [
+        v.empty_dir.is_some(),
+        v.config_map.is_some(),
+        v.secret.is_some(),
+        v.downward_api.is_some(),
+        v.projected.is_some(),
+    ];
+    if kinds.into_iter().filter(|set| *set).count() > 1 {
+        return Err(ResolveError::Invalid(format!(
+            "volume {:?} specifies more than one volume type",
+            v.name
+        )));
+    }
+    let mut files = Files::new(&v.name);
+    if let Some(src) = &v.config_map {
+        let optional = src.optional.unwrap_or(false);
+        match ctx.config_map(&src.name).await? {
+            Some(cm) => {
+                let content = config_map_content(&cm);
+                let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
+                project_keys(
+                    ctx,
+                    &mut files,
+                    &content,
+                    src.items.as_deref(),
+                    mode,
+                    optional,
+                    "configmap",
+                    &src.name,
+                )?;
+            }
+            None if optional => {}
+            None => return Err(ctx.not_found("configmap", &src.name)),
+        }
+    } else if let Some(src) = &v.secret {
+        let name = src.secret_name.as_deref().unwrap_or_default();
+        let optional = src.optional.unwrap_or(false);
+        match ctx.secret(name).await? {
+            Some(secret) => {
+                let content = secret_content(&secret);
+                let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
+                project_keys(
+                    ctx,
+                    &mut files,
+                    &content,
+                    src.items.as_deref(),
+                    mode,
+                    optional,
+                    "secret",
+                    name,
+                )?;
+            }
+            None if optional => {}
+            None => return Err(ctx.not_found("secret", name)),
+        }
+    } else if let Some(src) = &v.downward_api {
+        let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
+        downward_items(
+            ctx,
+            &mut files,
+            src.items.as_deref().unwrap_or_default(),
+            mode,
+        )?;
+    } else if let Some(src) = &v.projected {
+        let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
+        for source in src.sources.as_deref().unwrap_or_default() {
+            if let Some(s) = &source.secret {
+                let optional = s.optional.unwrap_or(false);
+                match ctx.secret(&s.name).await? {
+                    Some(secret) => {
+                        let content = secret_content(&secret);
+                        project_keys(
+                            ctx,
+                            &mut files,
+                            &content,
+                            s.items.as_deref(),
+                            mode,
+                            optional,
+                            "secret",
+                            &s.name,
+                        )?;
+                    }
+                    None if optional => {}
+                    None => return Err(ctx.not_found("secret", &s.name)),
+                }
+            } else if let Some(c) = &source.config_map {
+                let optional = c.optional.unwrap_or(false);
+                match ctx.config_map(&c.name).await? {
+                    Some(cm) => {
+                        let content = config_map_content(&cm);
+                        project_keys(
+                            ctx,
+                            &mut files,
+                            &content,
+                            c.items.as_deref(),
+                            mode,
+                            optional,
+                            "configmap",
+                            &c.name,
+                        )?;
+                    }
+                    None if optional => {}
+                    None => return Err(ctx.not_found("configmap", &c.name)),
+                }
+            } else if let Some(d) = &source.downward_api {
+                downward_items(
+                    ctx,
+                    &mut files,
+                    d.items.as_deref().unwrap_or_default(),
+                    mode,
+                )?;
+            } else if let Some(t) = &source.service_account_token {
+                let audience = t.audience.as_deref().filter(|a| !a.is_empty());
+                let expiration = t
+                    .expiration_seconds
+                    .unwrap_or(DEFAULT_TOKEN_EXPIRATION_SECONDS);
+                let token = ctx.token(audience, expiration).await?;
+                files.add(&t.path, token.into_bytes(), mode)?;
+            } else if source.cluster_trust_bundle.is_some() {
+                return Err(unsupported(format!(
+                    "volume {:?} projects a clusterTrustBundle, which a virtual node cannot provide; \
+                     project the bundle from a configMap or secret instead",
+                    v.name
+                )));
+            }
+        }
+    } else {
+        let empty_dir = v.empty_dir.clone().unwrap_or_default();
+        let memory = match empty_dir.medium.as_deref().unwrap_or_default() {
+            "" => false,
+            "Memory" => true,
+            m if m.starts_with("HugePages") => {
+                return Err(unsupported(format!(
+                    "volume {:?} is an emptyDir with medium {m}, which a virtual node cannot provide; \
+                     use medium \"\" or \"Memory\"",
+                    v.name
+                )));
+            }
+            m => {
+                return Err(ResolveError::Invalid(format!(
+                    "volume {:?}: unknown emptyDir medium {m:?}",
+                    v.name
+                )));
+            }
+        };
+        let size_limit_bytes = empty_dir
+            .size_limit
+            .map(|q| {
+                parse_units(&q.0).map_err(|e| {
+                    ResolveError::Invalid(format!("volume {:?}: sizeLimit: {e}", v.name))
+                })
+            })
+            .transpose()?;
+        return Ok(VolumeSource::EmptyDir {
+            memory,
+            size_limit_bytes,
+        });
+    }
+    Ok(VolumeSource::Files(files.into_vec()))
+}
+
+/// configMap `data` and `binaryData` by key (`data` wins on a clash, which validation forbids).
+fn config_map_content(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let mut content: BTreeMap<String, Vec<u8>> = cm
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    content.extend(
+        cm.data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes())),
+    );
+    content
+}
+
+fn secret_content(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect()
+}
+
+/// The kubelet's `MakePayload` for configMap/secret volumes and projections.
+#[allow(clippy::too_many_arguments)]
+fn project_keys(
+    ctx: &Ctx<'_>,
+    files: &mut Files,
+    content: &BTreeMap<String, Vec<u8>>,
+    items: Option<&[KeyToPath]>,
+    default_mode: i32,
+    optional: bool,
+    kind: &str,
+    name: &str,
+) -> Result<(), ResolveError> {
+    match items.filter(|i| !i.is_empty()) {
+        None => {
+            for (key, data) in content {
+                files.add(key, data.clone(), default_mode)?;
+            }
+        }
+        Some(items) => {
+            for item in items {
+                match content.get(&item.key) {
+                    Some(data) => {
+                        files.add(&item.path, data.clone(), item.mode.unwrap_or(default_mode))?
+                    }
+                    None if optional => {}
+                    None => return Err(ctx.key_not_found(kind, name, &item.key)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kubelet's `downwardapi.CollectData`.
+fn downward_items(
+    ctx: &Ctx<'_>,
+    files: &mut Files,
+    items: &[DownwardAPIVolumeFile],
+    default_mode: i32,
+) -> Result<(), ResolveError> {
+    for item in items {
+        let content = if let Some(fs) = &item.field_ref {
+            fieldpath::volume_value(ctx.pod, &ctx.namespace, fs)?
+        } else if let Some(rs) = &item.resource_field_ref {
+            resources::resource_field_value(ctx.pod, None, rs)?
+        } else {
+            String::new()
+        };
+        files.add(
+            &item.path,
+            content.into_bytes(),
+            item.mode.unwrap_or(default_mode),
+        )?;
+    }
+    Ok(())
+}
+
+/// The files of one volume, by cleaned path.
+struct Files<'a> {
+    volume: &'a str,
+    files: BTreeMap<String, VolumeFile>,
+}
+
+impl<'a> Files<'a> {
+    fn new(volume: &'a str) -> Self {
+        Self {
+            volume,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, path: &str, content: Vec<u8>, mode: i32) -> Result<(), ResolveError> {
+        let bad = |why: &str| {
+            ResolveError::Invalid(format!(
+                "volume {:?}: file path {path:?} {why}",
+                self.volume
+            ))
+        };
+        let path = clean_path(path).map_err(bad)?;
+        let mode = u32::try_from(mode)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                ResolveError::Invalid(format!(
+                    "volume {:?}: file {path:?}: mode {mode} is not between 0 and 0777 (511)",
+                    self.volume
+                ))
+            })?;
+        self.files.insert(
+            path.clone(),
+            VolumeFile {
+                path,
+                content,
+                mode,
+            },
+        );
+        Ok(())
+    }
+
+    fn into_vec(self) -> Vec<VolumeFile> {
+        self.files.into_values().collect()
+    }
+}
+
+/// The atomic writer's `validatePath`, then `filepath.Clean`.
+fn clean_path(path: &str) -> Result<String, &'static str> {
+    if path.is_empty() {
+        return Err("must not be empty");
+    }
+    if path.starts_with('/') {
+        return Err("must be a relative path");
+    }
+    if path.len() > 4096 {
+        return Err("must be at most 4096 bytes long");
+    }
+    if path.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    let elements: Vec<&str> = path.split('/').collect();
+    if elements.contains(&"..") {
+        return Err("must not contain '..'");
+    }
+    if elements.iter().any(|e| e.len() > 255) {
+        return Err("has an element longer than 255 bytes");
+    }
+    if elements.first().is_some_and(|e| e.starts_with("..")) {
+        return Err("must not start with '..'");
+    }
+    let cleaned: Vec<&str> = elements
+        .into_iter()
+        .filter(|e| !e.is_empty() && *e != ".")
+        .collect();
+    if cleaned.is_empty() {
+        return Err("does not name a file");
+    }
+    Ok(cleaned.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_checked_and_cleaned() {
+        assert_eq!(clean_path("token"), Ok("token".to_string()));
+        assert_eq!(clean_path("a/b"), Ok("a/b".to_string()));
+        assert_eq!(clean_path("./a//b/./c"), Ok("a/b/c".to_string()));
+        assert_eq!(clean_path("a/.hidden"), Ok("a/.hidden".to_string()));
+        assert_eq!(clean_path("a/..b"), Ok("a/..b".to_string()));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "..",
+            "../x",
+            "a/../b",
+            "a/..",
+            "..data",
+            "..data/x",
+            ".",
+            "./",
+            "a\0b",
+        ] {
+            assert!(clean_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(clean_path(&"x".repeat(256)).is_err());
+        assert!(clean_path(&"x/".repeat(2100)).is_err());
+        assert!(clean_path(&"x".repeat(255)).is_ok());
+    }
+}

@@ -1,0 +1,527 @@
+//! The per-pod reconcile: create, update, delete and status mirroring, and the bookkeeping
+//! shared by all pods (the provider's latest view, retry counters).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::resolve::{ResolveError, resolve_pod};
+use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
+use super::{ApiObjectSource, PodControllerConfig, PodError};
+use crate::provider::{
+    InstancePhase, InstanceStatus, PodRef, Provider, ProviderError, RestartPolicy, StatusEvent,
+};
+
+/// Shared by every reconcile.
+pub struct PodContext {
+    client: kube::Client,
+    config: PodControllerConfig,
+    provider: Arc<dyn Provider>,
+    recorder: Recorder,
+    store: Store<Pod>,
+    source: ApiObjectSource,
+    /// The provider's latest report per pod UID.
+    instances: Mutex<HashMap<String, InstanceStatus>>,
+    /// Pods whose provider delete has been sent (so it is sent once).
+    deleting: Mutex<HashSet<String>>,
+    /// Last generation handed to the provider, per UID.
+    generations: Mutex<HashMap<String, i64>>,
+    /// Consecutive failures per UID, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another reconcile panicked; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        namespace: pod.namespace().unwrap_or_else(|| "default".into()),
+        name: pod.name_any(),
+        uid: pod.uid().unwrap_or_default(),
+    }
+}
+
+fn has_started(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    status.phase.as_deref() == Some("Running")
+        || status
+            .container_statuses
+            .iter()
+            .chain(status.init_container_statuses.iter())
+            .flatten()
+            .any(|c| {
+                c.state
+                    .as_ref()
+                    .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+            })
+}
+
+impl PodContext {
+    pub fn new(
+        client: kube::Client,
+        config: PodControllerConfig,
+        provider: Arc<dyn Provider>,
+        recorder: Recorder,
+        store: Store<Pod>,
+    ) -> Self {
+        Self {
+            source: ApiObjectSource::new(client.clone()),
+            client,
+            config,
+            provider,
+            recorder,
+            store,
+            instances: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(HashSet::new()),
+            generations: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fill the instance map from one `list` call, retrying until the provider answers.
+    pub async fn load_instances(&self, cancel: &CancellationToken) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.provider.list().await {
+                Ok(list) => {
+                    tracing::info!(instances = list.len(), "loaded the provider's instances");
+                    let mut map = lock(&self.instances);
+                    for status in list {
+                        map.insert(status.pod.uid.clone(), status);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the provider's instances failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Record a provider report; returns the pod it concerns.
+    pub fn apply_status_event(&self, event: StatusEvent) -> PodRef {
+        let mut map = lock(&self.instances);
+        match event {
+            StatusEvent::Changed(status) => {
+                let pod = status.pod.clone();
+                map.insert(pod.uid.clone(), status);
+                pod
+            }
+            StatusEvent::Gone(pod) => {
+                map.remove(&pod.uid);
+                pod
+            }
+        }
+    }
+
+    fn instance(&self, uid: &str) -> Option<InstanceStatus> {
+        lock(&self.instances).get(uid).cloned()
+    }
+
+    fn forget(&self, uid: &str) {
+        lock(&self.deleting).remove(uid);
+        lock(&self.generations).remove(uid);
+        lock(&self.failures).remove(uid);
+    }
+
+    /// A pod object vanished from the API (force delete, or our own final delete): make sure
+    /// its instance is gone too.
+    pub async fn delete_instances_of_removed_pods(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Pod>,
+    ) {
+        while let Some(pod) = rx.recv().await {
+            let pod = pod_ref(&pod);
+            if self.instance(&pod.uid).is_some() {
+                tracing::info!(pod = %pod, "pod removed from the API; deleting its instance");
+                if let Err(e) = self.provider.delete(&pod, Duration::ZERO).await {
+                    tracing::warn!(pod = %pod, error = %e, "deleting the instance failed; the orphan sweep will retry");
+                }
+            }
+            self.forget(&pod.uid);
+        }
+    }
+
+    /// Delete instances whose pod no longer exists: at start-up, then periodically.
+    pub async fn sweep_orphans(self: Arc<Self>, cancel: CancellationToken) {
+        if self.store.wait_until_ready().await.is_err() {
+            return;
+        }
+        loop {
+            let known: HashSet<String> =
+                self.store.state().iter().filter_map(|p| p.uid()).collect();
+            match self.provider.list().await {
+                Ok(list) => {
+                    for instance in list {
+                        if !known.contains(&instance.pod.uid) {
+                            tracing::info!(pod = %instance.pod, uid = %instance.pod.uid, "deleting an instance that has no pod");
+                            if let Err(e) =
+                                self.provider.delete(&instance.pod, Duration::ZERO).await
+                            {
+                                tracing::warn!(pod = %instance.pod, error = %e, "deleting an orphan failed; retrying later");
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "orphan sweep could not list instances"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(self.config.orphan_sweep_interval) => {}
+            }
+        }
+    }
+
+    async fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
+        let reference: ObjectReference = pod.object_ref(&());
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "publishing an event failed");
+        }
+    }
+
+    async fn write_status(&self, pod: &Pod, status: PodStatus) -> Result<(), PodError> {
+        let current = pod.status.clone().unwrap_or_default();
+        if owned_part(&current) == owned_part(&status) {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod_ref(pod).namespace);
+        let patch = Pod {
+            status: Some(status),
+            ..Default::default()
+        };
+        api.patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_from_api(&self, pod: &Pod) -> Result<(), PodError> {
+        let r = pod_ref(pod);
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &r.namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(r.uid.clone()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&r.name, &params).await {
+            Ok(_) => Ok(()),
+            // Already gone, or a new pod with the same name: nothing of ours to delete.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn reconcile_deletion(
+        &self,
+        pod: &Pod,
+        instance: Option<InstanceStatus>,
+    ) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        let first_time = lock(&self.deleting).insert(r.uid.clone());
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .unwrap_or(30)
+            .max(0) as u64;
+        if instance.is_some() && first_time {
+            self.event(
+                pod,
+                EventType::Normal,
+                "Killing",
+                format!("Stopping the pod's {} instance", self.provider.name()),
+            )
+            .await;
+            if let Err(e) = self.provider.delete(&r, Duration::from_secs(grace)).await {
+                lock(&self.deleting).remove(&r.uid);
+                return Err(e.into());
+            }
+        }
+        let instance = self.instance(&r.uid);
+        let grace_over = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .is_none_or(|t| t.0 <= Timestamp::now());
+        let stopped = instance
+            .as_ref()
+            .is_none_or(|i| matches!(i.phase, InstancePhase::Succeeded | InstancePhase::Failed));
+        if stopped || grace_over {
+            if !stopped {
+                tracing::warn!(pod = %r, "grace period over while the instance still runs; deleting the pod anyway");
+            }
+            self.delete_from_api(pod).await?;
+            return Ok(Action::await_change());
+        }
+        let remaining = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0.duration_since(Timestamp::now()).unsigned_abs())
+            .unwrap_or_default();
+        Ok(Action::requeue(remaining.min(Duration::from_secs(5))))
+    }
+
+    /// A spec the provider can never run: Failed with restartPolicy Never, otherwise Pending
+    /// with the reason, as the issue tracker's users expect from a kubelet.
+    async fn refuse(&self, pod: &Pod, reason: &str, message: &str) -> Result<Action, PodError> {
+        self.event(pod, EventType::Warning, reason, message.to_string())
+            .await;
+        let restart =
+            RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
+        let now = Timestamp::now();
+        let status = if restart == RestartPolicy::Never {
+            failed_status(pod, reason, message, &self.config.node_ip, now)
+        } else {
+            waiting_status(pod, reason, message, &self.config.node_ip, now)
+        };
+        self.write_status(pod, status).await?;
+        Ok(Action::await_change())
+    }
+
+    async fn create(&self, pod: &Pod) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        let resolved = match resolve_pod(
+            pod,
+            &self.config.node_name,
+            &self.config.node_ip,
+            &self.source,
+        )
+        .await
+        {
+            Ok(resolved) => resolved,
+            Err(ResolveError::MissingReference(message)) => {
+                self.event(
+                    pod,
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {message}"),
+                )
+                .await;
+                let status = waiting_status(
+                    pod,
+                    "CreateContainerConfigError",
+                    &message,
+                    &self.config.node_ip,
+                    Timestamp::now(),
+                );
+                self.write_status(pod, status).await?;
+                // Retried until the object appears.
+                return Ok(Action::requeue(Duration::from_secs(5)));
+            }
+            Err(ResolveError::Unsupported { reason, message }) => {
+                return self.refuse(pod, &reason, &message).await;
+            }
+            Err(ResolveError::Invalid(message)) => {
+                return self.refuse(pod, "InvalidPodSpec", &message).await;
+            }
+            Err(e @ ResolveError::Api(_)) => return Err(e.into()),
+        };
+        match self.provider.create(&resolved).await {
+            Ok(()) => {}
+            Err(ProviderError::InvalidSpec { reason, message }) => {
+                return self.refuse(pod, &reason, &message).await;
+            }
+            Err(e) => {
+                self.event(
+                    pod,
+                    EventType::Warning,
+                    "ProviderCreateFailed",
+                    format!(
+                        "Creating the {} instance failed, retrying: {e}",
+                        self.provider.name()
+                    ),
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+        lock(&self.generations).insert(r.uid.clone(), pod.metadata.generation.unwrap_or_default());
+        self.event(
+            pod,
+            EventType::Normal,
+            "ProviderCreated",
+            format!("Created the pod's {} instance", self.provider.name()),
+        )
+        .await;
+        // Until the provider's first report arrives, the pod shows that it is being created.
+        let instance = self.instance(&r.uid);
+        let status = desired_status(
+            pod,
+            instance.as_ref(),
+            self.provider.name(),
+            &self.config.node_ip,
+            "ContainerCreating",
+            Timestamp::now(),
+        );
+        self.started_events(pod, &status).await;
+        self.write_status(pod, status).await?;
+        Ok(Action::requeue(Duration::from_secs(60)))
+    }
+
+    async fn mirror(&self, pod: &Pod, instance: &InstanceStatus) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        let generation = pod.metadata.generation.unwrap_or_default();
+        let sent = lock(&self.generations).insert(r.uid.clone(), generation);
+        if sent.is_some_and(|g| g != generation) {
+            let resolved = resolve_pod(
+                pod,
+                &self.config.node_name,
+                &self.config.node_ip,
+                &self.source,
+            )
+            .await?;
+            self.provider.update(&resolved).await?;
+        }
+        let status = desired_status(
+            pod,
+            Some(instance),
+            self.provider.name(),
+            &self.config.node_ip,
+            "ContainerCreating",
+            Timestamp::now(),
+        );
+        self.started_events(pod, &status).await;
+        self.write_status(pod, status).await?;
+        Ok(Action::requeue(Duration::from_secs(300)))
+    }
+
+    /// `Started` for each container that runs now and did not in the API's last status.
+    async fn started_events(&self, pod: &Pod, desired: &PodStatus) {
+        let was_running = |name: &str| {
+            pod.status.as_ref().is_some_and(|s| {
+                s.container_statuses
+                    .iter()
+                    .chain(s.init_container_statuses.iter())
+                    .flatten()
+                    .any(|c| {
+                        c.name == name
+                            && c.state.as_ref().is_some_and(|st| st.running.is_some())
+                            && c.restart_count >= 0
+                    })
+            })
+        };
+        let started: Vec<String> = desired
+            .container_statuses
+            .iter()
+            .chain(desired.init_container_statuses.iter())
+            .flatten()
+            .filter(|c| {
+                c.state.as_ref().is_some_and(|s| s.running.is_some()) && !was_running(&c.name)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        for name in started {
+            self.event(
+                pod,
+                EventType::Normal,
+                "Started",
+                format!("Started container {name}"),
+            )
+            .await;
+        }
+    }
+
+    async fn reconcile_pod(&self, pod: &Pod) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        let instance = self.instance(&r.uid);
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.reconcile_deletion(pod, instance).await;
+        }
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if is_terminal_phase(phase) {
+            // Terminal pods are never re-created; the instance stays for `kubectl logs`
+            // until the pod is deleted.
+            return Ok(Action::await_change());
+        }
+        match instance {
+            Some(instance) => self.mirror(pod, &instance).await,
+            None if has_started(pod) => {
+                let message = format!(
+                    "the pod's {} instance no longer exists (deleted outside Kubernetes, or lost by the cloud)",
+                    self.provider.name()
+                );
+                tracing::warn!(pod = %r, "{message}; marking the pod Failed");
+                self.event(
+                    pod,
+                    EventType::Warning,
+                    "ProviderInstanceLost",
+                    message.clone(),
+                )
+                .await;
+                let status = failed_status(
+                    pod,
+                    "ProviderInstanceLost",
+                    &message,
+                    &self.config.node_ip,
+                    Timestamp::now(),
+                );
+                self.write_status(pod, status).await?;
+                Ok(Action::await_change())
+            }
+            None => self.create(pod).await,
+        }
+    }
+}
+
+pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, PodError> {
+    let r = pod_ref(&pod);
+    let result = ctx
+        .reconcile_pod(&pod)
+        .instrument(tracing::info_span!("reconcile", pod = %r))
+        .await;
+    if result.is_ok() {
+        lock(&ctx.failures).remove(&r.uid);
+    }
+    result
+}
+
+/// Exponential backoff with jitter per pod: 0.5 s doubling to 60 s.
+pub fn error_policy(pod: Arc<Pod>, error: &PodError, ctx: Arc<PodContext>) -> Action {
+    let uid = pod.uid().unwrap_or_default();
+    let attempts = {
+        let mut failures = lock(&ctx.failures);
+        let n = failures.entry(uid).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let base = Duration::from_millis(500)
+        .saturating_mul(1u32 << attempts.min(7))
+        .min(Duration::from_secs(60));
+    let jitter = rand::rng().random_range(0.8..1.2);
+    tracing::warn!(pod = %pod_ref(&pod), attempts, error = %error, "reconcile failed; retrying");
+    Action::requeue(base.mul_f64(jitter))
+}

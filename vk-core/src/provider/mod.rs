@@ -1,0 +1,96 @@
+//! The contract between vk-core and a backend. Controllers own every Kubernetes semantic;
+//! a provider turns a [`ResolvedPod`] into a cloud instance and reports [`InstanceStatus`].
+
+mod model;
+mod poll;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use tokio::sync::mpsc;
+
+pub use model::*;
+pub use poll::StatusPoller;
+
+/// Why a provider call failed. The class decides what the pod controller does next.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Worth retrying with backoff (throttling, 5xx, network).
+    #[error("transient provider error: {0}")]
+    Transient(String),
+    /// The pod can never run as specified (too big, unsupported feature, bad image name).
+    #[error("{reason}: {message}")]
+    InvalidSpec { reason: String, message: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("not supported by this provider: {0}")]
+    Unsupported(String),
+}
+
+impl ProviderError {
+    pub fn invalid(reason: &str, message: impl Into<String>) -> Self {
+        Self::InvalidSpec {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+/// How status changes reach vk-core.
+pub enum StatusSource {
+    /// The provider pushes every change on this channel.
+    Push(mpsc::Receiver<StatusEvent>),
+    /// The provider cannot push: vk-core calls [`Provider::list`] once per interval for all
+    /// instances of the node (never once per pod) and derives the changes.
+    Poll(Duration),
+}
+
+pub type LogStream = BoxStream<'static, Result<Bytes, ProviderError>>;
+
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// Short name used in labels, taints and container ids (`mock`, `eci`).
+    fn name(&self) -> &str;
+
+    /// Start an instance for the pod. Idempotent by pod UID: calling it again for a pod that
+    /// already has an instance must not create a second one.
+    async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError>;
+
+    /// Apply changes of mutable fields (images, active deadline) to a running instance.
+    async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError>;
+
+    /// Stop and remove the instance. Deleting an unknown instance is not an error.
+    async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError>;
+
+    /// All instances of this node, and only of this node.
+    async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError>;
+
+    /// One instance's status, `None` when it does not exist.
+    async fn status(&self, pod: &PodRef) -> Result<Option<InstanceStatus>, ProviderError>;
+
+    /// Called once at start-up.
+    fn status_source(&self) -> StatusSource;
+
+    /// A container's log, streamed; with `follow` the stream stays open while the container runs.
+    async fn logs(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        opts: &LogOptions,
+    ) -> Result<LogStream, ProviderError>;
+
+    /// What the node offers to the scheduler.
+    fn capacity(&self) -> NodeCapacity;
+
+    /// Is the backend reachable? A failure turns the node NotReady.
+    async fn ping(&self) -> Result<(), ProviderError>;
+
+    /// Current usage of the node's pods.
+    async fn stats(&self) -> Result<Vec<PodStats>, ProviderError>;
+}

@@ -1,0 +1,252 @@
+//! The provider-neutral model: what a provider is given (`ResolvedPod`) and what it reports
+//! back (`InstanceStatus`). Nothing here names Kubernetes API types, so a provider never
+//! needs the API client or k8s-openapi to do its job.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// Identity of a pod as the provider sees it. The UID is the key: two pods with the same
+/// namespace/name but different UIDs (a StatefulSet pod recreated) are different instances.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("Never") => Self::Never,
+            Some("OnFailure") => Self::OnFailure,
+            _ => Self::Always,
+        }
+    }
+}
+
+/// Requests and limits in provider-friendly units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Resources {
+    pub cpu_request_millis: Option<u64>,
+    pub cpu_limit_millis: Option<u64>,
+    pub memory_request_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    pub sub_path: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub port: u16,
+    pub protocol: String,
+}
+
+/// One container with everything resolved: env values are plain strings, `$(VAR)` already
+/// expanded in command and args.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub image_pull_policy: Option<String>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub working_dir: Option<String>,
+    pub env: Vec<EnvVar>,
+    pub ports: Vec<ContainerPort>,
+    pub volume_mounts: Vec<VolumeMount>,
+    pub resources: Resources,
+    pub stdin: bool,
+    pub tty: bool,
+    /// `Some(Always)` marks a native sidecar among the init containers.
+    pub restart_policy: Option<RestartPolicy>,
+    pub termination_message_path: Option<String>,
+}
+
+/// A file inside a volume (configMap, secret, downward API, projected token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeFile {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeSource {
+    EmptyDir {
+        memory: bool,
+        size_limit_bytes: Option<u64>,
+    },
+    /// Files materialised by vk-core from configMaps, secrets, the downward API or tokens.
+    Files(Vec<VolumeFile>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+/// Everything a provider needs to run a pod; built by vk-core from the API objects.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ResolvedPod {
+    pub pod: PodRef,
+    pub node_name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub restart_policy: RestartPolicy,
+    pub init_containers: Vec<ContainerSpec>,
+    pub containers: Vec<ContainerSpec>,
+    pub volumes: Vec<Volume>,
+    pub termination_grace_period: Option<Duration>,
+    pub active_deadline_seconds: Option<i64>,
+    /// The pod's effective request as the scheduler counts it.
+    pub effective_cpu_millis: u64,
+    pub effective_memory_bytes: u64,
+}
+
+impl Default for PodRef {
+    fn default() -> Self {
+        Self {
+            namespace: "default".into(),
+            name: String::new(),
+            uid: String::new(),
+        }
+    }
+}
+
+/// Lifecycle phase of a cloud instance, already in pod terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstancePhase {
+    /// Accepted by the cloud, not all containers started yet.
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: Timestamp,
+    },
+    Terminated {
+        exit_code: i32,
+        signal: Option<i32>,
+        reason: String,
+        message: Option<String>,
+        started_at: Option<Timestamp>,
+        finished_at: Timestamp,
+    },
+}
+
+impl ContainerState {
+    pub fn waiting(reason: &str) -> Self {
+        Self::Waiting {
+            reason: reason.to_string(),
+            message: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub state: ContainerState,
+    pub last_state: Option<ContainerState>,
+    pub restart_count: i32,
+    pub ready: bool,
+    /// Provider-specific container id, reported as `<provider>://<id>`.
+    pub container_id: Option<String>,
+    pub image: String,
+    pub image_id: Option<String>,
+}
+
+/// What the provider knows about one pod's instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub pod: PodRef,
+    pub phase: InstancePhase,
+    /// A short CamelCase reason (e.g. `ScheduleFailed`) when the instance is not healthy.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub pod_ip: Option<String>,
+    /// When the cloud accepted the instance.
+    pub created_at: Option<Timestamp>,
+    pub init_containers: Vec<ContainerStatus>,
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// A change the provider reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusEvent {
+    Changed(InstanceStatus),
+    /// The instance no longer exists in the cloud.
+    Gone(PodRef),
+}
+
+/// Node resources the provider offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCapacity {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub pods: u64,
+    pub ephemeral_storage_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    pub tail_lines: Option<u64>,
+    pub limit_bytes: Option<u64>,
+    pub timestamps: bool,
+    pub follow: bool,
+    pub previous: bool,
+    pub since: Option<Timestamp>,
+}
+
+/// Usage figures for the stats endpoints.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodStats {
+    pub pod: Option<PodRef>,
+    pub containers: Vec<ContainerStats>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerStats {
+    pub name: String,
+    pub cpu_usage_nano_cores: u64,
+    pub cpu_usage_core_nano_seconds: u64,
+    pub memory_working_set_bytes: u64,
+}
