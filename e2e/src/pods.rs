@@ -6,8 +6,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, Toleration};
 use kube::api::{Api, ObjectMeta};
 
-use crate::wait_for;
-
 /// A pod aimed at one virtual node: nodeSelector on its hostname and the provider toleration,
 /// as a build pod template has them.
 pub fn pod_for_node(
@@ -62,13 +60,20 @@ pub fn phase(pod: &Pod) -> Option<String> {
 
 /// Wait until the pod's phase is `want`; returns the pod.
 pub async fn wait_phase(api: &Api<Pod>, name: &str, want: &str, timeout: Duration) -> Pod {
-    let mut last = None;
-    wait_for(&format!("pod {name} to be {want}"), timeout, || async {
-        last = api.get_opt(name).await.ok().flatten();
-        last.as_ref().and_then(phase).as_deref() == Some(want)
-    })
-    .await;
-    last.expect("pod")
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let pod = api.get_opt(name).await.ok().flatten();
+        if let Some(pod) = pod.as_ref().filter(|p| phase(p).as_deref() == Some(want)) {
+            return pod.clone();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for pod {name} to be {want}; last seen: {:?}",
+                pod.and_then(|p| p.status)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub fn node_condition(node: &Node, type_: &str) -> Option<(String, Option<String>)> {
@@ -83,15 +88,22 @@ pub fn node_condition(node: &Node, type_: &str) -> Option<(String, Option<String
 
 /// Wait until the node's Ready condition has `status`.
 pub async fn wait_node_ready(api: &Api<Node>, name: &str, status: &str, timeout: Duration) -> Node {
-    let mut last = None;
-    wait_for(&format!("node {name} Ready={status}"), timeout, || async {
-        last = api.get_opt(name).await.ok().flatten();
-        last.as_ref()
-            .and_then(|n| node_condition(n, "Ready"))
-            .is_some_and(|(s, _)| s == status)
-    })
-    .await;
-    last.expect("node")
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let node = api.get_opt(name).await.ok().flatten();
+        let ready = node.as_ref().and_then(|n| node_condition(n, "Ready"));
+        if ready.as_ref().is_some_and(|(s, _)| s == status)
+            && let Some(node) = node
+        {
+            return node;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for node {name} Ready={status}; last seen: {ready:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A config file body for `vk run` with the mock provider.

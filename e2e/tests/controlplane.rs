@@ -130,23 +130,22 @@ async fn kubelet_serving_csr_is_signed_by_the_cluster_ca() {
         .await
         .unwrap();
 
-    let mut cert = Vec::new();
-    wait_for("the signed certificate", Duration::from_secs(30), || {
-        let api = api.clone();
-        let name = name.clone();
-        let cert = &mut cert;
-        async move {
-            let csr = api.get(&name).await.unwrap();
-            match csr.status.and_then(|s| s.certificate) {
-                Some(c) if !c.0.is_empty() => {
-                    *cert = c.0;
-                    true
-                }
-                _ => false,
-            }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let cert = loop {
+        let csr = api.get(&name).await.unwrap();
+        if let Some(c) = csr
+            .status
+            .and_then(|s| s.certificate)
+            .filter(|c| !c.0.is_empty())
+        {
+            break c.0;
         }
-    })
-    .await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no certificate was issued for {name} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let cert_path = dir.join("node.crt");
     std::fs::write(&cert_path, &cert).unwrap();
     let verify = Command::new("openssl")

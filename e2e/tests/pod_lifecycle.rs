@@ -145,14 +145,14 @@ async fn pod_without_the_toleration_is_not_placed_on_the_virtual_node() {
                     && e.message
                         .as_deref()
                         .unwrap_or_default()
-                        .contains("virtual-kubelet.io/provider")
+                        .contains("untolerated taint")
             })
         },
     )
     .await;
     let pod = s.pods.get("intolerant").await.unwrap();
-    assert!(pod.spec.unwrap().node_name.is_none());
     assert_eq!(phase(&pod).as_deref(), Some("Pending"));
+    assert!(pod.spec.unwrap().node_name.is_none());
 }
 
 #[tokio::test]

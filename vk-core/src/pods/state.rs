@@ -217,6 +217,16 @@ impl PodContext {
             status: Some(status),
             ..Default::default()
         };
+        let mut patch = serde_json::to_value(&patch).map_err(kube::Error::SerdeError)?;
+        // podIPs/hostIPs merge by IP in a strategic patch; a changed IP must replace the old
+        // one, not be appended to it (the API rejects two IPs of one family).
+        for list in ["podIPs", "hostIPs"] {
+            if let Some(serde_json::Value::Array(items)) =
+                patch.pointer_mut(&format!("/status/{list}"))
+            {
+                items.push(serde_json::json!({"$patch": "replace"}));
+            }
+        }
         api.patch_status(
             &pod.name_any(),
             &PatchParams::default(),

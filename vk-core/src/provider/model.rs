@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 /// Identity of a pod as the provider sees it. The UID is the key: two pods with the same
 /// namespace/name but different UIDs (a StatefulSet pod recreated) are different instances.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PodRef {
     pub namespace: String,
     pub name: String,
@@ -22,7 +23,7 @@ impl std::fmt::Display for PodRef {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum RestartPolicy {
     #[default]
     Always,
@@ -41,7 +42,7 @@ impl RestartPolicy {
 }
 
 /// Requests and limits in provider-friendly units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Resources {
     pub cpu_request_millis: Option<u64>,
     pub cpu_limit_millis: Option<u64>,
@@ -49,13 +50,13 @@ pub struct Resources {
     pub memory_limit_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMount {
     pub volume: String,
     pub mount_path: String,
@@ -63,7 +64,7 @@ pub struct VolumeMount {
     pub sub_path: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerPort {
     pub port: u16,
     pub protocol: String,
@@ -71,7 +72,7 @@ pub struct ContainerPort {
 
 /// One container with everything resolved: env values are plain strings, `$(VAR)` already
 /// expanded in command and args.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
@@ -91,14 +92,14 @@ pub struct ContainerSpec {
 }
 
 /// A file inside a volume (configMap, secret, downward API, projected token).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeFile {
     pub path: String,
     pub content: Vec<u8>,
     pub mode: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VolumeSource {
     EmptyDir {
         memory: bool,
@@ -108,14 +109,14 @@ pub enum VolumeSource {
     Files(Vec<VolumeFile>),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub name: String,
     pub source: VolumeSource,
 }
 
 /// Everything a provider needs to run a pod; built by vk-core from the API objects.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResolvedPod {
     pub pod: PodRef,
     pub node_name: String,

@@ -1,0 +1,303 @@
+//! `vk`: the virtual kubelet. `vk run` registers a virtual node with a cluster and runs the
+//! pods bound to it through a provider.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use providers::mock::{MockConfig, MockProvider};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use vk_core::node::{NodeConfig, NodeController, NodeTaint};
+use vk_core::pods::{PodController, PodControllerConfig};
+use vk_core::provider::Provider;
+
+#[derive(Parser)]
+#[command(
+    name = "vk",
+    version,
+    about = "A virtual kubelet that runs pods as serverless container instances"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register the virtual node and run the pods bound to it.
+    Run(RunArgs),
+}
+
+/// Flags override the environment, which overrides the config file.
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// YAML config file (see manifests/base/config.yaml).
+    #[arg(long, env = "VK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kubeconfig to use; without it, the in-cluster config or ~/.kube/config.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Name of the Node to register.
+    #[arg(long, env = "VK_NODE_NAME")]
+    node_name: Option<String>,
+    /// The node's InternalIP: where the API server reaches the kubelet API.
+    #[arg(long, env = "VK_NODE_IP")]
+    node_ip: Option<String>,
+    /// Backend: `mock`.
+    #[arg(long, env = "VK_PROVIDER")]
+    provider: Option<String>,
+    /// Port of the kubelet API, published in the Node's daemon endpoints.
+    #[arg(long, env = "VK_KUBELET_PORT")]
+    kubelet_port: Option<u16>,
+    /// Plain-HTTP port for /healthz and /readyz (0 disables it).
+    #[arg(long, env = "VK_HEALTH_PORT")]
+    health_port: Option<u16>,
+    /// Pods reconciled at once.
+    #[arg(long, env = "VK_POD_WORKERS")]
+    pod_workers: Option<u16>,
+    /// Taint key (default virtual-kubelet.io/provider).
+    #[arg(long, env = "VK_TAINT_KEY")]
+    taint_key: Option<String>,
+    /// Taint value (default: the provider name).
+    #[arg(long, env = "VK_TAINT_VALUE")]
+    taint_value: Option<String>,
+    /// Taint effect: NoSchedule, PreferNoSchedule or NoExecute.
+    #[arg(long, env = "VK_TAINT_EFFECT")]
+    taint_effect: Option<String>,
+    /// Register the node without a taint: any pod may then land on it.
+    #[arg(long, env = "VK_DISABLE_TAINT")]
+    disable_taint: bool,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct TaintFile {
+    key: Option<String>,
+    value: Option<String>,
+    effect: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    node_name: Option<String>,
+    node_ip: Option<String>,
+    provider: Option<String>,
+    kubelet_port: Option<u16>,
+    health_port: Option<u16>,
+    pod_workers: Option<u16>,
+    taint: Option<TaintFile>,
+    disable_taint: bool,
+    labels: BTreeMap<String, String>,
+    mock: MockConfig,
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    serde_yaml::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid", path.display()))
+}
+
+/// The settings after flags, environment and file are merged.
+struct Settings {
+    node: NodeConfig,
+    health_port: u16,
+    pod_workers: u16,
+    mock: MockConfig,
+}
+
+fn settings(args: RunArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(p) => read_config(p)?,
+        None => FileConfig::default(),
+    };
+    let provider = args
+        .provider
+        .or(file.provider)
+        .unwrap_or_else(|| "mock".into());
+    let node_name = args
+        .node_name
+        .or(file.node_name)
+        .unwrap_or_else(|| "vk-serverless".into());
+    let Some(node_ip) = args.node_ip.or(file.node_ip) else {
+        bail!(
+            "the node's IP is not set: pass --node-ip (or VK_NODE_IP, or node_ip in the config file); the API server connects there for logs and exec"
+        );
+    };
+    if node_ip.parse::<std::net::IpAddr>().is_err() {
+        bail!("--node-ip {node_ip:?} is not an IP address");
+    }
+    let mut node = NodeConfig::new(&node_name, &node_ip, &provider);
+    node.kubelet_port = args.kubelet_port.or(file.kubelet_port).unwrap_or(10250);
+    node.extra_labels = file.labels;
+    let file_taint = file.taint.unwrap_or_default();
+    node.taint = if args.disable_taint || file.disable_taint {
+        None
+    } else {
+        let default = NodeTaint::for_provider(&provider);
+        let effect = args
+            .taint_effect
+            .or(file_taint.effect)
+            .unwrap_or(default.effect);
+        if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect.as_str()) {
+            bail!("taint effect {effect:?} is not one of NoSchedule, PreferNoSchedule, NoExecute");
+        }
+        Some(NodeTaint {
+            key: args.taint_key.or(file_taint.key).unwrap_or(default.key),
+            value: args
+                .taint_value
+                .or(file_taint.value)
+                .unwrap_or(default.value),
+            effect,
+        })
+    };
+    Ok(Settings {
+        node,
+        health_port: args.health_port.or(file.health_port).unwrap_or(10256),
+        pod_workers: args.pod_workers.or(file.pod_workers).unwrap_or(10).max(1),
+        mock: file.mock,
+    })
+}
+
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a cluster")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::service::service_fn;
+    use hyper::{Response, StatusCode};
+    use hyper_util::rt::TokioIo;
+
+    let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("the health port {port} is in use; choose another with --health-port")
+    })?;
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        tokio::spawn(async move {
+            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let (status, body) = match req.uri().path() {
+                    "/healthz" | "/readyz" | "/livez" => (StatusCode::OK, "ok"),
+                    _ => (StatusCode::NOT_FOUND, "not found"),
+                };
+                Response::builder()
+                    .status(status)
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let kubeconfig = args.kubeconfig.clone();
+    let settings = settings(args)?;
+    let provider: Arc<dyn Provider> = match settings.node.provider.as_str() {
+        "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
+        other => bail!("unknown provider {other:?}; available: mock"),
+    };
+    let client = kube_client(kubeconfig.as_deref()).await?;
+    let cancel = CancellationToken::new();
+    tracing::info!(
+        node = %settings.node.name,
+        provider = %settings.node.provider,
+        version = vk_core::node::VERSION,
+        "starting"
+    );
+
+    if settings.health_port != 0 {
+        let health = serve_health(settings.health_port, cancel.clone());
+        tokio::spawn(async move {
+            if let Err(e) = health.await {
+                tracing::error!(error = %format!("{e:#}"), "health endpoint stopped");
+            }
+        });
+    }
+
+    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
+    let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
+    pod_config.workers = settings.pod_workers;
+    let pods = PodController::new(client, pod_config, provider);
+
+    let node_task = tokio::spawn(node.run(cancel.clone()));
+    let pod_task = tokio::spawn(pods.run(cancel.clone()));
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("stopping; cloud instances stay running for the next start");
+            cancel.cancel();
+        }
+        result = node_task => {
+            cancel.cancel();
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("the node controller stopped: {e}"),
+                Err(e) => bail!("the node controller crashed: {e}"),
+            }
+        }
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), pod_task).await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vk: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
