@@ -60,6 +60,8 @@ pub struct PodController {
     client: kube::Client,
     config: PodControllerConfig,
     provider: Arc<dyn Provider>,
+    reader: reflector::Store<Pod>,
+    writer: reflector::store::Writer<Pod>,
 }
 
 impl PodController {
@@ -68,17 +70,25 @@ impl PodController {
         config: PodControllerConfig,
         provider: Arc<dyn Provider>,
     ) -> Self {
+        let (reader, writer) = reflector::store();
         Self {
             client,
             config,
             provider,
+            reader,
+            writer,
         }
+    }
+
+    /// The pods bound to this node, as the controller sees them (for the kubelet API).
+    pub fn store(&self) -> reflector::Store<Pod> {
+        self.reader.clone()
     }
 
     /// Run until cancelled. Instances are left running on exit: the next start adopts them.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), PodError> {
         let pods: Api<Pod> = Api::all(self.client.clone());
-        let (reader, writer) = reflector::store();
+        let (reader, writer) = (self.reader, self.writer);
         let reporter = Reporter {
             controller: "vk-serverless".into(),
             instance: Some(self.config.node_name.clone()),
