@@ -194,7 +194,21 @@ impl PodContext {
     }
 
     async fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
-        let reference: ObjectReference = pod.object_ref(&());
+        self.event_at(pod, None, type_, reason, note).await;
+    }
+
+    /// An event about one container: the field path keeps the events of different containers
+    /// apart (the recorder aggregates events with the same reason and object).
+    async fn event_at(
+        &self,
+        pod: &Pod,
+        field_path: Option<String>,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let mut reference: ObjectReference = pod.object_ref(&());
+        reference.field_path = field_path;
         let event = Event {
             type_,
             reason: reason.into(),
@@ -454,9 +468,21 @@ impl PodContext {
             })
             .map(|c| c.name.clone())
             .collect();
+        let init: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .map(|c| c.name.clone())
+            .collect();
         for name in started {
-            self.event(
+            let list = if init.contains(&name) {
+                "initContainers"
+            } else {
+                "containers"
+            };
+            self.event_at(
                 pod,
+                Some(format!("spec.{list}{{{name}}}")),
                 EventType::Normal,
                 "Started",
                 format!("Started container {name}"),
