@@ -93,6 +93,8 @@ struct FileConfig {
     taint: Option<TaintFile>,
     disable_taint: bool,
     labels: BTreeMap<String, String>,
+    /// Re-issue pods' service-account tokens this often (default: at 80% of their lifetime).
+    token_refresh_seconds: Option<u64>,
     mock: MockConfig,
 }
 
@@ -108,6 +110,7 @@ struct Settings {
     node: NodeConfig,
     health_port: u16,
     pod_workers: u16,
+    token_refresh: Option<std::time::Duration>,
     mock: MockConfig,
 }
 
@@ -160,6 +163,9 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         node,
         health_port: args.health_port.or(file.health_port).unwrap_or(10256),
         pod_workers: args.pod_workers.or(file.pod_workers).unwrap_or(10).max(1),
+        token_refresh: file
+            .token_refresh_seconds
+            .map(std::time::Duration::from_secs),
         mock: file.mock,
     })
 }
@@ -257,6 +263,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
     let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
     pod_config.workers = settings.pod_workers;
+    pod_config.token_refresh_interval = settings.token_refresh;
     let pods = PodController::new(client, pod_config, provider);
 
     let node_task = tokio::spawn(node.run(cancel.clone()));

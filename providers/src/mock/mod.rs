@@ -288,7 +288,11 @@ impl Provider for MockProvider {
             .ok_or_else(|| Self::not_found(&pod.pod))?;
         self.shared
             .update(&key, id, |i, _| i.update(pod))
-            .ok_or_else(|| Self::not_found(&pod.pod))
+            .ok_or_else(|| Self::not_found(&pod.pod))?;
+        let mut state = lock(&self.shared.state);
+        state.persisted.instances.insert(key, pod.clone());
+        self.save(&state);
+        Ok(())
     }
 
     async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {

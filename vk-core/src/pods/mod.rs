@@ -43,6 +43,9 @@ pub struct PodControllerConfig {
     pub workers: u16,
     /// How often instances without a pod are looked for (also done at start-up).
     pub orphan_sweep_interval: Duration,
+    /// Re-issue service-account tokens this often instead of at 80% of their lifetime
+    /// (for tests and demos: the API's minimum token lifetime is 10 minutes).
+    pub token_refresh_interval: Option<Duration>,
 }
 
 impl PodControllerConfig {
@@ -52,6 +55,7 @@ impl PodControllerConfig {
             node_ip: node_ip.into(),
             workers: 10,
             orphan_sweep_interval: Duration::from_secs(60),
+            token_refresh_interval: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct PodContext {
     generations: Mutex<HashMap<String, i64>>,
     /// Consecutive failures per UID, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each pod's service-account tokens are due to be re-issued.
+    token_refresh: Mutex<HashMap<String, Timestamp>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,6 +93,7 @@ impl PodContext {
             deleting: Mutex::new(HashSet::new()),
             generations: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            token_refresh: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,6 +146,35 @@ impl PodContext {
         lock(&self.deleting).remove(uid);
         lock(&self.generations).remove(uid);
         lock(&self.failures).remove(uid);
+        lock(&self.token_refresh).remove(uid);
+    }
+
+    /// How long the pod's projected service-account tokens may be used before they are
+    /// re-issued: 80% of the shortest requested lifetime, as the kubelet does.
+    fn token_refresh_after(&self, pod: &Pod) -> Option<Duration> {
+        let shortest = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| v.projected.as_ref())
+            .flat_map(|p| p.sources.iter().flatten())
+            .filter_map(|s| s.service_account_token.as_ref())
+            .map(|t| t.expiration_seconds.unwrap_or(3600).max(1))
+            .min()?;
+        Some(
+            self.config
+                .token_refresh_interval
+                .unwrap_or(Duration::from_secs(shortest as u64 * 4 / 5)),
+        )
+    }
+
+    fn schedule_token_refresh(&self, pod: &Pod, uid: &str) {
+        if let Some(after) = self.token_refresh_after(pod) {
+            let at = Timestamp::now()
+                .checked_add(after)
+                .unwrap_or_else(|_| Timestamp::now());
+            lock(&self.token_refresh).insert(uid.to_string(), at);
+        }
     }
 
     /// A pod object vanished from the API (force delete, or our own final delete): make sure
@@ -394,6 +426,7 @@ impl PodContext {
             }
         }
         lock(&self.generations).insert(r.uid.clone(), pod.metadata.generation.unwrap_or_default());
+        self.schedule_token_refresh(pod, &r.uid);
         self.event(
             pod,
             EventType::Normal,
@@ -420,7 +453,17 @@ impl PodContext {
         let r = pod_ref(pod);
         let generation = pod.metadata.generation.unwrap_or_default();
         let sent = lock(&self.generations).insert(r.uid.clone(), generation);
-        if sent.is_some_and(|g| g != generation) {
+        // Unknown after a restart: the tokens' age is unknown too, so re-issue them now.
+        let live = matches!(
+            instance.phase,
+            InstancePhase::Pending | InstancePhase::Running
+        );
+        let refresh_due = live
+            && self.token_refresh_after(pod).is_some()
+            && lock(&self.token_refresh)
+                .get(&r.uid)
+                .is_none_or(|at| *at <= Timestamp::now());
+        if sent.is_some_and(|g| g != generation) || refresh_due {
             let resolved = resolve_pod(
                 pod,
                 &self.config.node_name,
@@ -429,6 +472,10 @@ impl PodContext {
             )
             .await?;
             self.provider.update(&resolved).await?;
+            if refresh_due {
+                tracing::debug!(pod = %r, "service-account tokens re-issued");
+            }
+            self.schedule_token_refresh(pod, &r.uid);
         }
         let status = desired_status(
             pod,
@@ -440,7 +487,13 @@ impl PodContext {
         );
         self.started_events(pod, &status).await;
         self.write_status(pod, status).await?;
-        Ok(Action::requeue(Duration::from_secs(300)))
+        let next_refresh = lock(&self.token_refresh)
+            .get(&r.uid)
+            .map(|at| at.duration_since(Timestamp::now()).unsigned_abs());
+        let wake = next_refresh.map_or(Duration::from_secs(300), |d| {
+            d.min(Duration::from_secs(300)) + Duration::from_millis(50)
+        });
+        Ok(Action::requeue(wake))
     }
 
     /// `Started` for each container that runs now and did not in the API's last status.
