@@ -3,7 +3,7 @@
 set -euo pipefail
 say() { printf '[prereqs] %s\n' "$*" >&2; }
 missing=()
-for tool in jq openssl curl python3 setsid; do
+for tool in jq openssl curl python3 setsid ip bwrap; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -11,7 +11,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     pkgs=()
     for t in "${missing[@]}"; do
-      case $t in setsid) pkgs+=(util-linux) ;; python3) pkgs+=(python3) ;; *) pkgs+=("$t") ;; esac
+      case $t in setsid) pkgs+=(util-linux) ;; ip) pkgs+=(iproute2) ;; bwrap) pkgs+=(bubblewrap) ;; *) pkgs+=("$t") ;; esac
     done
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
   else

@@ -27,6 +27,9 @@ pub struct Cluster {
     pub kubectl: PathBuf,
     /// The cluster's state dir when this project's scripts started it (holds the CA).
     pub state: Option<PathBuf>,
+    /// The InternalIP the test's virtual nodes register (reachable by the API server and
+    /// not loopback, which the API server refuses to proxy to).
+    pub node_ip: String,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -64,10 +67,18 @@ fn start_cluster() -> anyhow::Result<Cluster> {
             .join("kubectl"),
             None => PathBuf::from("kubectl"),
         };
+        let node_ip = match (&state, std::env::var("VK_E2E_NODE_IP")) {
+            (_, Ok(ip)) => ip,
+            (Some(s), Err(_)) => {
+                cluster_script(&["env", "node-ip", "--state", &s.to_string_lossy()])?
+            }
+            (None, Err(_)) => "127.0.0.1".into(),
+        };
         return Ok(Cluster {
             kubeconfig: PathBuf::from(kubeconfig),
             kubectl,
             state,
+            node_ip,
         });
     }
     let exe = std::env::current_exe()?;
@@ -89,10 +100,12 @@ fn start_cluster() -> anyhow::Result<Cluster> {
         bail!("e2e/cluster up failed");
     }
     let bin = cluster_script(&["env", "bin", "--state", &state_s])?;
+    let node_ip = cluster_script(&["env", "node-ip", "--state", &state_s])?;
     Ok(Cluster {
         kubeconfig: state.join("kubeconfig"),
         kubectl: PathBuf::from(bin).join("kubectl"),
         state: Some(state),
+        node_ip,
     })
 }
 

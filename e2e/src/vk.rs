@@ -94,10 +94,69 @@ pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
     path
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Approve the kubelet-serving CSR a vk submitted for `node`, as an operator would
+/// (`kubectl certificate approve`), and wait until the signer issued it. Returns its name.
+pub async fn approve_serving_csr(client: &kube::Client, node: &str) -> String {
+    use k8s_openapi::api::certificates::v1::{
+        CertificateSigningRequest, CertificateSigningRequestCondition,
+        CertificateSigningRequestStatus,
+    };
+    use kube::api::{ListParams, Patch, PatchParams};
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let prefix = format!("vk-serving-{node}-");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let name = loop {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .expect("listing CSRs");
+        if let Some(csr) = list.items.iter().find(|c| {
+            c.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&prefix))
+        }) {
+            break csr.metadata.name.clone().unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "vk submitted no serving CSR for {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let approval = CertificateSigningRequest {
+        status: Some(CertificateSigningRequestStatus {
+            conditions: Some(vec![CertificateSigningRequestCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                reason: Some("E2EOperatorApproved".into()),
+                message: Some("approved by the e2e suite, as kubectl certificate approve".into()),
+                ..Default::default()
+            }]),
+            certificate: None,
+        }),
+        ..Default::default()
+    };
+    api.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&approval))
+        .await
+        .expect("approving the CSR");
+    name
+}
+
 /// A running `vk run` process; killed on drop.
 pub struct Vk {
     child: Option<Child>,
     pub node: String,
+    /// The kubelet API port (each vk of a test run has its own; the node IP is 127.0.0.1).
+    pub kubelet_port: u16,
+    cert_dir: PathBuf,
     pub log: PathBuf,
     config: PathBuf,
     kubeconfig: PathBuf,
@@ -113,6 +172,8 @@ impl Vk {
         let mut vk = Vk {
             child: None,
             node: node.to_string(),
+            kubelet_port: free_port(),
+            cert_dir: dir.join("certs"),
             log: dir.join("vk.log"),
             config,
             kubeconfig: kubeconfig.to_path_buf(),
@@ -133,7 +194,11 @@ impl Vk {
             .arg(&self.kubeconfig)
             .arg("--config")
             .arg(&self.config)
-            .args(["--node-name", &self.node, "--node-ip", "127.0.0.1"])
+            .args(["--node-name", &self.node, "--node-ip", &cluster().node_ip])
+            .arg("--kubelet-port")
+            .arg(self.kubelet_port.to_string())
+            .arg("--cert-dir")
+            .arg(&self.cert_dir)
             .env("RUST_LOG", "info,vk_core=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

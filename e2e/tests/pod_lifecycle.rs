@@ -107,7 +107,10 @@ async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
         })
         .collect();
     assert_eq!(names, ["jnlp", "golang", "kaniko"]);
-    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        status.host_ip.as_deref(),
+        Some(e2e::cluster().node_ip.as_str())
+    );
     assert!(status.pod_ip.is_some());
     assert!(status.start_time.is_some());
 

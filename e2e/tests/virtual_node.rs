@@ -53,14 +53,14 @@ async fn node_registers_turns_ready_and_renews_its_lease() {
     assert!(
         addresses
             .iter()
-            .any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.1")
+            .any(|a| a.type_ == "InternalIP" && a.address == e2e::cluster().node_ip)
     );
     assert_eq!(
         status
             .daemon_endpoints
             .and_then(|d| d.kubelet_endpoint)
             .map(|e| e.port),
-        Some(10250)
+        Some(i32::from(vk.kubelet_port))
     );
     let info = status.node_info.unwrap_or_default();
     assert!(

@@ -2,8 +2,10 @@
 //!
 //! - [`provider`]: the trait a backend implements and the neutral model it speaks;
 //! - [`node`]: the Node object, its status and heartbeat Lease;
-//! - [`pods`]: the pods bound to this node, resolved, run through the provider, and mirrored back.
+//! - [`pods`]: the pods bound to this node, resolved, run through the provider, and mirrored back;
+//! - [`kubelet`]: the kubelet HTTPS API (:10250) that kube-apiserver calls for logs and stats.
 
+pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod provider;

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
 use providers::mock::{MockConfig, MockProvider};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
+use vk_core::kubelet::{KubeletAuth, KubeletServer};
 use vk_core::node::{NodeConfig, NodeController, NodeTaint};
 use vk_core::pods::{PodController, PodControllerConfig};
 use vk_core::provider::Provider;
@@ -71,6 +73,27 @@ struct RunArgs {
     /// Register the node without a taint: any pod may then land on it.
     #[arg(long, env = "VK_DISABLE_TAINT")]
     disable_taint: bool,
+    /// Where the serving certificate comes from: csr (default), files, self-signed (dev only).
+    #[arg(long, env = "VK_SERVING_CERT")]
+    serving_cert: Option<String>,
+    /// Approve our own kubelet-serving CSR (dev clusters only; needs extra RBAC).
+    #[arg(long, env = "VK_SERVING_CERT_AUTO_APPROVE")]
+    serving_cert_auto_approve: bool,
+    /// Serving certificate and key (PEM) for `--serving-cert files`.
+    #[arg(long, env = "VK_TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long, env = "VK_TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Directory keeping the CSR-issued key and certificate across restarts.
+    #[arg(long, env = "VK_CERT_DIR")]
+    cert_dir: Option<PathBuf>,
+    /// CA that signs the API server's kubelet-client certificate (default: the cluster's
+    /// `client-ca-file` from kube-system/extension-apiserver-authentication).
+    #[arg(long, env = "VK_CLIENT_CA_FILE")]
+    client_ca_file: Option<PathBuf>,
+    /// DEV ONLY: serve the kubelet API without authentication or authorization.
+    #[arg(long, env = "VK_DISABLE_KUBELET_AUTH")]
+    disable_kubelet_auth: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -79,6 +102,18 @@ struct TaintFile {
     key: Option<String>,
     value: Option<String>,
     effect: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct KubeletFile {
+    serving_cert: Option<String>,
+    auto_approve: bool,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+    disable_auth: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -95,6 +130,7 @@ struct FileConfig {
     labels: BTreeMap<String, String>,
     /// Re-issue pods' service-account tokens this often (default: at 80% of their lifetime).
     token_refresh_seconds: Option<u64>,
+    kubelet: KubeletFile,
     mock: MockConfig,
 }
 
@@ -111,7 +147,50 @@ struct Settings {
     health_port: u16,
     pod_workers: u16,
     token_refresh: Option<std::time::Duration>,
+    kubelet: KubeletSettings,
     mock: MockConfig,
+}
+
+/// How the kubelet API on :10250 is served.
+struct KubeletSettings {
+    cert: ServingCertMode,
+    cert_dir: PathBuf,
+    client_ca_file: Option<PathBuf>,
+    disable_auth: bool,
+}
+
+fn kubelet_settings(args: &RunArgs, file: &KubeletFile) -> anyhow::Result<KubeletSettings> {
+    let mode = args
+        .serving_cert
+        .clone()
+        .or(file.serving_cert.clone())
+        .unwrap_or_else(|| "csr".into());
+    let cert = match mode.as_str() {
+        "csr" => ServingCertMode::Csr {
+            auto_approve: args.serving_cert_auto_approve || file.auto_approve,
+        },
+        "files" => {
+            let (Some(cert), Some(key)) = (
+                args.tls_cert_file.clone().or(file.cert_file.clone()),
+                args.tls_key_file.clone().or(file.key_file.clone()),
+            ) else {
+                bail!("--serving-cert files needs --tls-cert-file and --tls-key-file");
+            };
+            ServingCertMode::Files { cert, key }
+        }
+        "self-signed" => ServingCertMode::SelfSigned,
+        other => bail!("--serving-cert {other:?} is not one of csr, files, self-signed"),
+    };
+    Ok(KubeletSettings {
+        cert,
+        cert_dir: args
+            .cert_dir
+            .clone()
+            .or(file.cert_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("/var/lib/vk")),
+        client_ca_file: args.client_ca_file.clone().or(file.client_ca_file.clone()),
+        disable_auth: args.disable_kubelet_auth || file.disable_auth,
+    })
 }
 
 fn settings(args: RunArgs) -> anyhow::Result<Settings> {
@@ -119,6 +198,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         Some(p) => read_config(p)?,
         None => FileConfig::default(),
     };
+    let kubelet = kubelet_settings(&args, &file.kubelet)?;
     let provider = args
         .provider
         .or(file.provider)
@@ -166,6 +246,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         token_refresh: file
             .token_refresh_seconds
             .map(std::time::Duration::from_secs),
+        kubelet,
         mock: file.mock,
     })
 }
@@ -217,6 +298,61 @@ async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()
     }
 }
 
+/// Bind :10250, obtain the serving certificate (possibly waiting for CSR approval), then
+/// serve the kubelet API until cancelled.
+async fn serve_kubelet_api(
+    client: kube::Client,
+    node: NodeConfig,
+    settings: KubeletSettings,
+    provider: Arc<dyn Provider>,
+    pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = SocketAddr::from(([0, 0, 0, 0], node.kubelet_port));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "the kubelet port {} is in use; choose another with --kubelet-port",
+            node.kubelet_port
+        )
+    })?;
+    let ip: std::net::IpAddr = node
+        .internal_ip
+        .parse()
+        .with_context(|| format!("node IP {:?}", node.internal_ip))?;
+    let cert = ServingCert::start(
+        client.clone(),
+        ServingCertConfig {
+            node_name: node.name.clone(),
+            ips: vec![ip],
+            hostnames: vec![node.name.clone()],
+            dir: settings.cert_dir.clone(),
+            mode: settings.cert,
+            requested_duration: None,
+        },
+        cancel.clone(),
+    )
+    .await
+    .context("obtaining the kubelet serving certificate")?;
+    let client_ca = match &settings.client_ca_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("reading the client CA {}", path.display()))?,
+        None => certs::cluster_client_ca(client.clone())
+            .await
+            .context("reading the API server's client CA (or pass --client-ca-file)")?,
+    };
+    let tls = certs::kubelet_server_config(cert.resolver(), Some(&client_ca))?;
+    let auth = if settings.disable_auth {
+        KubeletAuth::DisabledForDev
+    } else {
+        KubeletAuth::Webhook { client }
+    };
+    tracing::info!(%addr, "serving the kubelet API");
+    KubeletServer::new(&node.name, provider, pods, auth)
+        .serve(listener, Arc::new(tls), cancel)
+        .await?;
+    Ok(())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
@@ -264,7 +400,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
     pod_config.workers = settings.pod_workers;
     pod_config.token_refresh_interval = settings.token_refresh;
-    let pods = PodController::new(client, pod_config, provider);
+    let pods = PodController::new(client.clone(), pod_config, provider.clone());
+    let kubelet_task = tokio::spawn(serve_kubelet_api(
+        client,
+        settings.node.clone(),
+        settings.kubelet,
+        provider,
+        pods.store(),
+        cancel.clone(),
+    ));
 
     let node_task = tokio::spawn(node.run(cancel.clone()));
     let pod_task = tokio::spawn(pods.run(cancel.clone()));
@@ -279,6 +423,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => bail!("the node controller stopped: {e}"),
                 Err(e) => bail!("the node controller crashed: {e}"),
+            }
+        }
+        result = kubelet_task => {
+            cancel.cancel();
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("the kubelet API stopped: {e:#}"),
+                Err(e) => bail!("the kubelet API crashed: {e}"),
             }
         }
     }
