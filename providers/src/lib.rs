@@ -2,5 +2,11 @@
 //!
 //! - [`mock`]: an in-process provider that simulates instances with timers; it needs no cloud
 //!   account, so the whole node/pod machinery can be exercised in tests and e2e runs.
+//! - [`eci`]: Alibaba Cloud ECI over its OpenAPI (signed RPC calls, one batched list per
+//!   interval for status).
+//! - [`mockcloud`]: an ECI-compatible service that really runs the containers (simulated or
+//!   as sandboxed processes); the `vk-cloud` binary serves it.
 
+pub mod eci;
 pub mod mock;
+pub mod mockcloud;

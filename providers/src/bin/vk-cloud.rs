@@ -1,0 +1,162 @@
+//! `vk-cloud`: a mock Alibaba Cloud ECI service that really runs containers.
+//!
+//!     vk-cloud serve --listen 127.0.0.1:0 --executor process \
+//!         --access-key-id test --access-key-secret secret
+//!
+//! prints the bound address (`127.0.0.1:PORT`) as the first line on stdout, then serves the
+//! ECI OpenAPI (2018-08-08) at `http://ADDR/` and fault injection at `/admin/faults` until
+//! SIGTERM or SIGINT.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use providers::mockcloud::faults::FaultConfig;
+use providers::mockcloud::{ExecutorKind, MockCloud, MockCloudConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "vk-cloud",
+    version,
+    about = "A mock Alibaba Cloud ECI service (OpenAPI 2018-08-08) that really runs containers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed first.
+    #[arg(long, env = "VK_CLOUD_LISTEN", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// `simulate`: timers and synthetic logs; `process`: real processes in bubblewrap
+    /// sandboxes (needs `bwrap`: apt-get install -y bubblewrap).
+    #[arg(long, env = "VK_CLOUD_EXECUTOR", value_enum)]
+    executor: Option<ExecutorKind>,
+    /// The AccessKeyId requests must be signed with (more keys: `access_keys` in the config).
+    #[arg(long, env = "VK_CLOUD_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    /// Its AccessKeySecret.
+    #[arg(long, env = "VK_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
+    access_key_secret: Option<String>,
+    /// The region served (requests naming another are refused).
+    #[arg(long, env = "VK_CLOUD_REGION_ID")]
+    region_id: Option<String>,
+    /// YAML or JSON config file: every field of MockCloudConfig (latencies, quotas, page
+    /// size, log limits, image catalog, simulate/process settings, faults).
+    #[arg(long, env = "VK_CLOUD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the process executor keeps sandboxes (default: a temp directory).
+    #[arg(long, env = "VK_CLOUD_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Pull any image, not only those in the catalog (busybox, alpine, golang, ...).
+    #[arg(long)]
+    allow_unknown_images: bool,
+    /// Initial faults as JSON, e.g. '{"error_rate":0.3,"latency_ms":50}'.
+    #[arg(long)]
+    faults: Option<String>,
+}
+
+fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            serde_yaml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))?
+        }
+        None => MockCloudConfig::default(),
+    };
+    if let Some(executor) = args.executor {
+        config.executor = executor;
+    }
+    if let Some(region) = args.region_id {
+        config.region_id = region;
+    }
+    if let Some(dir) = args.work_dir {
+        config.process.work_dir = Some(dir);
+    }
+    if args.allow_unknown_images {
+        config.catalog.allow_unknown = true;
+    }
+    if let Some(faults) = &args.faults {
+        config.faults = serde_json::from_str::<FaultConfig>(faults)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    match (args.access_key_id, args.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            config.access_keys.insert(id, secret);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
+    }
+    if config.access_keys.is_empty() {
+        anyhow::bail!(
+            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
+        );
+    }
+    Ok((config, args.listen))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, listen) = config(args)?;
+    let executor = config.executor;
+    let cloud = MockCloud::start(config, &listen).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")?;
+    drop(stdout);
+    tracing::info!(addr = %cloud.addr(), ?executor, "vk-cloud serving the ECI API");
+    cloud.run_until(shutdown_signal()).await;
+    tracing::info!("vk-cloud stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vk-cloud: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

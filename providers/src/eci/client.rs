@@ -1,0 +1,440 @@
+//! An ECI OpenAPI client: signed RPC calls over HTTP(S), a client-side token bucket per class
+//! of call so the node stays under the service's quotas, and retries with exponential backoff
+//! and jitter on throttling, 5xx answers and network errors. Creates are safe to retry
+//! because they carry a `ClientToken`; deletes because deleting twice is harmless.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Method, Request, Uri, header};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use rand::Rng as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::api::{
+    API_VERSION, CreateContainerGroupResponse, DescribeContainerGroupStatusResponse,
+    DescribeContainerGroupsResponse, DescribeContainerLogResponse, ErrorResponse,
+    ExecContainerCommandResponse, RequestIdResponse,
+};
+pub use super::error::EciError;
+use super::params::Params;
+use super::ratelimit::TokenBucket;
+use super::request::{
+    CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
+    UpdateContainerGroup,
+};
+use super::sign;
+
+/// Answers larger than this are refused (a page of 20 groups is far smaller).
+const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
+/// How failed calls are retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay_ms: 200,
+            max_delay_ms: 5000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential with "equal jitter": half the step is fixed, half random, so concurrent
+    /// callers spread out but each still backs off.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let step = self
+            .base_delay_ms
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(self.max_delay_ms)
+            .max(1);
+        let half = step / 2;
+        Duration::from_millis(half + rand::rng().random_range(0..=step - half))
+    }
+}
+
+/// A token bucket setting: `burst` calls at once, `per_second` sustained.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_second: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            burst: 50,
+            per_second: 25.0,
+        }
+    }
+}
+
+/// Where and as whom to call.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `https://eci.cn-hangzhou.aliyuncs.com` or, for the mock cloud, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    pub region_id: String,
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub retry: RetryPolicy,
+    /// For CreateContainerGroup and DeleteContainerGroup, which share the service's quota
+    /// (a bucket of 100 refilled at 20/s): stay below it.
+    pub write_rate: RateLimit,
+    /// For every other call.
+    pub read_rate: RateLimit,
+    pub timeout: Duration,
+}
+
+/// The secret stays out of logs.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region_id", &self.region_id)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<redacted>")
+            .field("retry", &self.retry)
+            .field("write_rate", &self.write_rate)
+            .field("read_rate", &self.read_rate)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    pub fn new(endpoint: &str, region_id: &str, access_key_id: &str, secret: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_string(),
+            region_id: region_id.to_string(),
+            access_key_id: access_key_id.to_string(),
+            access_key_secret: secret.to_string(),
+            retry: RetryPolicy::default(),
+            write_rate: RateLimit {
+                burst: 80,
+                per_second: 16.0,
+            },
+            read_rate: RateLimit::default(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+pub struct EciClient {
+    http: Client<Connector, Full<Bytes>>,
+    endpoint: Uri,
+    host: String,
+    config: ClientConfig,
+    writes: TokenBucket,
+    reads: TokenBucket,
+}
+
+impl EciClient {
+    pub fn new(config: ClientConfig) -> Result<Self, EciError> {
+        let endpoint: Uri = config
+            .endpoint
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| EciError::Config(format!("endpoint {:?}: {e}", config.endpoint)))?;
+        let (Some(scheme), Some(authority)) = (endpoint.scheme_str(), endpoint.authority()) else {
+            return Err(EciError::Config(format!(
+                "endpoint {:?} needs a scheme and a host, e.g. https://eci.cn-hangzhou.aliyuncs.com",
+                config.endpoint
+            )));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(EciError::Config(format!(
+                "endpoint {:?}: only http and https are supported",
+                config.endpoint
+            )));
+        }
+        let host = authority.to_string();
+        let endpoint = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| EciError::Config(e.to_string()))?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = if scheme == "https" {
+            builder.with_native_roots().map_err(|e| {
+                EciError::Config(format!("loading the system's CA certificates: {e}"))
+            })?
+        } else {
+            // Plain HTTP (the mock cloud) needs no trust roots, so a machine without any
+            // still works.
+            builder.with_tls_config(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        };
+        let connector = builder.https_or_http().enable_http1().build();
+        Ok(Self {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            endpoint,
+            host,
+            writes: TokenBucket::new(config.write_rate.burst, config.write_rate.per_second),
+            reads: TokenBucket::new(config.read_rate.burst, config.read_rate.per_second),
+            config,
+        })
+    }
+
+    pub fn region_id(&self) -> &str {
+        &self.config.region_id
+    }
+
+    pub async fn create_container_group(
+        &self,
+        req: &CreateContainerGroup,
+    ) -> Result<CreateContainerGroupResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("CreateContainerGroup", p).await
+    }
+
+    pub async fn describe_container_groups(
+        &self,
+        req: &DescribeContainerGroups,
+    ) -> Result<DescribeContainerGroupsResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("DescribeContainerGroups", p).await
+    }
+
+    pub async fn describe_container_group_status(
+        &self,
+        req: &DescribeContainerGroups,
+    ) -> Result<DescribeContainerGroupStatusResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("DescribeContainerGroupStatus", p).await
+    }
+
+    pub async fn delete_container_group(&self, id: &str) -> Result<(), EciError> {
+        let mut p = Params::new();
+        p.push("ContainerGroupId", id);
+        self.call::<RequestIdResponse>("DeleteContainerGroup", p)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn update_container_group(&self, req: &UpdateContainerGroup) -> Result<(), EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call::<RequestIdResponse>("UpdateContainerGroup", p)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn restart_container_group(&self, id: &str) -> Result<(), EciError> {
+        let mut p = Params::new();
+        p.push("ContainerGroupId", id);
+        self.call::<RequestIdResponse>("RestartContainerGroup", p)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn describe_container_log(
+        &self,
+        req: &DescribeContainerLog,
+    ) -> Result<DescribeContainerLogResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("DescribeContainerLog", p).await
+    }
+
+    pub async fn exec_container_command(
+        &self,
+        req: &ExecContainerCommand,
+    ) -> Result<ExecContainerCommandResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("ExecContainerCommand", p).await
+    }
+
+    /// One action, rate limited and retried. `RegionId` is always this client's region.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        mut params: Params,
+    ) -> Result<T, EciError> {
+        params.set("RegionId", &self.config.region_id);
+        let bucket = match action {
+            "CreateContainerGroup" | "DeleteContainerGroup" => &self.writes,
+            _ => &self.reads,
+        };
+        let mut attempt = 0;
+        loop {
+            bucket.acquire().await;
+            match self.call_once(action, &params).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if e.is_retryable() && attempt + 1 < self.config.retry.max_attempts => {
+                    let delay = self.config.retry.delay(attempt);
+                    tracing::debug!(%action, attempt, ?delay, error = %e, "ECI call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sign and send once. Parameters go in a form body, so large creates (config files)
+    /// never hit URL length limits; the signature covers them all the same.
+    async fn call_once<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        params: &Params,
+    ) -> Result<T, EciError> {
+        let mut signed = common_params(action, &self.config.access_key_id);
+        for (k, v) in params.iter() {
+            signed.push(k, v);
+        }
+        let signature = sign::sign("POST", signed.iter(), &self.config.access_key_secret);
+        signed.push("Signature", signature);
+
+        let transport = |message: String| EciError::Transport {
+            action: action.to_string(),
+            message,
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.endpoint.clone())
+            .header(header::HOST, &self.host)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("vk-serverless/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(signed.to_form())))
+            .map_err(|e| transport(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport(format!("{e:#}")))?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| transport(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, EciError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.config.timeout, exchange)
+            .await
+            .map_err(|_| transport(format!("no answer within {:?}", self.config.timeout)))??;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| EciError::Decode {
+                action: action.to_string(),
+                message: format!(
+                    "{e}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
+            });
+        }
+        let error: ErrorResponse =
+            serde_json::from_slice(&body).unwrap_or_else(|_| ErrorResponse {
+                code: format!("HTTP{status}"),
+                message: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
+                ..Default::default()
+            });
+        Err(EciError::Api {
+            action: action.to_string(),
+            status,
+            code: error.code,
+            message: error.message,
+            request_id: error.request_id,
+        })
+    }
+}
+
+/// The parameters every RPC call carries besides its own.
+fn common_params(action: &str, access_key_id: &str) -> Params {
+    let mut p = Params::new();
+    p.push("Action", action)
+        .push("Version", API_VERSION)
+        .push("Format", "JSON")
+        .push("AccessKeyId", access_key_id)
+        .push("SignatureMethod", sign::SIGNATURE_METHOD)
+        .push("SignatureVersion", sign::SIGNATURE_VERSION)
+        .push("SignatureNonce", random_uuid())
+        .push(
+            "Timestamp",
+            jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        );
+    p
+}
+
+/// A random version-4 UUID, upper-case like the service's RequestIds.
+pub fn random_uuid() -> String {
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay_ms: 100,
+            max_delay_ms: 1000,
+        };
+        for _ in 0..50 {
+            let d0 = policy.delay(0).as_millis();
+            assert!((50..=100).contains(&d0), "{d0}");
+            let d3 = policy.delay(3).as_millis();
+            assert!((400..=800).contains(&d3), "{d3}");
+            let d9 = policy.delay(9).as_millis();
+            assert!((500..=1000).contains(&d9), "{d9}");
+        }
+    }
+
+    #[test]
+    fn uuids_look_like_request_ids() {
+        let id = random_uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+        assert_ne!(id, random_uuid());
+    }
+
+    #[test]
+    fn endpoints_are_checked() {
+        let config = |e: &str| ClientConfig::new(e, "r", "id", "secret");
+        assert!(EciClient::new(config("ftp://x")).is_err());
+        assert!(EciClient::new(config("localhost")).is_err());
+    }
+}

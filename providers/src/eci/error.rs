@@ -1,0 +1,127 @@
+//! Errors of ECI calls, and what they mean for a pod: the service's error codes decide
+//! whether vk-core retries (throttling, 5xx, network), fails the pod (invalid parameters) or
+//! treats the instance as gone (NotFound).
+
+use vk_core::provider::ProviderError;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EciError {
+    #[error("{action}: {code} (HTTP {status}): {message} [RequestId {request_id}]")]
+    Api {
+        action: String,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+    },
+    #[error("{action}: {message}")]
+    Transport { action: String, message: String },
+    #[error("{action}: unexpected answer: {message}")]
+    Decode { action: String, message: String },
+    #[error("ECI client configuration: {0}")]
+    Config(String),
+}
+
+impl EciError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Throttling, a server-side failure or the network: worth another try.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Api { status, code, .. } => {
+                *status >= 500
+                    || code.starts_with("Throttling")
+                    || code == "ServiceUnavailable"
+                    || code == "InternalError"
+            }
+            Self::Transport { .. } => true,
+            Self::Decode { .. } | Self::Config(_) => false,
+        }
+    }
+
+    /// The resource named in the call does not exist (not the action or the access key).
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(|c| {
+            c.ends_with(".NotFound")
+                && !c.starts_with("InvalidAccessKeyId")
+                && !c.starts_with("InvalidAction")
+        })
+    }
+}
+
+impl From<EciError> for ProviderError {
+    fn from(e: EciError) -> Self {
+        if e.is_not_found() {
+            return ProviderError::NotFound(e.to_string());
+        }
+        match e.code() {
+            Some(code)
+                if code.starts_with("InvalidParameter")
+                    || code.starts_with("MissingParameter")
+                    || code == "IdempotentParameterMismatch" =>
+            {
+                let message = match &e {
+                    EciError::Api { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                ProviderError::invalid(code, message)
+            }
+            // Throttling, 5xx, the network, and also auth or status conflicts: nothing about
+            // the pod is wrong, so the pod controller retries with backoff.
+            _ => ProviderError::Transient(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> EciError {
+        EciError::Api {
+            action: "A".into(),
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn errors_map_to_provider_classes() {
+        let class = |e: EciError| match ProviderError::from(e) {
+            ProviderError::Transient(_) => "transient",
+            ProviderError::InvalidSpec { .. } => "invalid",
+            ProviderError::NotFound(_) => "notfound",
+            ProviderError::Unsupported(_) => "unsupported",
+        };
+        assert_eq!(class(api(400, "Throttling.User")), "transient");
+        assert_eq!(class(api(503, "ServiceUnavailable")), "transient");
+        assert_eq!(class(api(500, "InternalError")), "transient");
+        assert_eq!(class(api(400, "InvalidParameter")), "invalid");
+        assert_eq!(class(api(400, "MissingParameter")), "invalid");
+        assert_eq!(
+            class(api(404, "InvalidContainerGroup.NotFound")),
+            "notfound"
+        );
+        assert_eq!(class(api(404, "InvalidAccessKeyId.NotFound")), "transient");
+        assert_eq!(class(api(400, "SignatureDoesNotMatch")), "transient");
+        assert_eq!(
+            class(EciError::Transport {
+                action: "A".into(),
+                message: "refused".into()
+            }),
+            "transient"
+        );
+        assert!(api(400, "Throttling.User").is_retryable());
+        assert!(api(502, "HTTP502").is_retryable());
+        assert!(!api(400, "InvalidParameter").is_retryable());
+        assert!(!api(400, "SignatureDoesNotMatch").is_retryable());
+    }
+}

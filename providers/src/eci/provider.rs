@@ -1,0 +1,281 @@
+//! The `Provider` over ECI. Status comes from ONE paginated `DescribeContainerGroups` per
+//! interval, filtered by the node tag, for all the node's groups (vk-core diffs the answers);
+//! nothing polls per pod. Pod UID -> group id is remembered from creates and listings, and
+//! looked up by the pod-UID tag when unknown (after a restart).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use vk_core::provider::{
+    InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats, Provider, ProviderError,
+    ResolvedPod, StatusSource,
+};
+
+use super::EciConfig;
+use super::api::ContainerGroup;
+use super::client::EciClient;
+use super::logs;
+use super::mapping::instance_status;
+use super::pod::{self, Placement, tags};
+use super::request::{DescribeContainerGroups, UpdateContainerGroup};
+
+/// The service's page size limit for DescribeContainerGroups.
+const PAGE_SIZE: u32 = 20;
+
+pub struct EciProvider {
+    client: Arc<EciClient>,
+    config: EciConfig,
+    placement: Placement,
+    /// Pod UID -> ContainerGroupId.
+    groups: Mutex<HashMap<String, String>>,
+}
+
+impl EciProvider {
+    /// Check the configuration and build the client; no call is made until the first use.
+    pub fn new(config: EciConfig) -> Result<Self, ProviderError> {
+        if config.node_name.is_empty() {
+            return Err(ProviderError::invalid(
+                "EciConfig",
+                "node_name is empty: it tags every group so the node finds its own",
+            ));
+        }
+        if config.access_key_id.is_empty() || config.access_key_secret.is_empty() {
+            return Err(ProviderError::invalid(
+                "EciConfig",
+                "access_key_id and access_key_secret are required",
+            ));
+        }
+        let client = EciClient::new(config.client_config())
+            .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
+        Ok(Self {
+            client: Arc::new(client),
+            placement: Placement {
+                zone_id: config.zone_id.clone(),
+                security_group_id: config.security_group_id.clone(),
+                vswitch_id: config.vswitch_id.clone(),
+            },
+            config,
+            groups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client, for calls the `Provider` trait has no verb for (exec, restart).
+    pub fn client(&self) -> &Arc<EciClient> {
+        &self.client
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn node_tag(&self) -> super::api::Tag {
+        pod::tag(tags::NODE, &self.config.node_name)
+    }
+
+    /// The pod a group was made for, from its tags; `None` for groups not made by us.
+    fn pod_of(group: &ContainerGroup) -> Option<PodRef> {
+        Some(PodRef {
+            uid: group.tag(tags::POD_UID)?.to_string(),
+            namespace: group.tag(tags::NAMESPACE)?.to_string(),
+            name: group.tag(tags::POD_NAME)?.to_string(),
+        })
+    }
+
+    /// Every group of this node, all pages.
+    async fn node_groups(
+        &self,
+        extra: Option<super::api::Tag>,
+    ) -> Result<Vec<ContainerGroup>, ProviderError> {
+        let mut query = DescribeContainerGroups {
+            tags: vec![self.node_tag()],
+            limit: Some(PAGE_SIZE),
+            ..Default::default()
+        };
+        query.tags.extend(extra);
+        let mut groups = Vec::new();
+        loop {
+            let page = self.client.describe_container_groups(&query).await?;
+            groups.extend(page.container_groups);
+            if page.next_token.is_empty() {
+                return Ok(groups);
+            }
+            query.next_token = Some(page.next_token);
+        }
+    }
+
+    /// The group made for this pod, found by its UID tag (one call).
+    async fn find(&self, pod: &PodRef) -> Result<Option<ContainerGroup>, ProviderError> {
+        let groups = self
+            .node_groups(Some(pod::tag(tags::POD_UID, &pod.uid)))
+            .await?;
+        let group = groups.into_iter().next();
+        if let Some(g) = &group {
+            self.groups()
+                .insert(pod.uid.clone(), g.container_group_id.clone());
+        }
+        Ok(group)
+    }
+
+    async fn group_id(&self, pod: &PodRef) -> Result<Option<String>, ProviderError> {
+        if let Some(id) = self.groups().get(&pod.uid) {
+            return Ok(Some(id.clone()));
+        }
+        Ok(self.find(pod).await?.map(|g| g.container_group_id))
+    }
+
+    fn not_found(pod: &PodRef) -> ProviderError {
+        ProviderError::NotFound(format!(
+            "no ECI container group for pod {pod} (uid {})",
+            pod.uid
+        ))
+    }
+}
+
+#[async_trait]
+impl Provider for EciProvider {
+    fn name(&self) -> &str {
+        "eci"
+    }
+
+    async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        if self.groups().contains_key(&pod.pod.uid) {
+            return Ok(());
+        }
+        let request = pod::create_request(pod, &self.config.node_name, &self.placement)?;
+        let answer = self.client.create_container_group(&request).await?;
+        tracing::info!(pod = %pod.pod, group = %answer.container_group_id, "ECI container group created");
+        self.groups()
+            .insert(pod.pod.uid.clone(), answer.container_group_id);
+        Ok(())
+    }
+
+    /// Refresh the contents of the file volumes (tokens, configMaps); ECI cannot change
+    /// containers of a running group in place without restarting them.
+    async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        let id = self
+            .group_id(&pod.pod)
+            .await?
+            .ok_or_else(|| Self::not_found(&pod.pod))?;
+        let volumes: Vec<_> = pod::volumes(pod)
+            .into_iter()
+            .filter(|v| v.kind() == super::request::VOLUME_CONFIG_FILE)
+            .collect();
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let update = UpdateContainerGroup {
+            region_id: String::new(),
+            container_group_id: id,
+            volumes,
+            client_token: None,
+        };
+        match self.client.update_container_group(&update).await {
+            Ok(()) => Ok(()),
+            // A finished group has nothing left to update.
+            Err(e) if e.code() == Some("IncorrectStatus") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
+        let Some(id) = self.group_id(pod).await? else {
+            return Ok(());
+        };
+        match self.client.delete_container_group(&id).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(%pod, group = %id, ?grace, "ECI container group deleted");
+        self.groups().remove(&pod.uid);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        let groups = self.node_groups(None).await?;
+        let mut ids = HashMap::with_capacity(groups.len());
+        let mut statuses = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let Some(pod) = Self::pod_of(group) else {
+                continue;
+            };
+            ids.insert(pod.uid.clone(), group.container_group_id.clone());
+            statuses.push(instance_status(pod, group));
+        }
+        *self.groups() = ids;
+        Ok(statuses)
+    }
+
+    async fn status(&self, pod: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
+        Ok(self
+            .find(pod)
+            .await?
+            .map(|g| instance_status(pod.clone(), &g)))
+    }
+
+    fn status_source(&self) -> StatusSource {
+        StatusSource::Poll(Duration::from_millis(
+            self.config.status_interval_ms.max(100),
+        ))
+    }
+
+    async fn logs(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        opts: &LogOptions,
+    ) -> Result<LogStream, ProviderError> {
+        let id = self
+            .group_id(pod)
+            .await?
+            .ok_or_else(|| Self::not_found(pod))?;
+        if opts.follow && !opts.previous {
+            return Ok(logs::follow(
+                self.client.clone(),
+                id,
+                container.to_string(),
+                opts.clone(),
+                Duration::from_millis(self.config.log_poll_interval_ms.max(50)),
+            ));
+        }
+        let answer = self
+            .client
+            .describe_container_log(&logs::request(&id, container, opts))
+            .await?;
+        let content = Bytes::from(answer.content);
+        Ok(futures::stream::iter((!content.is_empty()).then_some(Ok(content))).boxed())
+    }
+
+    fn capacity(&self) -> NodeCapacity {
+        let c = &self.config.capacity;
+        NodeCapacity {
+            cpu_millis: c.cpu_millis,
+            memory_bytes: c.memory_bytes,
+            pods: c.pods,
+            ephemeral_storage_bytes: c.ephemeral_storage_bytes,
+        }
+    }
+
+    /// One cheap authenticated call: reachability and credentials both count.
+    async fn ping(&self) -> Result<(), ProviderError> {
+        self.client
+            .describe_container_groups(&DescribeContainerGroups {
+                tags: vec![self.node_tag()],
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// ECI's metrics call is not used yet: no figures rather than made-up ones.
+    async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,369 @@
+//! The API face: common parameters and the signature checked on every call, the actions
+//! dispatched to the engine, and every answer (success or error) carrying a RequestId.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::engine::Engine;
+use super::faults::Injected;
+use crate::eci::api::{
+    API_VERSION, CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
+    ExecContainerCommandResponse, RequestIdResponse, errors,
+};
+use crate::eci::client::random_uuid;
+use crate::eci::params::{ParamError, Params};
+use crate::eci::request::{
+    CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
+    UpdateContainerGroup,
+};
+use crate::eci::sign;
+
+/// An error answer: the service's code, its HTTP status, and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: errors::Code, message: impl Into<String>) -> Self {
+        Self {
+            code: code.0,
+            status: code.1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> Self {
+        match e {
+            ParamError::Missing(_) => Self::new(errors::MISSING_PARAMETER, e.to_string()),
+            ParamError::Invalid { .. } => Self::new(errors::INVALID_PARAMETER, e.to_string()),
+        }
+    }
+}
+
+/// An answer: HTTP status and JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+fn ok<T: Serialize>(body: &T) -> Result<String, ApiError> {
+    serde_json::to_string(body).map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// Nonces seen within the allowed clock skew: a replayed request is refused.
+#[derive(Default)]
+pub struct Nonces {
+    seen: Mutex<HashMap<String, Timestamp>>,
+}
+
+impl Nonces {
+    fn first_use(&self, nonce: &str, now: Timestamp, window: Duration) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.len() > 10_000 {
+            let cutoff = now
+                .checked_sub(jiff::SignedDuration::try_from(window).unwrap_or_default())
+                .unwrap_or(now);
+            seen.retain(|_, at| *at >= cutoff);
+        }
+        seen.insert(nonce.to_string(), now).is_none()
+    }
+}
+
+/// Check the common parameters and the signature, as the service does for every call.
+pub fn authenticate(
+    engine: &Engine,
+    nonces: &Nonces,
+    method: &str,
+    params: &Params,
+) -> Result<(), ApiError> {
+    for name in [
+        "Action",
+        "Version",
+        "AccessKeyId",
+        "Signature",
+        "SignatureMethod",
+        "SignatureVersion",
+        "SignatureNonce",
+        "Timestamp",
+    ] {
+        params.required(name)?;
+    }
+    let method_name = params.get("SignatureMethod").unwrap_or_default();
+    if method_name != sign::SIGNATURE_METHOD
+        || params.get("SignatureVersion") != Some(sign::SIGNATURE_VERSION)
+    {
+        return Err(ApiError::new(
+            errors::UNSUPPORTED_SIGNATURE_METHOD,
+            format!(
+                "Specified signature method {method_name:?} is not supported; use HMAC-SHA1 with SignatureVersion 1.0."
+            ),
+        ));
+    }
+    let key_id = params.get("AccessKeyId").unwrap_or_default();
+    let Some(secret) = engine.config().access_keys.get(key_id) else {
+        return Err(ApiError::new(
+            errors::INVALID_ACCESS_KEY_ID,
+            "Specified access key is not found.",
+        ));
+    };
+    let signature = params.get("Signature").unwrap_or_default();
+    if !sign::verify(method, params.iter(), secret, signature) {
+        return Err(ApiError::new(
+            errors::SIGNATURE_DOES_NOT_MATCH,
+            format!(
+                "Specified signature is not matched with our calculation. server string to sign is:{}",
+                sign::string_to_sign(method, params.iter())
+            ),
+        ));
+    }
+    let raw = params.get("Timestamp").unwrap_or_default();
+    let at: Timestamp = raw.parse().map_err(|_| {
+        ApiError::new(
+            errors::INVALID_TIMESTAMP_FORMAT,
+            "Specified time stamp or date value is not well formatted.",
+        )
+    })?;
+    let now = Timestamp::now();
+    let skew = Duration::from_secs(engine.config().max_clock_skew_secs);
+    if now.duration_since(at).unsigned_abs() > skew {
+        return Err(ApiError::new(
+            errors::INVALID_TIMESTAMP_EXPIRED,
+            "Specified time stamp or date value is expired.",
+        ));
+    }
+    let nonce = params.get("SignatureNonce").unwrap_or_default();
+    if !nonces.first_use(nonce, now, skew) {
+        return Err(ApiError::new(
+            errors::SIGNATURE_NONCE_USED,
+            "Specified signature nonce was used already.",
+        ));
+    }
+    if params.get("Version") != Some(API_VERSION) {
+        return Err(ApiError::new(
+            errors::INVALID_VERSION,
+            format!("Specified parameter Version is not valid; this service speaks {API_VERSION}."),
+        ));
+    }
+    let region = params.get("RegionId").unwrap_or_default();
+    if !region.is_empty() && region != engine.config().region_id {
+        return Err(ApiError::new(
+            errors::INVALID_PARAMETER,
+            format!(
+                "The specified RegionId {region:?} is not served here ({}).",
+                engine.config().region_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_write(action: &str) -> bool {
+    matches!(action, "CreateContainerGroup" | "DeleteContainerGroup")
+}
+
+/// Run the action; the JSON body of the success answer (its RequestId set by the caller).
+async fn dispatch(engine: &Engine, action: &str, p: &Params) -> Result<String, ApiError> {
+    match action {
+        "CreateContainerGroup" => {
+            let req = CreateContainerGroup::decode(p)?;
+            let id = engine.create(req)?;
+            ok(&CreateContainerGroupResponse {
+                request_id: String::new(),
+                container_group_id: id,
+            })
+        }
+        "DescribeContainerGroups" => ok(&engine.describe(&DescribeContainerGroups::decode(p)?)?),
+        "DescribeContainerGroupStatus" => {
+            let q = DescribeContainerGroups::decode(p)?;
+            ok(&engine.describe_status(&q, p.parse("SinceSecond")?)?)
+        }
+        "DeleteContainerGroup" => {
+            engine.delete(p.required("ContainerGroupId")?)?;
+            ok(&RequestIdResponse::default())
+        }
+        "RestartContainerGroup" => {
+            engine.restart(p.required("ContainerGroupId")?)?;
+            ok(&RequestIdResponse::default())
+        }
+        "UpdateContainerGroup" => {
+            let req = UpdateContainerGroup::decode(p)?;
+            engine.update(&req.container_group_id, req.volumes).await?;
+            ok(&RequestIdResponse::default())
+        }
+        "DescribeContainerLog" => {
+            let q = DescribeContainerLog::decode(p)?;
+            ok(&DescribeContainerLogResponse {
+                request_id: String::new(),
+                content: log_content(engine, &q)?,
+                container_name: q.container_name,
+            })
+        }
+        "ExecContainerCommand" => {
+            let q = ExecContainerCommand::decode(p)?;
+            if !q.sync {
+                return Err(ApiError::new(
+                    errors::INVALID_PARAMETER,
+                    "Interactive exec (a WebSocket session) is not provided by the mock cloud; use Sync=true.",
+                ));
+            }
+            let (group, container) =
+                engine.exec_target(&q.container_group_id, &q.container_name)?;
+            let output = engine
+                .inner
+                .executor
+                .exec(&group, &container, &q.command)
+                .await
+                .map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e))?;
+            ok(&ExecContainerCommandResponse {
+                sync_response: String::from_utf8_lossy(&output.output).into_owned(),
+                ..Default::default()
+            })
+        }
+        other => Err(ApiError::new(
+            errors::INVALID_ACTION,
+            format!("Specified api {other:?} is not found, please check your url and method."),
+        )),
+    }
+}
+
+/// The selected lines of a container's log, as DescribeContainerLog answers them.
+fn log_content(engine: &Engine, q: &DescribeContainerLog) -> Result<String, ApiError> {
+    let config = engine.config();
+    let Some(store) = engine.log(&q.container_group_id, &q.container_name, q.last_time)? else {
+        return Ok(String::new());
+    };
+    let mut since = match &q.start_time {
+        None => None,
+        Some(s) => Some(s.parse::<Timestamp>().map_err(|_| {
+            ApiError::new(
+                errors::INVALID_PARAMETER,
+                "The specified StartTime is not RFC 3339.",
+            )
+        })?),
+    };
+    if let Some(secs) = q.since_seconds {
+        let cutoff = Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(
+                i64::try_from(secs).unwrap_or(i64::MAX),
+            ))
+            .ok();
+        since = since.max(cutoff);
+    }
+    let tail = q
+        .tail
+        .unwrap_or(config.log_default_tail)
+        .min(config.log_max_tail) as usize;
+    let limit = q.limit_bytes.unwrap_or(1024 * 1024);
+    if !(1..=1024 * 1024).contains(&limit) {
+        return Err(ApiError::new(
+            errors::INVALID_PARAMETER,
+            "LimitBytes must be from 1 to 1048576.",
+        ));
+    }
+    let mut out = String::new();
+    for (at, line) in store.select(since, Some(tail)) {
+        if q.timestamps {
+            out.push_str(&at.to_string());
+            out.push(' ');
+        }
+        out.push_str(&line);
+        out.push('\n');
+        if out.len() as u64 >= limit {
+            let mut cut = usize::try_from(limit).unwrap_or(out.len());
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn error_body(e: &ApiError, request_id: &str, host: &str) -> String {
+    serde_json::to_string(&ErrorResponse {
+        request_id: request_id.to_string(),
+        host_id: host.to_string(),
+        code: e.code.to_string(),
+        message: e.message.clone(),
+        recommend: format!("https://api.aliyun.com/troubleshoot?q={}", e.code),
+    })
+    .unwrap_or_default()
+}
+
+/// Put the RequestId into a success body.
+fn with_request_id(body: String, request_id: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("RequestId".into(), request_id.into());
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => body,
+    }
+}
+
+/// Answer one API call: authenticate, apply throttling and injected faults, run the action.
+pub async fn handle(
+    engine: &Engine,
+    nonces: &Nonces,
+    method: &str,
+    params: &Params,
+    host: &str,
+) -> Answer {
+    let request_id = random_uuid();
+    let fail = |e: ApiError| Answer {
+        status: e.status,
+        body: error_body(&e, &request_id, host),
+    };
+    if let Err(e) = authenticate(engine, nonces, method, params) {
+        return fail(e);
+    }
+    let action = params.get("Action").unwrap_or_default();
+    let faults = engine.faults();
+    if faults.take_throttle() || (is_write(action) && !engine.take_quota()) {
+        return fail(ApiError::new(
+            errors::THROTTLING,
+            "Request was denied due to user flow control.",
+        ));
+    }
+    let injected = faults.roll_error();
+    let server_error = || {
+        if rand::random::<bool>() {
+            ApiError::new(
+                errors::INTERNAL_ERROR,
+                "The request processing has failed due to some unknown error, exception or failure.",
+            )
+        } else {
+            ApiError::new(
+                errors::SERVICE_UNAVAILABLE,
+                "The request has failed due to a temporary failure of the server.",
+            )
+        }
+    };
+    if injected == Some(Injected::BeforeAction) {
+        return fail(server_error());
+    }
+    let result = dispatch(engine, action, params).await;
+    if injected == Some(Injected::AfterAction) {
+        return fail(server_error());
+    }
+    match result {
+        Ok(body) => Answer {
+            status: 200,
+            body: with_request_id(body, &request_id),
+        },
+        Err(e) => fail(e),
+    }
+}

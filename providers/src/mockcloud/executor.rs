@@ -1,0 +1,84 @@
+//! What runs a container. The engine owns the lifecycle (scheduling, init containers in order,
+//! restarts, group status); an executor only prepares a group's shared sandbox, runs one
+//! container run to its exit, and runs commands in a container. Two exist: `simulate`
+//! (timers and synthetic logs, cheap for thousands of groups) and `process` (real processes
+//! in bubblewrap sandboxes).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::catalog::ImageEntry;
+use super::logstore::LogStore;
+use crate::eci::request::{ContainerDef, VolumeDef};
+
+/// What a group's containers share, as the engine accepted it.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    pub id: String,
+    pub name: String,
+    pub volumes: Vec<VolumeDef>,
+}
+
+/// One run of one container.
+pub struct RunContext {
+    pub group: Arc<GroupSpec>,
+    pub container: ContainerDef,
+    pub image: ImageEntry,
+    pub log: Arc<LogStore>,
+    /// 0 for the first run, then the restart count.
+    pub restart_count: i32,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, `StartError`, `OOMKilled`.
+    pub reason: String,
+    pub message: Option<String>,
+}
+
+impl Exit {
+    pub fn code(code: i32) -> Self {
+        Self {
+            code,
+            signal: None,
+            reason: if code == 0 { "Completed" } else { "Error" }.to_string(),
+            message: None,
+        }
+    }
+}
+
+/// A command run in a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub output: Vec<u8>,
+    pub exit_code: i32,
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    /// Create what the group's containers share (volumes, config files) before any runs.
+    async fn prepare(&self, group: &GroupSpec) -> Result<(), String>;
+
+    /// Rewrite the group's config-file volumes (UpdateContainerGroup).
+    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), String>;
+
+    /// Run the container until it exits. Dropping the future stops the run.
+    async fn run(&self, ctx: RunContext) -> Exit;
+
+    /// Run a command in the container's sandbox and collect its output.
+    async fn exec(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+    ) -> Result<ExecOutput, String>;
+
+    /// Forget the group: its runs are over (or being stopped).
+    async fn remove(&self, group_id: &str);
+}

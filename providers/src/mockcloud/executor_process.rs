@@ -1,0 +1,470 @@
+//! The `process` executor: every container runs for real, as a local process in its own
+//! bubblewrap sandbox. Layout under the work directory:
+//!
+//! ```text
+//! <work>/<group>/volumes/<volume>/...      emptyDirs and config files, shared by the group
+//! <work>/<group>/rootfs/<container>/       the container's writable root
+//! ```
+//!
+//! The sandbox binds the container's root at `/`, the host's `/usr`, `/bin`, `/lib`, `/lib64`,
+//! `/etc` (and `/sbin`) read-only, the volumes at their mount paths, a fresh `/proc` and
+//! `/dev`; it has its own PID, IPC and UTS namespaces (`--unshare-pid`), dies with the cloud
+//! (`--die-with-parent`), starts with a clean environment plus the container's env, in the
+//! container's working directory. The network is the host's (a group's containers share one
+//! network, as ECI's do). Exec runs another bwrap with the same binds.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use super::catalog::argv;
+use super::executor::{ExecOutput, Executor, Exit, GroupSpec, RunContext};
+use super::logstore::LogStore;
+use crate::eci::request::{ContainerDef, VolumeDef};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessConfig {
+    /// Where sandboxes live; default: a directory in the system's temp dir.
+    pub work_dir: Option<PathBuf>,
+    /// The bubblewrap binary.
+    pub bwrap: PathBuf,
+    /// Host directories bound read-only into every sandbox (skipped when absent).
+    pub host_dirs: Vec<PathBuf>,
+    /// Exec commands are killed after this long.
+    pub exec_timeout_ms: u64,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        Self {
+            work_dir: None,
+            bwrap: PathBuf::from("bwrap"),
+            host_dirs: ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            exec_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// What to tell a person whose machine lacks bubblewrap.
+pub const BWRAP_MISSING: &str = "bubblewrap (bwrap) is needed by the process executor: install it with `apt-get install -y bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`, or run vk-cloud with --executor simulate";
+
+/// Is bwrap there and able to make a sandbox? The error says what to do.
+pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
+    let output = Command::new(bwrap)
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--unshare-pid",
+            "--dev",
+            "/dev",
+            "--",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running {}: {e}. {BWRAP_MISSING}", bwrap.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} cannot create a sandbox here ({}): {}",
+            bwrap.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+pub struct ProcessExecutor {
+    config: ProcessConfig,
+    work_dir: PathBuf,
+}
+
+impl ProcessExecutor {
+    pub fn new(config: ProcessConfig) -> Self {
+        let work_dir = config.work_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("vk-cloud-{}", std::process::id()))
+        });
+        Self { config, work_dir }
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// Group ids come from the engine, but never let one escape the work directory.
+    fn group_dir(&self, id: &str) -> PathBuf {
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.work_dir.join(safe)
+    }
+
+    fn volume_dir(&self, group: &str, volume: &str) -> PathBuf {
+        self.group_dir(group).join("volumes").join(sanitize(volume))
+    }
+
+    fn root_dir(&self, group: &str, container: &str) -> PathBuf {
+        self.group_dir(group)
+            .join("rootfs")
+            .join(sanitize(container))
+    }
+
+    async fn write_config_files(&self, group: &GroupSpec) -> Result<(), String> {
+        for volume in &group.volumes {
+            let VolumeDef::ConfigFile {
+                name,
+                default_mode,
+                files,
+            } = volume
+            else {
+                continue;
+            };
+            let dir = self.volume_dir(&group.id, name);
+            for file in files {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&file.content)
+                    .map_err(|e| {
+                        format!("config file {}: content is not base64: {e}", file.path)
+                    })?;
+                let path = dir.join(&file.path);
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                }
+                // Write then rename, so a container never reads half a file.
+                let tmp = path.with_extension("vk-cloud-tmp");
+                tokio::fs::write(&tmp, &bytes)
+                    .await
+                    .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+                let mode = file.mode.or(*default_mode).unwrap_or(0o644);
+                set_mode(&tmp, mode).await?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bwrap arguments up to (not including) `--` and the argv.
+    async fn sandbox(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+    ) -> Result<Vec<String>, String> {
+        let root = self.root_dir(&group.id, &container.name);
+        let tmp = root.join("tmp");
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        set_mode(&tmp, 0o1777).await?;
+        let mut args: Vec<String> = [
+            "--die-with-parent",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--hostname",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(group.name.chars().take(63).collect());
+        args.extend(["--bind".into(), path_str(&root)?, "/".into()]);
+        let workdir = container.working_dir.clone().unwrap_or_else(|| "/".into());
+        let targets: Vec<PathBuf> = container
+            .volume_mounts
+            .iter()
+            .map(|m| PathBuf::from(&m.mount_path))
+            .chain(std::iter::once(PathBuf::from(&workdir)))
+            .collect();
+        let mut remount = Vec::new();
+        for dir in &self.config.host_dirs {
+            if tokio::fs::try_exists(dir).await.unwrap_or(false) {
+                host_binds(dir, &targets, &mut args, &mut remount)?;
+            }
+        }
+        args.extend([
+            "--proc".into(),
+            "/proc".into(),
+            "--dev".into(),
+            "/dev".into(),
+        ]);
+        for mount in &container.volume_mounts {
+            let mut source = self.volume_dir(&group.id, &mount.name);
+            if !mount.sub_path.is_empty() {
+                if mount.sub_path.split('/').any(|s| s == "..") {
+                    return Err(format!("subPath {:?} leaves its volume", mount.sub_path));
+                }
+                source = source.join(mount.sub_path.trim_start_matches('/'));
+            }
+            tokio::fs::create_dir_all(&source)
+                .await
+                .map_err(|e| format!("creating {}: {e}", source.display()))?;
+            let kind = if mount.read_only {
+                "--ro-bind"
+            } else {
+                "--bind"
+            };
+            args.extend([kind.into(), path_str(&source)?, mount.mount_path.clone()]);
+        }
+        args.extend(["--dir".into(), workdir.clone(), "--chdir".into(), workdir]);
+        for dir in remount {
+            args.extend(["--remount-ro".into(), dir]);
+        }
+        args.push("--clearenv".into());
+        let defaults = [
+            (
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ),
+            ("HOME", "/root"),
+        ];
+        for (k, v) in defaults {
+            args.extend(["--setenv".into(), k.into(), v.into()]);
+        }
+        args.extend(["--setenv".into(), "HOSTNAME".into(), group.name.clone()]);
+        for e in &container.env {
+            if e.key.is_empty() || e.key.contains('=') {
+                continue;
+            }
+            args.extend(["--setenv".into(), e.key.clone(), e.value.clone()]);
+        }
+        Ok(args)
+    }
+}
+
+/// Bind a host directory read-only. When a volume or the working directory goes below it,
+/// its mount point cannot be made in a read-only bind, so the directory becomes a tmpfs with
+/// each entry bound read-only (recursing toward the targets), to be remounted read-only once
+/// the volumes are in place.
+fn host_binds(
+    dir: &Path,
+    targets: &[PathBuf],
+    args: &mut Vec<String>,
+    remount: &mut Vec<String>,
+) -> Result<(), String> {
+    let d = path_str(dir)?;
+    let below = targets.iter().any(|t| t != dir && t.starts_with(dir));
+    let is_symlink = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    if !below || is_symlink {
+        args.extend(["--ro-bind".into(), d.clone(), d]);
+        return Ok(());
+    }
+    args.extend(["--tmpfs".into(), d.clone()]);
+    remount.push(d);
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let p = path_str(&path)?;
+        if targets.contains(&path) {
+            // A volume is mounted right here and hides the host's entry, as in Kubernetes.
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_symlink() => {
+                let link = std::fs::read_link(&path)
+                    .map_err(|e| format!("reading the link {}: {e}", path.display()))?;
+                args.extend(["--symlink".into(), path_str(&link)?, p]);
+            }
+            Ok(t) if t.is_dir() => host_binds(&path, targets, args, remount)?,
+            Ok(_) => args.extend(["--ro-bind".into(), p.clone(), p]),
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_string()
+}
+
+fn path_str(p: &Path) -> Result<String, String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+}
+
+async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .await
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// Copy lines from a pipe into the log.
+async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
+    let mut lines = BufReader::new(reader).split(b'\n');
+    while let Ok(Some(line)) = lines.next_segment().await {
+        let line = String::from_utf8_lossy(&line);
+        log.push(line.strip_suffix('\r').unwrap_or(&line));
+    }
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::code(code),
+        (None, Some(signal)) => Exit {
+            code: 128 + signal,
+            signal: Some(signal),
+            reason: "Error".into(),
+            message: Some(format!("killed by signal {signal}")),
+        },
+        (None, None) => Exit::code(1),
+    }
+}
+
+fn start_error(message: String) -> Exit {
+    Exit {
+        code: 128,
+        signal: None,
+        reason: "StartError".into(),
+        message: Some(message),
+    }
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn prepare(&self, group: &GroupSpec) -> Result<(), String> {
+        for volume in &group.volumes {
+            let dir = self.volume_dir(&group.id, volume.name());
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            // An emptyDir is writable by any user in the group, as the kubelet makes it.
+            if matches!(volume, VolumeDef::EmptyDir { .. }) {
+                set_mode(&dir, 0o777).await?;
+            }
+        }
+        self.write_config_files(group).await
+    }
+
+    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), String> {
+        self.write_config_files(group).await
+    }
+
+    async fn run(&self, ctx: RunContext) -> Exit {
+        let command = argv(&ctx.image, &ctx.container.commands, &ctx.container.args);
+        if command.is_empty() {
+            return start_error("no command: the pod sets none and the image has none".into());
+        }
+        let mut args = match self.sandbox(&ctx.group, &ctx.container).await {
+            Ok(args) => args,
+            Err(e) => return start_error(e),
+        };
+        args.push("--".into());
+        args.extend(command);
+        let spawned = Command::new(&self.config.bwrap)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                return start_error(format!(
+                    "starting {}: {e}. {BWRAP_MISSING}",
+                    self.config.bwrap.display()
+                ));
+            }
+        };
+        let out = child
+            .stdout
+            .take()
+            .map(|o| tokio::spawn(pump(o, ctx.log.clone())));
+        let err = child
+            .stderr
+            .take()
+            .map(|e| tokio::spawn(pump(e, ctx.log.clone())));
+        let status = child.wait().await;
+        // The PID namespace is gone with its first process, so the pipes close now.
+        for pump in [out, err].into_iter().flatten() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+        }
+        match status {
+            Ok(status) => exit_of(status),
+            Err(e) => start_error(format!("waiting for the container: {e}")),
+        }
+    }
+
+    async fn exec(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+    ) -> Result<ExecOutput, String> {
+        let mut args = self.sandbox(group, container).await?;
+        args.push("--".into());
+        args.extend(command.iter().cloned());
+        let child = Command::new(&self.config.bwrap)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
+        let output = tokio::time::timeout(timeout, child)
+            .await
+            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
+            .map_err(|e| {
+                format!(
+                    "running {}: {e}. {BWRAP_MISSING}",
+                    self.config.bwrap.display()
+                )
+            })?;
+        let mut combined = output.stdout;
+        combined.extend_from_slice(&output.stderr);
+        Ok(ExecOutput {
+            output: combined,
+            exit_code: exit_of(output.status).code,
+        })
+    }
+
+    async fn remove(&self, group_id: &str) {
+        let dir = self.group_dir(group_id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a sandbox");
+        }
+    }
+}
