@@ -6,6 +6,7 @@
 //! to the cluster it started); otherwise this binary starts its own with `e2e/cluster up`, and
 //! a reaper stops it when the test process exits.
 
+pub mod cloud;
 pub mod pods;
 pub mod vk;
 

@@ -73,6 +73,15 @@ fn uid(pod: &Pod) -> String {
 #[tokio::test]
 async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
     let s = setup("vk-build").await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.client.clone(), &s.ns.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let text =
         std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
             .unwrap();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
+use providers::eci::{EciConfig, EciProvider};
 use providers::mock::{MockConfig, MockProvider};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +50,7 @@ struct RunArgs {
     /// The node's InternalIP: where the API server reaches the kubelet API.
     #[arg(long, env = "VK_NODE_IP")]
     node_ip: Option<String>,
-    /// Backend: `mock`.
+    /// Backend: `mock` or `eci`.
     #[arg(long, env = "VK_PROVIDER")]
     provider: Option<String>,
     /// Port of the kubelet API, published in the Node's daemon endpoints.
@@ -132,6 +133,7 @@ struct FileConfig {
     token_refresh_seconds: Option<u64>,
     kubelet: KubeletFile,
     mock: MockConfig,
+    eci: EciConfig,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -149,6 +151,7 @@ struct Settings {
     token_refresh: Option<std::time::Duration>,
     kubelet: KubeletSettings,
     mock: MockConfig,
+    eci: EciConfig,
 }
 
 /// How the kubelet API on :10250 is served.
@@ -248,6 +251,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
             .map(std::time::Duration::from_secs),
         kubelet,
         mock: file.mock,
+        eci: file.eci,
     })
 }
 
@@ -374,10 +378,22 @@ async fn shutdown_signal() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider: Arc<dyn Provider> = match settings.node.provider.as_str() {
-        "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
-        other => bail!("unknown provider {other:?}; available: mock"),
-    };
+    let provider: Arc<dyn Provider> =
+        match settings.node.provider.as_str() {
+            "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
+            "eci" => {
+                let mut config = settings.eci.clone();
+                // Every container group is tagged with the node; listing filters on it.
+                config.node_name = settings.node.name.clone();
+                if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
+                    config.access_key_secret = secret;
+                }
+                Arc::new(EciProvider::new(config).context(
+                    "configuring the eci provider (the `eci:` section of the config file)",
+                )?)
+            }
+            other => bail!("unknown provider {other:?}; available: mock, eci"),
+        };
     let client = kube_client(kubeconfig.as_deref()).await?;
     let cancel = CancellationToken::new();
     tracing::info!(

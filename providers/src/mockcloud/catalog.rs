@@ -51,6 +51,9 @@ impl Default for ImageCatalog {
             "openjdk",
             "eclipse-temurin",
             "rust",
+            // What Jenkins kubernetes-plugin agent pods run beside the build tools.
+            "jenkins/inbound-agent",
+            "kaniko-project/executor",
         ]
         .into_iter()
         .map(|name| (name.to_string(), shell()))

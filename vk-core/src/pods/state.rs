@@ -425,15 +425,21 @@ impl PodContext {
                 return Err(e.into());
             }
         }
-        lock(&self.generations).insert(r.uid.clone(), pod.metadata.generation.unwrap_or_default());
+        let first = lock(&self.generations)
+            .insert(r.uid.clone(), pod.metadata.generation.unwrap_or_default())
+            .is_none();
         self.schedule_token_refresh(pod, &r.uid);
-        self.event(
-            pod,
-            EventType::Normal,
-            "ProviderCreated",
-            format!("Created the pod's {} instance", self.provider.name()),
-        )
-        .await;
+        // A provider that polls reports the instance a little later; until then a reconcile
+        // creates again (idempotent by UID), which is not news for the user.
+        if first {
+            self.event(
+                pod,
+                EventType::Normal,
+                "ProviderCreated",
+                format!("Created the pod's {} instance", self.provider.name()),
+            )
+            .await;
+        }
         // Until the provider's first report arrives, the pod shows that it is being created.
         let instance = self.instance(&r.uid);
         let status = desired_status(

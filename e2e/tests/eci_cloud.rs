@@ -1,0 +1,171 @@
+//! The Jenkins-style build pod through the `eci` provider and the mock ECI cloud in `process`
+//! mode: real processes in bubblewrap sandboxes, a shared workspace, real logs and exit codes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use e2e::cloud::MockCloud;
+use e2e::pods::{pod_for_node, wait_node_ready, wait_phase};
+use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
+use e2e::{TestNamespace, client, kubectl, kubectl_ok, repo_root, unique, wait_for};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::api::{Api, DeleteParams, PostParams};
+use providers::eci::{EciConfig, EciProvider};
+use vk_core::provider::Provider;
+
+struct Setup {
+    client: kube::Client,
+    ns: TestNamespace,
+    pods: Api<Pod>,
+    vk: Vk,
+    cloud: MockCloud,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
+    }
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let cloud = MockCloud::start("process", &[]);
+    let node = unique(prefix);
+    let config = format!("provider: eci\nhealth_port: 0\n{}", cloud.eci_config());
+    let vk = Vk::start(&kubeconfig, &node, &config);
+    approve_serving_csr(&client, &node).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let pods = Api::namespaced(client.clone(), &ns.name);
+    Setup {
+        client,
+        ns,
+        pods,
+        vk,
+        cloud,
+    }
+}
+
+/// The groups the cloud holds for this node, asked with the provider's own client.
+async fn groups(s: &Setup) -> Vec<String> {
+    let config: EciConfig =
+        serde_yaml::from_str::<BTreeMap<String, EciConfig>>(&s.cloud.eci_config())
+            .unwrap()
+            .remove("eci")
+            .unwrap();
+    let provider = EciProvider::new(EciConfig {
+        node_name: s.vk.node.clone(),
+        ..config
+    })
+    .unwrap();
+    provider
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.pod.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn jenkins_build_pod_runs_for_real_through_eci() {
+    let s = setup("vk-eci").await;
+    let secret: Secret = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut pod: Pod = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    pod.spec
+        .as_mut()
+        .unwrap()
+        .node_selector
+        .get_or_insert_with(BTreeMap::new)
+        .insert("kubernetes.io/hostname".into(), s.vk.node.clone());
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+
+    // A cold `go build` of the standard library takes a while on two cores.
+    let done = wait_phase(&s.pods, "build-demo", "Succeeded", Duration::from_secs(300)).await;
+    for c in done.status.unwrap().container_statuses.unwrap() {
+        let t = c
+            .state
+            .unwrap()
+            .terminated
+            .unwrap_or_else(|| panic!("{} not terminated", c.name));
+        assert_eq!(t.exit_code, 0, "{} exited {}", c.name, t.exit_code);
+    }
+    let ns = s.ns.name.clone();
+    let golang = kubectl_ok(&["-n", &ns, "logs", "build-demo", "-c", "golang"]);
+    assert!(
+        golang.contains("hello from a build on the virtual node"),
+        "{golang}"
+    );
+    assert!(golang.contains("go version go1."), "{golang}");
+    let kaniko = kubectl_ok(&["-n", &ns, "logs", "build-demo", "-c", "kaniko"]);
+    assert!(
+        kaniko.contains("would build an image with hello-bin ("),
+        "the file golang wrote did not reach kaniko: {kaniko}"
+    );
+    assert!(
+        kaniko.contains("config.json: 56 bytes") || kaniko.contains("config.json:"),
+        "{kaniko}"
+    );
+
+    assert_eq!(groups(&s).await, vec!["build-demo".to_string()]);
+    s.pods
+        .delete("build-demo", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "the pod to leave the API",
+        Duration::from_secs(60),
+        || async { s.pods.get_opt("build-demo").await.unwrap().is_none() },
+    )
+    .await;
+    let mut left = groups(&s).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !left.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = groups(&s).await;
+    }
+    assert!(
+        left.is_empty(),
+        "container groups left in the cloud: {left:?}"
+    );
+}
+
+#[tokio::test]
+async fn real_exit_codes_reach_the_pod_status() {
+    let s = setup("vk-eci-exit").await;
+    let mut pod = pod_for_node("fails", &s.vk.node, &["main"], &[]);
+    pod.spec.as_mut().unwrap().containers[0].command = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "echo about to fail; exit 3".into(),
+    ]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let failed = wait_phase(&s.pods, "fails", "Failed", Duration::from_secs(120)).await;
+    let c = &failed.status.unwrap().container_statuses.unwrap()[0];
+    assert_eq!(
+        c.state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        3
+    );
+    let out = kubectl_ok(&["-n", &s.ns.name, "logs", "fails"]);
+    assert!(out.contains("about to fail"), "{out}");
+}
