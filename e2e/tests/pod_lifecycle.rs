@@ -302,3 +302,72 @@ async fn vk_killed_mid_flight_loses_and_duplicates_nothing() {
         "{state}"
     );
 }
+
+#[tokio::test]
+async fn provider_errors_are_retried_or_fail_the_pod_with_a_reason() {
+    let s = setup("vk-errors").await;
+    let flaky = pod_for_node(
+        "flaky",
+        &s.vk.node,
+        &["main"],
+        &[("mock.vk.io/create-error", "transient:2")],
+    );
+    let never = pod_for_node(
+        "invalid-never",
+        &s.vk.node,
+        &["main"],
+        &[("mock.vk.io/create-error", "invalid")],
+    );
+    let mut always = pod_for_node(
+        "invalid-always",
+        &s.vk.node,
+        &["main"],
+        &[("mock.vk.io/create-error", "invalid")],
+    );
+    always.spec.as_mut().unwrap().restart_policy = Some("Always".into());
+    for pod in [&flaky, &never, &always] {
+        s.pods.create(&PostParams::default(), pod).await.unwrap();
+    }
+
+    // Transient: retried with backoff until the provider accepts it; the user sees why it waited.
+    wait_phase(&s.pods, "flaky", "Running", Duration::from_secs(60)).await;
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.name=flaky"))
+        .await
+        .unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ProviderCreateFailed")
+                && e.type_.as_deref() == Some("Warning")),
+        "no ProviderCreateFailed event"
+    );
+
+    // Permanent with restartPolicy Never: Failed, with the provider's reason.
+    let failed = wait_phase(&s.pods, "invalid-never", "Failed", Duration::from_secs(60)).await;
+    assert_eq!(
+        failed.status.unwrap().reason.as_deref(),
+        Some("MockInvalidSpec")
+    );
+
+    // Permanent with restartPolicy Always: Pending, the reason on the container.
+    wait_for(
+        "invalid-always to show its reason",
+        Duration::from_secs(60),
+        || async {
+            let pod = s.pods.get("invalid-always").await.unwrap();
+            let status = pod.status.unwrap_or_default();
+            let reason = status
+                .container_statuses
+                .unwrap_or_default()
+                .first()
+                .and_then(|c| c.state.clone())
+                .and_then(|st| st.waiting)
+                .and_then(|w| w.reason);
+            status.phase.as_deref() == Some("Pending")
+                && reason.as_deref() == Some("MockInvalidSpec")
+        },
+    )
+    .await;
+}
