@@ -9,3 +9,4 @@ pub mod kubelet;
 pub mod node;
 pub mod pods;
 pub mod provider;
+pub mod stream;

@@ -1,0 +1,147 @@
+//! How the end of a command is reported on the error stream.
+
+use serde::Serialize;
+
+use super::{ExecOutcome, ProtocolVersion};
+
+/// `metav1.Status`, with Go's field order and omissions, so the bytes match the kubelet's.
+#[derive(Serialize)]
+struct Status {
+    metadata: ListMeta,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct ListMeta {}
+
+#[derive(Serialize)]
+struct Details {
+    causes: Vec<Cause>,
+}
+
+#[derive(Serialize)]
+struct Cause {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    message: String,
+}
+
+fn status(outcome: &ExecOutcome) -> Status {
+    match outcome {
+        ExecOutcome::Exited(0) => Status {
+            metadata: ListMeta {},
+            status: "Success",
+            message: None,
+            reason: None,
+            details: None,
+            code: None,
+        },
+        ExecOutcome::Exited(code) => Status {
+            metadata: ListMeta {},
+            status: "Failure",
+            message: Some(format!(
+                "command terminated with non-zero exit code: exit status {code}"
+            )),
+            reason: Some("NonZeroExitCode"),
+            details: Some(Details {
+                causes: vec![Cause {
+                    reason: Some("ExitCode"),
+                    message: code.to_string(),
+                }],
+            }),
+            code: None,
+        },
+        ExecOutcome::Error(e) => {
+            // apierrors.NewInternalError, as the kubelet wraps executor failures.
+            let err = format!("error executing command in container: {e}");
+            Status {
+                metadata: ListMeta {},
+                status: "Failure",
+                message: Some(format!("Internal error occurred: {err}")),
+                reason: Some("InternalError"),
+                details: Some(Details {
+                    causes: vec![Cause {
+                        reason: None,
+                        message: err,
+                    }],
+                }),
+                code: Some(500),
+            }
+        }
+    }
+}
+
+/// The bytes to write on the error stream, if any: JSON from v4 on; before that the failure
+/// message as text and nothing on success; nothing on v1, whose error stream is already reset.
+pub(super) fn report(version: ProtocolVersion, outcome: &ExecOutcome) -> Option<Vec<u8>> {
+    let status = status(outcome);
+    if version.reports_status_json() {
+        // Plain structs of strings and numbers always serialize.
+        return serde_json::to_vec(&status).ok();
+    }
+    if version == ProtocolVersion::V1 {
+        return None;
+    }
+    status.message.map(String::into_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(version: ProtocolVersion, outcome: ExecOutcome) -> Option<String> {
+        report(version, &outcome).map(|b| String::from_utf8(b).expect("utf-8"))
+    }
+
+    #[test]
+    fn v4_success() {
+        assert_eq!(
+            text(ProtocolVersion::V4, ExecOutcome::Exited(0)).as_deref(),
+            Some(r#"{"metadata":{},"status":"Success"}"#)
+        );
+    }
+
+    #[test]
+    fn v5_non_zero_exit_code() {
+        assert_eq!(
+            text(ProtocolVersion::V5, ExecOutcome::Exited(3)).as_deref(),
+            Some(
+                r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit status 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn v4_internal_error() {
+        assert_eq!(
+            text(
+                ProtocolVersion::V4,
+                ExecOutcome::Error("no such container".into())
+            )
+            .as_deref(),
+            Some(
+                r#"{"metadata":{},"status":"Failure","message":"Internal error occurred: error executing command in container: no such container","reason":"InternalError","details":{"causes":[{"message":"error executing command in container: no such container"}]},"code":500}"#
+            )
+        );
+    }
+
+    #[test]
+    fn older_versions_write_text_on_failure_only() {
+        for v in [ProtocolVersion::V2, ProtocolVersion::V3] {
+            assert_eq!(text(v, ExecOutcome::Exited(0)), None);
+            assert_eq!(
+                text(v, ExecOutcome::Exited(2)).as_deref(),
+                Some("command terminated with non-zero exit code: exit status 2")
+            );
+        }
+        assert_eq!(text(ProtocolVersion::V1, ExecOutcome::Exited(2)), None);
+    }
+}
