@@ -76,6 +76,11 @@ async fn node_registers_turns_ready_and_renews_its_lease() {
     }
 
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    // The first renewal follows registration; on a loaded machine it may trail Ready.
+    wait_for("the node's lease", Duration::from_secs(30), || async {
+        leases.get_opt(&name).await.ok().flatten().is_some()
+    })
+    .await;
     let first = leases.get(&name).await.expect("the node's lease");
     let spec = first.spec.clone().unwrap_or_default();
     assert_eq!(spec.lease_duration_seconds, Some(40));
