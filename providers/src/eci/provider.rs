@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use vk_core::provider::{
-    InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats, Provider, ProviderError,
-    ResolvedPod, StatusSource,
+    ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
+    Provider, ProviderError, ResolvedPod, StatusSource,
 };
 
 use super::EciConfig;
@@ -277,5 +277,19 @@ impl Provider for EciProvider {
     /// ECI's metrics call is not used yet: no figures rather than made-up ones.
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
         Ok(Vec::new())
+    }
+
+    /// ECI's ExecContainerCommand hands out an interactive WebSocket URL; bridging it to the
+    /// client's streams is not implemented yet.
+    async fn exec(
+        &self,
+        _pod: &PodRef,
+        _container: &str,
+        _command: Vec<String>,
+        _io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "exec through ECI's interactive WebSocket is not implemented yet".into(),
+        ))
     }
 }

@@ -12,11 +12,14 @@
 
 mod config;
 mod driver;
+mod exec;
 mod instance;
 mod logs;
 mod persist;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exec;
 #[cfg(test)]
 mod tests_logs;
 
@@ -30,8 +33,9 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use vk_core::provider::{
-    ContainerState, ContainerStats, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef,
-    PodStats, Provider, ProviderError, ResolvedPod, StatusEvent, StatusSource,
+    ContainerState, ContainerStats, ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream,
+    NodeCapacity, PodRef, PodStats, Provider, ProviderError, ResolvedPod, StatusEvent,
+    StatusSource,
 };
 
 pub use config::{CapacityConfig, MockConfig, annotations};
@@ -390,6 +394,18 @@ impl Provider for MockProvider {
             )));
         }
         Ok(())
+    }
+
+    /// Runs the command as a local process; see [`exec`](self::exec) for the details.
+    async fn exec(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        command: Vec<String>,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        self.restore();
+        self.run_exec(pod, container, command, io).await
     }
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {

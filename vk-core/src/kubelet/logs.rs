@@ -181,7 +181,7 @@ fn log_failure(
 }
 
 /// Any container of the spec, init and ephemeral ones included, as the kubelet accepts.
-fn has_container(pod: &Pod, name: &str) -> bool {
+pub(super) fn has_container(pod: &Pod, name: &str) -> bool {
     let Some(spec) = &pod.spec else {
         return false;
     };

@@ -4,6 +4,7 @@
 //! so an anonymous caller learns nothing about the routes.
 
 mod auth;
+mod exec;
 mod logs;
 mod response;
 mod review;
@@ -197,6 +198,9 @@ impl KubeletServer {
             .await;
         match admitted {
             Ok(()) => {
+                if let Some(target) = exec::stream_target(req.uri().path()) {
+                    return self.stream(req, target).await;
+                }
                 self.route(req.method(), req.uri().path(), req.uri().query())
                     .await
             }
@@ -229,7 +233,7 @@ impl KubeletServer {
             {
                 Route::ContainerLogs(namespace, pod, container)
             }
-            // exec/, attach/ and portForward/ are routed here once the streaming module lands.
+            // exec/ and attach/ are handled before routing (they upgrade the connection).
             _ => {
                 return failure(
                     StatusCode::NOT_FOUND,

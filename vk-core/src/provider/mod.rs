@@ -1,6 +1,7 @@
 //! The contract between vk-core and a backend. Controllers own every Kubernetes semantic;
 //! a provider turns a [`ResolvedPod`] into a cloud instance and reports [`InstanceStatus`].
 
+mod exec;
 mod model;
 mod poll;
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
+pub use exec::{ExecIo, ExecOutcome, TermSize};
 pub use model::*;
 pub use poll::StatusPoller;
 
@@ -93,4 +95,17 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Current usage of the node's pods.
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError>;
+
+    /// Runs `command` in a running container with the client's streams (`kubectl exec`) and
+    /// reports how it ended. `Err` means it could not be started: an unknown pod or container
+    /// is `NotFound`, a container that is not running is `InvalidSpec`. When the client goes
+    /// away (stdin ends and stdout/stderr writes fail, or the future is dropped) the command
+    /// must be stopped: nothing may outlive the call.
+    async fn exec(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        command: Vec<String>,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError>;
 }

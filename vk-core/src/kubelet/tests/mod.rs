@@ -3,6 +3,7 @@
 //! fills it.
 
 mod auth;
+mod exec;
 mod logs;
 mod provider;
 mod routes;

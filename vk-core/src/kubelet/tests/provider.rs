@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::NODE;
 use crate::provider::{
-    ContainerStats, InstancePhase, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef,
-    PodStats, Provider, ProviderError, ResolvedPod, StatusSource,
+    ContainerStats, ExecIo, ExecOutcome, InstancePhase, InstanceStatus, LogOptions, LogStream,
+    NodeCapacity, PodRef, PodStats, Provider, ProviderError, ResolvedPod, StatusSource,
 };
 
 /// When the test pod started; log line `i` is written `i` seconds later.
@@ -171,6 +171,26 @@ impl Provider for TestProvider {
 
     async fn ping(&self) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// Echoes the command line on stdout, then stdin; exits with the length of the command.
+    async fn exec(
+        &self,
+        _pod: &PodRef,
+        _container: &str,
+        command: Vec<String>,
+        mut io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        use tokio::io::AsyncWriteExt;
+        if let Some(out) = io.stdout.as_mut() {
+            let line = format!("{}\n", command.join(" "));
+            out.write_all(line.as_bytes()).await.unwrap();
+            if let Some(stdin) = io.stdin.as_mut() {
+                tokio::io::copy(stdin, out).await.unwrap();
+            }
+            out.shutdown().await.unwrap();
+        }
+        Ok(ExecOutcome::Exited(i32::try_from(command.len()).unwrap()))
     }
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {

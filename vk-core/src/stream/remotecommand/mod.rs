@@ -22,7 +22,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use resize::TermSize;
+pub use crate::provider::{ExecIo, ExecOutcome, TermSize};
 
 use std::io;
 use std::time::Duration;
@@ -153,38 +153,6 @@ impl StreamOptions {
             + usize::from(self.stderr)
             + usize::from(self.tty && version.supports_resize())
     }
-}
-
-/// The streams a command runs with; what a provider's exec or attach gets.
-pub struct ExecIo {
-    pub stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    pub stdout: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    pub stderr: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    /// stdout is a terminal (and stderr goes to it).
-    pub tty: bool,
-    /// Terminal sizes, the first one as soon as the client knows it.
-    pub resize: Option<mpsc::Receiver<TermSize>>,
-}
-
-impl std::fmt::Debug for ExecIo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecIo")
-            .field("stdin", &self.stdin.is_some())
-            .field("stdout", &self.stdout.is_some())
-            .field("stderr", &self.stderr.is_some())
-            .field("tty", &self.tty)
-            .field("resize", &self.resize.is_some())
-            .finish()
-    }
-}
-
-/// How a command ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExecOutcome {
-    /// It ran and exited with this code (0 is success).
-    Exited(i32),
-    /// It could not be run, or its end is unknown.
-    Error(String),
 }
 
 /// Runs a command (exec) or joins a running process (attach) with the client's streams.
@@ -332,13 +300,12 @@ impl RemoteCommandSession {
 
     /// The command's streams; the first call takes them, later calls get none.
     pub fn take_io(&mut self) -> ExecIo {
-        self.io.take().unwrap_or(ExecIo {
-            stdin: None,
-            stdout: None,
-            stderr: None,
-            tty: false,
-            resize: None,
-        })
+        self.io.take().unwrap_or_else(ExecIo::empty)
+    }
+
+    /// Resolves when the connection is over (the client closed it or went away).
+    pub async fn closed(&mut self) {
+        self.conn.closed().await;
     }
 
     /// Reports how the command ended, closes every stream and the session, and waits until

@@ -5,32 +5,25 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-/// The size of the client's terminal, in characters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TermSize {
-    pub width: u16,
-    pub height: u16,
-}
+use crate::provider::TermSize;
 
 /// Bytes of an unfinished JSON value the decoder will hold.
 const MAX_PENDING: usize = 64 * 1024;
 
-impl TermSize {
-    /// Reads a size the way Go's `encoding/json` fills `remotecommand.TerminalSize`: field
-    /// names match case-insensitively, missing ones are 0, anything else is an error.
-    fn from_json(value: &Value) -> Option<TermSize> {
-        let object = value.as_object()?;
-        let field = |name: &str| -> Option<u16> {
-            match object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
-                None => Some(0),
-                Some((_, v)) => v.as_u64().and_then(|n| u16::try_from(n).ok()),
-            }
-        };
-        Some(TermSize {
-            width: field("width")?,
-            height: field("height")?,
-        })
-    }
+/// Reads a size the way Go's `encoding/json` fills `remotecommand.TerminalSize`: field
+/// names match case-insensitively, missing ones are 0, anything else is an error.
+fn from_json(value: &Value) -> Option<TermSize> {
+    let object = value.as_object()?;
+    let field = |name: &str| -> Option<u16> {
+        match object.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            None => Some(0),
+            Some((_, v)) => v.as_u64().and_then(|n| u16::try_from(n).ok()),
+        }
+    };
+    Some(TermSize {
+        width: field("width")?,
+        height: field("height")?,
+    })
 }
 
 /// Decodes sizes from `stream` into `tx` until the stream ends, a value does not decode
@@ -50,7 +43,7 @@ pub(super) async fn forward<R: AsyncRead + Unpin>(mut stream: R, tx: mpsc::Sende
             match values.next() {
                 Some(Ok(value)) => {
                     consumed = values.byte_offset();
-                    let Some(size) = TermSize::from_json(&value) else {
+                    let Some(size) = from_json(&value) else {
                         return;
                     };
                     if tx.send(size).await.is_err() {

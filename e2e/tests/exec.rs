@@ -1,0 +1,213 @@
+//! `kubectl exec` through the API server, which upgrades its connection to vk's kubelet API
+//! to SPDY/3.1: the mock provider runs the command as a local process, so stdout, stderr,
+//! stdin and the exit code are real.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
+use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
+use e2e::{TestNamespace, client, cluster, kubectl, unique};
+use k8s_openapi::api::core::v1::{EnvVar, Node, Pod};
+use kube::api::{Api, PostParams};
+
+struct Setup {
+    ns: TestNamespace,
+    pods: Api<Pod>,
+    vk: Vk,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
+    }
+}
+
+/// A vk with its serving certificate and a running pod `shell` with containers `main` (env
+/// `GREETING=hi`) and `done` (exits after half a second).
+async fn setup(prefix: &str) -> Setup {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let node = unique(prefix);
+    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
+    approve_serving_csr(&client, &node).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let mut pod = pod_for_node(
+        "shell",
+        &node,
+        &["main", "done"],
+        &[("mock.vk.io/run-ms.done", "500")],
+    );
+    pod.spec.as_mut().unwrap().containers[0].env = Some(vec![EnvVar {
+        name: "GREETING".into(),
+        value: Some("hi".into()),
+        ..Default::default()
+    }]);
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
+    let s = Setup { ns, pods, vk };
+    // The serving certificate may still be on its way to vk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = exec(&s, &[], &["true"], None);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl exec never worked: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    s
+}
+
+fn kubectl_command(s: &Setup, flags: &[&str], command: &[&str]) -> Command {
+    let c = cluster();
+    let mut cmd = Command::new(&c.kubectl);
+    cmd.arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["-n", &s.ns.name, "exec"])
+        .args(flags)
+        .args(["shell", "-c", "main", "--"])
+        .args(command);
+    cmd
+}
+
+/// `kubectl exec [flags] shell -c main -- command`, with `input` on stdin when given.
+fn exec(s: &Setup, flags: &[&str], command: &[&str], input: Option<&str>) -> Output {
+    let mut child = kubectl_command(s, flags, command)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[tokio::test]
+async fn kubectl_exec_streams_stdout_stderr_stdin_and_the_exit_code() {
+    let s = setup("vk-exec").await;
+
+    let out = exec(
+        &s,
+        &[],
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(
+        text(&out.stderr).starts_with("err\n"),
+        "stderr: {:?}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", text(&out.stderr));
+
+    let out = exec(&s, &["-i"], &["cat"], Some("hello\n"));
+    assert_eq!(
+        text(&out.stdout),
+        "hello\n",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(out.status.success());
+
+    // The container's env, and a clean exit.
+    let out = exec(&s, &[], &["sh", "-c", "echo $GREETING"], None);
+    assert_eq!(text(&out.stdout), "hi\n");
+    assert_eq!(out.status.code(), Some(0));
+
+    // A program that does not exist.
+    let out = exec(&s, &[], &["no-such-program-vk"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no-such-program-vk"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn kubectl_exec_into_a_missing_or_stopped_container_fails() {
+    let s = setup("vk-exec-err").await;
+    let ns = s.ns.name.clone();
+
+    let out = kubectl(&["-n", &ns, "exec", "shell", "-c", "nope", "--", "true"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+
+    // `done` has exited by now (500 ms after the start).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        let out = kubectl(&["-n", &ns, "exec", "shell", "-c", "done", "--", "true"]);
+        assert!(
+            !out.status.success(),
+            "exec into a stopped container worked"
+        );
+        let err = text(&out.stderr);
+        if err.contains("stopped") || Instant::now() > deadline {
+            break err;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(err.contains("cannot exec in a stopped container"), "{err}");
+
+    let _ = s.pods.delete("shell", &Default::default()).await;
+}
+
+/// The command's process is gone once the client is.
+#[tokio::test]
+async fn a_disconnected_client_kills_the_command() {
+    let s = setup("vk-exec-kill").await;
+    let mut child = kubectl_command(&s, &["-i"], &["sh", "-c", "echo $$; exec sleep 300"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line.trim().parse().expect("the command's pid");
+    let proc = format!("/proc/{pid}");
+    assert!(std::path::Path::new(&proc).exists(), "the command runs");
+
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(&proc) {
+        assert!(
+            Instant::now() < deadline,
+            "the command (pid {pid}) outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A process that exists and is not a zombie.
+fn alive(proc: &str) -> bool {
+    match std::fs::read_to_string(format!("{proc}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
