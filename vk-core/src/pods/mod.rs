@@ -2,6 +2,7 @@
 //! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
 //! controller serialises by object), different pods concurrently up to `workers`.
 
+pub mod deadline;
 pub mod references;
 pub mod resolve;
 mod source;

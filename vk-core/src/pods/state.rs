@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::deadline;
 use super::references::References;
 use super::resolve::{ResolveError, resolve_pod};
 use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
@@ -60,6 +61,18 @@ pub fn pod_ref(pod: &Pod) -> PodRef {
         name: pod.name_any(),
         uid: pod.uid().unwrap_or_default(),
     }
+}
+
+/// Requeue after `after`, or when the pod's active deadline comes, whichever is first.
+fn requeue(pod: &Pod, after: Option<Duration>) -> Action {
+    // A little past the deadline, so the check that runs then finds it exceeded.
+    let deadline =
+        deadline::remaining(pod, Timestamp::now()).map(|d| d + Duration::from_millis(50));
+    after
+        .into_iter()
+        .chain(deadline)
+        .min()
+        .map_or_else(Action::await_change, Action::requeue)
 }
 
 /// How long until `at`; zero when it has passed.
@@ -408,6 +421,39 @@ impl PodContext {
             waiting_status(pod, reason, message, &self.config.node_ip, now)
         };
         self.write_status(pod, status).await?;
+        Ok(requeue(pod, None))
+    }
+
+    /// The pod ran longer than its `activeDeadlineSeconds`: stop the instance and fail the pod,
+    /// which stays in the API (as with the kubelet) until it is deleted.
+    async fn deadline_exceeded(&self, pod: &Pod) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        tracing::info!(pod = %r, "active deadline exceeded; stopping the instance");
+        self.event(
+            pod,
+            EventType::Normal,
+            deadline::REASON,
+            deadline::MESSAGE.to_string(),
+        )
+        .await;
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0)
+            .unsigned_abs();
+        // Also when no status was reported yet: a polled provider may not have listed it.
+        self.provider.delete(&r, Duration::from_secs(grace)).await?;
+        let status = failed_status(
+            pod,
+            deadline::REASON,
+            deadline::MESSAGE,
+            &self.config.node_ip,
+            Timestamp::now(),
+        );
+        self.write_status(pod, status).await?;
+        self.watched.remove_pod(&r.uid);
         Ok(Action::await_change())
     }
 
@@ -440,7 +486,7 @@ impl PodContext {
                 self.write_status(pod, status).await?;
                 // A watched secret or configMap wakes the pod when it appears; the fallback
                 // covers what is not watched (a service account).
-                return Ok(Action::requeue(Duration::from_secs(30)));
+                return Ok(requeue(pod, Some(Duration::from_secs(30))));
             }
             Err(ResolveError::Unsupported { reason, message }) => {
                 return self.refuse(pod, &reason, &message).await;
@@ -496,7 +542,7 @@ impl PodContext {
         );
         self.started_events(pod, &status).await;
         self.write_status(pod, status).await?;
-        Ok(Action::requeue(Duration::from_secs(60)))
+        Ok(requeue(pod, Some(Duration::from_secs(60))))
     }
 
     async fn mirror(&self, pod: &Pod, instance: &InstanceStatus) -> Result<Action, PodError> {
@@ -564,7 +610,7 @@ impl PodContext {
         let wake = next_refresh.map_or(Duration::from_secs(300), |d| {
             d.min(Duration::from_secs(300)) + Duration::from_millis(50)
         });
-        Ok(Action::requeue(wake))
+        Ok(requeue(pod, Some(wake)))
     }
 
     /// Resolve the pod again and hand it to the provider (new images, re-issued tokens,
@@ -644,6 +690,9 @@ impl PodContext {
             self.watched.remove_pod(&r.uid);
             return Ok(Action::await_change());
         }
+        if deadline::remaining(pod, Timestamp::now()).is_some_and(|left| left.is_zero()) {
+            return self.deadline_exceeded(pod).await;
+        }
         self.watched.add_pod(&r.namespace, &r.uid);
         match instance {
             Some(instance) => self.mirror(pod, &instance).await,
@@ -702,4 +751,44 @@ pub fn error_policy(pod: Arc<Pod>, error: &PodError, ctx: Arc<PodContext>) -> Ac
     let jitter = rand::rng().random_range(0.8..1.2);
     tracing::warn!(pod = %pod_ref(&pod), attempts, error = %error, "reconcile failed; retrying");
     Action::requeue(base.mul_f64(jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(deadline: Option<i64>, started: Timestamp) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
+            "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
+            "status": {"startTime": started.to_string()},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_active_deadline_brings_the_next_reconcile_forward() {
+        let now = Timestamp::now();
+        let a_minute = Some(Duration::from_secs(60));
+        assert_eq!(
+            requeue(&pod(None, now), a_minute),
+            Action::requeue(Duration::from_secs(60))
+        );
+        assert_eq!(requeue(&pod(None, now), None), Action::await_change());
+        // Exceeded already: at once (the reconcile then fails the pod).
+        let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            requeue(&pod(Some(10), long_ago), a_minute),
+            Action::requeue(Duration::from_millis(50))
+        );
+        assert_eq!(
+            requeue(&pod(Some(10), long_ago), None),
+            Action::requeue(Duration::from_millis(50))
+        );
+        // A deadline further away than the requested wake-up changes nothing.
+        assert_eq!(
+            requeue(&pod(Some(86_400), now), a_minute),
+            Action::requeue(Duration::from_secs(60))
+        );
+    }
 }
