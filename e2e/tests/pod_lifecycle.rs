@@ -1,5 +1,6 @@
 //! Pods on the virtual node, end to end: kube-scheduler binds them, vk runs them through the
-//! mock provider and mirrors their status; deletion, exit codes, and a vk crash.
+//! mock provider and mirrors their status; deletion, exit codes, the active deadline, and a vk
+//! crash.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -251,6 +252,57 @@ async fn deleting_a_pod_removes_it_from_the_api_and_the_provider() {
         || async { !instance_exists(&s.state_file, &uid) },
     )
     .await;
+}
+
+#[tokio::test]
+async fn active_deadline_fails_the_pod_and_stops_its_instance() {
+    let s = setup("vk-deadline").await;
+    let mut pod = pod_for_node("bounded", &s.vk.node, &["build"], &[]);
+    pod.spec.as_mut().unwrap().active_deadline_seconds = Some(6);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running = wait_phase(&s.pods, "bounded", "Running", Duration::from_secs(60)).await;
+    let uid = uid(&running);
+    assert!(instance_exists(&s.state_file, &uid));
+
+    let failed = wait_phase(&s.pods, "bounded", "Failed", Duration::from_secs(60)).await;
+    let status = failed.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Pod was active on the node longer than the specified deadline")
+    );
+    let started = status.start_time.expect("start time").0;
+    let build = &status.container_statuses.unwrap()[0];
+    let terminated = build
+        .state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .expect("the container was stopped");
+    let finished = terminated.finished_at.as_ref().expect("finished at").0;
+    assert!(
+        finished.duration_since(started).as_secs() >= 6,
+        "stopped before the deadline: started {started}, finished {finished}"
+    );
+    // The instance is gone from the cloud; the pod stays in the API, as with the kubelet.
+    wait_for(
+        "the instance to leave the provider",
+        Duration::from_secs(10),
+        || async { !instance_exists(&s.state_file, &uid) },
+    )
+    .await;
+    assert!(s.pods.get_opt("bounded").await.unwrap().is_some());
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let list = events
+        .list(&ListParams::default().fields("involvedObject.name=bounded"))
+        .await
+        .unwrap();
+    assert!(
+        list.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("DeadlineExceeded")),
+        "{:?}",
+        list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! What a pod references reaches the provider resolved, on the real control plane: bound
 //! service-account tokens (valid, naming the pod, refreshed), configMap/secret/downward-API
-//! env and files, missing references, init container failures.
+//! env and files, edits of mounted configMaps reaching the running instance, missing
+//! references, init container failures.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,10 +11,10 @@ use e2e::vk::{Vk, service_account_kubeconfig};
 use e2e::{TestNamespace, client, unique, wait_for};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapKeySelector, Container, EnvVar, EnvVarSource, Node, ObjectFieldSelector,
-    Pod, Secret, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, Node,
+    ObjectFieldSelector, Pod, Secret, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
 };
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 struct Setup {
@@ -331,6 +332,73 @@ async fn missing_secret_keeps_the_pod_pending_until_it_exists() {
     let pod = wait_phase(&s.pods, "waits", "Running", Duration::from_secs(60)).await;
     let spec = received(&s.state_file, &uid(&pod));
     assert_eq!(env_of(&spec, "kaniko", "TOKEN").as_deref(), Some("now"));
+    // Woken by the namespace's secret watch, not by the periodic retry.
+    let woken = format!("pod={}/waits", s.ns.name);
+    assert!(
+        s.vk.logs()
+            .lines()
+            .any(|l| l.contains("a referenced object changed") && l.contains(&woken)),
+        "the secret watch did not wake the pod"
+    );
+}
+
+#[tokio::test]
+async fn an_edited_config_map_volume_reaches_the_running_instance() {
+    let s = setup("vk-cmedit", "").await;
+    let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "maven-settings"},
+        "data": {"settings.xml": "<settings>v1</settings>"}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+
+    let mut pod = pod_for_node("maven", &s.vk.node, &["maven"], &[]);
+    let spec = pod.spec.as_mut().unwrap();
+    spec.containers[0].volume_mounts = Some(vec![VolumeMount {
+        name: "m2".into(),
+        mount_path: "/root/.m2".into(),
+        ..Default::default()
+    }]);
+    spec.volumes = Some(vec![Volume {
+        name: "m2".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: "maven-settings".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let pod = wait_phase(&s.pods, "maven", "Running", Duration::from_secs(60)).await;
+    let uid = uid(&pod);
+    assert_eq!(
+        file_of(&received(&s.state_file, &uid), "m2", "settings.xml").as_deref(),
+        Some("<settings>v1</settings>")
+    );
+
+    let edit = serde_json::json!({"data": {"settings.xml": "<settings>v2</settings>"}});
+    cms.patch(
+        "maven-settings",
+        &PatchParams::default(),
+        &Patch::Merge(&edit),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the edited settings.xml at the provider",
+        Duration::from_secs(30),
+        || {
+            let file = file_of(&received(&s.state_file, &uid), "m2", "settings.xml");
+            async move { file.as_deref() == Some("<settings>v2</settings>") }
+        },
+    )
+    .await;
+    // Updated in place: still the one instance, still running.
+    let pod = s.pods.get("maven").await.unwrap();
+    assert_eq!(e2e::pods::phase(&pod).as_deref(), Some("Running"));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.state_file).unwrap()).unwrap();
+    assert_eq!(state["creates"][&uid].as_u64(), Some(1));
 }
 
 #[tokio::test]

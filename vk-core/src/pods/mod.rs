@@ -2,10 +2,13 @@
 //! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
 //! controller serialises by object), different pods concurrently up to `workers`.
 
+pub mod deadline;
+pub mod references;
 pub mod resolve;
 mod source;
 mod state;
 pub mod status;
+mod watched;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use source::ApiObjectSource;
 pub use state::PodContext;
+pub use watched::{ObjectChange, WatchedNamespaces};
 
 use crate::provider::{Provider, StatusEvent, StatusPoller, StatusSource};
 
@@ -98,12 +102,14 @@ impl PodController {
             instance: Some(self.config.node_name.clone()),
         };
         let recorder = Recorder::new(self.client.clone(), reporter);
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel::<ObjectChange>();
         let ctx = Arc::new(PodContext::new(
             self.client.clone(),
             self.config.clone(),
             self.provider.clone(),
             recorder,
             reader.clone(),
+            WatchedNamespaces::new(self.client.clone(), changes_tx),
         ));
 
         // The provider's view first, so a pod is never re-created only because its status
@@ -118,6 +124,7 @@ impl PodController {
         };
         let (trigger_tx, trigger_rx) = mpsc::channel::<ObjectRef<Pod>>(4096);
         tokio::spawn(forward_status(ctx.clone(), status_rx, trigger_tx.clone()));
+        tokio::spawn(forward_changes(ctx.clone(), changes_rx, trigger_tx.clone()));
 
         let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
         tokio::spawn(ctx.clone().delete_instances_of_removed_pods(deleted_rx));
@@ -170,6 +177,22 @@ async fn forward_status(
         let target = ObjectRef::new(&pod.name).within(&pod.namespace);
         if trigger.send(target).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Wakes the pods that read a secret or configMap that was created or changed.
+async fn forward_changes(
+    ctx: Arc<PodContext>,
+    mut rx: mpsc::UnboundedReceiver<ObjectChange>,
+    trigger: mpsc::Sender<ObjectRef<Pod>>,
+) {
+    while let Some(change) = rx.recv().await {
+        for pod in ctx.pods_reading(&change) {
+            let target = ObjectRef::new(&pod.name).within(&pod.namespace);
+            if trigger.send(target).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reads what a pod references straight from the API: secrets and configMaps by name in the
 //! pod's own namespace (never a cluster-wide list), and bound service-account tokens through
-//! the TokenRequest API.
+//! the TokenRequest API. The controller reads through [`super::WatchedNamespaces`], which
+//! comes here only for what its per-namespace cache cannot answer.
 
 use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};

@@ -17,9 +17,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::deadline;
+use super::references::References;
 use super::resolve::{ResolveError, resolve_pod};
 use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
-use super::{ApiObjectSource, PodControllerConfig, PodError};
+use super::watched::{ObjectChange, WatchedNamespaces};
+use super::{PodControllerConfig, PodError};
 use crate::provider::{
     InstancePhase, InstanceStatus, PodRef, Provider, ProviderError, RestartPolicy, StatusEvent,
 };
@@ -31,7 +34,8 @@ pub struct PodContext {
     provider: Arc<dyn Provider>,
     recorder: Recorder,
     store: Store<Pod>,
-    source: ApiObjectSource,
+    /// Secrets and configMaps of the namespaces with pods here; also the resolver's source.
+    watched: WatchedNamespaces,
     /// The provider's latest report per pod UID.
     instances: Mutex<HashMap<String, InstanceStatus>>,
     /// Pods whose provider delete has been sent (so it is sent once).
@@ -42,6 +46,8 @@ pub struct PodContext {
     failures: Mutex<HashMap<String, u32>>,
     /// When each pod's service-account tokens are due to be re-issued.
     token_refresh: Mutex<HashMap<String, Timestamp>>,
+    /// Pods with a mounted secret/configMap that changed since their files were last sent.
+    mounted_changed: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,6 +60,28 @@ pub fn pod_ref(pod: &Pod) -> PodRef {
         namespace: pod.namespace().unwrap_or_else(|| "default".into()),
         name: pod.name_any(),
         uid: pod.uid().unwrap_or_default(),
+    }
+}
+
+/// Requeue after `after`, or when the pod's active deadline comes, whichever is first.
+fn requeue(pod: &Pod, after: Option<Duration>) -> Action {
+    // A little past the deadline, so the check that runs then finds it exceeded.
+    let deadline =
+        deadline::remaining(pod, Timestamp::now()).map(|d| d + Duration::from_millis(50));
+    after
+        .into_iter()
+        .chain(deadline)
+        .min()
+        .map_or_else(Action::await_change, Action::requeue)
+}
+
+/// How long until `at`; zero when it has passed.
+fn until(at: Timestamp) -> Duration {
+    let left = at.duration_since(Timestamp::now());
+    if left.is_positive() {
+        left.unsigned_abs()
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -81,9 +109,10 @@ impl PodContext {
         provider: Arc<dyn Provider>,
         recorder: Recorder,
         store: Store<Pod>,
+        watched: WatchedNamespaces,
     ) -> Self {
         Self {
-            source: ApiObjectSource::new(client.clone()),
+            watched,
             client,
             config,
             provider,
@@ -94,6 +123,7 @@ impl PodContext {
             generations: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             token_refresh: Mutex::new(HashMap::new()),
+            mounted_changed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -147,6 +177,31 @@ impl PodContext {
         lock(&self.generations).remove(uid);
         lock(&self.failures).remove(uid);
         lock(&self.token_refresh).remove(uid);
+        lock(&self.mounted_changed).remove(uid);
+        self.watched.remove_pod(uid);
+    }
+
+    /// A secret or configMap was created or changed: the pods of its namespace that read it,
+    /// to be reconciled again (a waiting pod may start; a running one that mounts it gets its
+    /// files re-sent).
+    pub fn pods_reading(&self, change: &ObjectChange) -> Vec<PodRef> {
+        let mut pods = Vec::new();
+        for pod in self.store.state() {
+            if pod.metadata.namespace.as_deref() != Some(change.namespace.as_str()) {
+                continue;
+            }
+            let refs = References::of(&pod);
+            if !refs.mentions(change.kind, &change.name) {
+                continue;
+            }
+            let r = pod_ref(&pod);
+            if refs.mounts(change.kind, &change.name) {
+                lock(&self.mounted_changed).insert(r.uid.clone());
+            }
+            tracing::debug!(pod = %r, kind = %change.kind, name = %change.name, "a referenced object changed");
+            pods.push(r);
+        }
+        pods
     }
 
     /// How long the pod's projected service-account tokens may be used before they are
@@ -203,6 +258,7 @@ impl PodContext {
         loop {
             let known: HashSet<String> =
                 self.store.state().iter().filter_map(|p| p.uid()).collect();
+            self.watched.retain_pods(&known);
             match self.provider.list().await {
                 Ok(list) => {
                     for instance in list {
@@ -365,6 +421,39 @@ impl PodContext {
             waiting_status(pod, reason, message, &self.config.node_ip, now)
         };
         self.write_status(pod, status).await?;
+        Ok(requeue(pod, None))
+    }
+
+    /// The pod ran longer than its `activeDeadlineSeconds`: stop the instance and fail the pod,
+    /// which stays in the API (as with the kubelet) until it is deleted.
+    async fn deadline_exceeded(&self, pod: &Pod) -> Result<Action, PodError> {
+        let r = pod_ref(pod);
+        tracing::info!(pod = %r, "active deadline exceeded; stopping the instance");
+        self.event(
+            pod,
+            EventType::Normal,
+            deadline::REASON,
+            deadline::MESSAGE.to_string(),
+        )
+        .await;
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0)
+            .unsigned_abs();
+        // Also when no status was reported yet: a polled provider may not have listed it.
+        self.provider.delete(&r, Duration::from_secs(grace)).await?;
+        let status = failed_status(
+            pod,
+            deadline::REASON,
+            deadline::MESSAGE,
+            &self.config.node_ip,
+            Timestamp::now(),
+        );
+        self.write_status(pod, status).await?;
+        self.watched.remove_pod(&r.uid);
         Ok(Action::await_change())
     }
 
@@ -374,7 +463,7 @@ impl PodContext {
             pod,
             &self.config.node_name,
             &self.config.node_ip,
-            &self.source,
+            &self.watched,
         )
         .await
         {
@@ -395,8 +484,9 @@ impl PodContext {
                     Timestamp::now(),
                 );
                 self.write_status(pod, status).await?;
-                // Retried until the object appears.
-                return Ok(Action::requeue(Duration::from_secs(5)));
+                // A watched secret or configMap wakes the pod when it appears; the fallback
+                // covers what is not watched (a service account).
+                return Ok(requeue(pod, Some(Duration::from_secs(30))));
             }
             Err(ResolveError::Unsupported { reason, message }) => {
                 return self.refuse(pod, &reason, &message).await;
@@ -452,13 +542,13 @@ impl PodContext {
         );
         self.started_events(pod, &status).await;
         self.write_status(pod, status).await?;
-        Ok(Action::requeue(Duration::from_secs(60)))
+        Ok(requeue(pod, Some(Duration::from_secs(60))))
     }
 
     async fn mirror(&self, pod: &Pod, instance: &InstanceStatus) -> Result<Action, PodError> {
         let r = pod_ref(pod);
         let generation = pod.metadata.generation.unwrap_or_default();
-        let sent = lock(&self.generations).insert(r.uid.clone(), generation);
+        let sent = lock(&self.generations).get(&r.uid).copied();
         // Unknown after a restart: the tokens' age is unknown too, so re-issue them now.
         let live = matches!(
             instance.phase,
@@ -469,19 +559,42 @@ impl PodContext {
             && lock(&self.token_refresh)
                 .get(&r.uid)
                 .is_none_or(|at| *at <= Timestamp::now());
-        if sent.is_some_and(|g| g != generation) || refresh_due {
-            let resolved = resolve_pod(
-                pod,
-                &self.config.node_name,
-                &self.config.node_ip,
-                &self.source,
-            )
-            .await?;
-            self.provider.update(&resolved).await?;
-            if refresh_due {
-                tracing::debug!(pod = %r, "service-account tokens re-issued");
+        let files_changed = live && lock(&self.mounted_changed).remove(&r.uid);
+        let respec = sent.is_some_and(|g| g != generation);
+        if respec || refresh_due || files_changed {
+            match self.send_update(pod).await {
+                Ok(()) => {
+                    tracing::debug!(pod = %r, respec, refresh_due, files_changed, "instance updated");
+                    lock(&self.generations).insert(r.uid.clone(), generation);
+                }
+                // Like a kubelet whose volume refresh fails: the instance keeps the files it
+                // has; the next change of the object (or the next token refresh) tries again.
+                Err(PodError::Resolve(ResolveError::MissingReference(message))) => {
+                    self.event(
+                        pod,
+                        EventType::Warning,
+                        "FailedMount",
+                        format!(
+                            "Refreshing the pod's files failed; the instance keeps their previous content: {message}"
+                        ),
+                    )
+                    .await;
+                    if self.token_refresh_after(pod).is_some() {
+                        let retry = Timestamp::now()
+                            .checked_add(Duration::from_secs(30))
+                            .unwrap_or_else(|_| Timestamp::now());
+                        lock(&self.token_refresh).insert(r.uid.clone(), retry);
+                    }
+                }
+                Err(e) => {
+                    if files_changed {
+                        lock(&self.mounted_changed).insert(r.uid.clone());
+                    }
+                    return Err(e);
+                }
             }
-            self.schedule_token_refresh(pod, &r.uid);
+        } else {
+            lock(&self.generations).insert(r.uid.clone(), generation);
         }
         let status = desired_status(
             pod,
@@ -493,13 +606,26 @@ impl PodContext {
         );
         self.started_events(pod, &status).await;
         self.write_status(pod, status).await?;
-        let next_refresh = lock(&self.token_refresh)
-            .get(&r.uid)
-            .map(|at| at.duration_since(Timestamp::now()).unsigned_abs());
+        let next_refresh = lock(&self.token_refresh).get(&r.uid).copied().map(until);
         let wake = next_refresh.map_or(Duration::from_secs(300), |d| {
             d.min(Duration::from_secs(300)) + Duration::from_millis(50)
         });
-        Ok(Action::requeue(wake))
+        Ok(requeue(pod, Some(wake)))
+    }
+
+    /// Resolve the pod again and hand it to the provider (new images, re-issued tokens,
+    /// changed configMap/secret files).
+    async fn send_update(&self, pod: &Pod) -> Result<(), PodError> {
+        let resolved = resolve_pod(
+            pod,
+            &self.config.node_name,
+            &self.config.node_ip,
+            &self.watched,
+        )
+        .await?;
+        self.provider.update(&resolved).await?;
+        self.schedule_token_refresh(pod, &resolved.pod.uid);
+        Ok(())
     }
 
     /// `Started` for each container that runs now and did not in the API's last status.
@@ -554,14 +680,20 @@ impl PodContext {
         let r = pod_ref(pod);
         let instance = self.instance(&r.uid);
         if pod.metadata.deletion_timestamp.is_some() {
+            self.watched.remove_pod(&r.uid);
             return self.reconcile_deletion(pod, instance).await;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
         if is_terminal_phase(phase) {
             // Terminal pods are never re-created; the instance stays for `kubectl logs`
-            // until the pod is deleted.
+            // until the pod is deleted. Nothing they reference matters any more.
+            self.watched.remove_pod(&r.uid);
             return Ok(Action::await_change());
         }
+        if deadline::remaining(pod, Timestamp::now()).is_some_and(|left| left.is_zero()) {
+            return self.deadline_exceeded(pod).await;
+        }
+        self.watched.add_pod(&r.namespace, &r.uid);
         match instance {
             Some(instance) => self.mirror(pod, &instance).await,
             None if has_started(pod) => {
@@ -619,4 +751,44 @@ pub fn error_policy(pod: Arc<Pod>, error: &PodError, ctx: Arc<PodContext>) -> Ac
     let jitter = rand::rng().random_range(0.8..1.2);
     tracing::warn!(pod = %pod_ref(&pod), attempts, error = %error, "reconcile failed; retrying");
     Action::requeue(base.mul_f64(jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(deadline: Option<i64>, started: Timestamp) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
+            "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
+            "status": {"startTime": started.to_string()},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_active_deadline_brings_the_next_reconcile_forward() {
+        let now = Timestamp::now();
+        let a_minute = Some(Duration::from_secs(60));
+        assert_eq!(
+            requeue(&pod(None, now), a_minute),
+            Action::requeue(Duration::from_secs(60))
+        );
+        assert_eq!(requeue(&pod(None, now), None), Action::await_change());
+        // Exceeded already: at once (the reconcile then fails the pod).
+        let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
+        assert_eq!(
+            requeue(&pod(Some(10), long_ago), a_minute),
+            Action::requeue(Duration::from_millis(50))
+        );
+        assert_eq!(
+            requeue(&pod(Some(10), long_ago), None),
+            Action::requeue(Duration::from_millis(50))
+        );
+        // A deadline further away than the requested wake-up changes nothing.
+        assert_eq!(
+            requeue(&pod(Some(86_400), now), a_minute),
+            Action::requeue(Duration::from_secs(60))
+        );
+    }
 }

@@ -64,7 +64,9 @@ pub trait Provider: Send + Sync + 'static {
     /// already has an instance must not create a second one.
     async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError>;
 
-    /// Apply changes of mutable fields (images, active deadline) to a running instance.
+    /// Apply to a running instance what it can change: images, and the contents of its file
+    /// volumes (re-issued service-account tokens, edited configMaps and secrets). `pod` is a
+    /// complete new resolution; a running container keeps the environment it started with.
     async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError>;
 
     /// Stop and remove the instance. Deleting an unknown instance is not an error.

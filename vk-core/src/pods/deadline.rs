@@ -1,0 +1,84 @@
+//! `activeDeadlineSeconds`, enforced as the kubelet's active-deadline handler does: counted
+//! from `status.startTime` (set when the pod was first seen on the node), for pods that are not
+//! terminal yet. An exceeded pod is stopped and becomes Failed with this reason and message.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Pod;
+
+pub const REASON: &str = "DeadlineExceeded";
+pub const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// Time left before the pod's active deadline: `None` without a deadline or a start time,
+/// zero once it is exceeded.
+pub fn remaining(pod: &Pod, now: Timestamp) -> Option<Duration> {
+    let seconds = pod.spec.as_ref()?.active_deadline_seconds?;
+    let started = pod.status.as_ref()?.start_time.as_ref()?.0;
+    // A deadline past the end of time is no deadline.
+    let deadline = started
+        .checked_add(SignedDuration::from_secs(seconds.max(0)))
+        .ok()?;
+    let left = deadline.duration_since(now);
+    Some(if left.is_positive() {
+        left.unsigned_abs()
+    } else {
+        Duration::ZERO
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(deadline: Option<i64>, start: Option<&str>) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
+            "status": {"startTime": start},
+        }))
+        .unwrap()
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn counts_from_the_start_time() {
+        let p = pod(Some(60), Some("2025-01-01T00:00:00Z"));
+        assert_eq!(
+            remaining(&p, at("2025-01-01T00:00:20Z")),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(
+            remaining(&p, at("2025-01-01T00:00:20.250Z")),
+            Some(Duration::from_millis(39_750))
+        );
+        assert_eq!(
+            remaining(&p, at("2025-01-01T00:01:00Z")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            remaining(&p, at("2025-01-01T02:00:00Z")),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn no_deadline_or_no_start_time_means_no_limit() {
+        let now = at("2030-01-01T00:00:00Z");
+        assert_eq!(
+            remaining(&pod(None, Some("2025-01-01T00:00:00Z")), now),
+            None
+        );
+        assert_eq!(remaining(&pod(Some(1), None), now), None);
+        let no_status: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": 1},
+        }))
+        .unwrap();
+        assert_eq!(remaining(&no_status, now), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! The secrets and configMaps of the namespaces that have pods on this node, watched with one
+//! reflector per kind and namespace, never cluster-wide. A namespace is watched from the
+//! moment its first pod is reconciled until its last pod leaves (deleted, or terminal).
+//!
+//! Resolution reads through [`WatchedNamespaces`] (it is the controller's [`ObjectSource`]):
+//! from the cache once the first list is complete; a miss, or a namespace not synced yet, is
+//! asked of the API by name, so a pod created right after its secret never waits for the
+//! watch event. Every create or change seen after the first list is sent on the change
+//! channel, so the pods that reference the object are reconciled again.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Mutex, MutexGuard};
+
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Resource, ResourceExt as _};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::ApiObjectSource;
+use super::references::ObjectKind;
+use super::resolve::{ObjectSource, ResolveError};
+
+/// A secret or configMap was created or changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectChange {
+    pub kind: ObjectKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+pub struct WatchedNamespaces {
+    client: kube::Client,
+    /// Tokens, and reads the cache cannot answer.
+    api: ApiObjectSource,
+    changes: mpsc::UnboundedSender<ObjectChange>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    pods: PodsByNamespace,
+    watches: HashMap<String, NamespaceWatch>,
+}
+
+/// The two reflectors of one namespace; dropping it stops them.
+struct NamespaceWatch {
+    secrets: Store<Secret>,
+    config_maps: Store<ConfigMap>,
+    _stop: DropGuard,
+}
+
+/// Which pods keep which namespace watched.
+#[derive(Debug, Default)]
+struct PodsByNamespace {
+    namespaces: HashMap<String, HashSet<String>>,
+    /// Pod UID -> its namespace.
+    pods: HashMap<String, String>,
+}
+
+impl PodsByNamespace {
+    /// True when `namespace` had no pod before.
+    fn add(&mut self, namespace: &str, uid: &str) -> bool {
+        if self.pods.contains_key(uid) {
+            return false;
+        }
+        self.pods.insert(uid.to_string(), namespace.to_string());
+        let pods = self.namespaces.entry(namespace.to_string()).or_default();
+        pods.insert(uid.to_string());
+        pods.len() == 1
+    }
+
+    /// The pod's namespace when the pod was its last one.
+    fn remove(&mut self, uid: &str) -> Option<String> {
+        let namespace = self.pods.remove(uid)?;
+        let pods = self.namespaces.get_mut(&namespace)?;
+        pods.remove(uid);
+        if !pods.is_empty() {
+            return None;
+        }
+        self.namespaces.remove(&namespace);
+        Some(namespace)
+    }
+
+    /// Forget the pods not in `live`; the namespaces left without a pod.
+    fn retain(&mut self, live: &HashSet<String>) -> Vec<String> {
+        let gone: Vec<String> = self
+            .pods
+            .keys()
+            .filter(|uid| !live.contains(*uid))
+            .cloned()
+            .collect();
+        gone.iter().filter_map(|uid| self.remove(uid)).collect()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A poisoned lock only means a reconcile panicked; the maps are still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WatchedNamespaces {
+    pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<ObjectChange>) -> Self {
+        Self {
+            api: ApiObjectSource::new(client.clone()),
+            client,
+            changes,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The pod `uid` of `namespace` is on this node: watch its namespace (must run inside a
+    /// tokio runtime, which drives the reflectors).
+    pub fn add_pod(&self, namespace: &str, uid: &str) {
+        let mut state = lock(&self.state);
+        if state.pods.add(namespace, uid) {
+            let watch = self.start(namespace);
+            state.watches.insert(namespace.to_string(), watch);
+        }
+    }
+
+    /// The pod left the node or ended; its namespace stops being watched with its last pod.
+    pub fn remove_pod(&self, uid: &str) {
+        let mut state = lock(&self.state);
+        if let Some(namespace) = state.pods.remove(uid) {
+            state.watches.remove(&namespace);
+            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets and configMaps");
+        }
+    }
+
+    /// Forget every pod not in `live` (pods deleted while the pod watch was reconnecting
+    /// produce no delete event).
+    pub fn retain_pods(&self, live: &HashSet<String>) {
+        let mut state = lock(&self.state);
+        for namespace in state.pods.retain(live) {
+            state.watches.remove(&namespace);
+            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets and configMaps");
+        }
+    }
+
+    /// The namespaces watched now, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut list: Vec<String> = lock(&self.state).watches.keys().cloned().collect();
+        list.sort();
+        list
+    }
+
+    fn start(&self, namespace: &str) -> NamespaceWatch {
+        let stop = CancellationToken::new();
+        tracing::info!(%namespace, "watching the namespace's secrets and configMaps");
+        NamespaceWatch {
+            secrets: self.spawn_reflector(namespace, ObjectKind::Secret, stop.clone()),
+            config_maps: self.spawn_reflector(namespace, ObjectKind::ConfigMap, stop.clone()),
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    fn spawn_reflector<K>(
+        &self,
+        namespace: &str,
+        kind: ObjectKind,
+        stop: CancellationToken,
+    ) -> Store<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Debug
+            + DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (reader, writer) = reflector::store::<K>();
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let changes = self.changes.clone();
+        let cache = reader.clone();
+        let ns = namespace.to_string();
+        let mut synced = false;
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            // Field ownership is of no use here and is often larger than the data.
+            .modify(|o: &mut K| o.managed_fields_mut().clear())
+            .inspect_ok(move |event| {
+                if let Some(name) = changed_object(&cache, event, &mut synced) {
+                    let _ = changes.send(ObjectChange {
+                        kind,
+                        namespace: ns.clone(),
+                        name,
+                    });
+                }
+            })
+            .reflect(writer);
+        let ns = namespace.to_string();
+        tokio::spawn(async move {
+            let run = stream.for_each(|result| {
+                if let Err(e) = result {
+                    tracing::warn!(namespace = %ns, %kind, error = %e, "watch failed; retrying with backoff");
+                }
+                std::future::ready(())
+            });
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = run => {}
+            }
+        });
+        reader
+    }
+
+    /// The object from the namespace's cache, when the namespace is watched, its first list is
+    /// complete and the object is in it.
+    fn cached<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        store: impl Fn(&NamespaceWatch) -> &Store<K>,
+    ) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let cache = {
+            let state = lock(&self.state);
+            store(state.watches.get(namespace)?).clone()
+        };
+        let synced = cache
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok());
+        if !synced {
+            return None;
+        }
+        cache
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|o| (*o).clone())
+    }
+}
+
+/// The name of the object `event` creates or changes, compared with what `cache` holds before
+/// the event is applied. Nothing is reported until the first list is complete (`synced`):
+/// until then readers go to the API. A re-list after a lost watch reports only what differs.
+/// Deletions are not reported: a running pod keeps the files it has, as with the kubelet.
+fn changed_object<K>(
+    cache: &Store<K>,
+    event: &watcher::Event<K>,
+    synced: &mut bool,
+) -> Option<String>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    match event {
+        watcher::Event::InitDone => {
+            *synced = true;
+            None
+        }
+        watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) if *synced => {
+            let before = cache.get(&ObjectRef::from_obj(obj));
+            let changed = before.is_none_or(|b| b.resource_version() != obj.resource_version());
+            changed.then(|| obj.name_any())
+        }
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectSource for WatchedNamespaces {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError> {
+        match self.cached(namespace, name, |w| &w.secrets) {
+            Some(secret) => Ok(Some(secret)),
+            None => self.api.secret(namespace, name).await,
+        }
+    }
+
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, ResolveError> {
+        match self.cached(namespace, name, |w| &w.config_maps) {
+            Some(cm) => Ok(Some(cm)),
+            None => self.api.config_map(namespace, name).await,
+        }
+    }
+
+    async fn service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        pod_name: &str,
+        pod_uid: &str,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<String, ResolveError> {
+        self.api
+            .service_account_token(
+                namespace,
+                service_account,
+                pod_name,
+                pod_uid,
+                audience,
+                expiration_seconds,
+            )
+            .await
+    }
+}
+
+#[cfg(test)]
+#[path = "watched_tests.rs"]
+mod tests;
