@@ -2,6 +2,11 @@
 //!
 //!   bench pod-startup [--pods 100]   100 pods at once on a mock node with zero latency:
 //!                                    bind -> Running (observed by a watch) p50/p99, throughput
+//!   bench log-stream [--bytes 1073741824] [--proto both] [--apiserver]
+//!                                    follow a container writing 1 GiB through the kubelet API
+//!                                    on loopback (and through kube-apiserver): MB/s and RSS
+
+mod log_stream;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,6 +34,22 @@ enum Bench {
         pods: usize,
         #[arg(long, default_value_t = 16)]
         workers: u16,
+    },
+    /// Log streaming through the kubelet API: throughput and memory while following a
+    /// container that writes `--bytes`.
+    LogStream {
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        /// Bytes per item of the provider's log stream (whole 100-byte lines).
+        #[arg(long, default_value_t = 16 * 1024)]
+        chunk_bytes: usize,
+        /// HTTP version of the loopback client.
+        #[arg(long, value_enum, default_value = "both")]
+        proto: log_stream::Proto,
+        /// Also follow through kube-apiserver with `kubectl logs -f` (needs the local control
+        /// plane, or the cluster KUBECONFIG names).
+        #[arg(long)]
+        apiserver: bool,
     },
 }
 
@@ -154,5 +175,19 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::PodStartup { pods, workers } => pod_startup(pods, workers).await,
+        Bench::LogStream {
+            bytes,
+            chunk_bytes,
+            proto,
+            apiserver,
+        } => {
+            log_stream::run(log_stream::Options {
+                bytes,
+                chunk_bytes,
+                proto,
+                apiserver,
+            })
+            .await
+        }
     }
 }
