@@ -10,8 +10,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use jiff::Timestamp;
 use vk_core::provider::{
-    InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats, Provider, ProviderError,
-    ResolvedPod, StatusSource,
+    ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
+    Provider, ProviderError, ResolvedPod, StatusSource,
 };
 
 /// Every line is this long, newline included (like a verbose build log line).
@@ -137,6 +137,18 @@ impl Provider for Generator {
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
         Ok(vec![])
+    }
+
+    async fn exec(
+        &self,
+        _pod: &PodRef,
+        _container: &str,
+        _command: Vec<String>,
+        _io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the log benchmark's provider only produces logs".into(),
+        ))
     }
 }
 
