@@ -115,8 +115,8 @@ impl MockProvider {
             let (out, err) = (child.stdout.take(), child.stderr.take());
             let (to_out, to_err) = (stdout.clone(), stderr.clone());
             async move {
-                let (a, b) = tokio::join!(pump(out, to_out), pump(err, to_err));
-                a.and(b)
+                // The first failed write (the client is gone) ends both.
+                tokio::try_join!(pump(out, to_out), pump(err, to_err)).map(drop)
             }
         };
         tokio::pin!(outputs, background);
