@@ -1,7 +1,7 @@
 //! What a pod references reaches the provider resolved, on the real control plane: bound
 //! service-account tokens (valid, naming the pod, refreshed), configMap/secret/downward-API
-//! env and files, edits of mounted configMaps reaching the running instance, missing
-//! references, init container failures.
+//! env and files, edits of mounted configMaps reaching the running instance, image pull
+//! secrets as registry credentials, missing references, init container failures.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,10 +11,11 @@ use e2e::vk::{Vk, service_account_kubeconfig};
 use e2e::{TestNamespace, client, unique, wait_for};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, Node,
-    ObjectFieldSelector, Pod, Secret, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, Event,
+    LocalObjectReference, Node, ObjectFieldSelector, Pod, Secret, SecretKeySelector,
+    SecretVolumeSource, Volume, VolumeMount,
 };
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 struct Setup {
@@ -439,5 +440,57 @@ async fn failing_init_container_fails_the_pod_with_its_exit_code() {
             .and_then(|s| s.running.as_ref())
             .is_none(),
         "the app container must never have started"
+    );
+}
+
+#[tokio::test]
+async fn image_pull_secrets_reach_the_provider_and_a_missing_one_is_a_warning() {
+    let s = setup("vk-pull", "").await;
+    let secret: Secret = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            e2e::repo_root().join("manifests/examples/registry-credentials.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut pod = pod_for_node("private", &s.vk.node, &["app"], &[]);
+    let spec = pod.spec.as_mut().unwrap();
+    spec.containers[0].image = Some("registry.example.com/team/app:1".into());
+    spec.image_pull_secrets = Some(vec![
+        LocalObjectReference {
+            name: "registry-credentials".into(),
+        },
+        LocalObjectReference {
+            name: "not-there".into(),
+        },
+    ]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    let pod = wait_phase(&s.pods, "private", "Running", Duration::from_secs(60)).await;
+    let spec = received(&s.state_file, &uid(&pod));
+    assert_eq!(
+        spec["image_pull_credentials"],
+        serde_json::json!([
+            {"server": "registry.example.com", "username": "demo", "password": "demo"}
+        ])
+    );
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
+    let warning = events
+        .list(&ListParams::default().fields("involvedObject.name=private"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("FailedToRetrieveImagePullSecret"))
+        .expect("a FailedToRetrieveImagePullSecret event");
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        warning.message.as_deref(),
+        Some(
+            "Unable to retrieve some image pull secrets (not-there); attempting to pull the image may not succeed."
+        )
     );
 }

@@ -201,6 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn a_terminated_containers_message_is_kept() {
+        let mut s = state("Terminated", Some(2));
+        s.message = "go: build failed: exit status 2".into();
+        match container_state(&s, Timestamp::UNIX_EPOCH) {
+            Some(ContainerState::Terminated { message, .. }) => {
+                assert_eq!(message.as_deref(), Some("go: build failed: exit status 2"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn running_waiting_and_empty_states() {
         let epoch = Timestamp::UNIX_EPOCH;
         assert_eq!(

@@ -1,13 +1,16 @@
 //! A resolved pod as an ECI `CreateContainerGroup` request: containers and init containers
 //! with command, args, working dir, env and mounts; emptyDir and file volumes; sizes; the
-//! restart policy; tags naming the pod and the node; the pod UID as the ClientToken, so a
-//! retried create never makes a second group.
+//! restart policy; registry credentials from the pod's image pull secrets; tags naming the
+//! pod and the node; the pod UID as the ClientToken, so a retried create never makes a second
+//! group.
 
 use base64::Engine as _;
 use vk_core::provider::{ContainerSpec, ProviderError, ResolvedPod, RestartPolicy, VolumeSource};
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
-use super::request::{ConfigFile, ContainerDef, CreateContainerGroup, VolumeDef};
+use super::request::{
+    ConfigFile, ContainerDef, CreateContainerGroup, ImageRegistryCredential, VolumeDef,
+};
 use super::sizing;
 
 /// Tags every group of this provider carries.
@@ -190,6 +193,15 @@ pub fn create_request(
         containers: pod.containers.iter().map(container).collect(),
         init_containers: pod.init_containers.iter().map(container).collect(),
         volumes: volumes(pod),
+        image_registry_credentials: pod
+            .image_pull_credentials
+            .iter()
+            .map(|c| ImageRegistryCredential {
+                server: c.server.clone(),
+                user_name: c.username.clone(),
+                password: c.password.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -205,7 +217,7 @@ mod tests {
     use std::time::Duration;
 
     use vk_core::provider::{
-        EnvVar, PodRef, Resources, Volume, VolumeFile, VolumeMount as PodMount,
+        EnvVar, PodRef, RegistryCredential, Resources, Volume, VolumeFile, VolumeMount as PodMount,
     };
 
     use super::*;
@@ -316,6 +328,42 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn pull_secret_credentials_become_image_registry_credentials() {
+        let mut pod = build_pod();
+        pod.image_pull_credentials = vec![
+            RegistryCredential {
+                server: "registry.example.com".into(),
+                username: "demo".into(),
+                password: "s3cr3t".into(),
+            },
+            RegistryCredential {
+                server: "quay.io".into(),
+                username: "robot".into(),
+                password: "pw".into(),
+            },
+        ];
+        let req = create_request(&pod, "n", &Placement::default()).unwrap();
+        let mut p = super::super::params::Params::new();
+        req.encode(&mut p);
+        for (name, value) in [
+            ("ImageRegistryCredential.1.Server", "registry.example.com"),
+            ("ImageRegistryCredential.1.UserName", "demo"),
+            ("ImageRegistryCredential.1.Password", "s3cr3t"),
+            ("ImageRegistryCredential.2.Server", "quay.io"),
+            ("ImageRegistryCredential.2.UserName", "robot"),
+            ("ImageRegistryCredential.2.Password", "pw"),
+        ] {
+            assert_eq!(p.get(name), Some(value), "{name}");
+        }
+        assert!(
+            create_request(&build_pod(), "n", &Placement::default())
+                .unwrap()
+                .image_registry_credentials
+                .is_empty()
+        );
     }
 
     #[test]

@@ -72,6 +72,26 @@ impl VolumeDef {
     }
 }
 
+/// `ImageRegistryCredential.N`: a private registry's login for image pulls.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ImageRegistryCredential {
+    /// The registry's address, e.g. `registry-vpc.cn-hangzhou.aliyuncs.com`.
+    pub server: String,
+    pub user_name: String,
+    pub password: String,
+}
+
+/// The password stays out of logs.
+impl std::fmt::Debug for ImageRegistryCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageRegistryCredential")
+            .field("server", &self.server)
+            .field("user_name", &self.user_name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// `CreateContainerGroup`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CreateContainerGroup {
@@ -90,6 +110,7 @@ pub struct CreateContainerGroup {
     pub containers: Vec<ContainerDef>,
     pub init_containers: Vec<ContainerDef>,
     pub volumes: Vec<VolumeDef>,
+    pub image_registry_credentials: Vec<ImageRegistryCredential>,
 }
 
 impl CreateContainerGroup {
@@ -116,6 +137,12 @@ impl CreateContainerGroup {
             encode_container(p, &format!("InitContainer.{}", i + 1), c);
         }
         encode_volumes(p, &self.volumes);
+        for (i, c) in self.image_registry_credentials.iter().enumerate() {
+            let pre = format!("ImageRegistryCredential.{}", i + 1);
+            p.push(format!("{pre}.Server"), &c.server);
+            p.push(format!("{pre}.UserName"), &c.user_name);
+            p.push(format!("{pre}.Password"), &c.password);
+        }
     }
 
     /// Decode and validate as the service does.
@@ -201,8 +228,29 @@ impl CreateContainerGroup {
             containers,
             init_containers,
             volumes,
+            image_registry_credentials: decode_registry_credentials(p)?,
         })
     }
+}
+
+/// Every member needs its server and user name; the password may be empty (a token-only
+/// registry user), as the service accepts.
+fn decode_registry_credentials(p: &Params) -> Result<Vec<ImageRegistryCredential>, ParamError> {
+    p.members("ImageRegistryCredential")?
+        .into_iter()
+        .map(|(i, m)| {
+            let required = |name: &str| {
+                m.required(name)
+                    .map(str::to_string)
+                    .map_err(|_| ParamError::Missing(format!("ImageRegistryCredential.{i}.{name}")))
+            };
+            Ok(ImageRegistryCredential {
+                server: required("Server")?,
+                user_name: required("UserName")?,
+                password: m.get("Password").unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
 }
 
 /// 2 to 128 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.

@@ -57,6 +57,11 @@ fn sample() -> CreateContainerGroup {
                 }],
             },
         ],
+        image_registry_credentials: vec![ImageRegistryCredential {
+            server: "registry.example.com".into(),
+            user_name: "demo".into(),
+            password: "s3cr3t".into(),
+        }],
         ..Default::default()
     }
 }
@@ -97,11 +102,15 @@ fn create_uses_the_documented_parameter_names_and_round_trips() {
             "aGVsbG8=",
         ),
         ("Volume.2.ConfigFileVolume.ConfigFileToPath.1.Mode", "384"),
+        ("ImageRegistryCredential.1.Server", "registry.example.com"),
+        ("ImageRegistryCredential.1.UserName", "demo"),
+        ("ImageRegistryCredential.1.Password", "s3cr3t"),
     ] {
         assert_eq!(p.get(name), Some(value), "{name}");
     }
     let decoded = CreateContainerGroup::decode(&p).unwrap();
     assert_eq!(decoded, sample());
+    assert!(!format!("{decoded:?}").contains("s3cr3t"));
 }
 
 #[test]
@@ -133,6 +142,14 @@ fn create_validation_names_the_parameter() {
         "unknown volume",
     );
     check(&|r| r.cpu = Some(-1.0), "Cpu");
+    check(
+        &|r| r.image_registry_credentials[0].server.clear(),
+        "ImageRegistryCredential.1.Server",
+    );
+    check(
+        &|r| r.image_registry_credentials[0].user_name.clear(),
+        "ImageRegistryCredential.1.UserName",
+    );
     check(
         &|r| {
             if let VolumeDef::ConfigFile { files, .. } = &mut r.volumes[1] {

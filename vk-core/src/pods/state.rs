@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::deadline;
 use super::references::References;
-use super::resolve::{ResolveError, resolve_pod};
+use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
 use super::watched::{ObjectChange, WatchedNamespaces};
 use super::{PodControllerConfig, PodError};
@@ -459,7 +459,7 @@ impl PodContext {
 
     async fn create(&self, pod: &Pod) -> Result<Action, PodError> {
         let r = pod_ref(pod);
-        let resolved = match resolve_pod(
+        let (resolved, warnings) = match resolve_pod_with_warnings(
             pod,
             &self.config.node_name,
             &self.config.node_ip,
@@ -522,6 +522,13 @@ impl PodContext {
         // A provider that polls reports the instance a little later; until then a reconcile
         // creates again (idempotent by UID), which is not news for the user.
         if first {
+            // What the kubelet would have warned about while still running the pod (a missing
+            // image pull secret, skipped envFrom keys), once per pod.
+            for warning in warnings {
+                tracing::warn!(pod = %r, reason = %warning.reason, "{}", warning.message);
+                self.event(pod, EventType::Warning, &warning.reason, warning.message)
+                    .await;
+            }
             self.event(
                 pod,
                 EventType::Normal,

@@ -585,6 +585,47 @@ mod tests {
     }
 
     #[test]
+    fn a_terminated_containers_message_reaches_the_pod_status() {
+        let with_message = |code: i32, text: &str| {
+            let mut c = terminated("a", code);
+            if let ContainerState::Terminated { message, .. } = &mut c.state {
+                *message = Some(text.to_string());
+            }
+            c
+        };
+        let mut c = with_message(2, "go: build failed: exit status 2\n");
+        c.last_state = Some(with_message(137, "previous run: out of memory").state);
+        let i = instance(InstancePhase::Failed, vec![c]);
+        let mut p = pod(&["a"], &[]);
+        let now = Timestamp::now();
+        let s = desired_status(&p, Some(&i), "mock", "h", "ContainerCreating", now);
+        let status = &s.container_statuses.as_ref().unwrap()[0];
+        let t = status.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(t.exit_code, 2);
+        assert_eq!(
+            t.message.as_deref(),
+            Some("go: build failed: exit status 2\n")
+        );
+        let last = status
+            .last_state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(last.message.as_deref(), Some("previous run: out of memory"));
+
+        // A message that changes alone is a change worth writing.
+        p.status = Some(s.clone());
+        let i = instance(
+            InstancePhase::Failed,
+            vec![with_message(2, "another message")],
+        );
+        let again = desired_status(&p, Some(&i), "mock", "h", "ContainerCreating", now);
+        assert_ne!(owned_part(&s), owned_part(&again));
+    }
+
+    #[test]
     fn init_containers_gate_initialized() {
         let mut i = instance(InstancePhase::Pending, vec![]);
         i.init_containers = vec![running("setup")];

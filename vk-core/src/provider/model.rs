@@ -115,6 +115,27 @@ pub struct Volume {
     pub source: VolumeSource,
 }
 
+/// Credentials for one image registry, from the pod's image pull secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryCredential {
+    /// The registry: `host[:port]`, or `host[:port]/path` for a key scoped to a repository
+    /// path; no scheme, no trailing `/`, no `/v1`/`/v2` API suffix.
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// The password stays out of logs.
+impl std::fmt::Debug for RegistryCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredential")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Everything a provider needs to run a pod; built by vk-core from the API objects.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ResolvedPod {
@@ -128,6 +149,10 @@ pub struct ResolvedPod {
     pub volumes: Vec<Volume>,
     pub termination_grace_period: Option<Duration>,
     pub active_deadline_seconds: Option<i64>,
+    /// From `imagePullSecrets` (dockerconfigjson and legacy dockercfg), one per registry, in
+    /// the order the pod lists its secrets.
+    #[serde(default)]
+    pub image_pull_credentials: Vec<RegistryCredential>,
     /// The pod's effective request as the scheduler counts it.
     pub effective_cpu_millis: u64,
     pub effective_memory_bytes: u64,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::Container;
 
-use super::{Ctx, ResolveError, expand, fieldpath, resources};
+use super::{Ctx, ResolveError, ResolveWarning, expand, fieldpath, resources};
 use crate::provider::EnvVar;
 
 #[derive(Default)]
@@ -68,11 +68,14 @@ fn skipped(ctx: &mut Ctx<'_>, mut invalid: Vec<String>, kind: &str, name: &str) 
         return;
     }
     invalid.sort();
-    ctx.warnings.push(format!(
-        "Keys [{}] from the EnvFrom {kind} {}/{name} were skipped since they are considered invalid environment variable names.",
-        invalid.join(", "),
-        ctx.namespace
-    ));
+    ctx.warnings.push(ResolveWarning {
+        reason: "InvalidEnvironmentVariableNames".to_string(),
+        message: format!(
+            "Keys [{}] from the EnvFrom {kind} {}/{name} were skipped since they are considered invalid environment variable names.",
+            invalid.join(", "),
+            ctx.namespace
+        ),
+    });
 }
 
 pub(super) async fn resolve_env(

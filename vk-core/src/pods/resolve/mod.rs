@@ -12,7 +12,9 @@
 //!   [`ResolveError::Unsupported`];
 //! - quantities parsed exactly and rounded up like `Quantity.Value()`/`MilliValue()`
 //!   ([`quantity`]);
-//! - the pod's effective request per KEP-753 (sidecars), pod-level resources, plus overhead.
+//! - the pod's effective request per KEP-753 (sidecars), pod-level resources, plus overhead;
+//! - `imagePullSecrets` as registry credentials (`pull_secrets.rs`); a missing one is a
+//!   [`ResolveWarning`], not an error.
 //!
 //! Secrets, configMaps and tokens are fetched through an [`ObjectSource`], each at most once
 //! per call.
@@ -24,6 +26,7 @@
 mod env;
 pub mod expand;
 mod fieldpath;
+pub mod pull_secrets;
 pub mod quantity;
 mod resources;
 mod volumes;
@@ -40,6 +43,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use crate::provider::{
     ContainerPort, ContainerSpec, PodRef, ResolvedPod, RestartPolicy, VolumeMount,
 };
+
+/// Something the kubelet would have recorded as a Warning event while still running the pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveWarning {
+    /// The event reason (`InvalidEnvironmentVariableNames`, `FailedToRetrieveImagePullSecret`).
+    pub reason: String,
+    pub message: String,
+}
 
 /// Where the resolver reads what a pod references. Always the pod's own namespace.
 #[async_trait::async_trait]
@@ -82,7 +93,7 @@ pub enum ResolveError {
 }
 
 /// Resolves `pod` for the node `node_name` whose address is `node_ip`. Warnings (envFrom keys
-/// skipped) are logged; use [`resolve_pod_with_warnings`] to get them.
+/// skipped, missing pull secrets) are logged; use [`resolve_pod_with_warnings`] to get them.
 pub async fn resolve_pod(
     pod: &Pod,
     node_name: &str,
@@ -91,19 +102,18 @@ pub async fn resolve_pod(
 ) -> Result<ResolvedPod, ResolveError> {
     let (resolved, warnings) = resolve_pod_with_warnings(pod, node_name, node_ip, source).await?;
     for warning in warnings {
-        tracing::warn!(pod = %resolved.pod, "{warning}");
+        tracing::warn!(pod = %resolved.pod, reason = %warning.reason, "{}", warning.message);
     }
     Ok(resolved)
 }
 
-/// [`resolve_pod`], also returning the warnings the kubelet would have recorded as events
-/// (reason `InvalidEnvironmentVariableNames`).
+/// [`resolve_pod`], also returning the warnings the kubelet would have recorded as events.
 pub async fn resolve_pod_with_warnings(
     pod: &Pod,
     node_name: &str,
     node_ip: &str,
     source: &dyn ObjectSource,
-) -> Result<(ResolvedPod, Vec<String>), ResolveError> {
+) -> Result<(ResolvedPod, Vec<ResolveWarning>), ResolveError> {
     let spec = pod
         .spec
         .as_ref()
@@ -145,6 +155,11 @@ pub async fn resolve_pod_with_warnings(
     }
     let (effective_cpu_millis, effective_memory_bytes) =
         resources::effective(spec, &init_containers, &containers)?;
+    let image_pull_credentials = pull_secrets::resolve_pull_secrets(
+        &mut ctx,
+        spec.image_pull_secrets.as_deref().unwrap_or_default(),
+    )
+    .await?;
 
     let resolved = ResolvedPod {
         pod: pod_ref,
@@ -159,6 +174,7 @@ pub async fn resolve_pod_with_warnings(
             .termination_grace_period_seconds
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0))),
         active_deadline_seconds: spec.active_deadline_seconds,
+        image_pull_credentials,
         effective_cpu_millis,
         effective_memory_bytes,
     };
@@ -176,7 +192,7 @@ pub(super) struct Ctx<'a> {
     secrets: HashMap<String, Option<Arc<Secret>>>,
     config_maps: HashMap<String, Option<Arc<ConfigMap>>>,
     tokens: HashMap<(Option<String>, i64), String>,
-    pub(super) warnings: Vec<String>,
+    pub(super) warnings: Vec<ResolveWarning>,
 }
 
 impl Ctx<'_> {

@@ -427,11 +427,21 @@ async fn invalid_env_from_keys_are_skipped_with_a_warning() {
     ]}));
     let (r, warnings) = resolve_warn(&p, &src).await.unwrap();
     assert_eq!(vars(&r), [("1key.ok-too", "4"), ("GOOD", "1"), ("ok", "1")]);
+    let warnings: Vec<(&str, &str)> = warnings
+        .iter()
+        .map(|w| (w.reason.as_str(), w.message.as_str()))
+        .collect();
     assert_eq!(
         warnings,
         [
-            "Keys [has=equals, tab\tkey] from the EnvFrom configMap ns1/cfg were skipped since they are considered invalid environment variable names.",
-            "Keys [é] from the EnvFrom secret ns1/sec were skipped since they are considered invalid environment variable names.",
+            (
+                "InvalidEnvironmentVariableNames",
+                "Keys [has=equals, tab\tkey] from the EnvFrom configMap ns1/cfg were skipped since they are considered invalid environment variable names."
+            ),
+            (
+                "InvalidEnvironmentVariableNames",
+                "Keys [é] from the EnvFrom secret ns1/sec were skipped since they are considered invalid environment variable names."
+            ),
         ]
     );
 }

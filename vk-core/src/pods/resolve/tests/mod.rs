@@ -2,6 +2,7 @@
 
 mod env;
 mod pod;
+mod pull_secrets;
 mod resources;
 mod volumes;
 
@@ -12,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde_json::json;
 
-use super::{ObjectSource, ResolveError, resolve_pod, resolve_pod_with_warnings};
+use super::{ObjectSource, ResolveError, ResolveWarning, resolve_pod, resolve_pod_with_warnings};
 use crate::provider::{ContainerSpec, ResolvedPod, Volume, VolumeFile, VolumeSource};
 
 pub(super) const NODE: &str = "vk-node";
@@ -51,6 +52,21 @@ impl FakeSource {
         };
         self.secrets.insert((ns.into(), name.into()), secret);
         self
+    }
+
+    pub(super) fn typed_secret(
+        self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        key: &str,
+        value: &str,
+    ) -> Self {
+        let mut this = self.secret(ns, name, &[(key, value.as_bytes())]);
+        if let Some(secret) = this.secrets.get_mut(&(ns.to_string(), name.to_string())) {
+            secret.type_ = Some(type_.to_string());
+        }
+        this
     }
 
     pub(super) fn config_map(self, ns: &str, name: &str, data: &[(&str, &str)]) -> Self {
@@ -156,7 +172,7 @@ pub(super) async fn resolve(pod: &Pod, source: &FakeSource) -> Result<ResolvedPo
 pub(super) async fn resolve_warn(
     pod: &Pod,
     source: &FakeSource,
-) -> Result<(ResolvedPod, Vec<String>), ResolveError> {
+) -> Result<(ResolvedPod, Vec<ResolveWarning>), ResolveError> {
     resolve_pod_with_warnings(pod, NODE, NODE_IP, source).await
 }
 
