@@ -141,7 +141,22 @@ impl Provider for EciProvider {
             return Ok(());
         }
         let request = pod::create_request(pod, &self.config.node_name, &self.placement)?;
-        let answer = self.client.create_container_group(&request).await?;
+        let answer = match self.client.create_container_group(&request).await {
+            Ok(answer) => answer,
+            // An earlier create of this pod ran but its answer was lost, and the pod resolves
+            // differently now (service-account tokens are re-issued on every resolve): the
+            // group it made is the pod's, so adopt it instead of failing the pod.
+            Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+                return match self.find(&pod.pod).await? {
+                    Some(group) => {
+                        tracing::info!(pod = %pod.pod, group = %group.container_group_id, "adopted the ECI container group of an earlier create");
+                        Ok(())
+                    }
+                    None => Err(e.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(pod = %pod.pod, group = %answer.container_group_id, "ECI container group created");
         self.groups.insert(&pod.pod.uid, &answer.container_group_id);
         Ok(())
