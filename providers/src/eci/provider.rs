@@ -270,16 +270,23 @@ impl Provider for EciProvider {
         }
     }
 
-    /// One cheap authenticated call: reachability and credentials both count.
+    /// One cheap authenticated call: reachability and credentials both count. A throttled
+    /// answer comes from a reachable service that accepted the signature, so it counts as up:
+    /// a NotReady node would stop scheduling and, after a while, evict running pods.
     async fn ping(&self) -> Result<(), ProviderError> {
-        self.client
+        match self
+            .client
             .describe_container_groups(&DescribeContainerGroups {
                 tags: vec![self.node_tag()],
                 limit: Some(1),
                 ..Default::default()
             })
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_throttling() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// ECI's metrics call is not used yet: no figures rather than made-up ones.
