@@ -4,6 +4,9 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
+use providers::eci::{EciConfig, EciProvider};
+use vk_core::provider::Provider;
+
 use crate::vk::vk_binary;
 
 pub const ACCESS_KEY_ID: &str = "e2e-access-key";
@@ -56,10 +59,33 @@ impl MockCloud {
         }
     }
 
+    /// The names of the pods whose container groups the cloud holds for `node`, asked with
+    /// the provider's own client (and its retries).
+    pub async fn groups(&self, node: &str) -> anyhow::Result<Vec<String>> {
+        let provider = EciProvider::new(EciConfig {
+            endpoint: self.endpoint.clone(),
+            access_key_id: ACCESS_KEY_ID.into(),
+            access_key_secret: ACCESS_KEY_SECRET.into(),
+            node_name: node.into(),
+            ..Default::default()
+        })?;
+        Ok(provider
+            .list()
+            .await?
+            .into_iter()
+            .map(|i| i.pod.name)
+            .collect())
+    }
+
     /// The `eci:` section of a vk config file pointing at this cloud.
     pub fn eci_config(&self) -> String {
+        self.eci_config_polling(500)
+    }
+
+    /// The same, with vk listing the node's groups every `status_interval_ms`.
+    pub fn eci_config_polling(&self, status_interval_ms: u64) -> String {
         format!(
-            "eci:\n  endpoint: {}\n  access_key_id: {ACCESS_KEY_ID}\n  access_key_secret: {ACCESS_KEY_SECRET}\n  status_interval_ms: 500\n  log_poll_interval_ms: 300\n",
+            "eci:\n  endpoint: {}\n  access_key_id: {ACCESS_KEY_ID}\n  access_key_secret: {ACCESS_KEY_SECRET}\n  status_interval_ms: {status_interval_ms}\n  log_poll_interval_ms: 300\n",
             self.endpoint
         )
     }
@@ -70,4 +96,33 @@ impl Drop for MockCloud {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Replace the faults the cloud at `endpoint` injects (`POST /admin/faults`, a `FaultConfig`
+/// as JSON); returns the faults it now applies, as it echoes them.
+pub async fn set_faults(endpoint: &str, json: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the mock cloud at {addr}: {e}"));
+    let request = format!(
+        "POST /admin/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("sending the faults");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .expect("reading the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "POST /admin/faults {json} was refused: {answer}"
+    );
+    body.to_string()
 }

@@ -10,8 +10,6 @@ use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
 use e2e::{TestNamespace, client, kubectl, kubectl_ok, repo_root, unique, wait_for};
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
-use providers::eci::{EciConfig, EciProvider};
-use vk_core::provider::Provider;
 
 struct Setup {
     client: kube::Client,
@@ -50,23 +48,7 @@ async fn setup(prefix: &str) -> Setup {
 
 /// The groups the cloud holds for this node, asked with the provider's own client.
 async fn groups(s: &Setup) -> Vec<String> {
-    let config: EciConfig =
-        serde_yaml::from_str::<BTreeMap<String, EciConfig>>(&s.cloud.eci_config())
-            .unwrap()
-            .remove("eci")
-            .unwrap();
-    let provider = EciProvider::new(EciConfig {
-        node_name: s.vk.node.clone(),
-        ..config
-    })
-    .unwrap();
-    provider
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.pod.name)
-        .collect()
+    s.cloud.groups(&s.vk.node).await.unwrap()
 }
 
 #[tokio::test]

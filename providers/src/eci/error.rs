@@ -36,13 +36,18 @@ impl EciError {
         match self {
             Self::Api { status, code, .. } => {
                 *status >= 500
-                    || code.starts_with("Throttling")
+                    || self.is_throttling()
                     || code == "ServiceUnavailable"
                     || code == "InternalError"
             }
             Self::Transport { .. } => true,
             Self::Decode { .. } | Self::Config(_) => false,
         }
+    }
+
+    /// The service's flow control refused the call (it was authenticated first).
+    pub fn is_throttling(&self) -> bool {
+        self.code().is_some_and(|c| c.starts_with("Throttling"))
     }
 
     /// The resource named in the call does not exist (not the action or the access key).
@@ -120,6 +125,8 @@ mod tests {
             "transient"
         );
         assert!(api(400, "Throttling.User").is_retryable());
+        assert!(api(400, "Throttling.User").is_throttling());
+        assert!(!api(503, "ServiceUnavailable").is_throttling());
         assert!(api(502, "HTTP502").is_retryable());
         assert!(!api(400, "InvalidParameter").is_retryable());
         assert!(!api(400, "SignatureDoesNotMatch").is_retryable());

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod client;
 pub mod error;
+mod group_ids;
 mod logs;
 pub mod mapping;
 pub mod params;

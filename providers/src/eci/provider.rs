@@ -1,10 +1,10 @@
 //! The `Provider` over ECI. Status comes from ONE paginated `DescribeContainerGroups` per
 //! interval, filtered by the node tag, for all the node's groups (vk-core diffs the answers);
-//! nothing polls per pod. Pod UID -> group id is remembered from creates and listings, and
-//! looked up by the pod-UID tag when unknown (after a restart).
+//! nothing polls per pod. Pod UID -> group id is remembered from creates and listings
+//! ([`GroupIds`]), and looked up by the pod-UID tag when unknown (after a restart).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +18,7 @@ use vk_core::provider::{
 use super::EciConfig;
 use super::api::ContainerGroup;
 use super::client::EciClient;
+use super::group_ids::GroupIds;
 use super::logs;
 use super::mapping::instance_status;
 use super::pod::{self, Placement, tags};
@@ -30,8 +31,7 @@ pub struct EciProvider {
     client: Arc<EciClient>,
     config: EciConfig,
     placement: Placement,
-    /// Pod UID -> ContainerGroupId.
-    groups: Mutex<HashMap<String, String>>,
+    groups: GroupIds,
 }
 
 impl EciProvider {
@@ -59,19 +59,13 @@ impl EciProvider {
                 vswitch_id: config.vswitch_id.clone(),
             },
             config,
-            groups: Mutex::new(HashMap::new()),
+            groups: GroupIds::default(),
         })
     }
 
     /// The client, for calls the `Provider` trait has no verb for (exec, restart).
     pub fn client(&self) -> &Arc<EciClient> {
         &self.client
-    }
-
-    fn groups(&self) -> MutexGuard<'_, HashMap<String, String>> {
-        self.groups
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn node_tag(&self) -> super::api::Tag {
@@ -116,15 +110,14 @@ impl EciProvider {
             .await?;
         let group = groups.into_iter().next();
         if let Some(g) = &group {
-            self.groups()
-                .insert(pod.uid.clone(), g.container_group_id.clone());
+            self.groups.insert(&pod.uid, &g.container_group_id);
         }
         Ok(group)
     }
 
     async fn group_id(&self, pod: &PodRef) -> Result<Option<String>, ProviderError> {
-        if let Some(id) = self.groups().get(&pod.uid) {
-            return Ok(Some(id.clone()));
+        if let Some(id) = self.groups.get(&pod.uid) {
+            return Ok(Some(id));
         }
         Ok(self.find(pod).await?.map(|g| g.container_group_id))
     }
@@ -144,14 +137,28 @@ impl Provider for EciProvider {
     }
 
     async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
-        if self.groups().contains_key(&pod.pod.uid) {
+        if self.groups.contains(&pod.pod.uid) {
             return Ok(());
         }
         let request = pod::create_request(pod, &self.config.node_name, &self.placement)?;
-        let answer = self.client.create_container_group(&request).await?;
+        let answer = match self.client.create_container_group(&request).await {
+            Ok(answer) => answer,
+            // An earlier create of this pod ran but its answer was lost, and the pod resolves
+            // differently now (service-account tokens are re-issued on every resolve): the
+            // group it made is the pod's, so adopt it instead of failing the pod.
+            Err(e) if e.code() == Some("IdempotentParameterMismatch") => {
+                return match self.find(&pod.pod).await? {
+                    Some(group) => {
+                        tracing::info!(pod = %pod.pod, group = %group.container_group_id, "adopted the ECI container group of an earlier create");
+                        Ok(())
+                    }
+                    None => Err(e.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(pod = %pod.pod, group = %answer.container_group_id, "ECI container group created");
-        self.groups()
-            .insert(pod.pod.uid.clone(), answer.container_group_id);
+        self.groups.insert(&pod.pod.uid, &answer.container_group_id);
         Ok(())
     }
 
@@ -193,11 +200,12 @@ impl Provider for EciProvider {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(%pod, group = %id, ?grace, "ECI container group deleted");
-        self.groups().remove(&pod.uid);
+        self.groups.remove(&pod.uid);
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        let mark = self.groups.begin_listing();
         let groups = self.node_groups(None).await?;
         let mut ids = HashMap::with_capacity(groups.len());
         let mut statuses = Vec::with_capacity(groups.len());
@@ -208,7 +216,7 @@ impl Provider for EciProvider {
             ids.insert(pod.uid.clone(), group.container_group_id.clone());
             statuses.push(instance_status(pod, group));
         }
-        *self.groups() = ids;
+        self.groups.finish_listing(mark, ids);
         Ok(statuses)
     }
 
@@ -262,16 +270,23 @@ impl Provider for EciProvider {
         }
     }
 
-    /// One cheap authenticated call: reachability and credentials both count.
+    /// One cheap authenticated call: reachability and credentials both count. A throttled
+    /// answer comes from a reachable service that accepted the signature, so it counts as up:
+    /// a NotReady node would stop scheduling and, after a while, evict running pods.
     async fn ping(&self) -> Result<(), ProviderError> {
-        self.client
+        match self
+            .client
             .describe_container_groups(&DescribeContainerGroups {
                 tags: vec![self.node_tag()],
                 limit: Some(1),
                 ..Default::default()
             })
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_throttling() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// ECI's metrics call is not used yet: no figures rather than made-up ones.

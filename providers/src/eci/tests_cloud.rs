@@ -238,6 +238,57 @@ async fn client_token_makes_creates_idempotent() {
     ));
 }
 
+/// A create whose answer was lost leaves a group the provider does not know of. The next
+/// reconcile resolves the pod again, and its service-account token comes out re-issued, so
+/// the retried create carries the same ClientToken with other contents: the group must be
+/// adopted, not the pod failed as an invalid spec.
+#[tokio::test]
+async fn a_retried_create_with_reissued_tokens_adopts_the_group() {
+    let cloud = cloud(|_| {}).await;
+    let with_token = |token: &[u8]| {
+        let mut p = pod(
+            "uid-lost",
+            RestartPolicy::Never,
+            vec![sim_container("app", "forever", 0)],
+        );
+        p.volumes = vec![Volume {
+            name: "kube-api-access".into(),
+            source: VolumeSource::Files(vec![VolumeFile {
+                path: "token".into(),
+                content: token.to_vec(),
+                mode: 0o600,
+            }]),
+        }];
+        p
+    };
+    // The first attempt ran in the cloud, but its answer never reached this provider.
+    let lost =
+        create_request(&with_token(b"first"), "node-a", &Default::default()).expect("request");
+    let first_id = provider(&cloud, "node-a")
+        .client()
+        .create_container_group(&lost)
+        .await
+        .expect("create")
+        .container_group_id;
+
+    let provider = provider(&cloud, "node-a");
+    let again = with_token(b"re-issued");
+    provider
+        .create(&again)
+        .await
+        .expect("the retried create adopts the existing group");
+    assert_eq!(cloud.engine().len(), 1);
+    let listed = provider.list().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].pod.uid, "uid-lost");
+    // The provider now knows the group: deleting the pod deletes it.
+    provider
+        .delete(&again.pod, Duration::ZERO)
+        .await
+        .expect("delete");
+    assert!(cloud.engine().is_empty(), "{first_id} was not deleted");
+}
+
 #[tokio::test]
 async fn list_is_per_node_and_paginated() {
     let cloud = cloud(|c| c.max_page_size = 3).await;

@@ -181,6 +181,30 @@ async fn throttling_is_retried_until_it_succeeds() {
     assert!(ProviderError::from(err).is_transient());
 }
 
+/// A throttled service is up: the ping must not turn the node NotReady (which stops
+/// scheduling and, after the grace period, evicts the node's running pods). A wrong secret
+/// still fails it.
+#[tokio::test]
+async fn a_throttled_service_still_answers_the_ping() {
+    let cloud = cloud(|_| {}).await;
+    let mut config = config(&cloud, "node-a");
+    config.retry.max_attempts = 2;
+    let provider = super::EciProvider::new(config.clone()).expect("provider");
+    cloud.engine().faults().set(FaultConfig {
+        throttle_calls: 10,
+        ..Default::default()
+    });
+    provider.ping().await.expect("throttled, but reachable");
+    assert!(cloud.engine().faults().get().throttle_calls < 10);
+
+    config.access_key_secret = "wrong".into();
+    let unauthenticated = super::EciProvider::new(config).expect("provider");
+    assert!(matches!(
+        unauthenticated.ping().await,
+        Err(ProviderError::Transient(_))
+    ));
+}
+
 #[tokio::test]
 async fn a_flaky_api_still_gets_everything_done_once() {
     let cloud = cloud(|c| {
