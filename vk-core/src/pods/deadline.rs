@@ -7,6 +7,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::provider::{InstancePhase, InstanceStatus};
+
 pub const REASON: &str = "DeadlineExceeded";
 pub const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
@@ -27,9 +29,18 @@ pub fn remaining(pod: &Pod, now: Timestamp) -> Option<Duration> {
     })
 }
 
+/// The pod must be stopped for its deadline now: exceeded, and its instance (if any) has not
+/// finished on its own already (its own end is reported, not overwritten).
+pub fn must_stop(pod: &Pod, instance: Option<&InstanceStatus>, now: Timestamp) -> bool {
+    let finished = instance
+        .is_some_and(|i| matches!(i.phase, InstancePhase::Succeeded | InstancePhase::Failed));
+    !finished && remaining(pod, now).is_some_and(|left| left.is_zero())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::PodRef;
     use serde_json::json;
 
     fn pod(deadline: Option<i64>, start: Option<&str>) -> Pod {
@@ -80,5 +91,35 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(remaining(&no_status, now), None);
+    }
+
+    #[test]
+    fn an_instance_that_finished_on_its_own_is_not_stopped() {
+        let p = pod(Some(60), Some("2025-01-01T00:00:00Z"));
+        let late = at("2025-01-01T00:05:00Z");
+        let instance = |phase| InstanceStatus {
+            pod: PodRef::default(),
+            phase,
+            reason: None,
+            message: None,
+            pod_ip: None,
+            created_at: None,
+            init_containers: vec![],
+            containers: vec![],
+        };
+        assert!(must_stop(&p, None, late));
+        assert!(must_stop(&p, Some(&instance(InstancePhase::Running)), late));
+        assert!(must_stop(&p, Some(&instance(InstancePhase::Pending)), late));
+        assert!(!must_stop(
+            &p,
+            Some(&instance(InstancePhase::Succeeded)),
+            late
+        ));
+        assert!(!must_stop(&p, Some(&instance(InstancePhase::Failed)), late));
+        assert!(!must_stop(
+            &p,
+            Some(&instance(InstancePhase::Running)),
+            at("2025-01-01T00:00:30Z")
+        ));
     }
 }

@@ -697,7 +697,7 @@ impl PodContext {
             self.watched.remove_pod(&r.uid);
             return Ok(Action::await_change());
         }
-        if deadline::remaining(pod, Timestamp::now()).is_some_and(|left| left.is_zero()) {
+        if deadline::must_stop(pod, instance.as_ref(), Timestamp::now()) {
             return self.deadline_exceeded(pod).await;
         }
         self.watched.add_pod(&r.namespace, &r.uid);
