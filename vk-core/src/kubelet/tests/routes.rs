@@ -32,7 +32,6 @@ async fn unknown_routes_are_404_status() {
     for path in [
         "/",
         "/configz",
-        "/exec/ci/build/app",
         "/containerLogs/ci/build",
         "/containerLogs/ci//app",
         "/containerLogs/ci/build/app/extra",
