@@ -8,6 +8,8 @@ pub mod resolve;
 mod source;
 mod state;
 pub mod status;
+#[cfg(test)]
+mod test_api;
 mod watched;
 
 use std::sync::Arc;

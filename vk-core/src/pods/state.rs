@@ -761,41 +761,5 @@ pub fn error_policy(pod: Arc<Pod>, error: &PodError, ctx: Arc<PodContext>) -> Ac
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pod(deadline: Option<i64>, started: Timestamp) -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
-            "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
-            "status": {"startTime": started.to_string()},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_active_deadline_brings_the_next_reconcile_forward() {
-        let now = Timestamp::now();
-        let a_minute = Some(Duration::from_secs(60));
-        assert_eq!(
-            requeue(&pod(None, now), a_minute),
-            Action::requeue(Duration::from_secs(60))
-        );
-        assert_eq!(requeue(&pod(None, now), None), Action::await_change());
-        // Exceeded already: at once (the reconcile then fails the pod).
-        let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
-        assert_eq!(
-            requeue(&pod(Some(10), long_ago), a_minute),
-            Action::requeue(Duration::from_millis(50))
-        );
-        assert_eq!(
-            requeue(&pod(Some(10), long_ago), None),
-            Action::requeue(Duration::from_millis(50))
-        );
-        // A deadline further away than the requested wake-up changes nothing.
-        assert_eq!(
-            requeue(&pod(Some(86_400), now), a_minute),
-            Action::requeue(Duration::from_secs(60))
-        );
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
@@ -105,6 +105,10 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock_slot(m: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl WatchedNamespaces {
     pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<ObjectChange>) -> Self {
         Self {
@@ -182,20 +186,27 @@ impl WatchedNamespaces {
         let cache = reader.clone();
         let ns = namespace.to_string();
         let mut synced = false;
+        // A change is found against the cache before the event is applied, and reported only
+        // after it is: a pod woken by the report then reads the new object from the cache.
+        let found = Arc::new(Mutex::new(None::<String>));
+        let report = found.clone();
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             // Field ownership is of no use here and is often larger than the data.
             .modify(|o: &mut K| o.managed_fields_mut().clear())
             .inspect_ok(move |event| {
-                if let Some(name) = changed_object(&cache, event, &mut synced) {
+                *lock_slot(&found) = changed_object(&cache, event, &mut synced);
+            })
+            .reflect(writer)
+            .inspect_ok(move |_| {
+                if let Some(name) = lock_slot(&report).take() {
                     let _ = changes.send(ObjectChange {
                         kind,
                         namespace: ns.clone(),
                         name,
                     });
                 }
-            })
-            .reflect(writer);
+            });
         let ns = namespace.to_string();
         tokio::spawn(async move {
             let run = stream.for_each(|result| {

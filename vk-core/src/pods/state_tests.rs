@@ -1,0 +1,358 @@
+//! The reconcile against the fake API server of [`crate::pods::test_api`] and a scripted
+//! provider: instance updates (new generation, edited mounted objects) and the active
+//! deadline; and the requeue arithmetic.
+
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector;
+use kube::runtime::watcher::Event as WatchEvent;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::pods::references::ObjectKind;
+use crate::pods::resolve::ObjectSource as _;
+use crate::pods::test_api::FakeApi;
+use crate::provider::{
+    LogOptions, LogStream, NodeCapacity, PodStats, ResolvedPod, StatusSource, VolumeSource,
+};
+
+/// Records every call; `update` fails while `failing_updates` is above zero.
+#[derive(Default)]
+struct ScriptedProvider {
+    calls: StdMutex<Vec<String>>,
+    updates: StdMutex<Vec<ResolvedPod>>,
+    failing_updates: AtomicU32,
+}
+
+impl ScriptedProvider {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn updates(&self) -> Vec<ResolvedPod> {
+        self.updates.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Provider for ScriptedProvider {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("create {}", pod.pod));
+        Ok(())
+    }
+    async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("update {}", pod.pod));
+        let failing = self.failing_updates.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_updates.store(failing - 1, Ordering::SeqCst);
+            return Err(ProviderError::Transient("injected".into()));
+        }
+        self.updates.lock().unwrap().push(pod.clone());
+        Ok(())
+    }
+    async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("delete {pod} grace={}s", grace.as_secs()));
+        Ok(())
+    }
+    async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        Ok(Vec::new())
+    }
+    async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
+        Ok(None)
+    }
+    fn status_source(&self) -> StatusSource {
+        StatusSource::Poll(Duration::from_secs(3600))
+    }
+    async fn logs(&self, _: &PodRef, _: &str, _: &LogOptions) -> Result<LogStream, ProviderError> {
+        Err(ProviderError::Unsupported("logs".into()))
+    }
+    fn capacity(&self) -> NodeCapacity {
+        NodeCapacity {
+            cpu_millis: 1000,
+            memory_bytes: 1 << 30,
+            pods: 10,
+            ephemeral_storage_bytes: 1 << 30,
+        }
+    }
+    async fn ping(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A context over the fake API, its pod store holding `pods`.
+fn context(api: &FakeApi, provider: Arc<ScriptedProvider>, pods: &[&Pod]) -> Arc<PodContext> {
+    let client = api.client();
+    let (store, mut writer) = reflector::store::<Pod>();
+    writer.apply_watcher_event(&WatchEvent::Init);
+    for pod in pods {
+        writer.apply_watcher_event(&WatchEvent::InitApply((*pod).clone()));
+    }
+    writer.apply_watcher_event(&WatchEvent::InitDone);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "vk-test".into(),
+            instance: None,
+        },
+    );
+    let (changes, _) = mpsc::unbounded_channel();
+    Arc::new(PodContext::new(
+        client.clone(),
+        PodControllerConfig::new("vk-test", "10.0.0.1"),
+        provider,
+        recorder,
+        store,
+        WatchedNamespaces::new(client, changes),
+    ))
+}
+
+fn running(ctx: &PodContext, pod: &Pod, phase: InstancePhase) {
+    ctx.apply_status_event(StatusEvent::Changed(InstanceStatus {
+        pod: pod_ref(pod),
+        phase,
+        reason: None,
+        message: None,
+        pod_ip: Some("10.250.0.9".into()),
+        created_at: None,
+        init_containers: vec![],
+        containers: vec![],
+    }));
+}
+
+fn build_pod(extra_spec: Value, status: Value, generation: i64) -> Pod {
+    let mut spec = json!({
+        "containers": [{"name": "build", "image": "golang:1.22"}],
+        "terminationGracePeriodSeconds": 5,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": "build", "namespace": "ci", "uid": "uid-1", "generation": generation},
+        "spec": spec,
+        "status": status,
+    }))
+    .unwrap()
+}
+
+fn running_status() -> Value {
+    json!({"phase": "Running", "startTime": Timestamp::now().to_string()})
+}
+
+#[tokio::test]
+async fn a_failed_update_of_a_new_generation_is_retried() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let first = build_pod(json!({}), running_status(), 1);
+    let ctx = context(&api, provider.clone(), &[&first]);
+    running(&ctx, &first, InstancePhase::Running);
+    reconcile(Arc::new(first), ctx.clone()).await.unwrap();
+    assert!(provider.calls().is_empty(), "{:?}", provider.calls());
+
+    let mut second = build_pod(json!({}), running_status(), 2);
+    second.spec.as_mut().unwrap().containers[0].image = Some("golang:1.23".into());
+    let second = Arc::new(second);
+    provider.failing_updates.store(1, Ordering::SeqCst);
+    assert!(reconcile(second.clone(), ctx.clone()).await.is_err());
+    reconcile(second.clone(), ctx.clone()).await.unwrap();
+    reconcile(second.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(
+        provider.calls(),
+        ["update ci/build", "update ci/build"],
+        "retried once after the failure, then done"
+    );
+    assert_eq!(provider.updates()[0].containers[0].image, "golang:1.23");
+}
+
+fn file_content(pod: &ResolvedPod, volume: &str, path: &str) -> String {
+    let v = pod.volumes.iter().find(|v| v.name == volume).unwrap();
+    let VolumeSource::Files(files) = &v.source else {
+        panic!("{volume} is not a file volume")
+    };
+    let f = files.iter().find(|f| f.path == path).unwrap();
+    String::from_utf8(f.content.clone()).unwrap()
+}
+
+fn config_map(name: &str, key: &str, value: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "ci"},
+        "data": {key: value},
+    })
+}
+
+#[tokio::test]
+async fn an_edited_mounted_config_map_is_pushed_and_an_env_one_is_not() {
+    let api = FakeApi::start().await;
+    api.put("configmaps", config_map("settings", "settings.xml", "v1"));
+    api.put("configmaps", config_map("flags", "GOFLAGS", "-mod=mod"));
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(
+        json!({
+            "containers": [{
+                "name": "build", "image": "golang:1.22",
+                "env": [{"name": "GOFLAGS", "valueFrom": {"configMapKeyRef": {"name": "flags", "key": "GOFLAGS"}}}],
+                "volumeMounts": [{"name": "m2", "mountPath": "/root/.m2"}],
+            }],
+            "volumes": [{"name": "m2", "configMap": {"name": "settings"}}],
+        }),
+        running_status(),
+        1,
+    );
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Running);
+    let pod = Arc::new(pod);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert!(provider.calls().is_empty());
+
+    let change = |kind, name: &str| ObjectChange {
+        kind,
+        namespace: "ci".into(),
+        name: name.into(),
+    };
+    // An env-only reference wakes the pod but changes nothing in a running instance.
+    api.put("configmaps", config_map("flags", "GOFLAGS", "-mod=vendor"));
+    let woken = ctx.pods_reading(&change(ObjectKind::ConfigMap, "flags"));
+    assert_eq!(woken, [pod_ref(&pod)]);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert!(provider.calls().is_empty(), "{:?}", provider.calls());
+
+    // A mounted one is resolved again and sent, once.
+    api.put("configmaps", config_map("settings", "settings.xml", "v2"));
+    let woken = ctx.pods_reading(&change(ObjectKind::ConfigMap, "settings"));
+    assert_eq!(woken, [pod_ref(&pod)]);
+    // Read through the namespace cache; wait until it has the edit, as a woken pod would.
+    let watched = &ctx.watched;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while watched
+        .config_map("ci", "settings")
+        .await
+        .unwrap()
+        .and_then(|cm| cm.data)
+        .is_none_or(|d| d["settings.xml"] != "v2")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache never saw v2"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(provider.calls(), ["update ci/build"]);
+    assert_eq!(
+        file_content(&provider.updates()[0], "m2", "settings.xml"),
+        "v2"
+    );
+
+    // Unrelated objects and other namespaces wake nothing.
+    assert!(
+        ctx.pods_reading(&change(ObjectKind::Secret, "settings"))
+            .is_empty()
+    );
+    let mut elsewhere = change(ObjectKind::ConfigMap, "settings");
+    elsewhere.namespace = "other".into();
+    assert!(ctx.pods_reading(&elsewhere).is_empty());
+}
+
+#[tokio::test]
+async fn an_exceeded_deadline_stops_the_instance_and_fails_the_pod() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let long_ago = Timestamp::now()
+        .checked_sub(Duration::from_secs(600))
+        .unwrap();
+    let pod = build_pod(
+        json!({"activeDeadlineSeconds": 60}),
+        json!({"phase": "Running", "startTime": long_ago.to_string()}),
+        1,
+    );
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Running);
+    let action = reconcile(Arc::new(pod), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(provider.calls(), ["delete ci/build grace=5s"]);
+    let patch = api.status_patches("build").pop().expect("a status patch");
+    assert_eq!(patch["status"]["phase"], "Failed");
+    assert_eq!(patch["status"]["reason"], "DeadlineExceeded");
+    assert_eq!(
+        patch["status"]["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_that_ended_before_the_check_is_mirrored_not_stopped() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let long_ago = Timestamp::now()
+        .checked_sub(Duration::from_secs(600))
+        .unwrap();
+    let pod = build_pod(
+        json!({"activeDeadlineSeconds": 60}),
+        json!({"phase": "Running", "startTime": long_ago.to_string()}),
+        1,
+    );
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Succeeded);
+    reconcile(Arc::new(pod), ctx.clone()).await.unwrap();
+    assert!(provider.calls().is_empty(), "{:?}", provider.calls());
+    let patch = api.status_patches("build").pop().expect("a status patch");
+    assert_eq!(patch["status"]["phase"], "Succeeded");
+}
+
+fn deadline_pod(deadline: Option<i64>, started: Timestamp) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
+        "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
+        "status": {"startTime": started.to_string()},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_active_deadline_brings_the_next_reconcile_forward() {
+    let now = Timestamp::now();
+    let a_minute = Some(Duration::from_secs(60));
+    assert_eq!(
+        requeue(&deadline_pod(None, now), a_minute),
+        Action::requeue(Duration::from_secs(60))
+    );
+    assert_eq!(
+        requeue(&deadline_pod(None, now), None),
+        Action::await_change()
+    );
+    // Exceeded already: at once (the reconcile then fails the pod).
+    let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
+    assert_eq!(
+        requeue(&deadline_pod(Some(10), long_ago), a_minute),
+        Action::requeue(Duration::from_millis(50))
+    );
+    assert_eq!(
+        requeue(&deadline_pod(Some(10), long_ago), None),
+        Action::requeue(Duration::from_millis(50))
+    );
+    // A deadline further away than the requested wake-up changes nothing.
+    assert_eq!(
+        requeue(&deadline_pod(Some(86_400), now), a_minute),
+        Action::requeue(Duration::from_secs(60))
+    );
+}

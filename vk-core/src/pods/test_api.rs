@@ -1,0 +1,225 @@
+//! A small fake API server for component tests of the pod controller: plain HTTP on
+//! 127.0.0.1 that serves list, watch and get of namespaced core objects (secrets and
+//! configMaps here), accepts pod status patches, answers 404 to everything else, and records
+//! every request (and the body of every status patch).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// What the fake API server holds and saw.
+#[derive(Default)]
+pub(crate) struct FakeState {
+    /// (resource, namespace, name) -> object.
+    objects: BTreeMap<(String, String, String), Value>,
+    /// `METHOD path?query` of every request.
+    requests: Vec<String>,
+    /// The bodies of `pods/<name>/status` patches, by pod name.
+    status_patches: Vec<(String, Value)>,
+    /// Open watches: (resource, namespace, events sender).
+    watches: Vec<(String, String, mpsc::UnboundedSender<Bytes>)>,
+    version: u64,
+}
+
+pub(crate) struct FakeApi {
+    url: String,
+    state: Arc<Mutex<FakeState>>,
+    open_watches: Arc<AtomicUsize>,
+}
+
+/// Counts a watch connection for as long as its response body lives.
+struct OpenWatch(Arc<AtomicUsize>);
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl FakeApi {
+    pub(crate) async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let open_watches = Arc::new(AtomicUsize::new(0));
+        let (s, o) = (state.clone(), open_watches.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, o) = (s.clone(), o.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (s, o) = (s.clone(), o.clone());
+                        async move { Ok::<_, Infallible>(handle(&s, &o, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url,
+            state,
+            open_watches,
+        }
+    }
+
+    pub(crate) fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url.parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Create or replace an object; open watches of its namespace see it.
+    pub(crate) fn put(&self, resource: &str, mut object: Value) {
+        let mut state = self.state.lock().unwrap();
+        state.version += 1;
+        object["metadata"]["resourceVersion"] = json!(state.version.to_string());
+        let ns = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let key = (resource.to_string(), ns.clone(), name);
+        let kind = if state.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        state.objects.insert(key, object.clone());
+        let line = format!("{}\n", json!({"type": kind, "object": object}));
+        for (r, n, tx) in &state.watches {
+            if r == resource && *n == ns {
+                let _ = tx.send(Bytes::from(line.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The status patches sent for pod `name`, oldest first.
+    pub(crate) fn status_patches(&self, name: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .status_patches
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub(crate) fn open_watches(&self) -> usize {
+        self.open_watches.load(Ordering::SeqCst)
+    }
+}
+
+async fn handle(
+    state: &Arc<Mutex<FakeState>>,
+    open: &Arc<AtomicUsize>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let method = req.method().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    s.requests.push(format!("{method} {path}?{query}"));
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["api", "v1", "namespaces", ns, "pods", name, "status"] = parts.as_slice()
+        && method == hyper::Method::PATCH
+    {
+        let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        s.status_patches.push((name.to_string(), patch));
+        return json_response(
+            StatusCode::OK,
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}}),
+        );
+    }
+    let (ns, resource, name) = match parts.as_slice() {
+        ["api", "v1", "namespaces", ns, resource] => (*ns, *resource, None),
+        ["api", "v1", "namespaces", ns, resource, name] => (*ns, *resource, Some(*name)),
+        _ => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"kind": "Status", "code": 404}),
+            );
+        }
+    };
+    let kind = if resource == "secrets" {
+        "Secret"
+    } else {
+        "ConfigMap"
+    };
+    if let Some(name) = name {
+        let key = (resource.to_string(), ns.to_string(), name.to_string());
+        return match s.objects.get(&key) {
+            Some(object) => json_response(StatusCode::OK, object),
+            None => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("{resource} \"{name}\" not found"),
+                    "reason": "NotFound", "code": 404,
+                }),
+            ),
+        };
+    }
+    if query.split('&').any(|p| p == "watch=true") {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        s.watches.push((resource.to_string(), ns.to_string(), tx));
+        open.fetch_add(1, Ordering::SeqCst);
+        let guard = OpenWatch(open.clone());
+        let frames = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            let bytes = rx.recv().await?;
+            Some((Ok::<_, Infallible>(Frame::data(bytes)), (rx, guard)))
+        });
+        return Response::new(BodyExt::boxed(StreamBody::new(frames)));
+    }
+    let items: Vec<Value> = s
+        .objects
+        .iter()
+        .filter(|((r, n, _), _)| r == resource && n == ns)
+        .map(|(_, o)| o.clone())
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "apiVersion": "v1", "kind": format!("{kind}List"),
+            "metadata": {"resourceVersion": s.version.to_string()},
+            "items": items,
+        }),
+    )
+}
