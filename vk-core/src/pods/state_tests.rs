@@ -16,7 +16,8 @@ use crate::pods::references::ObjectKind;
 use crate::pods::resolve::ObjectSource as _;
 use crate::pods::test_api::FakeApi;
 use crate::provider::{
-    LogOptions, LogStream, NodeCapacity, PodStats, ResolvedPod, StatusSource, VolumeSource,
+    ExecIo, ExecOutcome, LogOptions, LogStream, NodeCapacity, PodStats, ResolvedPod, StatusSource,
+    VolumeSource,
 };
 
 /// Records every call; `update` fails while `failing_updates` is above zero.
@@ -94,6 +95,18 @@ impl Provider for ScriptedProvider {
     }
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
         Ok(Vec::new())
+    }
+
+    async fn exec(
+        &self,
+        _pod: &PodRef,
+        _container: &str,
+        _command: Vec<String>,
+        _io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "the scripted provider does not exec".into(),
+        ))
     }
 }
 
