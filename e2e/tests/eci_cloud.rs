@@ -21,6 +21,8 @@ struct Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
+        // vk first, or it registers the deleted node again.
+        self.vk.kill();
         let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
     }
 }

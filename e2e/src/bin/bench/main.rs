@@ -5,19 +5,23 @@
 //!   bench log-stream [--bytes 1073741824] [--proto both] [--apiserver]
 //!                                    follow a container writing 1 GiB through the kubelet API
 //!                                    on loopback (and through kube-apiserver): MB/s and RSS
+//!   bench eci-burst [--pods 300]     300 pods at once on an eci node against `vk-cloud`
+//!                                    (simulate, default quota: burst 100, 20/s): time to
+//!                                    all-Running, and pods that failed or saw throttling
 
 mod log_stream;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use e2e::cloud::MockCloud;
 use e2e::pods::{mock_config, pod_for_node, wait_node_ready};
 use e2e::vk::{Vk, service_account_kubeconfig};
-use e2e::{TestNamespace, client, unique};
+use e2e::{TestNamespace, client, kubectl, unique};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 #[derive(Parser)]
@@ -51,6 +55,17 @@ enum Bench {
         #[arg(long)]
         apiserver: bool,
     },
+    /// A burst of pods through vk with the eci provider against the mock ECI cloud at its
+    /// default quota: the client must pace itself instead of failing pods.
+    EciBurst {
+        #[arg(long, default_value_t = 300)]
+        pods: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: u16,
+        /// vk lists the node's groups this often.
+        #[arg(long, default_value_t = 1000)]
+        status_interval_ms: u64,
+    },
 }
 
 #[derive(Default, Clone, Copy)]
@@ -58,6 +73,83 @@ struct Seen {
     created: Option<Instant>,
     bound: Option<Instant>,
     running: Option<Instant>,
+    failed: Option<Instant>,
+}
+
+/// What a watch saw of one pod at one moment.
+struct Observed {
+    name: String,
+    bound: bool,
+    phase: Option<String>,
+    at: Instant,
+}
+
+/// Watch the namespace's pods; every applied object is reported with the time it arrived.
+fn watch_pods(pods: Api<Pod>) -> tokio::sync::mpsc::UnboundedReceiver<Observed> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let stream = watcher(pods, watcher::Config::default()).applied_objects();
+        futures::pin_mut!(stream);
+        while let Ok(Some(pod)) = stream.try_next().await {
+            let observed = Observed {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                bound: pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()),
+                phase: pod.status.as_ref().and_then(|s| s.phase.clone()),
+                at: Instant::now(),
+            };
+            if tx.send(observed).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl Seen {
+    fn observe(&mut self, o: &Observed) {
+        if o.bound && self.bound.is_none() {
+            self.bound = Some(o.at);
+        }
+        match o.phase.as_deref() {
+            Some("Running") if self.running.is_none() => self.running = Some(o.at),
+            Some("Failed") if self.failed.is_none() => self.failed = Some(o.at),
+            _ => {}
+        }
+    }
+}
+
+/// Create `count` pods named `prefix-NNNN` at once; the time each create returned.
+async fn create_pods(
+    pods: &Api<Pod>,
+    node: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<HashMap<String, Seen>> {
+    let creates = futures::stream::iter((0..count).map(|i| {
+        let pods = pods.clone();
+        let name = format!("{prefix}-{i:04}");
+        let pod = pod_for_node(&name, node, &["main"], &[]);
+        async move {
+            pods.create(&PostParams::default(), &pod)
+                .await
+                .map(|_| (name, Instant::now()))
+        }
+    }))
+    .buffer_unordered(count.max(1))
+    .collect::<Vec<_>>()
+    .await;
+    let mut seen = HashMap::new();
+    for created in creates {
+        let (name, at) = created?;
+        seen.insert(
+            name,
+            Seen {
+                created: Some(at),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(seen)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -77,68 +169,30 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
     let kubeconfig = service_account_kubeconfig(&client).await;
     let node = unique("bench-node");
     let config = mock_config(&format!("pod_workers: {workers}\n"));
-    let _vk = Vk::start(&kubeconfig, &node, &config);
+    let vk = Vk::start(&kubeconfig, &node, &config);
     let nodes: Api<Node> = Api::all(client.clone());
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool, bool, Instant)>();
-    let watch_api = pods.clone();
-    tokio::spawn(async move {
-        let stream = watcher(watch_api, watcher::Config::default()).applied_objects();
-        futures::pin_mut!(stream);
-        while let Ok(Some(pod)) = stream.try_next().await {
-            let bound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
-            let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-            let _ = tx.send((
-                pod.metadata.name.clone().unwrap_or_default(),
-                bound,
-                running,
-                Instant::now(),
-            ));
-        }
-    });
+    let mut rx = watch_pods(pods.clone());
 
     println!(
         "creating {count} pods at once on node {node} (mock provider, zero latency, {workers} workers)"
     );
-    let mut seen: HashMap<String, Seen> = HashMap::new();
     let start = Instant::now();
-    let creates = futures::stream::iter((0..count).map(|i| {
-        let pods = pods.clone();
-        let node = node.clone();
-        async move {
-            let name = format!("bench-{i:04}");
-            let pod = pod_for_node(&name, &node, &["main"], &[]);
-            pods.create(&PostParams::default(), &pod)
-                .await
-                .map(|_| (name, Instant::now()))
-        }
-    }))
-    .buffer_unordered(count.max(1))
-    .collect::<Vec<_>>()
-    .await;
-    for created in creates {
-        let (name, at) = created?;
-        seen.entry(name).or_default().created = Some(at);
-    }
+    let mut seen = create_pods(&pods, &node, "bench", count).await?;
     let created_all = start.elapsed();
 
     let deadline = Instant::now() + Duration::from_secs(300);
     while seen.values().filter(|s| s.running.is_some()).count() < count {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some((name, bound, running, at))) = tokio::time::timeout(remaining, rx.recv()).await
-        else {
+        let Ok(Some(observed)) = tokio::time::timeout(remaining, rx.recv()).await else {
             anyhow::bail!("not all pods reached Running within 300 s");
         };
-        let s = seen.entry(name).or_default();
-        if bound && s.bound.is_none() {
-            s.bound = Some(at);
-        }
-        if running && s.running.is_none() {
-            s.running = Some(at);
-        }
+        seen.entry(observed.name.clone())
+            .or_default()
+            .observe(&observed);
     }
     let total = start.elapsed();
     let mut bind_to_running: Vec<Duration> = seen
@@ -168,6 +222,119 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
         ms(total),
         count as f64 / total.as_secs_f64()
     );
+    remove_node(vk, &node, ns);
+    Ok(())
+}
+
+/// Stop vk first, or it registers the deleted node again; the pod GC removes the pods of a
+/// node that no longer exists.
+fn remove_node(vk: Vk, node: &str, ns: TestNamespace) {
+    drop(vk);
+    let _ = kubectl(&["delete", "node", node, "--wait=false"]);
+    drop(ns);
+}
+
+/// The names of the pods that had an event saying their create failed or was throttled.
+async fn throttled_pods(events: &Api<Event>) -> anyhow::Result<BTreeSet<String>> {
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("ProviderCreateFailed")
+                || e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("Throttling"))
+        })
+        .filter_map(|e| e.involved_object.name)
+        .collect())
+}
+
+async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyhow::Result<()> {
+    let client = client().await;
+    let kubeconfig = service_account_kubeconfig(&client).await;
+    let cloud = MockCloud::start("simulate", &[]);
+    let node = unique("bench-eci");
+    let config = format!(
+        "provider: eci\nhealth_port: 0\npod_workers: {workers}\n{}",
+        cloud.eci_config_polling(status_interval_ms)
+    );
+    let vk = Vk::start(&kubeconfig, &node, &config);
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
+    let ns = TestNamespace::new(&client, "bench-eci").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let mut rx = watch_pods(pods.clone());
+
+    println!(
+        "creating {count} pods at once on node {node} (eci provider -> vk-cloud simulate, quota burst 100 at 20/s; {workers} workers, status every {status_interval_ms} ms)"
+    );
+    let start = Instant::now();
+    let mut seen = create_pods(&pods, &node, "burst", count).await?;
+    let created_all = start.elapsed();
+
+    let timeout = Duration::from_secs(600);
+    let deadline = Instant::now() + timeout;
+    let settled = |seen: &HashMap<String, Seen>| {
+        seen.values()
+            .filter(|s| s.running.is_some() || s.failed.is_some())
+            .count()
+    };
+    while settled(&seen) < count {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(observed)) = tokio::time::timeout(remaining, rx.recv()).await else {
+            println!(
+                "only {} of {count} pods Running or Failed after {timeout:?}",
+                settled(&seen)
+            );
+            break;
+        };
+        seen.entry(observed.name.clone())
+            .or_default()
+            .observe(&observed);
+    }
+    let total = start.elapsed();
+    let running = seen.values().filter(|s| s.running.is_some()).count();
+    let failed: BTreeSet<&String> = seen
+        .iter()
+        .filter(|(_, s)| s.failed.is_some())
+        .map(|(n, _)| n)
+        .collect();
+    let mut create_to_running: Vec<Duration> = seen
+        .values()
+        .filter_map(|s| Some(s.running?.saturating_duration_since(s.created?)))
+        .collect();
+    create_to_running.sort();
+    let throttled = throttled_pods(&Api::namespaced(client.clone(), &ns.name)).await?;
+
+    println!("all {count} pods created in {}", ms(created_all));
+    if running == count {
+        println!("all {count} pods Running after {}", ms(total));
+    } else {
+        println!("{running} of {count} pods Running after {}", ms(total));
+    }
+    println!(
+        "create -> Running (watch): p50 {}  p99 {}  max {}",
+        ms(percentile(&create_to_running, 0.50)),
+        ms(percentile(&create_to_running, 0.99)),
+        ms(*create_to_running.last().unwrap_or(&Duration::ZERO))
+    );
+    println!(
+        "throughput: {:.1} pods/s (the cloud's quota allows 100 at once, then 20/s)",
+        running as f64 / total.as_secs_f64()
+    );
+    println!("pods Failed: {}  {failed:?}", failed.len());
+    println!(
+        "pods with a ProviderCreateFailed or Throttling event: {}  {throttled:?}",
+        throttled.len()
+    );
+    let groups = cloud.groups(&node).await?;
+    println!(
+        "container groups in the cloud for the node: {}",
+        groups.len()
+    );
+    remove_node(vk, &node, ns);
     Ok(())
 }
 
@@ -189,5 +356,10 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Bench::EciBurst {
+            pods,
+            workers,
+            status_interval_ms,
+        } => eci_burst(pods, workers, status_interval_ms).await,
     }
 }
