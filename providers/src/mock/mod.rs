@@ -16,6 +16,8 @@ mod exec;
 mod instance;
 mod logs;
 mod persist;
+mod pty;
+mod spawn;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
