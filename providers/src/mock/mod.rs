@@ -9,17 +9,25 @@
 //!   [`STOP_EXIT_CODE`] (143, reason `Error`), a final `Changed` then `Gone` are pushed.
 //! - Logs of a container that has not started yet are empty (a follower waits for its start).
 //! - Restarts wait `restart_backoff_ms` (fixed) in `CrashLoopBackOff`.
+//! - A container with annotation `mock.vk.io/process.<name>` runs that shell command as a real
+//!   main process ([`process`]): its output is the log, its exit code the container's, and
+//!   `attach` joins it ([`attach`]). `exec` runs real commands in the pod's directory
+//!   ([`exec`]); `-t` gets a pseudo-terminal ([`pty`]).
 
+mod attach;
 mod config;
 mod driver;
 mod exec;
 mod instance;
 mod logs;
 mod persist;
+mod process;
 mod pty;
 mod spawn;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attach;
 #[cfg(test)]
 mod tests_exec;
 #[cfg(test)]
@@ -66,6 +74,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     events: mpsc::Sender<StatusEvent>,
     pub clock: Clock,
+    /// Containers' real main processes, for attach.
+    processes: process::Registry,
 }
 
 #[derive(Default)]
@@ -135,6 +145,7 @@ impl MockProvider {
                 state: Mutex::new(State::default()),
                 events: tx,
                 clock: Clock::new(),
+                processes: process::Registry::default(),
             }),
             events: Mutex::new(Some(rx)),
         }
@@ -408,6 +419,17 @@ impl Provider for MockProvider {
     ) -> Result<ExecOutcome, ProviderError> {
         self.restore();
         self.run_exec(pod, container, command, io).await
+    }
+
+    /// Joins the container's real main process; see [`attach`](self::attach).
+    async fn attach(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        self.restore();
+        self.run_attach(pod, container, io).await
     }
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
