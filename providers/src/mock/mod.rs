@@ -271,6 +271,30 @@ impl MockProvider {
         }
     }
 
+    /// Stops and forgets the pod's instance; `false` when there was none.
+    fn remove_instance(&self, pod: &PodRef, grace: Duration) -> bool {
+        let key = pod_key(pod);
+        let mut state = lock(&self.shared.state);
+        state.create_attempts.remove(&key);
+        let Some(mut instance) = state.instances.remove(&key) else {
+            return false;
+        };
+        state.persisted.instances.remove(&key);
+        state.persisted.ips.remove(&key);
+        self.save(&state);
+        tracing::debug!(%pod, ?grace, "mock instance deleted");
+        instance.cancel.cancel();
+        let before = instance.status.clone();
+        instance.stop(self.shared.clock.now());
+        if instance.status != before {
+            self.shared
+                .push(StatusEvent::Changed(instance.status.clone()));
+        }
+        self.shared
+            .push(StatusEvent::Gone(instance.status.pod.clone()));
+        true
+    }
+
     fn not_found(pod: &PodRef) -> ProviderError {
         ProviderError::NotFound(format!("pod \"{pod}\" (uid {}) not found", pod.uid))
     }
@@ -314,25 +338,17 @@ impl Provider for MockProvider {
 
     async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
         self.restore();
-        let key = pod_key(pod);
-        let mut state = lock(&self.shared.state);
-        state.create_attempts.remove(&key);
-        let Some(mut instance) = state.instances.remove(&key) else {
+        if !self.remove_instance(pod, grace) {
             return Ok(());
-        };
-        state.persisted.instances.remove(&key);
-        state.persisted.ips.remove(&key);
-        self.save(&state);
-        tracing::debug!(%pod, ?grace, "mock instance deleted");
-        instance.cancel.cancel();
-        let before = instance.status.clone();
-        instance.stop(self.shared.clock.now());
-        if instance.status != before {
-            self.shared
-                .push(StatusEvent::Changed(instance.status.clone()));
         }
-        self.shared
-            .push(StatusEvent::Gone(instance.status.pod.clone()));
+        // The pod's files (what exec and kubectl cp wrote) go with it.
+        let dir = exec::pod_dir(pod);
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        if let Ok(Err(err)) = removed
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%pod, %err, "removing the mock pod's directory");
+        }
         Ok(())
     }
 

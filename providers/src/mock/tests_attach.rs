@@ -226,7 +226,7 @@ async fn attach_needs_a_main_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_kills_the_main_process_and_everything_it_started() {
+async fn delete_kills_the_main_process_and_everything_it_started_and_removes_the_pods_files() {
     let (p, pod, _rx) = running("p6", "sleep 300 & echo $!; echo $$; wait", false, false).await;
     let mut pids = Vec::new();
     for _ in 0..200 {
@@ -240,7 +240,10 @@ async fn delete_kills_the_main_process_and_everything_it_started() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(pids.len(), 2, "{pids:?}");
+    let dir = super::exec::pod_dir(&pod);
+    assert!(dir.is_dir(), "{}", dir.display());
     p.delete(&pod, Duration::ZERO).await.unwrap();
+    assert!(!dir.exists(), "the pod's directory outlived it");
     for pid in pids {
         let mut gone = false;
         for _ in 0..100 {
