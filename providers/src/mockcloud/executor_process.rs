@@ -11,7 +11,10 @@
 //! `/dev`; it has its own PID, IPC and UTS namespaces (`--unshare-pid`), dies with the cloud
 //! (`--die-with-parent`), starts with a clean environment plus the container's env, in the
 //! container's working directory. The network is the host's (a group's containers share one
-//! network, as ECI's do). Exec runs another bwrap with the same binds.
+//! network, as ECI's do). Exec runs another bwrap with the same binds, env and working
+//! directory (so it sees the volumes, not the container's processes); an interactive exec
+//! streams its stdin/stdout/stderr (no pseudo-terminal: with `TTY` stderr joins stdout) and is
+//! killed, with everything it started, when its session ends.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,13 +23,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader,
+};
 use tokio::process::Command;
 
 use super::catalog::argv;
-use super::executor::{ExecOutput, Executor, Exit, GroupSpec, RunContext};
+use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
+use crate::eci::exec as exec_ws;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +330,25 @@ async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
+/// Copy a pipe's chunks to the session as they come; `Err` when the session is gone.
+async fn forward(
+    from: Option<impl AsyncRead + Unpin>,
+    channel: u8,
+    to: tokio::sync::mpsc::Sender<(u8, Bytes)>,
+) -> Result<(), ()> {
+    let Some(mut from) = from else { return Ok(()) };
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => to
+                .send((channel, Bytes::copy_from_slice(&buf[..n])))
+                .await
+                .map_err(drop)?,
+        }
+    }
+}
+
 /// Copy lines from a pipe into the log.
 async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
     let mut lines = BufReader::new(reader).split(b'\n');
@@ -457,6 +483,103 @@ impl Executor for ProcessExecutor {
             output: combined,
             exit_code: exit_of(output.status).code,
         })
+    }
+
+    async fn exec_interactive(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+        streams: ExecStreams,
+    ) -> Result<i32, String> {
+        let mut args = self.sandbox(group, container).await?;
+        args.push("--".into());
+        args.extend(command.iter().cloned());
+        let ExecStreams {
+            stdin,
+            output,
+            tty,
+            resize,
+        } = streams;
+        // Killing bwrap (on drop) kills the sandbox with it (--die-with-parent), and the
+        // sandbox's PID namespace takes every process the command started.
+        let mut child = Command::new(&self.config.bwrap)
+            .args(&args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "running {}: {e}. {BWRAP_MISSING}",
+                    self.config.bwrap.display()
+                )
+            })?;
+        let feed_stdin = {
+            let to = child.stdin.take();
+            async move {
+                let (Some(mut from), Some(mut to)) = (stdin, to) else {
+                    return;
+                };
+                while let Some(chunk) = from.recv().await {
+                    if to.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+                // Dropping the pipe is the command's EOF.
+            }
+        };
+        let drain_resize = async move {
+            let mut resize = resize;
+            while resize.recv().await.is_some() {}
+        };
+        let background = async move {
+            tokio::join!(feed_stdin, drain_resize);
+        };
+        let err_channel = if tty {
+            exec_ws::STDOUT
+        } else {
+            exec_ws::STDERR
+        };
+        let outputs = {
+            let (out, err) = (child.stdout.take(), child.stderr.take());
+            let (to_out, to_err) = (output.clone(), output);
+            async move {
+                tokio::try_join!(
+                    forward(out, exec_ws::STDOUT, to_out),
+                    forward(err, err_channel, to_err)
+                )
+                .map(drop)
+            }
+        };
+        tokio::pin!(outputs, background);
+        let (mut outputs_done, mut background_done) = (false, false);
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                sent = &mut outputs, if !outputs_done => {
+                    outputs_done = true;
+                    if sent.is_err() {
+                        let _ = child.kill().await;
+                        return Err("the client went away".into());
+                    }
+                }
+                () = &mut background, if !background_done => background_done = true,
+            }
+        };
+        // What the command wrote just before it ended (the namespace is gone, so the pipes
+        // close at once).
+        if !outputs_done {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
+        }
+        status
+            .map(|s| exit_of(s).code)
+            .map_err(|e| format!("waiting for the command: {e}"))
     }
 
     async fn remove(&self, group_id: &str) {

@@ -3,6 +3,8 @@
 //! answers, the service's error codes), an engine of container groups, containers and
 //! events, and an executor that runs them (`simulate`: timers; `process`: real processes in
 //! bubblewrap sandboxes). The `eci` provider drives it exactly as it would drive the service.
+//! Interactive exec hands out a single-use WebSocket URI ([`exec_session`]; framing in
+//! [`crate::eci::exec`]).
 //!
 //! Start one in-process with [`MockCloud::start`], or as the `vk-cloud` binary.
 //!
@@ -14,6 +16,7 @@ pub mod api;
 pub mod catalog;
 mod describe;
 mod engine;
+pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
 pub mod executor_sim;
@@ -91,6 +94,8 @@ pub struct MockCloudConfig {
     pub faults: faults::FaultConfig,
     /// Pod IPs are `<prefix>x.y`.
     pub ip_prefix: String,
+    /// An interactive exec's WebSocketUri must be used within this long (and only once).
+    pub exec_token_ttl_ms: u64,
 }
 
 impl Default for MockCloudConfig {
@@ -114,6 +119,7 @@ impl Default for MockCloudConfig {
             catalog: Default::default(),
             faults: Default::default(),
             ip_prefix: "172.16.".into(),
+            exec_token_ttl_ms: 30_000,
         }
     }
 }
