@@ -473,3 +473,29 @@ async fn the_command_dies_with_its_client() {
     .await;
     assert_eq!(cloud.engine().exec_sessions().pending(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn megabytes_of_stdin_and_stdout_flow_both_ways_at_once() {
+    let (_cloud, provider, pod) = real("bulk").await;
+    // More than the server buffers for stdin (1 MiB) and than any pipe holds, so both
+    // directions must keep moving while the other is busy.
+    let input: &'static [u8] = Box::leak(
+        (0..6 * 1024 * 1024u32)
+            .map(|i| b"0123456789abcdef\n"[(i % 17) as usize])
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+    );
+    let c = client(Some(input), false);
+    let mut stdout = c.stdout;
+    let (outcome, echoed) = tokio::join!(
+        provider.exec(&pod, "build", vec!["cat".into()], c.io),
+        async move {
+            let mut all = Vec::new();
+            stdout.read_to_end(&mut all).await.unwrap();
+            all
+        }
+    );
+    assert_eq!(outcome.expect("exec starts"), ExecOutcome::Exited(0));
+    assert_eq!(echoed.len(), input.len());
+    assert!(echoed == input, "the echoed bytes differ");
+}
