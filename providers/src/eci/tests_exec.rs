@@ -337,18 +337,35 @@ async fn real_exec_runs_in_the_containers_sandbox() {
     assert_eq!(outcome, ExecOutcome::Exited(0));
     assert_eq!(out, "SHOUT\n");
 
-    // With a terminal, stderr arrives on stdout.
-    let (outcome, out, _) = run(
-        &provider,
-        &pod,
-        "build",
-        &["sh", "-c", "echo one; echo two >&2"],
-        None,
-        true,
-    )
-    .await;
-    assert_eq!(outcome, ExecOutcome::Exited(0));
-    assert!(out.contains("one\n") && out.contains("two\n"), "{out:?}");
+    // With a terminal: a real one (isatty, sized as the client says), stderr on it too.
+    let (sizes, resize) = tokio::sync::mpsc::channel(1);
+    sizes
+        .send(vk_core::provider::TermSize {
+            width: 50,
+            height: 20,
+        })
+        .await
+        .unwrap();
+    let mut c = client(Some(b"typed\n"), true);
+    c.io.resize = Some(resize);
+    let script = "while [ \"$(stty size)\" = '0 0' ]; do sleep 0.05; done; \
+                  test -t 0 && test -t 1 && echo tty; stty size; read line; echo \"got $line\"; \
+                  echo err >&2; exit 4";
+    let (outcome, out) = tokio::join!(
+        provider.exec(
+            &pod,
+            "build",
+            vec!["sh".into(), "-c".into(), script.into()],
+            c.io
+        ),
+        read_all(c.stdout)
+    );
+    drop(sizes);
+    assert_eq!(outcome.expect("exec starts"), ExecOutcome::Exited(4));
+    let out = out.replace("\r\n", "\n");
+    assert!(out.contains("tty\n20 50\n"), "{out:?}");
+    assert!(out.contains("got typed\n"), "{out:?}");
+    assert!(out.ends_with("err\n"), "{out:?}");
 
     // A command that does not exist in the sandbox.
     let (outcome, _, err) = run(&provider, &pod, "build", &["no-such-tool"], None, false).await;

@@ -68,9 +68,10 @@ pub struct ExecStreams {
     /// Output chunks by channel (`eci::exec::STDOUT` or `STDERR`). A failed send means the
     /// client is gone: the command is killed.
     pub output: mpsc::Sender<(u8, Bytes)>,
-    /// A terminal was asked for: stderr is merged into stdout (there is no pseudo-terminal).
+    /// A terminal was asked for: everything comes on stdout (`process` gives the command a
+    /// pseudo-terminal).
     pub tty: bool,
-    /// Terminal sizes (width, height); read and dropped without a pseudo-terminal.
+    /// Terminal sizes (width, height).
     pub resize: mpsc::Receiver<(u16, u16)>,
 }
 

@@ -13,8 +13,9 @@
 //! container's working directory. The network is the host's (a group's containers share one
 //! network, as ECI's do). Exec runs another bwrap with the same binds, env and working
 //! directory (so it sees the volumes, not the container's processes); an interactive exec
-//! streams its stdin/stdout/stderr (no pseudo-terminal: with `TTY` stderr joins stdout) and is
-//! killed, with everything it started, when its session ends.
+//! streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
+//! controlling terminal, sized as the client asks) and is killed, with everything it started,
+//! when its session ends.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,6 +34,7 @@ use tokio::process::Command;
 use super::catalog::argv;
 use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
+use super::pty;
 use crate::eci::exec as exec_ws;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
@@ -259,6 +261,106 @@ impl ProcessExecutor {
             args.extend(["--setenv".into(), e.key.clone(), e.value.clone()]);
         }
         Ok(args)
+    }
+}
+
+impl ProcessExecutor {
+    /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave,
+    /// which is also the command's controlling terminal; sizes go to its master.
+    async fn exec_tty(&self, args: Vec<String>, streams: ExecStreams) -> Result<i32, String> {
+        let ExecStreams {
+            stdin,
+            output,
+            resize,
+            ..
+        } = streams;
+        let (master, slave) = pty::open().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+        let sizer = master
+            .try_clone()
+            .map_err(|e| format!("duplicating the terminal: {e}"))?;
+        let stdio = || {
+            slave
+                .try_clone()
+                .map(Stdio::from)
+                .map_err(|e| format!("duplicating the terminal: {e}"))
+        };
+        let mut command = Command::new(&self.config.bwrap);
+        command
+            .args(&args)
+            .stdin(stdio()?)
+            .stdout(stdio()?)
+            .stderr(stdio()?)
+            .kill_on_drop(true);
+        // SAFETY: make_controlling only makes async-signal-safe calls.
+        unsafe {
+            command.pre_exec(|| pty::make_controlling());
+        }
+        let spawned = command.spawn();
+        // Only the command holds the slave now: reading the master ends when it is gone.
+        drop(command);
+        drop(slave);
+        let mut child = spawned.map_err(|e| {
+            format!(
+                "running {}: {e}. {BWRAP_MISSING}",
+                self.config.bwrap.display()
+            )
+        })?;
+        let master = pty::Master::new(master).map_err(|e| format!("watching the terminal: {e}"))?;
+        let (mut from_terminal, mut to_terminal) = tokio::io::split(master);
+        let feed_stdin = async move {
+            let Some(mut from) = stdin else { return };
+            while let Some(chunk) = from.recv().await {
+                if to_terminal.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            // The client's stdin ended: end-of-file, as a terminal says it (Ctrl-D).
+            let _ = to_terminal.write_all(&[4]).await;
+        };
+        let apply_sizes = async move {
+            let mut resize = resize;
+            while let Some((width, height)) = resize.recv().await {
+                if let Err(e) = pty::set_size(&sizer, width, height) {
+                    tracing::debug!(error = %e, "setting the terminal size failed");
+                }
+            }
+        };
+        let background = async move {
+            tokio::join!(feed_stdin, apply_sizes);
+        };
+        let outputs = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match from_terminal.read(&mut buf).await {
+                    Ok(0) | Err(_) => return Ok::<(), ()>(()),
+                    Ok(n) => output
+                        .send((exec_ws::STDOUT, Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .map_err(drop)?,
+                }
+            }
+        };
+        tokio::pin!(outputs, background);
+        let (mut outputs_done, mut background_done) = (false, false);
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                sent = &mut outputs, if !outputs_done => {
+                    outputs_done = true;
+                    if sent.is_err() {
+                        let _ = child.kill().await;
+                        return Err("the client went away".into());
+                    }
+                }
+                () = &mut background, if !background_done => background_done = true,
+            }
+        };
+        if !outputs_done {
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
+        }
+        status
+            .map(|s| exit_of(s).code)
+            .map_err(|e| format!("waiting for the command: {e}"))
     }
 }
 
@@ -495,6 +597,9 @@ impl Executor for ProcessExecutor {
         let mut args = self.sandbox(group, container).await?;
         args.push("--".into());
         args.extend(command.iter().cloned());
+        if streams.tty {
+            return self.exec_tty(args, streams).await;
+        }
         let ExecStreams {
             stdin,
             output,

@@ -24,6 +24,7 @@ pub mod faults;
 mod group;
 mod lifecycle;
 pub mod logstore;
+mod pty;
 mod render;
 mod server;
 #[cfg(test)]
