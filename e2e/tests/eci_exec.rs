@@ -281,3 +281,35 @@ async fn a_disconnected_kubectl_kills_the_command_in_the_cloud() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `kubectl exec -it` (inside `script`, which gives kubectl a terminal): the command runs on
+/// a real terminal in the sandbox, and its exit code comes back.
+#[tokio::test]
+async fn kubectl_exec_with_a_terminal_through_eci() {
+    let s = setup("vk-eci-exec-tty").await;
+    let c = cluster();
+    let inner = format!(
+        "{} --kubeconfig {} -n {} exec -it build -c golang -- sh -c 'test -t 0 && test -t 1 && echo is-a-tty; echo on-stderr >&2; exit 5'",
+        c.kubectl.display(),
+        c.kubeconfig.display(),
+        s.ns.name
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("is-a-tty"),
+        "{stdout:?} {}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("on-stderr"), "{stdout:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{stdout:?} {}",
+        text(&out.stderr)
+    );
+}
