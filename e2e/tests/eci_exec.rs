@@ -313,3 +313,51 @@ async fn kubectl_exec_with_a_terminal_through_eci() {
         text(&out.stderr)
     );
 }
+
+/// 32 MiB each way through kubectl, the API server, vk, the eci provider and the exec
+/// WebSocket, counted exactly; the rates are printed (`-- --nocapture`), not asserted.
+#[tokio::test]
+async fn bulk_data_through_kubectl_exec_on_eci() {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let s = setup("vk-eci-exec-bulk").await;
+
+    let start = Instant::now();
+    let out = exec(
+        &s,
+        "golang",
+        &[],
+        &["head", "-c", &SIZE.to_string(), "/dev/zero"],
+        None,
+    );
+    let down = start.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), SIZE);
+    assert!(out.stdout.iter().all(|b| *b == 0));
+
+    let mut child = kubectl_command(&s, "golang", &["-i"], &["wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let start = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            stdin.write_all(&chunk).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let up = start.elapsed();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), SIZE.to_string());
+
+    let rate = |d: Duration| SIZE as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "kubectl exec on eci, 32 MiB: stdout {:.1} MB/s ({down:?}), stdin {:.1} MB/s ({up:?})",
+        rate(down),
+        rate(up)
+    );
+}
