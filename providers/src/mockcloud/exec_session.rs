@@ -93,7 +93,13 @@ impl ExecSessions {
 type Body = Full<Bytes>;
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "Code": code, "Message": message }).to_string();
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Refusal<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    let body = serde_json::to_string(&Refusal { code, message }).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

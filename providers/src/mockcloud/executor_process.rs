@@ -24,18 +24,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::io::{
-    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader,
-};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
 
 use super::catalog::argv;
 use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
-use super::pty;
-use crate::eci::exec as exec_ws;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +93,7 @@ pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
 }
 
 pub struct ProcessExecutor {
-    config: ProcessConfig,
+    pub(super) config: ProcessConfig,
     work_dir: PathBuf,
 }
 
@@ -178,7 +173,7 @@ impl ProcessExecutor {
     }
 
     /// The bwrap arguments up to (not including) `--` and the argv.
-    async fn sandbox(
+    pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
         container: &ContainerDef,
@@ -264,107 +259,6 @@ impl ProcessExecutor {
     }
 }
 
-impl ProcessExecutor {
-    /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave,
-    /// which is also the command's controlling terminal; sizes go to its master.
-    async fn exec_tty(&self, args: Vec<String>, streams: ExecStreams) -> Result<i32, String> {
-        let ExecStreams {
-            stdin,
-            output,
-            resize,
-            ..
-        } = streams;
-        let (master, slave) = pty::open().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
-        let sizer = master
-            .try_clone()
-            .map_err(|e| format!("duplicating the terminal: {e}"))?;
-        let stdio = || {
-            slave
-                .try_clone()
-                .map(Stdio::from)
-                .map_err(|e| format!("duplicating the terminal: {e}"))
-        };
-        let mut command = Command::new(&self.config.bwrap);
-        command
-            .args(&args)
-            .stdin(stdio()?)
-            .stdout(stdio()?)
-            .stderr(stdio()?)
-            .kill_on_drop(true);
-        // SAFETY: make_controlling only makes async-signal-safe calls.
-        unsafe {
-            command.pre_exec(|| pty::make_controlling());
-        }
-        let spawned = command.spawn();
-        // Only the command holds the slave now: reading the master ends when it is gone.
-        drop(command);
-        drop(slave);
-        let mut child = spawned.map_err(|e| {
-            format!(
-                "running {}: {e}. {BWRAP_MISSING}",
-                self.config.bwrap.display()
-            )
-        })?;
-        let master = pty::Master::new(master).map_err(|e| format!("watching the terminal: {e}"))?;
-        let (mut from_terminal, mut to_terminal) = tokio::io::split(master);
-        let feed_stdin = async move {
-            let Some(mut from) = stdin else { return };
-            while let Some(chunk) = from.recv().await {
-                if to_terminal.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
-            // The client's stdin ended: end-of-file, as a terminal says it (Ctrl-D).
-            let _ = to_terminal.write_all(&[4]).await;
-        };
-        let apply_sizes = async move {
-            let mut resize = resize;
-            while let Some((width, height)) = resize.recv().await {
-                if let Err(e) = pty::set_size(&sizer, width, height) {
-                    tracing::debug!(error = %e, "setting the terminal size failed");
-                }
-            }
-        };
-        let background = async move {
-            tokio::join!(feed_stdin, apply_sizes);
-        };
-        let outputs = async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match from_terminal.read(&mut buf).await {
-                    Ok(0) | Err(_) => return Ok::<(), ()>(()),
-                    Ok(n) => output
-                        .send((exec_ws::STDOUT, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .map_err(drop)?,
-                }
-            }
-        };
-        tokio::pin!(outputs, background);
-        let (mut outputs_done, mut background_done) = (false, false);
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                sent = &mut outputs, if !outputs_done => {
-                    outputs_done = true;
-                    if sent.is_err() {
-                        let _ = child.kill().await;
-                        return Err("the client went away".into());
-                    }
-                }
-                () = &mut background, if !background_done => background_done = true,
-            }
-        };
-        if !outputs_done {
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
-        }
-        status
-            .map(|s| exit_of(s).code)
-            .map_err(|e| format!("waiting for the command: {e}"))
-    }
-}
-
-/// Bind a host directory read-only. When a volume or the working directory goes below it,
 /// its mount point cannot be made in a read-only bind, so the directory becomes a tmpfs with
 /// each entry bound read-only (recursing toward the targets), to be remounted read-only once
 /// the volumes are in place.
@@ -432,25 +326,6 @@ async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
-/// Copy a pipe's chunks to the session as they come; `Err` when the session is gone.
-async fn forward(
-    from: Option<impl AsyncRead + Unpin>,
-    channel: u8,
-    to: tokio::sync::mpsc::Sender<(u8, Bytes)>,
-) -> Result<(), ()> {
-    let Some(mut from) = from else { return Ok(()) };
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => to
-                .send((channel, Bytes::copy_from_slice(&buf[..n])))
-                .await
-                .map_err(drop)?,
-        }
-    }
-}
-
 /// Copy lines from a pipe into the log.
 async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
     let mut lines = BufReader::new(reader).split(b'\n');
@@ -460,7 +335,7 @@ async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
     }
 }
 
-fn exit_of(status: std::process::ExitStatus) -> Exit {
+pub(super) fn exit_of(status: std::process::ExitStatus) -> Exit {
     use std::os::unix::process::ExitStatusExt as _;
     match (status.code(), status.signal()) {
         (Some(code), _) => Exit::code(code),
@@ -594,97 +469,7 @@ impl Executor for ProcessExecutor {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, String> {
-        let mut args = self.sandbox(group, container).await?;
-        args.push("--".into());
-        args.extend(command.iter().cloned());
-        if streams.tty {
-            return self.exec_tty(args, streams).await;
-        }
-        let ExecStreams {
-            stdin,
-            output,
-            tty,
-            resize,
-        } = streams;
-        // Killing bwrap (on drop) kills the sandbox with it (--die-with-parent), and the
-        // sandbox's PID namespace takes every process the command started.
-        let mut child = Command::new(&self.config.bwrap)
-            .args(&args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "running {}: {e}. {BWRAP_MISSING}",
-                    self.config.bwrap.display()
-                )
-            })?;
-        let feed_stdin = {
-            let to = child.stdin.take();
-            async move {
-                let (Some(mut from), Some(mut to)) = (stdin, to) else {
-                    return;
-                };
-                while let Some(chunk) = from.recv().await {
-                    if to.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                }
-                // Dropping the pipe is the command's EOF.
-            }
-        };
-        let drain_resize = async move {
-            let mut resize = resize;
-            while resize.recv().await.is_some() {}
-        };
-        let background = async move {
-            tokio::join!(feed_stdin, drain_resize);
-        };
-        let err_channel = if tty {
-            exec_ws::STDOUT
-        } else {
-            exec_ws::STDERR
-        };
-        let outputs = {
-            let (out, err) = (child.stdout.take(), child.stderr.take());
-            let (to_out, to_err) = (output.clone(), output);
-            async move {
-                tokio::try_join!(
-                    forward(out, exec_ws::STDOUT, to_out),
-                    forward(err, err_channel, to_err)
-                )
-                .map(drop)
-            }
-        };
-        tokio::pin!(outputs, background);
-        let (mut outputs_done, mut background_done) = (false, false);
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                sent = &mut outputs, if !outputs_done => {
-                    outputs_done = true;
-                    if sent.is_err() {
-                        let _ = child.kill().await;
-                        return Err("the client went away".into());
-                    }
-                }
-                () = &mut background, if !background_done => background_done = true,
-            }
-        };
-        // What the command wrote just before it ended (the namespace is gone, so the pipes
-        // close at once).
-        if !outputs_done {
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
-        }
-        status
-            .map(|s| exit_of(s).code)
-            .map_err(|e| format!("waiting for the command: {e}"))
+        self.exec_streams(group, container, command, streams).await
     }
 
     async fn remove(&self, group_id: &str) {

@@ -19,6 +19,7 @@ mod engine;
 pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
+mod executor_process_exec;
 pub mod executor_sim;
 pub mod faults;
 mod group;
