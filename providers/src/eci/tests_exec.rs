@@ -516,3 +516,57 @@ async fn megabytes_of_stdin_and_stdout_flow_both_ways_at_once() {
     assert_eq!(echoed.len(), input.len());
     assert!(echoed == input, "the echoed bytes differ");
 }
+
+/// A raw HTTP/1.1 request to the cloud; the status line of its answer.
+async fn raw_status(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_exec_address_takes_only_a_proper_websocket_upgrade() {
+    let (cloud, provider, _pod) = simulated().await;
+    let id = group_id(&provider).await;
+    let answer = provider
+        .client()
+        .exec_container_command(&ExecContainerCommand {
+            container_group_id: id,
+            container_name: "app".into(),
+            command: vec!["echo".into(), "still good".into()],
+            stdin: false,
+            ..Default::default()
+        })
+        .await
+        .expect("ExecContainerCommand");
+    let path = format!(
+        "/exec/?{}",
+        answer.web_socket_uri.split_once('?').unwrap().1
+    );
+    // Refused before the token is taken: a plain GET, and a WebSocket of another subprotocol.
+    let plain = raw_status(cloud.addr(), &path, "").await;
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let other = raw_status(
+        cloud.addr(),
+        &path,
+        &format!("{upgrade}Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n"),
+    )
+    .await;
+    assert!(other.starts_with("HTTP/1.1 400"), "{other}");
+    assert_eq!(cloud.engine().exec_sessions().pending(), 1);
+    // The token still works once.
+    let ws = connect(&answer.web_socket_uri, Duration::from_secs(10))
+        .await
+        .expect("the token was not spent by refused requests");
+    let c = client(None, false);
+    let (outcome, out) = tokio::join!(super::exec::bridge(ws, c.io), read_all(c.stdout));
+    assert_eq!(outcome, ExecOutcome::Exited(0));
+    assert_eq!(out, "still good\n");
+    assert_eq!(cloud.engine().exec_sessions().pending(), 0);
+}
