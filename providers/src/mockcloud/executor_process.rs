@@ -259,6 +259,33 @@ impl ProcessExecutor {
     }
 }
 
+/// Kills a sandbox's process group when dropped (the run or exec ended, or was abandoned).
+/// bwrap's `--die-with-parent` alone leaves a window: bwrap killed before its child has set
+/// its parent-death signal leaves the sandbox running; the group holds every bwrap process of
+/// the sandbox, and killing its PID namespace's first process ends the rest.
+pub(super) struct SandboxKiller(Option<u32>);
+
+impl SandboxKiller {
+    /// For a bwrap spawned as the leader of its own process group (or session).
+    pub(super) fn of(child: &tokio::process::Child) -> Self {
+        Self(child.id())
+    }
+}
+
+impl Drop for SandboxKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok())
+            && pid > 0
+        {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory use.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Bind a host directory read-only. When a volume or the working directory goes below it,
 /// its mount point cannot be made in a read-only bind, so the directory becomes a tmpfs with
 /// each entry bound read-only (recursing toward the targets), to be remounted read-only once
 /// the volumes are in place.
@@ -398,6 +425,7 @@ impl Executor for ProcessExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         let mut child = match spawned {
@@ -409,6 +437,7 @@ impl Executor for ProcessExecutor {
                 ));
             }
         };
+        let _sandbox = SandboxKiller::of(&child);
         let out = child
             .stdout
             .take()
@@ -442,18 +471,21 @@ impl Executor for ProcessExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
-            .output();
-        let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
-        let output = tokio::time::timeout(timeout, child)
-            .await
-            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
+            .spawn()
             .map_err(|e| {
                 format!(
                     "running {}: {e}. {BWRAP_MISSING}",
                     self.config.bwrap.display()
                 )
             })?;
+        let _sandbox = SandboxKiller::of(&child);
+        let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
+        let output = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
+            .map_err(|e| format!("waiting for the command: {e}"))?;
         let mut combined = output.stdout;
         combined.extend_from_slice(&output.stderr);
         Ok(ExecOutput {

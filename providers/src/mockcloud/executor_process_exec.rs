@@ -2,8 +2,8 @@
 //! with the container's binds, env and working directory, its streams carried to the exec
 //! session as they come. Without `TTY` stdin, stdout and stderr are pipes; with it they are a
 //! pseudo-terminal ([`super::pty`]) that is also the command's controlling terminal. Dropping
-//! the future kills bwrap, and with it (`--die-with-parent`, the PID namespace) everything
-//! the command started.
+//! the future kills bwrap's process group, and with it (the PID namespace) everything the
+//! command started.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
 
 use super::executor::{ExecStreams, GroupSpec};
-use super::executor_process::{BWRAP_MISSING, ProcessExecutor, exit_of};
+use super::executor_process::{BWRAP_MISSING, ProcessExecutor, SandboxKiller, exit_of};
 use super::pty;
 use crate::eci::exec as exec_ws;
 use crate::eci::request::ContainerDef;
@@ -38,8 +38,8 @@ impl ProcessExecutor {
             resize,
             ..
         } = streams;
-        // Killing bwrap (on drop) kills the sandbox with it (--die-with-parent), and the
-        // sandbox's PID namespace takes every process the command started.
+        // Its own process group, killed on drop (SandboxKiller): the PID namespace's first
+        // process goes with it, and so does every process the command started.
         let mut child = Command::new(&self.config.bwrap)
             .args(&args)
             .stdin(if stdin.is_some() {
@@ -49,6 +49,7 @@ impl ProcessExecutor {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
@@ -57,6 +58,7 @@ impl ProcessExecutor {
                     self.config.bwrap.display()
                 )
             })?;
+        let _sandbox = SandboxKiller::of(&child);
         let feed_stdin = {
             let to = child.stdin.take();
             async move {
@@ -154,6 +156,8 @@ impl ProcessExecutor {
                 self.config.bwrap.display()
             )
         })?;
+        // A session leader (make_controlling), so its process group is its own.
+        let _sandbox = SandboxKiller::of(&child);
         let master = pty::Master::new(master).map_err(|e| format!("watching the terminal: {e}"))?;
         let (mut from_terminal, mut to_terminal) = tokio::io::split(master);
         let feed_stdin = async move {
