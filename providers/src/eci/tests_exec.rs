@@ -156,6 +156,15 @@ async fn exec_errors_name_the_cause() {
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::InvalidSpec { .. }), "{err}");
+    // ECI's own limit: at most 20 words.
+    let err = provider
+        .exec(&pod, "app", vec!["echo".into(); 21], ExecIo::empty())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidSpec { reason, .. } if reason == "InvalidParameter"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
