@@ -314,10 +314,12 @@ async fn kubectl_cp_copies_10_mb_both_ways_byte_for_byte() {
         ]),
         "mkdir",
     );
+    let started = Instant::now();
     ok(
         kubectl(&["cp", &local_str, &remote, "-c", "main"]),
         "kubectl cp to the pod",
     );
+    eprintln!("kubectl cp of 10 MiB into the pod: {:?}", started.elapsed());
     let sums = ok(
         kubectl(&[
             "-n",
@@ -339,9 +341,14 @@ async fn kubectl_cp_copies_10_mb_both_ways_byte_for_byte() {
 
     // And back.
     let back = dir.join("back.bin");
+    let started = Instant::now();
     ok(
         kubectl(&["cp", &remote, &back.to_string_lossy(), "-c", "main"]),
         "kubectl cp from the pod",
+    );
+    eprintln!(
+        "kubectl cp of 10 MiB out of the pod: {:?}",
+        started.elapsed()
     );
     let mut copied = Vec::new();
     std::fs::File::open(&back)
