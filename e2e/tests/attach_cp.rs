@@ -16,6 +16,8 @@ use kube::api::{Api, PostParams};
 /// `ticker` prints a line every 200 ms; `echo` echoes its stdin (`stdin: true`).
 const TICKER: &str = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done";
 const ECHO: &str = "while read line; do echo \"got: $line\"; done";
+/// `term` (`tty: true`) prints its terminal size whenever it changes.
+const TERM: &str = "trap 'stty size' WINCH; while :; do sleep 0.1; done";
 
 struct Setup {
     ns: TestNamespace,
@@ -30,7 +32,7 @@ impl Drop for Setup {
 }
 
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (no
-/// main process), `ticker` and `echo` (real main processes).
+/// main process), `ticker`, `echo` and `term` (real main processes).
 async fn setup(prefix: &str) -> Setup {
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
@@ -44,13 +46,17 @@ async fn setup(prefix: &str) -> Setup {
     let mut pod = pod_for_node(
         "shell",
         &node,
-        &["main", "ticker", "echo"],
+        &["main", "ticker", "echo", "term"],
         &[
             ("mock.vk.io/process.ticker", TICKER),
             ("mock.vk.io/process.echo", ECHO),
+            ("mock.vk.io/process.term", TERM),
         ],
     );
-    pod.spec.as_mut().unwrap().containers[2].stdin = Some(true);
+    let containers = &mut pod.spec.as_mut().unwrap().containers;
+    containers[2].stdin = Some(true);
+    containers[3].stdin = Some(true);
+    containers[3].tty = Some(true);
     pods.create(&PostParams::default(), &pod).await.unwrap();
     wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
     let s = Setup { ns, pods, vk };
@@ -134,9 +140,9 @@ async fn container_running(s: &Setup, name: &str) -> bool {
 }
 
 /// Runs `argv` on a pseudo-terminal of 30 rows and 100 columns (python3's pty module plays
-/// the user's terminal). Once the output has a line `ready`, the terminal becomes 40 x 120
-/// and the program gets SIGWINCH, as a terminal emulator does. Prints what the program
-/// wrote, then `EXIT:<code>`.
+/// the user's terminal). Once the output has `$TRIGGER` (default `ready`), the terminal
+/// becomes 40 x 120 and the program gets SIGWINCH, as a terminal emulator does; once it has
+/// `$STOP_AT`, the program is killed. Prints what the program wrote, then `EXIT:<code>`.
 const ON_A_TERMINAL: &str = r#"
 import fcntl, os, select, signal, struct, sys, termios, time
 def size(fd, rows, cols):
@@ -151,6 +157,8 @@ if pid == 0:
         os.dup2(slave, fd)
     os.execvp(sys.argv[1], sys.argv[1:])
 os.close(slave)
+trigger = os.environ.get("TRIGGER", "ready").encode()
+stop_at = os.environ.get("STOP_AT", "").encode()
 out, resized, deadline = b"", False, time.time() + 60
 while time.time() < deadline:
     ready, _, _ = select.select([master], [], [], 0.2)
@@ -163,10 +171,13 @@ while time.time() < deadline:
     if not chunk:
         break
     out += chunk
-    if not resized and b"ready" in out:
+    if not resized and trigger in out:
         resized = True
         size(master, 40, 120)
         os.kill(pid, signal.SIGWINCH)
+    if stop_at and stop_at in out[out.find(trigger) + len(trigger):]:
+        os.kill(pid, signal.SIGKILL)
+        break
 else:
     os.kill(pid, signal.SIGKILL)
 _, status = os.waitpid(pid, 0)
@@ -216,6 +227,44 @@ async fn kubectl_exec_it_gets_a_terminal_of_the_users_size_and_its_resizes() {
         "{printed:?}"
     );
     assert!(lines.contains(&"EXIT:5"), "{printed:?}");
+}
+
+#[tokio::test]
+async fn kubectl_attach_it_resizes_the_containers_terminal() {
+    let s = setup("vk-attach-tty").await;
+    let c = cluster();
+    let kubeconfig = c.kubeconfig.to_string_lossy().to_string();
+    let kubectl_bin = c.kubectl.to_string_lossy().to_string();
+    let out = Command::new("python3")
+        .args(["-c", ON_A_TERMINAL])
+        .args([
+            &kubectl_bin,
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &s.ns.name,
+            "attach",
+            "-it",
+            "shell",
+            "-c",
+            "term",
+        ])
+        // kubectl's first size (30 x 100) reaches the process, then the resize (40 x 120).
+        .env("TRIGGER", "30 100")
+        .env("STOP_AT", "40 120")
+        .output()
+        .unwrap();
+    let printed = text(&out.stdout).replace('\r', "");
+    let lines: Vec<&str> = printed.lines().collect();
+    let first = lines.iter().position(|l| *l == "30 100");
+    let resized = lines.iter().position(|l| *l == "40 120");
+    assert!(
+        first.is_some() && resized.is_some() && first < resized,
+        "{printed:?} {}",
+        text(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(container_running(&s, "term").await, "term stopped");
 }
 
 #[tokio::test]
