@@ -34,10 +34,15 @@ impl Drop for Setup {
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (no
 /// main process), `ticker`, `echo` and `term` (real main processes).
 async fn setup(prefix: &str) -> Setup {
+    setup_with(prefix, "").await
+}
+
+/// [`setup`], with `extra` appended to vk's config file.
+async fn setup_with(prefix: &str, extra: &str) -> Setup {
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
     let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
+    let vk = Vk::start(&kubeconfig, &node, &mock_config(extra));
     approve_serving_csr(&client, &node).await;
     let nodes: Api<Node> = Api::all(client.clone());
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
@@ -417,4 +422,50 @@ async fn kubectl_cp_copies_10_mb_both_ways_byte_for_byte() {
     );
     assert!(std::fs::read(&again).unwrap() == data, "the copy differs");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over the node's bound a session is refused at once with the reason, and the slot comes
+/// back when a session ends.
+#[tokio::test]
+async fn sessions_over_the_node_bound_fail_fast_with_the_reason() {
+    let s = setup_with("vk-bound", "kubelet:\n  max_streaming_sessions: 1\n").await;
+    let mut held = kubectl_cmd(&s, &["exec", "-i", "shell", "-c", "main", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut held);
+    let mut stdin = held.stdin.take().unwrap();
+    stdin.write_all(b"holding\n").unwrap();
+    stdin.flush().unwrap();
+    wait_line(&rx, |l| l == "holding");
+
+    let refused = kubectl(&[
+        "-n", &s.ns.name, "exec", "shell", "-c", "main", "--", "true",
+    ]);
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("too many exec/attach sessions") && err.contains("limit 1"),
+        "{err}"
+    );
+
+    drop(stdin);
+    assert!(held.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = kubectl(&[
+            "-n", &s.ns.name, "exec", "shell", "-c", "main", "--", "true",
+        ]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot never came back: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
