@@ -331,6 +331,14 @@ async fn kubectl_attach_sees_the_output_sends_stdin_and_detaching_leaves_the_con
         logs.contains("got: hello\n") && logs.contains("got: again\n"),
         "{logs}"
     );
+    // A container without a main process says how to give it one.
+    let out = kubectl(&["-n", &s.ns.name, "attach", "shell", "-c", "main"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error attaching to container") && err.contains("mock.vk.io/process.main"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
