@@ -279,3 +279,36 @@ async fn a_tty_exec_takes_raw_stdin_through_the_line_discipline() {
     assert!(out.contains("hello\r\n"), "{out:?}");
     assert!(out.contains("got:hello\r\n"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tty_command_and_its_background_jobs_die_with_the_exec() {
+    let (p, pod) = running().await;
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let io = ExecIo {
+        stdin: None,
+        stdout: Some(Box::new(out_w)),
+        stderr: None,
+        tty: true,
+        resize: None,
+    };
+    let p = std::sync::Arc::new(p);
+    let task = {
+        let (p, pod) = (p.clone(), pod.clone());
+        tokio::spawn(async move {
+            p.exec(&pod, "main", sh("sleep 300 & echo $! $$; wait"), io)
+                .await
+        })
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{line:?}");
+    assert!(pids.iter().all(|&pid| alive(pid)));
+    task.abort();
+    for pid in pids {
+        wait_dead(pid).await;
+    }
+}
