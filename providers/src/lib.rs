@@ -10,3 +10,4 @@
 pub mod eci;
 pub mod mock;
 pub mod mockcloud;
+mod pty;

@@ -9,7 +9,7 @@
 //!   path, a relative one (and `~`) is inside the pod's directory, which every container of
 //!   the pod shares (like an emptyDir). So `kubectl cp f pod:f` lands in the pod's directory
 //!   and `kubectl cp pod:f f` reads it back (kubectl runs `tar` through exec).
-//! - With a TTY the command runs on a pseudo-terminal ([`pty`](super::pty)): stderr goes to
+//! - With a TTY the command runs on a pseudo-terminal ([`pty`](crate::pty)): stderr goes to
 //!   it, stdin bytes go to it raw, terminal sizes set its window size. The command starts once
 //!   the client's first size has come (or after [`FIRST_SIZE_WAIT`]), so it sees the size.
 //! - The child leads its own process group (its own session with a TTY). When the client goes
@@ -255,7 +255,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
 }
 
 /// Sets the terminal size of a TTY command; sizes for a command without one are dropped.
-fn apply_size(pty: Option<&super::pty::PtyMaster>, size: TermSize) {
+fn apply_size(pty: Option<&crate::pty::PtyMaster>, size: TermSize) {
     if let Some(pty) = pty
         && let Err(err) = pty.resize(size)
     {

@@ -22,7 +22,6 @@ mod instance;
 mod logs;
 mod persist;
 mod process;
-mod pty;
 mod spawn;
 #[cfg(test)]
 mod tests;

@@ -22,8 +22,8 @@ use super::Shared;
 use super::config::MainCommand;
 use super::exec::pod_dir;
 use super::logs::LogRun;
-use super::pty::PtyMaster;
 use super::spawn::{Launch, Reader, Writer, exit_code, spawn};
+use crate::pty::PtyMaster;
 
 /// Output chunks kept for attached clients that fall behind.
 const ATTACH_BUFFER: usize = 1024;

@@ -274,13 +274,13 @@ impl SandboxKiller {
 
 impl Drop for SandboxKiller {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok())
-            && pid > 0
+        if let Some(group) = self
+            .0
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
         {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory use.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+            // The group may be gone already (ESRCH): nothing to do then.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 }

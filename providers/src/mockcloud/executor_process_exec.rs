@@ -1,7 +1,7 @@
 //! Interactive exec in the `process` executor: the command runs in a new bubblewrap sandbox
 //! with the container's binds, env and working directory, its streams carried to the exec
 //! session as they come. Without `TTY` stdin, stdout and stderr are pipes; with it they are a
-//! pseudo-terminal ([`super::pty`]) that is also the command's controlling terminal. Dropping
+//! pseudo-terminal ([`crate::pty`]) that is also the command's controlling terminal. Dropping
 //! the future kills bwrap's process group, and with it (the PID namespace) everything the
 //! command started.
 
@@ -11,12 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::process::Command;
+use vk_core::provider::TermSize;
 
 use super::executor::{ExecStreams, GroupSpec};
 use super::executor_process::{BWRAP_MISSING, ProcessExecutor, SandboxKiller, exit_of};
-use super::pty;
 use crate::eci::exec as exec_ws;
 use crate::eci::request::ContainerDef;
+use crate::pty;
 
 impl ProcessExecutor {
     pub(super) async fn exec_streams(
@@ -125,27 +126,11 @@ impl ProcessExecutor {
             resize,
             ..
         } = streams;
-        let (master, slave) = pty::open().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
-        let sizer = master
-            .try_clone()
-            .map_err(|e| format!("duplicating the terminal: {e}"))?;
-        let stdio = || {
-            slave
-                .try_clone()
-                .map(Stdio::from)
-                .map_err(|e| format!("duplicating the terminal: {e}"))
-        };
+        let (master, slave) =
+            pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
         let mut command = Command::new(&self.config.bwrap);
-        command
-            .args(&args)
-            .stdin(stdio()?)
-            .stdout(stdio()?)
-            .stderr(stdio()?)
-            .kill_on_drop(true);
-        // SAFETY: make_controlling only makes async-signal-safe calls.
-        unsafe {
-            command.pre_exec(|| pty::make_controlling());
-        }
+        command.args(&args).kill_on_drop(true);
+        pty::run_on(&mut command, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
         let spawned = command.spawn();
         // Only the command holds the slave now: reading the master ends when it is gone.
         drop(command);
@@ -156,10 +141,11 @@ impl ProcessExecutor {
                 self.config.bwrap.display()
             )
         })?;
-        // A session leader (make_controlling), so its process group is its own.
+        // A session leader (pty::run_on), so its process group is its own.
         let _sandbox = SandboxKiller::of(&child);
-        let master = pty::Master::new(master).map_err(|e| format!("watching the terminal: {e}"))?;
-        let (mut from_terminal, mut to_terminal) = tokio::io::split(master);
+        let watching = |e| format!("watching the terminal: {e}");
+        let mut from_terminal = master.reader().map_err(watching)?;
+        let mut to_terminal = master.writer().map_err(watching)?;
         let feed_stdin = async move {
             let Some(mut from) = stdin else { return };
             while let Some(chunk) = from.recv().await {
@@ -173,7 +159,7 @@ impl ProcessExecutor {
         let apply_sizes = async move {
             let mut resize = resize;
             while let Some((width, height)) = resize.recv().await {
-                if let Err(e) = pty::set_size(&sizer, width, height) {
+                if let Err(e) = master.resize(TermSize { width, height }) {
                     tracing::debug!(error = %e, "setting the terminal size failed");
                 }
             }

@@ -25,7 +25,6 @@ pub mod faults;
 mod group;
 mod lifecycle;
 pub mod logstore;
-mod pty;
 mod render;
 mod server;
 #[cfg(test)]

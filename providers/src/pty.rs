@@ -1,4 +1,5 @@
-//! Pseudo-terminals for the mock's processes: `exec -t`, and containers with `tty: true`.
+//! Pseudo-terminals for the real processes of the mock (`exec -t`, containers with
+//! `tty: true`) and of the mock cloud's `process` executor (`TTY=true` execs).
 //!
 //! The command gets the pty's slave side as stdin, stdout and stderr, and as its controlling
 //! terminal (it leads a new session), so `tty` names a `/dev/pts/N`, job control and
@@ -25,7 +26,10 @@ pub(crate) struct PtyMaster {
 
 /// Opens a pseudo-terminal: its master and the slave the command will run on.
 pub(crate) fn open(size: Option<TermSize>) -> io::Result<(PtyMaster, OwnedFd)> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+    // CLOEXEC: no command started later inherits the master (the reader and writer are
+    // close-on-exec duplicates too).
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     rustix::pty::grantpt(&master)?;
     rustix::pty::unlockpt(&master)?;
     let name = rustix::pty::ptsname(&master, Vec::new())?;
