@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use providers::cli;
 use providers::mockcloud::faults::FaultConfig;
 use providers::mockcloud::{ExecutorKind, MockCloud, MockCloudConfig};
 
@@ -107,24 +108,6 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     Ok((config, args.listen))
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (config, listen) = config(args)?;
     let executor = config.executor;
@@ -134,29 +117,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     stdout.flush().context("writing the address to stdout")?;
     drop(stdout);
     tracing::info!(addr = %cloud.addr(), ?executor, "vk-cloud serving the ECI API");
-    cloud.run_until(shutdown_signal()).await;
+    cloud.run_until(cli::shutdown_signal()).await;
     tracing::info!("vk-cloud stopped");
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    cli::init_tracing();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vk-cloud: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("vk-cloud", result)
 }

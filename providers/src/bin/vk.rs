@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
+use providers::cli;
 use providers::eci::{EciConfig, EciProvider};
 use providers::mock::{MockConfig, MockProvider};
 use serde::Deserialize;
@@ -390,24 +391,6 @@ async fn serve_kubelet_api(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
@@ -462,7 +445,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let node_task = tokio::spawn(node.run(cancel.clone()));
     let pod_task = tokio::spawn(pods.run(cancel.clone()));
     tokio::select! {
-        _ = shutdown_signal() => {
+        _ = cli::shutdown_signal() => {
             tracing::info!("stopping; cloud instances stay running for the next start");
             cancel.cancel();
         }
@@ -489,25 +472,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    cli::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vk: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::exit_status("vk", result)
 }
 
 #[cfg(test)]
