@@ -12,3 +12,5 @@ pub mod eci;
 pub mod mock;
 pub mod mockcloud;
 mod pty;
+#[cfg(test)]
+mod test_support;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, DuplexStream};
+use tokio::io::AsyncReadExt as _;
 use vk_core::provider::{
     ContainerSpec, EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider, ProviderError,
     RestartPolicy, Volume, VolumeMount, VolumeSource,
@@ -17,34 +17,7 @@ use super::request::{DescribeContainerGroups, ExecContainerCommand};
 use super::tests_support::*;
 use crate::mockcloud::executor_process::check_bwrap;
 use crate::mockcloud::{ExecutorKind, MockCloud};
-
-struct Client {
-    io: ExecIo,
-    stdout: DuplexStream,
-    stderr: DuplexStream,
-}
-
-fn client(stdin: Option<&'static [u8]>, tty: bool) -> Client {
-    let (out_w, stdout) = tokio::io::duplex(1 << 16);
-    let (err_w, stderr) = tokio::io::duplex(1 << 16);
-    Client {
-        io: ExecIo {
-            stdin: stdin.map(|b| Box::new(b) as Box<dyn AsyncRead + Send + Unpin>),
-            stdout: Some(Box::new(out_w)),
-            stderr: (!tty).then(|| Box::new(err_w) as _),
-            tty,
-            resize: None,
-        },
-        stdout,
-        stderr,
-    }
-}
-
-async fn read_all(mut r: DuplexStream) -> String {
-    let mut s = String::new();
-    r.read_to_string(&mut s).await.unwrap();
-    s
-}
+use crate::test_support::{exec_client, read_all};
 
 /// Run a command with the given stdin; (outcome, stdout, stderr).
 async fn run(
@@ -55,7 +28,7 @@ async fn run(
     stdin: Option<&'static [u8]>,
     tty: bool,
 ) -> (ExecOutcome, String, String) {
-    let c = client(stdin, tty);
+    let c = exec_client(stdin, tty);
     let command = command.iter().map(|s| s.to_string()).collect();
     let (outcome, out, err) = tokio::join!(
         provider.exec(pod, container, command, c.io),
@@ -194,7 +167,7 @@ async fn the_websocket_uri_is_single_use_and_expires() {
     let ws = connect(&answer.web_socket_uri, timeout)
         .await
         .expect("first use");
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let (outcome, out) = tokio::join!(super::exec::bridge(ws, c.io), read_all(c.stdout));
     assert_eq!(outcome, ExecOutcome::Exited(0));
     assert_eq!(out, "once\n");
@@ -355,7 +328,7 @@ async fn real_exec_runs_in_the_containers_sandbox() {
         })
         .await
         .unwrap();
-    let mut c = client(Some(b"typed\n"), true);
+    let mut c = exec_client(Some(b"typed\n"), true);
     c.io.resize = Some(resize);
     let script = "while [ \"$(stty size)\" = '0 0' ]; do sleep 0.05; done; \
                   test -t 0 && test -t 1 && echo tty; stty size; read line; echo \"got $line\"; \
@@ -429,7 +402,7 @@ async fn the_command_dies_with_its_client() {
         let (provider, pod) = (provider.clone(), pod.clone());
         let script = format!("{marker}; echo never");
         tokio::spawn(async move {
-            let c = client(None, false);
+            let c = exec_client(None, false);
             let _keep = (c.stdout, c.stderr);
             provider
                 .exec(&pod, "build", vec!["sh".into(), "-c".into(), script], c.io)
@@ -449,7 +422,7 @@ async fn the_command_dies_with_its_client() {
     // The client stops reading: its stdout fails, the socket closes, the command dies.
     let marker = format!("tick-{}", std::process::id());
     let script = format!("while :; do echo {marker}; sleep 0.05; done");
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let mut stdout = c.stdout;
     let (provider2, pod2) = (provider.clone(), pod.clone());
     let call = tokio::spawn(async move {
@@ -474,7 +447,7 @@ async fn the_command_dies_with_its_client() {
 
     // Deleting the group ends a running exec with an error and kills it.
     let marker = format!("sleep 3602.{}", std::process::id() % 1000);
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let (provider3, pod3, m) = (provider.clone(), pod.clone(), marker.clone());
     let call = tokio::spawn(async move {
         let _keep = (c.stdout, c.stderr);
@@ -511,7 +484,7 @@ async fn megabytes_of_stdin_and_stdout_flow_both_ways_at_once() {
             .collect::<Vec<u8>>()
             .into_boxed_slice(),
     );
-    let c = client(Some(input), false);
+    let c = exec_client(Some(input), false);
     let mut stdout = c.stdout;
     let (outcome, echoed) = tokio::join!(
         provider.exec(&pod, "build", vec!["cat".into()], c.io),
@@ -573,7 +546,7 @@ async fn the_exec_address_takes_only_a_proper_websocket_upgrade() {
     let ws = connect(&answer.web_socket_uri, Duration::from_secs(10))
         .await
         .expect("the token was not spent by refused requests");
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let (outcome, out) = tokio::join!(super::exec::bridge(ws, c.io), read_all(c.stdout));
     assert_eq!(outcome, ExecOutcome::Exited(0));
     assert_eq!(out, "still good\n");

@@ -2,41 +2,14 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader, DuplexStream};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use vk_core::provider::{
     EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider, ProviderError, TermSize,
 };
 
 use super::tests::{pod, provider, wait_for};
 use super::*;
-
-struct Client {
-    io: ExecIo,
-    stdout: DuplexStream,
-    stderr: DuplexStream,
-}
-
-fn client(stdin: Option<&'static [u8]>, tty: bool) -> Client {
-    let (out_w, stdout) = tokio::io::duplex(1 << 16);
-    let (err_w, stderr) = tokio::io::duplex(1 << 16);
-    Client {
-        io: ExecIo {
-            stdin: stdin.map(|b| Box::new(b) as Box<dyn AsyncRead + Send + Unpin>),
-            stdout: Some(Box::new(out_w)),
-            stderr: (!tty).then(|| Box::new(err_w) as _),
-            tty,
-            resize: None,
-        },
-        stdout,
-        stderr,
-    }
-}
-
-async fn read_all(mut r: DuplexStream) -> String {
-    let mut s = String::new();
-    r.read_to_string(&mut s).await.unwrap();
-    s
-}
+use crate::test_support::{exec_client, read_all};
 
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
@@ -90,7 +63,7 @@ async fn wait_dead(pid: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_runs_a_real_command_with_the_containers_env() {
     let (p, pod) = running().await;
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let outcome = p
         .exec(
             &pod,
@@ -112,7 +85,7 @@ async fn exec_runs_a_real_command_with_the_containers_env() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_pipes_stdin_and_a_tty_merges_stderr() {
     let (p, pod) = running().await;
-    let c = client(Some(b"hello\n"), false);
+    let c = exec_client(Some(b"hello\n"), false);
     let outcome = p
         .exec(&pod, "main", vec!["cat".into()], c.io)
         .await
@@ -120,7 +93,7 @@ async fn exec_pipes_stdin_and_a_tty_merges_stderr() {
     assert_eq!(outcome, ExecOutcome::Exited(0));
     assert_eq!(read_all(c.stdout).await, "hello\n");
 
-    let c = client(None, true);
+    let c = exec_client(None, true);
     let outcome = p
         .exec(&pod, "main", sh("echo out; echo err >&2"), c.io)
         .await
@@ -142,17 +115,17 @@ async fn unknown_pods_containers_and_stopped_containers_are_errors() {
         ..pod.clone()
     };
     let err = p
-        .exec(&other, "main", sh("true"), client(None, false).io)
+        .exec(&other, "main", sh("true"), exec_client(None, false).io)
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
     let err = p
-        .exec(&pod, "nope", sh("true"), client(None, false).io)
+        .exec(&pod, "nope", sh("true"), exec_client(None, false).io)
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
     let err = p
-        .exec(&pod, "quick", sh("true"), client(None, false).io)
+        .exec(&pod, "quick", sh("true"), exec_client(None, false).io)
         .await
         .unwrap_err();
     assert!(
@@ -165,7 +138,7 @@ async fn unknown_pods_containers_and_stopped_containers_are_errors() {
             &pod,
             "main",
             vec!["no-such-program-vk".into()],
-            client(None, false).io,
+            exec_client(None, false).io,
         )
         .await
         .unwrap();
@@ -179,7 +152,7 @@ async fn unknown_pods_containers_and_stopped_containers_are_errors() {
 async fn a_client_that_goes_away_kills_the_command() {
     let (p, pod) = running().await;
     // Its output fails.
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let exec = p.exec(
         &pod,
         "main",
@@ -196,7 +169,7 @@ async fn a_client_that_goes_away_kills_the_command() {
     wait_dead(pid).await;
 
     // The exec is cancelled (the kubelet API drops it when the connection closes).
-    let c = client(None, false);
+    let c = exec_client(None, false);
     let p = std::sync::Arc::new(p);
     let task = {
         let (p, pod) = (p.clone(), pod.clone());

@@ -1,0 +1,37 @@
+//! Helpers shared by the providers' component tests.
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, DuplexStream};
+use vk_core::provider::ExecIo;
+
+/// The client's side of an exec: the streams to hand to `Provider::exec`, and the ends that
+/// read what the command printed.
+pub(crate) struct ExecClient {
+    pub io: ExecIo,
+    pub stdout: DuplexStream,
+    pub stderr: DuplexStream,
+}
+
+/// A client that sends `stdin` (then its end) when given; with `tty` there is no stderr
+/// stream (it goes to the terminal).
+pub(crate) fn exec_client(stdin: Option<&'static [u8]>, tty: bool) -> ExecClient {
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let (err_w, stderr) = tokio::io::duplex(1 << 16);
+    ExecClient {
+        io: ExecIo {
+            stdin: stdin.map(|b| Box::new(b) as Box<dyn AsyncRead + Send + Unpin>),
+            stdout: Some(Box::new(out_w)),
+            stderr: (!tty).then(|| Box::new(err_w) as _),
+            tty,
+            resize: None,
+        },
+        stdout,
+        stderr,
+    }
+}
+
+/// Everything a stream carries until its end, as text.
+pub(crate) async fn read_all(mut r: DuplexStream) -> String {
+    let mut s = String::new();
+    r.read_to_string(&mut s).await.unwrap();
+    s
+}
