@@ -16,6 +16,7 @@ mod headers;
 mod ping;
 mod rst_stream;
 mod settings;
+mod stream_headers;
 mod syn_reply;
 mod syn_stream;
 mod window_update;

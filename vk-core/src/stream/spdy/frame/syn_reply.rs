@@ -1,17 +1,11 @@
 //! SYN_REPLY (type 2): the recipient accepts a stream.
 //!
-//! ```text
-//! | X | stream id (31) | name/value header block (compressed) ... |
-//! ```
+//! The payload is a stream id and a header block ([`stream_headers`](super::stream_headers)).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
-use super::{
-    ControlHead, FLAG_FIN, FrameError, Kind, StreamId, deflate_block, inflate_block, read_u32,
-};
+use super::{FrameError, Kind, StreamId, stream_headers};
 use crate::stream::spdy::header_block::{HeaderBlock, HeaderDeflater, HeaderInflater};
-
-const KIND: &str = "SYN_REPLY";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SynReply {
@@ -33,18 +27,12 @@ impl SynReply {
         payload: &[u8],
         inflater: &mut HeaderInflater,
     ) -> Result<SynReply, FrameError> {
-        if payload.len() < 4 {
-            return Err(FrameError::malformed(KIND, "shorter than 4 bytes"));
-        }
-        let stream_id = StreamId::from_wire(read_u32(payload, 0, KIND)?);
-        let headers = inflate_block(&payload[4..], inflater, stream_id);
-        if stream_id.is_zero() {
-            return Err(FrameError::malformed(KIND, "stream id 0"));
-        }
+        let (stream_id, fin, headers) =
+            stream_headers::decode(Kind::SynReply, flags, payload, inflater)?;
         Ok(SynReply {
             stream_id,
-            fin: flags & FLAG_FIN != 0,
-            headers: headers?,
+            fin,
+            headers,
         })
     }
 
@@ -53,18 +41,14 @@ impl SynReply {
         deflater: &mut HeaderDeflater,
         dst: &mut BytesMut,
     ) -> Result<(), FrameError> {
-        if self.stream_id.is_zero() {
-            return Err(FrameError::Encode {
-                kind: KIND,
-                reason: "stream id 0",
-            });
-        }
-        let block = deflate_block(&self.headers, deflater, self.stream_id)?;
-        let flags = if self.fin { FLAG_FIN } else { 0 };
-        ControlHead::new(Kind::SynReply, flags, 4 + block.len())?.encode(dst);
-        dst.put_u32(self.stream_id.get());
-        dst.put_slice(&block);
-        Ok(())
+        stream_headers::encode(
+            Kind::SynReply,
+            self.stream_id,
+            self.fin,
+            &self.headers,
+            deflater,
+            dst,
+        )
     }
 }
 
