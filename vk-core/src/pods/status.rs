@@ -334,12 +334,7 @@ pub fn failed_status(
     status.phase = Some("Failed".into());
     status.reason = Some(reason.into());
     status.message = Some(message.into());
-    for c in status
-        .container_statuses
-        .iter_mut()
-        .flatten()
-        .chain(status.init_container_statuses.iter_mut().flatten())
-    {
+    for c in all_statuses_mut(&mut status) {
         // Containers that ran keep their last known state; the rest show why they never did.
         let previous = pod.status.as_ref().and_then(|s| {
             s.container_statuses
@@ -397,12 +392,7 @@ pub fn waiting_status(
     now: Timestamp,
 ) -> PodStatus {
     let mut status = desired_status(pod, None, "", host_ip, reason, now);
-    for c in status
-        .container_statuses
-        .iter_mut()
-        .flatten()
-        .chain(status.init_container_statuses.iter_mut().flatten())
-    {
+    for c in all_statuses_mut(&mut status) {
         c.state = Some(K8sState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some(reason.into()),
@@ -412,6 +402,15 @@ pub fn waiting_status(
         });
     }
     status
+}
+
+/// Every container status of `status`, app containers first, then init containers.
+fn all_statuses_mut(status: &mut PodStatus) -> impl Iterator<Item = &mut K8sContainerStatus> {
+    status
+        .container_statuses
+        .iter_mut()
+        .flatten()
+        .chain(status.init_container_statuses.iter_mut().flatten())
 }
 
 #[cfg(test)]
@@ -489,6 +488,29 @@ mod tests {
             .unwrap()
     }
 
+    /// The status of pod `p` on node host `h` of the mock, with instance `i`, now.
+    fn status_of(p: &Pod, i: &InstanceStatus) -> PodStatus {
+        desired_status(
+            p,
+            Some(i),
+            "mock",
+            "h",
+            "ContainerCreating",
+            Timestamp::now(),
+        )
+    }
+
+    /// The terminated state of the first app container.
+    fn first_terminated(s: &PodStatus) -> ContainerStateTerminated {
+        s.container_statuses.as_ref().unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .clone()
+            .unwrap()
+    }
+
     #[test]
     fn not_created_yet_is_pending_with_container_creating() {
         let now = Timestamp::now();
@@ -541,22 +563,9 @@ mod tests {
     #[test]
     fn succeeded_keeps_exit_code_zero_and_is_not_ready() {
         let i = instance(InstancePhase::Succeeded, vec![terminated("a", 0)]);
-        let s = desired_status(
-            &pod(&["a"], &[]),
-            Some(&i),
-            "mock",
-            "h",
-            "ContainerCreating",
-            Timestamp::now(),
-        );
+        let s = status_of(&pod(&["a"], &[]), &i);
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
-        let t = s.container_statuses.as_ref().unwrap()[0]
-            .state
-            .as_ref()
-            .unwrap()
-            .terminated
-            .clone()
-            .unwrap();
+        let t = first_terminated(&s);
         assert_eq!(t.exit_code, 0);
         assert_eq!(t.reason.as_deref(), Some("Completed"));
         assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodCompleted"));
@@ -565,22 +574,9 @@ mod tests {
     #[test]
     fn failed_reports_the_exit_code() {
         let i = instance(InstancePhase::Failed, vec![terminated("a", 3)]);
-        let s = desired_status(
-            &pod(&["a"], &[]),
-            Some(&i),
-            "mock",
-            "h",
-            "ContainerCreating",
-            Timestamp::now(),
-        );
+        let s = status_of(&pod(&["a"], &[]), &i);
         assert_eq!(s.phase.as_deref(), Some("Failed"));
-        let t = s.container_statuses.as_ref().unwrap()[0]
-            .state
-            .as_ref()
-            .unwrap()
-            .terminated
-            .clone()
-            .unwrap();
+        let t = first_terminated(&s);
         assert_eq!(t.exit_code, 3);
     }
 
@@ -630,14 +626,7 @@ mod tests {
         let mut i = instance(InstancePhase::Pending, vec![]);
         i.init_containers = vec![running("setup")];
         let p = pod(&["a"], &["setup"]);
-        let s = desired_status(
-            &p,
-            Some(&i),
-            "mock",
-            "h",
-            "ContainerCreating",
-            Timestamp::now(),
-        );
+        let s = status_of(&p, &i);
         assert_eq!(cond(&s, "Initialized").status, "False");
         assert_eq!(
             s.container_statuses.as_ref().unwrap()[0]
@@ -652,14 +641,7 @@ mod tests {
             Some("PodInitializing")
         );
         i.init_containers = vec![terminated("setup", 0)];
-        let s = desired_status(
-            &p,
-            Some(&i),
-            "mock",
-            "h",
-            "ContainerCreating",
-            Timestamp::now(),
-        );
+        let s = status_of(&p, &i);
         assert_eq!(cond(&s, "Initialized").status, "True");
     }
 
@@ -685,24 +667,11 @@ mod tests {
     fn failed_status_turns_running_containers_terminated() {
         let i = instance(InstancePhase::Running, vec![running("a")]);
         let mut p = pod(&["a"], &[]);
-        p.status = Some(desired_status(
-            &p,
-            Some(&i),
-            "mock",
-            "h",
-            "ContainerCreating",
-            Timestamp::now(),
-        ));
+        p.status = Some(status_of(&p, &i));
         let s = failed_status(&p, "ProviderInstanceLost", "gone", "h", Timestamp::now());
         assert_eq!(s.phase.as_deref(), Some("Failed"));
         assert_eq!(s.reason.as_deref(), Some("ProviderInstanceLost"));
-        let t = s.container_statuses.as_ref().unwrap()[0]
-            .state
-            .as_ref()
-            .unwrap()
-            .terminated
-            .clone()
-            .unwrap();
+        let t = first_terminated(&s);
         assert_eq!(t.exit_code, 137);
     }
 }
