@@ -115,46 +115,20 @@ async fn resolve_volume(ctx: &mut Ctx<'_>, v: &ApiVolume) -> Result<VolumeSource
     }
     let mut files = Files::new(&v.name);
     if let Some(src) = &v.config_map {
-        let optional = src.optional.unwrap_or(false);
-        match ctx.config_map(&src.name).await? {
-            Some(cm) => {
-                let content = config_map_content(&cm);
-                let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
-                project_keys(
-                    ctx,
-                    &mut files,
-                    &content,
-                    src.items.as_deref(),
-                    mode,
-                    optional,
-                    "configmap",
-                    &src.name,
-                )?;
-            }
-            None if optional => {}
-            None => return Err(ctx.not_found("configmap", &src.name)),
-        }
+        let items = Items {
+            list: src.items.as_deref(),
+            default_mode: src.default_mode.unwrap_or(DEFAULT_MODE),
+            optional: src.optional.unwrap_or(false),
+        };
+        project_config_map(ctx, &mut files, &src.name, items).await?;
     } else if let Some(src) = &v.secret {
+        let items = Items {
+            list: src.items.as_deref(),
+            default_mode: src.default_mode.unwrap_or(DEFAULT_MODE),
+            optional: src.optional.unwrap_or(false),
+        };
         let name = src.secret_name.as_deref().unwrap_or_default();
-        let optional = src.optional.unwrap_or(false);
-        match ctx.secret(name).await? {
-            Some(secret) => {
-                let content = secret_content(&secret);
-                let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
-                project_keys(
-                    ctx,
-                    &mut files,
-                    &content,
-                    src.items.as_deref(),
-                    mode,
-                    optional,
-                    "secret",
-                    name,
-                )?;
-            }
-            None if optional => {}
-            None => return Err(ctx.not_found("secret", name)),
-        }
+        project_secret(ctx, &mut files, name, items).await?;
     } else if let Some(src) = &v.downward_api {
         let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
         downward_items(
@@ -167,43 +141,19 @@ async fn resolve_volume(ctx: &mut Ctx<'_>, v: &ApiVolume) -> Result<VolumeSource
         let mode = src.default_mode.unwrap_or(DEFAULT_MODE);
         for source in src.sources.as_deref().unwrap_or_default() {
             if let Some(s) = &source.secret {
-                let optional = s.optional.unwrap_or(false);
-                match ctx.secret(&s.name).await? {
-                    Some(secret) => {
-                        let content = secret_content(&secret);
-                        project_keys(
-                            ctx,
-                            &mut files,
-                            &content,
-                            s.items.as_deref(),
-                            mode,
-                            optional,
-                            "secret",
-                            &s.name,
-                        )?;
-                    }
-                    None if optional => {}
-                    None => return Err(ctx.not_found("secret", &s.name)),
-                }
+                let items = Items {
+                    list: s.items.as_deref(),
+                    default_mode: mode,
+                    optional: s.optional.unwrap_or(false),
+                };
+                project_secret(ctx, &mut files, &s.name, items).await?;
             } else if let Some(c) = &source.config_map {
-                let optional = c.optional.unwrap_or(false);
-                match ctx.config_map(&c.name).await? {
-                    Some(cm) => {
-                        let content = config_map_content(&cm);
-                        project_keys(
-                            ctx,
-                            &mut files,
-                            &content,
-                            c.items.as_deref(),
-                            mode,
-                            optional,
-                            "configmap",
-                            &c.name,
-                        )?;
-                    }
-                    None if optional => {}
-                    None => return Err(ctx.not_found("configmap", &c.name)),
-                }
+                let items = Items {
+                    list: c.items.as_deref(),
+                    default_mode: mode,
+                    optional: c.optional.unwrap_or(false),
+                };
+                project_config_map(ctx, &mut files, &c.name, items).await?;
             } else if let Some(d) = &source.downward_api {
                 downward_items(
                     ctx,
@@ -287,19 +237,66 @@ fn secret_content(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Which keys of a configMap or secret become files, and how.
+#[derive(Clone, Copy)]
+struct Items<'a> {
+    /// `items`: without them (or with none) every key, named after itself.
+    list: Option<&'a [KeyToPath]>,
+    default_mode: i32,
+    /// A missing object or key yields no file instead of an error.
+    optional: bool,
+}
+
+/// A configMap volume or projection: its keys as files (see [`project_keys`]).
+async fn project_config_map(
+    ctx: &mut Ctx<'_>,
+    files: &mut Files<'_>,
+    name: &str,
+    items: Items<'_>,
+) -> Result<(), ResolveError> {
+    match ctx.config_map(name).await? {
+        Some(cm) => project_keys(
+            ctx,
+            files,
+            &config_map_content(&cm),
+            items,
+            "configmap",
+            name,
+        ),
+        None if items.optional => Ok(()),
+        None => Err(ctx.not_found("configmap", name)),
+    }
+}
+
+/// A secret volume or projection: its keys as files (see [`project_keys`]).
+async fn project_secret(
+    ctx: &mut Ctx<'_>,
+    files: &mut Files<'_>,
+    name: &str,
+    items: Items<'_>,
+) -> Result<(), ResolveError> {
+    match ctx.secret(name).await? {
+        Some(secret) => project_keys(ctx, files, &secret_content(&secret), items, "secret", name),
+        None if items.optional => Ok(()),
+        None => Err(ctx.not_found("secret", name)),
+    }
+}
+
 /// The kubelet's `MakePayload` for configMap/secret volumes and projections.
-#[allow(clippy::too_many_arguments)]
 fn project_keys(
     ctx: &Ctx<'_>,
     files: &mut Files,
     content: &BTreeMap<String, Vec<u8>>,
-    items: Option<&[KeyToPath]>,
-    default_mode: i32,
-    optional: bool,
+    items: Items<'_>,
     kind: &str,
     name: &str,
 ) -> Result<(), ResolveError> {
-    match items.filter(|i| !i.is_empty()) {
+    let Items {
+        list,
+        default_mode,
+        optional,
+    } = items;
+    match list.filter(|i| !i.is_empty()) {
         None => {
             for (key, data) in content {
                 files.add(key, data.clone(), default_mode)?;
