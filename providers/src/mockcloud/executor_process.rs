@@ -173,6 +173,34 @@ impl ProcessExecutor {
     }
 
     /// The bwrap arguments up to (not including) `--` and the argv.
+    /// Starts bwrap with `args`, stdout and stderr piped, as the leader of its own process
+    /// group, which the returned [`SandboxKiller`] kills when dropped: the PID namespace's
+    /// first process goes with it, and so does every process the command started. `Err` says
+    /// what `doing` failed and how to install bwrap.
+    pub(super) fn spawn_sandbox(
+        &self,
+        args: &[String],
+        stdin: Stdio,
+        doing: &str,
+    ) -> Result<(tokio::process::Child, SandboxKiller), String> {
+        let child = Command::new(&self.config.bwrap)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{doing} {}: {e}. {BWRAP_MISSING}",
+                    self.config.bwrap.display()
+                )
+            })?;
+        let killer = SandboxKiller::of(&child);
+        Ok((child, killer))
+    }
+
     pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
@@ -420,24 +448,10 @@ impl Executor for ProcessExecutor {
         };
         args.push("--".into());
         args.extend(command);
-        let spawned = Command::new(&self.config.bwrap)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) => {
-                return start_error(format!(
-                    "starting {}: {e}. {BWRAP_MISSING}",
-                    self.config.bwrap.display()
-                ));
-            }
+        let (mut child, _sandbox) = match self.spawn_sandbox(&args, Stdio::null(), "starting") {
+            Ok(spawned) => spawned,
+            Err(e) => return start_error(e),
         };
-        let _sandbox = SandboxKiller::of(&child);
         let out = child
             .stdout
             .take()
@@ -466,21 +480,7 @@ impl Executor for ProcessExecutor {
         let mut args = self.sandbox(group, container).await?;
         args.push("--".into());
         args.extend(command.iter().cloned());
-        let child = Command::new(&self.config.bwrap)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "running {}: {e}. {BWRAP_MISSING}",
-                    self.config.bwrap.display()
-                )
-            })?;
-        let _sandbox = SandboxKiller::of(&child);
+        let (child, _sandbox) = self.spawn_sandbox(&args, Stdio::null(), "running")?;
         let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
         let output = tokio::time::timeout(timeout, child.wait_with_output())
             .await

@@ -39,27 +39,12 @@ impl ProcessExecutor {
             resize,
             ..
         } = streams;
-        // Its own process group, killed on drop (SandboxKiller): the PID namespace's first
-        // process goes with it, and so does every process the command started.
-        let mut child = Command::new(&self.config.bwrap)
-            .args(&args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "running {}: {e}. {BWRAP_MISSING}",
-                    self.config.bwrap.display()
-                )
-            })?;
-        let _sandbox = SandboxKiller::of(&child);
+        let stdio = if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let (mut child, _sandbox) = self.spawn_sandbox(&args, stdio, "running")?;
         let feed_stdin = {
             let to = child.stdin.take();
             async move {
@@ -92,29 +77,7 @@ impl ProcessExecutor {
                 .map(drop)
             }
         };
-        tokio::pin!(outputs, background);
-        let (mut outputs_done, mut background_done) = (false, false);
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                sent = &mut outputs, if !outputs_done => {
-                    outputs_done = true;
-                    if sent.is_err() {
-                        let _ = child.kill().await;
-                        return Err("the client went away".into());
-                    }
-                }
-                () = &mut background, if !background_done => background_done = true,
-            }
-        };
-        // What the command wrote just before it ended (the namespace is gone, so the pipes
-        // close at once).
-        if !outputs_done {
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
-        }
-        status
-            .map(|s| exit_of(s).code)
-            .map_err(|e| format!("waiting for the command: {e}"))
+        supervise(&mut child, outputs, background).await
     }
 
     /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave,
@@ -144,7 +107,7 @@ impl ProcessExecutor {
         // A session leader (pty::run_on), so its process group is its own.
         let _sandbox = SandboxKiller::of(&child);
         let watching = |e| format!("watching the terminal: {e}");
-        let mut from_terminal = master.reader().map_err(watching)?;
+        let from_terminal = master.reader().map_err(watching)?;
         let mut to_terminal = master.writer().map_err(watching)?;
         let feed_stdin = async move {
             let Some(mut from) = stdin else { return };
@@ -167,40 +130,42 @@ impl ProcessExecutor {
         let background = async move {
             tokio::join!(feed_stdin, apply_sizes);
         };
-        let outputs = async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match from_terminal.read(&mut buf).await {
-                    Ok(0) | Err(_) => return Ok::<(), ()>(()),
-                    Ok(n) => output
-                        .send((exec_ws::STDOUT, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .map_err(drop)?,
-                }
-            }
-        };
-        tokio::pin!(outputs, background);
-        let (mut outputs_done, mut background_done) = (false, false);
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                sent = &mut outputs, if !outputs_done => {
-                    outputs_done = true;
-                    if sent.is_err() {
-                        let _ = child.kill().await;
-                        return Err("the client went away".into());
-                    }
-                }
-                () = &mut background, if !background_done => background_done = true,
-            }
-        };
-        if !outputs_done {
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
-        }
-        status
-            .map(|s| exit_of(s).code)
-            .map_err(|e| format!("waiting for the command: {e}"))
+        // Everything the command writes to its terminal is stdout.
+        let outputs = forward(Some(from_terminal), exec_ws::STDOUT, output);
+        supervise(&mut child, outputs, background).await
     }
+}
+
+/// Waits for the command while its outputs are forwarded and `background` (stdin, sizes) runs.
+/// A client that went away (`outputs` fails) kills the command.
+async fn supervise(
+    child: &mut tokio::process::Child,
+    outputs: impl Future<Output = Result<(), ()>>,
+    background: impl Future<Output = ()>,
+) -> Result<i32, String> {
+    tokio::pin!(outputs, background);
+    let (mut outputs_done, mut background_done) = (false, false);
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            sent = &mut outputs, if !outputs_done => {
+                outputs_done = true;
+                if sent.is_err() {
+                    let _ = child.kill().await;
+                    return Err("the client went away".into());
+                }
+            }
+            () = &mut background, if !background_done => background_done = true,
+        }
+    };
+    // What the command wrote just before it ended (the namespace is gone, so the pipes
+    // close at once).
+    if !outputs_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
+    }
+    status
+        .map(|s| exit_of(s).code)
+        .map_err(|e| format!("waiting for the command: {e}"))
 }
 
 /// Copy a pipe's chunks to the session as they come; `Err` when the session is gone.
