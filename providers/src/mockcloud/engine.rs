@@ -98,6 +98,29 @@ impl Inner {
     }
 }
 
+impl State {
+    /// Group `id`, or the API's error for a group that does not exist.
+    fn group(&self, id: &str) -> Result<&Group, ApiError> {
+        self.by_id
+            .get(id)
+            .and_then(|s| self.groups.get(s))
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Container `container` of group `id` (with the group), or the API's error for whichever
+    /// does not exist.
+    fn container(&self, id: &str, container: &str) -> Result<(&Group, &ContainerRt), ApiError> {
+        let group = self.group(id)?;
+        let c = group.find_container(container).ok_or_else(|| {
+            ApiError::new(
+                errors::CONTAINER_NOT_FOUND,
+                format!("The container {container:?} does not exist in {id}."),
+            )
+        })?;
+        Ok((group, c))
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         errors::GROUP_NOT_FOUND,
@@ -282,11 +305,7 @@ impl Engine {
     pub async fn update(&self, id: &str, volumes: Vec<VolumeDef>) -> Result<(), ApiError> {
         let spec = {
             let state = self.inner.lock();
-            let group = state
-                .by_id
-                .get(id)
-                .and_then(|s| state.groups.get(s))
-                .ok_or_else(|| not_found(id))?;
+            let group = state.group(id)?;
             if group.is_terminal() {
                 return Err(incorrect_status(id, group.status));
             }
@@ -345,17 +364,7 @@ impl Engine {
         previous: bool,
     ) -> Result<Option<Arc<super::logstore::LogStore>>, ApiError> {
         let state = self.inner.lock();
-        let group = state
-            .by_id
-            .get(id)
-            .and_then(|s| state.groups.get(s))
-            .ok_or_else(|| not_found(id))?;
-        let c = group.find_container(container).ok_or_else(|| {
-            ApiError::new(
-                errors::CONTAINER_NOT_FOUND,
-                format!("The container {container:?} does not exist in {id}."),
-            )
-        })?;
+        let (_, c) = state.container(id, container)?;
         Ok(if previous {
             c.previous_log.clone()
         } else {
@@ -378,17 +387,7 @@ impl Engine {
         ApiError,
     > {
         let state = self.inner.lock();
-        let group = state
-            .by_id
-            .get(id)
-            .and_then(|s| state.groups.get(s))
-            .ok_or_else(|| not_found(id))?;
-        let c = group.find_container(container).ok_or_else(|| {
-            ApiError::new(
-                errors::CONTAINER_NOT_FOUND,
-                format!("The container {container:?} does not exist in {id}."),
-            )
-        })?;
+        let (group, c) = state.container(id, container)?;
         if !matches!(c.state, CState::Running { .. }) {
             return Err(ApiError::new(
                 errors::INCORRECT_STATUS,
