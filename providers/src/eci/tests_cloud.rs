@@ -360,14 +360,7 @@ async fn exec_restart_and_update() {
         s.phase == InstancePhase::Running
     })
     .await;
-    let id = provider
-        .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
-        .await
-        .expect("describe")
-        .container_groups[0]
-        .container_group_id
-        .clone();
+    let id = group_id(&provider).await;
 
     let answer = provider
         .client()

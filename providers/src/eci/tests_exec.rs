@@ -13,10 +13,9 @@ use vk_core::provider::{
 
 use super::EciProvider;
 use super::exec::{ConnectError, connect};
-use super::request::{DescribeContainerGroups, ExecContainerCommand};
+use super::request::ExecContainerCommand;
 use super::tests_support::*;
-use crate::mockcloud::executor_process::check_bwrap;
-use crate::mockcloud::{ExecutorKind, MockCloud};
+use crate::mockcloud::MockCloud;
 use crate::test_support::{exec_client, read_all};
 
 /// Run a command with the given stdin; (outcome, stdout, stderr).
@@ -36,17 +35,6 @@ async fn run(
         read_all(c.stderr)
     );
     (outcome.expect("exec starts"), out, err)
-}
-
-async fn group_id(provider: &EciProvider) -> String {
-    provider
-        .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
-        .await
-        .expect("describe")
-        .container_groups[0]
-        .container_group_id
-        .clone()
 }
 
 /// A simulated running pod `exec-sim` with `app` (runs forever) and `quick` (exits at once).
@@ -202,18 +190,6 @@ fn work_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("vk-cloud-exec-{name}-{}", std::process::id()))
 }
 
-async fn process_cloud(name: &str) -> MockCloud {
-    if let Err(e) = check_bwrap(std::path::Path::new("bwrap")).await {
-        panic!("{e}");
-    }
-    let work = work_dir(name);
-    cloud(move |c| {
-        c.executor = ExecutorKind::Process;
-        c.process.work_dir = Some(work);
-    })
-    .await
-}
-
 fn shell(name: &str, script: &str) -> ContainerSpec {
     ContainerSpec {
         name: name.into(),
@@ -234,7 +210,7 @@ fn shell(name: &str, script: &str) -> ContainerSpec {
 /// A running pod `exec-proc`: `writer` puts a file into the shared workspace and exits,
 /// `build` (env `TOOL=go`) stays up.
 async fn real(name: &str) -> (MockCloud, EciProvider, PodRef) {
-    let cloud = process_cloud(name).await;
+    let cloud = process_cloud(work_dir(name)).await;
     let provider = provider(&cloud, "node-p");
     let mut build = shell("build", "sleep 3600");
     build.env = vec![EnvVar {

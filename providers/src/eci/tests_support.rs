@@ -7,9 +7,11 @@ use vk_core::provider::{
     ContainerSpec, EnvVar, InstanceStatus, PodRef, Provider, ResolvedPod, RestartPolicy,
 };
 
+use super::request::DescribeContainerGroups;
 use super::{EciConfig, EciProvider, RetryPolicy};
+use crate::mockcloud::executor_process::check_bwrap;
 use crate::mockcloud::executor_sim::{ENV_EXIT_CODE, ENV_RUN_MS};
-use crate::mockcloud::{MockCloud, MockCloudConfig};
+use crate::mockcloud::{ExecutorKind, MockCloud, MockCloudConfig};
 
 pub const KEY_ID: &str = "testid";
 pub const SECRET: &str = "testsecret";
@@ -107,4 +109,29 @@ pub async fn wait_for(
         );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+}
+
+/// A mock cloud whose `process` executor runs containers in bubblewrap sandboxes below
+/// `work`. Without `bwrap` it panics, saying how to install it.
+pub async fn process_cloud(work: std::path::PathBuf) -> MockCloud {
+    if let Err(e) = check_bwrap(std::path::Path::new("bwrap")).await {
+        panic!("{e}");
+    }
+    cloud(move |c| {
+        c.executor = ExecutorKind::Process;
+        c.process.work_dir = Some(work);
+    })
+    .await
+}
+
+/// The id of the first container group the provider's cloud describes.
+pub async fn group_id(provider: &EciProvider) -> String {
+    provider
+        .client()
+        .describe_container_groups(&DescribeContainerGroups::default())
+        .await
+        .expect("describe")
+        .container_groups[0]
+        .container_group_id
+        .clone()
 }

@@ -10,23 +10,9 @@ use vk_core::provider::{
     RestartPolicy, Volume, VolumeFile, VolumeMount, VolumeSource,
 };
 
-use super::executor_process::check_bwrap;
-use super::{ExecutorKind, MockCloud};
 use crate::eci::EciProvider;
-use crate::eci::request::{DescribeContainerGroups, ExecContainerCommand};
-use crate::eci::tests_support::{cloud, pod, provider, wait_for};
-
-async fn process_cloud(work: &std::path::Path) -> MockCloud {
-    if let Err(e) = check_bwrap(std::path::Path::new("bwrap")).await {
-        panic!("{e}");
-    }
-    let work = work.to_path_buf();
-    cloud(move |c| {
-        c.executor = ExecutorKind::Process;
-        c.process.work_dir = Some(work);
-    })
-    .await
-}
+use crate::eci::request::ExecContainerCommand;
+use crate::eci::tests_support::{group_id, pod, process_cloud, provider, wait_for};
 
 fn work_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("vk-cloud-test-{name}-{}", std::process::id()))
@@ -72,7 +58,7 @@ fn exit_code(state: &ContainerState) -> Option<i32> {
 #[tokio::test]
 async fn two_containers_share_an_empty_dir_for_real() {
     let work = work_dir("share");
-    let cloud = process_cloud(&work).await;
+    let cloud = process_cloud(work.clone()).await;
     let provider = provider(&cloud, "node-p");
 
     let mut writer = shell(
@@ -182,7 +168,7 @@ async fn two_containers_share_an_empty_dir_for_real() {
 #[tokio::test]
 async fn exec_runs_in_the_containers_sandbox_and_delete_stops_it() {
     let work = work_dir("exec");
-    let cloud = process_cloud(&work).await;
+    let cloud = process_cloud(work.clone()).await;
     let provider = provider(&cloud, "node-p");
     let app = shell(
         "app",
@@ -202,14 +188,7 @@ async fn exec_runs_in_the_containers_sandbox_and_delete_stops_it() {
         s.phase == InstancePhase::Running
     })
     .await;
-    let id = provider
-        .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
-        .await
-        .expect("describe")
-        .container_groups[0]
-        .container_group_id
-        .clone();
+    let id = group_id(&provider).await;
     let exec = |command: &[&str]| ExecContainerCommand {
         container_group_id: id.clone(),
         container_name: "app".into(),
