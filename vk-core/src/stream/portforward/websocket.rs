@@ -1,0 +1,1 @@
+//! WebSocket forms (in progress).
