@@ -13,8 +13,9 @@
 //! Either way one [`PortForwarder`] call serves one forwarded connection; its error text goes
 //! back on that connection's error stream or channel.
 
-mod splice;
 pub mod spdy;
+mod splice;
+mod upgrade;
 pub mod websocket;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use splice::splice;
+pub use upgrade::accept;
 
 pub use crate::provider::PortForwardStream;
 

@@ -41,12 +41,20 @@ async fn open_pair(
     request: &str,
 ) -> (StreamId, StreamId) {
     let error = client
-        .open(&[("streamType", "error"), ("port", port), ("requestID", request)])
+        .open(&[
+            ("streamType", "error"),
+            ("port", port),
+            ("requestID", request),
+        ])
         .await;
     // client-go closes its side of the error stream at once.
     client.data(error, b"", true).await;
     let data = client
-        .open(&[("streamType", "data"), ("port", port), ("requestID", request)])
+        .open(&[
+            ("streamType", "data"),
+            ("port", port),
+            ("requestID", request),
+        ])
         .await;
     (error, data)
 }
@@ -101,7 +109,11 @@ async fn a_pair_is_forwarded_both_ways_and_closed_when_the_pod_side_is_done() {
     let seen = read_until_ended(&mut client, &[error, data]).await;
     assert_eq!(seen.replies, vec![error, data]);
     assert_eq!(seen.text(data), "GET / HTTP/1.0\r\n\r\nmore");
-    assert_eq!(seen.text(error), "", "nothing on the error stream on success");
+    assert_eq!(
+        seen.text(error),
+        "",
+        "nothing on the error stream on success"
+    );
     assert!(seen.fin.contains(&error) && seen.fin.contains(&data));
     assert!(seen.rst.is_empty(), "{:?}", seen.rst);
     assert_eq!(forwarder.calls(), vec![ECHO]);
@@ -196,7 +208,9 @@ async fn streams_without_a_valid_port_or_type_are_reset_and_nothing_is_forwarded
 async fn without_request_ids_consecutive_stream_ids_make_the_pair() {
     let forwarder = TestForwarder::default();
     let (mut client, _task) = start(&forwarder);
-    let error = client.open(&[("streamType", "error"), ("port", "82")]).await;
+    let error = client
+        .open(&[("streamType", "error"), ("port", "82")])
+        .await;
     let data = client.open(&[("streamType", "data"), ("port", "82")]).await;
     assert_eq!(data.get(), error.get() + 2);
     let seen = read_until_ended(&mut client, &[error, data]).await;
@@ -233,7 +247,10 @@ async fn a_pair_missing_its_data_stream_times_out_with_a_message() {
         .open(&[("streamType", "error"), ("port", "80"), ("requestID", "9")])
         .await;
     let seen = read_until_ended(&mut client, &[error]).await;
-    assert_eq!(seen.text(error), "(request=9) timed out waiting for streams");
+    assert_eq!(
+        seen.text(error),
+        "(request=9) timed out waiting for streams"
+    );
     // A data stream that comes later starts a new pair, which times out in turn.
     let data = client
         .open(&[("streamType", "data"), ("port", "80"), ("requestID", "9")])
@@ -247,7 +264,7 @@ async fn a_pair_missing_its_data_stream_times_out_with_a_message() {
 async fn closing_the_connection_cancels_the_forwards_and_ends_the_session() {
     let forwarder = TestForwarder::default();
     let (mut client, task) = start(&forwarder);
-    let (_error, data) = open_pair(&mut client, "83", "0").await;
+    let (_error, data) = open_pair(&mut client, &SILENT.to_string(), "0").await;
     client.data(data, b"", true).await;
     while forwarder.calls().is_empty() {
         tokio::task::yield_now().await;

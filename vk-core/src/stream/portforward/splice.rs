@@ -19,16 +19,20 @@ where
     let (client_r, mut client_w) = tokio::io::split(client);
     let (upstream_r, mut upstream_w) = tokio::io::split(upstream);
     let to_pod = async {
-        let copied =
-            tokio::io::copy_buf(&mut BufReader::with_capacity(BUFFER, client_r), &mut upstream_w)
-                .await;
+        let copied = tokio::io::copy_buf(
+            &mut BufReader::with_capacity(BUFFER, client_r),
+            &mut upstream_w,
+        )
+        .await;
         let _ = upstream_w.shutdown().await;
         copied
     };
     let to_client = async {
-        let copied =
-            tokio::io::copy_buf(&mut BufReader::with_capacity(BUFFER, upstream_r), &mut client_w)
-                .await;
+        let copied = tokio::io::copy_buf(
+            &mut BufReader::with_capacity(BUFFER, upstream_r),
+            &mut client_w,
+        )
+        .await;
         let _ = client_w.shutdown().await;
         copied
     };
@@ -68,7 +72,10 @@ mod tests {
         client_peer.shutdown().await.unwrap();
         let mut request = Vec::new();
         pod.read_to_end(&mut request).await.unwrap();
-        assert_eq!(request, b"GET /", "the client's close reaches the pod as EOF");
+        assert_eq!(
+            request, b"GET /",
+            "the client's close reaches the pod as EOF"
+        );
         pod.write_all(b"200 OK").await.unwrap();
         drop(pod);
         let mut response = Vec::new();
