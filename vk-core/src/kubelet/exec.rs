@@ -202,7 +202,7 @@ async fn run_exec(
     }
 }
 
-fn provider_message(err: ProviderError) -> String {
+pub(super) fn provider_message(err: ProviderError) -> String {
     match err {
         ProviderError::InvalidSpec { message, .. }
         | ProviderError::NotFound(message)
@@ -211,6 +211,6 @@ fn provider_message(err: ProviderError) -> String {
     }
 }
 
-fn boxed(response: UpgradeResponse) -> Response<KubeletBody> {
+pub(super) fn boxed(response: UpgradeResponse) -> Response<KubeletBody> {
     response.map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
