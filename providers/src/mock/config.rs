@@ -24,6 +24,9 @@ pub mod annotations {
     /// `transient:N` (the first N creates of the pod UID fail with a transient error) or
     /// `invalid` (every create fails with `MockInvalidSpec`).
     pub const CREATE_ERROR: &str = "mock.vk.io/create-error";
+    /// `mock.vk.io/port-forward.<port>: host:port`: where `kubectl port-forward` to that pod
+    /// port connects (default `127.0.0.1:<port>`).
+    pub const PORT_FORWARD_PREFIX: &str = "mock.vk.io/port-forward.";
 }
 
 use annotations::{CREATE_ERROR, EXIT_CODE, RUN_MS, START_LATENCY_MS};
