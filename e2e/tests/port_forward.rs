@@ -2,6 +2,8 @@
 //! SPDY over WebSocket to the apiserver, which unwraps it and speaks SPDY/3.1
 //! (`portforward.k8s.io`) to vk. The mock provider connects pod port `P` to the address in the
 //! pod's `mock.vk.io/port-forward.P` annotation: here a small HTTP server of the test's own.
+//! kube-rs speaks WebSocket channels (`v4.channel.k8s.io`), which the API server passes
+//! through to vk unchanged.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,6 +19,7 @@ use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
 use e2e::{TestNamespace, client, cluster, kubectl, unique};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The "container": an HTTP/1.0 server answering `hello from the pod: <path>`. Requests for
 /// `/together` are held until two of them are in flight at once (then answered `together`),
@@ -120,7 +123,7 @@ async fn setup(prefix: &str) -> Setup {
     let nodes: Api<Node> = Api::all(client.clone());
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let pods: Api<Pod> = Api::namespaced(client, &ns.name);
     let server = HttpServer::start();
     let refused = closed_address();
     let pod = pod_for_node(
@@ -303,4 +306,42 @@ async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forw
     let pf = PortForward::start(&s, &[80]);
     let body = get(pf.port(80), "/after").unwrap_or_else(|e| panic!("{e}; {}", pf.stderr()));
     assert_eq!(body, "hello from the pod: /after");
+}
+
+#[tokio::test]
+async fn kube_rs_port_forward_over_websocket_channels_passed_through_the_api_server() {
+    let s = setup("vk-pf-ws").await;
+    let pods: Api<Pod> = Api::namespaced(client().await, &s.ns.name);
+    let mut pf = pods.portforward("web", &[80, 81]).await.unwrap();
+    let refused = pf.take_error(81).unwrap();
+    let mut stream = pf.take_stream(80).unwrap();
+    stream
+        .write_all(b"GET /websocket HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // v4 channels have no half-close: the stream ends when vk closes the socket, once the
+    // forwards of both ports are over.
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("the response and the end of the socket come")
+    .unwrap();
+    assert!(
+        response.starts_with("HTTP/1.0 200 OK")
+            && response.ends_with("\r\n\r\nhello from the pod: /websocket"),
+        "{response:?}"
+    );
+    let message = tokio::time::timeout(Duration::from_secs(30), refused)
+        .await
+        .expect("the error channel answers")
+        .expect("an error for port 81");
+    assert!(
+        message.starts_with("error forwarding port 81 to pod ")
+            && message.contains(&format!("failed to connect to {}", s.refused)),
+        "{message}"
+    );
+    assert_eq!(s.server.requests.load(Ordering::SeqCst), 1);
 }
