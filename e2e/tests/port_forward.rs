@@ -3,7 +3,8 @@
 //! (`portforward.k8s.io`) to vk. The mock provider connects pod port `P` to the address in the
 //! pod's `mock.vk.io/port-forward.P` annotation: here a small HTTP server of the test's own.
 //! kube-rs speaks WebSocket channels (`v4.channel.k8s.io`), which the API server passes
-//! through to vk unchanged.
+//! through to vk unchanged. From 1.36, for a node that declares `ExtendWebSocketsToKubelet`,
+//! the API server passes kubectl's WebSocket through too, and vk unwraps the SPDY inside.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
 use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, unique};
+use e2e::{TestNamespace, client, cluster, kubectl, kubectl_ok, unique};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -289,11 +290,13 @@ async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forw
     // The local connection is accepted, then closed without a response.
     assert!(get(pf.port(81), "/").is_err());
     // kubectl (client-go >= 1.28) reports the error stream's text and, on any error from the
-    // pod's side, closes the whole connection and exits.
+    // pod's side, closes the whole connection and exits ("lost connection to pod").
     let code = pf.wait_exit();
     let stderr = pf.stderr();
     assert!(
-        stderr.contains("an error occurred forwarding")
+        stderr.to_lowercase().contains("an error occurred forwarding")
+            && stderr.contains("error forwarding port 81 to pod ")
+            && stderr.contains("lost connection to pod")
             && stderr.contains(&format!(
                 "failed to connect to {} (the mock's address for port 81)",
                 s.refused
@@ -344,4 +347,55 @@ async fn kube_rs_port_forward_over_websocket_channels_passed_through_the_api_ser
         "{message}"
     );
     assert_eq!(s.server.requests.load(Ordering::SeqCst), 1);
+}
+
+/// `apiserver_websocket_streaming_requests_total` for port-forward, by how the API server
+/// handled them (1.36+; nothing before).
+fn websocket_streaming_requests(proxy_type: &str) -> u64 {
+    let metrics = kubectl(&["get", "--raw", "/metrics"]);
+    let prefix = "apiserver_websocket_streaming_requests_total{";
+    String::from_utf8_lossy(&metrics.stdout)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter(|l| {
+            l.contains(&format!("proxy_type=\"{proxy_type}\""))
+                && l.contains("subresource=\"portforward\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test]
+async fn kubectl_port_forward_to_a_node_declaring_extend_websockets_to_kubelet() {
+    let s = setup("vk-pf-tunnel").await;
+    // Declared here by hand, as a node status field (the API server reads it from there).
+    kubectl_ok(&[
+        "patch",
+        "node",
+        &s.vk.node,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"declaredFeatures":["ExtendWebSocketsToKubelet"]}}"#,
+    ]);
+    let version = client().await.apiserver_version().await.unwrap();
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap();
+    let before = websocket_streaming_requests("proxied_to_kubelet");
+
+    let pf = PortForward::start(&s, &[80]);
+    let body = get(pf.port(80), "/tunnel").unwrap_or_else(|e| panic!("{e}; {}", pf.stderr()));
+    assert_eq!(body, "hello from the pod: /tunnel");
+    let body = get(pf.port(80), "/tunnel-again").unwrap();
+    assert_eq!(body, "hello from the pod: /tunnel-again");
+
+    let after = websocket_streaming_requests("proxied_to_kubelet");
+    if minor >= 36 {
+        assert!(
+            after > before,
+            "the API server proxied the WebSocket to vk ({before} -> {after})"
+        );
+    } else {
+        assert_eq!(after, 0, "no such path before 1.36");
+    }
 }
