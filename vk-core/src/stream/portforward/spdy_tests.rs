@@ -276,3 +276,39 @@ async fn closing_the_connection_cancels_the_forwards_and_ends_the_session() {
         .expect("the session ends although the forward never would")
         .expect("no panic");
 }
+
+#[tokio::test]
+async fn forty_requests_on_two_ports_share_one_session() {
+    let forwarder = TestForwarder::default();
+    let (mut client, _task) = start(&forwarder);
+    let mut pairs = Vec::new();
+    // Open every pair before any data moves, so all forty are in flight together.
+    for i in 0..40 {
+        let port = if i % 2 == 0 { "80" } else { "82" };
+        let (error, data) = open_pair(&mut client, port, &i.to_string()).await;
+        pairs.push((i, error, data));
+    }
+    for (i, _, data) in &pairs {
+        if i % 2 == 0 {
+            client
+                .data(*data, format!("request {i}").as_bytes(), true)
+                .await;
+        }
+    }
+    let all: Vec<StreamId> = pairs.iter().flat_map(|(_, e, d)| [*e, *d]).collect();
+    let seen = read_until_ended(&mut client, &all).await;
+    for (i, error, data) in &pairs {
+        let want = if i % 2 == 0 {
+            format!("request {i}").into_bytes()
+        } else {
+            GREETING.to_vec()
+        };
+        assert_eq!(
+            seen.data.get(data).cloned().unwrap_or_default(),
+            want,
+            "pair {i}"
+        );
+        assert_eq!(seen.text(*error), "", "pair {i}");
+    }
+    assert_eq!(forwarder.calls().len(), 40);
+}

@@ -40,7 +40,7 @@ pub fn accept<B>(
                     websocket::serve_tunnel(ws, forwarder, timeouts).await;
                 }
                 WebSocketForm::Channels { base64, ports, .. } => {
-                    websocket::serve_channels(ws, ports, base64, forwarder).await;
+                    websocket::serve_channels(ws, ports, base64, forwarder, timeouts.idle).await;
                 }
             }
         });

@@ -4,9 +4,11 @@
 //! data channel `2i` (both ways) and error channel `2i+1` (server to client only); the server
 //! writes the port as two little-endian bytes on each before anything else. All ports are
 //! forwarded at once, each exactly one connection; the socket is closed when every forward has
-//! ended, and a client that closes it cancels those still running.
+//! ended, and a client that closes it, or no message in either direction for the idle timeout,
+//! cancels those still running.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -14,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -62,22 +65,50 @@ impl Codec {
     }
 }
 
+/// When a message last moved, either way.
+#[derive(Debug)]
+struct Activity(Mutex<Instant>);
+
+impl Activity {
+    fn touch(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves once nothing moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let at = self.last() + idle;
+            if Instant::now() >= at {
+                return;
+            }
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}
+
 /// Forwards each of `ports` over its channel pair of `ws` (see the module docs).
 pub async fn serve<S>(
     ws: WebSocketStream<S>,
     ports: Vec<u16>,
     base64: bool,
     forwarder: Arc<dyn PortForwarder>,
+    idle: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let codec = Codec { base64 };
+    let activity = Arc::new(Activity(Mutex::new(Instant::now())));
     let (sink, stream) = ws.split();
     let (out_tx, out_rx) = mpsc::channel(OUTGOING);
-    let writer = tokio::spawn(write_loop(sink, out_rx));
+    let writer = tokio::spawn(write_loop(sink, out_rx, activity.clone()));
     let mut data_in = Vec::with_capacity(ports.len());
     let mut forwards = JoinSet::new();
     for (i, port) in ports.into_iter().enumerate() {
+        // `form` allows at most MAX_PORTS, so every channel number fits in a byte.
         let Ok(data_channel) = u8::try_from(2 * i) else {
             break;
         };
@@ -106,8 +137,12 @@ pub async fn serve<S>(
     drop(out_tx);
     tokio::select! {
         () = async { while forwards.join_next().await.is_some() {} } => {}
-        () = read_loop(stream, data_in, codec) => {
+        () = read_loop(stream, data_in, codec, &activity) => {
             tracing::debug!(cancelled = forwards.len(), "port-forward: WebSocket client went away");
+            forwards.shutdown().await;
+        }
+        () = activity.idle_for(idle) => {
+            tracing::debug!(cancelled = forwards.len(), ?idle, "port-forward: WebSocket idle");
             forwards.shutdown().await;
         }
     }
@@ -162,10 +197,12 @@ async fn read_loop<S>(
     mut stream: futures::stream::SplitStream<WebSocketStream<S>>,
     mut data_in: Vec<Option<WriteHalf<DuplexStream>>>,
     codec: Codec,
+    activity: &Activity,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(message) = stream.next().await {
+        activity.touch();
         let payload: &[u8] = match &message {
             Ok(Message::Binary(data)) => data,
             Ok(Message::Text(text)) => text.as_bytes(),
@@ -198,6 +235,7 @@ async fn read_loop<S>(
 async fn write_loop<S>(
     mut sink: futures::stream::SplitSink<WebSocketStream<S>, Message>,
     mut rx: mpsc::Receiver<Message>,
+    activity: Arc<Activity>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -206,6 +244,7 @@ async fn write_loop<S>(
             tracing::debug!(%err, "port-forward: writing the WebSocket");
             return;
         }
+        activity.touch();
     }
     let close = CloseFrame {
         code: CloseCode::Normal,

@@ -39,6 +39,8 @@ pub const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
 /// Binary channels, and the same in base64 text messages.
 pub const V4_BINARY: &str = "v4.channel.k8s.io";
 pub const V4_BASE64: &str = "v4.base64.channel.k8s.io";
+/// Channel numbers are one byte: two channels per port.
+pub const MAX_PORTS: usize = 128;
 /// The prefix and suffix that make a WebSocket subprotocol a SPDY tunnel.
 pub const TUNNEL_PREFIX: &str = "SPDY/3.1+";
 pub const TUNNEL_SUFFIX: &str = ".k8s.io";
@@ -140,6 +142,15 @@ pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, R
         };
     }
     let ports = ports_from_query(query).map_err(|m| rejection(StatusCode::BAD_REQUEST, m))?;
+    if ports.len() > MAX_PORTS {
+        return Err(rejection(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} ports requested, at most {MAX_PORTS} fit in a WebSocket connection",
+                ports.len()
+            ),
+        ));
+    }
     let chosen = if offered.is_empty() {
         Some("")
     } else {

@@ -63,8 +63,15 @@ async fn ws_connect(
 
 /// The next message's payload as bytes (text messages as their text).
 async fn next_payload(ws: &mut WebSocketStream<DuplexStream>) -> Option<Vec<u8>> {
+    next_payload_within(ws, WAIT).await
+}
+
+async fn next_payload_within(
+    ws: &mut WebSocketStream<DuplexStream>,
+    wait: Duration,
+) -> Option<Vec<u8>> {
     loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
+        let message = tokio::time::timeout(wait, ws.next())
             .await
             .expect("server answers in time")?
             .ok()?;
@@ -192,6 +199,11 @@ async fn bad_ports_and_unknown_protocols_are_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = rejected("/portForward/ns/pod?port=80", "v5.channel.k8s.io").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let many: Vec<String> = (1..=129).map(|p| p.to_string()).collect();
+    let (status, body) =
+        rejected(&format!("/portForward/ns/pod?port={}", many.join(",")), "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("at most 128"), "{body}");
     let (status, body) = rejected("/portForward/ns/pod", "SPDY/3.1+v5.channel.k8s.io").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
@@ -319,4 +331,39 @@ async fn plain_spdy_without_our_protocol_is_forbidden() {
         response.contains("x-accepted-stream-protocol-versions: portforward.k8s.io"),
         "{response}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_channel_session_is_closed_and_its_forwards_cancelled() {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let forwarder = TestForwarder::default();
+    let (client_io, server_io) = tokio::io::duplex(1 << 16);
+    let server_ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+    let session = tokio::spawn(serve_channels(
+        server_ws,
+        vec![83],
+        false,
+        Arc::new(forwarder.clone()),
+        Duration::from_secs(60),
+    ));
+    let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+    assert_eq!(next_payload(&mut ws).await.unwrap(), vec![0, 83, 0]);
+    assert_eq!(next_payload(&mut ws).await.unwrap(), vec![1, 83, 0]);
+    // Traffic keeps it open past the timeout...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        ws.send(Message::Binary(Bytes::from_static(b"\x00tick")))
+            .await
+            .unwrap();
+    }
+    // ...silence ends it, although the forward itself never would.
+    assert_eq!(
+        next_payload_within(&mut ws, Duration::from_secs(120)).await,
+        None
+    );
+    tokio::time::timeout(Duration::from_secs(5), session)
+        .await
+        .expect("the session ends")
+        .unwrap();
+    assert_eq!(forwarder.calls(), vec![83]);
 }
