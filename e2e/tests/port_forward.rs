@@ -60,6 +60,20 @@ fn serve_http(mut conn: TcpStream, requests: &AtomicUsize, in_flight: &(Mutex<us
     requests.fetch_add(1, Ordering::SeqCst);
     let head = String::from_utf8_lossy(&head).to_string();
     let path = head.split(' ').nth(1).unwrap_or("?").to_string();
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        let chunk: Vec<u8> = (0..64 * 1024).map(pattern).collect();
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(chunk.len());
+            if conn.write_all(&chunk[..take]).is_err() {
+                return;
+            }
+            left -= take;
+        }
+        return;
+    }
     let body = if path == "/together" {
         let (count, cond) = in_flight;
         let mut n = count.lock().unwrap();
@@ -77,6 +91,11 @@ fn serve_http(mut conn: TcpStream, requests: &AtomicUsize, in_flight: &(Mutex<us
         "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// Byte `i` of a `/bytes/N` body (64 KiB chunks repeat).
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
 }
 
 /// A GET through the forwarded local port; the response body.
@@ -279,7 +298,30 @@ async fn kubectl_port_forward_carries_http_requests_also_concurrently() {
         .map(|t| t.join().unwrap().unwrap())
         .collect();
     assert_eq!(bodies, vec!["together", "together"]);
-    assert_eq!(s.server.requests.load(Ordering::SeqCst), 4);
+
+    // A large body arrives intact (the figure is printed, not asserted).
+    const SIZE: usize = 64 * 1024 * 1024;
+    let started = Instant::now();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(conn, "GET /bytes/{SIZE} HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = Vec::with_capacity(SIZE + 100);
+    conn.read_to_end(&mut response).unwrap();
+    let elapsed = started.elapsed();
+    let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &response[body_at..];
+    assert_eq!(body.len(), SIZE);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern(i % (64 * 1024))),
+        "the body arrived altered"
+    );
+    eprintln!(
+        "[port-forward] {} MiB through kubectl port-forward in {elapsed:.2?}: {:.1} MB/s",
+        SIZE >> 20,
+        SIZE as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    assert_eq!(s.server.requests.load(Ordering::SeqCst), 5);
     assert!(pf.running(), "kubectl still forwards: {}", pf.stderr());
 }
 
@@ -294,7 +336,9 @@ async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forw
     let code = pf.wait_exit();
     let stderr = pf.stderr();
     assert!(
-        stderr.to_lowercase().contains("an error occurred forwarding")
+        stderr
+            .to_lowercase()
+            .contains("an error occurred forwarding")
             && stderr.contains("error forwarding port 81 to pod ")
             && stderr.contains("lost connection to pod")
             && stderr.contains(&format!(
