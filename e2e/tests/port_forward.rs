@@ -298,6 +298,14 @@ async fn kubectl_port_forward_carries_http_requests_also_concurrently() {
         .map(|t| t.join().unwrap().unwrap())
         .collect();
     assert_eq!(bodies, vec!["together", "together"]);
+    // Twenty connections at once, each its own stream pair on kubectl's one connection.
+    let many: Vec<_> = (0..20)
+        .map(|i| std::thread::spawn(move || (i, get(port, &format!("/many/{i}")))))
+        .collect();
+    for t in many {
+        let (i, body) = t.join().unwrap();
+        assert_eq!(body.unwrap(), format!("hello from the pod: /many/{i}"));
+    }
 
     // A large body arrives intact (the figure is printed, not asserted).
     const SIZE: usize = 64 * 1024 * 1024;
@@ -321,7 +329,7 @@ async fn kubectl_port_forward_carries_http_requests_also_concurrently() {
         SIZE >> 20,
         SIZE as f64 / elapsed.as_secs_f64() / 1e6
     );
-    assert_eq!(s.server.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(s.server.requests.load(Ordering::SeqCst), 25);
     assert!(pf.running(), "kubectl still forwards: {}", pf.stderr());
 }
 
