@@ -2,7 +2,9 @@
 //! through the API server. Authorized like every path here (`nodes/proxy`, verb from the
 //! method), then upgraded to whichever form the request asks for (SPDY/3.1, WebSocket
 //! channels, SPDY tunnelled in WebSocket, see [`crate::stream::portforward`]); every forwarded
-//! connection becomes one [`Provider::port_forward`] call.
+//! connection becomes one [`Provider::port_forward`] call. The streaming timeouts and bounds
+//! are the exec ones ([`super::StreamingConfig`]); a port-forward connection takes one of the
+//! node's session slots for as long as it is open.
 
 use std::sync::Arc;
 
@@ -10,12 +12,13 @@ use async_trait::async_trait;
 use hyper::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::KubeletServer;
 use super::exec::{boxed, provider_message};
 use super::response::{KubeletBody, failure};
 use crate::provider::{PodRef, PortForwardStream, Provider};
-use crate::stream::portforward::{self, PortForwarder, SessionTimeouts, websocket};
+use crate::stream::portforward::{self, PortForwarder, SessionConfig, websocket};
 
 /// The pod a port-forward request is for.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,26 +82,43 @@ impl KubeletServer {
         if uid.is_some_and(|u| u != pod_uid) {
             return failure(StatusCode::NOT_FOUND, "pod not found");
         }
+        let pod = PodRef {
+            namespace,
+            name,
+            uid: pod_uid,
+        };
+        let Some(slot) = self.streaming.try_session() else {
+            let limit = self.streaming.config.max_sessions;
+            tracing::warn!(%pod, limit, "refusing a port-forward: the node is at its bound");
+            return failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many streaming sessions on node {} (limit {limit}); try again later",
+                    self.node_name
+                ),
+            );
+        };
+        let streaming = &self.streaming.config;
+        let config = SessionConfig {
+            stream_creation_timeout: streaming.stream_creation_timeout,
+            idle_timeout: Some(streaming.idle_timeout).filter(|t| !t.is_zero()),
+            max_streams_per_connection: streaming.max_streams_per_connection,
+        };
         let forwarder = ProviderForwarder {
             provider: self.provider.clone(),
-            pod: PodRef {
-                namespace,
-                name,
-                uid: pod_uid,
-            },
+            pod,
+            _slot: slot,
         };
-        boxed(portforward::accept(
-            &mut req,
-            Arc::new(forwarder),
-            SessionTimeouts::default(),
-        ))
+        boxed(portforward::accept(&mut req, Arc::new(forwarder), config))
     }
 }
 
-/// Forwards to one pod through the provider.
+/// Forwards to one pod through the provider. Lives as long as the connection's session.
 struct ProviderForwarder {
     provider: Arc<dyn Provider>,
     pod: PodRef,
+    /// The node's session slot, given back when the session ends (or the upgrade fails).
+    _slot: OwnedSemaphorePermit,
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::NODE;
 use super::provider::{TestProvider, store_with_build_pod};
-use crate::kubelet::{KubeletAuth, KubeletServer};
+use crate::kubelet::{KubeletAuth, KubeletServer, StreamingConfig};
 use crate::stream::spdy::frame::Frame;
 use crate::stream::spdy::test_client::TestClient;
 
@@ -71,10 +71,10 @@ async fn requests_that_cannot_be_served_are_answered_before_the_upgrade() {
     assert_eq!(code, 101);
 }
 
-#[tokio::test]
-async fn a_provider_without_port_forward_is_reported_on_the_error_stream() {
+/// A SPDY port-forward connection to `kubelet`, upgraded.
+async fn connect(kubelet: &KubeletServer) -> TestClient<tokio::io::DuplexStream> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let kubelet = server();
+    let kubelet = kubelet.clone();
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let kubelet = kubelet.clone();
         async move { Ok::<_, std::convert::Infallible>(kubelet.handle(req, None).await) }
@@ -101,7 +101,12 @@ async fn a_provider_without_port_forward_is_reported_on_the_error_stream() {
             break;
         }
     }
-    let mut client = TestClient::new(reader.into_inner());
+    TestClient::new(reader.into_inner())
+}
+
+#[tokio::test]
+async fn a_provider_without_port_forward_is_reported_on_the_error_stream() {
+    let mut client = connect(&server()).await;
     let error = client
         .open(&[
             ("streamType", "error"),
@@ -129,4 +134,35 @@ async fn a_provider_without_port_forward_is_reported_on_the_error_stream() {
         "error forwarding port 8080 to pod ci/build, uid uid-build: \
          port-forward to pod ci/build is not supported by the test provider"
     );
+}
+
+#[tokio::test]
+async fn a_port_forward_connection_holds_one_of_the_nodes_session_slots() {
+    let kubelet = server().with_streaming(StreamingConfig {
+        max_sessions: 1,
+        ..StreamingConfig::default()
+    });
+    let mut client = connect(&kubelet).await;
+    assert_eq!(kubelet.streaming.open_sessions(), 1);
+    let req = Request::post("/portForward/ci/build")
+        .header("connection", "Upgrade")
+        .header("upgrade", "SPDY/3.1")
+        .header("x-stream-protocol-version", "portforward.k8s.io")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = kubelet.handle(req, None).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("too many streaming sessions on node vk-test (limit 1)"),
+        "{body:?}"
+    );
+    client.shutdown().await;
+    drop(client);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while kubelet.streaming.open_sessions() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the slot came back");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -29,6 +29,7 @@ pub use splice::splice;
 pub use upgrade::accept;
 
 pub use crate::provider::PortForwardStream;
+use crate::stream::spdy::SpdyConfig;
 
 /// The SPDY subprotocol, the only version there is.
 pub const PROTOCOL_V1: &str = "portforward.k8s.io";
@@ -53,20 +54,34 @@ pub trait PortForwarder: Send + Sync + 'static {
     async fn forward(&self, port: u16, stream: PortForwardStream) -> Result<(), String>;
 }
 
-/// Timeouts of a port-forward session.
+/// Timeouts and bounds of a port-forward connection.
 #[derive(Clone, Copy, Debug)]
-pub struct SessionTimeouts {
+pub struct SessionConfig {
     /// For the second stream of a pair (SPDY).
-    pub stream_creation: Duration,
-    /// Close the connection after this long without traffic.
-    pub idle: Duration,
+    pub stream_creation_timeout: Duration,
+    /// Close the connection after this long without traffic; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// SPDY streams open at once (two per forwarded connection); more are refused.
+    pub max_streams_per_connection: usize,
 }
 
-impl Default for SessionTimeouts {
+impl SessionConfig {
+    /// The SPDY session settings for this config.
+    pub fn spdy(&self) -> SpdyConfig {
+        SpdyConfig {
+            max_concurrent_streams: self.max_streams_per_connection.max(1),
+            idle_timeout: self.idle_timeout,
+            ..SpdyConfig::default()
+        }
+    }
+}
+
+impl Default for SessionConfig {
     fn default() -> Self {
-        SessionTimeouts {
-            stream_creation: DEFAULT_STREAM_CREATION_TIMEOUT,
-            idle: DEFAULT_IDLE_TIMEOUT,
+        SessionConfig {
+            stream_creation_timeout: DEFAULT_STREAM_CREATION_TIMEOUT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_streams_per_connection: SpdyConfig::default().max_concurrent_streams,
         }
     }
 }

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use hyper::Request;
 
 use super::websocket::{self, WebSocketForm};
-use super::{PortForwarder, SUPPORTED_PROTOCOLS, SessionTimeouts, spdy};
-use crate::stream::spdy::SpdyConfig;
+use super::{PortForwarder, SUPPORTED_PROTOCOLS, SessionConfig, spdy};
 use crate::stream::spdy::upgrade::{self as spdy_upgrade, UpgradeResponse};
 
 /// Answers a port-forward request as the kubelet does: a WebSocket upgrade (tunnelled SPDY or
@@ -16,7 +15,7 @@ use crate::stream::spdy::upgrade::{self as spdy_upgrade, UpgradeResponse};
 pub fn accept<B>(
     req: &mut Request<B>,
     forwarder: Arc<dyn PortForwarder>,
-    timeouts: SessionTimeouts,
+    config: SessionConfig,
 ) -> UpgradeResponse {
     if websocket::is_websocket_request(req.headers()) {
         let form = match websocket::form(req.headers(), req.uri().query()) {
@@ -37,26 +36,23 @@ pub fn accept<B>(
             };
             match form {
                 WebSocketForm::Tunnel { .. } => {
-                    websocket::serve_tunnel(ws, forwarder, timeouts).await;
+                    websocket::serve_tunnel(ws, forwarder, config).await;
                 }
                 WebSocketForm::Channels { base64, ports, .. } => {
-                    websocket::serve_channels(ws, ports, base64, forwarder, timeouts.idle).await;
+                    websocket::serve_channels(ws, ports, base64, forwarder, config.idle_timeout)
+                        .await;
                 }
             }
         });
         return response;
     }
-    let config = SpdyConfig {
-        idle_timeout: Some(timeouts.idle),
-        ..SpdyConfig::default()
-    };
-    let (response, pending) = match spdy_upgrade::upgrade(req, SUPPORTED_PROTOCOLS, config) {
+    let (response, pending) = match spdy_upgrade::upgrade(req, SUPPORTED_PROTOCOLS, config.spdy()) {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
     tokio::spawn(async move {
         match pending.connect().await {
-            Ok(conn) => spdy::serve(conn, forwarder, timeouts.stream_creation).await,
+            Ok(conn) => spdy::serve(conn, forwarder, config.stream_creation_timeout).await,
             Err(err) => tracing::debug!(%err, "port-forward SPDY upgrade failed"),
         }
     });

@@ -78,8 +78,11 @@ impl Activity {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Resolves once nothing moved for `idle`.
-    async fn idle_for(&self, idle: Duration) {
+    /// Resolves once nothing moved for `idle` (never without one).
+    async fn idle_for(&self, idle: Option<Duration>) {
+        let Some(idle) = idle.filter(|i| !i.is_zero()) else {
+            return std::future::pending().await;
+        };
         loop {
             let at = self.last() + idle;
             if Instant::now() >= at {
@@ -96,7 +99,7 @@ pub async fn serve<S>(
     ports: Vec<u16>,
     base64: bool,
     forwarder: Arc<dyn PortForwarder>,
-    idle: Duration,
+    idle: Option<Duration>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

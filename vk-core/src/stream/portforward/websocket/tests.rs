@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::super::test_forwarder::{GREETING, REFUSED_MESSAGE, TestForwarder};
-use super::super::{SessionTimeouts, accept};
+use super::super::{SessionConfig, accept};
 use super::*;
 use crate::stream::spdy::frame::Frame;
 use crate::stream::spdy::test_client::{TestClient, WAIT};
@@ -30,7 +30,7 @@ fn serve_one(forwarder: &TestForwarder) -> DuplexStream {
     tokio::spawn(async move {
         let service = service_fn(move |mut req: Request<Incoming>| {
             let forwarder = forwarder.clone();
-            async move { Ok::<_, Infallible>(accept(&mut req, forwarder, SessionTimeouts::default())) }
+            async move { Ok::<_, Infallible>(accept(&mut req, forwarder, SessionConfig::default())) }
         });
         let _ = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(server_io), service)
@@ -344,7 +344,7 @@ async fn an_idle_channel_session_is_closed_and_its_forwards_cancelled() {
         vec![83],
         false,
         Arc::new(forwarder.clone()),
-        Duration::from_secs(60),
+        Some(Duration::from_secs(60)),
     ));
     let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
     assert_eq!(next_payload(&mut ws).await.unwrap(), vec![0, 83, 0]);

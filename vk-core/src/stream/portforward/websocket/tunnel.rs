@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::super::{PortForwarder, SessionTimeouts, spdy};
-use crate::stream::spdy::{SpdyConfig, SpdyConnection};
+use super::super::{PortForwarder, SessionConfig, spdy};
+use crate::stream::spdy::SpdyConnection;
 
 /// Bytes buffered between the socket and the SPDY session, and the largest message sent.
 const BUFFER: usize = 64 * 1024;
@@ -27,20 +27,16 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub async fn serve<S>(
     ws: WebSocketStream<S>,
     forwarder: Arc<dyn PortForwarder>,
-    timeouts: SessionTimeouts,
+    config: SessionConfig,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (session_io, tunnel_io) = tokio::io::duplex(BUFFER);
     let pump = tokio::spawn(pump(ws, tunnel_io));
-    let config = SpdyConfig {
-        idle_timeout: Some(timeouts.idle),
-        ..SpdyConfig::default()
-    };
     spdy::serve(
-        SpdyConnection::new(session_io, config),
+        SpdyConnection::new(session_io, config.spdy()),
         forwarder,
-        timeouts.stream_creation,
+        config.stream_creation_timeout,
     )
     .await;
     let _ = pump.await;
