@@ -139,12 +139,14 @@ impl NodeController {
     /// Register, then keep the node alive until cancelled.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), NodeError> {
         let mut uid = self.register().await?;
-        self.readiness = self.ping().await;
-        self.sync_status(true).await?;
+        // The Lease first, as the kubelet does: a node that turns Ready while its Lease is
+        // missing or stale could be marked NotReady again by the lifecycle controller.
         let mut lease = LeaseRenewer::new(self.client.clone(), &self.config.name);
         if let Err(e) = lease.renew(&uid).await {
             tracing::warn!(error = %e, "first lease renewal failed");
         }
+        self.readiness = self.ping().await;
+        self.sync_status(true).await?;
         tracing::info!(node = %self.config.name, ready = ?self.readiness, "node registered");
 
         let watch_api = self.api.clone();
@@ -189,11 +191,11 @@ impl NodeController {
                             Ok(new_uid) => {
                                 uid = new_uid;
                                 self.last_status = None;
-                                if let Err(e) = self.sync_status(true).await {
-                                    tracing::warn!(error = %e, "writing node status failed");
-                                }
                                 if let Err(e) = lease.renew(&uid).await {
                                     tracing::warn!(error = %e, "lease renewal failed");
+                                }
+                                if let Err(e) = self.sync_status(true).await {
+                                    tracing::warn!(error = %e, "writing node status failed");
                                 }
                             }
                             Err(e) => tracing::warn!(error = %e, "re-registering the node failed; retrying on the next event"),
@@ -206,6 +208,10 @@ impl NodeController {
                             self.last_status = None;
                             if let Err(e) = self.register().await.and(Ok(())) {
                                 tracing::warn!(error = %e, "updating the recreated node failed");
+                            }
+                            // The Lease's owner reference names the new UID.
+                            if let Err(e) = lease.renew(&uid).await {
+                                tracing::warn!(error = %e, "lease renewal failed");
                             }
                             if let Err(e) = self.sync_status(true).await {
                                 tracing::warn!(error = %e, "writing node status failed");
@@ -222,5 +228,115 @@ impl NodeController {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::pods::test_api::FakeApi;
+    use crate::provider::{
+        ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
+        ProviderError, ResolvedPod, StatusSource,
+    };
+
+    /// Answers the ping; nothing else is used by the node controller.
+    struct Idle;
+
+    #[async_trait]
+    impl Provider for Idle {
+        fn name(&self) -> &str {
+            "idle"
+        }
+        async fn create(&self, _: &ResolvedPod) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn update(&self, _: &ResolvedPod) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn delete(&self, _: &PodRef, _: Duration) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+            Ok(Vec::new())
+        }
+        async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
+            Ok(None)
+        }
+        fn status_source(&self) -> StatusSource {
+            StatusSource::Poll(Duration::from_secs(3600))
+        }
+        async fn logs(
+            &self,
+            _: &PodRef,
+            _: &str,
+            _: &LogOptions,
+        ) -> Result<LogStream, ProviderError> {
+            Err(ProviderError::Unsupported("logs".into()))
+        }
+        fn capacity(&self) -> NodeCapacity {
+            NodeCapacity {
+                cpu_millis: 1000,
+                memory_bytes: 1 << 30,
+                pods: 10,
+                ephemeral_storage_bytes: 1 << 30,
+            }
+        }
+        async fn ping(&self) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
+            Ok(Vec::new())
+        }
+        async fn exec(
+            &self,
+            _: &PodRef,
+            _: &str,
+            _: Vec<String>,
+            _: ExecIo,
+        ) -> Result<ExecOutcome, ProviderError> {
+            Err(ProviderError::Unsupported("exec".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lease_is_renewed_before_the_node_turns_ready() {
+        let api = FakeApi::start().await;
+        let controller = NodeController::new(
+            api.client(),
+            NodeConfig::new("vk-1", "10.0.0.9", "idle"),
+            Arc::new(Idle),
+        );
+        let cancel = CancellationToken::new();
+        let run = tokio::spawn(controller.run(cancel.clone()));
+        let status_write = |r: &String| r.starts_with("PATCH /api/v1/nodes/vk-1/status");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !api.requests().iter().any(status_write) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no status written: {:?}",
+                api.requests()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cancel.cancel();
+        run.await.unwrap().unwrap();
+        let requests = api.requests();
+        let lease_create = requests
+            .iter()
+            .position(|r| {
+                r.starts_with("POST /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases")
+            })
+            .unwrap_or_else(|| panic!("no lease created: {requests:?}"));
+        let ready = requests.iter().position(status_write).unwrap();
+        assert!(
+            requests[..lease_create]
+                .iter()
+                .any(|r| r.starts_with("POST /api/v1/nodes")),
+            "the node is registered first (the lease's owner): {requests:?}"
+        );
+        assert!(lease_create < ready, "{requests:?}");
     }
 }

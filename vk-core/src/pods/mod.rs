@@ -3,13 +3,14 @@
 //! controller serialises by object), different pods concurrently up to `workers`.
 
 pub mod deadline;
+pub mod events;
 pub mod references;
 pub mod resolve;
 mod source;
 mod state;
 pub mod status;
 #[cfg(test)]
-mod test_api;
+pub(crate) mod test_api;
 mod watched;
 
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -99,17 +99,19 @@ impl PodController {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), PodError> {
         let pods: Api<Pod> = Api::all(self.client.clone());
         let (reader, writer) = (self.reader, self.writer);
-        let reporter = Reporter {
-            controller: "vk-serverless".into(),
-            instance: Some(self.config.node_name.clone()),
-        };
-        let recorder = Recorder::new(self.client.clone(), reporter);
+        let events = events::EventRecorder::spawn(
+            self.client.clone(),
+            events::Reporter {
+                controller: "vk-serverless".into(),
+                instance: self.config.node_name.clone(),
+            },
+        );
         let (changes_tx, changes_rx) = mpsc::unbounded_channel::<ObjectChange>();
         let ctx = Arc::new(PodContext::new(
             self.client.clone(),
             self.config.clone(),
             self.provider.clone(),
-            recorder,
+            events,
             reader.clone(),
             WatchedNamespaces::new(self.client.clone(), changes_tx),
         ));

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use rand::Rng;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::deadline;
+use super::events::EventRecorder;
 use super::references::References;
 use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
@@ -32,7 +33,7 @@ pub struct PodContext {
     client: kube::Client,
     config: PodControllerConfig,
     provider: Arc<dyn Provider>,
-    recorder: Recorder,
+    events: EventRecorder,
     store: Store<Pod>,
     /// Secrets and configMaps of the namespaces with pods here; also the resolver's source.
     watched: WatchedNamespaces,
@@ -48,6 +49,36 @@ pub struct PodContext {
     token_refresh: Mutex<HashMap<String, Timestamp>>,
     /// Pods with a mounted secret/configMap that changed since their files were last sent.
     mounted_changed: Mutex<HashSet<String>>,
+    /// What our last status write returned, per UID: until the watch brings that write, the
+    /// store's copy is older than what the API holds.
+    written: Mutex<HashMap<String, Written>>,
+    /// When each pod's instance was last created, until the pod is forgotten.
+    created: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+struct Written {
+    /// The pod's resourceVersion after the write.
+    version: String,
+    /// Its status then (what we sent when the answer has none).
+    status: PodStatus,
+}
+
+/// Right after a create, a `Pending` status is held back this long: a provider that starts
+/// at once reports `Running` first, and the pod gets one status write instead of two.
+pub const INTERIM_DELAY: Duration = Duration::from_millis(250);
+/// A created instance that the provider has not reported yet is not created again for this
+/// long (a polling provider lists it a little later); then the create is repeated (it is
+/// idempotent by UID).
+pub const REPORT_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether resourceVersion `a` is older than `b`. Versions are opaque to clients, but every
+/// API server backed by etcd hands out increasing integers; anything else is only compared
+/// for equality (then a different version counts as older, and the next write corrects it).
+fn older_version(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => a != b,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,7 +138,7 @@ impl PodContext {
         client: kube::Client,
         config: PodControllerConfig,
         provider: Arc<dyn Provider>,
-        recorder: Recorder,
+        events: EventRecorder,
         store: Store<Pod>,
         watched: WatchedNamespaces,
     ) -> Self {
@@ -116,7 +147,7 @@ impl PodContext {
             client,
             config,
             provider,
-            recorder,
+            events,
             store,
             instances: Mutex::new(HashMap::new()),
             deleting: Mutex::new(HashSet::new()),
@@ -124,6 +155,8 @@ impl PodContext {
             failures: Mutex::new(HashMap::new()),
             token_refresh: Mutex::new(HashMap::new()),
             mounted_changed: Mutex::new(HashSet::new()),
+            written: Mutex::new(HashMap::new()),
+            created: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,6 +196,8 @@ impl PodContext {
             }
             StatusEvent::Gone(pod) => {
                 map.remove(&pod.uid);
+                // Gone before it ever ran: the next reconcile creates it again at once.
+                lock(&self.created).remove(&pod.uid);
                 pod
             }
         }
@@ -178,6 +213,8 @@ impl PodContext {
         lock(&self.failures).remove(uid);
         lock(&self.token_refresh).remove(uid);
         lock(&self.mounted_changed).remove(uid);
+        lock(&self.written).remove(uid);
+        lock(&self.created).remove(uid);
         self.watched.remove_pod(uid);
     }
 
@@ -281,13 +318,14 @@ impl PodContext {
         }
     }
 
-    async fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
-        self.event_at(pod, None, type_, reason, note).await;
+    /// Queue an event about the pod (published in the background; never waits).
+    fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
+        self.event_at(pod, None, type_, reason, note);
     }
 
     /// An event about one container: the field path keeps the events of different containers
-    /// apart (the recorder aggregates events with the same reason and object).
-    async fn event_at(
+    /// apart.
+    fn event_at(
         &self,
         pod: &Pod,
         field_path: Option<String>,
@@ -297,16 +335,69 @@ impl PodContext {
     ) {
         let mut reference: ObjectReference = pod.object_ref(&());
         reference.field_path = field_path;
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
+        self.events.record(reference, type_, reason, note);
+    }
+
+    /// The pod as the API holds it: the store's copy, or what our last status write returned
+    /// when the watch has not brought that write yet (so the same status is neither written
+    /// again nor announced again with events).
+    pub(crate) fn current(&self, pod: &Arc<Pod>) -> Arc<Pod> {
+        let uid = pod.uid().unwrap_or_default();
+        let mut written = lock(&self.written);
+        let Some(ours) = written.get(&uid) else {
+            return pod.clone();
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, "publishing an event failed");
+        match pod.resource_version() {
+            Some(seen) if older_version(&seen, &ours.version) => {
+                let mut newer = (**pod).clone();
+                newer.status = Some(ours.status.clone());
+                Arc::new(newer)
+            }
+            _ => {
+                // The watch caught up.
+                written.remove(&uid);
+                pod.clone()
+            }
         }
+    }
+
+    /// How long the instance was created ago, if it was created by this process.
+    fn created_ago(&self, uid: &str) -> Option<Duration> {
+        lock(&self.created).get(uid).map(|at| at.elapsed())
+    }
+
+    /// How much longer a `Pending` status for a just-created instance is held back.
+    fn interim_wait(&self, uid: &str, status: &PodStatus) -> Option<Duration> {
+        if status.phase.as_deref() != Some("Pending") {
+            return None;
+        }
+        let ago = self.created_ago(uid)?;
+        INTERIM_DELAY.checked_sub(ago).filter(|d| !d.is_zero())
+    }
+
+    /// Write what the pod shows while its instance starts, unless it is held back; the next
+    /// reconcile is due when the hold ends, or after `then`.
+    async fn show_progress(
+        &self,
+        pod: &Pod,
+        instance: Option<&InstanceStatus>,
+        then: Duration,
+    ) -> Result<Action, PodError> {
+        let uid = pod.uid().unwrap_or_default();
+        let status = desired_status(
+            pod,
+            instance,
+            self.provider.name(),
+            &self.config.node_ip,
+            "ContainerCreating",
+            Timestamp::now(),
+        );
+        if let Some(wait) = self.interim_wait(&uid, &status) {
+            return Ok(requeue(pod, Some(wait)));
+        }
+        self.started_events(pod, &status);
+        self.write_status(pod, status).await?;
+        Ok(requeue(pod, Some(then)))
     }
 
     async fn write_status(&self, pod: &Pod, status: PodStatus) -> Result<(), PodError> {
@@ -314,6 +405,10 @@ impl PodContext {
         if owned_part(&current) == owned_part(&status) {
             return Ok(());
         }
+        let uid = pod.uid().unwrap_or_default();
+        let phase = status.phase.clone().unwrap_or_default();
+        let sent = status.clone();
+        let started = std::time::Instant::now();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod_ref(pod).namespace);
         let patch = Pod {
             status: Some(status),
@@ -329,13 +424,33 @@ impl PodContext {
                 items.push(serde_json::json!({"$patch": "replace"}));
             }
         }
-        api.patch_status(
-            &pod.name_any(),
-            &PatchParams::default(),
-            &Patch::Strategic(&patch),
-        )
-        .await?;
-        Ok(())
+        let result = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await;
+        tracing::debug!(
+            pod = %pod_ref(pod),
+            phase = %phase,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            ok = result.is_ok(),
+            "status written"
+        );
+        match result {
+            Ok(answer) => {
+                if let Some(version) = answer.resource_version() {
+                    let status = answer.status.unwrap_or(sent);
+                    lock(&self.written).insert(uid, Written { version, status });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.written).remove(&uid);
+                Err(e.into())
+            }
+        }
     }
 
     async fn delete_from_api(&self, pod: &Pod) -> Result<(), PodError> {
@@ -375,8 +490,7 @@ impl PodContext {
                 EventType::Normal,
                 "Killing",
                 format!("Stopping the pod's {} instance", self.provider.name()),
-            )
-            .await;
+            );
             if let Err(e) = self.provider.delete(&r, Duration::from_secs(grace)).await {
                 lock(&self.deleting).remove(&r.uid);
                 return Err(e.into());
@@ -410,8 +524,7 @@ impl PodContext {
     /// A spec the provider can never run: Failed with restartPolicy Never, otherwise Pending
     /// with the reason, as the issue tracker's users expect from a kubelet.
     async fn refuse(&self, pod: &Pod, reason: &str, message: &str) -> Result<Action, PodError> {
-        self.event(pod, EventType::Warning, reason, message.to_string())
-            .await;
+        self.event(pod, EventType::Warning, reason, message.to_string());
         let restart =
             RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()));
         let now = Timestamp::now();
@@ -434,8 +547,7 @@ impl PodContext {
             EventType::Normal,
             deadline::REASON,
             deadline::MESSAGE.to_string(),
-        )
-        .await;
+        );
         let grace = pod
             .spec
             .as_ref()
@@ -474,8 +586,7 @@ impl PodContext {
                     EventType::Warning,
                     "Failed",
                     format!("Error: {message}"),
-                )
-                .await;
+                );
                 let status = waiting_status(
                     pod,
                     "CreateContainerConfigError",
@@ -510,8 +621,7 @@ impl PodContext {
                         "Creating the {} instance failed, retrying: {e}",
                         self.provider.name()
                     ),
-                )
-                .await;
+                );
                 return Err(e.into());
             }
         }
@@ -519,37 +629,33 @@ impl PodContext {
             .insert(r.uid.clone(), pod.metadata.generation.unwrap_or_default())
             .is_none();
         self.schedule_token_refresh(pod, &r.uid);
-        // A provider that polls reports the instance a little later; until then a reconcile
-        // creates again (idempotent by UID), which is not news for the user.
+        // A create repeated after REPORT_WAIT (idempotent by UID) is not news for the user.
         if first {
             // What the kubelet would have warned about while still running the pod (a missing
             // image pull secret, skipped envFrom keys), once per pod.
             for warning in warnings {
                 tracing::warn!(pod = %r, reason = %warning.reason, "{}", warning.message);
-                self.event(pod, EventType::Warning, &warning.reason, warning.message)
-                    .await;
+                self.event(pod, EventType::Warning, &warning.reason, warning.message);
             }
             self.event(
                 pod,
                 EventType::Normal,
                 "ProviderCreated",
                 format!("Created the pod's {} instance", self.provider.name()),
-            )
-            .await;
+            );
         }
+        lock(&self.created).insert(r.uid.clone(), std::time::Instant::now());
         // Until the provider's first report arrives, the pod shows that it is being created.
         let instance = self.instance(&r.uid);
-        let status = desired_status(
-            pod,
-            instance.as_ref(),
-            self.provider.name(),
-            &self.config.node_ip,
-            "ContainerCreating",
-            Timestamp::now(),
-        );
-        self.started_events(pod, &status).await;
-        self.write_status(pod, status).await?;
-        Ok(requeue(pod, Some(Duration::from_secs(60))))
+        self.show_progress(pod, instance.as_ref(), REPORT_WAIT)
+            .await
+    }
+
+    /// The instance was created but not reported yet: show that it is being created, and
+    /// create it again only once the provider had time to report it.
+    async fn await_report(&self, pod: &Pod, ago: Duration) -> Result<Action, PodError> {
+        let left = REPORT_WAIT.saturating_sub(ago) + Duration::from_millis(50);
+        self.show_progress(pod, None, left).await
     }
 
     async fn mirror(&self, pod: &Pod, instance: &InstanceStatus) -> Result<Action, PodError> {
@@ -584,8 +690,7 @@ impl PodContext {
                         format!(
                             "Refreshing the pod's files failed; the instance keeps their previous content: {message}"
                         ),
-                    )
-                    .await;
+                    );
                     if self.token_refresh_after(pod).is_some() {
                         let retry = Timestamp::now()
                             .checked_add(Duration::from_secs(30))
@@ -611,7 +716,10 @@ impl PodContext {
             "ContainerCreating",
             Timestamp::now(),
         );
-        self.started_events(pod, &status).await;
+        if let Some(wait) = self.interim_wait(&r.uid, &status) {
+            return Ok(requeue(pod, Some(wait)));
+        }
+        self.started_events(pod, &status);
         self.write_status(pod, status).await?;
         let next_refresh = lock(&self.token_refresh).get(&r.uid).copied().map(until);
         let wake = next_refresh.map_or(Duration::from_secs(300), |d| {
@@ -636,7 +744,7 @@ impl PodContext {
     }
 
     /// `Started` for each container that runs now and did not in the API's last status.
-    async fn started_events(&self, pod: &Pod, desired: &PodStatus) {
+    fn started_events(&self, pod: &Pod, desired: &PodStatus) {
         let was_running = |name: &str| {
             pod.status.as_ref().is_some_and(|s| {
                 s.container_statuses
@@ -678,8 +786,7 @@ impl PodContext {
                 EventType::Normal,
                 "Started",
                 format!("Started container {name}"),
-            )
-            .await;
+            );
         }
     }
 
@@ -714,8 +821,7 @@ impl PodContext {
                     EventType::Warning,
                     "ProviderInstanceLost",
                     message.clone(),
-                )
-                .await;
+                );
                 let status = failed_status(
                     pod,
                     "ProviderInstanceLost",
@@ -726,13 +832,17 @@ impl PodContext {
                 self.write_status(pod, status).await?;
                 Ok(Action::await_change())
             }
-            None => self.create(pod).await,
+            None => match self.created_ago(&r.uid) {
+                Some(ago) if ago < REPORT_WAIT => self.await_report(pod, ago).await,
+                _ => self.create(pod).await,
+            },
         }
     }
 }
 
 pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, PodError> {
     let r = pod_ref(&pod);
+    let pod = ctx.current(&pod);
     let result = ctx
         .reconcile_pod(&pod)
         .instrument(tracing::info_span!("reconcile", pod = %r))

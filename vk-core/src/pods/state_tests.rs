@@ -6,7 +6,6 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event as WatchEvent;
 use serde_json::{Value, json};
@@ -119,11 +118,11 @@ fn context(api: &FakeApi, provider: Arc<ScriptedProvider>, pods: &[&Pod]) -> Arc
         writer.apply_watcher_event(&WatchEvent::InitApply((*pod).clone()));
     }
     writer.apply_watcher_event(&WatchEvent::InitDone);
-    let recorder = Recorder::new(
+    let events = EventRecorder::spawn(
         client.clone(),
-        Reporter {
+        crate::pods::events::Reporter {
             controller: "vk-test".into(),
-            instance: None,
+            instance: "vk-test".into(),
         },
     );
     let (changes, _) = mpsc::unbounded_channel();
@@ -131,7 +130,7 @@ fn context(api: &FakeApi, provider: Arc<ScriptedProvider>, pods: &[&Pod]) -> Arc
         client.clone(),
         PodControllerConfig::new("vk-test", "10.0.0.1"),
         provider,
-        recorder,
+        events,
         store,
         WatchedNamespaces::new(client, changes),
     ))
@@ -193,6 +192,102 @@ async fn a_failed_update_of_a_new_generation_is_retried() {
         "retried once after the failure, then done"
     );
     assert_eq!(provider.updates()[0].containers[0].image, "golang:1.23");
+}
+
+fn with_version(mut pod: Pod, version: &str) -> Arc<Pod> {
+    pod.metadata.resource_version = Some(version.into());
+    Arc::new(pod)
+}
+
+#[tokio::test]
+async fn a_status_is_not_written_again_before_the_watch_brings_the_write() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Running);
+    let stale = with_version(pod.clone(), "0");
+    reconcile(stale.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(api.status_patches("build").len(), 1);
+    assert_eq!(api.status_patches("build")[0]["status"]["phase"], "Running");
+    // What the API answered to the write.
+    let written = ctx.current(&stale).status.clone();
+    assert_eq!(written.as_ref().unwrap().phase.as_deref(), Some("Running"));
+
+    // The store still holds the copy from before the write (another change of the pod, or a
+    // provider report, wakes it): nothing to write.
+    reconcile(stale.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(api.status_patches("build").len(), 1, "written twice");
+
+    // The watch brings the write: still nothing to write.
+    let mut caught_up = pod.clone();
+    caught_up.status = written;
+    reconcile(with_version(caught_up, &api.version()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(api.status_patches("build").len(), 1);
+
+    // Someone else changed the status later: it is written again.
+    reconcile(with_version(pod.clone(), "1000"), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(api.status_patches("build").len(), 2);
+}
+
+#[tokio::test]
+async fn an_instance_that_starts_at_once_gets_one_status_write() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    let pod = with_version(pod, "1");
+    let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(provider.calls(), ["create ci/build"]);
+    assert!(
+        api.status_patches("build").is_empty(),
+        "the interim status is held back"
+    );
+    assert_ne!(action, Action::await_change(), "woken when the hold ends");
+
+    // The provider reports Running before the hold ends.
+    running(&ctx, &pod, InstancePhase::Running);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    let patches = api.status_patches("build");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0]["status"]["phase"], "Running");
+    assert_eq!(provider.calls(), ["create ci/build"]);
+}
+
+#[tokio::test]
+async fn a_created_instance_is_not_created_again_before_the_provider_reports_it() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    let pod = with_version(pod, "1");
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert!(api.status_patches("build").is_empty());
+
+    // A slow (or polling) provider: once the hold ends, the pod shows ContainerCreating.
+    tokio::time::sleep(INTERIM_DELAY + Duration::from_millis(50)).await;
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    let patches = api.status_patches("build");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0]["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "ContainerCreating"
+    );
+    assert_eq!(
+        provider.calls(),
+        ["create ci/build"],
+        "created once while the provider had no time to report it"
+    );
+
+    // Gone before it ever ran: created again at once.
+    ctx.apply_status_event(StatusEvent::Gone(pod_ref(&pod)));
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(provider.calls(), ["create ci/build", "create ci/build"]);
 }
 
 fn file_content(pod: &ResolvedPod, volume: &str, path: &str) -> String {

@@ -1,7 +1,8 @@
 //! A small fake API server for component tests of the pod controller: plain HTTP on
 //! 127.0.0.1 that serves list, watch and get of namespaced core objects (secrets and
-//! configMaps here), accepts pod status patches, answers 404 to everything else, and records
-//! every request (and the body of every status patch).
+//! configMaps here), accepts pod status patches and event creates/patches, echoes creates and
+//! writes of anything else (nodes, leases), answers 404 to other reads, and records every
+//! request (and the body of every status patch).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -27,6 +28,8 @@ pub(crate) struct FakeState {
     requests: Vec<String>,
     /// The bodies of `pods/<name>/status` patches, by pod name.
     status_patches: Vec<(String, Value)>,
+    /// `events.k8s.io/v1` creates and patches: (method, body), in order.
+    event_requests: Vec<(String, Value)>,
     /// Open watches: (resource, namespace, events sender).
     watches: Vec<(String, String, mpsc::UnboundedSender<Bytes>)>,
     version: u64,
@@ -120,6 +123,11 @@ impl FakeApi {
         }
     }
 
+    /// The resourceVersion of the last change (a put or a status patch).
+    pub(crate) fn version(&self) -> String {
+        self.state.lock().unwrap().version.to_string()
+    }
+
     pub(crate) fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -136,8 +144,25 @@ impl FakeApi {
             .collect()
     }
 
+    /// The `events.k8s.io/v1` creates (`POST`) and patches (`PATCH`) with their bodies.
+    pub(crate) fn event_requests(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().event_requests.clone()
+    }
+
     pub(crate) fn open_watches(&self) -> usize {
         self.open_watches.load(Ordering::SeqCst)
+    }
+}
+
+/// Drop the strategic-merge directives (`{"$patch": ...}` list items) from a patch.
+fn strip_directives(value: &mut Value) {
+    match value {
+        Value::Array(items) => {
+            items.retain(|i| i.get("$patch").is_none());
+            items.iter_mut().for_each(strip_directives);
+        }
+        Value::Object(fields) => fields.values_mut().for_each(strip_directives),
+        _ => {}
     }
 }
 
@@ -162,19 +187,77 @@ async fn handle(
         && method == hyper::Method::PATCH
     {
         let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        s.status_patches.push((name.to_string(), patch));
+        s.status_patches.push((name.to_string(), patch.clone()));
+        s.version += 1;
+        let mut status = patch["status"].clone();
+        strip_directives(&mut status);
+        // The answer carries the new resourceVersion and the patched status (the fake keeps
+        // no pods, so nothing else of the pod).
         return json_response(
             StatusCode::OK,
-            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}}),
+            &json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "resourceVersion": s.version.to_string()},
+                "status": status,
+            }),
         );
+    }
+    if let [
+        "apis",
+        "events.k8s.io",
+        "v1",
+        "namespaces",
+        ns,
+        "events",
+        rest @ ..,
+    ] = parts.as_slice()
+    {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        s.event_requests.push((method.to_string(), body.clone()));
+        let mut answer = body;
+        answer["apiVersion"] = json!("events.k8s.io/v1");
+        answer["kind"] = json!("Event");
+        answer["metadata"]["namespace"] = json!(ns);
+        if let [name] = rest {
+            answer["metadata"]["name"] = json!(name);
+        }
+        let code = if method == hyper::Method::POST {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return json_response(code, &answer);
     }
     let (ns, resource, name) = match parts.as_slice() {
         ["api", "v1", "namespaces", ns, resource] => (*ns, *resource, None),
         ["api", "v1", "namespaces", ns, resource, name] => (*ns, *resource, Some(*name)),
         _ => {
+            // Anything else (nodes, leases): creates and writes are echoed with a UID and a
+            // new resourceVersion; nothing is stored, so reads find nothing.
+            if method != hyper::Method::GET && method != hyper::Method::DELETE {
+                let mut answer: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                s.version += 1;
+                if answer.get("metadata").is_none_or(|m| !m.is_object()) {
+                    answer["metadata"] = json!({});
+                }
+                answer["metadata"]["resourceVersion"] = json!(s.version.to_string());
+                if answer["metadata"].get("uid").is_none() {
+                    answer["metadata"]["uid"] = json!(format!("uid-{}", s.version));
+                }
+                strip_directives(&mut answer);
+                let code = if method == hyper::Method::POST {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return json_response(code, &answer);
+            }
             return json_response(
                 StatusCode::NOT_FOUND,
-                &json!({"kind": "Status", "code": 404}),
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("{path} not found"), "reason": "NotFound", "code": 404,
+                }),
             );
         }
     };

@@ -20,9 +20,12 @@ use e2e::pods::{mock_config, pod_for_node, wait_node_ready};
 use e2e::vk::{Vk, service_account_kubeconfig};
 use e2e::{TestNamespace, client, kubectl, unique};
 use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::events::v1::Event as ApiEvent;
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 
 #[derive(Parser)]
 struct Cli {
@@ -74,6 +77,8 @@ struct Seen {
     bound: Option<Instant>,
     running: Option<Instant>,
     failed: Option<Instant>,
+    bound_wall: Option<Timestamp>,
+    running_wall: Option<Timestamp>,
 }
 
 /// What a watch saw of one pod at one moment.
@@ -82,26 +87,44 @@ struct Observed {
     bound: bool,
     phase: Option<String>,
     at: Instant,
+    /// The same moment on the wall clock, to compare with the API's event times.
+    wall: Timestamp,
 }
 
 /// Watch the namespace's pods; every applied object is reported with the time it arrived.
-fn watch_pods(pods: Api<Pod>) -> tokio::sync::mpsc::UnboundedReceiver<Observed> {
+/// Returns once the watch is established (its initial list done), so no change is missed or
+/// seen late.
+async fn watch_pods(pods: Api<Pod>) -> tokio::sync::mpsc::UnboundedReceiver<Observed> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let stream = watcher(pods, watcher::Config::default()).applied_objects();
+        let stream = watcher(pods, watcher::Config::default());
         futures::pin_mut!(stream);
-        while let Ok(Some(pod)) = stream.try_next().await {
+        let mut ready = Some(ready_tx);
+        while let Ok(Some(event)) = stream.try_next().await {
+            let pod = match event {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => pod,
+                watcher::Event::InitDone => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             let observed = Observed {
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 bound: pod.spec.as_ref().is_some_and(|s| s.node_name.is_some()),
                 phase: pod.status.as_ref().and_then(|s| s.phase.clone()),
                 at: Instant::now(),
+                wall: Timestamp::now(),
             };
             if tx.send(observed).is_err() {
                 return;
             }
         }
     });
+    let _ = ready_rx.await;
     rx
 }
 
@@ -109,9 +132,13 @@ impl Seen {
     fn observe(&mut self, o: &Observed) {
         if o.bound && self.bound.is_none() {
             self.bound = Some(o.at);
+            self.bound_wall = Some(o.wall);
         }
         match o.phase.as_deref() {
-            Some("Running") if self.running.is_none() => self.running = Some(o.at),
+            Some("Running") if self.running.is_none() => {
+                self.running = Some(o.at);
+                self.running_wall = Some(o.wall);
+            }
             Some("Failed") if self.failed.is_none() => self.failed = Some(o.at),
             _ => {}
         }
@@ -174,8 +201,19 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    // Every pod mounts the namespace's root CA; until the controller-manager has published it,
+    // a pod would wait for it (CreateContainerConfigError), which is not what this measures.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let ca_deadline = Instant::now() + Duration::from_secs(30);
+    while config_maps.get_opt("kube-root-ca.crt").await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < ca_deadline,
+            "kube-root-ca.crt not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
-    let mut rx = watch_pods(pods.clone());
+    let mut rx = watch_pods(pods.clone()).await;
 
     println!(
         "creating {count} pods at once on node {node} (mock provider, zero latency, {workers} workers)"
@@ -222,7 +260,128 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
         ms(total),
         count as f64 / total.as_secs_f64()
     );
+    breakdown(&client, &ns.name, &seen).await?;
     remove_node(vk, &node, ns);
+    Ok(())
+}
+
+/// The event time (wall clock, microseconds) of each pod's first event with `reason`.
+async fn event_times(
+    client: &kube::Client,
+    ns: &str,
+    reason: &str,
+) -> anyhow::Result<HashMap<String, Timestamp>> {
+    let events: Api<ApiEvent> = Api::namespaced(client.clone(), ns);
+    let mut times = HashMap::new();
+    for e in events.list(&ListParams::default()).await?.items {
+        if e.reason.as_deref() != Some(reason) {
+            continue;
+        }
+        let (Some(name), Some(at)) = (e.regarding.and_then(|r| r.name), e.event_time.map(|t| t.0))
+        else {
+            continue;
+        };
+        let slot = times.entry(name).or_insert(at);
+        if at < *slot {
+            *slot = at;
+        }
+    }
+    Ok(times)
+}
+
+fn span(from: Timestamp, to: Timestamp) -> Duration {
+    let d = to.duration_since(from);
+    if d.is_positive() {
+        d.unsigned_abs()
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn line(what: &str, mut spans: Vec<Duration>) {
+    spans.sort();
+    println!(
+        "  {what}: p50 {}  p99 {}  max {}  (n={})",
+        ms(percentile(&spans, 0.50)),
+        ms(percentile(&spans, 0.99)),
+        ms(*spans.last().unwrap_or(&Duration::ZERO)),
+        spans.len()
+    );
+}
+
+/// Where the time goes, from the API's own timestamps: kube-scheduler's `Scheduled` event
+/// (written right after its bind call returned), vk's `Started` event (recorded just before
+/// vk writes the Running status), and what the watch saw.
+async fn breakdown(
+    client: &kube::Client,
+    ns: &str,
+    seen: &HashMap<String, Seen>,
+) -> anyhow::Result<()> {
+    // Events are published in the background; give the last ones a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let scheduled = event_times(client, ns, "Scheduled").await?;
+    let started = event_times(client, ns, "Started").await?;
+    let mut sched_times: Vec<Timestamp> = scheduled.values().copied().collect();
+    sched_times.sort();
+    if let (Some(first), Some(last)) = (sched_times.first(), sched_times.last()) {
+        let secs = span(*first, *last).as_secs_f64();
+        println!(
+            "kube-scheduler: {} Scheduled events from first to last in {} ({:.0} binds/s)",
+            sched_times.len(),
+            ms(span(*first, *last)),
+            if secs > 0.0 {
+                (sched_times.len().saturating_sub(1)) as f64 / secs
+            } else {
+                0.0
+            }
+        );
+    }
+    let first_sched = sched_times.first().copied();
+    let mut sched_to_bound = Vec::new();
+    let mut bound_to_started = Vec::new();
+    let mut started_to_running = Vec::new();
+    let mut sched_to_running = Vec::new();
+    let mut first_bind_to_running = Vec::new();
+    for (name, s) in seen {
+        let sched = scheduled.get(name).copied();
+        let vk = started.get(name).copied();
+        if let (Some(a), Some(b)) = (sched, s.bound_wall) {
+            sched_to_bound.push(span(a, b));
+        }
+        if let (Some(a), Some(b)) = (s.bound_wall, vk) {
+            bound_to_started.push(span(a, b));
+        }
+        if let (Some(a), Some(b)) = (vk, s.running_wall) {
+            started_to_running.push(span(a, b));
+        }
+        if let (Some(a), Some(b)) = (sched, s.running_wall) {
+            sched_to_running.push(span(a, b));
+        }
+        if let (Some(a), Some(b)) = (first_sched, s.running_wall) {
+            first_bind_to_running.push(span(a, b));
+        }
+    }
+    println!("breakdown (wall clock; event times have microsecond precision):");
+    line(
+        "scheduler Scheduled event -> bound seen by the watch",
+        sched_to_bound,
+    );
+    line(
+        "bound seen -> vk's Started event (vk: watch, create, status)",
+        bound_to_started,
+    );
+    line(
+        "vk's Started event -> Running seen by the watch",
+        started_to_running,
+    );
+    line(
+        "scheduler Scheduled event -> Running seen",
+        sched_to_running,
+    );
+    line(
+        "first Scheduled event of the burst -> Running seen",
+        first_bind_to_running,
+    );
     Ok(())
 }
 
@@ -265,7 +424,7 @@ async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyho
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench-eci").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    let mut rx = watch_pods(pods.clone());
+    let mut rx = watch_pods(pods.clone()).await;
 
     println!(
         "creating {count} pods at once on node {node} (eci provider -> vk-cloud simulate, quota burst 100 at 20/s; {workers} workers, status every {status_interval_ms} ms)"
