@@ -1,7 +1,8 @@
 //! `/exec/{namespace}/{pod}[/{uid}]/{container}` and `/attach/...` (GET or POST): what
 //! `kubectl exec` and `kubectl attach` reach through the API server. The request is upgraded
-//! to SPDY/3.1, the client opens its remotecommand streams, and the provider runs the command
-//! with them; how it ended goes back on the error stream.
+//! to SPDY/3.1 (the client then opens its remotecommand streams) or to WebSocket (channels
+//! in one connection), and the provider runs the command with them; how it ended goes back
+//! on the error stream.
 
 use http_body_util::BodyExt;
 use hyper::{Method, Request, Response, StatusCode};
@@ -12,11 +13,13 @@ use super::KubeletServer;
 use super::logs::has_container;
 use super::response::{KubeletBody, failure};
 use crate::provider::{ExecOutcome, PodRef, Provider, ProviderError};
+use crate::stream::CommandSession;
 use crate::stream::remotecommand::{
     DEFAULT_STREAM_CREATION_TIMEOUT, RemoteCommandSession, SUPPORTED_PROTOCOLS, StreamOptions,
 };
 use crate::stream::spdy::SpdyConfig;
 use crate::stream::spdy::upgrade::{self as spdy, UpgradeResponse};
+use crate::stream::websocket::{self, WebSocketConfig};
 
 /// Which streaming endpoint a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +144,23 @@ impl KubeletServer {
             name: pod_name,
             uid: pod_uid,
         };
+        if websocket::is_websocket_request(req.headers()) {
+            let (response, pending) =
+                match websocket::upgrade(&mut req, opts, WebSocketConfig::default()) {
+                    Ok(upgrade) => upgrade,
+                    Err(rejection) => return boxed(rejection.into_response()),
+                };
+            let provider = self.provider.clone();
+            tokio::spawn(async move {
+                match pending.connect().await {
+                    Ok(session) => {
+                        run_exec(provider.as_ref(), session, &pod_ref, &container, command).await;
+                    }
+                    Err(err) => tracing::debug!(pod = %pod_ref, %err, "exec upgrade failed"),
+                }
+            });
+            return boxed(response);
+        }
         let (response, pending) =
             match spdy::upgrade(&mut req, SUPPORTED_PROTOCOLS, SpdyConfig::default()) {
                 Ok(upgrade) => upgrade,
@@ -180,12 +200,19 @@ impl KubeletServer {
 /// the provider's exec.
 async fn run_exec(
     provider: &dyn Provider,
-    mut session: RemoteCommandSession,
+    mut session: impl CommandSession,
     pod: &PodRef,
     container: &str,
     command: Vec<String>,
 ) {
-    tracing::debug!(%pod, container, ?command, protocol = ?session.protocol(), "exec");
+    tracing::debug!(
+        %pod,
+        container,
+        ?command,
+        transport = session.transport(),
+        protocol = session.protocol_name(),
+        "exec"
+    );
     let io = session.take_io();
     let outcome = tokio::select! {
         result = provider.exec(pod, container, command, io) => match result {
