@@ -27,6 +27,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(8);
 /// A status write at least this often even when nothing changed (the heartbeat).
 const STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// Node-declared features (sorted, as the apiserver requires): WebSocket exec/attach
+/// straight to us (`crate::stream::websocket`).
+const DECLARED_FEATURES: &[&str] = &["ExtendWebSocketsToKubelet"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -125,6 +128,35 @@ impl NodeController {
         Ok(())
     }
 
+    /// On 1.36+ (where the field exists), declare `ExtendWebSocketsToKubelet` in
+    /// `status.declaredFeatures`: the apiserver then proxies exec/attach WebSockets (v5) to
+    /// us as they come instead of translating them to SPDY. Raw JSON, since the typed
+    /// `NodeStatus` (k8s-openapi v1_33) has no such field; a merge patch keeps other writes'
+    /// strategic patches from touching it.
+    async fn declare_features(&self) -> Result<(), NodeError> {
+        let info = self.client.apiserver_version().await?;
+        let number = |s: &str| -> u32 {
+            s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap_or(0)
+        };
+        if (number(&info.major), number(&info.minor)) < (1, 36) {
+            return Ok(());
+        }
+        let patch = serde_json::json!({
+            "status": { "declaredFeatures": DECLARED_FEATURES }
+        });
+        self.api
+            .patch_status(
+                &self.config.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        tracing::debug!(features = ?DECLARED_FEATURES, "node features declared");
+        Ok(())
+    }
+
     async fn ping(&self) -> Readiness {
         match tokio::time::timeout(PING_TIMEOUT, self.provider.ping()).await {
             Ok(Ok(())) => Readiness::Ready,
@@ -141,6 +173,9 @@ impl NodeController {
         let mut uid = self.register().await?;
         self.readiness = self.ping().await;
         self.sync_status(true).await?;
+        if let Err(e) = self.declare_features().await {
+            tracing::warn!(error = %e, "declaring node features failed");
+        }
         let mut lease = LeaseRenewer::new(self.client.clone(), &self.config.name);
         if let Err(e) = lease.renew(&uid).await {
             tracing::warn!(error = %e, "first lease renewal failed");
