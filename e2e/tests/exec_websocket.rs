@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
 use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, kubectl, unique};
+use e2e::{TestNamespace, client, kubectl, kubectl_ok, unique};
 use futures::{SinkExt, StreamExt};
 use hyper::http::{self, header};
 use hyper_util::rt::TokioIo;
@@ -181,12 +181,15 @@ async fn kube_rs_exec_streams_stdout_stderr_stdin_and_the_exit_status() {
             "no WebSocket v5 exec in vk's log:\n{}",
             s.vk.logs()
         );
-        let node: Node = Api::all(s.client.clone()).get(&s.vk.node).await.unwrap();
-        let json = serde_json::to_value(&node).unwrap();
-        eprintln!(
-            "node status.declaredFeatures: {}",
-            json["status"]["declaredFeatures"]
-        );
+        // The typed Node (k8s-openapi v1_33) has no such field: read it raw.
+        let declared = kubectl_ok(&[
+            "get",
+            "node",
+            &s.vk.node,
+            "-o",
+            "jsonpath={.status.declaredFeatures}",
+        ]);
+        assert_eq!(declared, r#"["ExtendWebSocketsToKubelet"]"#);
     } else {
         assert!(
             !exec_lines(&s.vk, "SPDY/3.1").is_empty(),
