@@ -52,9 +52,42 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info.major, info.minor, info.git_version
     );
 
+    let vk_pid = pid_of(&format!("--node-name {node} "));
+    let apiserver_pid = cluster().state.as_ref().and_then(|s| {
+        std::fs::read_to_string(s.join("pids/kube-apiserver.pid"))
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    });
     for run in 1..=opts.runs {
+        let before = (
+            vk_pid.and_then(process_cpu),
+            apiserver_pid.and_then(process_cpu),
+            children_cpu(),
+        );
         let (bytes, elapsed) = kubectl_throughput(&ns.name, opts.bytes)?;
         print_throughput(&format!("kubectl exec, run {run}"), bytes, elapsed);
+        let after = (
+            vk_pid.and_then(process_cpu),
+            apiserver_pid.and_then(process_cpu),
+            children_cpu(),
+        );
+        let spent = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.1} s", b.saturating_sub(a).as_secs_f64()),
+            _ => "?".to_owned(),
+        };
+        println!(
+            "  CPU during the run: vk {}, kube-apiserver {}, kubectl {} (load average {})",
+            spent(before.0, after.0),
+            spent(before.1, after.1),
+            spent(Some(before.2), Some(after.2)),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+        );
     }
     for run in 1..=opts.runs {
         let (bytes, elapsed) = kube_rs_throughput(&pods, opts.bytes).await?;
@@ -247,4 +280,39 @@ async fn concurrent_sessions(pods: &Api<Pod>, sessions: usize) -> anyhow::Result
         bail!("{} of {sessions} sessions failed", sessions - ok);
     }
     Ok(())
+}
+
+/// The pid of the process whose command line contains `needle` (space-separated).
+fn pid_of(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(pid)
+        })
+}
+
+/// User + system CPU time of a live process.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// User + system CPU time of this process's reaped children (kubectl).
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
