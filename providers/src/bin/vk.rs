@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
@@ -13,7 +14,7 @@ use providers::eci::{EciConfig, EciProvider};
 use providers::mock::{MockConfig, MockProvider};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use vk_core::kubelet::{KubeletAuth, KubeletServer};
+use vk_core::kubelet::{KubeletAuth, KubeletServer, StreamingConfig};
 use vk_core::node::{NodeConfig, NodeController, NodeTaint};
 use vk_core::pods::{PodController, PodControllerConfig};
 use vk_core::provider::Provider;
@@ -115,6 +116,15 @@ struct KubeletFile {
     cert_dir: Option<PathBuf>,
     client_ca_file: Option<PathBuf>,
     disable_auth: bool,
+    /// Close an exec/attach connection idle this long (the kubelet's
+    /// `streamingConnectionIdleTimeout`; default 4 h; 0: never).
+    streaming_idle_timeout_seconds: Option<u64>,
+    /// Time the client has to open its exec/attach streams after the upgrade (default 30).
+    stream_creation_timeout_seconds: Option<u64>,
+    /// Streams open at once on one exec/attach connection (default 100).
+    max_streams_per_connection: Option<usize>,
+    /// Exec/attach sessions open at once on the node; more get 429 (default 256).
+    max_streaming_sessions: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -160,6 +170,27 @@ struct KubeletSettings {
     cert_dir: PathBuf,
     client_ca_file: Option<PathBuf>,
     disable_auth: bool,
+    streaming: StreamingConfig,
+}
+
+fn streaming_config(file: &KubeletFile) -> StreamingConfig {
+    let default = StreamingConfig::default();
+    StreamingConfig {
+        idle_timeout: file
+            .streaming_idle_timeout_seconds
+            .map_or(default.idle_timeout, Duration::from_secs),
+        stream_creation_timeout: file
+            .stream_creation_timeout_seconds
+            .map_or(default.stream_creation_timeout, Duration::from_secs),
+        max_streams_per_connection: file
+            .max_streams_per_connection
+            .unwrap_or(default.max_streams_per_connection)
+            .max(1),
+        max_sessions: file
+            .max_streaming_sessions
+            .unwrap_or(default.max_sessions)
+            .max(1),
+    }
 }
 
 fn kubelet_settings(args: &RunArgs, file: &KubeletFile) -> anyhow::Result<KubeletSettings> {
@@ -193,6 +224,7 @@ fn kubelet_settings(args: &RunArgs, file: &KubeletFile) -> anyhow::Result<Kubele
             .unwrap_or_else(|| PathBuf::from("/var/lib/vk")),
         client_ca_file: args.client_ca_file.clone().or(file.client_ca_file.clone()),
         disable_auth: args.disable_kubelet_auth || file.disable_auth,
+        streaming: streaming_config(file),
     })
 }
 
@@ -352,6 +384,7 @@ async fn serve_kubelet_api(
     };
     tracing::info!(%addr, "serving the kubelet API");
     KubeletServer::new(&node.name, provider, pods, auth)
+        .with_streaming(settings.streaming)
         .serve(listener, Arc::new(tls), cancel)
         .await?;
     Ok(())
@@ -474,5 +507,25 @@ async fn main() -> std::process::ExitCode {
             eprintln!("vk: error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_limits_come_from_the_config_file_with_kubelet_defaults() {
+        let file: FileConfig = serde_yaml::from_str(
+            "kubelet:\n  streaming_idle_timeout_seconds: 60\n  max_streaming_sessions: 8\n",
+        )
+        .unwrap();
+        let streaming = streaming_config(&file.kubelet);
+        assert_eq!(streaming.idle_timeout, Duration::from_secs(60));
+        assert_eq!(streaming.max_sessions, 8);
+        assert_eq!(streaming.stream_creation_timeout, Duration::from_secs(30));
+        assert_eq!(streaming.max_streams_per_connection, 100);
+        let default = streaming_config(&KubeletFile::default());
+        assert_eq!(default.idle_timeout, Duration::from_secs(4 * 3600));
     }
 }

@@ -4,11 +4,13 @@
 //! - [`params`], [`request`], [`query`], [`api`]: the wire format of OpenAPI 2018-08-08.
 //! - [`client`]: signed calls with client-side rate limiting and retries.
 //! - [`sizing`], [`pod`], [`mapping`]: pods to groups and group statuses to pod terms.
+//! - [`exec`]: interactive exec over the WebSocket ExecContainerCommand hands out.
 //! - [`EciProvider`]: the `Provider`, built with [`EciProvider::new`] from an [`EciConfig`].
 
 pub mod api;
 pub mod client;
 pub mod error;
+pub mod exec;
 mod group_ids;
 mod logs;
 pub mod mapping;
@@ -22,6 +24,8 @@ pub mod sign;
 pub mod sizing;
 #[cfg(test)]
 mod tests_cloud;
+#[cfg(test)]
+mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]

@@ -18,11 +18,12 @@ use vk_core::provider::{
 use super::EciConfig;
 use super::api::ContainerGroup;
 use super::client::EciClient;
+use super::exec;
 use super::group_ids::GroupIds;
 use super::logs;
 use super::mapping::instance_status;
 use super::pod::{self, Placement, tags};
-use super::request::{DescribeContainerGroups, UpdateContainerGroup};
+use super::request::{DescribeContainerGroups, ExecContainerCommand, UpdateContainerGroup};
 
 /// The service's page size limit for DescribeContainerGroups.
 const PAGE_SIZE: u32 = 20;
@@ -294,17 +295,62 @@ impl Provider for EciProvider {
         Ok(Vec::new())
     }
 
-    /// ECI's ExecContainerCommand hands out an interactive WebSocket URL; bridging it to the
-    /// client's streams is not implemented yet.
+    /// ExecContainerCommand (interactive: `Sync=false`, `TTY` and `Stdin` as the client asked)
+    /// hands out a single-use WebSocket URI; the client's streams are carried over it
+    /// ([`super::exec`]) until the command's status brings its exit code. A client that goes
+    /// away, or a dropped call, closes the socket and the command is killed.
     async fn exec(
         &self,
-        _pod: &PodRef,
-        _container: &str,
-        _command: Vec<String>,
-        _io: ExecIo,
+        pod: &PodRef,
+        container: &str,
+        command: Vec<String>,
+        io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "exec through ECI's interactive WebSocket is not implemented yet".into(),
-        ))
+        if command.is_empty() {
+            return Err(ProviderError::invalid(
+                "EmptyCommand",
+                "you must specify at least one command for the container",
+            ));
+        }
+        let id = self
+            .group_id(pod)
+            .await?
+            .ok_or_else(|| Self::not_found(pod))?;
+        let request = ExecContainerCommand {
+            region_id: String::new(),
+            container_group_id: id.clone(),
+            container_name: container.to_string(),
+            command,
+            tty: io.tty,
+            stdin: io.stdin.is_some(),
+            sync: false,
+        };
+        let answer = match self.client.exec_container_command(&request).await {
+            Ok(answer) => answer,
+            Err(e) if e.code() == Some("IncorrectStatus") => {
+                return Err(ProviderError::invalid(
+                    "ContainerNotRunning",
+                    format!("cannot exec in container {container} of pod {pod}: {e}"),
+                ));
+            }
+            Err(e) if e.is_not_found() => {
+                return Err(ProviderError::NotFound(format!(
+                    "container {container} of pod {pod}: {e}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if answer.web_socket_uri.is_empty() {
+            return Ok(ExecOutcome::Error(
+                "ExecContainerCommand answered without a WebSocketUri".into(),
+            ));
+        }
+        let timeout = Duration::from_millis(self.config.request_timeout_ms.max(1));
+        let ws = match exec::connect(&answer.web_socket_uri, timeout).await {
+            Ok(ws) => ws,
+            Err(e) => return Ok(ExecOutcome::Error(e.to_string())),
+        };
+        tracing::debug!(%pod, container, group = %id, "ECI exec session open");
+        Ok(exec::bridge(ws, io).await)
     }
 }

@@ -24,9 +24,16 @@ pub mod annotations {
     /// `transient:N` (the first N creates of the pod UID fail with a transient error) or
     /// `invalid` (every create fails with `MockInvalidSpec`).
     pub const CREATE_ERROR: &str = "mock.vk.io/create-error";
+    /// `mock.vk.io/process.<container>`: a shell command (`sh -c`) the mock runs as that
+    /// container's main process, for real: its stdout and stderr are the container's log,
+    /// its exit code the container's (then the restart policy applies), `kubectl attach`
+    /// joins it. Its stdin is open when the container has `stdin: true`, and it runs on a
+    /// pseudo-terminal when the container has `tty: true`. `run-ms` and `exit-code` do not
+    /// apply to such a container.
+    pub const PROCESS: &str = "mock.vk.io/process";
 }
 
-use annotations::{CREATE_ERROR, EXIT_CODE, RUN_MS, START_LATENCY_MS};
+use annotations::{CREATE_ERROR, EXIT_CODE, PROCESS, RUN_MS, START_LATENCY_MS};
 
 /// Node-wide behaviour of the mock; every field has a default, so `{}` is a valid config.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -120,6 +127,18 @@ pub(crate) struct ContainerPlan {
     pub exit_code: i32,
     /// A native sidecar: an init container with `restartPolicy: Always`.
     pub sidecar: bool,
+    /// A real main process instead of the timer (annotation `mock.vk.io/process.<name>`).
+    pub process: Option<MainCommand>,
+}
+
+/// A container's real main process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MainCommand {
+    pub command: Vec<String>,
+    /// The container's `stdin`: attached clients write to it.
+    pub stdin: bool,
+    /// The container's `tty`: it runs on a pseudo-terminal.
+    pub tty: bool,
 }
 
 /// Everything the mock decided about a pod when it was created.
@@ -137,6 +156,7 @@ pub(crate) struct PodPlan {
 struct PerContainer {
     run: BTreeMap<String, Option<Duration>>,
     exit_code: BTreeMap<String, i32>,
+    process: BTreeMap<String, String>,
 }
 
 impl PodPlan {
@@ -171,9 +191,21 @@ impl PodPlan {
             {
                 per.exit_code
                     .insert(name.to_string(), parse_i32(key, value)?);
+            } else if let Some(name) = key.strip_prefix(PROCESS).and_then(|s| s.strip_prefix('.')) {
+                if value.trim().is_empty() {
+                    return Err(bad_annotation(key, value, "a shell command"));
+                }
+                per.process.insert(name.to_string(), value.clone());
             }
         }
 
+        let process = |c: &vk_core::provider::ContainerSpec| {
+            per.process.get(&c.name).map(|script| MainCommand {
+                command: vec!["sh".into(), "-c".into(), script.clone()],
+                stdin: c.stdin,
+                tty: c.tty,
+            })
+        };
         // Init containers ignore the pod-wide run time and exit code: they finish at once with
         // 0 unless a per-container annotation says otherwise. Sidecars run until stopped.
         let init = pod
@@ -187,6 +219,7 @@ impl PodPlan {
                     run: per.run.get(&c.name).copied().unwrap_or(default_run),
                     exit_code: per.exit_code.get(&c.name).copied().unwrap_or(0),
                     sidecar,
+                    process: process(c),
                 }
             })
             .collect();
@@ -198,6 +231,7 @@ impl PodPlan {
                 run: per.run.get(&c.name).copied().unwrap_or(pod_run),
                 exit_code: per.exit_code.get(&c.name).copied().unwrap_or(pod_exit),
                 sidecar: false,
+                process: process(c),
             })
             .collect();
 
@@ -322,6 +356,22 @@ mod tests {
     }
 
     #[test]
+    fn a_process_annotation_gives_the_container_a_main_process() {
+        let mut p = pod(&[("mock.vk.io/process.b", "echo hi; cat")]);
+        p.containers[1].stdin = true;
+        let plan = PodPlan::new(&p, &MockConfig::default()).unwrap();
+        assert_eq!(plan.apps[0].process, None);
+        assert_eq!(
+            plan.apps[1].process,
+            Some(MainCommand {
+                command: vec!["sh".into(), "-c".into(), "echo hi; cat".into()],
+                stdin: true,
+                tty: false,
+            })
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_annotation() {
         for (key, value) in [
             (RUN_MS, "soon"),
@@ -331,6 +381,7 @@ mod tests {
             (START_LATENCY_MS, "1.5"),
             (CREATE_ERROR, "transient:"),
             (CREATE_ERROR, "sometimes"),
+            ("mock.vk.io/process.a", " "),
         ] {
             match PodPlan::new(&pod(&[(key, value)]), &MockConfig::default()) {
                 Err(ProviderError::InvalidSpec { reason, message }) => {

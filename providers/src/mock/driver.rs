@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use vk_core::provider::{InstancePhase, RestartPolicy};
 
 use super::Shared;
-use super::config::{ContainerPlan, PodPlan};
-use super::instance::{Instance, Kind};
+use super::config::{ContainerPlan, MainCommand, PodPlan};
+use super::instance::{Instance, Kind, STOP_EXIT_CODE};
 use super::logs::LogRun;
+use super::process;
 
 pub(crate) struct Driver {
     pub shared: Arc<Shared>,
@@ -112,8 +113,13 @@ impl Driver {
             Kind::App => self.plan.apps.get(idx),
         }?;
         loop {
-            self.run_for(plan, &run).await;
-            let exit = plan.exit_code;
+            let exit = match &plan.process {
+                Some(main) => self.run_process(plan, main, &run).await,
+                None => {
+                    self.run_for(plan, &run).await;
+                    plan.exit_code
+                }
+            };
             self.update(|i, now| i.terminate(kind, idx, exit, now))?;
             if !self.restarts(kind, plan, exit) {
                 return Some(exit);
@@ -132,6 +138,31 @@ impl Driver {
             (Kind::App, RestartPolicy::OnFailure) => exit != 0,
             (Kind::App, RestartPolicy::Never) => false,
         }
+    }
+
+    /// Run the container's real main process until it exits; its exit code.
+    async fn run_process(&self, plan: &ContainerPlan, main: &MainCommand, run: &LogRun) -> i32 {
+        let target = self.update(|i, _| {
+            let env = i
+                .spec
+                .init_containers
+                .iter()
+                .chain(&i.spec.containers)
+                .find(|c| c.name == plan.name)
+                .map(|c| {
+                    c.env
+                        .iter()
+                        .map(|e| (e.name.clone(), e.value.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            (i.spec.pod.clone(), env)
+        });
+        let Some((pod, env)) = target else {
+            // The instance is gone: the caller's next step finds that out.
+            return STOP_EXIT_CODE;
+        };
+        process::run(&self.shared, &self.key, &pod, &plan.name, &env, main, run).await
     }
 
     /// Let the container run its time, writing a log line per interval.

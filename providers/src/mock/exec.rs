@@ -1,38 +1,62 @@
 //! `kubectl exec` on the mock: the command really runs, as a local child process, so output
 //! and exit codes are real.
 //!
-//! - It runs in a per-instance working directory under the system temp dir
-//!   (`<tmp>/vk-mock-exec/<pod uid>`), with the host's `PATH`, `HOME` set to that directory,
-//!   `HOSTNAME` the pod name, and the container's env on top. The image is not used and the
-//!   container's `workingDir` is ignored: it names a path inside an image that does not exist.
-//! - No pseudo-terminal: with a TTY the child still gets pipes, its stderr is merged into
-//!   stdout (as a terminal would show it), and terminal sizes are read and dropped.
-//! - The child leads its own process group. When the client goes away (writing its output
-//!   fails, or the call is cancelled, which the kubelet API does when the connection closes)
-//!   and when the command ends, the whole group is killed: nothing outlives the exec, not even
-//!   a command's background jobs.
+//! - It runs in a per-instance directory under the system temp dir
+//!   (`<tmp>/vk-mock-exec/<pod uid>`, see [`pod_dir`]), with the host's `PATH`, `HOME` set to
+//!   that directory, `HOSTNAME` the pod name, and the container's env on top. The image is not
+//!   used and the container's `workingDir` is ignored: it names a path inside an image that
+//!   does not exist. The filesystem is the host's: an absolute container path is that host
+//!   path, a relative one (and `~`) is inside the pod's directory, which every container of
+//!   the pod shares (like an emptyDir). So `kubectl cp f pod:f` lands in the pod's directory
+//!   and `kubectl cp pod:f f` reads it back (kubectl runs `tar` through exec).
+//! - With a TTY the command runs on a pseudo-terminal ([`pty`](super::pty)): stderr goes to
+//!   it, stdin bytes go to it raw, terminal sizes set its window size. The command starts once
+//!   the client's first size has come (or after [`FIRST_SIZE_WAIT`]), so it sees the size.
+//! - The child leads its own process group (its own session with a TTY). When the client goes
+//!   away (writing its output fails, or the call is cancelled, which the kubelet API does when
+//!   the connection closes) and when the command ends, the whole group is killed: nothing
+//!   outlives the exec, not even a command's background jobs.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
-use vk_core::provider::{ContainerState, ExecIo, ExecOutcome, PodRef, ProviderError};
+use vk_core::provider::{ContainerState, ExecIo, ExecOutcome, PodRef, ProviderError, TermSize};
 
+use super::spawn::{Launch, exit_code, spawn};
 use super::{MockProvider, lock, pod_key};
 
 /// After the command exits, how long its output pipes may stay open (a background job holding
 /// them) before the rest is dropped.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
-type Writer = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+/// With a TTY, how long the command waits for the client's terminal size before it starts.
+pub(crate) const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
-/// What the exec needs from the instance, read under the state lock.
-struct Target {
-    env: Vec<(String, String)>,
-    dir: PathBuf,
+type SharedWriter = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
+
+/// What a process in a container needs from the instance, read under the state lock.
+pub(crate) struct Target {
+    pub env: Vec<(String, String)>,
+    pub dir: PathBuf,
+}
+
+/// The directory a pod's processes run in: `<tmp>/vk-mock-exec/<pod uid>` (the UID with
+/// anything but ASCII letters, digits and `-` replaced by `_`).
+pub(crate) fn pod_dir(pod: &PodRef) -> PathBuf {
+    let dir_name: String = pod_key(pod)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::env::temp_dir().join("vk-mock-exec").join(dir_name)
 }
 
 impl MockProvider {
@@ -44,57 +68,55 @@ impl MockProvider {
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
         let target = self.exec_target(pod, container)?;
-        let Some((program, args)) = command.split_first() else {
+        if command.is_empty() {
             return Err(ProviderError::invalid(
                 "EmptyCommand",
                 "you must specify at least one command for the container",
             ));
-        };
-        if let Err(err) = tokio::fs::create_dir_all(&target.dir).await {
-            return Ok(ExecOutcome::Error(format!(
-                "creating the working directory {}: {err}",
-                target.dir.display()
-            )));
         }
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
-            .current_dir(&target.dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &target.dir)
-            .env("HOSTNAME", &pod.name)
-            .envs(target.env)
-            .stdin(pipe_if(io.stdin.is_some()))
-            .stdout(pipe_if(io.stdout.is_some()))
-            .stderr(pipe_if(
-                io.stderr.is_some() || (io.tty && io.stdout.is_some()),
-            ))
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(err) => {
-                return Ok(ExecOutcome::Error(format!("exec: {program:?}: {err}",)));
-            }
-        };
-        let _group = GroupKiller(child.id());
-        tracing::debug!(%pod, container, ?command, "mock exec started");
-
         let ExecIo {
             stdin,
             stdout,
             stderr,
             tty,
-            resize,
+            mut resize,
         } = io;
-        let stdout: Option<Writer> = stdout.map(|w| Arc::new(Mutex::new(w)));
-        let stderr: Option<Writer> = if tty {
+        let first_size = match (&mut resize, tty) {
+            (Some(sizes), true) => tokio::time::timeout(FIRST_SIZE_WAIT, sizes.recv())
+                .await
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        let launch = Launch {
+            command: &command,
+            dir: &target.dir,
+            hostname: &pod.name,
+            env: &target.env,
+            stdin: stdin.is_some(),
+            stdout: stdout.is_some(),
+            stderr: stderr.is_some() || (tty && stdout.is_some()),
+            tty: tty.then_some(first_size),
+        };
+        let mut spawned = match spawn(&launch) {
+            Ok(spawned) => spawned,
+            Err(err) => {
+                return Ok(ExecOutcome::Error(format!("exec: {:?}: {err}", command[0])));
+            }
+        };
+        let mut child = spawned.child;
+        let _group = spawned.group;
+        tracing::debug!(%pod, container, ?command, tty, "mock exec started");
+
+        let stdout: Option<SharedWriter> = stdout.map(|w| Arc::new(Mutex::new(w)));
+        let stderr: Option<SharedWriter> = if tty {
             stdout.clone()
         } else {
             stderr.map(|w| Arc::new(Mutex::new(w)))
         };
+        let pty = spawned.pty.take();
         let feed_stdin = {
-            let child_stdin = child.stdin.take();
+            let child_stdin = spawned.stdin.take();
             async move {
                 if let (Some(mut from), Some(mut to)) = (stdin, child_stdin) {
                     // A client that closes stdin (or goes away) gives the child EOF.
@@ -103,16 +125,18 @@ impl MockProvider {
                 }
             }
         };
-        let drain_resize = async move {
+        let apply_resize = async move {
             if let Some(mut sizes) = resize {
-                while sizes.recv().await.is_some() {}
+                while let Some(size) = sizes.recv().await {
+                    apply_size(pty.as_ref(), size);
+                }
             }
         };
         let background = async move {
-            tokio::join!(feed_stdin, drain_resize);
+            tokio::join!(feed_stdin, apply_resize);
         };
         let outputs = {
-            let (out, err) = (child.stdout.take(), child.stderr.take());
+            let (out, err) = (spawned.stdout.take(), spawned.stderr.take());
             let (to_out, to_err) = (stdout.clone(), stderr.clone());
             async move {
                 // The first failed write (the client is gone) ends both.
@@ -153,7 +177,11 @@ impl MockProvider {
     }
 
     /// The container must exist and run, as the kubelet requires.
-    fn exec_target(&self, pod: &PodRef, container: &str) -> Result<Target, ProviderError> {
+    pub(crate) fn exec_target(
+        &self,
+        pod: &PodRef,
+        container: &str,
+    ) -> Result<Target, ProviderError> {
         let state = lock(&self.shared.state);
         let instance = state
             .instances
@@ -194,34 +222,23 @@ impl MockProvider {
                 ));
             }
         }
-        let dir_name: String = pod_key(pod)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
         Ok(Target {
             env: spec
                 .env
                 .iter()
                 .map(|e| (e.name.clone(), e.value.clone()))
                 .collect(),
-            dir: std::env::temp_dir().join("vk-mock-exec").join(dir_name),
+            dir: pod_dir(pod),
         })
     }
 }
 
-fn pipe_if(on: bool) -> Stdio {
-    if on { Stdio::piped() } else { Stdio::null() }
-}
-
 /// Copies the child's output to the client's stream chunk by chunk; `Err` when the client's
 /// side fails (it went away).
-async fn pump<R: AsyncRead + Unpin>(from: Option<R>, to: Option<Writer>) -> std::io::Result<()> {
+pub(crate) async fn pump<R: AsyncRead + Unpin>(
+    from: Option<R>,
+    to: Option<SharedWriter>,
+) -> std::io::Result<()> {
     let (Some(mut from), Some(to)) = (from, to) else {
         return Ok(());
     };
@@ -237,44 +254,11 @@ async fn pump<R: AsyncRead + Unpin>(from: Option<R>, to: Option<Writer>) -> std:
     }
 }
 
-/// The shell's convention: 128 + signal for a command killed by one.
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(-1)
-}
-
-/// Kills the command's process group when the exec ends, however it ends.
-struct GroupKiller(Option<u32>);
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        let Some(pid) = self.0 else { return };
-        // Without libc: `kill` on the negative id signals the group.
-        let group = format!("-{pid}");
-        let args = ["-KILL", "--", group.as_str()];
-        let result = if tokio::runtime::Handle::try_current().is_ok() {
-            // tokio reaps it once it has exited.
-            tokio::process::Command::new("kill")
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map(drop)
-        } else {
-            std::process::Command::new("kill")
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(drop)
-        };
-        if let Err(err) = result {
-            tracing::warn!(pid, %err, "killing an exec's process group");
-        }
+/// Sets the terminal size of a TTY command; sizes for a command without one are dropped.
+fn apply_size(pty: Option<&super::pty::PtyMaster>, size: TermSize) {
+    if let Some(pty) = pty
+        && let Err(err) = pty.resize(size)
+    {
+        tracing::debug!(%err, "resizing an exec's terminal");
     }
 }

@@ -9,15 +9,25 @@
 //!   [`STOP_EXIT_CODE`] (143, reason `Error`), a final `Changed` then `Gone` are pushed.
 //! - Logs of a container that has not started yet are empty (a follower waits for its start).
 //! - Restarts wait `restart_backoff_ms` (fixed) in `CrashLoopBackOff`.
+//! - A container with annotation `mock.vk.io/process.<name>` runs that shell command as a real
+//!   main process ([`process`]): its output is the log, its exit code the container's, and
+//!   `attach` joins it ([`attach`]). `exec` runs real commands in the pod's directory
+//!   ([`exec`]); `-t` gets a pseudo-terminal ([`pty`]).
 
+mod attach;
 mod config;
 mod driver;
 mod exec;
 mod instance;
 mod logs;
 mod persist;
+mod process;
+mod pty;
+mod spawn;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attach;
 #[cfg(test)]
 mod tests_exec;
 #[cfg(test)]
@@ -64,6 +74,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     events: mpsc::Sender<StatusEvent>,
     pub clock: Clock,
+    /// Containers' real main processes, for attach.
+    processes: process::Registry,
 }
 
 #[derive(Default)]
@@ -133,6 +145,7 @@ impl MockProvider {
                 state: Mutex::new(State::default()),
                 events: tx,
                 clock: Clock::new(),
+                processes: process::Registry::default(),
             }),
             events: Mutex::new(Some(rx)),
         }
@@ -258,6 +271,30 @@ impl MockProvider {
         }
     }
 
+    /// Stops and forgets the pod's instance; `false` when there was none.
+    fn remove_instance(&self, pod: &PodRef, grace: Duration) -> bool {
+        let key = pod_key(pod);
+        let mut state = lock(&self.shared.state);
+        state.create_attempts.remove(&key);
+        let Some(mut instance) = state.instances.remove(&key) else {
+            return false;
+        };
+        state.persisted.instances.remove(&key);
+        state.persisted.ips.remove(&key);
+        self.save(&state);
+        tracing::debug!(%pod, ?grace, "mock instance deleted");
+        instance.cancel.cancel();
+        let before = instance.status.clone();
+        instance.stop(self.shared.clock.now());
+        if instance.status != before {
+            self.shared
+                .push(StatusEvent::Changed(instance.status.clone()));
+        }
+        self.shared
+            .push(StatusEvent::Gone(instance.status.pod.clone()));
+        true
+    }
+
     fn not_found(pod: &PodRef) -> ProviderError {
         ProviderError::NotFound(format!("pod \"{pod}\" (uid {}) not found", pod.uid))
     }
@@ -301,25 +338,17 @@ impl Provider for MockProvider {
 
     async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
         self.restore();
-        let key = pod_key(pod);
-        let mut state = lock(&self.shared.state);
-        state.create_attempts.remove(&key);
-        let Some(mut instance) = state.instances.remove(&key) else {
+        if !self.remove_instance(pod, grace) {
             return Ok(());
-        };
-        state.persisted.instances.remove(&key);
-        state.persisted.ips.remove(&key);
-        self.save(&state);
-        tracing::debug!(%pod, ?grace, "mock instance deleted");
-        instance.cancel.cancel();
-        let before = instance.status.clone();
-        instance.stop(self.shared.clock.now());
-        if instance.status != before {
-            self.shared
-                .push(StatusEvent::Changed(instance.status.clone()));
         }
-        self.shared
-            .push(StatusEvent::Gone(instance.status.pod.clone()));
+        // The pod's files (what exec and kubectl cp wrote) go with it.
+        let dir = exec::pod_dir(pod);
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        if let Ok(Err(err)) = removed
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%pod, %err, "removing the mock pod's directory");
+        }
         Ok(())
     }
 
@@ -406,6 +435,17 @@ impl Provider for MockProvider {
     ) -> Result<ExecOutcome, ProviderError> {
         self.restore();
         self.run_exec(pod, container, command, io).await
+    }
+
+    /// Joins the container's real main process; see [`attach`](self::attach).
+    async fn attach(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        self.restore();
+        self.run_attach(pod, container, io).await
     }
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {

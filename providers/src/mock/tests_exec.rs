@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader, DuplexStream};
 use vk_core::provider::{
-    EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider, ProviderError,
+    EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider, ProviderError, TermSize,
 };
 
 use super::tests::{pod, provider, wait_for};
@@ -110,7 +110,7 @@ async fn exec_runs_a_real_command_with_the_containers_env() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_pipes_stdin_and_merges_stderr_with_a_tty() {
+async fn exec_pipes_stdin_and_a_tty_merges_stderr() {
     let (p, pod) = running().await;
     let c = client(Some(b"hello\n"), false);
     let outcome = p
@@ -127,7 +127,11 @@ async fn exec_pipes_stdin_and_merges_stderr_with_a_tty() {
         .unwrap();
     assert_eq!(outcome, ExecOutcome::Exited(0));
     let out = read_all(c.stdout).await;
-    assert!(out.contains("out\n") && out.contains("err\n"), "{out}");
+    // On a terminal: both streams on it, newlines as CR LF.
+    assert!(
+        out.contains("out\r\n") && out.contains("err\r\n"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,4 +210,105 @@ async fn a_client_that_goes_away_kills_the_command() {
     assert!(alive(pid));
     task.abort();
     wait_dead(pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tty_exec_runs_on_a_terminal_of_the_clients_size_and_follows_resizes() {
+    let (p, pod) = running().await;
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let (sizes, resize) = tokio::sync::mpsc::channel(4);
+    sizes
+        .send(TermSize {
+            width: 100,
+            height: 30,
+        })
+        .await
+        .unwrap();
+    let io = ExecIo {
+        stdin: None,
+        stdout: Some(Box::new(out_w)),
+        stderr: None,
+        tty: true,
+        resize: Some(resize),
+    };
+    let script = "trap 'stty size; exit 4' WINCH; tty; stty size; echo err >&2; \
+                  while :; do sleep 0.05; done";
+    let exec = p.exec(&pod, "main", sh(script), io);
+    let client = async move {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let line = line.trim_end_matches('\r').to_string();
+            if line == "err" {
+                sizes
+                    .send(TermSize {
+                        width: 120,
+                        height: 40,
+                    })
+                    .await
+                    .unwrap();
+            }
+            seen.push(line);
+        }
+        seen
+    };
+    let (outcome, seen) = tokio::join!(exec, client);
+    assert_eq!(outcome.unwrap(), ExecOutcome::Exited(4), "{seen:?}");
+    assert!(seen[0].starts_with("/dev/pts/"), "{seen:?}");
+    assert_eq!(seen[1..], ["30 100", "err", "40 120"], "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tty_exec_takes_raw_stdin_through_the_line_discipline() {
+    let (p, pod) = running().await;
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let io = ExecIo {
+        stdin: Some(Box::new(&b"hello\r"[..])),
+        stdout: Some(Box::new(out_w)),
+        stderr: None,
+        tty: true,
+        resize: None,
+    };
+    let outcome = p
+        .exec(&pod, "main", sh("read line; echo got:$line"), io)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ExecOutcome::Exited(0));
+    let out = read_all(stdout).await;
+    // The terminal echoes the input and turns newlines into CR LF.
+    assert!(out.contains("hello\r\n"), "{out:?}");
+    assert!(out.contains("got:hello\r\n"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tty_command_and_its_background_jobs_die_with_the_exec() {
+    let (p, pod) = running().await;
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let io = ExecIo {
+        stdin: None,
+        stdout: Some(Box::new(out_w)),
+        stderr: None,
+        tty: true,
+        resize: None,
+    };
+    let p = std::sync::Arc::new(p);
+    let task = {
+        let (p, pod) = (p.clone(), pod.clone());
+        tokio::spawn(async move {
+            p.exec(&pod, "main", sh("sleep 300 & echo $! $$; wait"), io)
+                .await
+        })
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{line:?}");
+    assert!(pids.iter().all(|&pid| alive(pid)));
+    task.abort();
+    for pid in pids {
+        wait_dead(pid).await;
+    }
 }

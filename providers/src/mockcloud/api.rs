@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::engine::Engine;
+use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
 use crate::eci::api::{
     API_VERSION, CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
@@ -174,7 +175,12 @@ fn is_write(action: &str) -> bool {
 }
 
 /// Run the action; the JSON body of the success answer (its RequestId set by the caller).
-async fn dispatch(engine: &Engine, action: &str, p: &Params) -> Result<String, ApiError> {
+async fn dispatch(
+    engine: &Engine,
+    action: &str,
+    p: &Params,
+    host: &str,
+) -> Result<String, ApiError> {
     match action {
         "CreateContainerGroup" => {
             let req = CreateContainerGroup::decode(p)?;
@@ -212,14 +218,24 @@ async fn dispatch(engine: &Engine, action: &str, p: &Params) -> Result<String, A
         }
         "ExecContainerCommand" => {
             let q = ExecContainerCommand::decode(p)?;
-            if !q.sync {
-                return Err(ApiError::new(
-                    errors::INVALID_PARAMETER,
-                    "Interactive exec (a WebSocket session) is not provided by the mock cloud; use Sync=true.",
-                ));
-            }
-            let (group, container) =
+            let (group, container, _) =
                 engine.exec_target(&q.container_group_id, &q.container_name)?;
+            if !q.sync {
+                let token = engine.exec_sessions().issue(
+                    PendingExec {
+                        group_id: q.container_group_id,
+                        container: q.container_name,
+                        command: q.command,
+                        tty: q.tty,
+                        stdin: q.stdin,
+                    },
+                    Duration::from_millis(engine.config().exec_token_ttl_ms),
+                );
+                return ok(&ExecContainerCommandResponse {
+                    web_socket_uri: format!("ws://{host}{EXEC_PATH}?s={token}"),
+                    ..Default::default()
+                });
+            }
             let output = engine
                 .inner
                 .executor
@@ -355,7 +371,7 @@ pub async fn handle(
     if injected == Some(Injected::BeforeAction) {
         return fail(server_error());
     }
-    let result = dispatch(engine, action, params).await;
+    let result = dispatch(engine, action, params, host).await;
     if injected == Some(Injected::AfterAction) {
         return fail(server_error());
     }

@@ -26,6 +26,7 @@ pub(crate) struct Inner {
     pub executor: Arc<dyn Executor>,
     pub faults: Arc<Faults>,
     pub quota: TokenBucket,
+    pub exec_sessions: super::exec_session::ExecSessions,
     state: Mutex<State>,
 }
 
@@ -119,6 +120,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 faults: Arc::new(Faults::new(config.faults.clone())),
                 quota: TokenBucket::new(config.quota.burst, config.quota.per_second),
+                exec_sessions: Default::default(),
                 executor,
                 config,
                 state: Mutex::new(State::default()),
@@ -132,6 +134,11 @@ impl Engine {
 
     pub fn faults(&self) -> &Arc<Faults> {
         &self.inner.faults
+    }
+
+    /// Interactive exec sessions waiting for their WebSocket.
+    pub fn exec_sessions(&self) -> &super::exec_session::ExecSessions {
+        &self.inner.exec_sessions
     }
 
     /// Take one token of the create/delete quota.
@@ -356,12 +363,20 @@ impl Engine {
         })
     }
 
-    /// The group's sandbox and a running container's definition, for exec.
+    /// The group's sandbox, a running container's definition, and what is cancelled when the
+    /// group is deleted or restarted, for exec.
     pub fn exec_target(
         &self,
         id: &str,
         container: &str,
-    ) -> Result<(Arc<GroupSpec>, crate::eci::request::ContainerDef), ApiError> {
+    ) -> Result<
+        (
+            Arc<GroupSpec>,
+            crate::eci::request::ContainerDef,
+            CancellationToken,
+        ),
+        ApiError,
+    > {
         let state = self.inner.lock();
         let group = state
             .by_id
@@ -380,7 +395,7 @@ impl Engine {
                 format!("The container {container:?} is not running."),
             ));
         }
-        Ok((group.spec.clone(), c.def.clone()))
+        Ok((group.spec.clone(), c.def.clone(), group.cancel.clone()))
     }
 
     /// Fault injection: groups that disappear without a trace.

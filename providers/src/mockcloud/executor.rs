@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use super::catalog::ImageEntry;
 use super::logstore::LogStore;
@@ -58,6 +60,21 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// The streams of an interactive exec (the WebSocket session's side).
+pub struct ExecStreams {
+    /// Bytes for the command's stdin; `None`: it has none (`/dev/null`). The channel closing
+    /// is EOF.
+    pub stdin: Option<mpsc::Receiver<Bytes>>,
+    /// Output chunks by channel (`eci::exec::STDOUT` or `STDERR`). A failed send means the
+    /// client is gone: the command is killed.
+    pub output: mpsc::Sender<(u8, Bytes)>,
+    /// A terminal was asked for: everything comes on stdout (`process` gives the command a
+    /// pseudo-terminal).
+    pub tty: bool,
+    /// Terminal sizes (width, height).
+    pub resize: mpsc::Receiver<(u16, u16)>,
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -78,6 +95,16 @@ pub trait Executor: Send + Sync + 'static {
         container: &ContainerDef,
         command: &[String],
     ) -> Result<ExecOutput, String>;
+
+    /// Run a command in the container's sandbox with streams; its exit code, or why it could
+    /// not run. Dropping the future kills the command.
+    async fn exec_interactive(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+        streams: ExecStreams,
+    ) -> Result<i32, String>;
 
     /// Forget the group: its runs are over (or being stopped).
     async fn remove(&self, group_id: &str);

@@ -11,7 +11,11 @@
 //! `/dev`; it has its own PID, IPC and UTS namespaces (`--unshare-pid`), dies with the cloud
 //! (`--die-with-parent`), starts with a clean environment plus the container's env, in the
 //! container's working directory. The network is the host's (a group's containers share one
-//! network, as ECI's do). Exec runs another bwrap with the same binds.
+//! network, as ECI's do). Exec runs another bwrap with the same binds, env and working
+//! directory (so it sees the volumes, not the container's processes); an interactive exec
+//! streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
+//! controlling terminal, sized as the client asks) and is killed, with everything it started,
+//! when its session ends.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +29,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
 
 use super::catalog::argv;
-use super::executor::{ExecOutput, Executor, Exit, GroupSpec, RunContext};
+use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
@@ -89,7 +93,7 @@ pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
 }
 
 pub struct ProcessExecutor {
-    config: ProcessConfig,
+    pub(super) config: ProcessConfig,
     work_dir: PathBuf,
 }
 
@@ -169,7 +173,7 @@ impl ProcessExecutor {
     }
 
     /// The bwrap arguments up to (not including) `--` and the argv.
-    async fn sandbox(
+    pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
         container: &ContainerDef,
@@ -255,6 +259,32 @@ impl ProcessExecutor {
     }
 }
 
+/// Kills a sandbox's process group when dropped (the run or exec ended, or was abandoned).
+/// bwrap's `--die-with-parent` alone leaves a window: bwrap killed before its child has set
+/// its parent-death signal leaves the sandbox running; the group holds every bwrap process of
+/// the sandbox, and killing its PID namespace's first process ends the rest.
+pub(super) struct SandboxKiller(Option<u32>);
+
+impl SandboxKiller {
+    /// For a bwrap spawned as the leader of its own process group (or session).
+    pub(super) fn of(child: &tokio::process::Child) -> Self {
+        Self(child.id())
+    }
+}
+
+impl Drop for SandboxKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok())
+            && pid > 0
+        {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory use.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Bind a host directory read-only. When a volume or the working directory goes below it,
 /// its mount point cannot be made in a read-only bind, so the directory becomes a tmpfs with
 /// each entry bound read-only (recursing toward the targets), to be remounted read-only once
@@ -332,7 +362,7 @@ async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
     }
 }
 
-fn exit_of(status: std::process::ExitStatus) -> Exit {
+pub(super) fn exit_of(status: std::process::ExitStatus) -> Exit {
     use std::os::unix::process::ExitStatusExt as _;
     match (status.code(), status.signal()) {
         (Some(code), _) => Exit::code(code),
@@ -395,6 +425,7 @@ impl Executor for ProcessExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         let mut child = match spawned {
@@ -406,6 +437,7 @@ impl Executor for ProcessExecutor {
                 ));
             }
         };
+        let _sandbox = SandboxKiller::of(&child);
         let out = child
             .stdout
             .take()
@@ -439,24 +471,37 @@ impl Executor for ProcessExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
-            .output();
-        let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
-        let output = tokio::time::timeout(timeout, child)
-            .await
-            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
+            .spawn()
             .map_err(|e| {
                 format!(
                     "running {}: {e}. {BWRAP_MISSING}",
                     self.config.bwrap.display()
                 )
             })?;
+        let _sandbox = SandboxKiller::of(&child);
+        let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
+        let output = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
+            .map_err(|e| format!("waiting for the command: {e}"))?;
         let mut combined = output.stdout;
         combined.extend_from_slice(&output.stderr);
         Ok(ExecOutput {
             output: combined,
             exit_code: exit_of(output.status).code,
         })
+    }
+
+    async fn exec_interactive(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+        streams: ExecStreams,
+    ) -> Result<i32, String> {
+        self.exec_streams(group, container, command, streams).await
     }
 
     async fn remove(&self, group_id: &str) {

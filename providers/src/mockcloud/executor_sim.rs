@@ -3,7 +3,8 @@
 //! timers, so thousands of groups cost little. A container's own environment can override
 //! the node-wide settings, which lets one cloud run different behaviours side by side:
 //! `MOCKCLOUD_RUN_MS` (milliseconds or `forever`), `MOCKCLOUD_EXIT_CODE`,
-//! `MOCKCLOUD_LOG_INTERVAL_MS`.
+//! `MOCKCLOUD_LOG_INTERVAL_MS`. Exec runs nothing: a tiny simulated shell answers (see
+//! [`SimulateExecutor::exec_interactive`]).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::executor::{ExecOutput, Executor, Exit, GroupSpec, RunContext};
+use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
 use crate::eci::request::ContainerDef;
 
 pub const ENV_RUN_MS: &str = "MOCKCLOUD_RUN_MS";
@@ -157,6 +158,55 @@ impl Executor for SimulateExecutor {
             output: output.into_bytes(),
             exit_code: 0,
         })
+    }
+
+    /// The simulated shell of an interactive exec: `echo ARGS` prints them, `cat` copies
+    /// stdin to stdout until EOF, `true`/`false` exit 0/1, `exit N` exits N, and any other
+    /// command prints what it would have run (exit 0). Nothing really runs.
+    async fn exec_interactive(
+        &self,
+        _group: &GroupSpec,
+        container: &ContainerDef,
+        command: &[String],
+        streams: ExecStreams,
+    ) -> Result<i32, String> {
+        let ExecStreams { stdin, output, .. } = streams;
+        let say = |text: String| {
+            let output = output.clone();
+            async move {
+                output
+                    .send((crate::eci::exec::STDOUT, bytes::Bytes::from(text)))
+                    .await
+                    .map_err(|_| "the client went away".to_string())
+            }
+        };
+        let Some((head, rest)) = command.split_first() else {
+            return Err("no command".into());
+        };
+        let program = head.rsplit('/').next().unwrap_or(head);
+        match program {
+            "echo" => say(format!("{}\n", rest.join(" "))).await.map(|()| 0),
+            "true" => Ok(0),
+            "false" => Ok(1),
+            "exit" => Ok(rest.first().and_then(|c| c.parse().ok()).unwrap_or(0)),
+            "cat" if rest.is_empty() => {
+                if let Some(mut stdin) = stdin {
+                    while let Some(chunk) = stdin.recv().await {
+                        output
+                            .send((crate::eci::exec::STDOUT, chunk))
+                            .await
+                            .map_err(|_| "the client went away".to_string())?;
+                    }
+                }
+                Ok(0)
+            }
+            _ => say(format!(
+                "{}: simulated exec of {:?}\n",
+                container.name, command
+            ))
+            .await
+            .map(|()| 0),
+        }
     }
 
     async fn remove(&self, _group_id: &str) {}

@@ -3,6 +3,8 @@
 //! answers, the service's error codes), an engine of container groups, containers and
 //! events, and an executor that runs them (`simulate`: timers; `process`: real processes in
 //! bubblewrap sandboxes). The `eci` provider drives it exactly as it would drive the service.
+//! Interactive exec hands out a single-use WebSocket URI ([`exec_session`]; framing in
+//! [`crate::eci::exec`]).
 //!
 //! Start one in-process with [`MockCloud::start`], or as the `vk-cloud` binary.
 //!
@@ -14,13 +16,16 @@ pub mod api;
 pub mod catalog;
 mod describe;
 mod engine;
+pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
+mod executor_process_exec;
 pub mod executor_sim;
 pub mod faults;
 mod group;
 mod lifecycle;
 pub mod logstore;
+mod pty;
 mod render;
 mod server;
 #[cfg(test)]
@@ -91,6 +96,8 @@ pub struct MockCloudConfig {
     pub faults: faults::FaultConfig,
     /// Pod IPs are `<prefix>x.y`.
     pub ip_prefix: String,
+    /// An interactive exec's WebSocketUri must be used within this long (and only once).
+    pub exec_token_ttl_ms: u64,
 }
 
 impl Default for MockCloudConfig {
@@ -114,6 +121,7 @@ impl Default for MockCloudConfig {
             catalog: Default::default(),
             faults: Default::default(),
             ip_prefix: "172.16.".into(),
+            exec_token_ttl_ms: 30_000,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP server: `GET /?...` and `POST /` (form body) for the API, `GET`/`POST
-//! /admin/faults` for fault injection. HTTP/1.1 with keep-alive, one task per connection.
+//! /admin/faults` for fault injection, `GET /exec/?s=TOKEN` (WebSocket) for interactive exec. HTTP/1.1 with keep-alive, one task per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::{self, Nonces};
 use super::engine::Engine;
+use super::exec_session;
 use super::executor::Executor;
 use super::executor_process::{ProcessExecutor, check_bwrap};
 use super::executor_sim::SimulateExecutor;
@@ -51,6 +52,8 @@ pub enum StartError {
 struct Server {
     engine: Engine,
     nonces: Nonces,
+    /// Cancelled when the cloud stops; ends exec sessions.
+    stop: CancellationToken,
 }
 
 type Body = Full<Bytes>;
@@ -79,6 +82,11 @@ impl Server {
         }
         if faults.api_down() {
             return Err(Down);
+        }
+        let path = req.uri().path();
+        if path == exec_session::EXEC_PATH || path == exec_session::EXEC_PATH.trim_end_matches('/')
+        {
+            return Ok(exec_session::upgrade(&self.engine, &self.stop, req));
         }
         let latency = faults.latency_ms();
         if latency > 0 {
@@ -197,6 +205,7 @@ impl MockCloud {
         let server = Arc::new(Server {
             engine: engine.clone(),
             nonces: Nonces::default(),
+            stop: cancel.clone(),
         });
         let task = tokio::spawn(serve(listener, server, cancel.clone()));
         Ok(Self {
@@ -265,7 +274,8 @@ async fn serve(listener: TcpListener, server: Arc<Server>, cancel: CancellationT
                 async move { server.handle(req).await }
             });
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = conn => {}

@@ -31,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{AuthError, ClientIdentity, KubeletAuth, NodeAccess, Reviewer};
+pub use exec::{DEFAULT_STREAMING_IDLE_TIMEOUT, StreamingConfig};
 pub use logs::LogQueryError;
 pub use response::KubeletBody;
 pub use review::KubeReviewer;
@@ -67,6 +68,8 @@ pub struct KubeletServer {
     gate: Arc<Gate>,
     /// The node's start time in `/stats/summary`.
     started: Timestamp,
+    /// Exec/attach timeouts and bounds, and the node's session slots.
+    streaming: Arc<exec::Streaming>,
 }
 
 impl KubeletServer {
@@ -82,7 +85,14 @@ impl KubeletServer {
             pods,
             gate: Arc::new(Gate::new(node_name, auth)),
             started: Timestamp::now(),
+            streaming: Arc::new(exec::Streaming::new(StreamingConfig::default())),
         }
+    }
+
+    /// Replaces the default exec/attach timeouts and bounds ([`StreamingConfig::default`]).
+    pub fn with_streaming(mut self, config: StreamingConfig) -> Self {
+        self.streaming = Arc::new(exec::Streaming::new(config));
+        self
     }
 
     /// Serve HTTPS (HTTP/1.1 and h2) on the listener until cancelled. The caller's TLS config

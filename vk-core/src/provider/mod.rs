@@ -110,4 +110,22 @@ pub trait Provider: Send + Sync + 'static {
         command: Vec<String>,
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError>;
+
+    /// Joins the running container's main process with the client's streams (`kubectl
+    /// attach`): the client's stdin goes to the process, its output (stdout, and stderr unless
+    /// `io.tty`) comes back, terminal sizes resize its terminal. Returns when the client
+    /// detaches (stdin ends or its output writes fail, or the future is dropped) or the process
+    /// ends; detaching never stops the container. Errors as for [`Provider::exec`].
+    async fn attach(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        let _ = (pod, container, io);
+        Err(ProviderError::Unsupported(format!(
+            "attach is not supported by the {} provider",
+            self.name()
+        )))
+    }
 }

@@ -1,7 +1,9 @@
 //! What the kubelet's exec and attach handlers need from a connected session, whichever
 //! protocol carries it.
 
-use super::remotecommand::{ExecIo, ExecOutcome, RemoteCommandError, RemoteCommandSession};
+use super::remotecommand::{
+    ExecIo, ExecOutcome, Operation, RemoteCommandError, RemoteCommandSession,
+};
 use super::websocket::WebSocketSession;
 
 /// An exec or attach whose streams are connected, over SPDY or WebSocket.
@@ -11,6 +13,8 @@ pub trait CommandSession: Send + Sized {
     fn transport(&self) -> &'static str;
     /// The negotiated subprotocol, for logs.
     fn protocol_name(&self) -> &'static str;
+    /// Whether the status reports an exec or an attach.
+    fn with_operation(self, operation: Operation) -> Self;
     /// The command's streams; the first call takes them.
     fn take_io(&mut self) -> ExecIo;
     /// Resolves when the client has gone away.
@@ -27,6 +31,10 @@ impl CommandSession for RemoteCommandSession {
 
     fn protocol_name(&self) -> &'static str {
         self.protocol().name()
+    }
+
+    fn with_operation(self, operation: Operation) -> Self {
+        RemoteCommandSession::with_operation(self, operation)
     }
 
     fn take_io(&mut self) -> ExecIo {
@@ -50,6 +58,10 @@ impl CommandSession for WebSocketSession {
 
     fn protocol_name(&self) -> &'static str {
         self.protocol().name()
+    }
+
+    fn with_operation(self, operation: Operation) -> Self {
+        WebSocketSession::with_operation(self, operation)
     }
 
     fn take_io(&mut self) -> ExecIo {

@@ -184,11 +184,17 @@ impl Provider for TestProvider {
         use tokio::io::AsyncWriteExt;
         if let Some(out) = io.stdout.as_mut() {
             let line = format!("{}\n", command.join(" "));
-            out.write_all(line.as_bytes()).await.unwrap();
-            if let Some(stdin) = io.stdin.as_mut() {
-                tokio::io::copy(stdin, out).await.unwrap();
+            let echoed = async {
+                out.write_all(line.as_bytes()).await?;
+                if let Some(stdin) = io.stdin.as_mut() {
+                    tokio::io::copy(stdin, out).await?;
+                }
+                out.shutdown().await
+            };
+            // A client that went away (or a connection closed under it) ends the command.
+            if let Err(err) = echoed.await {
+                return Ok(ExecOutcome::Error(err.to_string()));
             }
-            out.shutdown().await.unwrap();
         }
         Ok(ExecOutcome::Exited(i32::try_from(command.len()).unwrap()))
     }

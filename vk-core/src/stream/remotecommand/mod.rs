@@ -155,6 +155,16 @@ impl StreamOptions {
     }
 }
 
+/// What a session does, which decides how a failure is worded on the error stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Operation {
+    /// Runs a command (`kubectl exec`).
+    #[default]
+    Exec,
+    /// Joins the container's main process (`kubectl attach`).
+    Attach,
+}
+
 /// Runs a command (exec) or joins a running process (attach) with the client's streams.
 /// Implemented by the provider side; all Kubernetes semantics stay here.
 #[async_trait::async_trait]
@@ -179,6 +189,7 @@ pub enum RemoteCommandError {
 pub struct RemoteCommandSession {
     conn: SpdyConnection,
     version: ProtocolVersion,
+    operation: Operation,
     io: Option<ExecIo>,
     error: Option<SendStream>,
     /// Write halves of streams only the client writes to (stdin, resize): closing them early
@@ -281,6 +292,7 @@ impl RemoteCommandSession {
         RemoteCommandSession {
             conn,
             version,
+            operation: Operation::Exec,
             io: Some(ExecIo {
                 stdin,
                 stdout,
@@ -296,6 +308,12 @@ impl RemoteCommandSession {
 
     pub fn protocol(&self) -> ProtocolVersion {
         self.version
+    }
+
+    /// Says what the session is for (exec unless told otherwise).
+    pub fn with_operation(mut self, operation: Operation) -> RemoteCommandSession {
+        self.operation = operation;
+        self
     }
 
     /// The command's streams; the first call takes them, later calls get none.
@@ -315,7 +333,7 @@ impl RemoteCommandSession {
         drop(self.io.take());
         let mut result = Ok(());
         if let Some(mut error) = self.error.take() {
-            if let Some(report) = status::report(self.version, &outcome) {
+            if let Some(report) = status::report(self.version, self.operation, &outcome) {
                 result = error.write_all(&report).await;
             }
             let _ = error.shutdown().await;

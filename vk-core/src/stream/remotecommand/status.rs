@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{ExecOutcome, ProtocolVersion};
+use super::{ExecOutcome, Operation, ProtocolVersion};
 
 /// `metav1.Status`, with Go's field order and omissions, so the bytes match the kubelet's.
 #[derive(Serialize)]
@@ -34,7 +34,7 @@ struct Cause {
     message: String,
 }
 
-fn status(outcome: &ExecOutcome) -> Status {
+fn status(operation: Operation, outcome: &ExecOutcome) -> Status {
     match outcome {
         ExecOutcome::Exited(0) => Status {
             metadata: ListMeta {},
@@ -60,8 +60,11 @@ fn status(outcome: &ExecOutcome) -> Status {
             code: None,
         },
         ExecOutcome::Error(e) => {
-            // apierrors.NewInternalError, as the kubelet wraps executor failures.
-            let err = format!("error executing command in container: {e}");
+            // apierrors.NewInternalError, as the kubelet wraps executor and attacher failures.
+            let err = match operation {
+                Operation::Exec => format!("error executing command in container: {e}"),
+                Operation::Attach => format!("error attaching to container: {e}"),
+            };
             Status {
                 metadata: ListMeta {},
                 status: "Failure",
@@ -92,8 +95,12 @@ pub(crate) enum StatusForm {
 }
 
 /// The bytes to write on the error channel in `form`, if any.
-pub(crate) fn encode(form: StatusForm, outcome: &ExecOutcome) -> Option<Vec<u8>> {
-    let status = status(outcome);
+pub(crate) fn encode(
+    form: StatusForm,
+    operation: Operation,
+    outcome: &ExecOutcome,
+) -> Option<Vec<u8>> {
+    let status = status(operation, outcome);
     match form {
         // Plain structs of strings and numbers always serialize.
         StatusForm::Json => serde_json::to_vec(&status).ok(),
@@ -105,7 +112,11 @@ pub(crate) fn encode(form: StatusForm, outcome: &ExecOutcome) -> Option<Vec<u8>>
 /// The bytes to write on the SPDY error stream, if any: JSON from v4 on; before that the
 /// failure message as text and nothing on success; nothing on v1, whose error stream is
 /// already reset.
-pub(super) fn report(version: ProtocolVersion, outcome: &ExecOutcome) -> Option<Vec<u8>> {
+pub(super) fn report(
+    version: ProtocolVersion,
+    operation: Operation,
+    outcome: &ExecOutcome,
+) -> Option<Vec<u8>> {
     let form = if version.reports_status_json() {
         StatusForm::Json
     } else if version == ProtocolVersion::V1 {
@@ -113,7 +124,7 @@ pub(super) fn report(version: ProtocolVersion, outcome: &ExecOutcome) -> Option<
     } else {
         StatusForm::FailureText
     };
-    encode(form, outcome)
+    encode(form, operation, outcome)
 }
 
 #[cfg(test)]
@@ -121,7 +132,7 @@ mod tests {
     use super::*;
 
     fn text(version: ProtocolVersion, outcome: ExecOutcome) -> Option<String> {
-        report(version, &outcome).map(|b| String::from_utf8(b).expect("utf-8"))
+        report(version, Operation::Exec, &outcome).map(|b| String::from_utf8(b).expect("utf-8"))
     }
 
     #[test]
@@ -153,6 +164,23 @@ mod tests {
             Some(
                 r#"{"metadata":{},"status":"Failure","message":"Internal error occurred: error executing command in container: no such container","reason":"InternalError","details":{"causes":[{"message":"error executing command in container: no such container"}]},"code":500}"#
             )
+        );
+    }
+
+    #[test]
+    fn attach_failures_say_attaching() {
+        let report = report(
+            ProtocolVersion::V4,
+            Operation::Attach,
+            &ExecOutcome::Error("no main process".into()),
+        )
+        .expect("a status");
+        let report = String::from_utf8(report).expect("utf-8");
+        assert!(
+            report.contains(
+                r#""message":"Internal error occurred: error attaching to container: no main process""#
+            ),
+            "{report}"
         );
     }
 

@@ -29,7 +29,7 @@ use tokio_util::sync::{CancellationToken, PollSender};
 use super::Subprotocol;
 use super::channel::{self, ERROR, Incoming, RESIZE, STDERR, STDIN, STDOUT};
 use crate::provider::{ExecIo, ExecOutcome};
-use crate::stream::remotecommand::{StreamOptions, resize, status};
+use crate::stream::remotecommand::{Operation, StreamOptions, resize, status};
 
 /// Messages from the client queued per input channel before the reader waits.
 const INPUT_QUEUE: usize = 16;
@@ -102,6 +102,7 @@ impl Activity {
 /// An exec or attach on an upgraded WebSocket.
 pub struct WebSocketSession {
     protocol: Subprotocol,
+    operation: Operation,
     io: Option<ExecIo>,
     out: Option<mpsc::Sender<Message>>,
     /// The client closed, went away, broke the protocol or idled out.
@@ -200,6 +201,7 @@ impl WebSocketSession {
         };
         WebSocketSession {
             protocol,
+            operation: Operation::Exec,
             io: Some(io),
             out: Some(out),
             peer_gone,
@@ -213,6 +215,12 @@ impl WebSocketSession {
 
     pub fn protocol(&self) -> Subprotocol {
         self.protocol
+    }
+
+    /// Whether the status reports an exec (the default) or an attach.
+    pub fn with_operation(mut self, operation: Operation) -> WebSocketSession {
+        self.operation = operation;
+        self
     }
 
     /// The command's streams; the first call takes them, later calls get none.
@@ -235,7 +243,8 @@ impl WebSocketSession {
         }
         let mut result = Ok(());
         if let Some(out) = self.out.take() {
-            if let Some(report) = status::encode(self.protocol.status_form(), &outcome)
+            if let Some(report) =
+                status::encode(self.protocol.status_form(), self.operation, &outcome)
                 && out
                     .send(channel::encode(self.protocol, ERROR, &report))
                     .await
