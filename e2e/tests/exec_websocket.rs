@@ -133,11 +133,11 @@ async fn server_minor(client: &kube::Client) -> u32 {
         .expect("minor version")
 }
 
-/// vk's debug lines for exec sessions that came over `transport`.
+/// vk's debug lines for exec/attach sessions that came over `transport`.
 fn exec_lines(vk: &Vk, transport: &str) -> Vec<String> {
     vk.logs()
         .lines()
-        .filter(|l| l.contains(" exec ") || l.ends_with(" exec"))
+        .filter(|l| l.contains("streaming session") && l.contains("transport="))
         .filter(|l| l.contains(transport))
         .map(str::to_owned)
         .collect()
