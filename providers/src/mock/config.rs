@@ -24,6 +24,9 @@ pub mod annotations {
     /// `transient:N` (the first N creates of the pod UID fail with a transient error) or
     /// `invalid` (every create fails with `MockInvalidSpec`).
     pub const CREATE_ERROR: &str = "mock.vk.io/create-error";
+    /// `mock.vk.io/port-forward.<port>: host:port`: where `kubectl port-forward` to that pod
+    /// port connects (default `127.0.0.1:<port>`).
+    pub const PORT_FORWARD_PREFIX: &str = "mock.vk.io/port-forward.";
     /// `mock.vk.io/process.<container>`: a shell command (`sh -c`) the mock runs as that
     /// container's main process, for real: its stdout and stderr are the container's log,
     /// its exit code the container's (then the restart policy applies), `kubectl attach`

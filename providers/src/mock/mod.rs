@@ -9,6 +9,8 @@
 //!   [`STOP_EXIT_CODE`] (143, reason `Error`), a final `Changed` then `Gone` are pushed.
 //! - Logs of a container that has not started yet are empty (a follower waits for its start).
 //! - Restarts wait `restart_backoff_ms` (fixed) in `CrashLoopBackOff`.
+//! - `port_forward` connects pod port `P` to `127.0.0.1:P`, or to the `host:port` in the
+//!   pod's `mock.vk.io/port-forward.P` annotation.
 //! - A container with annotation `mock.vk.io/process.<name>` runs that shell command as a real
 //!   main process ([`process`]): its output is the log, its exit code the container's, and
 //!   `attach` joins it ([`attach`]). `exec` runs real commands in the pod's directory
@@ -21,6 +23,7 @@ mod exec;
 mod instance;
 mod logs;
 mod persist;
+mod port_forward;
 mod process;
 mod pty;
 mod spawn;
@@ -32,6 +35,8 @@ mod tests_attach;
 mod tests_exec;
 #[cfg(test)]
 mod tests_logs;
+#[cfg(test)]
+mod tests_port_forward;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -44,8 +49,8 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use vk_core::provider::{
     ContainerState, ContainerStats, ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream,
-    NodeCapacity, PodRef, PodStats, Provider, ProviderError, ResolvedPod, StatusEvent,
-    StatusSource,
+    NodeCapacity, PodRef, PodStats, PortForwardStream, Provider, ProviderError, ResolvedPod,
+    StatusEvent, StatusSource,
 };
 
 pub use config::{CapacityConfig, MockConfig, annotations};
@@ -435,6 +440,17 @@ impl Provider for MockProvider {
     ) -> Result<ExecOutcome, ProviderError> {
         self.restore();
         self.run_exec(pod, container, command, io).await
+    }
+
+    /// Connects to a local address; see [`port_forward`](self::port_forward) for the mapping.
+    async fn port_forward(
+        &self,
+        pod: &PodRef,
+        port: u16,
+        stream: PortForwardStream,
+    ) -> Result<(), ProviderError> {
+        self.restore();
+        self.run_port_forward(pod, port, stream).await
     }
 
     /// Joins the container's real main process; see [`attach`](self::attach).

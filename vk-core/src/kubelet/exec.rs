@@ -45,7 +45,8 @@ pub struct StreamingConfig {
     pub stream_creation_timeout: Duration,
     /// Streams open at once on one connection; more are refused with RST_STREAM.
     pub max_streams_per_connection: usize,
-    /// Exec and attach sessions open at once on this node; more are refused with 429.
+    /// Exec, attach and port-forward sessions (connections) open at once on this node; more
+    /// are refused with 429.
     pub max_sessions: usize,
 }
 
@@ -89,7 +90,7 @@ impl Streaming {
     }
 
     /// A session slot, or `None` when the node is at its bound.
-    fn try_session(&self) -> Option<OwnedSemaphorePermit> {
+    pub(super) fn try_session(&self) -> Option<OwnedSemaphorePermit> {
         self.sessions.clone().try_acquire_owned().ok()
     }
 
@@ -333,7 +334,7 @@ async fn run_session(
     }
 }
 
-fn provider_message(err: ProviderError) -> String {
+pub(super) fn provider_message(err: ProviderError) -> String {
     match err {
         ProviderError::InvalidSpec { message, .. }
         | ProviderError::NotFound(message)
@@ -342,6 +343,6 @@ fn provider_message(err: ProviderError) -> String {
     }
 }
 
-fn boxed(response: UpgradeResponse) -> Response<KubeletBody> {
+pub(super) fn boxed(response: UpgradeResponse) -> Response<KubeletBody> {
     response.map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }

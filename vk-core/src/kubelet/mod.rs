@@ -6,6 +6,7 @@
 mod auth;
 mod exec;
 mod logs;
+mod portforward;
 mod response;
 mod review;
 mod stats;
@@ -210,6 +211,9 @@ impl KubeletServer {
             Ok(()) => {
                 if let Some(target) = exec::stream_target(req.uri().path()) {
                     return self.stream(req, target).await;
+                }
+                if let Some(target) = portforward::target(req.uri().path()) {
+                    return self.port_forward(req, target).await;
                 }
                 self.route(req.method(), req.uri().path(), req.uri().query())
                     .await

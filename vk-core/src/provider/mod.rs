@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 pub use exec::{ExecIo, ExecOutcome, TermSize};
@@ -54,6 +55,15 @@ pub enum StatusSource {
 }
 
 pub type LogStream = BoxStream<'static, Result<Bytes, ProviderError>>;
+
+/// Bytes in both directions: what a forwarded connection is on either side.
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+
+/// The client's side of one forwarded connection (`kubectl port-forward`): reading yields what
+/// the client sends until it closes its side (EOF); shutting down the write side tells the
+/// client the pod's side closed.
+pub type PortForwardStream = Box<dyn ByteStream>;
 
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -110,6 +120,24 @@ pub trait Provider: Send + Sync + 'static {
         command: Vec<String>,
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError>;
+
+    /// Connects `stream` to `port` of the pod's network namespace (`kubectl port-forward`) and
+    /// copies both ways until the pod's side closes or the client goes away (reads fail, or the
+    /// future is dropped). `Err` when the connection could not be made (nothing listens, an
+    /// unknown or stopped pod); its message reaches the client on the error stream.
+    /// [`crate::stream::portforward::splice`] does the copying the way the kubelet does.
+    async fn port_forward(
+        &self,
+        pod: &PodRef,
+        port: u16,
+        stream: PortForwardStream,
+    ) -> Result<(), ProviderError> {
+        let _ = (port, stream);
+        Err(ProviderError::Unsupported(format!(
+            "port-forward to pod {pod} is not supported by the {} provider",
+            self.name()
+        )))
+    }
 
     /// Joins the running container's main process with the client's streams (`kubectl
     /// attach`): the client's stdin goes to the process, its output (stdout, and stderr unless

@@ -7,8 +7,10 @@
 //!   and the hyper upgrade handshake;
 //! - [`remotecommand`]: the exec/attach stream protocol (`channel.k8s.io` v1–v5) on top;
 //! - [`websocket`]: the same protocol over WebSocket channels (`channel.k8s.io`,
-//!   `base64.channel.k8s.io`, their v4 forms and `v5.channel.k8s.io`).
+//!   `base64.channel.k8s.io`, their v4 forms and `v5.channel.k8s.io`);
+//! - [`portforward`]: `kubectl port-forward` over SPDY and WebSocket.
 
+pub mod portforward;
 pub mod remotecommand;
 mod session;
 pub mod spdy;

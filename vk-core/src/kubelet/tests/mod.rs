@@ -5,6 +5,7 @@
 mod auth;
 mod exec;
 mod logs;
+mod portforward;
 mod provider;
 mod routes;
 
