@@ -1,8 +1,8 @@
 //! `/exec/{namespace}/{pod}[/{uid}]/{container}` and `/attach/...` (GET or POST): what
 //! `kubectl exec` and `kubectl attach` reach through the API server. The request is upgraded
-//! to SPDY/3.1, the client opens its remotecommand streams, and the provider runs the command
-//! (exec) or joins the container's main process (attach) with them; how it ended goes back on
-//! the error stream.
+//! to SPDY/3.1 (the client then opens its remotecommand streams) or to WebSocket (channels in
+//! one connection), and the provider runs the command (exec) or joins the container's main
+//! process (attach) with them; how it ended goes back on the error stream.
 //!
 //! Bounds ([`StreamingConfig`]): a node serves at most `max_sessions` exec/attach sessions at
 //! once (the next request gets 429 with a `metav1.Status` before any upgrade, never a hang);
@@ -23,12 +23,14 @@ use super::KubeletServer;
 use super::logs::has_container;
 use super::response::{KubeletBody, failure};
 use crate::provider::{ExecOutcome, PodRef, Provider, ProviderError};
+use crate::stream::CommandSession;
 use crate::stream::remotecommand::{
     DEFAULT_STREAM_CREATION_TIMEOUT, Operation, RemoteCommandSession, SUPPORTED_PROTOCOLS,
     StreamOptions,
 };
 use crate::stream::spdy::SpdyConfig;
 use crate::stream::spdy::upgrade::{self as spdy, UpgradeResponse};
+use crate::stream::websocket::{self, WebSocketConfig};
 
 /// The kubelet's default `streamingConnectionIdleTimeout`.
 pub const DEFAULT_STREAMING_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
@@ -77,6 +79,13 @@ impl Streaming {
             max_concurrent_streams: self.config.max_streams_per_connection.max(1),
             idle_timeout: Some(self.config.idle_timeout).filter(|t| !t.is_zero()),
             ..SpdyConfig::default()
+        }
+    }
+
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig {
+            idle_timeout: Some(self.config.idle_timeout).filter(|t| !t.is_zero()),
+            ..WebSocketConfig::default()
         }
     }
 
@@ -220,6 +229,28 @@ impl KubeletServer {
                 ),
             );
         };
+        let call = match kind {
+            StreamKind::Exec => Call::Exec(command),
+            StreamKind::Attach => Call::Attach,
+        };
+        if websocket::is_websocket_request(req.headers()) {
+            let (response, pending) =
+                match websocket::upgrade(&mut req, opts, self.streaming.websocket_config()) {
+                    Ok(upgrade) => upgrade,
+                    Err(rejection) => return boxed(rejection.into_response()),
+                };
+            let provider = self.provider.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                match pending.connect().await {
+                    Ok(session) => {
+                        run_session(provider.as_ref(), session, &pod_ref, &container, call).await;
+                    }
+                    Err(err) => tracing::debug!(pod = %pod_ref, %err, "upgrade failed"),
+                }
+            });
+            return boxed(response);
+        }
         let (response, pending) =
             match spdy::upgrade(&mut req, SUPPORTED_PROTOCOLS, self.streaming.spdy_config()) {
                 Ok(upgrade) => upgrade,
@@ -246,10 +277,6 @@ impl KubeletServer {
                         return;
                     }
                 };
-            let call = match kind {
-                StreamKind::Exec => Call::Exec(command),
-                StreamKind::Attach => Call::Attach,
-            };
             run_session(provider.as_ref(), session, &pod_ref, &container, call).await;
         });
         boxed(response)
@@ -267,12 +294,19 @@ enum Call {
 /// connection cancels the provider's call.
 async fn run_session(
     provider: &dyn Provider,
-    session: RemoteCommandSession,
+    session: impl CommandSession,
     pod: &PodRef,
     container: &str,
     call: Call,
 ) {
-    tracing::debug!(%pod, container, ?call, protocol = ?session.protocol(), "streaming session");
+    tracing::debug!(
+        %pod,
+        container,
+        ?call,
+        transport = session.transport(),
+        protocol = session.protocol_name(),
+        "streaming session"
+    );
     let operation = match call {
         Call::Exec(_) => Operation::Exec,
         Call::Attach => Operation::Attach,

@@ -27,6 +27,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(8);
 /// A status write at least this often even when nothing changed (the heartbeat).
 const STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// Node-declared features (sorted, as the apiserver requires): WebSocket exec/attach
+/// straight to us (`crate::stream::websocket`).
+const DECLARED_FEATURES: &[&str] = &["ExtendWebSocketsToKubelet"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -125,6 +128,42 @@ impl NodeController {
         Ok(())
     }
 
+    /// On 1.36+ (where the field exists), declare `ExtendWebSocketsToKubelet` in
+    /// `status.declaredFeatures`: the apiserver then proxies exec/attach WebSockets (v5) to
+    /// us as they come instead of translating them to SPDY. Raw JSON, since the typed
+    /// `NodeStatus` (k8s-openapi v1_33) has no such field; a merge patch keeps other writes'
+    /// strategic patches from touching it.
+    async fn declare_features(&self) -> Result<(), NodeError> {
+        let info = self.client.apiserver_version().await?;
+        let number = |s: &str| -> u32 {
+            s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap_or(0)
+        };
+        if (number(&info.major), number(&info.minor)) < (1, 36) {
+            return Ok(());
+        }
+        let patch = serde_json::json!({
+            "status": { "declaredFeatures": DECLARED_FEATURES }
+        });
+        self.api
+            .patch_status(
+                &self.config.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        tracing::debug!(features = ?DECLARED_FEATURES, "node features declared");
+        Ok(())
+    }
+
+    /// [`Self::declare_features`], on start-up and whenever the Node object is new.
+    async fn declare_features_or_warn(&self) {
+        if let Err(e) = self.declare_features().await {
+            tracing::warn!(error = %e, "declaring node features failed");
+        }
+    }
+
     async fn ping(&self) -> Readiness {
         match tokio::time::timeout(PING_TIMEOUT, self.provider.ping()).await {
             Ok(Ok(())) => Readiness::Ready,
@@ -147,6 +186,7 @@ impl NodeController {
         }
         self.readiness = self.ping().await;
         self.sync_status(true).await?;
+        self.declare_features_or_warn().await;
         tracing::info!(node = %self.config.name, ready = ?self.readiness, "node registered");
 
         let watch_api = self.api.clone();
@@ -197,6 +237,7 @@ impl NodeController {
                                 if let Err(e) = self.sync_status(true).await {
                                     tracing::warn!(error = %e, "writing node status failed");
                                 }
+                                self.declare_features_or_warn().await;
                             }
                             Err(e) => tracing::warn!(error = %e, "re-registering the node failed; retrying on the next event"),
                         }
@@ -216,6 +257,7 @@ impl NodeController {
                             if let Err(e) = self.sync_status(true).await {
                                 tracing::warn!(error = %e, "writing node status failed");
                             }
+                            self.declare_features_or_warn().await;
                         }
                     }
                     Some(Err(e)) => {

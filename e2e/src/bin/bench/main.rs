@@ -8,7 +8,11 @@
 //!   bench eci-burst [--pods 300]     300 pods at once on an eci node against `vk-cloud`
 //!                                    (simulate, default quota: burst 100, 20/s): time to
 //!                                    all-Running, and pods that failed or saw throttling
+//!   bench exec [--bytes 1073741824] [--sessions 50]
+//!                                    exec stdout through kube-apiserver (kubectl and kube-rs):
+//!                                    MB/s at the client; concurrent sessions' output checked
 
+mod exec;
 mod log_stream;
 
 use std::collections::{BTreeSet, HashMap};
@@ -57,6 +61,17 @@ enum Bench {
         /// plane, or the cluster KUBECONFIG names).
         #[arg(long)]
         apiserver: bool,
+    },
+    /// Exec through kube-apiserver: stdout throughput at the client (kubectl and kube-rs),
+    /// and `--sessions` execs at once that must all return their own output and exit 0.
+    Exec {
+        #[arg(long, default_value_t = 1 << 30)]
+        bytes: u64,
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Throughput runs per client.
+        #[arg(long, default_value_t = 2)]
+        runs: usize,
     },
     /// A burst of pods through vk with the eci provider against the mock ECI cloud at its
     /// default quota: the client must pace itself instead of failing pods.
@@ -520,5 +535,17 @@ async fn main() -> anyhow::Result<()> {
             workers,
             status_interval_ms,
         } => eci_burst(pods, workers, status_interval_ms).await,
+        Bench::Exec {
+            bytes,
+            sessions,
+            runs,
+        } => {
+            exec::run(exec::Options {
+                bytes,
+                sessions,
+                runs,
+            })
+            .await
+        }
     }
 }

@@ -363,3 +363,58 @@ async fn a_malformed_frame_closes_only_its_own_connection() {
     healthy.shutdown().await;
     wait_sessions(&kubelet, 0).await;
 }
+
+/// `Upgrade: websocket` takes the WebSocket branch: one connection, channel-tagged messages.
+#[tokio::test]
+async fn exec_over_websocket_v5_runs_the_providers_command() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let kubelet = server();
+    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+        let kubelet = kubelet.clone();
+        async move { Ok::<_, std::convert::Infallible>(kubelet.handle(req, None).await) }
+    });
+    tokio::spawn(
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(server_io), service)
+            .with_upgrades(),
+    );
+    let mut request =
+        "ws://127.0.0.1:10250/exec/ci/build/app?command=echo&command=hi&input=1&output=1"
+            .into_client_request()
+            .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "v5.channel.k8s.io, v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::client_async(request, client_io)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "v5.channel.k8s.io"
+    );
+    ws.send(Message::binary(b"\0hello\n".to_vec()))
+        .await
+        .unwrap();
+    ws.send(Message::binary(vec![255, 0])).await.unwrap();
+    let (mut stdout, mut error) = (Vec::new(), Vec::new());
+    while let Some(message) = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+        .await
+        .expect("in time")
+    {
+        match message.unwrap() {
+            Message::Binary(b) if b[0] == 1 => stdout.extend_from_slice(&b[1..]),
+            Message::Binary(b) if b[0] == 3 => error.extend_from_slice(&b[1..]),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(String::from_utf8(stdout).unwrap(), "echo hi\nhello\n");
+    let status: serde_json::Value = serde_json::from_slice(&error).unwrap();
+    assert_eq!(status["reason"], "NonZeroExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "2");
+}

@@ -16,8 +16,8 @@
 //! handler, and client-go's SPDY v5 executor is its v4 one), since SPDY half-closes stdin with
 //! FIN already.
 
-mod resize;
-mod status;
+pub(crate) mod resize;
+pub(crate) mod status;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ fn from_json(value: &Value) -> Option<TermSize> {
 
 /// Decodes sizes from `stream` into `tx` until the stream ends, a value does not decode
 /// (as the kubelet, which then stops listening), or nobody listens.
-pub(super) async fn forward<R: AsyncRead + Unpin>(mut stream: R, tx: mpsc::Sender<TermSize>) {
+pub(crate) async fn forward<R: AsyncRead + Unpin>(mut stream: R, tx: mpsc::Sender<TermSize>) {
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

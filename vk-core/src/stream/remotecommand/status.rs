@@ -82,22 +82,49 @@ fn status(operation: Operation, outcome: &ExecOutcome) -> Status {
     }
 }
 
-/// The bytes to write on the error stream, if any: JSON from v4 on; before that the failure
-/// message as text and nothing on success; nothing on v1, whose error stream is already reset.
+/// What a protocol writes on its error channel when the command ends, whatever carries it
+/// (a SPDY stream or WebSocket channel 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StatusForm {
+    /// Nothing (SPDY v1, whose error stream is reset at the start).
+    Nothing,
+    /// The failure message as text, nothing on success (the kubelet's v1 status writer).
+    FailureText,
+    /// The `metav1.Status` as JSON, success included (the v4 status writer).
+    Json,
+}
+
+/// The bytes to write on the error channel in `form`, if any.
+pub(crate) fn encode(
+    form: StatusForm,
+    operation: Operation,
+    outcome: &ExecOutcome,
+) -> Option<Vec<u8>> {
+    let status = status(operation, outcome);
+    match form {
+        // Plain structs of strings and numbers always serialize.
+        StatusForm::Json => serde_json::to_vec(&status).ok(),
+        StatusForm::FailureText => status.message.map(String::into_bytes),
+        StatusForm::Nothing => None,
+    }
+}
+
+/// The bytes to write on the SPDY error stream, if any: JSON from v4 on; before that the
+/// failure message as text and nothing on success; nothing on v1, whose error stream is
+/// already reset.
 pub(super) fn report(
     version: ProtocolVersion,
     operation: Operation,
     outcome: &ExecOutcome,
 ) -> Option<Vec<u8>> {
-    let status = status(operation, outcome);
-    if version.reports_status_json() {
-        // Plain structs of strings and numbers always serialize.
-        return serde_json::to_vec(&status).ok();
-    }
-    if version == ProtocolVersion::V1 {
-        return None;
-    }
-    status.message.map(String::into_bytes)
+    let form = if version.reports_status_json() {
+        StatusForm::Json
+    } else if version == ProtocolVersion::V1 {
+        StatusForm::Nothing
+    } else {
+        StatusForm::FailureText
+    };
+    encode(form, operation, outcome)
 }
 
 #[cfg(test)]
