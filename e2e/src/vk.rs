@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 
-use crate::{cluster, kubectl_ok, repo_root};
+use crate::{cluster, kubectl_ok, repo_root, unique};
 
 /// The `vk` binary next to the test executable (cargo builds it with the workspace).
 pub fn vk_binary() -> PathBuf {
@@ -88,8 +88,12 @@ pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
     let yaml = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: vk\n  user:\n    token: {token}\ncontexts:\n- name: vk\n  context:\n    cluster: c\n    user: vk\ncurrent-context: vk\n"
     );
+    // Tests of one binary may get here at once: each writes its own file and renames it into
+    // place, so a vk started meanwhile never reads a half-written kubeconfig.
     let path = std::env::temp_dir().join(format!("vk-e2e-sa-{}.kubeconfig", std::process::id()));
-    std::fs::write(&path, yaml).expect("writing the SA kubeconfig");
+    let partial = path.with_extension(format!("kubeconfig.{}", unique("part")));
+    std::fs::write(&partial, yaml).expect("writing the SA kubeconfig");
+    std::fs::rename(&partial, &path).expect("moving the SA kubeconfig into place");
     let _ = PATH.set(path.clone());
     path
 }
