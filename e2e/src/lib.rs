@@ -7,6 +7,7 @@
 //! a reaper stops it when the test process exits.
 
 pub mod cloud;
+pub mod harness;
 pub mod pods;
 pub mod vk;
 
