@@ -139,7 +139,7 @@ async fn pods_reach_their_final_state_through_5xx_and_throttling_and_leave_no_gr
         .ready_timeout(Duration::from_secs(90))
         .start()
         .await;
-    let (client, node, cloud, ns, pods) = (&s.client, &s.vk.node, s.cloud(), &s.ns, &s.pods);
+    let (client, node, cloud, ns, pods) = (&s.client, s.vk.node.clone(), s.cloud(), &s.ns, &s.pods);
 
     // Throttling bursts for the whole test, on top of the 5xx.
     set_faults(&cloud.endpoint, &throttle_burst(FIRST_BURST)).await;

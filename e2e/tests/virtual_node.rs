@@ -106,8 +106,8 @@ async fn node_registers_turns_ready_and_renews_its_lease() {
 #[tokio::test]
 async fn deleted_node_is_registered_again() {
     let s = Options::mock("vk-recreate").start_node().await;
-    let (nodes, name) = (&s.nodes, &s.vk.node);
-    let first = wait_node_ready(nodes, name, "True", Duration::from_secs(60)).await;
+    let (nodes, name) = (s.nodes.clone(), s.vk.node.clone());
+    let first = wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
     nodes.delete(&name, &DeleteParams::default()).await.unwrap();
     wait_for(
         "the node to come back under a new UID",
@@ -132,7 +132,7 @@ async fn failing_provider_ping_makes_the_node_not_ready() {
         .config(&format!("  ping_fail_file: {}\n", flag.display()))
         .start_node()
         .await;
-    let (nodes, name) = (&s.nodes, &s.vk.node);
+    let (nodes, name) = (s.nodes.clone(), s.vk.node.clone());
     std::fs::write(&flag, "down").unwrap();
     let node = wait_node_ready(&nodes, &name, "False", Duration::from_secs(40)).await;
     assert_eq!(
