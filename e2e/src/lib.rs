@@ -11,8 +11,9 @@ pub mod harness;
 pub mod pods;
 pub mod vk;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -130,15 +131,37 @@ pub async fn client() -> kube::Client {
     kube::Client::try_from(config).expect("building a client")
 }
 
+/// A kubectl command against the shared cluster, for a test that wires its pipes itself.
+pub fn kubectl_command(args: &[&str]) -> Command {
+    let c = cluster();
+    let mut cmd = Command::new(&c.kubectl);
+    cmd.arg("--kubeconfig").arg(&c.kubeconfig).args(args);
+    cmd
+}
+
 /// Run kubectl against the shared cluster.
 pub fn kubectl(args: &[&str]) -> Output {
-    let c = cluster();
-    Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(args)
-        .output()
-        .expect("running kubectl")
+    kubectl_command(args).output().expect("running kubectl")
+}
+
+/// Run `cmd` to its end with `input` written to its stdin (no stdin when `None`); its
+/// stdout and stderr.
+pub fn output_with_input(mut cmd: Command, input: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the command");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("writing stdin");
+    }
+    child.wait_with_output().expect("waiting for the command")
 }
 
 /// Run kubectl and return stdout, failing the test with stderr when it fails.

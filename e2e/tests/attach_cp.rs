@@ -53,13 +53,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn kubectl_cmd(s: &TestBed, args: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name])
-        .args(args);
-    cmd
+    e2e::kubectl_command(&[&["-n", s.ns.name.as_str()], args].concat())
 }
 
 /// Lines of a child's stdout, read on a thread so a test can wait for one with a deadline.

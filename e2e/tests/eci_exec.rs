@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::cluster;
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_container_terminated};
+use e2e::{cluster, output_with_input};
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
 const WORKSPACE: &str = "/home/jenkins/agent";
@@ -53,15 +53,8 @@ async fn setup(prefix: &str) -> TestBed {
 }
 
 fn kubectl_command(s: &TestBed, container: &str, flags: &[&str], command: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name, "exec"])
-        .args(flags)
-        .args(["build", "-c", container, "--"])
-        .args(command);
-    cmd
+    let exec = ["-n", &s.ns.name, "exec"];
+    e2e::kubectl_command(&[&exec, flags, &["build", "-c", container, "--"], command].concat())
 }
 
 /// `kubectl exec [flags] build -c CONTAINER -- command`, with `input` on stdin when given.
@@ -72,21 +65,7 @@ fn exec(
     command: &[&str],
     input: Option<&str>,
 ) -> Output {
-    let mut child = kubectl_command(s, container, flags, command)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    output_with_input(kubectl_command(s, container, flags, command), input)
 }
 
 fn text(bytes: &[u8]) -> String {

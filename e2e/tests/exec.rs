@@ -2,13 +2,13 @@
 //! to SPDY/3.1: the mock provider runs the command as a local process, so stdout, stderr,
 //! stdin and the exit code are real.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_container_terminated};
-use e2e::{cluster, kubectl};
+use e2e::{kubectl, output_with_input};
 use k8s_openapi::api::core::v1::EnvVar;
 
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (env
@@ -31,34 +31,13 @@ async fn setup(prefix: &str) -> TestBed {
 }
 
 fn kubectl_command(s: &TestBed, flags: &[&str], command: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name, "exec"])
-        .args(flags)
-        .args(["shell", "-c", "main", "--"])
-        .args(command);
-    cmd
+    let exec = ["-n", &s.ns.name, "exec"];
+    e2e::kubectl_command(&[&exec, flags, &["shell", "-c", "main", "--"], command].concat())
 }
 
 /// `kubectl exec [flags] shell -c main -- command`, with `input` on stdin when given.
 fn exec(s: &TestBed, flags: &[&str], command: &[&str], input: Option<&str>) -> Output {
-    let mut child = kubectl_command(s, flags, command)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    output_with_input(kubectl_command(s, flags, command), input)
 }
 
 fn text(bytes: &[u8]) -> String {

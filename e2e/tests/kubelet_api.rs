@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e::harness::Options;
 use e2e::pods::{pod_for_node, wait_phase};
-use e2e::{cluster, kubectl, kubectl_ok};
+use e2e::{cluster, kubectl, kubectl_command, kubectl_ok};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, ListParams, PostParams};
 
@@ -47,12 +47,8 @@ async fn kubectl_logs_behaves_as_on_a_real_kubelet() {
     let ns = s.ns.name.clone();
 
     // -f: lines arrive while the container runs, and the command ends when it ends.
-    let c = cluster();
     let started = Instant::now();
-    let mut follow = Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &ns, "logs", "-f", "build", "-c", "golang"])
+    let mut follow = kubectl_command(&["-n", &ns, "logs", "-f", "build", "-c", "golang"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::pod_for_node;
-use e2e::{client, cluster, kubectl, kubectl_ok};
+use e2e::{client, kubectl, kubectl_command, kubectl_ok};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,18 +148,15 @@ struct PortForward {
 
 impl PortForward {
     fn start(s: &TestBed, remote_ports: &[u16]) -> PortForward {
-        let c = cluster();
         let specs: Vec<String> = remote_ports.iter().map(|p| format!(":{p}")).collect();
-        let mut child = Command::new(&c.kubectl)
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
-            .args(["-n", &s.ns.name, "port-forward", "--address", "127.0.0.1"])
-            .arg("pod/web")
-            .args(&specs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            kubectl_command(&["-n", &s.ns.name, "port-forward", "--address", "127.0.0.1"])
+                .arg("pod/web")
+                .args(&specs)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();

@@ -11,7 +11,7 @@
 //! against 1.36+ it passes the WebSocket through (vk declares `ExtendWebSocketsToKubelet`).
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -116,12 +116,8 @@ fn print_throughput(what: &str, bytes: u64, elapsed: Duration) {
 
 /// Runs kubectl exec and counts its stdout; the time is from spawn to the end of output.
 fn kubectl_throughput(namespace: &str, bytes: u64) -> anyhow::Result<(u64, Duration)> {
-    let c = cluster();
     let start = Instant::now();
-    let mut child = Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", namespace, "exec", "shell", "-c", "main", "--"])
+    let mut child = e2e::kubectl_command(&["-n", namespace, "exec", "shell", "-c", "main", "--"])
         .args(["head", "-c", &bytes.to_string(), "/dev/zero"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
