@@ -42,6 +42,14 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// An object from `manifests/examples/<file>`, as a user would apply it.
+pub fn example<T: serde::de::DeserializeOwned>(file: &str) -> T {
+    let path = repo_root().join("manifests/examples").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
 fn cluster_script(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(repo_root().join("e2e/cluster"))
         .args(args)

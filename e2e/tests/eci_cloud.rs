@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_phase};
-use e2e::{kubectl_ok, repo_root, wait_for};
+use e2e::{example, kubectl_ok, wait_for};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -25,20 +25,12 @@ async fn groups(s: &TestBed) -> Vec<String> {
 #[tokio::test]
 async fn jenkins_build_pod_runs_for_real_through_eci() {
     let s = setup("vk-eci").await;
-    let secret: Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let secret: Secret = example("registry-credentials.yaml");
     Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let mut pod: Pod = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let mut pod: Pod = example("jenkins-build-pod.yaml");
     pod.spec
         .as_mut()
         .unwrap()

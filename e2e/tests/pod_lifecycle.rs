@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{phase, pod_for_node, wait_phase};
-use e2e::{repo_root, wait_for};
+use e2e::{example, wait_for};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
@@ -41,19 +41,12 @@ fn uid(pod: &Pod) -> String {
 #[tokio::test]
 async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
     let s = setup("vk-build").await;
-    let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret = example("registry-credentials.yaml");
     Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let text =
-        std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
-            .unwrap();
-    let mut pod: Pod = serde_yaml::from_str(&text).unwrap();
+    let mut pod: Pod = example("jenkins-build-pod.yaml");
     // Other tests run virtual nodes in the same cluster: pin this pod to ours.
     let spec = pod.spec.as_mut().unwrap();
     spec.node_selector

@@ -422,13 +422,7 @@ async fn failing_init_container_fails_the_pod_with_its_exit_code() {
 #[tokio::test]
 async fn image_pull_secrets_reach_the_provider_and_a_missing_one_is_a_warning() {
     let s = setup("vk-pull", "").await;
-    let secret: Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(
-            e2e::repo_root().join("manifests/examples/registry-credentials.yaml"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let secret: Secret = e2e::example("registry-credentials.yaml");
     Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
