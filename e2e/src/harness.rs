@@ -3,7 +3,7 @@
 //! for the test's pods. On drop, vk stops BEFORE its node is deleted (a running vk registers a
 //! deleted node again), and the mock cloud, if any, stops after vk.
 //!
-//! ```ignore
+//! ```text
 //! let s = Options::mock("vk-exec").serving_cert().start().await;
 //! s.run_pod(&pod_for_node("shell", &s.vk.node, &["main"], &[])).await;
 //! ```

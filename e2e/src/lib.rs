@@ -1,6 +1,7 @@
 //! Test harness for the end-to-end tests: a real control plane shared by all tests of a test
 //! binary, a fresh `kube::Client` per test, a fresh namespace per test, and helpers to run
-//! real clients (kubectl) and the real `vk` binary.
+//! real clients (kubectl) and the real `vk` binary. [`harness`] starts a test's virtual node
+//! (vk, its node, its serving certificate, a mock cloud) and namespace, and removes them in order.
 //!
 //! The cluster is the one `KUBECONFIG` names when it is set (the README's test command sets it
 //! to the cluster it started); otherwise this binary starts its own with `e2e/cluster up`, and
