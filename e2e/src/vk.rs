@@ -203,7 +203,10 @@ impl Vk {
             .arg(self.kubelet_port.to_string())
             .arg("--cert-dir")
             .arg(&self.cert_dir)
-            .env("RUST_LOG", "info,vk_core=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("VK_E2E_RUST_LOG").unwrap_or_else(|_| "info,vk_core=debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);

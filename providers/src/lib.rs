@@ -7,6 +7,7 @@
 //! - [`mockcloud`]: an ECI-compatible service that really runs the containers (simulated or
 //!   as sandboxed processes); the `vk-cloud` binary serves it.
 
+pub mod apiclient;
 pub mod cli;
 pub mod eci;
 pub mod mock;

@@ -299,7 +299,7 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
             .await
             .context("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a cluster")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    providers::apiclient::client(config)
 }
 
 async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {

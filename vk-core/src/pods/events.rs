@@ -12,11 +12,16 @@
 //!
 //! Occurrences that arrive while a call for the same series is in flight are folded into the
 //! next patch, so a series is never patched before it was created.
+//!
+//! Events yield to pod status: while the controller writes statuses (a burst of pods starting)
+//! an event waits until no status write has been in flight for [`QUIET`], but never longer
+//! than [`HOLD_MAX`] after it occurred. Its `eventTime` is when it occurred, not when it was
+//! published.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -31,6 +36,10 @@ use tokio::task::JoinSet;
 pub const QUEUE_CAPACITY: usize = 1024;
 /// API calls in flight at once.
 pub const IN_FLIGHT: usize = 4;
+/// Status writes must have been idle this long before an event is published ...
+pub const QUIET: Duration = Duration::from_millis(100);
+/// ... unless the event occurred this long ago.
+pub const HOLD_MAX: Duration = Duration::from_secs(2);
 /// An identical event within this window counts into the first one's series.
 pub const SERIES_WINDOW: Duration = Duration::from_secs(600);
 /// Different notes for one object, type and reason before they are combined.
@@ -66,6 +75,78 @@ pub struct Occurrence {
 pub struct EventRecorder {
     tx: mpsc::Sender<Occurrence>,
     dropped: Arc<AtomicU64>,
+    priority: Priority,
+}
+
+/// Tells the publisher when more urgent API calls (pod status writes) are in flight.
+#[derive(Clone)]
+pub struct Priority {
+    inner: Arc<PriorityState>,
+}
+
+struct PriorityState {
+    busy: AtomicUsize,
+    base: Instant,
+    /// When the last urgent call ended (nanoseconds after `base`).
+    last_end: AtomicU64,
+}
+
+/// An urgent call in flight; dropping it ends it.
+pub struct Urgent {
+    priority: Priority,
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(PriorityState {
+                busy: AtomicUsize::new(0),
+                base: Instant::now(),
+                last_end: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Priority {
+    /// Mark an urgent call in flight until the returned guard is dropped.
+    pub fn urgent(&self) -> Urgent {
+        self.inner.busy.fetch_add(1, Ordering::SeqCst);
+        Urgent {
+            priority: self.clone(),
+        }
+    }
+
+    /// How much longer until urgent calls have been idle for [`QUIET`]; `None`: they are.
+    fn quiet_in(&self) -> Option<Duration> {
+        if self.inner.busy.load(Ordering::SeqCst) > 0 {
+            return Some(QUIET);
+        }
+        let ended = Duration::from_nanos(self.inner.last_end.load(Ordering::SeqCst));
+        let since = self.inner.base.elapsed().saturating_sub(ended);
+        QUIET.checked_sub(since).filter(|d| !d.is_zero())
+    }
+
+    /// Wait until urgent calls have been quiet, or until `deadline`.
+    pub async fn until_quiet(&self, deadline: tokio::time::Instant) {
+        while let Some(wait) = self.quiet_in() {
+            let until = tokio::time::Instant::now() + wait;
+            if until >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return;
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+}
+
+impl Drop for Urgent {
+    fn drop(&mut self) {
+        let state = &self.priority.inner;
+        let now = u64::try_from(state.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        state.last_end.fetch_max(now, Ordering::SeqCst);
+        state.busy.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EventRecorder {
@@ -73,11 +154,18 @@ impl EventRecorder {
     /// queued is published.
     pub fn spawn(client: kube::Client, reporter: Reporter) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(publish(client, reporter, rx));
+        let priority = Priority::default();
+        tokio::spawn(publish(client, reporter, rx, priority.clone()));
         Self {
             tx,
             dropped: Arc::default(),
+            priority,
         }
+    }
+
+    /// Mark an urgent API call (a pod status write) in flight: events wait for it.
+    pub fn urgent(&self) -> Urgent {
+        self.priority.urgent()
     }
 
     /// Queue an event; never waits.
@@ -364,8 +452,9 @@ impl Aggregator {
         }
     }
 
-    /// The next call to make, marking its series in flight.
-    fn next_call(&mut self) -> Option<(SeriesKey, Call)> {
+    /// The next call to make (and when its latest occurrence happened), marking its series in
+    /// flight.
+    fn next_call(&mut self) -> Option<(SeriesKey, Call, Timestamp)> {
         while let Some(key) = self.ready.pop_front() {
             let Some(series) = self.series.get_mut(&key) else {
                 continue;
@@ -390,7 +479,7 @@ impl Aggregator {
                 event.series = (series.count > 1).then_some(series_now);
                 Call::Create(Box::new(event))
             };
-            return Some((key, call));
+            return Some((key, call, series.last));
         }
         None
     }
@@ -418,7 +507,7 @@ impl Aggregator {
     #[cfg(test)]
     pub(crate) fn drain_calls(&mut self) -> Vec<Call> {
         let mut calls = Vec::new();
-        while let Some((key, call)) = self.next_call() {
+        while let Some((key, call, _)) = self.next_call() {
             self.finished(&key, Ok(()));
             calls.push(call);
         }
@@ -473,17 +562,28 @@ async fn call(client: kube::Client, call: Call) -> Result<(), bool> {
     Err(false)
 }
 
-async fn publish(client: kube::Client, reporter: Reporter, mut rx: mpsc::Receiver<Occurrence>) {
+async fn publish(
+    client: kube::Client,
+    reporter: Reporter,
+    mut rx: mpsc::Receiver<Occurrence>,
+    priority: Priority,
+) {
     let mut aggregator = Aggregator::new(reporter);
     let mut calls: JoinSet<(SeriesKey, Result<(), bool>)> = JoinSet::new();
     let mut open = true;
     loop {
         while calls.len() < IN_FLIGHT {
-            let Some((key, c)) = aggregator.next_call() else {
+            let Some((key, c, occurred)) = aggregator.next_call() else {
                 break;
             };
             let client = client.clone();
-            calls.spawn(async move { (key, call(client, c).await) });
+            let priority = priority.clone();
+            let held = HOLD_MAX.saturating_sub(elapsed(occurred, Timestamp::now()));
+            let deadline = tokio::time::Instant::now() + held;
+            calls.spawn(async move {
+                priority.until_quiet(deadline).await;
+                (key, call(client, c).await)
+            });
         }
         if !open && calls.is_empty() {
             return;

@@ -134,7 +134,7 @@ fn the_same_event_again_patches_the_series_of_the_first() {
 fn occurrences_during_a_create_wait_for_it_and_then_patch() {
     let mut agg = Aggregator::new(reporter());
     agg.observe(occurrence("build", "BackOff", "Back-off restarting", 0));
-    let (key, call) = agg.next_call().unwrap();
+    let (key, call, _) = agg.next_call().unwrap();
     assert!(matches!(call, Call::Create(_)));
     agg.observe(occurrence("build", "BackOff", "Back-off restarting", 1));
     assert!(
@@ -142,7 +142,7 @@ fn occurrences_during_a_create_wait_for_it_and_then_patch() {
         "nothing is sent for a series whose create is still in flight"
     );
     agg.finished(&key, Ok(()));
-    let (key, call) = agg.next_call().unwrap();
+    let (key, call, _) = agg.next_call().unwrap();
     let Call::Patch { series, .. } = call else {
         panic!("expected a patch, got {call:?}");
     };
@@ -151,7 +151,7 @@ fn occurrences_during_a_create_wait_for_it_and_then_patch() {
     // The event expired from the API meanwhile: it is created again with its count.
     agg.observe(occurrence("build", "BackOff", "Back-off restarting", 2));
     agg.finished(&key, Err(true));
-    let (_, call) = agg.next_call().unwrap();
+    let (_, call, _) = agg.next_call().unwrap();
     let Call::Create(event) = call else {
         panic!("expected a create, got {call:?}");
     };

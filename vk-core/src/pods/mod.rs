@@ -136,13 +136,16 @@ impl PodController {
 
         let watch_config =
             watcher::Config::default().fields(&format!("spec.nodeName={}", self.config.node_name));
+        let seen_ctx = ctx.clone();
         let stream = watcher(pods, watch_config)
             .default_backoff()
             .reflect(writer)
-            .inspect_ok(move |event| {
-                if let watcher::Event::Delete(pod) = event {
+            .inspect_ok(move |event| match event {
+                watcher::Event::Delete(pod) => {
                     let _ = deleted_tx.send(pod.clone());
                 }
+                watcher::Event::Apply(pod) => seen_ctx.seen(pod),
+                _ => {}
             })
             .applied_objects();
 

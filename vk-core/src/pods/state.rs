@@ -54,6 +54,10 @@ pub struct PodContext {
     written: Mutex<HashMap<String, Written>>,
     /// When each pod's instance was last created, until the pod is forgotten.
     created: Mutex<HashMap<String, std::time::Instant>>,
+    /// Reconciles running now (for timing logs).
+    running: std::sync::atomic::AtomicUsize,
+    /// When the watch first brought a pod that was not started yet (for start-up timing logs).
+    first_seen: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 struct Written {
@@ -157,6 +161,8 @@ impl PodContext {
             mounted_changed: Mutex::new(HashSet::new()),
             written: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
+            first_seen: Mutex::new(HashMap::new()),
+            running: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -215,7 +221,32 @@ impl PodContext {
         lock(&self.mounted_changed).remove(uid);
         lock(&self.written).remove(uid);
         lock(&self.created).remove(uid);
+        lock(&self.first_seen).remove(uid);
         self.watched.remove_pod(uid);
+    }
+
+    /// The watch brought `pod`. One this node has not created yet starts its preparation
+    /// before a reconcile worker is free: its namespace is watched and its service-account
+    /// tokens are asked for, so the create that follows finds them ready.
+    pub fn seen(&self, pod: &Pod) {
+        let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
+        if !pending || has_started(pod) || pod.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else {
+            return;
+        };
+        let first = {
+            let mut seen = lock(&self.first_seen);
+            let first = !seen.contains_key(&uid);
+            seen.entry(uid.clone())
+                .or_insert_with(std::time::Instant::now);
+            first
+        };
+        if first && self.instance(&uid).is_none() && self.created_ago(&uid).is_none() {
+            self.watched.add_pod(&namespace, &uid);
+            self.watched.prefetch_tokens(pod);
+        }
     }
 
     /// A secret or configMap was created or changed: the pods of its namespace that read it,
@@ -424,6 +455,7 @@ impl PodContext {
                 items.push(serde_json::json!({"$patch": "replace"}));
             }
         }
+        let urgent = self.events.urgent();
         let result = api
             .patch_status(
                 &pod.name_any(),
@@ -431,6 +463,7 @@ impl PodContext {
                 &Patch::Strategic(&patch),
             )
             .await;
+        drop(urgent);
         tracing::debug!(
             pod = %pod_ref(pod),
             phase = %phase,
@@ -571,6 +604,7 @@ impl PodContext {
 
     async fn create(&self, pod: &Pod) -> Result<Action, PodError> {
         let r = pod_ref(pod);
+        let began = std::time::Instant::now();
         let (resolved, warnings) = match resolve_pod_with_warnings(
             pod,
             &self.config.node_name,
@@ -607,7 +641,20 @@ impl PodContext {
             }
             Err(e @ ResolveError::Api(_)) => return Err(e.into()),
         };
-        match self.provider.create(&resolved).await {
+        let resolved_in = began.elapsed();
+        let result = self.provider.create(&resolved).await;
+        let since_seen = lock(&self.first_seen)
+            .get(&r.uid)
+            .map(|at| (began - *at).as_secs_f64() * 1000.0);
+        tracing::debug!(
+            pod = %r,
+            since_seen_ms = since_seen,
+            resolve_ms = resolved_in.as_secs_f64() * 1000.0,
+            create_ms = (began.elapsed() - resolved_in).as_secs_f64() * 1000.0,
+            ok = result.is_ok(),
+            "provider create"
+        );
+        match result {
             Ok(()) => {}
             Err(ProviderError::InvalidSpec { reason, message }) => {
                 return self.refuse(pod, &reason, &message).await;
@@ -843,10 +890,18 @@ impl PodContext {
 pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, PodError> {
     let r = pod_ref(&pod);
     let pod = ctx.current(&pod);
+    let began = std::time::Instant::now();
+    let running = ctx
+        .running
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
     let result = ctx
         .reconcile_pod(&pod)
         .instrument(tracing::info_span!("reconcile", pod = %r))
         .await;
+    ctx.running
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::trace!(pod = %r, running, took_ms = began.elapsed().as_secs_f64() * 1000.0, "reconciled");
     if result.is_ok() {
         lock(&ctx.failures).remove(&r.uid);
     }

@@ -11,21 +11,29 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::ApiObjectSource;
 use super::references::ObjectKind;
-use super::resolve::{ObjectSource, ResolveError};
+use super::resolve::{ObjectSource, ResolveError, service_account_name, token_requests};
+
+/// Token requests issued ahead at once; more wait for a slot.
+const PREFETCH_IN_FLIGHT: usize = 32;
+/// Tokens issued ahead and not taken yet, at most.
+const PREFETCH_MAX: usize = 1024;
+/// A token issued ahead is used only this long after it was asked for.
+const PREFETCH_TTL: Duration = Duration::from_secs(60);
 
 /// A secret or configMap was created or changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +49,25 @@ pub struct WatchedNamespaces {
     api: ApiObjectSource,
     changes: mpsc::UnboundedSender<ObjectChange>,
     state: Mutex<State>,
+    /// Service-account tokens asked for as soon as the watch brought a pod that is to be
+    /// created, so the TokenRequest runs while the pod waits for a reconcile worker. Each one
+    /// is taken once, by the resolution it was issued for.
+    prefetched: Mutex<HashMap<TokenKey, Prefetched>>,
+    prefetch_slots: Arc<Semaphore>,
+}
+
+/// One token a pod's projected volumes ask for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TokenKey {
+    uid: String,
+    account: String,
+    audience: Option<String>,
+    expiration_seconds: i64,
+}
+
+struct Prefetched {
+    asked: Instant,
+    answer: oneshot::Receiver<Result<String, ResolveError>>,
 }
 
 #[derive(Default)]
@@ -105,6 +132,12 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock_prefetched(
+    m: &Mutex<HashMap<TokenKey, Prefetched>>,
+) -> MutexGuard<'_, HashMap<TokenKey, Prefetched>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lock_slot(m: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -116,7 +149,84 @@ impl WatchedNamespaces {
             client,
             changes,
             state: Mutex::new(State::default()),
+            prefetched: Mutex::new(HashMap::new()),
+            prefetch_slots: Arc::new(Semaphore::new(PREFETCH_IN_FLIGHT)),
         }
+    }
+
+    /// Ask for the service-account tokens `pod` will need (it is about to be created); the
+    /// answers wait for the pod's resolution. Must run inside a tokio runtime.
+    pub fn prefetch_tokens(&self, pod: &Pod) {
+        let (Some(uid), Some(namespace), Some(name)) = (
+            pod.metadata.uid.as_deref(),
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
+        let account = service_account_name(pod);
+        let mut prefetched = lock_prefetched(&self.prefetched);
+        prefetched.retain(|_, p| p.asked.elapsed() < PREFETCH_TTL);
+        for (audience, expiration_seconds) in token_requests(pod) {
+            let key = TokenKey {
+                uid: uid.to_string(),
+                account: account.to_string(),
+                audience,
+                expiration_seconds,
+            };
+            if prefetched.len() >= PREFETCH_MAX || prefetched.contains_key(&key) {
+                continue;
+            }
+            let (tx, answer) = oneshot::channel();
+            let api = ApiObjectSource::new(self.client.clone());
+            let slots = self.prefetch_slots.clone();
+            let (namespace, name) = (namespace.to_string(), name.to_string());
+            let request = key.clone();
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                let answer = api
+                    .service_account_token(
+                        &namespace,
+                        &request.account,
+                        &name,
+                        &request.uid,
+                        request.audience.as_deref(),
+                        request.expiration_seconds,
+                    )
+                    .await;
+                let _ = tx.send(answer);
+            });
+            prefetched.insert(
+                key,
+                Prefetched {
+                    asked: Instant::now(),
+                    answer,
+                },
+            );
+        }
+    }
+
+    /// The token issued ahead for this request, if there is one and it was issued.
+    async fn take_prefetched(&self, key: &TokenKey) -> Option<String> {
+        let prefetched = lock_prefetched(&self.prefetched).remove(key)?;
+        if prefetched.asked.elapsed() >= PREFETCH_TTL {
+            return None;
+        }
+        match prefetched.answer.await {
+            Ok(Ok(token)) => Some(token),
+            // Asked again, so the error the pod shows is a current one.
+            Ok(Err(e)) => {
+                tracing::debug!(uid = %key.uid, error = %e, "token issued ahead failed; asking again");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn forget_prefetched(&self, uid: &str) {
+        lock_prefetched(&self.prefetched).retain(|key, _| key.uid != uid);
     }
 
     /// The pod `uid` of `namespace` is on this node: watch its namespace (must run inside a
@@ -131,6 +241,7 @@ impl WatchedNamespaces {
 
     /// The pod left the node or ended; its namespace stops being watched with its last pod.
     pub fn remove_pod(&self, uid: &str) {
+        self.forget_prefetched(uid);
         let mut state = lock(&self.state);
         if let Some(namespace) = state.pods.remove(uid) {
             state.watches.remove(&namespace);
@@ -141,6 +252,7 @@ impl WatchedNamespaces {
     /// Forget every pod not in `live` (pods deleted while the pod watch was reconnecting
     /// produce no delete event).
     pub fn retain_pods(&self, live: &HashSet<String>) {
+        lock_prefetched(&self.prefetched).retain(|key, _| live.contains(&key.uid));
         let mut state = lock(&self.state);
         for namespace in state.pods.retain(live) {
             state.watches.remove(&namespace);
@@ -306,6 +418,15 @@ impl ObjectSource for WatchedNamespaces {
         audience: Option<&str>,
         expiration_seconds: i64,
     ) -> Result<String, ResolveError> {
+        let key = TokenKey {
+            uid: pod_uid.to_string(),
+            account: service_account.to_string(),
+            audience: audience.map(str::to_string),
+            expiration_seconds,
+        };
+        if let Some(token) = self.take_prefetched(&key).await {
+            return Ok(token);
+        }
         self.api
             .service_account_token(
                 namespace,

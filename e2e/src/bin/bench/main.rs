@@ -45,6 +45,10 @@ enum Bench {
         pods: usize,
         #[arg(long, default_value_t = 16)]
         workers: u16,
+        /// Pods without the service-account token volume (`automountServiceAccountToken:
+        /// false`): no TokenRequest per pod.
+        #[arg(long)]
+        no_token: bool,
     },
     /// Log streaming through the kubelet API: throughput and memory while following a
     /// container that writes `--bytes`.
@@ -166,11 +170,15 @@ async fn create_pods(
     node: &str,
     prefix: &str,
     count: usize,
+    no_token: bool,
 ) -> anyhow::Result<HashMap<String, Seen>> {
     let creates = futures::stream::iter((0..count).map(|i| {
         let pods = pods.clone();
         let name = format!("{prefix}-{i:04}");
-        let pod = pod_for_node(&name, node, &["main"], &[]);
+        let mut pod = pod_for_node(&name, node, &["main"], &[]);
+        if no_token && let Some(spec) = pod.spec.as_mut() {
+            spec.automount_service_account_token = Some(false);
+        }
         async move {
             pods.create(&PostParams::default(), &pod)
                 .await
@@ -206,7 +214,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
+async fn pod_startup(count: usize, workers: u16, no_token: bool) -> anyhow::Result<()> {
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
     let node = unique("bench-node");
@@ -231,10 +239,15 @@ async fn pod_startup(count: usize, workers: u16) -> anyhow::Result<()> {
     let mut rx = watch_pods(pods.clone()).await;
 
     println!(
-        "creating {count} pods at once on node {node} (mock provider, zero latency, {workers} workers)"
+        "creating {count} pods at once on node {node} (mock provider, zero latency, {workers} workers, {})",
+        if no_token {
+            "no service-account token"
+        } else {
+            "each with a service-account token"
+        }
     );
     let start = Instant::now();
-    let mut seen = create_pods(&pods, &node, "bench", count).await?;
+    let mut seen = create_pods(&pods, &node, "bench", count, no_token).await?;
     let created_all = start.elapsed();
 
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -445,7 +458,7 @@ async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyho
         "creating {count} pods at once on node {node} (eci provider -> vk-cloud simulate, quota burst 100 at 20/s; {workers} workers, status every {status_interval_ms} ms)"
     );
     let start = Instant::now();
-    let mut seen = create_pods(&pods, &node, "burst", count).await?;
+    let mut seen = create_pods(&pods, &node, "burst", count, false).await?;
     let created_all = start.elapsed();
 
     let timeout = Duration::from_secs(600);
@@ -515,7 +528,11 @@ async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyho
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
-        Bench::PodStartup { pods, workers } => pod_startup(pods, workers).await,
+        Bench::PodStartup {
+            pods,
+            workers,
+            no_token,
+        } => pod_startup(pods, workers, no_token).await,
         Bench::LogStream {
             bytes,
             chunk_bytes,

@@ -31,6 +31,8 @@ pub mod quantity;
 mod resources;
 mod volumes;
 
+pub use volumes::token_requests;
+
 #[cfg(test)]
 mod tests;
 
@@ -227,8 +229,7 @@ impl Ctx<'_> {
         Ok(found)
     }
 
-    /// A token for the pod's service account (`serviceAccountName`, else the deprecated
-    /// `serviceAccount`, else `default`).
+    /// A token for the pod's service account ([`service_account_name`]).
     pub(super) async fn token(
         &mut self,
         audience: Option<&str>,
@@ -238,11 +239,7 @@ impl Ctx<'_> {
         if let Some(token) = self.tokens.get(&key) {
             return Ok(token.clone());
         }
-        let spec = self.pod.spec.as_ref();
-        let account = spec
-            .and_then(|s| s.service_account_name.as_deref().filter(|n| !n.is_empty()))
-            .or_else(|| spec.and_then(|s| s.service_account.as_deref().filter(|n| !n.is_empty())))
-            .unwrap_or("default");
+        let account = service_account_name(self.pod);
         let meta = &self.pod.metadata;
         let token = self
             .source
@@ -412,4 +409,13 @@ fn sub_path(
         )));
     }
     Ok(Some(path))
+}
+
+/// The pod's service account: `serviceAccountName`, else the deprecated `serviceAccount`, else
+/// `default`.
+pub fn service_account_name(pod: &Pod) -> &str {
+    let spec = pod.spec.as_ref();
+    spec.and_then(|s| s.service_account_name.as_deref().filter(|n| !n.is_empty()))
+        .or_else(|| spec.and_then(|s| s.service_account.as_deref().filter(|n| !n.is_empty())))
+        .unwrap_or("default")
 }

@@ -21,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Secret, Volume as ApiVolume,
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccountTokenProjection,
+    Volume as ApiVolume,
 };
 
 use super::quantity::parse_units;
@@ -30,6 +31,34 @@ use crate::provider::{Volume, VolumeFile, VolumeSource};
 
 const DEFAULT_MODE: i32 = 0o644;
 const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+/// The audience (none: the API server's) and lifetime a projected token is requested with.
+fn token_request(t: &ServiceAccountTokenProjection) -> (Option<&str>, i64) {
+    let audience = t.audience.as_deref().filter(|a| !a.is_empty());
+    let expiration = t
+        .expiration_seconds
+        .unwrap_or(DEFAULT_TOKEN_EXPIRATION_SECONDS);
+    (audience, expiration)
+}
+
+/// Every service-account token the pod's projected volumes ask for (audience, lifetime).
+pub fn token_requests(pod: &Pod) -> Vec<(Option<String>, i64)> {
+    let mut requests = Vec::new();
+    let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    for source in volumes
+        .filter_map(|v| v.projected.as_ref())
+        .flat_map(|p| p.sources.iter().flatten())
+    {
+        if let Some(t) = &source.service_account_token {
+            let (audience, expiration) = token_request(t);
+            let request = (audience.map(str::to_string), expiration);
+            if !requests.contains(&request) {
+                requests.push(request);
+            }
+        }
+    }
+    requests
+}
 const SUPPORTED: &str = "use emptyDir, configMap, secret, downwardAPI or projected";
 
 pub(super) async fn resolve_volumes(
@@ -162,10 +191,7 @@ async fn resolve_volume(ctx: &mut Ctx<'_>, v: &ApiVolume) -> Result<VolumeSource
                     mode,
                 )?;
             } else if let Some(t) = &source.service_account_token {
-                let audience = t.audience.as_deref().filter(|a| !a.is_empty());
-                let expiration = t
-                    .expiration_seconds
-                    .unwrap_or(DEFAULT_TOKEN_EXPIRATION_SECONDS);
+                let (audience, expiration) = token_request(t);
                 let token = ctx.token(audience, expiration).await?;
                 files.add(&t.path, token.into_bytes(), mode)?;
             } else if source.cluster_trust_bundle.is_some() {
