@@ -1,17 +1,20 @@
 //! Test harness for the end-to-end tests: a real control plane shared by all tests of a test
 //! binary, a fresh `kube::Client` per test, a fresh namespace per test, and helpers to run
-//! real clients (kubectl) and the real `vk` binary.
+//! real clients (kubectl) and the real `vk` binary. [`harness`] starts a test's virtual node
+//! (vk, its node, its serving certificate, a mock cloud) and namespace, and removes them in order.
 //!
 //! The cluster is the one `KUBECONFIG` names when it is set (the README's test command sets it
 //! to the cluster it started); otherwise this binary starts its own with `e2e/cluster up`, and
 //! a reaper stops it when the test process exits.
 
 pub mod cloud;
+pub mod harness;
 pub mod pods;
 pub mod vk;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -38,6 +41,14 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// An object from `manifests/examples/<file>`, as a user would apply it.
+pub fn example<T: serde::de::DeserializeOwned>(file: &str) -> T {
+    let path = repo_root().join("manifests/examples").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 fn cluster_script(args: &[&str]) -> anyhow::Result<String> {
@@ -129,15 +140,37 @@ pub async fn client() -> kube::Client {
     kube::Client::try_from(config).expect("building a client")
 }
 
+/// A kubectl command against the shared cluster, for a test that wires its pipes itself.
+pub fn kubectl_command(args: &[&str]) -> Command {
+    let c = cluster();
+    let mut cmd = Command::new(&c.kubectl);
+    cmd.arg("--kubeconfig").arg(&c.kubeconfig).args(args);
+    cmd
+}
+
 /// Run kubectl against the shared cluster.
 pub fn kubectl(args: &[&str]) -> Output {
-    let c = cluster();
-    Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(args)
-        .output()
-        .expect("running kubectl")
+    kubectl_command(args).output().expect("running kubectl")
+}
+
+/// Run `cmd` to its end with `input` written to its stdin (no stdin when `None`); its
+/// stdout and stderr.
+pub fn output_with_input(mut cmd: Command, input: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the command");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("writing stdin");
+    }
+    child.wait_with_output().expect("waiting for the command")
 }
 
 /// Run kubectl and return stdout, failing the test with stderr when it fails.

@@ -76,6 +76,29 @@ pub async fn wait_phase(api: &Api<Pod>, name: &str, want: &str, timeout: Duratio
     }
 }
 
+/// Wait until container `container` of pod `name` has terminated (the pod may run on).
+pub async fn wait_container_terminated(
+    api: &Api<Pod>,
+    name: &str,
+    container: &str,
+    timeout: Duration,
+) {
+    crate::wait_for(
+        &format!("container {container} of pod {name} to terminate"),
+        timeout,
+        || async {
+            let pod = api.get_opt(name).await.ok().flatten();
+            pod.and_then(|p| p.status?.container_statuses)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| {
+                    c.name == container && c.state.as_ref().is_some_and(|s| s.terminated.is_some())
+                })
+        },
+    )
+    .await;
+}
+
 pub fn node_condition(node: &Node, type_: &str) -> Option<(String, Option<String>)> {
     node.status
         .as_ref()?

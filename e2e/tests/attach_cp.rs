@@ -7,11 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, unique};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, PostParams};
+use e2e::harness::{Options, TestBed};
+use e2e::pods::pod_for_node;
+use e2e::{cluster, kubectl, unique};
 
 /// `ticker` prints a line every 200 ms; `echo` echoes its stdin (`stdin: true`).
 const TICKER: &str = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done";
@@ -19,38 +17,22 @@ const ECHO: &str = "while read line; do echo \"got: $line\"; done";
 /// `term` (`tty: true`) prints its terminal size whenever it changes.
 const TERM: &str = "trap 'stty size' WINCH; while :; do sleep 0.1; done";
 
-struct Setup {
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (no
 /// main process), `ticker`, `echo` and `term` (real main processes).
-async fn setup(prefix: &str) -> Setup {
+async fn setup(prefix: &str) -> TestBed {
     setup_with(prefix, "").await
 }
 
 /// [`setup`], with `extra` appended to vk's config file.
-async fn setup_with(prefix: &str, extra: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(extra));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+async fn setup_with(prefix: &str, extra: &str) -> TestBed {
+    let s = Options::mock(prefix)
+        .config(extra)
+        .serving_cert()
+        .start()
+        .await;
     let mut pod = pod_for_node(
         "shell",
-        &node,
+        &s.vk.node,
         &["main", "ticker", "echo", "term"],
         &[
             ("mock.vk.io/process.ticker", TICKER),
@@ -62,25 +44,7 @@ async fn setup_with(prefix: &str, extra: &str) -> Setup {
     containers[2].stdin = Some(true);
     containers[3].stdin = Some(true);
     containers[3].tty = Some(true);
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
-    let s = Setup { ns, pods, vk };
-    // The serving certificate may still be on its way to vk.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = kubectl(&[
-            "-n", &s.ns.name, "exec", "shell", "-c", "main", "--", "true",
-        ]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl exec never worked: {}",
-            text(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.run_pod(&pod).await;
     s
 }
 
@@ -88,14 +52,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
-fn kubectl_cmd(s: &Setup, args: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name])
-        .args(args);
-    cmd
+fn kubectl_cmd(s: &TestBed, args: &[&str]) -> Command {
+    e2e::kubectl_command(&[&["-n", s.ns.name.as_str()], args].concat())
 }
 
 /// Lines of a child's stdout, read on a thread so a test can wait for one with a deadline.
@@ -132,7 +90,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, want: impl Fn(&str) -> bool) -> Vec<St
     }
 }
 
-async fn container_running(s: &Setup, name: &str) -> bool {
+async fn container_running(s: &TestBed, name: &str) -> bool {
     let pod = s.pods.get("shell").await.unwrap();
     let status = pod.status.unwrap();
     let container = status

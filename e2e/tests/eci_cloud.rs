@@ -4,72 +4,33 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::cloud::MockCloud;
-use e2e::pods::{pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, kubectl, kubectl_ok, repo_root, unique, wait_for};
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{pod_for_node, wait_phase};
+use e2e::{example, kubectl_ok, wait_for};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 
-struct Setup {
-    client: kube::Client,
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-    cloud: MockCloud,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        // vk first, or it registers the deleted node again.
-        self.vk.kill();
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = MockCloud::start("process", &[]);
-    let node = unique(prefix);
-    let config = format!("provider: eci\nhealth_port: 0\n{}", cloud.eci_config());
-    let vk = Vk::start(&kubeconfig, &node, &config);
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods = Api::namespaced(client.clone(), &ns.name);
-    Setup {
-        client,
-        ns,
-        pods,
-        vk,
-        cloud,
-    }
+async fn setup(prefix: &str) -> TestBed {
+    Options::eci(prefix, "process", &[])
+        .serving_cert()
+        .start()
+        .await
 }
 
 /// The groups the cloud holds for this node, asked with the provider's own client.
-async fn groups(s: &Setup) -> Vec<String> {
-    s.cloud.groups(&s.vk.node).await.unwrap()
+async fn groups(s: &TestBed) -> Vec<String> {
+    s.cloud().groups(&s.vk.node).await.unwrap()
 }
 
 #[tokio::test]
 async fn jenkins_build_pod_runs_for_real_through_eci() {
     let s = setup("vk-eci").await;
-    let secret: Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let secret: Secret = example("registry-credentials.yaml");
     Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let mut pod: Pod = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let mut pod: Pod = example("jenkins-build-pod.yaml");
     pod.spec
         .as_mut()
         .unwrap()

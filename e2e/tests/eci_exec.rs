@@ -7,46 +7,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::cloud::MockCloud;
-use e2e::pods::{pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, unique};
-use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, Node, Pod, Volume, VolumeMount};
-use kube::api::{Api, PostParams};
-
-struct Setup {
-    ns: TestNamespace,
-    vk: Vk,
-    _cloud: MockCloud,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        // vk first, or it registers the deleted node again.
-        self.vk.kill();
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{pod_for_node, wait_container_terminated};
+use e2e::{cluster, output_with_input};
+use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
 const WORKSPACE: &str = "/home/jenkins/agent";
 
 /// vk with the eci provider against a `process` mock cloud, and a running pod `build`:
 /// container `golang` (env `TOOL=go`, workingDir the workspace) stays up; `writer` puts
 /// `artifact.txt` into the shared workspace emptyDir and stays up; `done` exits at once.
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = MockCloud::start("process", &[]);
-    let node = unique(prefix);
-    let config = format!("provider: eci\nhealth_port: 0\n{}", cloud.eci_config());
-    let vk = Vk::start(&kubeconfig, &node, &config);
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-
-    let mut pod = pod_for_node("build", &node, &["golang", "writer", "done"], &[]);
+async fn setup(prefix: &str) -> TestBed {
+    let s = Options::eci(prefix, "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    let mut pod = pod_for_node("build", &s.vk.node, &["golang", "writer", "done"], &[]);
     let spec = pod.spec.as_mut().unwrap();
     spec.volumes = Some(vec![Volume {
         name: "workspace-volume".into(),
@@ -72,65 +48,24 @@ async fn setup(prefix: &str) -> Setup {
         value: Some("go".into()),
         ..Default::default()
     }]);
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    wait_phase(&pods, "build", "Running", Duration::from_secs(120)).await;
-    let s = Setup {
-        ns,
-        vk,
-        _cloud: cloud,
-    };
-    // The serving certificate may still be on its way to vk.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = exec(&s, "golang", &[], &["true"], None);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl exec never worked: {}",
-            text(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.run_pod_within(&pod, Duration::from_secs(120)).await;
     s
 }
 
-fn kubectl_command(s: &Setup, container: &str, flags: &[&str], command: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name, "exec"])
-        .args(flags)
-        .args(["build", "-c", container, "--"])
-        .args(command);
-    cmd
+fn kubectl_command(s: &TestBed, container: &str, flags: &[&str], command: &[&str]) -> Command {
+    let exec = ["-n", &s.ns.name, "exec"];
+    e2e::kubectl_command(&[&exec, flags, &["build", "-c", container, "--"], command].concat())
 }
 
 /// `kubectl exec [flags] build -c CONTAINER -- command`, with `input` on stdin when given.
 fn exec(
-    s: &Setup,
+    s: &TestBed,
     container: &str,
     flags: &[&str],
     command: &[&str],
     input: Option<&str>,
 ) -> Output {
-    let mut child = kubectl_command(s, container, flags, command)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+    output_with_input(kubectl_command(s, container, flags, command), input)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -211,6 +146,7 @@ async fn kubectl_exec_through_eci_into_a_stopped_or_missing_container_fails() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 
+    wait_container_terminated(&s.pods, "build", "done", Duration::from_secs(30)).await;
     let out = exec(&s, "done", &[], &["true"], None);
     assert!(
         !out.status.success(),

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::cloud::{MockCloud, set_faults};
-use e2e::pods::{phase, pod_for_node, wait_node_ready};
-use e2e::vk::{Vk, service_account_kubeconfig};
-use e2e::{TestNamespace, client, kubectl, unique, wait_for};
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, EnvVar, Event, Node, Pod};
+use e2e::cloud::set_faults;
+use e2e::harness::Options;
+use e2e::pods::{phase, pod_for_node};
+use e2e::wait_for;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, EnvVar, Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 const FLAKY: &str = r#"{"error_rate":0.3}"#;
@@ -134,21 +134,12 @@ fn names(containers: &[Container]) -> Vec<String> {
 
 #[tokio::test]
 async fn pods_reach_their_final_state_through_5xx_and_throttling_and_leave_no_group() {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = MockCloud::start("simulate", &["--faults", FLAKY]);
-    let node = unique("vk-eci-faults");
-    let config = format!(
-        "provider: eci\nhealth_port: 0\npod_workers: 8\n{}",
-        cloud.eci_config()
-    );
-    // Dropped after vk has stopped, so that vk does not register the node again.
-    let _node_cleanup = NodeCleanup(node.clone());
-    let _vk = Vk::start(&kubeconfig, &node, &config);
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(90)).await;
-    let ns = TestNamespace::new(&client, "vk-eci-faults").await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let s = Options::eci("vk-eci-faults", "simulate", &["--faults", FLAKY])
+        .config("pod_workers: 8\n")
+        .ready_timeout(Duration::from_secs(90))
+        .start()
+        .await;
+    let (client, node, cloud, ns, pods) = (&s.client, s.vk.node.clone(), s.cloud(), &s.ns, &s.pods);
 
     // Throttling bursts for the whole test, on top of the 5xx.
     set_faults(&cloud.endpoint, &throttle_burst(FIRST_BURST)).await;
@@ -263,12 +254,4 @@ async fn pods_reach_their_final_state_through_5xx_and_throttling_and_leave_no_gr
         left.as_ref().is_ok_and(Vec::is_empty),
         "container groups left in the cloud after their pods were deleted: {left:?}"
     );
-}
-
-struct NodeCleanup(String);
-
-impl Drop for NodeCleanup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.0, "--wait=false"]);
-    }
 }

@@ -2,43 +2,22 @@
 //! to SPDY/3.1: the mock provider runs the command as a local process, so stdout, stderr,
 //! stdin and the exit code are real.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, unique};
-use k8s_openapi::api::core::v1::{EnvVar, Node, Pod};
-use kube::api::{Api, PostParams};
-
-struct Setup {
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{pod_for_node, wait_container_terminated};
+use e2e::{kubectl, output_with_input};
+use k8s_openapi::api::core::v1::EnvVar;
 
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (env
 /// `GREETING=hi`) and `done` (exits after half a second).
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+async fn setup(prefix: &str) -> TestBed {
+    let s = Options::mock(prefix).serving_cert().start().await;
     let mut pod = pod_for_node(
         "shell",
-        &node,
+        &s.vk.node,
         &["main", "done"],
         &[("mock.vk.io/run-ms.done", "500")],
     );
@@ -47,55 +26,18 @@ async fn setup(prefix: &str) -> Setup {
         value: Some("hi".into()),
         ..Default::default()
     }]);
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
-    let s = Setup { ns, pods, vk };
-    // The serving certificate may still be on its way to vk.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = exec(&s, &[], &["true"], None);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl exec never worked: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.run_pod(&pod).await;
     s
 }
 
-fn kubectl_command(s: &Setup, flags: &[&str], command: &[&str]) -> Command {
-    let c = cluster();
-    let mut cmd = Command::new(&c.kubectl);
-    cmd.arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &s.ns.name, "exec"])
-        .args(flags)
-        .args(["shell", "-c", "main", "--"])
-        .args(command);
-    cmd
+fn kubectl_command(s: &TestBed, flags: &[&str], command: &[&str]) -> Command {
+    let exec = ["-n", &s.ns.name, "exec"];
+    e2e::kubectl_command(&[&exec, flags, &["shell", "-c", "main", "--"], command].concat())
 }
 
 /// `kubectl exec [flags] shell -c main -- command`, with `input` on stdin when given.
-fn exec(s: &Setup, flags: &[&str], command: &[&str], input: Option<&str>) -> Output {
-    let mut child = kubectl_command(s, flags, command)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
+fn exec(s: &TestBed, flags: &[&str], command: &[&str], input: Option<&str>) -> Output {
+    output_with_input(kubectl_command(s, flags, command), input)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -153,7 +95,8 @@ async fn kubectl_exec_into_a_missing_or_stopped_container_fails() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 
-    // `done` has exited by now (500 ms after the start).
+    // `done` exits 500 ms after the start.
+    wait_container_terminated(&s.pods, "shell", "done", Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let err = loop {
         let out = kubectl(&["-n", &ns, "exec", "shell", "-c", "done", "--", "true"]);

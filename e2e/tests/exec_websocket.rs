@@ -8,65 +8,28 @@
 //! - a legacy client offering only `v4.channel.k8s.io`, which kube-apiserver passes through
 //!   unchanged on every version (its translator only takes requests that offer v5).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, kubectl, kubectl_ok, unique};
+use e2e::harness::{Options, TestBed};
+use e2e::kubectl_ok;
+use e2e::pods::pod_for_node;
+use e2e::vk::Vk;
 use futures::{SinkExt, StreamExt};
 use hyper::http::{self, header};
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, AttachParams, PostParams};
+use kube::api::AttachParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-struct Setup {
-    client: kube::Client,
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
 /// A vk with its serving certificate and a running pod `shell` (container `main`) that
 /// answers exec.
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    let pod = pod_for_node("shell", &node, &["main"], &[]);
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
-    let s = Setup {
-        client,
-        ns,
-        pods,
-        vk,
-    };
-    // The serving certificate may still be on its way to vk.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match run(&s, &["true"], None).await {
-            Ok(_) => break,
-            Err(e) => assert!(Instant::now() < deadline, "exec never worked: {e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+async fn setup(prefix: &str) -> TestBed {
+    let s = Options::mock(prefix).serving_cert().start().await;
+    s.run_pod(&pod_for_node("shell", &s.vk.node, &["main"], &[]))
+        .await;
     s
 }
 
@@ -95,7 +58,7 @@ impl Ran {
 }
 
 /// `Api::<Pod>::exec` in `shell`/`main`, with `input` on stdin when given.
-async fn run(s: &Setup, command: &[&str], input: Option<&[u8]>) -> anyhow::Result<Ran> {
+async fn run(s: &TestBed, command: &[&str], input: Option<&[u8]>) -> anyhow::Result<Ran> {
     let params = AttachParams::default()
         .container("main")
         .stdin(input.is_some())
@@ -207,7 +170,7 @@ async fn kube_rs_exec_streams_stdout_stderr_stdin_and_the_exit_status() {
 /// A `v4.channel.k8s.io` WebSocket to pods/exec, as browser consoles and older client
 /// libraries open it; returns the upgraded stream and the protocol the answer named.
 async fn legacy_websocket(
-    s: &Setup,
+    s: &TestBed,
     query: &str,
 ) -> (WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, String) {
     let uri = format!(

@@ -7,43 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, kubectl_ok, unique};
+use e2e::harness::Options;
+use e2e::pods::{pod_for_node, wait_phase};
+use e2e::{cluster, kubectl, kubectl_command, kubectl_ok};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
-
-struct Setup {
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-    client: kube::Client,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods = Api::namespaced(client.clone(), &ns.name);
-    Setup {
-        ns,
-        pods,
-        vk,
-        client,
-    }
-}
 
 /// `kubectl logs` until it succeeds (the serving certificate may still be on its way).
 fn logs(ns: &str, args: &[&str]) -> String {
@@ -67,7 +35,7 @@ fn logs(ns: &str, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn kubectl_logs_behaves_as_on_a_real_kubelet() {
-    let s = setup("vk-logs").await;
+    let s = Options::mock("vk-logs").serving_cert().start().await;
     let pod = pod_for_node(
         "build",
         &s.vk.node,
@@ -79,12 +47,8 @@ async fn kubectl_logs_behaves_as_on_a_real_kubelet() {
     let ns = s.ns.name.clone();
 
     // -f: lines arrive while the container runs, and the command ends when it ends.
-    let c = cluster();
     let started = Instant::now();
-    let mut follow = Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", &ns, "logs", "-f", "build", "-c", "golang"])
+    let mut follow = kubectl_command(&["-n", &ns, "logs", "-f", "build", "-c", "golang"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -153,7 +117,7 @@ async fn kubectl_logs_behaves_as_on_a_real_kubelet() {
 
 #[tokio::test]
 async fn stats_and_resource_metrics_through_the_node_proxy() {
-    let s = setup("vk-stats").await;
+    let s = Options::mock("vk-stats").serving_cert().start().await;
     let pod = pod_for_node("busy", &s.vk.node, &["main"], &[]);
     s.pods.create(&PostParams::default(), &pod).await.unwrap();
     wait_phase(&s.pods, "busy", "Running", Duration::from_secs(60)).await;
@@ -229,7 +193,7 @@ fn curl_status(url: &str, token: Option<&str>) -> String {
 
 #[tokio::test]
 async fn kubelet_api_refuses_anonymous_and_unauthorized_callers() {
-    let s = setup("vk-authz").await;
+    let s = Options::mock("vk-authz").serving_cert().start().await;
     let url = format!("https://{}:{}/pods", cluster().node_ip, s.vk.kubelet_port);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut code = curl_status(&url, None);
@@ -267,7 +231,7 @@ fn served_certificate(port: u16) -> String {
 
 #[tokio::test]
 async fn serving_certificate_comes_from_an_approved_csr_and_survives_a_restart() {
-    let mut s = setup("vk-cert").await;
+    let mut s = Options::mock("vk-cert").serving_cert().start().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut served = served_certificate(s.vk.kubelet_port);
     while !served.contains("Fingerprint") && Instant::now() < deadline {

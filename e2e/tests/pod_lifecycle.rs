@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::pods::{mock_config, phase, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, service_account_kubeconfig};
-use e2e::{TestNamespace, client, repo_root, unique, wait_for};
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{phase, pod_for_node, wait_phase};
+use e2e::{example, wait_for};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 /// The mock provider's persisted view of "the cloud": instances by pod UID, and how many
@@ -29,42 +29,9 @@ fn creates(path: &Path, uid: &str) -> u64 {
     cloud_state(path)["creates"][uid].as_u64().unwrap_or(0)
 }
 
-struct Setup {
-    client: kube::Client,
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-    state_file: std::path::PathBuf,
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let state_file = std::env::temp_dir().join(format!("{node}.cloud.json"));
-    let vk = Vk::start(
-        &kubeconfig,
-        &node,
-        &mock_config(&format!("  state_file: {}\n", state_file.display())),
-    );
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods = Api::namespaced(client.clone(), &ns.name);
-    Setup {
-        client,
-        ns,
-        pods,
-        vk,
-        state_file,
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let node = self.vk.node.clone();
-        let _ = e2e::kubectl(&["delete", "node", &node, "--wait=false"]);
-    }
+/// A vk with the mock provider persisting its state, and a namespace.
+async fn setup(prefix: &str) -> TestBed {
+    Options::mock(prefix).state_file().start().await
 }
 
 fn uid(pod: &Pod) -> String {
@@ -74,19 +41,12 @@ fn uid(pod: &Pod) -> String {
 #[tokio::test]
 async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
     let s = setup("vk-build").await;
-    let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(repo_root().join("manifests/examples/registry-credentials.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
+    let secret: k8s_openapi::api::core::v1::Secret = example("registry-credentials.yaml");
     Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let text =
-        std::fs::read_to_string(repo_root().join("manifests/examples/jenkins-build-pod.yaml"))
-            .unwrap();
-    let mut pod: Pod = serde_yaml::from_str(&text).unwrap();
+    let mut pod: Pod = example("jenkins-build-pod.yaml");
     // Other tests run virtual nodes in the same cluster: pin this pod to ours.
     let spec = pod.spec.as_mut().unwrap();
     spec.node_selector
@@ -235,7 +195,7 @@ async fn deleting_a_pod_removes_it_from_the_api_and_the_provider() {
     s.pods.create(&PostParams::default(), &pod).await.unwrap();
     let running = wait_phase(&s.pods, "doomed", "Running", Duration::from_secs(60)).await;
     let uid = uid(&running);
-    assert!(instance_exists(&s.state_file, &uid));
+    assert!(instance_exists(s.state_file(), &uid));
     s.pods
         .delete("doomed", &DeleteParams::default())
         .await
@@ -249,7 +209,7 @@ async fn deleting_a_pod_removes_it_from_the_api_and_the_provider() {
     wait_for(
         "the instance to leave the provider",
         Duration::from_secs(10),
-        || async { !instance_exists(&s.state_file, &uid) },
+        || async { !instance_exists(s.state_file(), &uid) },
     )
     .await;
 }
@@ -262,7 +222,7 @@ async fn active_deadline_fails_the_pod_and_stops_its_instance() {
     s.pods.create(&PostParams::default(), &pod).await.unwrap();
     let running = wait_phase(&s.pods, "bounded", "Running", Duration::from_secs(60)).await;
     let uid = uid(&running);
-    assert!(instance_exists(&s.state_file, &uid));
+    assert!(instance_exists(s.state_file(), &uid));
 
     let failed = wait_phase(&s.pods, "bounded", "Failed", Duration::from_secs(60)).await;
     let status = failed.status.unwrap();
@@ -287,7 +247,7 @@ async fn active_deadline_fails_the_pod_and_stops_its_instance() {
     wait_for(
         "the instance to leave the provider",
         Duration::from_secs(10),
-        || async { !instance_exists(&s.state_file, &uid) },
+        || async { !instance_exists(s.state_file(), &uid) },
     )
     .await;
     assert!(s.pods.get_opt("bounded").await.unwrap().is_some());
@@ -330,7 +290,7 @@ async fn vk_killed_mid_flight_loses_and_duplicates_nothing() {
                 && list
                     .items
                     .iter()
-                    .all(|p| creates(&s.state_file, &uid(p)) >= 1)
+                    .all(|p| creates(s.state_file(), &uid(p)) >= 1)
         },
     )
     .await;
@@ -342,12 +302,12 @@ async fn vk_killed_mid_flight_loses_and_duplicates_nothing() {
         let want = if i % 3 == 1 { "Succeeded" } else { "Running" };
         let pod = wait_phase(&s.pods, name, want, Duration::from_secs(60)).await;
         assert_eq!(
-            creates(&s.state_file, &uid(&pod)),
+            creates(s.state_file(), &uid(&pod)),
             1,
             "pod {name} was created more than once"
         );
     }
-    let state = cloud_state(&s.state_file);
+    let state = cloud_state(s.state_file());
     assert_eq!(
         state["instances"].as_object().map(|m| m.len()),
         Some(6),

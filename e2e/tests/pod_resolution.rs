@@ -6,50 +6,26 @@
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, service_account_kubeconfig};
-use e2e::{TestNamespace, client, unique, wait_for};
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{pod_for_node, wait_phase};
+use e2e::wait_for;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, Event,
-    LocalObjectReference, Node, ObjectFieldSelector, Pod, Secret, SecretKeySelector,
-    SecretVolumeSource, Volume, VolumeMount,
+    LocalObjectReference, ObjectFieldSelector, Pod, Secret, SecretKeySelector, SecretVolumeSource,
+    Volume, VolumeMount,
 };
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
-struct Setup {
-    client: kube::Client,
-    ns: TestNamespace,
-    pods: Api<Pod>,
-    vk: Vk,
-    state_file: std::path::PathBuf,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = e2e::kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
-async fn setup(prefix: &str, extra_config: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let state_file = std::env::temp_dir().join(format!("{node}.cloud.json"));
-    let config = mock_config(&format!("  state_file: {}\n", state_file.display()));
-    let vk = Vk::start(&kubeconfig, &node, &format!("{extra_config}{config}"));
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods = Api::namespaced(client.clone(), &ns.name);
-    Setup {
-        client,
-        ns,
-        pods,
-        vk,
-        state_file,
-    }
+/// A vk with the mock provider persisting what it received, `extra_config` appended to its
+/// config file, and a namespace.
+async fn setup(prefix: &str, extra_config: &str) -> TestBed {
+    Options::mock(prefix)
+        .state_file()
+        .config(extra_config)
+        .start()
+        .await
 }
 
 /// The spec the provider received for a pod (the mock persists it).
@@ -115,7 +91,7 @@ async fn provider_gets_a_bound_service_account_token_that_is_refreshed() {
     let pod = wait_phase(&s.pods, "tokened", "Running", Duration::from_secs(60)).await;
     let uid = uid(&pod);
 
-    let spec = received(&s.state_file, &uid);
+    let spec = received(s.state_file(), &uid);
     let token =
         file_of(&spec, "kube-api-access-", "token").expect("a token file in the projected volume");
     let ca = file_of(&spec, "kube-api-access-", "ca.crt").expect("ca.crt from kube-root-ca.crt");
@@ -156,7 +132,7 @@ async fn provider_gets_a_bound_service_account_token_that_is_refreshed() {
         "a refreshed token at the provider",
         Duration::from_secs(30),
         || {
-            let next = file_of(&received(&s.state_file, &uid), "kube-api-access-", "token");
+            let next = file_of(&received(s.state_file(), &uid), "kube-api-access-", "token");
             let changed = next.as_ref().is_some_and(|t| *t != token);
             if let Some(t) = next.filter(|_| changed) {
                 refreshed = t;
@@ -254,7 +230,7 @@ async fn config_map_secret_and_downward_api_reach_the_container() {
     }]);
     s.pods.create(&PostParams::default(), &pod).await.unwrap();
     let pod = wait_phase(&s.pods, "refs", "Running", Duration::from_secs(60)).await;
-    let spec = received(&s.state_file, &uid(&pod));
+    let spec = received(s.state_file(), &uid(&pod));
     assert_eq!(
         env_of(&spec, "golang", "GOFLAGS").as_deref(),
         Some("-mod=vendor")
@@ -331,7 +307,7 @@ async fn missing_secret_keeps_the_pod_pending_until_it_exists() {
         .await
         .unwrap();
     let pod = wait_phase(&s.pods, "waits", "Running", Duration::from_secs(60)).await;
-    let spec = received(&s.state_file, &uid(&pod));
+    let spec = received(s.state_file(), &uid(&pod));
     assert_eq!(env_of(&spec, "kaniko", "TOKEN").as_deref(), Some("now"));
     // Woken by the namespace's secret watch, not by the periodic retry.
     let woken = format!("pod={}/waits", s.ns.name);
@@ -373,7 +349,7 @@ async fn an_edited_config_map_volume_reaches_the_running_instance() {
     let pod = wait_phase(&s.pods, "maven", "Running", Duration::from_secs(60)).await;
     let uid = uid(&pod);
     assert_eq!(
-        file_of(&received(&s.state_file, &uid), "m2", "settings.xml").as_deref(),
+        file_of(&received(s.state_file(), &uid), "m2", "settings.xml").as_deref(),
         Some("<settings>v1</settings>")
     );
 
@@ -389,7 +365,7 @@ async fn an_edited_config_map_volume_reaches_the_running_instance() {
         "the edited settings.xml at the provider",
         Duration::from_secs(30),
         || {
-            let file = file_of(&received(&s.state_file, &uid), "m2", "settings.xml");
+            let file = file_of(&received(s.state_file(), &uid), "m2", "settings.xml");
             async move { file.as_deref() == Some("<settings>v2</settings>") }
         },
     )
@@ -398,7 +374,7 @@ async fn an_edited_config_map_volume_reaches_the_running_instance() {
     let pod = s.pods.get("maven").await.unwrap();
     assert_eq!(e2e::pods::phase(&pod).as_deref(), Some("Running"));
     let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(&s.state_file).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(s.state_file()).unwrap()).unwrap();
     assert_eq!(state["creates"][&uid].as_u64(), Some(1));
 }
 
@@ -446,13 +422,7 @@ async fn failing_init_container_fails_the_pod_with_its_exit_code() {
 #[tokio::test]
 async fn image_pull_secrets_reach_the_provider_and_a_missing_one_is_a_warning() {
     let s = setup("vk-pull", "").await;
-    let secret: Secret = serde_yaml::from_str(
-        &std::fs::read_to_string(
-            e2e::repo_root().join("manifests/examples/registry-credentials.yaml"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let secret: Secret = e2e::example("registry-credentials.yaml");
     Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
         .create(&PostParams::default(), &secret)
         .await
@@ -470,7 +440,7 @@ async fn image_pull_secrets_reach_the_provider_and_a_missing_one_is_a_warning() 
     ]);
     s.pods.create(&PostParams::default(), &pod).await.unwrap();
     let pod = wait_phase(&s.pods, "private", "Running", Duration::from_secs(60)).await;
-    let spec = received(&s.state_file, &uid(&pod));
+    let spec = received(s.state_file(), &uid(&pod));
     assert_eq!(
         spec["image_pull_credentials"],
         serde_json::json!([

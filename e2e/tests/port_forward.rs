@@ -9,17 +9,17 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster, kubectl, kubectl_ok, unique};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, PostParams};
+use e2e::harness::{Options, TestBed};
+use e2e::pods::pod_for_node;
+use e2e::{client, kubectl, kubectl_command, kubectl_ok};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The "container": an HTTP/1.0 server answering `hello from the pod: <path>`. Requests for
@@ -119,61 +119,23 @@ fn closed_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-struct Setup {
-    ns: TestNamespace,
-    vk: Vk,
-    server: HttpServer,
-    refused: String,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
-    }
-}
-
 /// A vk with its serving certificate and a running pod `web` whose port 80 is the test's HTTP
-/// server and whose port 81 has nothing listening.
-async fn setup(prefix: &str) -> Setup {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = unique(prefix);
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, prefix).await;
-    let pods: Api<Pod> = Api::namespaced(client, &ns.name);
+/// server and whose port 81 has nothing listening (at the address returned last).
+async fn setup(prefix: &str) -> (TestBed, HttpServer, String) {
+    let s = Options::mock(prefix).serving_cert().start().await;
     let server = HttpServer::start();
     let refused = closed_address();
     let pod = pod_for_node(
         "web",
-        &node,
+        &s.vk.node,
         &["main"],
         &[
             ("mock.vk.io/port-forward.80", &server.address),
             ("mock.vk.io/port-forward.81", &refused),
         ],
     );
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    wait_phase(&pods, "web", "Running", Duration::from_secs(60)).await;
-    // The serving certificate may still be on its way to vk: wait until the API server
-    // reaches the kubelet API with it.
-    let path = format!("/api/v1/nodes/{node}/proxy/healthz");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !kubectl(&["get", "--raw", &path]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "the API server never reached vk's kubelet API"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    Setup {
-        ns,
-        vk,
-        server,
-        refused,
-    }
+    s.run_pod(&pod).await;
+    (s, server, refused)
 }
 
 /// A running `kubectl port-forward pod/web :P...` on 127.0.0.1.
@@ -185,19 +147,16 @@ struct PortForward {
 }
 
 impl PortForward {
-    fn start(s: &Setup, remote_ports: &[u16]) -> PortForward {
-        let c = cluster();
+    fn start(s: &TestBed, remote_ports: &[u16]) -> PortForward {
         let specs: Vec<String> = remote_ports.iter().map(|p| format!(":{p}")).collect();
-        let mut child = Command::new(&c.kubectl)
-            .arg("--kubeconfig")
-            .arg(&c.kubeconfig)
-            .args(["-n", &s.ns.name, "port-forward", "--address", "127.0.0.1"])
-            .arg("pod/web")
-            .args(&specs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            kubectl_command(&["-n", &s.ns.name, "port-forward", "--address", "127.0.0.1"])
+                .arg("pod/web")
+                .args(&specs)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
@@ -280,7 +239,7 @@ impl Drop for PortForward {
 
 #[tokio::test]
 async fn kubectl_port_forward_carries_http_requests_also_concurrently() {
-    let s = setup("vk-pf").await;
+    let (s, server, _refused) = setup("vk-pf").await;
     let mut pf = PortForward::start(&s, &[80]);
     let port = pf.port(80);
 
@@ -329,13 +288,13 @@ async fn kubectl_port_forward_carries_http_requests_also_concurrently() {
         SIZE >> 20,
         SIZE as f64 / elapsed.as_secs_f64() / 1e6
     );
-    assert_eq!(s.server.requests.load(Ordering::SeqCst), 25);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 25);
     assert!(pf.running(), "kubectl still forwards: {}", pf.stderr());
 }
 
 #[tokio::test]
 async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forwarding() {
-    let s = setup("vk-pf-err").await;
+    let (s, _server, refused) = setup("vk-pf-err").await;
     let mut pf = PortForward::start(&s, &[81]);
     // The local connection is accepted, then closed without a response.
     assert!(get(pf.port(81), "/").is_err());
@@ -351,7 +310,7 @@ async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forw
             && stderr.contains("lost connection to pod")
             && stderr.contains(&format!(
                 "failed to connect to {} (the mock's address for port 81)",
-                s.refused
+                refused
             )),
         "kubectl's stderr: {stderr}"
     );
@@ -365,7 +324,7 @@ async fn a_port_with_nothing_listening_is_an_error_for_kubectl_and_vk_keeps_forw
 
 #[tokio::test]
 async fn kube_rs_port_forward_over_websocket_channels_passed_through_the_api_server() {
-    let s = setup("vk-pf-ws").await;
+    let (s, server, closed) = setup("vk-pf-ws").await;
     let pods: Api<Pod> = Api::namespaced(client().await, &s.ns.name);
     let mut pf = pods.portforward("web", &[80, 81]).await.unwrap();
     let refused = pf.take_error(81).unwrap();
@@ -395,10 +354,10 @@ async fn kube_rs_port_forward_over_websocket_channels_passed_through_the_api_ser
         .expect("an error for port 81");
     assert!(
         message.starts_with("error forwarding port 81 to pod ")
-            && message.contains(&format!("failed to connect to {}", s.refused)),
+            && message.contains(&format!("failed to connect to {}", closed)),
         "{message}"
     );
-    assert_eq!(s.server.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
 
 /// `apiserver_websocket_streaming_requests_total` for port-forward, by how the API server
@@ -420,7 +379,7 @@ fn websocket_streaming_requests(proxy_type: &str) -> u64 {
 
 #[tokio::test]
 async fn kubectl_port_forward_to_a_node_declaring_extend_websockets_to_kubelet() {
-    let s = setup("vk-pf-tunnel").await;
+    let (s, _server, _refused) = setup("vk-pf-tunnel").await;
     // Declared here by hand, as a node status field (the API server reads it from there).
     kubectl_ok(&[
         "patch",

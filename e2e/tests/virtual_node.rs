@@ -4,21 +4,18 @@
 
 use std::time::Duration;
 
-use e2e::pods::{mock_config, node_condition, wait_node_ready};
-use e2e::vk::{Vk, service_account_kubeconfig};
+use e2e::harness::Options;
+use e2e::pods::{node_condition, wait_node_ready};
+use e2e::vk::service_account_kubeconfig;
 use e2e::{client, kubectl, repo_root, unique, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams};
 
 #[tokio::test]
 async fn node_registers_turns_ready_and_renews_its_lease() {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let name = unique("vk-reg");
-    let vk = Vk::start(&kubeconfig, &name, &mock_config(""));
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node = wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    let s = Options::mock("vk-reg").start_node().await;
+    let (client, nodes, name) = (&s.client, &s.nodes, s.vk.node.clone());
+    let node = wait_node_ready(nodes, &name, "True", Duration::from_secs(60)).await;
 
     let labels = node.metadata.labels.clone().unwrap_or_default();
     assert_eq!(
@@ -60,7 +57,7 @@ async fn node_registers_turns_ready_and_renews_its_lease() {
             .daemon_endpoints
             .and_then(|d| d.kubelet_endpoint)
             .map(|e| e.port),
-        Some(i32::from(vk.kubelet_port))
+        Some(i32::from(s.vk.kubelet_port))
     );
     let info = status.node_info.unwrap_or_default();
     assert!(
@@ -104,17 +101,12 @@ async fn node_registers_turns_ready_and_renews_its_lease() {
         },
     )
     .await;
-    drop(vk);
-    let _ = nodes.delete(&name, &DeleteParams::default()).await;
 }
 
 #[tokio::test]
 async fn deleted_node_is_registered_again() {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let name = unique("vk-recreate");
-    let vk = Vk::start(&kubeconfig, &name, &mock_config(""));
-    let nodes: Api<Node> = Api::all(client.clone());
+    let s = Options::mock("vk-recreate").start_node().await;
+    let (nodes, name) = (s.nodes.clone(), s.vk.node.clone());
     let first = wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
     nodes.delete(&name, &DeleteParams::default()).await.unwrap();
     wait_for(
@@ -131,23 +123,16 @@ async fn deleted_node_is_registered_again() {
     )
     .await;
     wait_node_ready(&nodes, &name, "True", Duration::from_secs(30)).await;
-    drop(vk);
-    let _ = nodes.delete(&name, &DeleteParams::default()).await;
 }
 
 #[tokio::test]
 async fn failing_provider_ping_makes_the_node_not_ready() {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let name = unique("vk-ping");
-    let flag = std::env::temp_dir().join(format!("{name}.ping-fails"));
-    let vk = Vk::start(
-        &kubeconfig,
-        &name,
-        &mock_config(&format!("  ping_fail_file: {}\n", flag.display())),
-    );
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    let flag = std::env::temp_dir().join(format!("{}.ping-fails", unique("vk-ping")));
+    let s = Options::mock("vk-ping")
+        .config(&format!("  ping_fail_file: {}\n", flag.display()))
+        .start_node()
+        .await;
+    let (nodes, name) = (s.nodes.clone(), s.vk.node.clone());
     std::fs::write(&flag, "down").unwrap();
     let node = wait_node_ready(&nodes, &name, "False", Duration::from_secs(40)).await;
     assert_eq!(
@@ -156,18 +141,13 @@ async fn failing_provider_ping_makes_the_node_not_ready() {
     );
     std::fs::remove_file(&flag).unwrap();
     wait_node_ready(&nodes, &name, "True", Duration::from_secs(40)).await;
-    drop(vk);
-    let _ = nodes.delete(&name, &DeleteParams::default()).await;
 }
 
 #[tokio::test]
 async fn node_turns_not_ready_while_vk_is_stopped_and_ready_when_it_returns() {
-    let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let name = unique("vk-away");
-    let mut vk = Vk::start(&kubeconfig, &name, &mock_config(""));
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
+    let mut s = Options::mock("vk-away").start_node().await;
+    let (nodes, name) = (s.nodes.clone(), s.vk.node.clone());
+    let vk = &mut s.vk;
     assert_eq!(
         vk.terminate(),
         Some(0),
@@ -181,8 +161,6 @@ async fn node_turns_not_ready_while_vk_is_stopped_and_ready_when_it_returns() {
     );
     vk.restart();
     wait_node_ready(&nodes, &name, "True", Duration::from_secs(60)).await;
-    drop(vk);
-    let _ = nodes.delete(&name, &DeleteParams::default()).await;
 }
 
 #[tokio::test]

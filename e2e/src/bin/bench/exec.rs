@@ -11,16 +11,16 @@
 //! against 1.36+ it passes the WebSocket through (vk declares `ExtendWebSocketsToKubelet`).
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use e2e::pods::{mock_config, pod_for_node, wait_node_ready, wait_phase};
-use e2e::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use e2e::{TestNamespace, client, cluster};
+use e2e::harness;
+use e2e::pods::pod_for_node;
+use e2e::{client, cluster};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, AttachParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
 use tokio::io::AsyncReadExt;
 
 pub struct Options {
@@ -32,21 +32,13 @@ pub struct Options {
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let client = client().await;
     let info = client.apiserver_version().await?;
-    let kubeconfig = service_account_kubeconfig(&client).await;
-    let node = e2e::unique("bench-exec");
-    let vk = Vk::start(&kubeconfig, &node, &mock_config(""));
-    approve_serving_csr(&client, &node).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
-    let ns = TestNamespace::new(&client, "bench-exec").await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    pods.create(
-        &PostParams::default(),
-        &pod_for_node("shell", &node, &["main"], &[]),
-    )
-    .await?;
-    wait_phase(&pods, "shell", "Running", Duration::from_secs(60)).await;
-    wait_exec_works(&pods).await?;
+    let s = harness::Options::mock("bench-exec")
+        .serving_cert()
+        .start()
+        .await;
+    s.run_pod(&pod_for_node("shell", &s.vk.node, &["main"], &[]))
+        .await;
+    let (vk, node, ns, pods) = (&s.vk, &s.vk.node, &s.ns, &s.pods);
     println!(
         "kube-apiserver {}.{} ({}), node {node}",
         info.major, info.minor, info.git_version
@@ -90,10 +82,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     for run in 1..=opts.runs {
-        let (bytes, elapsed) = kube_rs_throughput(&pods, opts.bytes).await?;
+        let (bytes, elapsed) = kube_rs_throughput(pods, opts.bytes).await?;
         print_throughput(&format!("kube-rs exec, run {run}"), bytes, elapsed);
     }
-    concurrent_sessions(&pods, opts.sessions).await?;
+    concurrent_sessions(pods, opts.sessions).await?;
 
     let transports: Vec<String> = vk
         .logs()
@@ -111,23 +103,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .into_iter()
         .collect();
     println!("vk saw: {}", transports.join(", "));
-    drop(vk);
-    let _ = e2e::kubectl(&["delete", "node", &node, "--wait=false"]);
-    drop(ns);
     Ok(())
-}
-
-/// The serving certificate may still be on its way to vk.
-async fn wait_exec_works(pods: &Api<Pod>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match exec_output(pods, &["true"]).await {
-            Ok((_, 0)) => return Ok(()),
-            Ok((_, code)) if Instant::now() > deadline => bail!("exec `true` exited {code}"),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            _ => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
-    }
 }
 
 fn print_throughput(what: &str, bytes: u64, elapsed: Duration) {
@@ -140,12 +116,8 @@ fn print_throughput(what: &str, bytes: u64, elapsed: Duration) {
 
 /// Runs kubectl exec and counts its stdout; the time is from spawn to the end of output.
 fn kubectl_throughput(namespace: &str, bytes: u64) -> anyhow::Result<(u64, Duration)> {
-    let c = cluster();
     let start = Instant::now();
-    let mut child = Command::new(&c.kubectl)
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["-n", namespace, "exec", "shell", "-c", "main", "--"])
+    let mut child = e2e::kubectl_command(&["-n", namespace, "exec", "shell", "-c", "main", "--"])
         .args(["head", "-c", &bytes.to_string(), "/dev/zero"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

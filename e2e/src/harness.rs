@@ -1,0 +1,229 @@
+//! One virtual node per test: `vk run` with the least-privilege ServiceAccount identity, its
+//! node Ready, optionally its kubelet-serving certificate approved and served, and a namespace
+//! for the test's pods. On drop, vk stops BEFORE its node is deleted (a running vk registers a
+//! deleted node again), and the mock cloud, if any, stops after vk.
+//!
+//! ```text
+//! let s = Options::mock("vk-exec").serving_cert().start().await;
+//! s.run_pod(&pod_for_node("shell", &s.vk.node, &["main"], &[])).await;
+//! ```
+
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PostParams};
+
+use crate::cloud::MockCloud;
+use crate::pods::{mock_config, wait_node_ready, wait_phase};
+use crate::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
+use crate::{TestNamespace, client, kubectl, unique, wait_for};
+
+enum Provider {
+    Mock,
+    /// The `eci` provider against a `vk-cloud serve` with this executor and these flags.
+    Eci {
+        executor: String,
+        cloud_flags: Vec<String>,
+    },
+}
+
+/// What differs between the tests' virtual nodes.
+pub struct Options {
+    prefix: String,
+    provider: Provider,
+    config: String,
+    serving_cert: bool,
+    state_file: bool,
+    ready_timeout: Duration,
+}
+
+impl Options {
+    /// vk with the mock provider; node and namespace names start with `prefix`.
+    pub fn mock(prefix: &str) -> Options {
+        Options {
+            prefix: prefix.into(),
+            provider: Provider::Mock,
+            config: String::new(),
+            serving_cert: false,
+            state_file: false,
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// vk with the eci provider against a mock ECI cloud started for the test (`executor`
+    /// `process` or `simulate`, `cloud_flags` passed to `vk-cloud serve`).
+    pub fn eci(prefix: &str, executor: &str, cloud_flags: &[&str]) -> Options {
+        Options {
+            provider: Provider::Eci {
+                executor: executor.into(),
+                cloud_flags: cloud_flags.iter().map(|f| f.to_string()).collect(),
+            },
+            ..Options::mock(prefix)
+        }
+    }
+
+    /// Lines appended to vk's config file after the provider's section: indented lines extend
+    /// that section (`  ping_fail_file: ...`), others are top-level settings.
+    pub fn config(mut self, yaml: &str) -> Options {
+        self.config.push_str(yaml);
+        self
+    }
+
+    /// Approve vk's kubelet-serving CSR and wait until the API server reaches vk's kubelet
+    /// API with the issued certificate (exec, logs, port-forward, node proxy need it).
+    pub fn serving_cert(mut self) -> Options {
+        self.serving_cert = true;
+        self
+    }
+
+    /// The mock provider persists its view of "the cloud" to [`VirtualNode::state_file`].
+    pub fn state_file(mut self) -> Options {
+        self.state_file = true;
+        self
+    }
+
+    /// How long the node may take to turn Ready (60 s unless set).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Options {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The virtual node alone, without a namespace.
+    pub async fn start_node(self) -> VirtualNode {
+        let client = client().await;
+        let kubeconfig = service_account_kubeconfig(&client).await;
+        let node = unique(&self.prefix);
+        let state_file = self
+            .state_file
+            .then(|| std::env::temp_dir().join(format!("{node}.cloud.json")));
+        let (cloud, config) = match &self.provider {
+            Provider::Mock => {
+                let state = state_file
+                    .as_ref()
+                    .map(|f| format!("  state_file: {}\n", f.display()))
+                    .unwrap_or_default();
+                (None, mock_config(&format!("{state}{}", self.config)))
+            }
+            Provider::Eci {
+                executor,
+                cloud_flags,
+            } => {
+                let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
+                let cloud = MockCloud::start(executor, &flags);
+                let config = format!(
+                    "provider: eci\nhealth_port: 0\n{}{}",
+                    cloud.eci_config(),
+                    self.config
+                );
+                (Some(cloud), config)
+            }
+        };
+        let vk = Vk::start(&kubeconfig, &node, &config);
+        let nodes: Api<Node> = Api::all(client.clone());
+        // From here on, a panic still stops vk and deletes the node.
+        let started = VirtualNode {
+            client,
+            nodes,
+            vk,
+            cloud,
+            state_file,
+        };
+        if self.serving_cert {
+            approve_serving_csr(&started.client, &node).await;
+        }
+        wait_node_ready(&started.nodes, &node, "True", self.ready_timeout).await;
+        if self.serving_cert {
+            // The issued certificate may still be on its way to vk.
+            let path = format!("/api/v1/nodes/{node}/proxy/healthz");
+            wait_for(
+                "the API server to reach vk's kubelet API",
+                Duration::from_secs(30),
+                || async { kubectl(&["get", "--raw", &path]).status.success() },
+            )
+            .await;
+        }
+        started
+    }
+
+    /// The virtual node and a fresh namespace for the test's pods.
+    pub async fn start(self) -> TestBed {
+        let prefix = self.prefix.clone();
+        let node = self.start_node().await;
+        let ns = TestNamespace::new(&node.client, &prefix).await;
+        let pods = Api::namespaced(node.client.clone(), &ns.name);
+        TestBed { node, ns, pods }
+    }
+}
+
+/// A running vk and the node it registered (`vk.node`).
+pub struct VirtualNode {
+    pub client: kube::Client,
+    pub nodes: Api<Node>,
+    /// The vk process: kill, terminate, restart, logs.
+    pub vk: Vk,
+    cloud: Option<MockCloud>,
+    state_file: Option<PathBuf>,
+}
+
+impl VirtualNode {
+    /// The mock ECI cloud vk talks to; only for [`Options::eci`].
+    pub fn cloud(&self) -> &MockCloud {
+        self.cloud
+            .as_ref()
+            .expect("a virtual node started with Options::eci")
+    }
+
+    /// Where the mock provider persists its state; only with [`Options::state_file`].
+    pub fn state_file(&self) -> &Path {
+        self.state_file
+            .as_deref()
+            .expect("a virtual node started with Options::state_file")
+    }
+}
+
+impl Drop for VirtualNode {
+    fn drop(&mut self) {
+        // vk first, or it registers the deleted node again; the cloud (a field) goes after.
+        self.vk.kill();
+        let _ = kubectl(&["delete", "node", &self.vk.node, "--wait=false"]);
+    }
+}
+
+/// A virtual node and a namespace for the test's pods. Derefs to its [`VirtualNode`].
+pub struct TestBed {
+    node: VirtualNode,
+    pub ns: TestNamespace,
+    pub pods: Api<Pod>,
+}
+
+impl TestBed {
+    /// Create `pod` in the test namespace and wait until it is Running (60 s).
+    pub async fn run_pod(&self, pod: &Pod) -> Pod {
+        self.run_pod_within(pod, Duration::from_secs(60)).await
+    }
+
+    /// [`TestBed::run_pod`] with another timeout.
+    pub async fn run_pod_within(&self, pod: &Pod, timeout: Duration) -> Pod {
+        let name = pod.metadata.name.clone().expect("the pod has a name");
+        self.pods
+            .create(&PostParams::default(), pod)
+            .await
+            .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
+        wait_phase(&self.pods, &name, "Running", timeout).await
+    }
+}
+
+impl Deref for TestBed {
+    type Target = VirtualNode;
+    fn deref(&self) -> &VirtualNode {
+        &self.node
+    }
+}
+
+impl DerefMut for TestBed {
+    fn deref_mut(&mut self) -> &mut VirtualNode {
+        &mut self.node
+    }
+}
