@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_phase};
-use e2e::{example, kubectl_ok, wait_for};
+use e2e::{example, kubectl, kubectl_ok, wait_for};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 
