@@ -133,17 +133,18 @@ impl EciProvider {
         Ok(self.find(pod).await?.map(|g| g.container_group_id))
     }
 
-    /// Remember which of the listed groups run, and for which pods.
-    fn note_running(&self, groups: &[ContainerGroup]) {
-        let pods = groups
+    /// Remember which of the listed groups run, and for which pods; those pods.
+    fn note_running(&self, groups: &[ContainerGroup]) -> HashMap<String, PodRef> {
+        let pods: HashMap<String, PodRef> = groups
             .iter()
             .filter(|g| g.status == super::api::group_status::RUNNING)
             .filter_map(|g| Some((g.container_group_id.clone(), Self::pod_of(g)?)))
             .collect();
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(RunningGroups {
             at: Instant::now(),
-            pods,
+            pods: pods.clone(),
         });
+        pods
     }
 
     /// The node's running groups: from the status poll's last listing when it is recent
@@ -156,14 +157,7 @@ impl EciProvider {
             return Ok(known.pods.clone());
         }
         let groups = self.node_groups(None).await?;
-        self.note_running(&groups);
-        Ok(self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|r| r.pods.clone())
-            .unwrap_or_default())
+        Ok(self.note_running(&groups))
     }
 
     fn not_found(pod: &PodRef) -> ProviderError {
