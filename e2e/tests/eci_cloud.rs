@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_phase};
-use e2e::{example, kubectl_ok, wait_for};
+use e2e::{example, kubectl, kubectl_ok, wait_for};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -113,4 +113,47 @@ async fn real_exit_codes_reach_the_pod_status() {
     );
     let out = kubectl_ok(&["-n", &s.ns.name, "logs", "fails"]);
     assert!(out.contains("about to fail"), "{out}");
+}
+
+/// `/stats/summary` through the API server's node proxy reports the real CPU time and memory
+/// of an eci pod's processes (DescribeMultiContainerGroupMetric on the mock cloud).
+#[tokio::test]
+async fn stats_summary_reports_real_usage_of_eci_pods() {
+    let s = setup("vk-eci-stats").await;
+    let mut pod = pod_for_node("spin", &s.vk.node, &["main"], &[]);
+    pod.spec.as_mut().unwrap().containers[0].command =
+        Some(vec!["sh".into(), "-c".into(), "while :; do :; done".into()]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_phase(&s.pods, "spin", "Running", Duration::from_secs(120)).await;
+    let path = format!("/api/v1/nodes/{}/proxy/stats/summary", s.vk.node);
+    let usage = |summary: &serde_json::Value| {
+        let ours = summary["pods"]
+            .as_array()?
+            .iter()
+            .find(|p| p["podRef"]["name"] == "spin")?;
+        let main = &ours["containers"][0];
+        Some((
+            main["cpu"]["usageCoreNanoSeconds"].as_u64()?,
+            main["cpu"]["usageNanoCores"].as_u64()?,
+            main["memory"]["workingSetBytes"].as_u64()?,
+        ))
+    };
+    // The busy loop has used a tenth of a second of CPU soon after it starts.
+    let mut last = None;
+    wait_for(
+        "the spinning pod's CPU time in /stats/summary",
+        Duration::from_secs(60),
+        || {
+            let out = kubectl(&["get", "--raw", &path]);
+            last = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|summary| usage(&summary));
+            let done = last.is_some_and(|(cpu_time, _, _)| cpu_time >= 100_000_000);
+            async move { done }
+        },
+    )
+    .await;
+    let (_, nano_cores, working_set) = last.unwrap();
+    assert!(nano_cores > 0, "{last:?}");
+    assert!(working_set > 0, "{last:?}");
 }

@@ -20,6 +20,9 @@ use super::api::{
     ExecContainerCommandResponse, RequestIdResponse,
 };
 pub use super::error::EciError;
+use super::metrics::{
+    DescribeMultiContainerGroupMetric, DescribeMultiContainerGroupMetricResponse,
+};
 use super::params::Params;
 use super::ratelimit::TokenBucket;
 use super::request::{
@@ -257,6 +260,15 @@ impl EciClient {
         let mut p = Params::new();
         req.encode(&mut p);
         self.call("DescribeContainerLog", p).await
+    }
+
+    pub async fn describe_multi_container_group_metric(
+        &self,
+        req: &DescribeMultiContainerGroupMetric,
+    ) -> Result<DescribeMultiContainerGroupMetricResponse, EciError> {
+        let mut p = Params::new();
+        req.encode(&mut p);
+        self.call("DescribeMultiContainerGroupMetric", p).await
     }
 
     pub async fn exec_container_command(

@@ -14,6 +14,7 @@ pub mod exec;
 mod group_ids;
 mod logs;
 pub mod mapping;
+pub mod metrics;
 pub mod params;
 pub mod pod;
 mod provider;
@@ -28,6 +29,8 @@ mod tests_cloud;
 mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
+#[cfg(test)]
+mod tests_stats;
 #[cfg(test)]
 pub(crate) mod tests_support;
 

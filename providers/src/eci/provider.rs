@@ -4,8 +4,8 @@
 //! ([`GroupIds`]), and looked up by the pod-UID tag when unknown (after a restart).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use super::exec;
 use super::group_ids::GroupIds;
 use super::logs;
 use super::mapping::instance_status;
+use super::metrics::{self, DescribeMultiContainerGroupMetric, METRIC_TYPE_SUMMARY};
 use super::pod::{self, Placement, tags};
 use super::request::{DescribeContainerGroups, ExecContainerCommand, UpdateContainerGroup};
 
@@ -33,6 +34,14 @@ pub struct EciProvider {
     config: EciConfig,
     placement: Placement,
     groups: GroupIds,
+    /// The running groups of the last listing, for `stats`.
+    running: Mutex<Option<RunningGroups>>,
+}
+
+/// Group id -> pod of the node's running groups, as a listing found them.
+struct RunningGroups {
+    at: Instant,
+    pods: HashMap<String, PodRef>,
 }
 
 impl EciProvider {
@@ -61,6 +70,7 @@ impl EciProvider {
             },
             config,
             groups: GroupIds::default(),
+            running: Mutex::default(),
         })
     }
 
@@ -121,6 +131,33 @@ impl EciProvider {
             return Ok(Some(id));
         }
         Ok(self.find(pod).await?.map(|g| g.container_group_id))
+    }
+
+    /// Remember which of the listed groups run, and for which pods; those pods.
+    fn note_running(&self, groups: &[ContainerGroup]) -> HashMap<String, PodRef> {
+        let pods: HashMap<String, PodRef> = groups
+            .iter()
+            .filter(|g| g.status == super::api::group_status::RUNNING)
+            .filter_map(|g| Some((g.container_group_id.clone(), Self::pod_of(g)?)))
+            .collect();
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(RunningGroups {
+            at: Instant::now(),
+            pods: pods.clone(),
+        });
+        pods
+    }
+
+    /// The node's running groups: from the status poll's last listing when it is recent
+    /// (vk-core lists every `status_interval_ms`), else from a listing of our own.
+    async fn running_groups(&self) -> Result<HashMap<String, PodRef>, ProviderError> {
+        let fresh = Duration::from_millis(self.config.status_interval_ms.max(100) * 2);
+        if let Some(known) = &*self.running.lock().unwrap_or_else(|p| p.into_inner())
+            && known.at.elapsed() <= fresh
+        {
+            return Ok(known.pods.clone());
+        }
+        let groups = self.node_groups(None).await?;
+        Ok(self.note_running(&groups))
     }
 
     fn not_found(pod: &PodRef) -> ProviderError {
@@ -218,6 +255,7 @@ impl Provider for EciProvider {
             statuses.push(instance_status(pod, group));
         }
         self.groups.finish_listing(mark, ids);
+        self.note_running(&groups);
         Ok(statuses)
     }
 
@@ -290,9 +328,27 @@ impl Provider for EciProvider {
         }
     }
 
-    /// ECI's metrics call is not used yet: no figures rather than made-up ones.
+    /// The latest sample of every running group of the node: one
+    /// DescribeMultiContainerGroupMetric per 20 groups (the most one call takes), never one
+    /// call per pod.
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
-        Ok(Vec::new())
+        let pods = self.running_groups().await?;
+        let mut ids: Vec<String> = pods.keys().cloned().collect();
+        ids.sort();
+        let mut stats = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(metrics::MAX_GROUP_IDS) {
+            let request = DescribeMultiContainerGroupMetric {
+                region_id: String::new(),
+                container_group_ids: chunk.to_vec(),
+                metric_type: Some(METRIC_TYPE_SUMMARY.into()),
+            };
+            let answer = self
+                .client
+                .describe_multi_container_group_metric(&request)
+                .await?;
+            stats.extend(metrics::pod_stats(answer.monitor_datas, &pods));
+        }
+        Ok(stats)
     }
 
     /// ExecContainerCommand (interactive: `Sync=false`, `TTY` and `Stdin` as the client asked)

@@ -16,6 +16,7 @@ use crate::eci::api::{
     ExecContainerCommandResponse, RequestIdResponse, errors,
 };
 use crate::eci::client::random_uuid;
+use crate::eci::metrics::DescribeMultiContainerGroupMetric;
 use crate::eci::params::{ParamError, Params};
 use crate::eci::request::{
     CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
@@ -207,6 +208,10 @@ async fn dispatch(
             let req = UpdateContainerGroup::decode(p)?;
             engine.update(&req.container_group_id, req.volumes).await?;
             ok(&RequestIdResponse::default())
+        }
+        "DescribeMultiContainerGroupMetric" => {
+            let q = DescribeMultiContainerGroupMetric::decode(p)?;
+            ok(&engine.multi_metric(&q).await?)
         }
         "DescribeContainerLog" => {
             let q = DescribeContainerLog::decode(p)?;

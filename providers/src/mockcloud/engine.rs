@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rand::Rng as _;
@@ -12,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::MockCloudConfig;
 use super::api::ApiError;
-use super::executor::{Executor, GroupSpec};
+use super::executor::{Executor, GroupSpec, RunningContainer};
 use super::faults::Faults;
 use super::group::{CState, ContainerRt, Group};
 use super::lifecycle;
+use super::metrics::GroupSnapshot;
+use super::tokens::{Remembered, TokenTable};
 use crate::eci::api::{errors, group_status};
 use crate::eci::ratelimit::TokenBucket;
 use crate::eci::request::{CreateContainerGroup, VolumeDef};
@@ -30,13 +33,12 @@ pub(crate) struct Inner {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 pub(super) struct State {
     /// By creation sequence number, which orders pages.
     pub groups: BTreeMap<u64, Group>,
     by_id: HashMap<String, u64>,
-    /// ClientToken -> (the request it came with, the group it made).
-    tokens: HashMap<String, (String, String)>,
+    /// ClientToken -> the request it came with and the group it made, for a while.
+    tokens: TokenTable,
     next_seq: u64,
 }
 
@@ -145,8 +147,13 @@ impl Engine {
                 quota: TokenBucket::new(config.quota.burst, config.quota.per_second),
                 exec_sessions: Default::default(),
                 executor,
+                state: Mutex::new(State {
+                    groups: BTreeMap::new(),
+                    by_id: HashMap::new(),
+                    tokens: TokenTable::new(Duration::from_secs(config.client_token_ttl_secs)),
+                    next_seq: 0,
+                }),
                 config,
-                state: Mutex::new(State::default()),
             }),
         }
     }
@@ -181,12 +188,13 @@ impl Engine {
     pub fn create(&self, req: CreateContainerGroup) -> Result<String, ApiError> {
         let (cpu, memory) = group_size(&req)?;
         let fingerprint = format!("{req:?}");
+        let now = Timestamp::now();
         let mut state = self.inner.lock();
         if let Some(token) = &req.client_token
-            && let Some((known, id)) = state.tokens.get(token)
+            && let Some(known) = state.tokens.get(token, now)
         {
-            if *known == fingerprint {
-                return Ok(id.clone());
+            if known.fingerprint == fingerprint {
+                return Ok(known.group_id.clone());
             }
             return Err(ApiError::new(
                 errors::IDEMPOTENT_MISMATCH,
@@ -196,7 +204,6 @@ impl Engine {
         let seq = state.next_seq;
         state.next_seq += 1;
         let id = random_id();
-        let now = Timestamp::now();
         let max_lines = self.inner.config.max_log_lines;
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
@@ -247,9 +254,11 @@ impl Engine {
             now,
         );
         if let Some(token) = &group.request.client_token {
-            state
-                .tokens
-                .insert(token.clone(), (fingerprint, id.clone()));
+            let remembered = Remembered {
+                fingerprint,
+                group_id: id.clone(),
+            };
+            state.tokens.insert(token, remembered, now);
         }
         state.by_id.insert(id.clone(), seq);
         state.groups.insert(seq, group);
@@ -395,6 +404,33 @@ impl Engine {
             ));
         }
         Ok((group.spec.clone(), c.def.clone(), group.cancel.clone()))
+    }
+
+    /// Each group of `ids` that exists (unknown ids are left out): its size and its running
+    /// containers.
+    pub(super) fn snapshot_running(&self, ids: &[String]) -> Vec<GroupSnapshot> {
+        let state = self.inner.lock();
+        ids.iter()
+            .filter_map(|id| state.group(id).ok())
+            .map(|g| GroupSnapshot {
+                id: g.id().to_string(),
+                cpu: g.cpu,
+                memory_gib: g.memory,
+                running: g
+                    .init
+                    .iter()
+                    .chain(&g.apps)
+                    .filter_map(|c| match c.state {
+                        CState::Running { started } => Some(RunningContainer {
+                            group_id: g.id().to_string(),
+                            def: c.def.clone(),
+                            started,
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Fault injection: groups that disappear without a trace.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use super::catalog::ImageEntry;
@@ -75,6 +76,26 @@ pub struct ExecStreams {
     pub resize: mpsc::Receiver<(u16, u16)>,
 }
 
+/// A running container whose usage is asked for.
+#[derive(Clone, Debug)]
+pub struct RunningContainer {
+    pub group_id: String,
+    pub def: ContainerDef,
+    /// When its current run started.
+    pub started: Timestamp,
+}
+
+/// A container's usage at one moment, in the kubelet's units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Cores in use lately, in billionths of a core.
+    pub nano_cores: u64,
+    /// CPU time since the run started.
+    pub core_nano_seconds: u64,
+    pub working_set_bytes: u64,
+    pub rss_bytes: u64,
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -108,4 +129,9 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Forget the group: its runs are over (or being stopped).
     async fn remove(&self, group_id: &str);
+
+    /// The usage of each running container, in order; `None` for one it cannot measure.
+    async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
+        vec![None; running.len()]
+    }
 }

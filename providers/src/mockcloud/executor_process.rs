@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -29,8 +29,11 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
 
 use super::catalog::argv;
-use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
+use super::executor::{
+    ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext, RunningContainer, Usage,
+};
 use super::logstore::LogStore;
+use super::procstat::ProcTable;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,70 @@ pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
 pub struct ProcessExecutor {
     pub(super) config: ProcessConfig,
     work_dir: PathBuf,
+    runs: Arc<std::sync::Mutex<Runs>>,
+}
+
+/// The sandboxes running now, by (group, container), for their usage.
+#[derive(Default)]
+struct Runs {
+    by_container: std::collections::HashMap<(String, String), Run>,
+    next_serial: u64,
+}
+
+struct Run {
+    /// Tells this run from a later one of the same container.
+    serial: u64,
+    /// The sandbox's outer bwrap: the container is it and everything below it.
+    pid: u32,
+    /// Earlier (time, CPU time) samples, oldest first, starting with (start, 0).
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+/// The usage rate is taken over at least this long when the samples allow it: CPU time
+/// comes in 10 ms ticks, too coarse for shorter windows.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Samples kept per run; more frequent askers get a window from the oldest of them.
+const MAX_SAMPLES: usize = 32;
+
+impl Run {
+    /// The usage rate, in nano-cores, up to a CPU time of `cpu_ns` now: since the newest
+    /// sample at least [`RATE_WINDOW`] old, else since the oldest one (the start).
+    fn rate(&mut self, cpu_ns: u64, now: Instant) -> u64 {
+        while self.samples.len() >= 2
+            && now.saturating_duration_since(self.samples[1].0) >= RATE_WINDOW
+        {
+            self.samples.pop_front();
+        }
+        let (since, before) = self.samples.front().copied().unwrap_or((now, cpu_ns));
+        let window = now.saturating_duration_since(since).as_nanos().max(1);
+        let used = u128::from(cpu_ns.saturating_sub(before));
+        if self.samples.len() >= MAX_SAMPLES {
+            self.samples.remove(1);
+        }
+        self.samples.push_back((now, cpu_ns));
+        u64::try_from(used * 1_000_000_000 / window).unwrap_or(u64::MAX)
+    }
+}
+
+/// Forgets a run when it ends, unless a later run of the container replaced it.
+struct Registered {
+    runs: Arc<std::sync::Mutex<Runs>>,
+    key: (String, String),
+    serial: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if runs
+            .by_container
+            .get(&self.key)
+            .is_some_and(|r| r.serial == self.serial)
+        {
+            runs.by_container.remove(&self.key);
+        }
+    }
 }
 
 impl ProcessExecutor {
@@ -102,7 +169,31 @@ impl ProcessExecutor {
         let work_dir = config.work_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("vk-cloud-{}", std::process::id()))
         });
-        Self { config, work_dir }
+        Self {
+            config,
+            work_dir,
+            runs: Arc::default(),
+        }
+    }
+
+    fn register(&self, group: &str, container: &str, pid: u32) -> Registered {
+        let key = (group.to_string(), container.to_string());
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.next_serial += 1;
+        let serial = runs.next_serial;
+        runs.by_container.insert(
+            key.clone(),
+            Run {
+                serial,
+                pid,
+                samples: [(Instant::now(), 0)].into(),
+            },
+        );
+        Registered {
+            runs: self.runs.clone(),
+            key,
+            serial,
+        }
     }
 
     pub fn work_dir(&self) -> &Path {
@@ -452,6 +543,9 @@ impl Executor for ProcessExecutor {
             Ok(spawned) => spawned,
             Err(e) => return start_error(e),
         };
+        let _registered = child
+            .id()
+            .map(|pid| self.register(&ctx.group.id, &ctx.container.name, pid));
         let out = child
             .stdout
             .take()
@@ -504,6 +598,44 @@ impl Executor for ProcessExecutor {
         self.exec_streams(group, container, command, streams).await
     }
 
+    /// The sandbox's processes as `/proc` shows them (one pass for all the containers): CPU
+    /// time and resident memory of the whole tree, the rate from the last sample.
+    async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
+        let keys: Vec<(String, String)> = running
+            .iter()
+            .map(|c| (c.group_id.clone(), c.def.name.clone()))
+            .collect();
+        let pids: Vec<Option<u32>> = {
+            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            keys.iter()
+                .map(|k| runs.by_container.get(k).map(|r| r.pid))
+                .collect()
+        };
+        let trees = tokio::task::spawn_blocking(move || {
+            let table = ProcTable::read();
+            pids.into_iter()
+                .map(|pid| table.tree(pid?))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|_| vec![None; keys.len()]);
+        let now = Instant::now();
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .zip(trees)
+            .map(|(key, tree)| {
+                let tree = tree?;
+                let run = runs.by_container.get_mut(key)?;
+                Some(Usage {
+                    nano_cores: run.rate(tree.cpu_ns, now),
+                    core_nano_seconds: tree.cpu_ns,
+                    working_set_bytes: tree.rss_bytes,
+                    rss_bytes: tree.rss_bytes,
+                })
+            })
+            .collect()
+    }
+
     async fn remove(&self, group_id: &str) {
         let dir = self.group_dir(group_id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
@@ -511,5 +643,33 @@ impl Executor for ProcessExecutor {
         {
             tracing::warn!(dir = %dir.display(), error = %e, "could not remove a sandbox");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_rate_is_taken_over_a_second_when_it_can() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut run = Run {
+            serial: 1,
+            pid: 1,
+            samples: [(t0, 0)].into(),
+        };
+        // Half a second of CPU in the first second: half a core.
+        assert_eq!(run.rate(500_000_000, t0 + ms(1000)), 500_000_000);
+        // A tenth of a second later the window still reaches back to the start.
+        assert_eq!(run.rate(600_000_000, t0 + ms(1100)), 545_454_545);
+        // A second later: one full core since the newest sample a second old.
+        assert_eq!(run.rate(1_600_000_000, t0 + ms(2100)), 1_000_000_000);
+        assert_eq!(run.samples.len(), 2);
+        // Asked very often, the samples kept stay bounded.
+        for i in 0..100 {
+            run.rate(1_600_000_000, t0 + ms(2100) + Duration::from_micros(i));
+        }
+        assert!(run.samples.len() <= MAX_SAMPLES);
     }
 }

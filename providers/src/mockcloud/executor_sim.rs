@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::executor::{ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext};
+use super::executor::{
+    ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext, RunningContainer, Usage,
+};
 use crate::eci::request::ContainerDef;
 
 pub const ENV_RUN_MS: &str = "MOCKCLOUD_RUN_MS";
@@ -210,6 +212,41 @@ impl Executor for SimulateExecutor {
     }
 
     async fn remove(&self, _group_id: &str) {}
+
+    /// Plausible figures: each container keeps a steady share of its size (from 10% to 60%
+    /// of its vCPUs, 20% to 50% of its memory; a quarter vCPU and 512 MiB when it asked for
+    /// none), chosen by its group and name, so repeated samples agree and CPU time grows
+    /// with the run.
+    async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
+        let now = jiff::Timestamp::now();
+        running
+            .iter()
+            .map(|c| {
+                let share = stable_fraction(&c.group_id, &c.def.name);
+                let cores = c.def.cpu.unwrap_or(0.25) * (0.1 + 0.5 * share);
+                let nano_cores = (cores * 1e9) as u64;
+                let ran = now.duration_since(c.started).as_secs_f64().max(0.0);
+                let gib = c.def.memory.unwrap_or(0.5) * (0.2 + 0.3 * share);
+                let bytes = (gib * (1u64 << 30) as f64) as u64;
+                Some(Usage {
+                    nano_cores,
+                    core_nano_seconds: (cores * ran * 1e9) as u64,
+                    working_set_bytes: bytes,
+                    rss_bytes: bytes,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A number in [0, 1) that depends only on the two names (FNV-1a).
+fn stable_fraction(group: &str, name: &str) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in group.bytes().chain([0]).chain(name.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

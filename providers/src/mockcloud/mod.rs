@@ -9,8 +9,10 @@
 //! Start one in-process with [`MockCloud::start`], or as the `vk-cloud` binary.
 //!
 //! Modelled on purpose: request signatures (HMAC-SHA1, nonces, timestamps), ClientToken
-//! idempotency, the create/delete quota (token bucket, `Throttling.User`), the sizing table,
-//! page sizes and log limits, and injectable faults ([`faults`]).
+//! idempotency (tokens forgotten after `client_token_ttl_secs`), the create/delete quota
+//! (token bucket, `Throttling.User`), the sizing table, page sizes and log limits,
+//! DescribeMultiContainerGroupMetric (at most 20 groups per call; `process` measures the
+//! sandbox's processes in `/proc`), and injectable faults ([`faults`]).
 
 pub mod api;
 pub mod catalog;
@@ -25,10 +27,13 @@ pub mod faults;
 mod group;
 mod lifecycle;
 pub mod logstore;
+mod metrics;
+mod procstat;
 mod render;
 mod server;
 #[cfg(test)]
 mod tests_process;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -97,6 +102,8 @@ pub struct MockCloudConfig {
     pub ip_prefix: String,
     /// An interactive exec's WebSocketUri must be used within this long (and only once).
     pub exec_token_ttl_ms: u64,
+    /// A ClientToken stands for its first request this long; a reuse after that creates anew.
+    pub client_token_ttl_secs: u64,
 }
 
 impl Default for MockCloudConfig {
@@ -121,6 +128,7 @@ impl Default for MockCloudConfig {
             faults: Default::default(),
             ip_prefix: "172.16.".into(),
             exec_token_ttl_ms: 30_000,
+            client_token_ttl_secs: 24 * 3600,
         }
     }
 }

@@ -1,9 +1,13 @@
 //! `GET /containerLogs/{namespace}/{pod}/{container}`: the kubelet's log endpoint, what
-//! `kubectl logs` reaches through the API server. The provider's stream is passed on chunk by
-//! chunk, never buffered, so `follow` shows lines as they are written.
+//! `kubectl logs` reaches through the API server. The provider's stream is never held back:
+//! what it has ready goes out at once, so `follow` shows lines as they are written; items that
+//! are ready together (a provider yielding one line per item) share one body frame.
 
-use bytes::Bytes;
-use futures::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
@@ -146,7 +150,8 @@ impl KubeletServer {
         };
         let follow = opts.follow;
         tracing::debug!(pod = %pod_ref, container, follow, "streaming container logs");
-        let frames = limit_bytes(stream, opts.limit_bytes).map(move |chunk| match chunk {
+        let chunks = Coalesce::new(limit_bytes(stream, opts.limit_bytes), FRAME_BYTES);
+        let frames = chunks.map(move |chunk| match chunk {
             Ok(bytes) => Ok(Frame::data(bytes)),
             Err(err) => {
                 tracing::warn!(pod = %pod_ref, %err, "container log stream failed");
@@ -227,6 +232,85 @@ pub(crate) fn limit_bytes(stream: LogStream, limit: Option<u64>) -> LogStream {
     .boxed()
 }
 
+/// Coalesced frames stop growing past this size: large enough that per-frame costs (a chunk
+/// header, a TLS record, an HTTP/2 DATA frame) vanish, small enough to bound the copy.
+const FRAME_BYTES: usize = 32 * 1024;
+
+/// Joins the items the inner stream has ready *now* into one, up to about `max` bytes (the last
+/// item joined may overshoot it; an item is never split). As soon as the inner stream is
+/// pending, what was gathered goes out: nothing already written waits for more. An error ends
+/// the gathering; the bytes before it go out first, then the error.
+pub(crate) struct Coalesce {
+    inner: Option<LogStream>,
+    max: usize,
+    /// An error met while gathering, returned on the next poll.
+    error: Option<ProviderError>,
+}
+
+impl Coalesce {
+    pub(crate) fn new(inner: LogStream, max: usize) -> Self {
+        Self {
+            inner: Some(inner),
+            max,
+            error: None,
+        }
+    }
+}
+
+impl Stream for Coalesce {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(err) = this.error.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        // One item is passed on as it is; only a second one ready with it costs a copy.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Option<BytesMut> = None;
+        let gathered = |first: &Option<Bytes>, joined: &Option<BytesMut>| {
+            joined
+                .as_ref()
+                .map_or(first.as_ref().map_or(0, Bytes::len), BytesMut::len)
+        };
+        while let Some(inner) = this.inner.as_mut() {
+            if gathered(&first, &joined) >= this.max {
+                break;
+            }
+            match inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(bytes))) if bytes.is_empty() => {}
+                Poll::Ready(Some(Ok(bytes))) => match (&mut joined, first.take()) {
+                    (Some(buf), _) => buf.extend_from_slice(&bytes),
+                    (None, None) => first = Some(bytes),
+                    (None, Some(head)) => {
+                        let mut buf =
+                            BytesMut::with_capacity(this.max.max(head.len() + bytes.len()));
+                        buf.extend_from_slice(&head);
+                        buf.extend_from_slice(&bytes);
+                        joined = Some(buf);
+                    }
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    if gathered(&first, &joined) == 0 {
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    this.error = Some(err);
+                    break;
+                }
+                // Dropping the inner stream at its end releases what it holds at once.
+                Poll::Ready(None) => this.inner = None,
+                Poll::Pending if gathered(&first, &joined) == 0 => return Poll::Pending,
+                Poll::Pending => break,
+            }
+        }
+        match (joined, first) {
+            (Some(buf), _) => Poll::Ready(Some(Ok(buf.freeze()))),
+            (None, Some(bytes)) => Poll::Ready(Some(Ok(bytes))),
+            (None, None) => Poll::Ready(None),
+        }
+    }
+}
+
 /// An empty data frame would read as the end of a chunked body to some clients.
 fn is_empty(chunk: &Result<Bytes, ProviderError>) -> bool {
     chunk.as_ref().is_ok_and(Bytes::is_empty)
@@ -234,6 +318,8 @@ fn is_empty(chunk: &Result<Bytes, ProviderError>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
 
     fn parse(query: &str) -> Result<LogOptions, LogQueryError> {
@@ -310,5 +396,84 @@ mod tests {
             .collect()
             .await;
         assert_eq!(cut, vec![Bytes::from("hello "), Bytes::from("wo")]);
+    }
+
+    fn lines(n: usize) -> Vec<Bytes> {
+        (0..n).map(|i| Bytes::from(format!("{i:>98}\n"))).collect()
+    }
+
+    fn ready(items: Vec<Bytes>) -> LogStream {
+        futures::stream::iter(items.into_iter().map(Ok)).boxed()
+    }
+
+    async fn frames_of(stream: Coalesce) -> Vec<Bytes> {
+        stream.map(|c| c.unwrap()).collect().await
+    }
+
+    #[tokio::test]
+    async fn ready_lines_share_frames_with_identical_bytes() {
+        let items = lines(1000);
+        let frames = frames_of(Coalesce::new(ready(items.clone()), 32 * 1024)).await;
+        // 100 000 bytes in frames of 32 KiB (+ at most one line): four frames, not a thousand.
+        assert_eq!(frames.len(), 4);
+        assert!(frames.iter().all(|f| f.len() <= 32 * 1024 + 100));
+        assert_eq!(frames.concat(), items.concat());
+    }
+
+    #[tokio::test]
+    async fn large_items_pass_whole_and_empty_ones_vanish() {
+        let big = Bytes::from(vec![b'x'; 40_000]);
+        let items = vec![
+            Bytes::new(),
+            big.clone(),
+            Bytes::new(),
+            Bytes::from("tail\n"),
+        ];
+        let frames = frames_of(Coalesce::new(ready(items), 32 * 1024)).await;
+        assert_eq!(frames, vec![big, Bytes::from("tail\n")]);
+    }
+
+    /// The next frame if the stream has one ready now: `Some(None)` is the end, `None` pending.
+    fn poll_now(frames: &mut Coalesce) -> Option<Option<Bytes>> {
+        frames.next().now_or_never().map(|f| f.map(Result::unwrap))
+    }
+
+    #[test]
+    fn a_ready_line_is_not_held_back_for_more() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, ProviderError>>();
+        let mut frames = Coalesce::new(rx.boxed(), 32 * 1024);
+        assert_eq!(poll_now(&mut frames), None);
+        // Two lines ready together: one frame, at once, though the stream stays open.
+        tx.unbounded_send(Ok(Bytes::from("one\n"))).unwrap();
+        tx.unbounded_send(Ok(Bytes::from("two\n"))).unwrap();
+        assert_eq!(poll_now(&mut frames), Some(Some(Bytes::from("one\ntwo\n"))));
+        assert_eq!(poll_now(&mut frames), None);
+        // A single line written later goes out alone, without waiting for a second one.
+        tx.unbounded_send(Ok(Bytes::from("three\n"))).unwrap();
+        assert_eq!(poll_now(&mut frames), Some(Some(Bytes::from("three\n"))));
+        assert_eq!(poll_now(&mut frames), None);
+        drop(tx);
+        assert_eq!(poll_now(&mut frames), Some(None));
+    }
+
+    #[test]
+    fn bytes_before_an_error_go_out_first() {
+        let items = [
+            Ok(Bytes::from("ok\n")),
+            Err(ProviderError::Transient("gone".into())),
+        ];
+        let mut frames = Coalesce::new(futures::stream::iter(items).boxed(), 1024);
+        let first = frames.next().now_or_never().unwrap().unwrap();
+        assert_eq!(first.unwrap(), "ok\n");
+        let second = frames.next().now_or_never().unwrap().unwrap();
+        assert!(matches!(second, Err(ProviderError::Transient(_))));
+    }
+
+    #[tokio::test]
+    async fn limit_bytes_is_exact_on_coalesced_lines() {
+        let items = lines(10);
+        let limited = limit_bytes(ready(items.clone()), Some(250));
+        let frames = frames_of(Coalesce::new(limited, 32 * 1024)).await;
+        assert_eq!(frames, vec![items.concat()[..250].to_vec()]);
     }
 }
