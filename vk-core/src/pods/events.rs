@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -86,8 +86,8 @@ pub struct Priority {
 
 struct PriorityState {
     busy: AtomicUsize,
-    base: Instant,
-    /// When the last urgent call ended (nanoseconds after `base`).
+    base: tokio::time::Instant,
+    /// When the last urgent call ended (nanoseconds after `base`; 0: none has).
     last_end: AtomicU64,
 }
 
@@ -101,7 +101,7 @@ impl Default for Priority {
         Self {
             inner: Arc::new(PriorityState {
                 busy: AtomicUsize::new(0),
-                base: Instant::now(),
+                base: tokio::time::Instant::now(),
                 last_end: AtomicU64::new(0),
             }),
         }
@@ -122,7 +122,10 @@ impl Priority {
         if self.inner.busy.load(Ordering::SeqCst) > 0 {
             return Some(QUIET);
         }
-        let ended = Duration::from_nanos(self.inner.last_end.load(Ordering::SeqCst));
+        let ended = match self.inner.last_end.load(Ordering::SeqCst) {
+            0 => return None,
+            ended => Duration::from_nanos(ended),
+        };
         let since = self.inner.base.elapsed().saturating_sub(ended);
         QUIET.checked_sub(since).filter(|d| !d.is_zero())
     }
@@ -143,7 +146,9 @@ impl Priority {
 impl Drop for Urgent {
     fn drop(&mut self) {
         let state = &self.priority.inner;
-        let now = u64::try_from(state.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from(state.base.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         state.last_end.fetch_max(now, Ordering::SeqCst);
         state.busy.fetch_sub(1, Ordering::SeqCst);
     }

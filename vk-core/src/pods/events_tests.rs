@@ -269,3 +269,35 @@ async fn a_full_queue_drops_instead_of_blocking() {
     }
     assert!(recorder.dropped() > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_wait_while_status_writes_are_in_flight_but_not_longer_than_the_hold() {
+    let priority = Priority::default();
+    // Idle: no wait.
+    let start = tokio::time::Instant::now();
+    priority.until_quiet(start + HOLD_MAX).await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+
+    // A write in flight: the event waits for it, then for QUIET after it ended.
+    let urgent = priority.urgent();
+    let waiter = {
+        let priority = priority.clone();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            priority.until_quiet(start + HOLD_MAX).await;
+            start.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished());
+    drop(urgent);
+    let waited = waiter.await.unwrap();
+    assert!(waited >= Duration::from_millis(300) + QUIET, "{waited:?}");
+    assert!(waited < HOLD_MAX, "{waited:?}");
+
+    // Writes that never stop: the event goes out at its deadline.
+    let _busy = priority.urgent();
+    let start = tokio::time::Instant::now();
+    priority.until_quiet(start + HOLD_MAX).await;
+    assert_eq!(start.elapsed(), HOLD_MAX);
+}

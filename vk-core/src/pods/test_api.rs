@@ -203,6 +203,30 @@ async fn handle(
         );
     }
     if let [
+        "api",
+        "v1",
+        "namespaces",
+        _,
+        "serviceaccounts",
+        account,
+        "token",
+    ] = parts.as_slice()
+        && method == hyper::Method::POST
+    {
+        // TokenRequest: the token names the account, the bound pod and the request's number.
+        let mut answer: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+        s.version += 1;
+        let pod = answer["spec"]["boundObjectRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        answer["status"] = json!({
+            "token": format!("token-{account}-{pod}-{}", s.version),
+            "expirationTimestamp": "2099-01-01T00:00:00Z",
+        });
+        return json_response(StatusCode::CREATED, &answer);
+    }
+    if let [
         "apis",
         "events.k8s.io",
         "v1",

@@ -215,3 +215,86 @@ async fn pods_that_vanished_unseen_release_their_namespace() {
     assert_eq!(watched.namespaces(), ["web"]);
     eventually("the ci watches closed", || api.open_watches() == 2).await;
 }
+
+fn pod_with_token_volume(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ci", "uid": uid},
+        "spec": {
+            "serviceAccountName": "builder",
+            "containers": [{"name": "main", "image": "busybox"}],
+            "volumes": [{"name": "kube-api-access", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"serviceAccountToken": {"path": "vault", "audience": "vault", "expirationSeconds": 600}},
+            ]}}],
+        },
+    }))
+    .unwrap()
+}
+
+fn token_requests(api: &FakeApi) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| r.starts_with("POST") && r.contains("/serviceaccounts/builder/token"))
+        .count()
+}
+
+#[tokio::test]
+async fn tokens_asked_for_ahead_are_used_once_by_the_pods_resolution() {
+    let api = FakeApi::start().await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let watched = WatchedNamespaces::new(api.client(), tx);
+    let pod = pod_with_token_volume("build-1", "uid-1");
+    watched.prefetch_tokens(&pod);
+    watched.prefetch_tokens(&pod);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while token_requests(&api) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            api.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Both tokens of the volume, once each, bound to the pod.
+    let first = watched
+        .service_account_token("ci", "builder", "build-1", "uid-1", None, 3607)
+        .await
+        .unwrap();
+    let vault = watched
+        .service_account_token("ci", "builder", "build-1", "uid-1", Some("vault"), 600)
+        .await
+        .unwrap();
+    assert!(first.starts_with("token-builder-build-1-"), "{first}");
+    assert!(vault.starts_with("token-builder-build-1-") && vault != first);
+    assert_eq!(
+        token_requests(&api),
+        2,
+        "the resolution took the tokens asked for ahead"
+    );
+    // Taken once: the next resolution (a refresh) asks again.
+    let again = watched
+        .service_account_token("ci", "builder", "build-1", "uid-1", None, 3607)
+        .await
+        .unwrap();
+    assert_ne!(again, first);
+    assert_eq!(token_requests(&api), 3);
+}
+
+#[tokio::test]
+async fn tokens_asked_for_ahead_are_dropped_with_their_pod() {
+    let api = FakeApi::start().await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let watched = WatchedNamespaces::new(api.client(), tx);
+    watched.prefetch_tokens(&pod_with_token_volume("build-2", "uid-2"));
+    assert_eq!(lock_prefetched(&watched.prefetched).len(), 2);
+    watched.remove_pod("uid-2");
+    assert!(lock_prefetched(&watched.prefetched).is_empty());
+    // A pod without a token volume asks for nothing.
+    let plain: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "ci", "uid": "uid-3"},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }))
+    .unwrap();
+    watched.prefetch_tokens(&plain);
+    assert!(lock_prefetched(&watched.prefetched).is_empty());
+}

@@ -13,6 +13,7 @@
 //!                                    MB/s at the client; concurrent sessions' output checked
 
 mod exec;
+mod floor;
 mod log_stream;
 
 use std::collections::{BTreeSet, HashMap};
@@ -49,6 +50,10 @@ enum Bench {
         /// false`): no TokenRequest per pod.
         #[arg(long)]
         no_token: bool,
+        /// No vk: the bench registers the node and patches each bound pod Running itself,
+        /// with `--workers` patches at once (the control plane's floor for this figure).
+        #[arg(long)]
+        floor: bool,
     },
     /// Log streaming through the kubelet API: throughput and memory while following a
     /// container that writes `--bytes`.
@@ -214,12 +219,23 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn pod_startup(count: usize, workers: u16, no_token: bool) -> anyhow::Result<()> {
+async fn pod_startup(
+    count: usize,
+    workers: u16,
+    no_token: bool,
+    floor: bool,
+) -> anyhow::Result<()> {
     let client = client().await;
-    let kubeconfig = service_account_kubeconfig(&client).await;
     let node = unique("bench-node");
-    let config = mock_config(&format!("pod_workers: {workers}\n"));
-    let vk = Vk::start(&kubeconfig, &node, &config);
+    let (vk, floor_writer) = if floor {
+        floor::register_node(&client, &node).await?;
+        let writer = floor::spawn_status_writer(client.clone(), node.clone(), workers.into());
+        (None, Some(writer))
+    } else {
+        let kubeconfig = service_account_kubeconfig(&client).await;
+        let config = mock_config(&format!("pod_workers: {workers}\n"));
+        (Some(Vk::start(&kubeconfig, &node, &config)), None)
+    };
     let nodes: Api<Node> = Api::all(client.clone());
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench").await;
@@ -239,7 +255,12 @@ async fn pod_startup(count: usize, workers: u16, no_token: bool) -> anyhow::Resu
     let mut rx = watch_pods(pods.clone()).await;
 
     println!(
-        "creating {count} pods at once on node {node} (mock provider, zero latency, {workers} workers, {})",
+        "creating {count} pods at once on node {node} ({}, {workers} workers, {})",
+        if floor {
+            "no vk: the bench patches each bound pod Running"
+        } else {
+            "mock provider, zero latency"
+        },
         if no_token {
             "no service-account token"
         } else {
@@ -289,6 +310,9 @@ async fn pod_startup(count: usize, workers: u16, no_token: bool) -> anyhow::Resu
         count as f64 / total.as_secs_f64()
     );
     breakdown(&client, &ns.name, &seen).await?;
+    if let Some(writer) = floor_writer {
+        writer.abort();
+    }
     remove_node(vk, &node, ns);
     Ok(())
 }
@@ -415,7 +439,8 @@ async fn breakdown(
 
 /// Stop vk first, or it registers the deleted node again; the pod GC removes the pods of a
 /// node that no longer exists.
-fn remove_node(vk: Vk, node: &str, ns: TestNamespace) {
+fn remove_node(vk: impl Into<Option<Vk>>, node: &str, ns: TestNamespace) {
+    let vk: Option<Vk> = vk.into();
     drop(vk);
     let _ = kubectl(&["delete", "node", node, "--wait=false"]);
     drop(ns);
@@ -532,7 +557,8 @@ async fn main() -> anyhow::Result<()> {
             pods,
             workers,
             no_token,
-        } => pod_startup(pods, workers, no_token).await,
+            floor,
+        } => pod_startup(pods, workers, no_token, floor).await,
         Bench::LogStream {
             bytes,
             chunk_bytes,
