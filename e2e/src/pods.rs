@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec, Toleration};
-use kube::api::{Api, ObjectMeta};
+use k8s_openapi::api::core::v1::{Container, Event, Node, Pod, PodSpec, Toleration};
+use kube::api::{Api, ListParams, ObjectMeta};
 
 /// A pod aimed at one virtual node: nodeSelector on its hostname and the provider toleration,
 /// as a build pod template has them.
@@ -71,6 +71,29 @@ pub async fn wait_phase(api: &Api<Pod>, name: &str, want: &str, timeout: Duratio
                 "timed out after {timeout:?} waiting for pod {name} to be {want}; last seen: {:?}",
                 pod.and_then(|p| p.status)
             );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events about `object` once an event with each of `reasons` is among them. vk publishes
+/// events in the background, after the status they go with, so a test that saw the status
+/// waits for them.
+pub async fn wait_events(events: &Api<Event>, object: &str, reasons: &[&str]) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let params = ListParams::default().fields(&format!("involvedObject.name={object}"));
+    loop {
+        let items = events
+            .list(&params)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let seen: Vec<&str> = items.iter().filter_map(|e| e.reason.as_deref()).collect();
+        if reasons.iter().all(|r| seen.contains(r)) {
+            return items;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out waiting for events {reasons:?} about {object}; seen: {seen:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
-use e2e::pods::{phase, pod_for_node, wait_phase};
+use e2e::pods::{phase, pod_for_node, wait_events, wait_phase};
 use e2e::{example, wait_for};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -85,17 +85,12 @@ async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
     assert!(status.start_time.is_some());
 
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
-    let list = events
-        .list(&ListParams::default().fields("involvedObject.name=build-demo"))
-        .await
-        .unwrap();
-    let reasons: Vec<_> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
-    assert!(reasons.iter().any(|r| r == "Scheduled"), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r == "ProviderCreated"),
-        "{reasons:?}"
-    );
-    assert!(reasons.iter().any(|r| r == "Started"), "{reasons:?}");
+    wait_events(
+        &events,
+        "build-demo",
+        &["Scheduled", "ProviderCreated", "Started"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -252,17 +247,7 @@ async fn active_deadline_fails_the_pod_and_stops_its_instance() {
     .await;
     assert!(s.pods.get_opt("bounded").await.unwrap().is_some());
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
-    let list = events
-        .list(&ListParams::default().fields("involvedObject.name=bounded"))
-        .await
-        .unwrap();
-    assert!(
-        list.items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("DeadlineExceeded")),
-        "{:?}",
-        list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
-    );
+    wait_events(&events, "bounded", &["DeadlineExceeded"]).await;
 }
 
 #[tokio::test]
@@ -344,16 +329,12 @@ async fn provider_errors_are_retried_or_fail_the_pod_with_a_reason() {
     // Transient: retried with backoff until the provider accepts it; the user sees why it waited.
     wait_phase(&s.pods, "flaky", "Running", Duration::from_secs(60)).await;
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
-    let list = events
-        .list(&ListParams::default().fields("involvedObject.name=flaky"))
-        .await
-        .unwrap();
+    let list = wait_events(&events, "flaky", &["ProviderCreateFailed"]).await;
     assert!(
-        list.items
-            .iter()
+        list.iter()
             .any(|e| e.reason.as_deref() == Some("ProviderCreateFailed")
                 && e.type_.as_deref() == Some("Warning")),
-        "no ProviderCreateFailed event"
+        "no ProviderCreateFailed Warning"
     );
 
     // Permanent with restartPolicy Never: Failed, with the provider's reason.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
-use e2e::pods::{pod_for_node, wait_phase};
+use e2e::pods::{pod_for_node, wait_events, wait_phase};
 use e2e::wait_for;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::{
@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
     LocalObjectReference, ObjectFieldSelector, Pod, Secret, SecretKeySelector, SecretVolumeSource,
     Volume, VolumeMount,
 };
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 /// A vk with the mock provider persisting what it received, `extra_config` appended to its
@@ -448,11 +448,8 @@ async fn image_pull_secrets_reach_the_provider_and_a_missing_one_is_a_warning() 
         ])
     );
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns.name);
-    let warning = events
-        .list(&ListParams::default().fields("involvedObject.name=private"))
+    let warning = wait_events(&events, "private", &["FailedToRetrieveImagePullSecret"])
         .await
-        .unwrap()
-        .items
         .into_iter()
         .find(|e| e.reason.as_deref() == Some("FailedToRetrieveImagePullSecret"))
         .expect("a FailedToRetrieveImagePullSecret event");
