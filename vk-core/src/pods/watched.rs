@@ -28,8 +28,8 @@ use super::ApiObjectSource;
 use super::references::ObjectKind;
 use super::resolve::{ObjectSource, ResolveError, service_account_name, token_requests};
 
-/// Token requests issued ahead at once; more wait for a slot (as many as the default
-/// reconcile workers: more only queue in the API server during a burst).
+/// Token requests issued ahead at once; more wait for a slot (more only queue in the API
+/// server during a burst).
 const PREFETCH_IN_FLIGHT: usize = 16;
 /// Tokens issued ahead and not taken yet, at most.
 const PREFETCH_MAX: usize = 1024;
