@@ -235,6 +235,27 @@ async fn config_map_secret_and_downward_api_reach_the_container() {
         env_of(&spec, "golang", "GOFLAGS").as_deref(),
         Some("-mod=vendor")
     );
+    // In-cluster clients find the API server: by default the address vk itself uses.
+    let server = kube::config::Kubeconfig::read()
+        .ok()
+        .and_then(|k| k.clusters.into_iter().next())
+        .and_then(|c| c.cluster)
+        .and_then(|c| c.server)
+        .expect("the test kubeconfig names a server");
+    let address = server.trim_start_matches("https://").trim_end_matches('/');
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "443"));
+    assert_eq!(
+        env_of(&spec, "golang", "KUBERNETES_SERVICE_HOST").as_deref(),
+        Some(host)
+    );
+    assert_eq!(
+        env_of(&spec, "golang", "KUBERNETES_SERVICE_PORT").as_deref(),
+        Some(port)
+    );
+    assert_eq!(
+        env_of(&spec, "golang", &format!("KUBERNETES_PORT_{port}_TCP")),
+        Some(format!("tcp://{host}:{port}"))
+    );
     assert_eq!(
         env_of(&spec, "golang", "REGISTRY_TOKEN").as_deref(),
         Some("s3cr3t")

@@ -64,6 +64,10 @@ struct RunArgs {
     /// Pods reconciled at once.
     #[arg(long, env = "VK_POD_WORKERS")]
     pod_workers: Option<u16>,
+    /// Where pods reach the API server, `host:port` (their `KUBERNETES_SERVICE_HOST`/`_PORT`);
+    /// default: the address vk itself uses; `none`: not set.
+    #[arg(long, env = "VK_POD_API_ENDPOINT")]
+    pod_api_endpoint: Option<String>,
     /// Taint key (default virtual-kubelet.io/provider).
     #[arg(long, env = "VK_TAINT_KEY")]
     taint_key: Option<String>,
@@ -137,6 +141,7 @@ struct FileConfig {
     kubelet_port: Option<u16>,
     health_port: Option<u16>,
     pod_workers: Option<u16>,
+    pod_api_endpoint: Option<String>,
     taint: Option<TaintFile>,
     disable_taint: bool,
     labels: BTreeMap<String, String>,
@@ -159,6 +164,7 @@ struct Settings {
     node: NodeConfig,
     health_port: u16,
     pod_workers: u16,
+    pod_api_endpoint: Option<String>,
     token_refresh: Option<std::time::Duration>,
     kubelet: KubeletSettings,
     mock: MockConfig,
@@ -279,6 +285,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         node,
         health_port: args.health_port.or(file.health_port).unwrap_or(10256),
         pod_workers: args.pod_workers.or(file.pod_workers).unwrap_or(10).max(1),
+        pod_api_endpoint: args.pod_api_endpoint.or(file.pod_api_endpoint),
         token_refresh: file
             .token_refresh_seconds
             .map(std::time::Duration::from_secs),
@@ -288,7 +295,47 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     })
 }
 
-async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+/// `host:port` (`[v6]:port`) → (host, port); `none` → None.
+fn parse_endpoint(value: &str) -> anyhow::Result<Option<(String, u16)>> {
+    if value == "none" {
+        return Ok(None);
+    }
+    let (host, port) = value
+        .rsplit_once(':')
+        .with_context(|| format!("pod API endpoint {value:?}: expected host:port or none"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("pod API endpoint {value:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        bail!("pod API endpoint {value:?}: no host");
+    }
+    Ok(Some((host.to_string(), port)))
+}
+
+/// Where pods reach the API server: the configured endpoint, else the one vk uses.
+fn pod_api_endpoint(
+    configured: Option<&str>,
+    cluster_url: &hyper::Uri,
+) -> anyhow::Result<Option<(String, u16)>> {
+    if let Some(value) = configured {
+        return parse_endpoint(value);
+    }
+    let Some(host) = cluster_url.host() else {
+        return Ok(None);
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = cluster_url
+        .port_u16()
+        .unwrap_or(if cluster_url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    Ok(Some((host.to_string(), port)))
+}
+
+async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::Client, hyper::Uri)> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -299,7 +346,8 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
             .await
             .context("no kubeconfig: pass --kubeconfig, set KUBECONFIG, or run in a cluster")?,
     };
-    providers::apiclient::client(config)
+    let cluster_url = config.cluster_url.clone();
+    Ok((providers::apiclient::client(config)?, cluster_url))
 }
 
 async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {
@@ -410,7 +458,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             other => bail!("unknown provider {other:?}; available: mock, eci"),
         };
-    let client = kube_client(kubeconfig.as_deref()).await?;
+    let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
+    let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     let cancel = CancellationToken::new();
     tracing::info!(
         node = %settings.node.name,
@@ -432,6 +481,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
     pod_config.workers = settings.pod_workers;
     pod_config.token_refresh_interval = settings.token_refresh;
+    pod_config.kubernetes_service = kubernetes_service;
     let pods = PodController::new(client.clone(), pod_config, provider.clone());
     let kubelet_task = tokio::spawn(serve_kubelet_api(
         client,
@@ -483,6 +533,32 @@ async fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_reach_the_api_server_where_vk_does_unless_configured() {
+        let url: hyper::Uri = "https://10.96.0.1".parse().unwrap();
+        assert_eq!(
+            pod_api_endpoint(None, &url).unwrap(),
+            Some(("10.96.0.1".into(), 443))
+        );
+        let url: hyper::Uri = "https://[fd00::1]:6443".parse().unwrap();
+        assert_eq!(
+            pod_api_endpoint(None, &url).unwrap(),
+            Some(("fd00::1".into(), 6443))
+        );
+        assert_eq!(
+            pod_api_endpoint(Some("api.internal:8443"), &url).unwrap(),
+            Some(("api.internal".into(), 8443))
+        );
+        assert_eq!(
+            pod_api_endpoint(Some("[fd00::2]:443"), &url).unwrap(),
+            Some(("fd00::2".into(), 443))
+        );
+        assert_eq!(pod_api_endpoint(Some("none"), &url).unwrap(), None);
+        for bad in ["api.internal", "api:x", ":443"] {
+            assert!(pod_api_endpoint(Some(bad), &url).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn streaming_limits_come_from_the_config_file_with_kubelet_defaults() {

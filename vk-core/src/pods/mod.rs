@@ -52,6 +52,9 @@ pub struct PodControllerConfig {
     /// Re-issue service-account tokens this often instead of at 80% of their lifetime
     /// (for tests and demos: the API's minimum token lifetime is 10 minutes).
     pub token_refresh_interval: Option<Duration>,
+    /// Where pods reach the API server (host, port): their `KUBERNETES_SERVICE_HOST`/`_PORT`
+    /// and `KUBERNETES_PORT_*` variables. None: not set.
+    pub kubernetes_service: Option<(String, u16)>,
 }
 
 impl PodControllerConfig {
@@ -62,6 +65,7 @@ impl PodControllerConfig {
             workers: 10,
             orphan_sweep_interval: Duration::from_secs(60),
             token_refresh_interval: None,
+            kubernetes_service: None,
         }
     }
 }
@@ -113,7 +117,8 @@ impl PodController {
             self.provider.clone(),
             events,
             reader.clone(),
-            WatchedNamespaces::new(self.client.clone(), changes_tx),
+            WatchedNamespaces::new(self.client.clone(), changes_tx)
+                .with_kubernetes_service(self.config.kubernetes_service.clone()),
         ));
 
         // The provider's view first, so a pod is never re-created only because its status

@@ -55,6 +55,8 @@ pub struct WatchedNamespaces {
     /// is taken once, by the resolution it was issued for.
     prefetched: Mutex<HashMap<TokenKey, Prefetched>>,
     prefetch_slots: Arc<Semaphore>,
+    /// Where pods reach the API server ([`ObjectSource::kubernetes_service`]).
+    kubernetes_service: Option<(String, u16)>,
 }
 
 /// One token a pod's projected volumes ask for.
@@ -152,7 +154,14 @@ impl WatchedNamespaces {
             state: Mutex::new(State::default()),
             prefetched: Mutex::new(HashMap::new()),
             prefetch_slots: Arc::new(Semaphore::new(PREFETCH_IN_FLIGHT)),
+            kubernetes_service: None,
         }
+    }
+
+    /// Pods reach the API server at `host:port` (their `KUBERNETES_SERVICE_*` variables).
+    pub fn with_kubernetes_service(mut self, service: Option<(String, u16)>) -> Self {
+        self.kubernetes_service = service;
+        self
     }
 
     /// Ask for the service-account tokens `pod` will need (it is about to be created); the
@@ -392,6 +401,10 @@ where
 
 #[async_trait::async_trait]
 impl ObjectSource for WatchedNamespaces {
+    fn kubernetes_service(&self) -> Option<(String, u16)> {
+        self.kubernetes_service.clone()
+    }
+
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError> {
         match self.cached(namespace, name, |w| &w.secrets) {
             Some(secret) => Ok(Some(secret)),

@@ -78,11 +78,39 @@ fn skipped(ctx: &mut Ctx<'_>, mut invalid: Vec<String>, kind: &str, name: &str) 
     });
 }
 
+/// The variables the kubelet gives every container for the `kubernetes` Service (port name
+/// `https`), so in-cluster clients (kubectl, client-go, kube-rs) find the API server.
+pub fn kubernetes_service_env(host: &str, port: u16) -> Vec<(String, String)> {
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    vec![
+        ("KUBERNETES_SERVICE_HOST".into(), host.to_string()),
+        ("KUBERNETES_SERVICE_PORT".into(), port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.to_string()),
+        ("KUBERNETES_PORT".into(), format!("tcp://{address}")),
+        (
+            format!("KUBERNETES_PORT_{port}_TCP"),
+            format!("tcp://{address}"),
+        ),
+        (format!("KUBERNETES_PORT_{port}_TCP_PROTO"), "tcp".into()),
+        (format!("KUBERNETES_PORT_{port}_TCP_PORT"), port.to_string()),
+        (format!("KUBERNETES_PORT_{port}_TCP_ADDR"), host.to_string()),
+    ]
+}
+
 pub(super) async fn resolve_env(
     ctx: &mut Ctx<'_>,
     c: &Container,
 ) -> Result<Vec<EnvVar>, ResolveError> {
     let mut env = OrderedEnv::default();
+    if let Some((host, port)) = ctx.kubernetes_service() {
+        for (name, value) in kubernetes_service_env(&host, port) {
+            env.set(name, value);
+        }
+    }
 
     for from in c.env_from.as_deref().unwrap_or_default() {
         let prefix = from.prefix.as_deref().unwrap_or_default();

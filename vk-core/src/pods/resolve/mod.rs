@@ -19,9 +19,13 @@
 //! Secrets, configMaps and tokens are fetched through an [`ObjectSource`], each at most once
 //! per call.
 //!
-//! Not done here: the service-link variables (`KUBERNETES_SERVICE_HOST`, `<SVC>_SERVICE_HOST`,
-//! …) the kubelet adds from Services ([`ObjectSource`] has no way to list them), and token
-//! rotation (a resolution snapshots the token; resolve again to refresh it).
+//! - the API server's address as the kubelet gives it to every container
+//!   (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, `KUBERNETES_PORT_<port>_TCP…`), from
+//!   [`ObjectSource::kubernetes_service`], before the container's own variables.
+//!
+//! Not done here: the service-link variables of other Services (`<SVC>_SERVICE_HOST`, …;
+//! [`ObjectSource`] has no way to list them), and token rotation (a resolution snapshots the
+//! token; resolve again to refresh it).
 
 mod env;
 pub mod expand;
@@ -64,6 +68,12 @@ pub trait ObjectSource: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ConfigMap>, ResolveError>;
+    /// Where pods reach the Kubernetes API (host, port): the `KUBERNETES_SERVICE_*` variables
+    /// every container gets, as the kubelet sets them from the `kubernetes` Service. None: no
+    /// such variables.
+    fn kubernetes_service(&self) -> Option<(String, u16)> {
+        None
+    }
     /// A bound service-account token for the pod (TokenRequest with boundObjectRef = the pod).
     async fn service_account_token(
         &self,
@@ -198,6 +208,10 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    pub(super) fn kubernetes_service(&self) -> Option<(String, u16)> {
+        self.source.kubernetes_service()
+    }
+
     pub(super) async fn secret(&mut self, name: &str) -> Result<Option<Arc<Secret>>, ResolveError> {
         check_name("secret", name)?;
         if let Some(found) = self.secrets.get(name) {

@@ -461,3 +461,47 @@ async fn each_container_has_its_own_env() {
     assert_eq!(r.containers[1].args, ["$(A)"]);
     assert!(r.containers[1].env.is_empty());
 }
+
+#[tokio::test]
+async fn every_container_finds_the_api_server_like_under_a_kubelet() {
+    let p = pod_with_container(json!({"env": [
+        {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"},
+        {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "8443"},
+    ]}));
+    let r = resolve(&p, &FakeSource::new().api_endpoint("10.96.0.1", 443))
+        .await
+        .unwrap();
+    assert_eq!(
+        vars(&r),
+        [
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "443"),
+            // The container's own value wins, in place.
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "8443"),
+            ("KUBERNETES_PORT", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+            ("KUBERNETES_PORT_443_TCP_PROTO", "tcp"),
+            ("KUBERNETES_PORT_443_TCP_PORT", "443"),
+            ("KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"),
+            ("API", "https://10.96.0.1:443"),
+        ]
+    );
+
+    // IPv6 addresses are bracketed in the URLs; without an endpoint nothing is added.
+    let r = resolve(&p, &FakeSource::new().api_endpoint("fd00::1", 6443))
+        .await
+        .unwrap();
+    assert!(vars(&r).contains(&("KUBERNETES_PORT", "tcp://[fd00::1]:6443")));
+    assert!(vars(&r).contains(&("KUBERNETES_PORT_6443_TCP_ADDR", "fd00::1")));
+    let r = resolve(&p, &FakeSource::new()).await.unwrap();
+    assert_eq!(
+        vars(&r),
+        [
+            (
+                "API",
+                "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"
+            ),
+            ("KUBERNETES_SERVICE_PORT_HTTPS", "8443"),
+        ]
+    );
+}

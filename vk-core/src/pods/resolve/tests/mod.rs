@@ -27,11 +27,18 @@ pub(super) struct FakeSource {
     calls: Mutex<Vec<String>>,
     /// Every call fails with `ResolveError::Api`.
     broken: bool,
+    /// What `kubernetes_service` answers.
+    api_endpoint: Option<(String, u16)>,
 }
 
 impl FakeSource {
     pub(super) fn new() -> Self {
         Self::default()
+    }
+
+    pub(super) fn api_endpoint(mut self, host: &str, port: u16) -> Self {
+        self.api_endpoint = Some((host.into(), port));
+        self
     }
 
     pub(super) fn broken() -> Self {
@@ -113,6 +120,10 @@ impl FakeSource {
 
 #[async_trait::async_trait]
 impl ObjectSource for FakeSource {
+    fn kubernetes_service(&self) -> Option<(String, u16)> {
+        self.api_endpoint.clone()
+    }
+
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError> {
         self.record(format!("secret {namespace}/{name}"))?;
         Ok(self.secrets.get(&(namespace.into(), name.into())).cloned())
