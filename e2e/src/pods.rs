@@ -154,5 +154,11 @@ pub async fn wait_node_ready(api: &Api<Node>, name: &str, status: &str, timeout:
 
 /// A config file body for `vk run` with the mock provider.
 pub fn mock_config(extra: &str) -> String {
-    format!("provider: mock\nhealth_port: 0\nmock:\n  log_interval_ms: 200\n{extra}")
+    // vk's health port (and /metrics) is off unless the test asks for one.
+    let health = if extra.contains("health_port:") {
+        ""
+    } else {
+        "health_port: 0\n"
+    };
+    format!("provider: mock\n{health}mock:\n  log_interval_ms: 200\n{extra}")
 }

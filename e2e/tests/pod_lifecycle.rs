@@ -364,3 +364,51 @@ async fn provider_errors_are_retried_or_fail_the_pod_with_a_reason() {
     )
     .await;
 }
+
+/// GET `path` from vk's plain-HTTP health port.
+async fn health_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("vk's health port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: vk\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn vk_metrics_count_pod_starts_status_writes_and_creates() {
+    let port = e2e::vk::free_port();
+    let s = Options::mock("vk-metrics")
+        .config(&format!("health_port: {port}\n"))
+        .start()
+        .await;
+    for name in ["m1", "m2"] {
+        let pod = pod_for_node(name, &s.vk.node, &["main"], &[]);
+        s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    for name in ["m1", "m2"] {
+        wait_phase(&s.pods, name, "Running", Duration::from_secs(60)).await;
+    }
+    let answer = health_get(port, "/metrics").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("application/openmetrics-text"),
+        "{answer}"
+    );
+    for line in [
+        "vk_pod_start_seconds_count 2",
+        "vk_provider_creates_total{result=\"ok\"} 2",
+        "# EOF",
+    ] {
+        assert!(answer.contains(line), "{line} missing:\n{answer}");
+    }
+    let writes: u64 = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("vk_pod_status_writes_total{result=\"ok\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(writes >= 2, "{answer}");
+    assert!(health_get(port, "/healthz").await.ends_with("ok"));
+}

@@ -6,6 +6,7 @@
 //! - [`kubelet`]: the kubelet HTTPS API (:10250) that kube-apiserver calls for logs and stats.
 
 pub mod kubelet;
+pub mod metrics;
 pub mod node;
 pub mod pods;
 pub mod provider;

@@ -350,7 +350,12 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::Client,
     Ok((providers::apiclient::client(config)?, cluster_url))
 }
 
-async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()> {
+/// Plain HTTP: `/healthz`, `/readyz`, `/livez`, and vk's own metrics at `/metrics`.
+async fn serve_health(
+    port: u16,
+    metrics: Arc<vk_core::metrics::Metrics>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::service::service_fn;
@@ -366,15 +371,31 @@ async fn serve_health(port: u16, cancel: CancellationToken) -> anyhow::Result<()
             _ = cancel.cancelled() => return Ok(()),
             accepted = listener.accept() => accepted?,
         };
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                let (status, body) = match req.uri().path() {
-                    "/healthz" | "/readyz" | "/livez" => (StatusCode::OK, "ok"),
-                    _ => (StatusCode::NOT_FOUND, "not found"),
-                };
-                Response::builder()
-                    .status(status)
-                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let (status, kind, body) = match req.uri().path() {
+                        "/healthz" | "/readyz" | "/livez" => {
+                            (StatusCode::OK, "text/plain", Bytes::from_static(b"ok"))
+                        }
+                        "/metrics" => (
+                            StatusCode::OK,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            Bytes::from(metrics.encode()),
+                        ),
+                        _ => (
+                            StatusCode::NOT_FOUND,
+                            "text/plain",
+                            Bytes::from_static(b"not found"),
+                        ),
+                    };
+                    Response::builder()
+                        .status(status)
+                        .header(hyper::header::CONTENT_TYPE, kind)
+                        .body(Full::new(body))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -468,8 +489,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "starting"
     );
 
+    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
+    let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
+    pod_config.workers = settings.pod_workers;
+    pod_config.token_refresh_interval = settings.token_refresh;
+    pod_config.kubernetes_service = kubernetes_service;
+    let pods = PodController::new(client.clone(), pod_config, provider.clone());
+
     if settings.health_port != 0 {
-        let health = serve_health(settings.health_port, cancel.clone());
+        let health = serve_health(settings.health_port, pods.metrics(), cancel.clone());
         tokio::spawn(async move {
             if let Err(e) = health.await {
                 tracing::error!(error = %format!("{e:#}"), "health endpoint stopped");
@@ -477,12 +505,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
-    let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
-    pod_config.workers = settings.pod_workers;
-    pod_config.token_refresh_interval = settings.token_refresh;
-    pod_config.kubernetes_service = kubernetes_service;
-    let pods = PodController::new(client.clone(), pod_config, provider.clone());
     let kubelet_task = tokio::spawn(serve_kubelet_api(
         client,
         settings.node.clone(),

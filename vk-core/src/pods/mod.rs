@@ -76,6 +76,7 @@ pub struct PodController {
     provider: Arc<dyn Provider>,
     reader: reflector::Store<Pod>,
     writer: reflector::store::Writer<Pod>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl PodController {
@@ -91,7 +92,13 @@ impl PodController {
             provider,
             reader,
             writer,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// What the controller measures (pod start-up, status writes, provider creates).
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// The pods bound to this node, as the controller sees them (for the kubelet API).
@@ -111,15 +118,18 @@ impl PodController {
             },
         );
         let (changes_tx, changes_rx) = mpsc::unbounded_channel::<ObjectChange>();
-        let ctx = Arc::new(PodContext::new(
-            self.client.clone(),
-            self.config.clone(),
-            self.provider.clone(),
-            events,
-            reader.clone(),
-            WatchedNamespaces::new(self.client.clone(), changes_tx)
-                .with_kubernetes_service(self.config.kubernetes_service.clone()),
-        ));
+        let ctx = Arc::new(
+            PodContext::new(
+                self.client.clone(),
+                self.config.clone(),
+                self.provider.clone(),
+                events,
+                reader.clone(),
+                WatchedNamespaces::new(self.client.clone(), changes_tx)
+                    .with_kubernetes_service(self.config.kubernetes_service.clone()),
+            )
+            .with_metrics(self.metrics.clone()),
+        );
 
         // The provider's view first, so a pod is never re-created only because its status
         // has not arrived yet.

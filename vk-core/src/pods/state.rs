@@ -54,6 +54,7 @@ pub struct PodContext {
     written: Mutex<HashMap<String, Written>>,
     /// When each pod's instance was last created, until the pod is forgotten.
     created: Mutex<HashMap<String, std::time::Instant>>,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Reconciles running now (for timing logs).
     running: std::sync::atomic::AtomicUsize,
     /// When the watch first brought a pod that was not started yet (for start-up timing logs).
@@ -163,7 +164,14 @@ impl PodContext {
             created: Mutex::new(HashMap::new()),
             first_seen: Mutex::new(HashMap::new()),
             running: std::sync::atomic::AtomicUsize::new(0),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Record into `metrics` (the controller's, served by the binary).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Fill the instance map from one `list` call, retrying until the provider answers.
@@ -464,6 +472,26 @@ impl PodContext {
             )
             .await;
         drop(urgent);
+        let took = started.elapsed();
+        self.metrics
+            .status_write_seconds
+            .observe(took.as_secs_f64());
+        self.metrics
+            .status_writes
+            .get_or_create(&crate::metrics::Outcome {
+                result: if result.is_ok() { "ok" } else { "error" },
+            })
+            .inc();
+        let was_running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if result.is_ok()
+            && phase == "Running"
+            && !was_running
+            && let Some(seen) = lock(&self.first_seen).remove(&uid)
+        {
+            self.metrics
+                .pod_start_seconds
+                .observe(seen.elapsed().as_secs_f64());
+        }
         tracing::debug!(
             pod = %pod_ref(pod),
             phase = %phase,
@@ -654,6 +682,15 @@ impl PodContext {
             ok = result.is_ok(),
             "provider create"
         );
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(ProviderError::InvalidSpec { .. }) => "invalid",
+            Err(_) => "error",
+        };
+        self.metrics
+            .provider_creates
+            .get_or_create(&crate::metrics::Outcome { result: outcome })
+            .inc();
         match result {
             Ok(()) => {}
             Err(ProviderError::InvalidSpec { reason, message }) => {
