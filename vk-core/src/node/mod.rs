@@ -275,73 +275,10 @@ impl NodeController {
 
 #[cfg(test)]
 mod tests {
-    use async_trait::async_trait;
 
     use super::*;
     use crate::pods::test_api::FakeApi;
-    use crate::provider::{
-        ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
-        ProviderError, ResolvedPod, StatusSource,
-    };
-
-    /// Answers the ping; nothing else is used by the node controller.
-    struct Idle;
-
-    #[async_trait]
-    impl Provider for Idle {
-        fn name(&self) -> &str {
-            "idle"
-        }
-        async fn create(&self, _: &ResolvedPod) -> Result<(), ProviderError> {
-            Ok(())
-        }
-        async fn update(&self, _: &ResolvedPod) -> Result<(), ProviderError> {
-            Ok(())
-        }
-        async fn delete(&self, _: &PodRef, _: Duration) -> Result<(), ProviderError> {
-            Ok(())
-        }
-        async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
-            Ok(Vec::new())
-        }
-        async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-            Ok(None)
-        }
-        fn status_source(&self) -> StatusSource {
-            StatusSource::Poll(Duration::from_secs(3600))
-        }
-        async fn logs(
-            &self,
-            _: &PodRef,
-            _: &str,
-            _: &LogOptions,
-        ) -> Result<LogStream, ProviderError> {
-            Err(ProviderError::Unsupported("logs".into()))
-        }
-        fn capacity(&self) -> NodeCapacity {
-            NodeCapacity {
-                cpu_millis: 1000,
-                memory_bytes: 1 << 30,
-                pods: 10,
-                ephemeral_storage_bytes: 1 << 30,
-            }
-        }
-        async fn ping(&self) -> Result<(), ProviderError> {
-            Ok(())
-        }
-        async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
-            Ok(Vec::new())
-        }
-        async fn exec(
-            &self,
-            _: &PodRef,
-            _: &str,
-            _: Vec<String>,
-            _: ExecIo,
-        ) -> Result<ExecOutcome, ProviderError> {
-            Err(ProviderError::Unsupported("exec".into()))
-        }
-    }
+    use crate::provider::test_support::ScriptedProvider;
 
     #[tokio::test]
     async fn the_lease_is_renewed_before_the_node_turns_ready() {
@@ -349,7 +286,7 @@ mod tests {
         let controller = NodeController::new(
             api.client(),
             NodeConfig::new("vk-1", "10.0.0.9", "idle"),
-            Arc::new(Idle),
+            Arc::new(ScriptedProvider::default()),
         );
         let cancel = CancellationToken::new();
         let run = tokio::spawn(controller.run(cancel.clone()));

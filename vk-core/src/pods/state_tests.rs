@@ -2,10 +2,8 @@
 //! provider: instance updates (new generation, edited mounted objects) and the active
 //! deadline; and the requeue arithmetic.
 
-use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event as WatchEvent;
 use serde_json::{Value, json};
@@ -14,100 +12,8 @@ use super::*;
 use crate::pods::references::ObjectKind;
 use crate::pods::resolve::ObjectSource as _;
 use crate::pods::test_api::FakeApi;
-use crate::provider::{
-    ExecIo, ExecOutcome, LogOptions, LogStream, NodeCapacity, PodStats, ResolvedPod, StatusSource,
-    VolumeSource,
-};
-
-/// Records every call; `update` fails while `failing_updates` is above zero.
-#[derive(Default)]
-struct ScriptedProvider {
-    calls: StdMutex<Vec<String>>,
-    updates: StdMutex<Vec<ResolvedPod>>,
-    failing_updates: AtomicU32,
-}
-
-impl ScriptedProvider {
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn updates(&self) -> Vec<ResolvedPod> {
-        self.updates.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Provider for ScriptedProvider {
-    fn name(&self) -> &str {
-        "scripted"
-    }
-    async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("create {}", pod.pod));
-        Ok(())
-    }
-    async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("update {}", pod.pod));
-        let failing = self.failing_updates.load(Ordering::SeqCst);
-        if failing > 0 {
-            self.failing_updates.store(failing - 1, Ordering::SeqCst);
-            return Err(ProviderError::Transient("injected".into()));
-        }
-        self.updates.lock().unwrap().push(pod.clone());
-        Ok(())
-    }
-    async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("delete {pod} grace={}s", grace.as_secs()));
-        Ok(())
-    }
-    async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
-        Ok(Vec::new())
-    }
-    async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        Ok(None)
-    }
-    fn status_source(&self) -> StatusSource {
-        StatusSource::Poll(Duration::from_secs(3600))
-    }
-    async fn logs(&self, _: &PodRef, _: &str, _: &LogOptions) -> Result<LogStream, ProviderError> {
-        Err(ProviderError::Unsupported("logs".into()))
-    }
-    fn capacity(&self) -> NodeCapacity {
-        NodeCapacity {
-            cpu_millis: 1000,
-            memory_bytes: 1 << 30,
-            pods: 10,
-            ephemeral_storage_bytes: 1 << 30,
-        }
-    }
-    async fn ping(&self) -> Result<(), ProviderError> {
-        Ok(())
-    }
-    async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
-        Ok(Vec::new())
-    }
-
-    async fn exec(
-        &self,
-        _pod: &PodRef,
-        _container: &str,
-        _command: Vec<String>,
-        _io: ExecIo,
-    ) -> Result<ExecOutcome, ProviderError> {
-        Err(ProviderError::Unsupported(
-            "the scripted provider does not exec".into(),
-        ))
-    }
-}
+use crate::provider::test_support::ScriptedProvider;
+use crate::provider::{ResolvedPod, VolumeSource};
 
 /// A context over the fake API, its pod store holding `pods`.
 fn context(api: &FakeApi, provider: Arc<ScriptedProvider>, pods: &[&Pod]) -> Arc<PodContext> {

@@ -4,6 +4,8 @@
 mod exec;
 mod model;
 mod poll;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::time::Duration;
 
