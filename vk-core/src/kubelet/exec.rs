@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::KubeletServer;
 use super::logs::has_container;
-use super::response::{KubeletBody, failure};
+use super::response::{KubeletBody, failure, method_not_allowed};
 use crate::provider::{ExecOutcome, PodRef, Provider, ProviderError};
 use crate::stream::CommandSession;
 use crate::stream::remotecommand::{
@@ -157,14 +157,8 @@ impl KubeletServer {
         mut req: Request<B>,
         target: StreamTarget,
     ) -> Response<KubeletBody> {
-        if req.method() != Method::GET && req.method() != Method::POST {
-            return failure(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "the server does not allow method {} on the requested resource",
-                    req.method()
-                ),
-            );
+        if let Some(refused) = method_not_allowed(req.method(), &[Method::GET, Method::POST]) {
+            return refused;
         }
         let query = req.uri().query().map(str::to_owned);
         let opts = match StreamOptions::from_query(query.as_deref().unwrap_or_default()) {

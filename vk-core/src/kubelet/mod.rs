@@ -40,9 +40,10 @@ pub use stats::{
     ContainerStats, CpuStats, MemoryStats, NodeStats, PodReference, PodStats, Summary,
 };
 
-use crate::provider::{InstancePhase, Provider, ProviderError};
+use crate::pods::status::phase_name;
+use crate::provider::{Provider, ProviderError};
 use auth::{Gate, Rejection};
-use response::{TEXT_PLAIN, failure, json, text};
+use response::{TEXT_PLAIN, failure, json, method_not_allowed, text};
 
 /// A slow or silent client must not hold a connection slot forever.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -255,11 +256,8 @@ impl KubeletServer {
                 );
             }
         };
-        if method != Method::GET {
-            return failure(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("the server does not allow method {method} on the requested resource"),
-            );
+        if let Some(refused) = method_not_allowed(method, &[Method::GET]) {
+            return refused;
         }
         match route {
             Route::Healthz => text(TEXT_PLAIN, "ok"),
@@ -344,16 +342,6 @@ enum Route<'a> {
     StatsSummary,
     MetricsResource,
     ContainerLogs(&'a str, &'a str, &'a str),
-}
-
-fn phase_name(phase: InstancePhase) -> &'static str {
-    match phase {
-        InstancePhase::Pending => "Pending",
-        InstancePhase::Running => "Running",
-        InstancePhase::Succeeded => "Succeeded",
-        InstancePhase::Failed => "Failed",
-        InstancePhase::Unknown => "Unknown",
-    }
 }
 
 fn provider_failure(err: &ProviderError) -> Response<KubeletBody> {

@@ -16,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::KubeletServer;
 use super::exec::{boxed, provider_message};
-use super::response::{KubeletBody, failure};
+use super::response::{KubeletBody, failure, method_not_allowed};
 use crate::provider::{PodRef, PortForwardStream, Provider};
 use crate::stream::portforward::{self, PortForwarder, SessionConfig, websocket};
 
@@ -52,14 +52,8 @@ impl KubeletServer {
         mut req: Request<B>,
         target: PortForwardTarget,
     ) -> Response<KubeletBody> {
-        if req.method() != Method::GET && req.method() != Method::POST {
-            return failure(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!(
-                    "the server does not allow method {} on the requested resource",
-                    req.method()
-                ),
-            );
+        if let Some(refused) = method_not_allowed(req.method(), &[Method::GET, Method::POST]) {
+            return refused;
         }
         // As the kubelet: the WebSocket ports are checked before the pod is looked up.
         if websocket::is_websocket_request(req.headers())

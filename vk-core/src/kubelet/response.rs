@@ -51,6 +51,19 @@ pub(crate) fn json<T: Serialize>(value: &T) -> Response<KubeletBody> {
 }
 
 /// A `metav1.Status` failure with the reason the API server would give for `code`.
+/// The 405 answer, unless `method` is one of `allowed`.
+pub(crate) fn method_not_allowed(
+    method: &hyper::Method,
+    allowed: &[hyper::Method],
+) -> Option<Response<KubeletBody>> {
+    (!allowed.contains(method)).then(|| {
+        failure(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("the server does not allow method {method} on the requested resource"),
+        )
+    })
+}
+
 pub(crate) fn failure(code: StatusCode, message: impl Into<String>) -> Response<KubeletBody> {
     let reason = match code {
         StatusCode::BAD_REQUEST => "BadRequest",

@@ -86,7 +86,12 @@ fn older_version(a: &str, b: &str) -> bool {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The pod's phase as the API holds it.
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref())
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means another reconcile panicked; the data is still usable.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -237,19 +242,19 @@ impl PodContext {
     /// before a reconcile worker is free: its namespace is watched and its service-account
     /// tokens are asked for, so the create that follows finds them ready.
     pub fn seen(&self, pod: &Pod) {
-        let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
+        let pending = phase(pod) == Some("Pending");
         if !pending || has_started(pod) || pod.metadata.deletion_timestamp.is_some() {
             return;
         }
         let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else {
             return;
         };
-        let first = {
-            let mut seen = lock(&self.first_seen);
-            let first = !seen.contains_key(&uid);
-            seen.entry(uid.clone())
-                .or_insert_with(std::time::Instant::now);
-            first
+        let first = match lock(&self.first_seen).entry(uid.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(std::time::Instant::now());
+                true
+            }
         };
         if first && self.instance(&uid).is_none() && self.created_ago(&uid).is_none() {
             self.watched.add_pod(&namespace, &uid);
@@ -445,7 +450,7 @@ impl PodContext {
             return Ok(());
         }
         let uid = pod.uid().unwrap_or_default();
-        let phase = status.phase.clone().unwrap_or_default();
+        let new_phase = status.phase.clone().unwrap_or_default();
         let sent = status.clone();
         let started = std::time::Instant::now();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod_ref(pod).namespace);
@@ -482,9 +487,9 @@ impl PodContext {
                 result: if result.is_ok() { "ok" } else { "error" },
             })
             .inc();
-        let was_running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let was_running = phase(pod) == Some("Running");
         if result.is_ok()
-            && phase == "Running"
+            && new_phase == "Running"
             && !was_running
             && let Some(seen) = lock(&self.first_seen).remove(&uid)
         {
@@ -494,7 +499,7 @@ impl PodContext {
         }
         tracing::debug!(
             pod = %pod_ref(pod),
-            phase = %phase,
+            phase = %new_phase,
             ms = started.elapsed().as_secs_f64() * 1000.0,
             ok = result.is_ok(),
             "status written"
@@ -881,8 +886,7 @@ impl PodContext {
             self.watched.remove_pod(&r.uid);
             return self.reconcile_deletion(pod, instance).await;
         }
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if is_terminal_phase(phase) {
+        if is_terminal_phase(phase(pod)) {
             // Terminal pods are never re-created; the instance stays for `kubectl logs`
             // until the pod is deleted. Nothing they reference matters any more.
             self.watched.remove_pod(&r.uid);

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
@@ -27,6 +27,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::ApiObjectSource;
 use super::references::ObjectKind;
 use super::resolve::{ObjectSource, ResolveError, service_account_name, token_requests};
+use super::state::lock;
 
 /// Token requests issued ahead at once; more wait for a slot (more only queue in the API
 /// server during a burst).
@@ -130,21 +131,6 @@ impl PodsByNamespace {
     }
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A poisoned lock only means a reconcile panicked; the maps are still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock_prefetched(
-    m: &Mutex<HashMap<TokenKey, Prefetched>>,
-) -> MutexGuard<'_, HashMap<TokenKey, Prefetched>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock_slot(m: &Mutex<Option<String>>) -> MutexGuard<'_, Option<String>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl WatchedNamespaces {
     pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<ObjectChange>) -> Self {
         Self {
@@ -175,7 +161,7 @@ impl WatchedNamespaces {
             return;
         };
         let account = service_account_name(pod);
-        let mut prefetched = lock_prefetched(&self.prefetched);
+        let mut prefetched = lock(&self.prefetched);
         prefetched.retain(|_, p| p.asked.elapsed() < PREFETCH_TTL);
         for (audience, expiration_seconds) in token_requests(pod) {
             let key = TokenKey {
@@ -220,7 +206,7 @@ impl WatchedNamespaces {
 
     /// The token issued ahead for this request, if there is one and it was issued.
     async fn take_prefetched(&self, key: &TokenKey) -> Option<String> {
-        let prefetched = lock_prefetched(&self.prefetched).remove(key)?;
+        let prefetched = lock(&self.prefetched).remove(key)?;
         if prefetched.asked.elapsed() >= PREFETCH_TTL {
             return None;
         }
@@ -236,7 +222,7 @@ impl WatchedNamespaces {
     }
 
     fn forget_prefetched(&self, uid: &str) {
-        lock_prefetched(&self.prefetched).retain(|key, _| key.uid != uid);
+        lock(&self.prefetched).retain(|key, _| key.uid != uid);
     }
 
     /// The pod `uid` of `namespace` is on this node: watch its namespace (must run inside a
@@ -262,7 +248,7 @@ impl WatchedNamespaces {
     /// Forget every pod not in `live` (pods deleted while the pod watch was reconnecting
     /// produce no delete event).
     pub fn retain_pods(&self, live: &HashSet<String>) {
-        lock_prefetched(&self.prefetched).retain(|key, _| live.contains(&key.uid));
+        lock(&self.prefetched).retain(|key, _| live.contains(&key.uid));
         let mut state = lock(&self.state);
         for namespace in state.pods.retain(live) {
             state.watches.remove(&namespace);
@@ -317,11 +303,11 @@ impl WatchedNamespaces {
             // Field ownership is of no use here and is often larger than the data.
             .modify(|o: &mut K| o.managed_fields_mut().clear())
             .inspect_ok(move |event| {
-                *lock_slot(&found) = changed_object(&cache, event, &mut synced);
+                *lock(&found) = changed_object(&cache, event, &mut synced);
             })
             .reflect(writer)
             .inspect_ok(move |_| {
-                if let Some(name) = lock_slot(&report).take() {
+                if let Some(name) = lock(&report).take() {
                     let _ = changes.send(ObjectChange {
                         kind,
                         namespace: ns.clone(),

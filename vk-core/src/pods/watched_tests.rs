@@ -286,9 +286,9 @@ async fn tokens_asked_for_ahead_are_dropped_with_their_pod() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let watched = WatchedNamespaces::new(api.client(), tx);
     watched.prefetch_tokens(&pod_with_token_volume("build-2", "uid-2"));
-    assert_eq!(lock_prefetched(&watched.prefetched).len(), 2);
+    assert_eq!(lock(&watched.prefetched).len(), 2);
     watched.remove_pod("uid-2");
-    assert!(lock_prefetched(&watched.prefetched).is_empty());
+    assert!(lock(&watched.prefetched).is_empty());
     // A pod without a token volume asks for nothing.
     let plain: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
         "metadata": {"name": "p", "namespace": "ci", "uid": "uid-3"},
@@ -296,5 +296,5 @@ async fn tokens_asked_for_ahead_are_dropped_with_their_pod() {
     }))
     .unwrap();
     watched.prefetch_tokens(&plain);
-    assert!(lock_prefetched(&watched.prefetched).is_empty());
+    assert!(lock(&watched.prefetched).is_empty());
 }

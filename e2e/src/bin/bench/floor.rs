@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use vk_core::pods::ApiObjectSource;
+use vk_core::pods::resolve::{ObjectSource as _, service_account_name, token_requests};
 
 /// Create a Ready node named `name` with vk's labels and taint.
 pub async fn register_node(client: &kube::Client, name: &str) -> anyhow::Result<()> {
@@ -69,28 +70,24 @@ pub fn spawn_status_writer(
                     let pending = pod.status.as_ref().and_then(|s| s.phase.as_deref())
                         == Some("Pending");
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    if !pending || !done.lock().unwrap_or_else(|e| e.into_inner()).insert(uid) {
+                    if !pending || !done.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone()) {
                         return;
                     }
                     let ns = pod.metadata.namespace.clone().unwrap_or_default();
                     let name = pod.metadata.name.clone().unwrap_or_default();
-                    if needs_token(&pod) {
-                        let request = TokenRequest {
-                            spec: TokenRequestSpec {
-                                expiration_seconds: Some(3600),
-                                bound_object_ref: Some(BoundObjectReference {
-                                    api_version: Some("v1".into()),
-                                    kind: Some("Pod".into()),
-                                    name: Some(name.clone()),
-                                    uid: pod.metadata.uid.clone(),
-                                }),
-                                ..Default::default()
-                            },
-                            ..Default::default()
-                        };
-                        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-                        if let Err(e) = accounts
-                            .create_token_request("default", &PostParams::default(), &request)
+                    // The same TokenRequests vk makes (one per token the volumes ask for).
+                    let tokens = ApiObjectSource::new(client.clone());
+                    let account = service_account_name(&pod);
+                    for (audience, expiration) in token_requests(&pod) {
+                        if let Err(e) = tokens
+                            .service_account_token(
+                                &ns,
+                                account,
+                                &name,
+                                &uid,
+                                audience.as_deref(),
+                                expiration,
+                            )
                             .await
                         {
                             eprintln!("floor: token for {ns}/{name}: {e}");
@@ -132,14 +129,4 @@ pub fn spawn_status_writer(
             })
             .await;
     })
-}
-
-/// The pod projects a service-account token into a volume.
-fn needs_token(pod: &Pod) -> bool {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| v.projected.as_ref())
-        .flat_map(|p| p.sources.iter().flatten())
-        .any(|s| s.service_account_token.is_some())
 }
