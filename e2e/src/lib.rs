@@ -10,6 +10,7 @@
 pub mod cloud;
 pub mod harness;
 pub mod pods;
+pub mod python;
 pub mod vk;
 
 use std::io::Write;
