@@ -103,6 +103,7 @@ fn container(c: &ContainerSpec) -> ContainerDef {
             })
             .collect(),
         stdin: c.stdin,
+        stdin_once: c.stdin_once,
         tty: c.tty,
     }
 }

@@ -31,6 +31,8 @@ pub struct ContainerDef {
     pub volume_mounts: Vec<VolumeMount>,
     pub ports: Vec<Port>,
     pub stdin: bool,
+    /// Kept for a later attach; ECI offers none, so stdin stays open.
+    pub stdin_once: bool,
     pub tty: bool,
 }
 
@@ -338,6 +340,9 @@ fn encode_container(p: &mut Params, pre: &str, c: &ContainerDef) {
     if c.stdin {
         p.push(format!("{pre}.Stdin"), "true");
     }
+    if c.stdin_once {
+        p.push(format!("{pre}.StdinOnce"), "true");
+    }
     if c.tty {
         p.push(format!("{pre}.Tty"), "true");
     }
@@ -408,6 +413,7 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         volume_mounts,
         ports,
         stdin: m.flag("Stdin", false).map_err(named)?,
+        stdin_once: m.flag("StdinOnce", false).map_err(named)?,
         tty: m.flag("Tty", false).map_err(named)?,
     })
 }

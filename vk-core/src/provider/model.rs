@@ -85,6 +85,9 @@ pub struct ContainerSpec {
     pub volume_mounts: Vec<VolumeMount>,
     pub resources: Resources,
     pub stdin: bool,
+    /// Close stdin after the first attach session ends (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
     pub tty: bool,
     /// `Some(Always)` marks a native sidecar among the init containers.
     pub restart_policy: Option<RestartPolicy>,

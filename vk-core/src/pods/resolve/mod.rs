@@ -378,6 +378,7 @@ async fn resolve_container(
         volume_mounts,
         resources: resources::container_resources(c)?,
         stdin: c.stdin.unwrap_or(false),
+        stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
         restart_policy,
         termination_message_path: c.termination_message_path.clone(),
