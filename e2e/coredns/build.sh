@@ -14,7 +14,7 @@ die() { say "error: $*"; exit 1; }
 
 command -v go >/dev/null || die "Go is not installed; install Go >= 1.24 (https://go.dev/doc/install) and retry"
 
-version=$(awk '$1 == "github.com/coredns/coredns" { print $2 }' "$here/go.mod")
+version=$(awk '{ for (i = 1; i < NF; i++) if ($i == "github.com/coredns/coredns") print $(i + 1) }' "$here/go.mod")
 [ -n "$version" ] || die "no github.com/coredns/coredns requirement in $here/go.mod"
 # The plugin set is part of the binary: a changed main.go or go.sum gets a directory of its own.
 recipe=$(cat "$here/main.go" "$here/go.mod" "$here/go.sum" | sha1sum | cut -c1-8)
