@@ -125,8 +125,8 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
     watched.add_pod("ci", "uid-1");
     watched.add_pod("ci", "uid-2");
     assert_eq!(watched.namespaces(), ["ci"]);
-    eventually("a secret and a configMap watch in ci", || {
-        api.open_watches() == 2
+    eventually("a secret, a configMap and a Service watch in ci", || {
+        api.open_watches() == 3
     })
     .await;
 
@@ -189,12 +189,12 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
         assert!(r.starts_with("GET /api/v1/namespaces/ci/"), "{r}");
     }
 
-    // The last pod leaving stops both watches.
+    // The last pod leaving stops the watches.
     watched.remove_pod("uid-1");
     assert_eq!(watched.namespaces(), ["ci"]);
     watched.remove_pod("uid-2");
     assert!(watched.namespaces().is_empty());
-    eventually("both watches closed", || api.open_watches() == 0).await;
+    eventually("the watches closed", || api.open_watches() == 0).await;
 
     // Not watched any more: reads go to the API.
     let before = api.requests().len();
@@ -210,10 +210,10 @@ async fn pods_that_vanished_unseen_release_their_namespace() {
     let watched = WatchedNamespaces::new(api.client(), tx);
     watched.add_pod("ci", "gone");
     watched.add_pod("web", "kept");
-    eventually("four watches", || api.open_watches() == 4).await;
+    eventually("six watches", || api.open_watches() == 6).await;
     watched.retain_pods(&["kept".to_string()].into());
     assert_eq!(watched.namespaces(), ["web"]);
-    eventually("the ci watches closed", || api.open_watches() == 2).await;
+    eventually("the ci watches closed", || api.open_watches() == 3).await;
 }
 
 fn pod_with_token_volume(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
