@@ -34,6 +34,7 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
+use super::sandbox_files;
 use crate::eci::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,7 +314,7 @@ impl ProcessExecutor {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.push(group.name.chars().take(63).collect());
+        args.push(sandbox_files::host_name(group));
         args.extend(["--bind".into(), path_str(&root)?, "/".into()]);
         let workdir = container.working_dir.clone().unwrap_or_else(|| "/".into());
         let targets: Vec<PathBuf> = container
@@ -321,6 +322,7 @@ impl ProcessExecutor {
             .iter()
             .map(|m| PathBuf::from(&m.mount_path))
             .chain(std::iter::once(PathBuf::from(&workdir)))
+            .chain(sandbox_files::symlinked_targets())
             .collect();
         let mut remount = Vec::new();
         for dir in &self.config.host_dirs {
@@ -334,6 +336,7 @@ impl ProcessExecutor {
             "--dev".into(),
             "/dev".into(),
         ]);
+        args.extend(sandbox_files::bind_args(&self.group_dir(&group.id), group).await?);
         for mount in &container.volume_mounts {
             let mut source = self.volume_dir(&group.id, &mount.name);
             if !mount.sub_path.is_empty() {
@@ -367,7 +370,11 @@ impl ProcessExecutor {
         for (k, v) in defaults {
             args.extend(["--setenv".into(), k.into(), v.into()]);
         }
-        args.extend(["--setenv".into(), "HOSTNAME".into(), group.name.clone()]);
+        args.extend([
+            "--setenv".into(),
+            "HOSTNAME".into(),
+            sandbox_files::host_name(group),
+        ]);
         for e in &container.env {
             if e.key.is_empty() || e.key.contains('=') {
                 continue;
