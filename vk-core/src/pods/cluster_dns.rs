@@ -110,3 +110,28 @@ mod tests {
         assert!(cluster_ips(&service(json!({}))).is_empty());
     }
 }
+
+#[cfg(test)]
+mod lookup_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::pods::test_api::FakeApi;
+
+    #[tokio::test]
+    async fn the_kube_dns_service_gives_the_servers() {
+        let api = FakeApi::start().await;
+        api.put(
+            "services",
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+                "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]},
+            }),
+        );
+        let lookup = ClusterDnsLookup::new(api.client(), vec![], "cluster.local".into());
+        let dns = lookup.get().await.unwrap();
+        assert_eq!(dns.servers, ["10.96.0.10"]);
+        assert_eq!(dns.domain, "cluster.local");
+    }
+}
