@@ -9,6 +9,8 @@ use vk_core::provider::{
 };
 
 use crate::eci::EciProvider;
+use crate::eci::pod::tags;
+use crate::eci::request::DescribeContainerGroups;
 use crate::eci::tests_support::{pod, process_cloud, provider, wait_for};
 
 const SCRIPT: &str = "cat /etc/resolv.conf; echo ---; cat /etc/hosts; echo ---; hostname; \
@@ -118,6 +120,27 @@ async fn resolver_hostname_and_host_aliases_reach_the_sandbox() {
         "{hosts}"
     );
     assert_eq!(parts[2], "agent\nagent\nvolume\n");
+    // DescribeContainerGroups echoes what the group was created with.
+    let described = provider
+        .client()
+        .describe_container_groups(&DescribeContainerGroups::default())
+        .await
+        .expect("describe")
+        .container_groups;
+    let group = described
+        .iter()
+        .find(|g| g.tag(tags::POD_UID) == Some("names-1"))
+        .expect("the group");
+    let dns = group.dns_config.as_ref().expect("DnsConfig");
+    assert_eq!(dns.name_servers, ["10.96.0.10"]);
+    assert_eq!(dns.searches.len(), 3);
+    assert_eq!(dns.options[0].name, "ndots");
+    assert_eq!(dns.options[0].value.as_deref(), Some("5"));
+    assert_eq!(group.host_aliases[0].ip, "10.1.2.3");
+    assert_eq!(
+        group.host_aliases[0].hostnames,
+        ["registry.local", "cache.local"]
+    );
 
     // setHostnameAsFQDN: the kernel hostname is the FQDN, listed with its first label.
     let mut p = named_pod("names-2");
