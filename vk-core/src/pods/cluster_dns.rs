@@ -57,10 +57,23 @@ impl ClusterDnsLookup {
         {
             return Ok(servers.clone());
         }
-        let service = Api::<Service>::namespaced(self.client.clone(), "kube-system")
+        let service = match Api::<Service>::namespaced(self.client.clone(), "kube-system")
             .get_opt("kube-dns")
             .await
-            .map_err(|e| ResolveError::Api(format!("reading kube-system/kube-dns: {e}")))?;
+        {
+            Ok(service) => service,
+            // RBAC older than this feature: the pods still run, on the cloud's resolver, and
+            // each says why (MissingClusterDNS).
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(error = %e, "may not read kube-system/kube-dns: grant get on services (manifests/base/rbac.yaml) or set --cluster-dns");
+                None
+            }
+            Err(e) => {
+                return Err(ResolveError::Api(format!(
+                    "reading kube-system/kube-dns: {e}"
+                )));
+            }
+        };
         let servers = service.as_ref().map(cluster_ips).unwrap_or_default();
         if servers.is_empty() {
             tracing::warn!(
