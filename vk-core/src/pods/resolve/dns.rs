@@ -18,7 +18,10 @@
 //!
 //! The cloud's own resolver settings are unknown here, so for `Default` with a `dnsConfig`
 //! the host part the kubelet would start from is missing: the result says so
-//! ([`PodDns::on_cloud_resolver`]) and the provider asks the cloud to add the entries.
+//! ([`PodDns::on_cloud_resolver`]) and the provider asks the cloud to add the entries. For
+//! the same reason `ClusterFirst` has no host search entries after the cluster's three (the
+//! kubelet appends its node's). Options keep a stable order: first mention, the pod's value
+//! (the kubelet's order is a Go map's, i.e. none).
 
 use k8s_openapi::api::core::v1::{Pod, PodDNSConfig};
 
