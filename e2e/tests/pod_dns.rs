@@ -207,3 +207,40 @@ async fn resolv_conf_hosts_hostname_and_service_links_as_under_a_kubelet() {
         "search ns1.svc.cluster-domain.example my.dns.search.suffix\nnameserver 1.2.3.4\noptions ndots:2 edns0\n"
     );
 }
+
+/// Without `cluster_dns`, vk takes the ClusterIP of `kube-system/kube-dns`; a cluster without
+/// that Service leaves `ClusterFirst` pods on the machine's resolver with a
+/// `MissingClusterDNS` warning, as a kubelet without `--cluster-dns` does.
+#[tokio::test]
+async fn cluster_dns_comes_from_kube_dns_or_falls_back_with_a_warning() {
+    let s = Options::eci("vk-kubedns", "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    let ns = s.ns.name.clone();
+    let kube_dns = Api::<Service>::namespaced(s.client.clone(), "kube-system")
+        .get_opt("kube-dns")
+        .await
+        .expect("reading kube-system/kube-dns")
+        .and_then(|svc| svc.spec)
+        .and_then(|spec| spec.cluster_ip)
+        .filter(|ip| ip != "None");
+    s.run_pod_within(&pod(&s, "first", |_| {}), Duration::from_secs(120))
+        .await;
+    let resolv = exec(&s, "first", &["cat", "/etc/resolv.conf"]);
+    match kube_dns {
+        Some(ip) => assert_eq!(
+            resolv,
+            format!(
+                "search {ns}.svc.cluster.local svc.cluster.local cluster.local\nnameserver {ip}\noptions ndots:5\n"
+            )
+        ),
+        None => {
+            let machine = std::fs::read_to_string("/etc/resolv.conf").expect("resolv.conf");
+            assert_eq!(resolv, machine);
+            let events: Api<k8s_openapi::api::core::v1::Event> =
+                Api::namespaced(s.client.clone(), &ns);
+            e2e::pods::wait_events(&events, "first", &["MissingClusterDNS"]).await;
+        }
+    }
+}
