@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::params::{ParamError, Params};
 pub use super::query::{DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand};
+pub use super::request_names::GroupNames;
 
 /// At most this many containers (app plus init) per group, as ECI allows.
 pub const MAX_CONTAINERS: usize = 20;
@@ -113,6 +114,8 @@ pub struct CreateContainerGroup {
     pub init_containers: Vec<ContainerDef>,
     pub volumes: Vec<VolumeDef>,
     pub image_registry_credentials: Vec<ImageRegistryCredential>,
+    /// `HostName`, `DnsPolicy`, `DnsConfig.*`, `HostAliase.N.*`.
+    pub names: GroupNames,
 }
 
 impl CreateContainerGroup {
@@ -145,6 +148,7 @@ impl CreateContainerGroup {
             p.push(format!("{pre}.UserName"), &c.user_name);
             p.push(format!("{pre}.Password"), &c.password);
         }
+        self.names.encode(p);
     }
 
     /// Decode and validate as the service does.
@@ -231,6 +235,7 @@ impl CreateContainerGroup {
             init_containers,
             volumes,
             image_registry_credentials: decode_registry_credentials(p)?,
+            names: GroupNames::decode(p)?,
         })
     }
 }

@@ -34,6 +34,7 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
+use super::sandbox_files;
 use super::sandbox_join;
 use crate::eci::request::{ContainerDef, VolumeDef};
 use crate::pty::{self, PtyMaster};
@@ -388,7 +389,7 @@ impl ProcessExecutor {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.push(group.name.chars().take(63).collect());
+        args.push(sandbox_files::host_name(group));
         args.extend(["--bind".into(), path_str(&root)?, "/".into()]);
         let workdir = container.working_dir.clone().unwrap_or_else(|| "/".into());
         let targets: Vec<PathBuf> = container
@@ -396,6 +397,7 @@ impl ProcessExecutor {
             .iter()
             .map(|m| PathBuf::from(&m.mount_path))
             .chain(std::iter::once(PathBuf::from(&workdir)))
+            .chain(sandbox_files::symlinked_targets())
             .collect();
         let mut remount = Vec::new();
         for dir in &self.config.host_dirs {
@@ -409,6 +411,7 @@ impl ProcessExecutor {
             "--dev".into(),
             "/dev".into(),
         ]);
+        args.extend(sandbox_files::bind_args(&self.group_dir(&group.id), group).await?);
         for mount in &container.volume_mounts {
             let mut source = self.volume_dir(&group.id, &mount.name);
             if !mount.sub_path.is_empty() {
@@ -475,7 +478,7 @@ fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, St
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         ),
         ("HOME".into(), "/root".into()),
-        ("HOSTNAME".into(), group.name.clone()),
+        ("HOSTNAME".into(), sandbox_files::host_name(group)),
     ];
     if container.tty {
         // As container runtimes do for a container with a terminal.

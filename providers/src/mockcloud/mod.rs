@@ -30,8 +30,11 @@ pub mod logstore;
 mod metrics;
 mod procstat;
 mod render;
+mod sandbox_files;
 mod sandbox_join;
 mod server;
+#[cfg(test)]
+mod tests_names;
 #[cfg(test)]
 mod tests_process;
 mod tokens;
