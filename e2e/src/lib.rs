@@ -8,6 +8,7 @@
 //! a reaper stops it when the test process exits.
 
 pub mod cloud;
+pub mod fabric8;
 pub mod harness;
 pub mod pods;
 pub mod python;
