@@ -9,6 +9,7 @@
 
 pub mod cloud;
 pub mod dns;
+pub mod fabric8;
 pub mod harness;
 pub mod pods;
 pub mod python;

@@ -7,7 +7,7 @@ use std::process::Command;
 /// The official Kubernetes Python client, as users install it.
 pub const KUBERNETES_CLIENT: &str = "kubernetes==37.0.2";
 
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     std::env::var_os("VK_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/vk-serverless")))

@@ -2,7 +2,8 @@
 //! unchanged but pinned to the test's node) on an eci node backed by the mock cloud's `process`
 //! executor, driven as the plugin drives it: the build containers wait on `cat` with a terminal,
 //! each step is `sh` exec'd with the script on stdin (no terminal), a durable-task step runs in
-//! the background under nohup and the agent reads its result from the shared workspace.
+//! the background under nohup and the agent reads its result from the shared workspace. The
+//! steps go through kubectl, the Python client, and fabric8 (the plugin's own exec client).
 
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -229,5 +230,97 @@ sys.exit(resp.returncode)
     assert_eq!(text(&out.stdout), format!("{WORKSPACE}\n"));
     let out = run("kaniko", "cat /home/jenkins/agent/py.txt\nexit\n");
     assert_eq!(text(&out.stdout), "from-python\n", "{}", text(&out.stderr));
+    build_containers_running(&s).await;
+}
+
+/// One step through fabric8 7.3.1 over OkHttp, the client the plugin execs with
+/// (`e2e/fabric8`): `sh` with stdin and no terminal over WebSocket `v4.channel.k8s.io`, then
+/// the plugin's lines on its stdin: `cd`, the exports, the argv double-quoted, `exit`.
+fn fabric8_step(s: &TestBed, container: &str, command: &str) -> Output {
+    fabric8_step_env(s, container, &[], command)
+}
+
+/// [`fabric8_step`] with more `export K='v'` lines, as the plugin writes the build's env.
+fn fabric8_step_env(
+    s: &TestBed,
+    container: &str,
+    env: &[(String, String)],
+    command: &str,
+) -> Output {
+    let c = cluster();
+    let mut input = format!("cd \"{WORKSPACE}\"\nexport POD_CONTAINER='{container}'\n");
+    for (k, v) in env {
+        input.push_str(&format!("export {k}='{}'\n", v.replace('\'', "'\\''")));
+    }
+    for a in ["sh", "-c", command] {
+        input.push_str(&format!("\"{}\" ", a.replace('"', "\\\"")));
+    }
+    input.push_str("\nexit\n");
+    let mut cmd = e2e::fabric8::step_exec();
+    cmd.arg(&c.kubeconfig)
+        .args([&s.ns.name, POD, container, "60"]);
+    output_with_input(cmd, Some(&input))
+}
+
+#[tokio::test]
+async fn the_plugins_own_client_fabric8_runs_steps() {
+    // Built (or found in the cache) before the pod, so a slow first build costs no pod time.
+    drop(e2e::fabric8::step_exec());
+    let s = agent_pod("vk-jenkins-f8").await;
+    let mut out = fabric8_step(&s, "golang", "true");
+    for _ in 0..30 {
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        out = fabric8_step(&s, "golang", "true");
+    }
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Output and exit 0; the file lands in the shared workspace.
+    let out = fabric8_step(&s, "golang", "echo from-fabric8 | tee f8.txt");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-fabric8\n");
+    // The other build container reads it.
+    let out = fabric8_step(&s, "kaniko", "cat f8.txt; pwd");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("from-fabric8\n{WORKSPACE}\n"));
+    // A failing step: its code from the channel-3 status, its stderr on channel 2.
+    let out = fabric8_step(&s, "kaniko", "echo failing; echo to-stderr >&2; exit 7");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "failing\n");
+    assert!(
+        text(&out.stderr).contains("to-stderr"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A background job outlives its exec; jnlp reads its file later.
+    let out = fabric8_step(&s, "golang", "(sleep 2; echo done > f8-bg) >&- 2>&- &");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    wait_for(
+        "the background job's file",
+        Duration::from_secs(30),
+        || async {
+            let out = fabric8_step(&s, "jnlp", "cat f8-bg");
+            text(&out.stdout) == "done\n"
+        },
+    )
+    .await;
+    // More stdin than the plugin's 16 KiB input pipe holds (a big env), and 1 MiB of output.
+    let env: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("BUILD_VAR_{i}"),
+                format!("value {i} {}", "x".repeat(64)),
+            )
+        })
+        .collect();
+    let out = fabric8_step_env(&s, "golang", &env, "echo $BUILD_VAR_399 | cut -c1-9");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "value 399\n");
+    let out = fabric8_step(&s, "golang", "yes a | head -c 1048576");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), 1 << 20);
+    assert!(out.stdout.chunks(2).all(|c| c == b"a\n"));
     build_containers_running(&s).await;
 }
