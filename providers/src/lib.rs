@@ -12,6 +12,7 @@ pub mod cli;
 pub mod eci;
 pub mod mock;
 pub mod mockcloud;
+pub mod probe_net;
 mod pty;
 #[cfg(test)]
 mod test_support;

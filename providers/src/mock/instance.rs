@@ -88,6 +88,7 @@ impl Instance {
             last_state: None,
             restart_count: 0,
             ready: false,
+            started: None,
             container_id: None,
             image: c.image.clone(),
             image_id: None,
@@ -112,6 +113,7 @@ impl Instance {
                     .iter()
                     .map(|c| waiting(c, app_waiting))
                     .collect(),
+                events: Vec::new(),
             },
             ip,
             init_logs: spec

@@ -4,6 +4,7 @@
 
 pub mod deadline;
 pub mod events;
+mod instance_events;
 pub mod references;
 pub mod resolve;
 mod source;

@@ -52,6 +52,7 @@ fn running(ctx: &PodContext, pod: &Pod, phase: InstancePhase) {
         created_at: None,
         init_containers: vec![],
         containers: vec![],
+        events: vec![],
     }));
 }
 

@@ -30,6 +30,7 @@
 mod env;
 pub mod expand;
 mod fieldpath;
+mod probes;
 pub mod pull_secrets;
 pub mod quantity;
 mod resources;
@@ -366,6 +367,7 @@ async fn resolve_container(
         }
     };
 
+    let (startup_probe, liveness_probe, readiness_probe) = probes::resolve_probes(c)?;
     Ok(ContainerSpec {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
@@ -381,6 +383,9 @@ async fn resolve_container(
         tty: c.tty.unwrap_or(false),
         restart_policy,
         termination_message_path: c.termination_message_path.clone(),
+        startup_probe,
+        liveness_probe,
+        readiness_probe,
     })
 }
 

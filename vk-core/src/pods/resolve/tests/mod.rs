@@ -2,6 +2,7 @@
 
 mod env;
 mod pod;
+mod probes;
 mod pull_secrets;
 mod resources;
 mod volumes;
