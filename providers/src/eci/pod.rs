@@ -9,7 +9,7 @@ use vk_core::provider::{ContainerSpec, ProviderError, ResolvedPod, RestartPolicy
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::request::{
-    ConfigFile, ContainerDef, CreateContainerGroup, ImageRegistryCredential, VolumeDef,
+    ConfigFile, ContainerDef, CreateContainerGroup, ImageRegistryCredential, ProbeDef, VolumeDef,
 };
 use super::sizing;
 
@@ -104,6 +104,9 @@ fn container(c: &ContainerSpec) -> ContainerDef {
             .collect(),
         stdin: c.stdin,
         tty: c.tty,
+        // ECI has no startup probe and no gRPC check: those are not sent (README).
+        liveness_probe: c.liveness_probe.as_ref().and_then(ProbeDef::from_probe),
+        readiness_probe: c.readiness_probe.as_ref().and_then(ProbeDef::from_probe),
     }
 }
 

@@ -28,9 +28,12 @@ mod group;
 mod lifecycle;
 pub mod logstore;
 mod metrics;
+mod probes;
 mod procstat;
 mod render;
 mod server;
+#[cfg(test)]
+mod tests_probes;
 #[cfg(test)]
 mod tests_process;
 mod tokens;
