@@ -179,7 +179,13 @@ impl Instance {
         logs.started = true;
         let sidecar = spec.restart_policy == Some(RestartPolicy::Always);
         status.state = ContainerState::Running { started_at: now };
-        status.ready = kind == Kind::App || sidecar;
+        // Probes run for app containers only; until they pass, not started or not ready.
+        let (started, ready) = match kind {
+            Kind::App => super::probes::initial(spec),
+            Kind::Init => (true, true),
+        };
+        status.started = Some(started);
+        status.ready = (kind == Kind::App || sidecar) && ready;
         status.container_id = Some(container_id());
         status.image = spec.image.clone();
         status.image_id = Some(image_id(&spec.image));
