@@ -127,8 +127,10 @@ impl Driver {
                 }
             };
             let exit = match kind {
-                Kind::App => {
-                    let probes = probes::run(self.shared.clone(), self.key.clone(), self.id, idx);
+                Kind::Init if !plan.sidecar => main.await,
+                _ => {
+                    let probes =
+                        probes::run(self.shared.clone(), self.key.clone(), self.id, kind, idx);
                     tokio::select! {
                         exit = main => exit,
                         // Dropping the run stops it (its process group is killed), as the
@@ -136,7 +138,6 @@ impl Driver {
                         _kill = probes => LIVENESS_KILL_EXIT_CODE,
                     }
                 }
-                Kind::Init => main.await,
             };
             self.update(|i, now| i.terminate(kind, idx, exit, now))?;
             if !self.restarts(kind, plan, exit) {

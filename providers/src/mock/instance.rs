@@ -179,10 +179,11 @@ impl Instance {
         logs.started = true;
         let sidecar = spec.restart_policy == Some(RestartPolicy::Always);
         status.state = ContainerState::Running { started_at: now };
-        // Probes run for app containers only; until they pass, not started or not ready.
-        let (started, ready) = match kind {
-            Kind::App => super::probes::initial(spec),
-            Kind::Init => (true, true),
+        // Probes run for app containers and sidecars; until they pass, not started or ready.
+        let (started, ready) = if kind == Kind::App || sidecar {
+            super::probes::initial(spec)
+        } else {
+            (true, true)
         };
         status.started = Some(started);
         status.ready = (kind == Kind::App || sidecar) && ready;

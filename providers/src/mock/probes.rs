@@ -1,4 +1,4 @@
-//! The mock runs its app containers' probes locally with vk-core's state machine (the
+//! The mock runs its app containers' and native sidecars' probes locally with vk-core's state machine (the
 //! kubelet's semantics): exec probes as local processes the way `kubectl exec` runs them
 //! (in the pod's directory, with the container's environment), HTTP, TCP and gRPC probes to
 //! 127.0.0.1. Results become the container's `started`/`ready`, `Unhealthy` events, and a
@@ -16,7 +16,7 @@ use vk_core::provider::{ContainerSpec, ContainerState, InstanceEvent, PodRef, Pr
 
 use super::Shared;
 use super::exec::pod_dir;
-use super::instance::Instance;
+use super::instance::{Instance, Kind};
 use super::spawn::{Launch, exit_code, spawn};
 
 /// Events kept per instance (the oldest go), as a cloud keeps a group's.
@@ -76,16 +76,17 @@ impl Checker for LocalChecker {
     }
 }
 
-/// Runs the probes of app container `idx` of instance `id` for its current run, until a
+/// Runs the probes of container `idx` (an app container or a native sidecar) of instance
+/// `id` for its current run, until a
 /// liveness or startup failure calls for a kill, which it records and returns. Without such
 /// a probe it never returns; drop it when the run ends.
-pub(crate) async fn run(shared: Arc<Shared>, key: String, id: u64, idx: usize) -> Kill {
+pub(crate) async fn run(shared: Arc<Shared>, key: String, id: u64, kind: Kind, idx: usize) -> Kill {
     let target = shared.update(&key, id, |i, _| {
-        i.spec
-            .containers
-            .get(idx)
-            .cloned()
-            .map(|c| (i.spec.pod.clone(), c))
+        let specs = match kind {
+            Kind::App => &i.spec.containers,
+            Kind::Init => &i.spec.init_containers,
+        };
+        specs.get(idx).cloned().map(|c| (i.spec.pod.clone(), c))
     });
     let Some(Some((pod, spec))) = target else {
         return std::future::pending().await;
@@ -102,7 +103,9 @@ pub(crate) async fn run(shared: Arc<Shared>, key: String, id: u64, idx: usize) -
         let (shared, key) = (shared.clone(), key.clone());
         let name = spec.name.clone();
         move |update: ProbeUpdate| {
-            shared.update(&key, id, |i, now| i.probe_update(idx, &name, update, now));
+            shared.update(&key, id, |i, now| {
+                i.probe_update(kind, idx, &name, update, now)
+            });
         }
     };
     let kill = probe::run(&spec, &checker, &report).await;
@@ -118,10 +121,21 @@ pub(crate) fn initial(spec: &ContainerSpec) -> (bool, bool) {
 }
 
 impl Instance {
-    fn probe_update(&mut self, idx: usize, name: &str, update: ProbeUpdate, now: Timestamp) {
+    fn probe_update(
+        &mut self,
+        kind: Kind,
+        idx: usize,
+        name: &str,
+        update: ProbeUpdate,
+        now: Timestamp,
+    ) {
         match update {
             ProbeUpdate::Status { started, ready } => {
-                if let Some(c) = self.status.containers.get_mut(idx)
+                let statuses = match kind {
+                    Kind::App => &mut self.status.containers,
+                    Kind::Init => &mut self.status.init_containers,
+                };
+                if let Some(c) = statuses.get_mut(idx)
                     && matches!(c.state, ContainerState::Running { .. })
                 {
                     c.started = Some(started);

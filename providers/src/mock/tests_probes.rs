@@ -89,3 +89,35 @@ async fn readiness_follows_a_file_and_liveness_failures_restart() {
         .await
         .expect("delete");
 }
+
+#[tokio::test]
+async fn a_native_sidecar_is_probed_too() {
+    let mut p = pod("probes-2", &[], &["app"]);
+    p.containers[0].command.clear();
+    p.containers[0].args.clear();
+    let mut proxy = p.containers[0].clone();
+    proxy.name = "proxy".into();
+    proxy.restart_policy = Some(RestartPolicy::Always);
+    proxy.readiness_probe = Some(exec_probe("test -f proxy-ready"));
+    p.init_containers = vec![proxy];
+    let (provider, mut rx) = provider(MockConfig::default());
+    provider.create(&p).await.expect("create");
+    let status = soon(&mut rx, |s| {
+        s.events
+            .iter()
+            .any(|e| e.container.as_deref() == Some("proxy") && e.reason == "Unhealthy")
+    })
+    .await;
+    assert!(matches!(
+        status.init_containers[0].state,
+        ContainerState::Running { .. }
+    ));
+    assert!(!status.init_containers[0].ready);
+    std::fs::create_dir_all(pod_dir(&p.pod)).unwrap();
+    std::fs::write(pod_dir(&p.pod).join("proxy-ready"), b"").unwrap();
+    soon(&mut rx, |s| s.init_containers[0].ready).await;
+    provider
+        .delete(&p.pod, Duration::ZERO)
+        .await
+        .expect("delete");
+}

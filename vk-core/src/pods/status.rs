@@ -248,7 +248,14 @@ pub fn desired_status(
         }
     }) || phase == "Running"
         || phase == "Succeeded";
-    let containers_ready = !terminal && !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    // Native sidecars count too, as the kubelet counts restartable init containers.
+    let containers_ready = !terminal
+        && !statuses.is_empty()
+        && statuses.iter().all(|s| s.ready)
+        && init_statuses
+            .iter()
+            .filter(|s| sidecar(&s.name))
+            .all(|s| s.ready);
     let not_ready_reason = if terminal {
         Some("PodCompleted")
     } else {
@@ -817,5 +824,27 @@ mod tests {
                 .flatten()
                 .all(|c| c.type_ != "example.com/lb")
         );
+    }
+
+    #[test]
+    fn an_unready_sidecar_keeps_the_pod_unready() {
+        let mut p = pod(&["a"], &["proxy"]);
+        if let Some(spec) = p.spec.as_mut() {
+            let proxy = &mut spec.init_containers.as_mut().unwrap()[0];
+            proxy.restart_policy = Some("Always".into());
+            proxy.readiness_probe = probed_pod().spec.unwrap().containers[0]
+                .readiness_probe
+                .clone();
+        }
+        let mut i = instance(InstancePhase::Running, vec![running("a")]);
+        let mut proxy = running("proxy");
+        proxy.ready = false;
+        i.init_containers = vec![proxy];
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "ContainersReady").status, "False");
+        i.init_containers[0].ready = true;
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+        assert_eq!(cond(&s, "Ready").status, "True");
     }
 }
