@@ -1,8 +1,8 @@
 //! A resolved pod as an ECI `CreateContainerGroup` request: containers and init containers
 //! with command, args, working dir, env and mounts; emptyDir and file volumes; sizes; the
 //! restart policy; registry credentials from the pod's image pull secrets; tags naming the
-//! pod and the node; the pod UID as the ClientToken, so a retried create never makes a second
-//! group.
+//! pod and the node; the pod's hostname, resolver and host aliases (`request_names.rs`); the
+//! pod UID as the ClientToken, so a retried create never makes a second group.
 
 use base64::Engine as _;
 use vk_core::provider::{
@@ -11,7 +11,8 @@ use vk_core::provider::{
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::request::{
-    ConfigFile, ContainerDef, CreateContainerGroup, ImageRegistryCredential, ProbeDef, VolumeDef,
+    ConfigFile, ContainerDef, CreateContainerGroup, GroupNames, ImageRegistryCredential, ProbeDef,
+    VolumeDef,
 };
 use super::sizing;
 
@@ -124,6 +125,7 @@ fn container(c: &ContainerSpec) -> ContainerDef {
             })
             .collect(),
         stdin: c.stdin,
+        stdin_once: c.stdin_once,
         tty: c.tty,
         liveness_probe: probe(c, "liveness", c.liveness_probe.as_ref()),
         readiness_probe: probe(c, "readiness", c.readiness_probe.as_ref()),
@@ -225,6 +227,7 @@ pub fn create_request(
                 password: c.password.clone(),
             })
             .collect(),
+        names: GroupNames::of(pod),
     })
 }
 

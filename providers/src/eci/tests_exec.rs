@@ -367,8 +367,10 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("{what} did not happen");
 }
 
+/// A client that goes away leaves its command running, as containerd's CRI does: stdin ends,
+/// output is dropped, nothing is killed; the command goes when the container does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_command_dies_with_its_client() {
+async fn a_command_outlives_its_client_until_the_container_stops() {
     let (cloud, provider, pod) = real("gone").await;
     let provider = std::sync::Arc::new(provider);
 
@@ -390,25 +392,47 @@ async fn the_command_dies_with_its_client() {
     })
     .await;
     call.abort();
-    wait_until("the exec'd sleep to be killed", || {
-        processes_with(&marker).is_empty()
+    // A command reading its stdin gets its end and finishes.
+    let reader = format!("cat > /dev/null # reader-{}", std::process::id());
+    let c = exec_client(None, false);
+    let (provider2, pod2, script) = (provider.clone(), pod.clone(), reader.clone());
+    let mut io = c.io;
+    let (stdin_tx, stdin_rx) = tokio::io::duplex(64);
+    io.stdin = Some(Box::new(stdin_rx));
+    let call = tokio::spawn(async move {
+        let _keep = (c.stdout, c.stderr);
+        provider2
+            .exec(&pod2, "build", vec!["sh".into(), "-c".into(), script], io)
+            .await
+    });
+    wait_until("the exec'd reader to start", || {
+        !processes_with(&reader).is_empty()
     })
     .await;
+    call.abort();
+    drop(stdin_tx);
+    wait_until("the reader to see its stdin end", || {
+        processes_with(&reader).is_empty()
+    })
+    .await;
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the sleep ignoring its stdin still runs after its client left"
+    );
 
-    // The client stops reading: its stdout fails, the socket closes, the command dies.
-    let marker = format!("tick-{}", std::process::id());
-    let script = format!("while :; do echo {marker}; sleep 0.05; done");
+    // The client stops reading: the exec call ends with an error, the command goes on.
+    let ticker = format!("tick-{}", std::process::id());
+    let script = format!("while :; do echo {ticker}; sleep 0.05; done");
     let c = exec_client(None, false);
     let mut stdout = c.stdout;
-    let (provider2, pod2) = (provider.clone(), pod.clone());
+    let (provider3, pod3) = (provider.clone(), pod.clone());
     let call = tokio::spawn(async move {
-        provider2
-            .exec(&pod2, "build", vec!["sh".into(), "-c".into(), script], c.io)
+        provider3
+            .exec(&pod3, "build", vec!["sh".into(), "-c".into(), script], c.io)
             .await
     });
     let mut first = [0u8; 8];
     stdout.read_exact(&mut first).await.expect("output arrives");
-    assert!(!processes_with(&marker).is_empty());
     drop(stdout);
     let outcome = tokio::time::timeout(Duration::from_secs(20), call)
         .await
@@ -416,23 +440,20 @@ async fn the_command_dies_with_its_client() {
         .expect("task")
         .expect("exec started");
     assert!(matches!(outcome, ExecOutcome::Error(_)), "{outcome:?}");
-    wait_until("the exec'd loop to be killed", || {
-        processes_with(&marker).is_empty()
-    })
-    .await;
+    assert!(!processes_with(&ticker).is_empty(), "the loop goes on");
 
-    // Deleting the group ends a running exec with an error and kills it.
-    let marker = format!("sleep 3602.{}", std::process::id() % 1000);
+    // Deleting the group ends a running exec with an error and ends every command left.
+    let last = format!("sleep 3602.{}", std::process::id() % 1000);
     let c = exec_client(None, false);
-    let (provider3, pod3, m) = (provider.clone(), pod.clone(), marker.clone());
+    let (provider4, pod4, m) = (provider.clone(), pod.clone(), last.clone());
     let call = tokio::spawn(async move {
         let _keep = (c.stdout, c.stderr);
-        provider3
-            .exec(&pod3, "build", vec!["sh".into(), "-c".into(), m], c.io)
+        provider4
+            .exec(&pod4, "build", vec!["sh".into(), "-c".into(), m], c.io)
             .await
     });
     wait_until("the exec'd sleep to start", || {
-        !processes_with(&marker).is_empty()
+        !processes_with(&last).is_empty()
     })
     .await;
     provider.delete(&pod, Duration::ZERO).await.expect("delete");
@@ -442,11 +463,128 @@ async fn the_command_dies_with_its_client() {
         .expect("task")
         .expect("exec started");
     assert!(matches!(outcome, ExecOutcome::Error(_)), "{outcome:?}");
-    wait_until("the exec'd sleep to be killed", || {
-        processes_with(&marker).is_empty()
+    for m in [&marker, &ticker, &last] {
+        wait_until("the container's processes to end with it", || {
+            processes_with(m).is_empty()
+        })
+        .await;
+    }
+    assert_eq!(cloud.engine().exec_sessions().pending(), 0);
+}
+
+/// Jenkins' durable task: the step's script starts in the background through exec and must
+/// outlive the exec; another container sees its result in the shared workspace. The exec'd
+/// command is a process of the container: it sees the container's processes and hostname.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_joins_the_container_and_background_jobs_outlive_it() {
+    let (_cloud, provider, pod) = real("joined").await;
+    let (outcome, _, _) = run(
+        &provider,
+        &pod,
+        "build",
+        &["sh", "-c", "(sleep 1; echo done > result.txt) >&- 2>&- &"],
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(outcome, ExecOutcome::Exited(0));
+    let mut seen = String::new();
+    for _ in 0..200 {
+        let (_, out, _) = run(
+            &provider,
+            &pod,
+            "writer",
+            &["sh", "-c", "cat result.txt 2>/dev/null"],
+            None,
+            false,
+        )
+        .await;
+        seen = out;
+        if seen == "done\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, "done\n", "the background job wrote its result");
+
+    let (outcome, out, _) = run(
+        &provider,
+        &pod,
+        "build",
+        &[
+            "sh",
+            "-c",
+            "hostname; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+        ],
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(outcome, ExecOutcome::Exited(0));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("default-pod-exec-proc"), "{out}");
+    assert!(
+        lines.any(|l| l.trim_end() == "sleep 3600"),
+        "the container's main process is visible: {out}"
+    );
+}
+
+/// The kubernetes-plugin's build containers: `cat` kept waiting by a terminal (`tty: true`)
+/// or by an open stdin (`stdin: true`) runs for the pod's life, and exec works in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cat_containers_with_a_terminal_or_stdin_keep_running() {
+    let cloud = process_cloud(work_dir("cat")).await;
+    let provider = provider(&cloud, "node-p");
+    let cat = |name: &str, tty: bool, stdin: bool| ContainerSpec {
+        name: name.into(),
+        image: "golang:1.22".into(),
+        command: vec!["cat".into()],
+        tty,
+        stdin,
+        ..Default::default()
+    };
+    let p = pod(
+        "cat-pod",
+        RestartPolicy::Never,
+        vec![cat("golang", true, false), cat("kaniko", false, true)],
+    );
+    provider.create(&p).await.expect("create");
+    wait_for(&provider, "cat-pod", "Running", |s| {
+        s.phase == InstancePhase::Running
     })
     .await;
-    assert_eq!(cloud.engine().exec_sessions().pending(), 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A runtime sets TERM for a container with a terminal.
+    for (container, term) in [("golang", "xterm\n"), ("kaniko", "\n")] {
+        let (outcome, out, _) = run(
+            &provider,
+            &p.pod,
+            container,
+            &["sh", "-c", "echo $TERM"],
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(outcome, ExecOutcome::Exited(0), "{container}: {out}");
+        assert_eq!(out, term, "{container}");
+    }
+    let status = provider
+        .status(&p.pod)
+        .await
+        .expect("status")
+        .expect("known");
+    for c in &status.containers {
+        assert!(
+            matches!(c.state, vk_core::provider::ContainerState::Running { .. }),
+            "{}: {:?}",
+            c.name,
+            c.state
+        );
+    }
+    provider
+        .delete(&p.pod, Duration::ZERO)
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

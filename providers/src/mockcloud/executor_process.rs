@@ -34,7 +34,10 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
+use super::sandbox_files;
+use super::sandbox_join;
 use crate::eci::request::{ContainerDef, VolumeDef};
+use crate::pty::{self, PtyMaster};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -45,8 +48,10 @@ pub struct ProcessConfig {
     pub bwrap: PathBuf,
     /// Host directories bound read-only into every sandbox (skipped when absent).
     pub host_dirs: Vec<PathBuf>,
-    /// Exec commands are killed after this long.
+    /// Synchronous exec commands are killed after this long.
     pub exec_timeout_ms: u64,
+    /// util-linux's nsenter, which joins an exec'd command to its container's sandbox.
+    pub nsenter: PathBuf,
 }
 
 impl Default for ProcessConfig {
@@ -59,12 +64,47 @@ impl Default for ProcessConfig {
                 .map(PathBuf::from)
                 .collect(),
             exec_timeout_ms: 60_000,
+            nsenter: PathBuf::from("nsenter"),
         }
     }
 }
 
 /// What to tell a person whose machine lacks bubblewrap.
 pub const BWRAP_MISSING: &str = "bubblewrap (bwrap) is needed by the process executor: install it with `apt-get install -y bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`, or run vk-cloud with --executor simulate";
+
+/// What to tell a person whose machine lacks nsenter.
+pub const NSENTER_MISSING: &str = "nsenter (util-linux) is needed by the process executor to run exec'd commands inside their container: install it with `apt-get install -y util-linux`, or run vk-cloud with --executor simulate";
+
+/// Is nsenter there? The error says what to do.
+pub async fn check_nsenter(nsenter: &Path) -> Result<(), String> {
+    let output = Command::new(on_path(nsenter))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("running {}: {e}. {NSENTER_MISSING}", nsenter.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} --version failed. {NSENTER_MISSING}",
+            nsenter.display()
+        ))
+    }
+}
+
+/// `program` as found on this process's `PATH` (unchanged when it has a slash or is not found).
+fn on_path(program: &Path) -> PathBuf {
+    if program.components().count() > 1 {
+        return program.to_path_buf();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| program.to_path_buf())
+}
 
 /// Is bwrap there and able to make a sandbox? The error says what to do.
 pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
@@ -98,6 +138,8 @@ pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
 pub struct ProcessExecutor {
     pub(super) config: ProcessConfig,
     work_dir: PathBuf,
+    /// `config.nsenter`, found on the host's `PATH` (exec'd commands get the container's).
+    nsenter: PathBuf,
     runs: Arc<std::sync::Mutex<Runs>>,
 }
 
@@ -116,6 +158,10 @@ struct Run {
     /// Earlier (time, CPU time) samples, oldest first, starting with (start, 0).
     samples: std::collections::VecDeque<(Instant, u64)>,
 }
+
+/// After an exec'd command exits, how long its output may stay open (a background job
+/// holding it) before the rest is left unread.
+pub(super) const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// The usage rate is taken over at least this long when the samples allow it: CPU time
 /// comes in 10 ms ticks, too coarse for shorter windows.
@@ -169,9 +215,11 @@ impl ProcessExecutor {
         let work_dir = config.work_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("vk-cloud-{}", std::process::id()))
         });
+        let nsenter = on_path(&config.nsenter);
         Self {
             config,
             work_dir,
+            nsenter,
             runs: Arc::default(),
         }
     }
@@ -292,6 +340,34 @@ impl ProcessExecutor {
         Ok((child, killer))
     }
 
+    /// Starts bwrap with `args` on a new pseudo-terminal (`tty: true`): the sandbox's session
+    /// leader with the terminal as its controlling terminal and as stdin, stdout and stderr.
+    /// The master stays with the caller: while it is open, a command reading its terminal
+    /// (`cat`) waits, as it does under a container runtime.
+    fn spawn_on_terminal(
+        &self,
+        args: &[String],
+    ) -> Result<(tokio::process::Child, SandboxKiller, Option<PtyMaster>), String> {
+        let (master, slave) =
+            pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+        let mut command = Command::new(&self.config.bwrap);
+        command.args(args).kill_on_drop(true);
+        pty::run_on(&mut command, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
+        let spawned = command.spawn();
+        // Only the sandbox holds the slave now.
+        drop(command);
+        drop(slave);
+        let child = spawned.map_err(|e| {
+            format!(
+                "starting {}: {e}. {BWRAP_MISSING}",
+                self.config.bwrap.display()
+            )
+        })?;
+        // A session leader (pty::run_on), so its process group is its own.
+        let killer = SandboxKiller::of(&child);
+        Ok((child, killer, Some(master)))
+    }
+
     pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
@@ -313,7 +389,7 @@ impl ProcessExecutor {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.push(group.name.chars().take(63).collect());
+        args.push(sandbox_files::host_name(group));
         args.extend(["--bind".into(), path_str(&root)?, "/".into()]);
         let workdir = container.working_dir.clone().unwrap_or_else(|| "/".into());
         let targets: Vec<PathBuf> = container
@@ -321,6 +397,7 @@ impl ProcessExecutor {
             .iter()
             .map(|m| PathBuf::from(&m.mount_path))
             .chain(std::iter::once(PathBuf::from(&workdir)))
+            .chain(sandbox_files::symlinked_targets())
             .collect();
         let mut remount = Vec::new();
         for dir in &self.config.host_dirs {
@@ -334,6 +411,7 @@ impl ProcessExecutor {
             "--dev".into(),
             "/dev".into(),
         ]);
+        args.extend(sandbox_files::bind_args(&self.group_dir(&group.id), group).await?);
         for mount in &container.volume_mounts {
             let mut source = self.volume_dir(&group.id, &mount.name);
             if !mount.sub_path.is_empty() {
@@ -357,25 +435,63 @@ impl ProcessExecutor {
             args.extend(["--remount-ro".into(), dir]);
         }
         args.push("--clearenv".into());
-        let defaults = [
-            (
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ),
-            ("HOME", "/root"),
-        ];
-        for (k, v) in defaults {
-            args.extend(["--setenv".into(), k.into(), v.into()]);
-        }
-        args.extend(["--setenv".into(), "HOSTNAME".into(), group.name.clone()]);
-        for e in &container.env {
-            if e.key.is_empty() || e.key.contains('=') {
-                continue;
-            }
-            args.extend(["--setenv".into(), e.key.clone(), e.value.clone()]);
+        for (k, v) in container_env(group, container) {
+            args.extend(["--setenv".into(), k, v]);
         }
         Ok(args)
     }
+
+    /// A command that runs `argv` inside the running container's sandbox (see
+    /// [`sandbox_join`]), or why it cannot.
+    pub(super) async fn join(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerDef,
+        argv: &[String],
+    ) -> Result<Command, String> {
+        let key = (group.id.clone(), container.name.clone());
+        let bwrap = {
+            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.by_container.get(&key).map(|r| r.pid)
+        };
+        let bwrap =
+            bwrap.ok_or_else(|| format!("container {:?} is not running", container.name))?;
+        let init =
+            sandbox_join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
+        let workdir = container.working_dir.as_deref().unwrap_or("/");
+        Ok(sandbox_join::join_command(
+            &self.nsenter,
+            init,
+            workdir,
+            &container_env(group, container),
+            argv,
+        ))
+    }
+}
+
+/// The environment of a container's processes, main and exec'd alike: a default `PATH` and
+/// `HOME`, `HOSTNAME`, then the container's variables (later ones win).
+fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "PATH".into(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
+        ("HOME".into(), "/root".into()),
+        ("HOSTNAME".into(), sandbox_files::host_name(group)),
+    ];
+    if container.tty {
+        // As container runtimes do for a container with a terminal.
+        env.push(("TERM".into(), "xterm".into()));
+    }
+    for e in &container.env {
+        if e.key.is_empty() || e.key.contains('=') {
+            continue;
+        }
+        env.retain(|(k, _)| *k != e.key);
+        env.push((e.key.clone(), e.value.clone()));
+    }
+    env
 }
 
 /// Kills a sandbox's process group when dropped (the run or exec ended, or was abandoned).
@@ -388,6 +504,11 @@ impl SandboxKiller {
     /// For a bwrap spawned as the leader of its own process group (or session).
     pub(super) fn of(child: &tokio::process::Child) -> Self {
         Self(child.id())
+    }
+
+    /// Leaves the group alone after all.
+    pub(super) fn disarm(&mut self) {
+        self.0 = None;
     }
 }
 
@@ -472,6 +593,15 @@ async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
+/// Everything a pipe gives until its end.
+async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
+    }
+    bytes
+}
+
 /// Copy lines from a pipe into the log.
 async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
     let mut lines = BufReader::new(reader).split(b'\n');
@@ -539,26 +669,54 @@ impl Executor for ProcessExecutor {
         };
         args.push("--".into());
         args.extend(command);
-        let (mut child, _sandbox) = match self.spawn_sandbox(&args, Stdio::null(), "starting") {
+        let started = if ctx.container.tty {
+            self.spawn_on_terminal(&args)
+        } else {
+            let stdin = if ctx.container.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            self.spawn_sandbox(&args, stdin, "starting")
+                .map(|(child, killer)| (child, killer, None))
+        };
+        let (mut child, _sandbox, terminal) = match started {
             Ok(spawned) => spawned,
             Err(e) => return start_error(e),
         };
+        // An open stdin nobody writes to (ECI has no attach): `cat` waits on it for the
+        // container's life. It closes when the run ends.
+        let _stdin = child.stdin.take();
         let _registered = child
             .id()
             .map(|pid| self.register(&ctx.group.id, &ctx.container.name, pid));
-        let out = child
-            .stdout
-            .take()
-            .map(|o| tokio::spawn(pump(o, ctx.log.clone())));
-        let err = child
-            .stderr
-            .take()
-            .map(|e| tokio::spawn(pump(e, ctx.log.clone())));
+        let pumps: Vec<_> = match &terminal {
+            // Everything on a terminal comes on its master; reading it ends (EIO) when the
+            // last process holding the terminal is gone.
+            Some(master) => match master.reader() {
+                Ok(reader) => vec![tokio::spawn(pump(reader, ctx.log.clone()))],
+                Err(e) => return start_error(format!("reading the container's terminal: {e}")),
+            },
+            None => [
+                child
+                    .stdout
+                    .take()
+                    .map(|o| tokio::spawn(pump(o, ctx.log.clone()))),
+                child
+                    .stderr
+                    .take()
+                    .map(|e| tokio::spawn(pump(e, ctx.log.clone()))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        };
         let status = child.wait().await;
         // The PID namespace is gone with its first process, so the pipes close now.
-        for pump in [out, err].into_iter().flatten() {
+        for pump in pumps {
             let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
         }
+        drop(terminal);
         match status {
             Ok(status) => exit_of(status),
             Err(e) => start_error(format!("waiting for the container: {e}")),
@@ -571,20 +729,37 @@ impl Executor for ProcessExecutor {
         container: &ContainerDef,
         command: &[String],
     ) -> Result<ExecOutput, String> {
-        let mut args = self.sandbox(group, container).await?;
-        args.push("--".into());
-        args.extend(command.iter().cloned());
-        let (child, _sandbox) = self.spawn_sandbox(&args, Stdio::null(), "running")?;
+        let mut child = self
+            .join(group, container, command)
+            .await?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+        // Like a CRI runtime's ExecSync: the command is killed when it overruns its timeout
+        // or its caller gives up; once it has exited, what it left in the background stays.
+        let mut overrun = SandboxKiller::of(&child);
+        let stdout = tokio::spawn(read_all(child.stdout.take()));
+        let stderr = tokio::spawn(read_all(child.stderr.take()));
         let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
-        let output = tokio::time::timeout(timeout, child.wait_with_output())
+        let status = tokio::time::timeout(timeout, child.wait())
             .await
             .map_err(|_| format!("the command did not finish within {timeout:?}"))?
             .map_err(|e| format!("waiting for the command: {e}"))?;
-        let mut combined = output.stdout;
-        combined.extend_from_slice(&output.stderr);
+        overrun.disarm();
+        // A background job may hold the pipes: take what came within a moment (containerd's
+        // drain of exec IO).
+        let mut combined = Vec::new();
+        for pipe in [stdout, stderr] {
+            if let Ok(Ok(bytes)) = tokio::time::timeout(OUTPUT_DRAIN, pipe).await {
+                combined.extend_from_slice(&bytes);
+            }
+        }
         Ok(ExecOutput {
             output: combined,
-            exit_code: exit_of(output.status).code,
+            exit_code: exit_of(status).code,
         })
     }
 

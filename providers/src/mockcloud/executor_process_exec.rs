@@ -1,23 +1,29 @@
-//! Interactive exec in the `process` executor: the command runs in a new bubblewrap sandbox
-//! with the container's binds, env and working directory, its streams carried to the exec
-//! session as they come. Without `TTY` stdin, stdout and stderr are pipes; with it they are a
-//! pseudo-terminal ([`crate::pty`]) that is also the command's controlling terminal. Dropping
-//! the future kills bwrap's process group, and with it (the PID namespace) everything the
-//! command started.
+//! Interactive exec in the `process` executor: the command joins the running container's
+//! sandbox ([`super::sandbox_join`]), its streams carried to the exec session as they come.
+//! Without `TTY` stdin, stdout and stderr are pipes; with it they are a pseudo-terminal
+//! ([`crate::pty`]) that is also the command's controlling terminal.
+//!
+//! When the client goes away the command is not killed, as under containerd's CRI (its
+//! streaming exec waits for the process whatever happens to the connection): its stdin ends
+//! (on a terminal: an end-of-file, Ctrl-D) and its output is read and dropped until it exits.
+//! A command that ignores its stdin runs on until it ends or the container stops; what it
+//! started in the background outlives the session either way.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::Command;
+use tokio::sync::oneshot;
 use vk_core::provider::TermSize;
 
 use super::executor::{ExecStreams, GroupSpec};
-use super::executor_process::{BWRAP_MISSING, ProcessExecutor, SandboxKiller, exit_of};
+use super::executor_process::{NSENTER_MISSING, OUTPUT_DRAIN, ProcessExecutor, exit_of};
 use crate::eci::exec as exec_ws;
 use crate::eci::request::ContainerDef;
 use crate::pty;
+
+/// After the command exits, how long a terminal's output may take to be read out.
+const TERMINAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl ProcessExecutor {
     pub(super) async fn exec_streams(
@@ -27,27 +33,31 @@ impl ProcessExecutor {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, String> {
-        let mut args = self.sandbox(group, container).await?;
-        args.push("--".into());
-        args.extend(command.iter().cloned());
+        let mut joined = self.join(group, container, command).await?;
+        let (done, result) = oneshot::channel();
         if streams.tty {
-            return self.exec_tty(args, streams).await;
-        }
-        let ExecStreams {
-            stdin,
-            output,
-            resize,
-            ..
-        } = streams;
-        let stdio = if stdin.is_some() {
-            Stdio::piped()
+            exec_tty(joined, streams, done)?;
         } else {
-            Stdio::null()
-        };
-        let (mut child, _sandbox) = self.spawn_sandbox(&args, stdio, "running")?;
-        let feed_stdin = {
+            let ExecStreams {
+                stdin,
+                output,
+                resize,
+                ..
+            } = streams;
+            let stdio = if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            let mut child = joined
+                .stdin(stdio)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
             let to = child.stdin.take();
-            async move {
+            let feed_stdin = async move {
                 let (Some(mut from), Some(mut to)) = (stdin, to) else {
                     return;
                 };
@@ -57,132 +67,133 @@ impl ProcessExecutor {
                     }
                 }
                 // Dropping the pipe is the command's EOF.
-            }
-        };
-        let drain_resize = async move {
-            let mut resize = resize;
-            while resize.recv().await.is_some() {}
-        };
-        let background = async move {
-            tokio::join!(feed_stdin, drain_resize);
-        };
-        let outputs = {
+            };
             let (out, err) = (child.stdout.take(), child.stderr.take());
-            let (to_out, to_err) = (output.clone(), output);
-            async move {
-                tokio::try_join!(
-                    forward(out, exec_ws::STDOUT, to_out),
-                    forward(err, exec_ws::STDERR, to_err)
-                )
-                .map(drop)
-            }
-        };
-        supervise(&mut child, outputs, background).await
+            let outputs = async move {
+                tokio::join!(
+                    forward(out, exec_ws::STDOUT, output.clone()),
+                    forward(err, exec_ws::STDERR, output)
+                );
+            };
+            // The command lives on its own task: the session going away must not end it.
+            tokio::spawn(async move {
+                let background = async move {
+                    tokio::join!(feed_stdin, drain(resize));
+                };
+                let _ = done.send(supervise(child, outputs, background, OUTPUT_DRAIN).await);
+            });
+        }
+        result
+            .await
+            .map_err(|_| "the command's supervisor ended unexpectedly".to_string())?
     }
+}
 
-    /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave,
-    /// which is also the command's controlling terminal; sizes go to its master.
-    async fn exec_tty(&self, args: Vec<String>, streams: ExecStreams) -> Result<i32, String> {
-        let ExecStreams {
-            stdin,
-            output,
-            resize,
-            ..
-        } = streams;
-        let (master, slave) =
-            pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
-        let mut command = Command::new(&self.config.bwrap);
-        command.args(&args).kill_on_drop(true);
-        pty::run_on(&mut command, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
-        let spawned = command.spawn();
-        // Only the command holds the slave now: reading the master ends when it is gone.
-        drop(command);
-        drop(slave);
-        let mut child = spawned.map_err(|e| {
-            format!(
-                "running {}: {e}. {BWRAP_MISSING}",
-                self.config.bwrap.display()
-            )
-        })?;
-        // A session leader (pty::run_on), so its process group is its own.
-        let _sandbox = SandboxKiller::of(&child);
-        let watching = |e| format!("watching the terminal: {e}");
-        let from_terminal = master.reader().map_err(watching)?;
-        let mut to_terminal = master.writer().map_err(watching)?;
-        let feed_stdin = async move {
-            let Some(mut from) = stdin else { return };
+/// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave, which
+/// is also the command's controlling terminal; sizes go to its master.
+fn exec_tty(
+    mut joined: tokio::process::Command,
+    streams: ExecStreams,
+    done: oneshot::Sender<Result<i32, String>>,
+) -> Result<(), String> {
+    let ExecStreams {
+        stdin,
+        output,
+        resize,
+        ..
+    } = streams;
+    let (master, slave) = pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+    pty::run_on(&mut joined, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
+    let spawned = joined.spawn();
+    // Only the command holds the slave now: reading the master ends when it is gone.
+    drop(joined);
+    drop(slave);
+    let child = spawned.map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+    let watching = |e| format!("watching the terminal: {e}");
+    let from_terminal = master.reader().map_err(watching)?;
+    let mut to_terminal = master.writer().map_err(watching)?;
+    let feed_stdin = async move {
+        if let Some(mut from) = stdin {
             while let Some(chunk) = from.recv().await {
                 if to_terminal.write_all(&chunk).await.is_err() {
                     return;
                 }
             }
-            // The client's stdin ended: end-of-file, as a terminal says it (Ctrl-D).
-            let _ = to_terminal.write_all(&[4]).await;
-        };
-        let apply_sizes = async move {
-            let mut resize = resize;
-            while let Some((width, height)) = resize.recv().await {
-                if let Err(e) = master.resize(TermSize { width, height }) {
-                    tracing::debug!(error = %e, "setting the terminal size failed");
-                }
+        }
+        // The client's stdin ended (or it had none, or it went away): end-of-file, as a
+        // terminal says it.
+        let _ = to_terminal.write_all(&[4]).await;
+    };
+    let apply_sizes = async move {
+        let mut resize = resize;
+        while let Some((width, height)) = resize.recv().await {
+            if let Err(e) = master.resize(TermSize { width, height }) {
+                tracing::debug!(error = %e, "setting the terminal size failed");
             }
-        };
+        }
+        // Keep the master open until the command is done with the terminal.
+        std::future::pending::<()>().await;
+    };
+    // Everything the command writes to its terminal is stdout.
+    let outputs = async move { forward(Some(from_terminal), exec_ws::STDOUT, output).await };
+    tokio::spawn(async move {
         let background = async move {
             tokio::join!(feed_stdin, apply_sizes);
         };
-        // Everything the command writes to its terminal is stdout.
-        let outputs = forward(Some(from_terminal), exec_ws::STDOUT, output);
-        supervise(&mut child, outputs, background).await
-    }
+        let _ = done.send(supervise(child, outputs, background, TERMINAL_DRAIN).await);
+    });
+    Ok(())
 }
 
-/// Waits for the command while its outputs are forwarded and `background` (stdin, sizes) runs.
-/// A client that went away (`outputs` fails) kills the command.
+/// Waits for the command while its outputs are forwarded and `background` (stdin, sizes)
+/// runs; then gives the outputs `drain` to finish (a background job may hold them).
 async fn supervise(
-    child: &mut tokio::process::Child,
-    outputs: impl Future<Output = Result<(), ()>>,
+    mut child: tokio::process::Child,
+    outputs: impl Future<Output = ()>,
     background: impl Future<Output = ()>,
+    drain: std::time::Duration,
 ) -> Result<i32, String> {
     tokio::pin!(outputs, background);
     let (mut outputs_done, mut background_done) = (false, false);
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            sent = &mut outputs, if !outputs_done => {
-                outputs_done = true;
-                if sent.is_err() {
-                    let _ = child.kill().await;
-                    return Err("the client went away".into());
-                }
-            }
+            () = &mut outputs, if !outputs_done => outputs_done = true,
             () = &mut background, if !background_done => background_done = true,
         }
     };
-    // What the command wrote just before it ended (the namespace is gone, so the pipes
-    // close at once).
     if !outputs_done {
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut outputs).await;
+        let _ = tokio::time::timeout(drain, &mut outputs).await;
     }
     status
         .map(|s| exit_of(s).code)
         .map_err(|e| format!("waiting for the command: {e}"))
 }
 
-/// Copy a pipe's chunks to the session as they come; `Err` when the session is gone.
+async fn drain(mut resize: tokio::sync::mpsc::Receiver<(u16, u16)>) {
+    while resize.recv().await.is_some() {}
+}
+
+/// Copy a pipe's chunks to the session as they come; once the session is gone, read and drop
+/// them, so the command never blocks on a full pipe.
 async fn forward(
     from: Option<impl AsyncRead + Unpin>,
     channel: u8,
     to: tokio::sync::mpsc::Sender<(u8, Bytes)>,
-) -> Result<(), ()> {
-    let Some(mut from) = from else { return Ok(()) };
+) {
+    let Some(mut from) = from else { return };
     let mut buf = vec![0u8; 32 * 1024];
+    let mut connected = true;
     loop {
         match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => to
-                .send((channel, Bytes::copy_from_slice(&buf[..n])))
-                .await
-                .map_err(drop)?,
+            Ok(0) | Err(_) => return,
+            Ok(n) if connected => {
+                connected = to
+                    .send((channel, Bytes::copy_from_slice(&buf[..n])))
+                    .await
+                    .is_ok();
+            }
+            Ok(_) => {}
         }
     }
 }

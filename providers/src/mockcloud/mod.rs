@@ -31,7 +31,11 @@ mod metrics;
 mod probes;
 mod procstat;
 mod render;
+mod sandbox_files;
+mod sandbox_join;
 mod server;
+#[cfg(test)]
+mod tests_names;
 #[cfg(test)]
 mod tests_probes;
 #[cfg(test)]

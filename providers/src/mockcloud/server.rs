@@ -19,7 +19,7 @@ use super::api::{self, Nonces};
 use super::engine::Engine;
 use super::exec_session;
 use super::executor::Executor;
-use super::executor_process::{ProcessExecutor, check_bwrap};
+use super::executor_process::{ProcessExecutor, check_bwrap, check_nsenter};
 use super::executor_sim::SimulateExecutor;
 use super::faults::FaultConfig;
 use super::{ExecutorKind, MockCloudConfig};
@@ -173,6 +173,9 @@ impl MockCloud {
             ExecutorKind::Simulate => Arc::new(SimulateExecutor::new(config.simulate.clone())),
             ExecutorKind::Process => {
                 check_bwrap(&config.process.bwrap)
+                    .await
+                    .map_err(StartError::Executor)?;
+                check_nsenter(&config.process.nsenter)
                     .await
                     .map_err(StartError::Executor)?;
                 let executor = ProcessExecutor::new(config.process.clone());
