@@ -71,7 +71,7 @@ impl Checker for LocalChecker {
                 out.extend_from_slice(&err);
                 Outcome::Failure(String::from_utf8_lossy(&out).trim_end().to_string())
             }
-            Err(err) => Outcome::Failure(format!("waiting for the command: {err}")),
+            Err(err) => Outcome::Error(format!("waiting for the command: {err}")),
         }
     }
 }

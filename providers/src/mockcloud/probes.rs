@@ -19,6 +19,9 @@ use crate::eci::request::ContainerDef;
 
 /// Where the sandbox's ports are reached: the host's loopback, which it shares.
 const SANDBOX_HOST: &str = "127.0.0.1";
+/// An exec that cannot reach the container is tried again this often, this far apart.
+const START_RETRIES: u32 = 5;
+const START_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// The probes of a container, in the terms vk-core's state machine takes.
 pub fn probe_spec(def: &ContainerDef) -> ContainerSpec {
@@ -45,17 +48,29 @@ impl Checker for SandboxChecker {
         let ProbeHandler::Exec { command } = handler else {
             return Outcome::Failure("unsupported probe".into());
         };
-        match self
-            .executor
-            .exec(&self.group, &self.container, command)
-            .await
-        {
-            Ok(out) if out.exit_code == 0 => Outcome::Success,
-            // The kubelet reports the command's output (often empty, e.g. `test -f`).
-            Ok(out) => {
-                Outcome::Failure(String::from_utf8_lossy(&out.output).trim_end().to_string())
+        // The run's sandbox may still be coming up when its first check is due; a check that
+        // cannot reach the container after that is an error, which the state machine does
+        // not count (the kubelet throws prober errors away).
+        let mut attempts = 0;
+        loop {
+            match self
+                .executor
+                .exec(&self.group, &self.container, command)
+                .await
+            {
+                Ok(out) if out.exit_code == 0 => return Outcome::Success,
+                // The kubelet reports the command's output (often empty, e.g. `test -f`).
+                Ok(out) => {
+                    return Outcome::Failure(
+                        String::from_utf8_lossy(&out.output).trim_end().to_string(),
+                    );
+                }
+                Err(_) if attempts < START_RETRIES => {
+                    attempts += 1;
+                    tokio::time::sleep(START_RETRY_DELAY).await;
+                }
+                Err(err) => return Outcome::Error(err),
             }
-            Err(err) => Outcome::Failure(err),
         }
     }
 }

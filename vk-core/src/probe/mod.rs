@@ -50,6 +50,9 @@ pub enum Outcome {
     Success,
     /// Why it failed (the command's output, the HTTP status, the connection error).
     Failure(String),
+    /// The check could not be made (the container cannot be reached to run the command): the
+    /// kubelet throws such a result away, counting neither way, and records the error.
+    Error(String),
 }
 
 /// Something a provider reports about the container.
@@ -202,6 +205,16 @@ impl ContainerProbes {
                     kind,
                     message: format!("{} probe failed: {why}", kind.title()),
                 });
+            }
+            Outcome::Error(why) => {
+                updates.push(ProbeUpdate::Unhealthy {
+                    kind,
+                    message: format!(
+                        "{} probe errored and resulted in unknown state: {why}",
+                        kind.title()
+                    ),
+                });
+                return (updates, None);
             }
         }
         let kill = (kind != ProbeKind::Readiness && counter.result == Some(false)).then(|| Kill {

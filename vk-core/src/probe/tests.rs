@@ -315,3 +315,34 @@ async fn without_probes_nothing_runs_and_nothing_kills() {
     assert!(updates.lock().unwrap().is_empty());
     task.abort();
 }
+
+#[test]
+fn errors_are_reported_but_never_counted() {
+    let spec = ContainerSpec {
+        liveness_probe: Some(probe("live", 0, 1, 1, 1)),
+        readiness_probe: Some(probe("ready", 0, 1, 1, 1)),
+        ..spec()
+    };
+    let mut probes = ContainerProbes::new(&spec);
+    let (updates, kill) = probes.observe(
+        ProbeKind::Liveness,
+        &Outcome::Error("container is not running".into()),
+    );
+    assert_eq!(kill, None);
+    assert_eq!(
+        updates,
+        vec![ProbeUpdate::Unhealthy {
+            kind: ProbeKind::Liveness,
+            message:
+                "Liveness probe errored and resulted in unknown state: container is not running"
+                    .into()
+        }]
+    );
+    probes.observe(ProbeKind::Readiness, &Outcome::Success);
+    assert!(probes.ready());
+    // An error does not turn a ready container un-ready either.
+    probes.observe(ProbeKind::Readiness, &Outcome::Error("gone".into()));
+    assert!(probes.ready());
+    let (_, kill) = probes.observe(ProbeKind::Liveness, &Outcome::Failure("no".into()));
+    assert_eq!(kill.map(|k| k.kind), Some(ProbeKind::Liveness));
+}
