@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod eci;
 pub mod mock;
 pub mod mockcloud;
+pub mod probe_net;
 mod pty;
 #[cfg(test)]
 mod test_support;

@@ -9,5 +9,6 @@ pub mod kubelet;
 pub mod metrics;
 pub mod node;
 pub mod pods;
+pub mod probe;
 pub mod provider;
 pub mod stream;

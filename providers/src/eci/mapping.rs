@@ -3,7 +3,9 @@
 //! service used for it (`Terminated`, `Succeeded`, `Failed`, `Completed`).
 
 use jiff::Timestamp;
-use vk_core::provider::{ContainerState, ContainerStatus, InstancePhase, InstanceStatus, PodRef};
+use vk_core::provider::{
+    ContainerState, ContainerStatus, InstanceEvent, InstancePhase, InstanceStatus, PodRef,
+};
 
 use super::api::{self, ContainerGroup, group_status};
 
@@ -85,8 +87,10 @@ fn container_status(
         name: c.name.clone(),
         last_state: container_state(&c.previous_state, fallback),
         restart_count: c.restart_count,
-        // Without probes a running container is ready; the service's flag can only lower it.
-        ready: running && (c.ready || c.current_state.state == "Running"),
+        // The service runs the readiness probe and says whether it passed (without a probe
+        // a running container is ready); vk-core applies the kubelet's rules on top.
+        ready: running && c.ready,
+        started: None,
         container_id: Some(format!("{}/{}", group.container_group_id, c.name)),
         image: c.image.clone(),
         image_id: None,
@@ -122,7 +126,38 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
             .iter()
             .map(|c| container_status(group, c, fallback))
             .collect(),
+        events: probe_events(group, fallback),
     }
+}
+
+/// The group's probe events in the kubelet's words (`Unhealthy`: "Liveness probe failed:
+/// ...", `Killing`: "Container x failed liveness probe, will be restarted"), which vk-core
+/// records on the pod; the service's other events stay the cloud's. Only a `Killing` message
+/// names its container.
+fn probe_events(group: &ContainerGroup, fallback: Timestamp) -> Vec<InstanceEvent> {
+    group
+        .events
+        .iter()
+        .filter(|e| {
+            e.reason == "Unhealthy" || (e.reason == "Killing" && e.message.contains(" probe"))
+        })
+        .map(|e| {
+            let last_seen = parse_time(&e.last_timestamp).unwrap_or(fallback);
+            InstanceEvent {
+                container: e
+                    .message
+                    .strip_prefix("Container ")
+                    .and_then(|rest| rest.split_once(" failed "))
+                    .map(|(name, _)| name.to_string()),
+                warning: e.kind == "Warning",
+                reason: e.reason.clone(),
+                message: e.message.clone(),
+                count: e.count.max(1),
+                first_seen: parse_time(&e.first_timestamp).unwrap_or(last_seen),
+                last_seen,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -314,5 +349,59 @@ mod tests {
             Some(ContainerState::Terminated { exit_code: 3, .. })
         ));
         assert_eq!(s.init_containers.len(), 1);
+    }
+
+    #[test]
+    fn ready_is_the_services_flag_and_probe_events_are_kept() {
+        let event = |reason: &str, message: &str, count: u32| api::Event {
+            count,
+            kind: "Warning".into(),
+            reason: reason.into(),
+            message: message.into(),
+            first_timestamp: "2024-01-01T00:00:10Z".into(),
+            last_timestamp: "2024-01-01T00:00:30Z".into(),
+            ..Default::default()
+        };
+        let group = ContainerGroup {
+            container_group_id: "eci-1".into(),
+            status: "Running".into(),
+            creation_time: "2024-01-01T00:00:00Z".into(),
+            containers: vec![api::Container {
+                name: "app".into(),
+                ready: false,
+                current_state: api::ContainerState {
+                    state: "Running".into(),
+                    start_time: "2024-01-01T00:00:01Z".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            events: vec![
+                event("Pulled", "Pulled the images", 1),
+                event("Unhealthy", "Readiness probe failed: no", 3),
+                event(
+                    "Killing",
+                    "Container app failed liveness probe, will be restarted",
+                    1,
+                ),
+            ],
+            ..Default::default()
+        };
+        let status = instance_status(PodRef::default(), &group);
+        assert!(!status.containers[0].ready);
+        assert_eq!(status.events.len(), 2);
+        let unhealthy = &status.events[0];
+        assert_eq!(
+            (
+                unhealthy.container.as_deref(),
+                unhealthy.reason.as_str(),
+                unhealthy.count
+            ),
+            (None, "Unhealthy", 3)
+        );
+        assert_eq!(unhealthy.first_seen.as_second(), 1_704_067_210);
+        assert_eq!(unhealthy.last_seen.as_second(), 1_704_067_230);
+        assert_eq!(status.events[1].container.as_deref(), Some("app"));
+        assert!(status.events[1].warning);
     }
 }

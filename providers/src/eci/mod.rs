@@ -22,6 +22,7 @@ pub mod query;
 pub mod ratelimit;
 pub mod request;
 pub mod request_names;
+mod request_probes;
 pub mod sign;
 pub mod sizing;
 #[cfg(test)]

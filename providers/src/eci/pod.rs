@@ -5,11 +5,14 @@
 //! pod UID as the ClientToken, so a retried create never makes a second group.
 
 use base64::Engine as _;
-use vk_core::provider::{ContainerSpec, ProviderError, ResolvedPod, RestartPolicy, VolumeSource};
+use vk_core::provider::{
+    ContainerSpec, Probe, ProbeHandler, ProviderError, ResolvedPod, RestartPolicy, VolumeSource,
+};
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::request::{
-    ConfigFile, ContainerDef, CreateContainerGroup, GroupNames, ImageRegistryCredential, VolumeDef,
+    ConfigFile, ContainerDef, CreateContainerGroup, GroupNames, ImageRegistryCredential, ProbeDef,
+    VolumeDef,
 };
 use super::sizing;
 
@@ -65,7 +68,26 @@ fn gib(v: f64) -> Option<f64> {
     (v > 0.0).then(|| (v * 100.0).ceil() / 100.0)
 }
 
+/// A probe as ECI takes it. ECI has no startup probe and no gRPC check, and an HTTP probe
+/// has no host or headers there: what cannot be sent is logged, not silently lost.
+fn probe(c: &ContainerSpec, kind: &str, p: Option<&Probe>) -> Option<ProbeDef> {
+    let p = p?;
+    let def = ProbeDef::from_probe(p);
+    if def.is_none() {
+        tracing::warn!(container = %c.name, kind, "ECI has no gRPC probe; this probe is not sent");
+    }
+    if let ProbeHandler::HttpGet { host, headers, .. } = &p.handler
+        && (host.is_some() || !headers.is_empty())
+    {
+        tracing::warn!(container = %c.name, kind, "ECI's HTTP probes take no host or headers; sent without them");
+    }
+    def
+}
+
 fn container(c: &ContainerSpec) -> ContainerDef {
+    if c.startup_probe.is_some() {
+        tracing::warn!(container = %c.name, "ECI has no startup probe; it is not sent");
+    }
     let (cpu, memory) = sizing::container_ask(c);
     ContainerDef {
         name: c.name.clone(),
@@ -105,6 +127,8 @@ fn container(c: &ContainerSpec) -> ContainerDef {
         stdin: c.stdin,
         stdin_once: c.stdin_once,
         tty: c.tty,
+        liveness_probe: probe(c, "liveness", c.liveness_probe.as_ref()),
+        readiness_probe: probe(c, "readiness", c.readiness_probe.as_ref()),
     }
 }
 
@@ -409,5 +433,51 @@ mod tests {
         assert_eq!(group_name("NS", "A_b.c", "u"), "ns-a-b-c");
         assert_eq!(group_name("", "-", "ABC-123"), "vk-abc123");
         assert_eq!(group_name("a", &"x".repeat(300), "u").len(), 128);
+    }
+
+    #[test]
+    fn probes_become_eci_probe_parameters() {
+        use vk_core::provider::{Probe, ProbeHandler};
+        let mut pod = build_pod();
+        pod.containers[0].readiness_probe = Some(Probe::new(ProbeHandler::Exec {
+            command: vec!["test".into(), "-f".into(), "/tmp/ready".into()],
+        }));
+        pod.containers[0].liveness_probe = Some(Probe::new(ProbeHandler::Grpc {
+            port: 50051,
+            service: None,
+        }));
+        pod.containers[1].liveness_probe = Some(Probe::new(ProbeHandler::TcpSocket {
+            host: None,
+            port: 8080,
+        }));
+        let req = create_request(&pod, "vk-node", &Placement::default()).unwrap();
+        // gRPC has no ECI form: not sent.
+        assert_eq!(req.containers[0].liveness_probe, None);
+        let mut p = crate::eci::params::Params::new();
+        req.encode(&mut p);
+        p.set("RegionId", "cn-hangzhou");
+        assert_eq!(
+            p.get("Container.1.ReadinessProbe.Exec.Command.3"),
+            Some("/tmp/ready")
+        );
+        assert_eq!(
+            p.get("Container.1.ReadinessProbe.FailureThreshold"),
+            Some("3")
+        );
+        assert_eq!(
+            p.get("Container.2.LivenessProbe.TcpSocket.Port"),
+            Some("8080")
+        );
+        assert_eq!(p.get("Container.1.LivenessProbe.PeriodSeconds"), None);
+        // And the mock cloud reads back what was sent.
+        let decoded = CreateContainerGroup::decode(&p).unwrap();
+        assert_eq!(
+            decoded.containers[0].readiness_probe,
+            req.containers[0].readiness_probe
+        );
+        assert_eq!(
+            decoded.containers[1].liveness_probe,
+            req.containers[1].liveness_probe
+        );
     }
 }

@@ -35,6 +35,9 @@ pub struct ContainerDef {
     /// Kept for a later attach; ECI offers none, so stdin stays open.
     pub stdin_once: bool,
     pub tty: bool,
+    /// Probes (`request_probes`).
+    pub liveness_probe: Option<ProbeDef>,
+    pub readiness_probe: Option<ProbeDef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,6 +354,7 @@ fn encode_container(p: &mut Params, pre: &str, c: &ContainerDef) {
     if c.tty {
         p.push(format!("{pre}.Tty"), "true");
     }
+    encode_probes(p, pre, c);
 }
 
 fn decode_containers(p: &Params, prefix: &str) -> Result<Vec<ContainerDef>, ParamError> {
@@ -420,6 +424,8 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         stdin: m.flag("Stdin", false).map_err(named)?,
         stdin_once: m.flag("StdinOnce", false).map_err(named)?,
         tty: m.flag("Tty", false).map_err(named)?,
+        liveness_probe: ProbeDef::decode(m, "LivenessProbe").map_err(named)?,
+        readiness_probe: ProbeDef::decode(m, "ReadinessProbe").map_err(named)?,
     })
 }
 
@@ -553,6 +559,18 @@ fn parse_mode(p: &Params, name: &str) -> Result<Option<u32>, ParamError> {
     match parsed {
         Some(mode) if mode <= 0o777 => Ok(Some(mode)),
         _ => Err(ParamError::invalid(name, "permission bits from 0 to 0777")),
+    }
+}
+
+// Probes: `Container.N.LivenessProbe.*`, `Container.N.ReadinessProbe.*`.
+pub use super::request_probes::{ProbeCheck, ProbeDef};
+
+fn encode_probes(p: &mut Params, pre: &str, c: &ContainerDef) {
+    if let Some(probe) = &c.liveness_probe {
+        probe.encode(p, &format!("{pre}.LivenessProbe"));
+    }
+    if let Some(probe) = &c.readiness_probe {
+        probe.encode(p, &format!("{pre}.ReadinessProbe"));
     }
 }
 

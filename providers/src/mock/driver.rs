@@ -15,7 +15,11 @@ use super::Shared;
 use super::config::{ContainerPlan, MainCommand, PodPlan};
 use super::instance::{Instance, Kind, STOP_EXIT_CODE};
 use super::logs::LogRun;
+use super::probes;
 use super::process;
+
+/// Exit code of a container killed for a failed liveness or startup probe (128 + SIGKILL).
+const LIVENESS_KILL_EXIT_CODE: i32 = 137;
 
 pub(crate) struct Driver {
     pub shared: Arc<Shared>,
@@ -113,11 +117,26 @@ impl Driver {
             Kind::App => self.plan.apps.get(idx),
         }?;
         loop {
-            let exit = match &plan.process {
-                Some(main) => self.run_process(plan, main, &run).await,
-                None => {
-                    self.run_for(plan, &run).await;
-                    plan.exit_code
+            let main = async {
+                match &plan.process {
+                    Some(main) => self.run_process(plan, main, &run).await,
+                    None => {
+                        self.run_for(plan, &run).await;
+                        plan.exit_code
+                    }
+                }
+            };
+            let exit = match kind {
+                Kind::Init if !plan.sidecar => main.await,
+                _ => {
+                    let probes =
+                        probes::run(self.shared.clone(), self.key.clone(), self.id, kind, idx);
+                    tokio::select! {
+                        exit = main => exit,
+                        // Dropping the run stops it (its process group is killed), as the
+                        // kubelet kills a container whose liveness probe failed.
+                        _kill = probes => LIVENESS_KILL_EXIT_CODE,
+                    }
                 }
             };
             self.update(|i, now| i.terminate(kind, idx, exit, now))?;

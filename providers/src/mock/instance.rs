@@ -88,6 +88,7 @@ impl Instance {
             last_state: None,
             restart_count: 0,
             ready: false,
+            started: None,
             container_id: None,
             image: c.image.clone(),
             image_id: None,
@@ -112,6 +113,7 @@ impl Instance {
                     .iter()
                     .map(|c| waiting(c, app_waiting))
                     .collect(),
+                events: Vec::new(),
             },
             ip,
             init_logs: spec
@@ -177,7 +179,14 @@ impl Instance {
         logs.started = true;
         let sidecar = spec.restart_policy == Some(RestartPolicy::Always);
         status.state = ContainerState::Running { started_at: now };
-        status.ready = kind == Kind::App || sidecar;
+        // Probes run for app containers and sidecars; until they pass, not started or ready.
+        let (started, ready) = if kind == Kind::App || sidecar {
+            super::probes::initial(spec)
+        } else {
+            (true, true)
+        };
+        status.started = Some(started);
+        status.ready = (kind == Kind::App || sidecar) && ready;
         status.container_id = Some(container_id());
         status.image = spec.image.clone();
         status.image_id = Some(image_id(&spec.image));

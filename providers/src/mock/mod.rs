@@ -24,6 +24,7 @@ mod instance;
 mod logs;
 mod persist;
 mod port_forward;
+mod probes;
 mod process;
 mod spawn;
 #[cfg(test)]
@@ -36,6 +37,8 @@ mod tests_exec;
 mod tests_logs;
 #[cfg(test)]
 mod tests_port_forward;
+#[cfg(test)]
+mod tests_probes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};

@@ -46,6 +46,9 @@ pub struct ContainerRt {
     pub previous: Option<CState>,
     pub restart_count: i32,
     pub started_once: bool,
+    /// The current run passed its startup and readiness probes (see `probes`).
+    pub started: bool,
+    pub ready: bool,
     pub log: Arc<LogStore>,
     pub previous_log: Option<Arc<LogStore>>,
 }
@@ -58,6 +61,8 @@ impl ContainerRt {
             previous: None,
             restart_count: 0,
             started_once: false,
+            started: false,
+            ready: false,
             log: Arc::new(LogStore::new(max_log_lines)),
             previous_log: None,
         }
@@ -206,6 +211,7 @@ impl Group {
         c.rotate(max);
         c.state = CState::Running { started: now };
         c.started_once = true;
+        (c.started, c.ready) = vk_core::probe::initial(&super::probes::probe_spec(&c.def));
         let ctx = RunContext {
             group: spec,
             container: c.def.clone(),

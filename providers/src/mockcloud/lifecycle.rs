@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::ImageEntry;
 use super::engine::Inner;
+use super::executor::Exit;
 use super::group::{CState, Group, Kind, restarts};
+use super::probes;
 use crate::eci::api::group_status;
 
 /// Back-off between restarts doubles up to this.
@@ -213,7 +215,29 @@ impl Driver {
         let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
         loop {
             let ctx = self.update(|g, now| g.start(kind, idx, image.clone(), now))??;
-            let exit = self.inner.executor.run(ctx).await;
+            let exit = if kind == Kind::App {
+                let probes = probes::run(
+                    self.inner.clone(),
+                    self.id.clone(),
+                    self.generation,
+                    idx,
+                    ctx.group.clone(),
+                    ctx.container.clone(),
+                );
+                tokio::select! {
+                    exit = self.inner.executor.run(ctx) => exit,
+                    // Dropping the run stops it, as the kubelet kills a container whose
+                    // liveness probe failed.
+                    _kill = probes => Exit {
+                        code: 137,
+                        signal: Some(9),
+                        reason: "Error".into(),
+                        message: None,
+                    },
+                }
+            } else {
+                self.inner.executor.run(ctx).await
+            };
             let code = exit.code;
             let again = self.update(|g, now| {
                 g.terminate(kind, idx, exit, now);

@@ -28,6 +28,7 @@ mod group;
 mod lifecycle;
 pub mod logstore;
 mod metrics;
+mod probes;
 mod procstat;
 mod render;
 mod sandbox_files;
@@ -35,6 +36,8 @@ mod sandbox_join;
 mod server;
 #[cfg(test)]
 mod tests_names;
+#[cfg(test)]
+mod tests_probes;
 #[cfg(test)]
 mod tests_process;
 mod tokens;

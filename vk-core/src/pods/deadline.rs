@@ -106,6 +106,7 @@ mod tests {
             created_at: None,
             init_containers: vec![],
             containers: vec![],
+            events: vec![],
         };
         assert!(must_stop(&p, None, late));
         assert!(must_stop(&p, Some(&instance(InstancePhase::Running)), late));

@@ -5,6 +5,7 @@
 mod cluster_dns;
 pub mod deadline;
 pub mod events;
+mod instance_events;
 pub mod references;
 pub mod resolve;
 mod source;

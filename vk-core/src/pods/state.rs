@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::deadline;
 use super::events::EventRecorder;
+use super::instance_events::SeenEvents;
 use super::references::References;
 use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{desired_status, failed_status, is_terminal_phase, owned_part, waiting_status};
@@ -59,6 +60,8 @@ pub struct PodContext {
     running: std::sync::atomic::AtomicUsize,
     /// When the watch first brought a pod that was not started yet (for start-up timing logs).
     first_seen: Mutex<HashMap<String, std::time::Instant>>,
+    /// The provider's container events already recorded on pods.
+    provider_events: SeenEvents,
 }
 
 struct Written {
@@ -168,6 +171,7 @@ impl PodContext {
             written: Mutex::new(HashMap::new()),
             created: Mutex::new(HashMap::new()),
             first_seen: Mutex::new(HashMap::new()),
+            provider_events: SeenEvents::new(Timestamp::now()),
             running: std::sync::atomic::AtomicUsize::new(0),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }
@@ -235,6 +239,7 @@ impl PodContext {
         lock(&self.written).remove(uid);
         lock(&self.created).remove(uid);
         lock(&self.first_seen).remove(uid);
+        self.provider_events.forget(uid);
         self.watched.remove_pod(uid);
     }
 
@@ -809,6 +814,7 @@ impl PodContext {
             return Ok(requeue(pod, Some(wait)));
         }
         self.started_events(pod, &status);
+        self.container_events(pod, instance);
         self.write_status(pod, status).await?;
         let next_refresh = lock(&self.token_refresh).get(&r.uid).copied().map(until);
         let wake = next_refresh.map_or(Duration::from_secs(300), |d| {
@@ -830,6 +836,33 @@ impl PodContext {
         self.provider.update(&resolved).await?;
         self.schedule_token_refresh(pod, &resolved.pod.uid);
         Ok(())
+    }
+
+    /// The provider's container events (`Unhealthy`, `Killing`) not recorded yet.
+    fn container_events(&self, pod: &Pod, instance: &InstanceStatus) {
+        let uid = pod.uid().unwrap_or_default();
+        let init: HashSet<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .map(|c| c.name.as_str())
+            .collect();
+        for e in self.provider_events.fresh(&uid, &instance.events) {
+            let field_path = e.container.as_ref().map(|name| {
+                let list = if init.contains(name.as_str()) {
+                    "initContainers"
+                } else {
+                    "containers"
+                };
+                format!("spec.{list}{{{name}}}")
+            });
+            let type_ = if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.event_at(pod, field_path, type_, &e.reason, e.message.clone());
+        }
     }
 
     /// `Started` for each container that runs now and did not in the API's last status.

@@ -52,6 +52,7 @@ fn running(ctx: &PodContext, pod: &Pod, phase: InstancePhase) {
         created_at: None,
         init_containers: vec![],
         containers: vec![],
+        events: vec![],
     }));
 }
 
@@ -368,5 +369,68 @@ fn the_active_deadline_brings_the_next_reconcile_forward() {
     assert_eq!(
         requeue(&deadline_pod(Some(86_400), now), a_minute),
         Action::requeue(Duration::from_secs(60))
+    );
+}
+
+#[tokio::test]
+async fn provider_probe_events_become_pod_events_once() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), running_status(), 1);
+    let ctx = context(&api, provider, &[&pod]);
+    let report = |count: u32| {
+        let at = Timestamp::now();
+        ctx.apply_status_event(StatusEvent::Changed(InstanceStatus {
+            pod: pod_ref(&pod),
+            phase: InstancePhase::Running,
+            reason: None,
+            message: None,
+            pod_ip: Some("10.250.0.9".into()),
+            created_at: None,
+            init_containers: vec![],
+            containers: vec![],
+            events: vec![crate::provider::InstanceEvent {
+                container: Some("build".into()),
+                warning: true,
+                reason: "Unhealthy".into(),
+                message: "Liveness probe failed: no".into(),
+                count,
+                first_seen: at,
+                last_seen: at,
+            }],
+        }));
+    };
+    report(1);
+    reconcile(Arc::new(pod.clone()), ctx.clone()).await.unwrap();
+    // The same report again records nothing new.
+    reconcile(Arc::new(pod.clone()), ctx.clone()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let unhealthy = loop {
+        let events = api.event_requests();
+        let found: Vec<Value> = events
+            .into_iter()
+            .filter(|(_, b)| b["reason"] == "Unhealthy")
+            .map(|(_, b)| b)
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no Unhealthy event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Published after the quiet time: a repeat would have come with it.
+    tokio::time::sleep(crate::pods::events::HOLD_MAX).await;
+    let all: Vec<Value> = api
+        .event_requests()
+        .into_iter()
+        .filter(|(_, b)| b["reason"] == "Unhealthy")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(unhealthy[0]["type"], "Warning");
+    assert_eq!(unhealthy[0]["note"], "Liveness probe failed: no");
+    assert_eq!(
+        unhealthy[0]["regarding"]["fieldPath"],
+        "spec.containers{build}"
     );
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState as K8sState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus as K8sContainerStatus, HostIP, Pod, PodCondition, PodIP,
-    PodStatus,
+    PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -70,16 +70,21 @@ fn k8s_state(state: &ContainerState) -> K8sState {
     }
 }
 
+/// A container's status. `readiness_probe`: it has one, so it is ready only when the provider
+/// says so; without one it is ready once running and started.
 fn container_status(
     provider: &str,
     name: &str,
     image: &str,
     reported: Option<&ContainerStatus>,
     waiting_reason: &str,
+    readiness_probe: bool,
 ) -> K8sContainerStatus {
     match reported {
         Some(c) => {
             let running = matches!(c.state, ContainerState::Running { .. });
+            let started = running && c.started.unwrap_or(true);
+            let ready = started && (c.ready || !readiness_probe);
             K8sContainerStatus {
                 name: name.to_string(),
                 image: image.to_string(),
@@ -88,8 +93,8 @@ fn container_status(
                     .container_id
                     .as_ref()
                     .map(|id| format!("{provider}://{id}")),
-                ready: c.ready && running,
-                started: Some(running),
+                ready,
+                started: Some(started),
                 restart_count: c.restart_count,
                 state: Some(k8s_state(&c.state)),
                 last_state: c.last_state.as_ref().map(k8s_state),
@@ -133,6 +138,29 @@ fn condition(
     }
 }
 
+/// Why `spec.readinessGates` keep the pod un-Ready: the first gate whose condition (written by
+/// others) is missing or not True, in the kubelet's words. None: every gate is open.
+fn unready_gate(spec: &PodSpec, current: &PodStatus) -> Option<String> {
+    spec.readiness_gates.iter().flatten().find_map(|gate| {
+        let type_ = &gate.condition_type;
+        match current
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == *type_)
+        {
+            None => Some(format!(
+                "corresponding condition of pod readiness gate \"{type_}\" does not exist."
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate \"{type_}\" is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => None,
+        }
+    })
+}
+
 fn exited_ok(c: &K8sContainerStatus) -> bool {
     c.state
         .as_ref()
@@ -168,6 +196,7 @@ pub fn desired_status(
         .flatten()
         .map(|c| {
             let reported = find(instance.map(|i| &i.init_containers), &c.name);
+            let probed = c.readiness_probe.is_some();
             let reason = if waiting_reason == "ContainerCreating" {
                 "PodInitializing"
             } else {
@@ -179,6 +208,7 @@ pub fn desired_status(
                 c.image.as_deref().unwrap_or_default(),
                 reported.as_ref(),
                 reason,
+                probed,
             )
         })
         .collect();
@@ -198,6 +228,7 @@ pub fn desired_status(
                 c.image.as_deref().unwrap_or_default(),
                 reported.as_ref(),
                 app_waiting,
+                c.readiness_probe.is_some(),
             )
         })
         .collect();
@@ -217,7 +248,14 @@ pub fn desired_status(
         }
     }) || phase == "Running"
         || phase == "Succeeded";
-    let containers_ready = !terminal && !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    // Native sidecars count too, as the kubelet counts restartable init containers.
+    let containers_ready = !terminal
+        && !statuses.is_empty()
+        && statuses.iter().all(|s| s.ready)
+        && init_statuses
+            .iter()
+            .filter(|s| sidecar(&s.name))
+            .all(|s| s.ready);
     let not_ready_reason = if terminal {
         Some("PodCompleted")
     } else {
@@ -227,6 +265,13 @@ pub fn desired_status(
         None
     } else {
         not_ready_reason
+    };
+    let gates = unready_gate(&spec, &current);
+    let pod_ready = containers_ready && gates.is_none();
+    let pod_ready_reason = if containers_ready && gates.is_some() {
+        Some("ReadinessGatesNotReady")
+    } else {
+        ready_reason
     };
     let conditions = vec![
         condition("PodScheduled", true, None, now, &current),
@@ -248,7 +293,10 @@ pub fn desired_status(
             now,
             &current,
         ),
-        condition("Ready", containers_ready, ready_reason, now, &current),
+        PodCondition {
+            message: gates.filter(|_| containers_ready),
+            ..condition("Ready", pod_ready, pod_ready_reason, now, &current)
+        },
     ];
 
     let pod_ip = instance.and_then(|i| i.pod_ip.clone());
@@ -450,6 +498,7 @@ mod tests {
             last_state: None,
             restart_count: 0,
             ready: false,
+            started: None,
             container_id: Some(format!("id-{name}")),
             image: format!("{name}:1"),
             image_id: None,
@@ -476,6 +525,7 @@ mod tests {
             created_at: None,
             init_containers: vec![],
             containers,
+            events: vec![],
         }
     }
 
@@ -673,5 +723,128 @@ mod tests {
         assert_eq!(s.reason.as_deref(), Some("ProviderInstanceLost"));
         let t = first_terminated(&s);
         assert_eq!(t.exit_code, 137);
+    }
+    /// Pod with one container `a` that has a readiness probe.
+    fn probed_pod() -> Pod {
+        let mut p = pod(&["a"], &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.containers[0].readiness_probe = Some(k8s_openapi::api::core::v1::Probe {
+                exec: Some(k8s_openapi::api::core::v1::ExecAction {
+                    command: Some(vec!["true".into()]),
+                }),
+                ..Default::default()
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn a_readiness_probe_makes_ready_the_providers_word() {
+        let p = probed_pod();
+        let mut c = running("a");
+        c.ready = false;
+        let s = status_of(&p, &instance(InstancePhase::Running, vec![c.clone()]));
+        assert!(!s.container_statuses.as_ref().unwrap()[0].ready);
+        assert_eq!(cond(&s, "ContainersReady").status, "False");
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(
+            cond(&s, "Ready").reason.as_deref(),
+            Some("ContainersNotReady")
+        );
+        c.ready = true;
+        let s = status_of(&p, &instance(InstancePhase::Running, vec![c]));
+        assert!(s.container_statuses.as_ref().unwrap()[0].ready);
+        assert_eq!(cond(&s, "Ready").status, "True");
+    }
+
+    #[test]
+    fn without_a_readiness_probe_running_and_started_is_ready() {
+        let mut c = running("a");
+        c.ready = false;
+        let s = status_of(
+            &pod(&["a"], &[]),
+            &instance(InstancePhase::Running, vec![c.clone()]),
+        );
+        assert!(s.container_statuses.as_ref().unwrap()[0].ready);
+        assert_eq!(cond(&s, "Ready").status, "True");
+        // Not started yet (a startup probe pending): neither started nor ready.
+        c.started = Some(false);
+        let s = status_of(
+            &pod(&["a"], &[]),
+            &instance(InstancePhase::Running, vec![c]),
+        );
+        let a = &s.container_statuses.as_ref().unwrap()[0];
+        assert_eq!((a.started, a.ready), (Some(false), false));
+        assert_eq!(cond(&s, "Ready").status, "False");
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_without_touching_their_conditions() {
+        let mut p = pod(&["a"], &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.readiness_gates = Some(vec![k8s_openapi::api::core::v1::PodReadinessGate {
+                condition_type: "example.com/lb".into(),
+            }]);
+        }
+        let i = instance(InstancePhase::Running, vec![running("a")]);
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(
+            cond(&s, "Ready").reason.as_deref(),
+            Some("ReadinessGatesNotReady")
+        );
+        assert_eq!(
+            cond(&s, "Ready").message.as_deref(),
+            Some(
+                "corresponding condition of pod readiness gate \"example.com/lb\" does not exist."
+            )
+        );
+        let gate = |status: &str| PodCondition {
+            type_: "example.com/lb".into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        p.status = Some(PodStatus {
+            conditions: Some(vec![gate("False")]),
+            ..s.clone()
+        });
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "Ready").status, "False");
+        p.status = Some(PodStatus {
+            conditions: Some(vec![gate("True")]),
+            ..s
+        });
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "Ready").status, "True");
+        // The gate's condition is someone else's: never in what this controller writes.
+        assert!(
+            s.conditions
+                .iter()
+                .flatten()
+                .all(|c| c.type_ != "example.com/lb")
+        );
+    }
+
+    #[test]
+    fn an_unready_sidecar_keeps_the_pod_unready() {
+        let mut p = pod(&["a"], &["proxy"]);
+        if let Some(spec) = p.spec.as_mut() {
+            let proxy = &mut spec.init_containers.as_mut().unwrap()[0];
+            proxy.restart_policy = Some("Always".into());
+            proxy.readiness_probe = probed_pod().spec.unwrap().containers[0]
+                .readiness_probe
+                .clone();
+        }
+        let mut i = instance(InstancePhase::Running, vec![running("a")]);
+        let mut proxy = running("proxy");
+        proxy.ready = false;
+        i.init_containers = vec![proxy];
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "ContainersReady").status, "False");
+        i.init_containers[0].ready = true;
+        let s = status_of(&p, &i);
+        assert_eq!(cond(&s, "ContainersReady").status, "True");
+        assert_eq!(cond(&s, "Ready").status, "True");
     }
 }

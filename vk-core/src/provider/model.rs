@@ -70,6 +70,65 @@ pub struct ContainerPort {
     pub protocol: String,
 }
 
+/// How a probe checks a container, named ports already resolved to numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeHandler {
+    /// Run a command in the container; exit code 0 is a success.
+    Exec { command: Vec<String> },
+    /// An HTTP GET; a status from 200 to 399 is a success. `host` None: the pod's address.
+    HttpGet {
+        host: Option<String>,
+        port: u16,
+        path: String,
+        https: bool,
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection that opens is a success.
+    TcpSocket { host: Option<String>, port: u16 },
+    /// `grpc.health.v1.Health/Check` answering SERVING is a success.
+    Grpc { port: u16, service: Option<String> },
+}
+
+/// A startup, liveness or readiness probe, with the kubelet's defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub handler: ProbeHandler,
+    pub initial_delay_seconds: u32,
+    pub period_seconds: u32,
+    pub timeout_seconds: u32,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// Overrides the pod's grace period when this probe's failure kills the container.
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+impl Probe {
+    /// A probe with the kubelet's defaults: no delay, every 10 s, 1 s timeout, thresholds 1/3.
+    pub fn new(handler: ProbeHandler) -> Self {
+        Self {
+            handler,
+            initial_delay_seconds: 0,
+            period_seconds: 10,
+            timeout_seconds: 1,
+            success_threshold: 1,
+            failure_threshold: 3,
+            termination_grace_period_seconds: None,
+        }
+    }
+
+    pub fn initial_delay(&self) -> Duration {
+        Duration::from_secs(self.initial_delay_seconds.into())
+    }
+
+    pub fn period(&self) -> Duration {
+        Duration::from_secs(self.period_seconds.max(1).into())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.max(1).into())
+    }
+}
+
 /// One container with everything resolved: env values are plain strings, `$(VAR)` already
 /// expanded in command and args.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -92,6 +151,12 @@ pub struct ContainerSpec {
     /// `Some(Always)` marks a native sidecar among the init containers.
     pub restart_policy: Option<RestartPolicy>,
     pub termination_message_path: Option<String>,
+    #[serde(default)]
+    pub startup_probe: Option<Probe>,
+    #[serde(default)]
+    pub liveness_probe: Option<Probe>,
+    #[serde(default)]
+    pub readiness_probe: Option<Probe>,
 }
 
 /// A file inside a volume (configMap, secret, downward API, projected token).
@@ -243,7 +308,10 @@ pub struct ContainerStatus {
     pub state: ContainerState,
     pub last_state: Option<ContainerState>,
     pub restart_count: i32,
+    /// Passed its readiness probe (without one: running, and started).
     pub ready: bool,
+    /// Passed its startup probe; `None`: the provider does not say (running counts as started).
+    pub started: Option<bool>,
     /// Provider-specific container id, reported as `<provider>://<id>`.
     pub container_id: Option<String>,
     pub image: String,
@@ -263,6 +331,25 @@ pub struct InstanceStatus {
     pub created_at: Option<Timestamp>,
     pub init_containers: Vec<ContainerStatus>,
     pub containers: Vec<ContainerStatus>,
+    /// What happened to containers that the kubelet records as Events on the pod (probe
+    /// failures, containers killed for them), oldest first.
+    pub events: Vec<InstanceEvent>,
+}
+
+/// An event about a container of the instance. The same event again bumps `count` (an entry
+/// is known by its reason, message and `first_seen`), so a reader tells a new occurrence from
+/// one already seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceEvent {
+    /// `None` when the cloud does not say which container.
+    pub container: Option<String>,
+    pub warning: bool,
+    /// The kubelet's reason: `Unhealthy`, `Killing`.
+    pub reason: String,
+    pub message: String,
+    pub count: u32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
 }
 
 /// A change the provider reports.

@@ -99,6 +99,7 @@ mod tests {
             created_at: None,
             init_containers: vec![],
             containers: vec![],
+            events: vec![],
         }
     }
 

@@ -105,6 +105,7 @@ impl Provider for TestProvider {
             created_at: None,
             init_containers: vec![],
             containers: vec![],
+            events: vec![],
         }])
     }
 

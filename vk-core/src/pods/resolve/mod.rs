@@ -36,6 +36,7 @@ mod env;
 pub mod expand;
 mod fieldpath;
 mod hosts;
+mod probes;
 pub mod pull_secrets;
 pub mod quantity;
 mod resources;
@@ -403,6 +404,7 @@ async fn resolve_container(
         }
     };
 
+    let (startup_probe, liveness_probe, readiness_probe) = probes::resolve_probes(c)?;
     Ok(ContainerSpec {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
@@ -419,6 +421,9 @@ async fn resolve_container(
         tty: c.tty.unwrap_or(false),
         restart_policy,
         termination_message_path: c.termination_message_path.clone(),
+        startup_probe,
+        liveness_probe,
+        readiness_probe,
     })
 }
 

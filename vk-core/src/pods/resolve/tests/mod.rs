@@ -3,6 +3,7 @@
 mod dns;
 mod env;
 mod pod;
+mod probes;
 mod pull_secrets;
 mod resources;
 mod volumes;
