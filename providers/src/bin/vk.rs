@@ -501,22 +501,28 @@ async fn serve_kubelet_api(
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider: Arc<dyn Provider> =
-        match settings.node.provider.as_str() {
-            "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
-            "eci" => {
-                let mut config = settings.eci.clone();
-                // Every container group is tagged with the node; listing filters on it.
-                config.node_name = settings.node.name.clone();
-                if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
-                    config.access_key_secret = secret;
-                }
-                Arc::new(EciProvider::new(config).context(
-                    "configuring the eci provider (the `eci:` section of the config file)",
-                )?)
+    let provider: Arc<dyn Provider> = match settings.node.provider.as_str() {
+        "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
+        "eci" => {
+            let mut config = settings.eci.clone();
+            // Every container group is tagged with the node; listing filters on it.
+            config.node_name = settings.node.name.clone();
+            if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
+                config.access_key_secret = secret;
             }
-            other => bail!("unknown provider {other:?}; available: mock, eci"),
-        };
+            let provider = EciProvider::new(config)
+                .context("configuring the eci provider (the `eci:` section of the config file)")?;
+            // Which source of the credential chain signs the calls (never the secret).
+            let credentials = provider.client().credentials();
+            tracing::info!(
+                source = credentials.source_name(),
+                from = %credentials.describe(),
+                "eci credentials"
+            );
+            Arc::new(provider)
+        }
+        other => bail!("unknown provider {other:?}; available: mock, eci"),
+    };
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     let cancel = CancellationToken::new();
