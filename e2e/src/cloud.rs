@@ -96,6 +96,12 @@ impl MockCloud {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /admin/sts: {e}: {body}"))
     }
 
+    /// Make the cloud's STS refuse (`true`) or answer (`false`) AssumeRoleWithOIDC.
+    pub async fn set_sts_failing(&self, failing: bool) {
+        let json = format!(r#"{{"failing":{failing}}}"#);
+        http_request(&self.endpoint, "POST", "/admin/sts", &json).await;
+    }
+
     /// The same, with vk listing the node's groups every `status_interval_ms`.
     pub fn eci_config_polling(&self, status_interval_ms: u64) -> String {
         format!(

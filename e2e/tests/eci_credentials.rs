@@ -150,3 +150,62 @@ async fn static_keys_are_never_logged() {
     assert_eq!(report.signed_with_token, 0);
     assert_log_clean(&s, "config", &[ACCESS_KEY_SECRET.to_string()]);
 }
+
+#[tokio::test]
+async fn a_failing_refresh_loses_no_pod() {
+    let token_file = std::env::temp_dir().join(unique("vk-rrsa-token"));
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln").unwrap();
+    let token_path = token_file.display().to_string();
+    let s = Options::eci("vk-rrsa-down", "simulate", &["--sts-lifetime-secs", "3"])
+        .without_static_keys()
+        .vk_env(&[
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1234567:role/vk-eci"),
+            (
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1234567:oidc-provider/ack-rrsa-c1",
+            ),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token_path),
+        ])
+        .start()
+        .await;
+    run_pods(&s, 2).await;
+    // STS down past the keys' expiry: vk's calls fail with a credentials error.
+    s.cloud().set_sts_failing(true).await;
+    wait_for(
+        "vk to report failing credentials",
+        Duration::from_secs(30),
+        || async { s.vk.logs().contains("fetching credentials (rrsa) failed") },
+    )
+    .await;
+    let failed_calls = s.cloud().sts_report().await.calls.len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        s.cloud().sts_report().await.calls.len() > failed_calls,
+        "vk stopped retrying"
+    );
+    for i in 0..2 {
+        wait_phase(
+            &s.pods,
+            &format!("creds-{i}"),
+            "Running",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    // STS back: the pods are still there and a new one runs.
+    s.cloud().set_sts_failing(false).await;
+    let pod = pod_for_node("creds-after", &s.vk.node, &["main"], &[]);
+    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    wait_phase(&s.pods, "creds-after", "Running", Duration::from_secs(60)).await;
+    for i in 0..2 {
+        wait_phase(
+            &s.pods,
+            &format!("creds-{i}"),
+            "Running",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    assert_eq!(s.cloud().groups(&s.vk.node).await.unwrap().len(), 3);
+    std::fs::remove_file(&token_file).unwrap();
+}

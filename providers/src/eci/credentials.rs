@@ -140,7 +140,13 @@ pub struct CredentialProvider {
     /// Held while fetching: one refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// The last failed fetch: callers without valid keys get its error for
+    /// [`RETRY_FETCH_AFTER`] instead of each asking the source again.
+    failed: Mutex<Option<(Instant, CredentialError)>>,
 }
+
+/// How long a failed fetch stands before the next caller without valid keys tries again.
+pub const RETRY_FETCH_AFTER: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for CredentialProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +163,7 @@ impl CredentialProvider {
             cached: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
+            failed: Mutex::new(None),
         })
     }
 
@@ -222,6 +229,15 @@ impl CredentialProvider {
         {
             return Ok(cached.credentials.clone());
         }
+        if let Some((at, e)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && at.elapsed() < RETRY_FETCH_AFTER
+        {
+            return Err(e.clone());
+        }
         self.refresh().await
     }
 
@@ -243,7 +259,14 @@ impl CredentialProvider {
     /// Fetch and store; the caller holds `refreshing`.
     async fn refresh(&self) -> Result<Arc<Credentials>, CredentialError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let issued = self.fetch.fetch().await?;
+        let issued = match self.fetch.fetch().await {
+            Ok(issued) => issued,
+            Err(e) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), e.clone()));
+                return Err(e);
+            }
+        };
         let now = Instant::now();
         let credentials = Arc::new(issued.credentials);
         let cached = Arc::new(Cached {
@@ -385,7 +408,12 @@ mod tests {
             matches!(e, CredentialError::Fetch { from: "test", .. }),
             "{e}"
         );
+        // Callers right after a failure get it without asking the source again.
+        let fetches = provider.fetches();
         source.fail.store(false, Ordering::SeqCst);
+        assert_eq!(provider.get().await.unwrap_err(), e);
+        assert_eq!(provider.fetches(), fetches);
+        tokio::time::advance(RETRY_FETCH_AFTER).await;
         assert_eq!(provider.get().await.unwrap().access_key_id, "STS.2");
     }
 

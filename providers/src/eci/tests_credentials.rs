@@ -11,7 +11,7 @@ use vk_core::provider::{Provider, ProviderError};
 
 use super::EciProvider;
 use super::client::{EciClient, EciError};
-use super::credentials::{CredentialProvider, Credentials, StaticKeys};
+use super::credentials::{CredentialProvider, Credentials, RETRY_FETCH_AFTER, StaticKeys};
 use super::credentials_chain::*;
 use super::tests_support::{cloud, config};
 use crate::mockcloud::MockCloud;
@@ -109,6 +109,8 @@ async fn a_failing_refresh_is_a_typed_error_and_recovers() {
         .unwrap_err();
     assert!(matches!(e, EciError::Credentials(_)), "{e:?}");
     cloud.sts().set_failing(false);
+    // A failure stands for a moment, so callers do not each ask STS again.
+    tokio::time::sleep(RETRY_FETCH_AFTER).await;
     provider.list().await.unwrap();
     // An unreadable token file is a failure of the same kind.
     std::fs::remove_file(&token).unwrap();

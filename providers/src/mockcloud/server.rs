@@ -88,8 +88,14 @@ impl Server {
             return Ok(self.admin(req).await);
         }
         if req.uri().path() == "/admin/sts" {
-            let report = serde_json::to_string(&self.sts.report()).unwrap_or_default();
-            return Ok(respond(200, report));
+            let method = req.method().clone();
+            let body = Limited::new(req.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let (status, answer) = self.sts.admin(method.as_str(), &body);
+            return Ok(respond(status, answer));
         }
         if faults.api_down() {
             return Err(Down);

@@ -4,7 +4,8 @@
 //! `SecurityToken`. The metadata face ([`super::metadata`]) issues keys the same way.
 //!
 //! Lifetimes are configurable (`sts.lifetime_secs`, seconds for tests); `GET /admin/sts`
-//! reports the calls seen and the keys issued, so a test can look for them in logs.
+//! reports the calls seen and the keys issued, so a test can look for them in logs, and
+//! `POST /admin/sts {"failing": true}` makes AssumeRoleWithOIDC fail until turned off.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -118,6 +119,28 @@ impl Sts {
 
     pub fn report(&self) -> StsReport {
         self.state().report.clone()
+    }
+
+    /// `/admin/sts`: GET the report; POST `{"failing": bool}`. Status and JSON body.
+    pub fn admin(&self, method: &str, body: &[u8]) -> (u16, String) {
+        #[derive(Deserialize)]
+        struct Switch {
+            failing: bool,
+        }
+        match method {
+            "GET" => (
+                200,
+                serde_json::to_string(&self.report()).unwrap_or_default(),
+            ),
+            "POST" => match serde_json::from_slice::<Switch>(body) {
+                Ok(s) => {
+                    self.set_failing(s.failing);
+                    (200, format!(r#"{{"failing":{}}}"#, s.failing))
+                }
+                Err(e) => (400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+            },
+            _ => (405, r#"{"error":"GET or POST"}"#.into()),
+        }
     }
 
     /// New temporary keys, valid `lifetime_secs` (or `asked` seconds) from now. The
