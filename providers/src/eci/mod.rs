@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn config_parses_partially_and_hides_the_secret() {
-        let yaml = "endpoint: http://127.0.0.1:8080\naccess_key_id: id\naccess_key_secret: s3cr3t\nnode_name: vk\nwrite_rate: {burst: 10}\n";
+        let yaml = "endpoint: http://127.0.0.1:8080\naccess_key_id: id\naccess_key_secret: s3cr3t\nsecurity_token: t0k3n\nsts_endpoint: http://127.0.0.1:1\nnode_name: vk\nwrite_rate: {burst: 10}\n";
         let config: EciConfig = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(config.region_id, "cn-hangzhou");
         assert_eq!(config.write_rate.burst, 10);
@@ -208,6 +208,9 @@ mod tests {
         );
         assert_eq!(config.status_interval_ms, 5000);
         assert!(!format!("{config:?}").contains("s3cr3t"));
+        assert!(!format!("{config:?}").contains("t0k3n"));
+        assert_eq!(config.sts_endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(config.sts_duration_secs, 3600);
         assert!(!format!("{:?}", config.client_config()).contains("s3cr3t"));
         assert!(EciProvider::new(config).is_ok());
         assert!(EciProvider::new(EciConfig::default()).is_err());
