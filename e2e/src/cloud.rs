@@ -82,6 +82,26 @@ impl MockCloud {
         self.eci_config_polling(500)
     }
 
+    /// The `eci:` section without an AccessKey: STS and the metadata service are this cloud.
+    pub fn eci_config_keyless(&self) -> String {
+        format!(
+            "eci:\n  endpoint: {0}\n  sts_endpoint: {0}\n  metadata_endpoint: {0}\n  status_interval_ms: 500\n  log_poll_interval_ms: 300\n",
+            self.endpoint
+        )
+    }
+
+    /// What the cloud's STS and metadata faces saw and issued (`GET /admin/sts`).
+    pub async fn sts_report(&self) -> providers::mockcloud::sts::StsReport {
+        let body = http_request(&self.endpoint, "GET", "/admin/sts", "").await;
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /admin/sts: {e}: {body}"))
+    }
+
+    /// Make the cloud's STS refuse (`true`) or answer (`false`) AssumeRoleWithOIDC.
+    pub async fn set_sts_failing(&self, failing: bool) {
+        let json = format!(r#"{{"failing":{failing}}}"#);
+        http_request(&self.endpoint, "POST", "/admin/sts", &json).await;
+    }
+
     /// The same, with vk listing the node's groups every `status_interval_ms`.
     pub fn eci_config_polling(&self, status_interval_ms: u64) -> String {
         format!(
@@ -101,19 +121,24 @@ impl Drop for MockCloud {
 /// Replace the faults the cloud at `endpoint` injects (`POST /admin/faults`, a `FaultConfig`
 /// as JSON); returns the faults it now applies, as it echoes them.
 pub async fn set_faults(endpoint: &str, json: &str) -> String {
+    http_request(endpoint, "POST", "/admin/faults", json).await
+}
+
+/// One request to the cloud's admin API; the body of its 200 answer.
+async fn http_request(endpoint: &str, method: &str, path: &str, json: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = endpoint.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .unwrap_or_else(|e| panic!("connecting to the mock cloud at {addr}: {e}"));
     let request = format!(
-        "POST /admin/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
         json.len()
     );
     stream
         .write_all(request.as_bytes())
         .await
-        .expect("sending the faults");
+        .expect("sending the request");
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
@@ -122,7 +147,7 @@ pub async fn set_faults(endpoint: &str, json: &str) -> String {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     assert!(
         head.starts_with("HTTP/1.1 200"),
-        "POST /admin/faults {json} was refused: {answer}"
+        "{method} {path} {json} was refused: {answer}"
     );
     body.to_string()
 }

@@ -38,6 +38,8 @@ pub struct Options {
     state_file: bool,
     ready_timeout: Duration,
     cluster_dns: bool,
+    vk_env: Vec<(String, String)>,
+    static_keys: bool,
 }
 
 impl Options {
@@ -51,6 +53,8 @@ impl Options {
             state_file: false,
             ready_timeout: Duration::from_secs(60),
             cluster_dns: true,
+            vk_env: Vec::new(),
+            static_keys: true,
         }
     }
 
@@ -94,6 +98,20 @@ impl Options {
         self
     }
 
+    /// Extra environment variables of vk (e.g. `ALIBABA_CLOUD_*`, or `RUST_LOG`).
+    pub fn vk_env(mut self, vars: &[(&str, &str)]) -> Options {
+        self.vk_env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// eci: no AccessKey in vk's config, so the credential chain picks the source; the STS and
+    /// metadata addresses point at the mock cloud.
+    pub fn without_static_keys(mut self) -> Options {
+        self.static_keys = false;
+        self
+    }
+
     /// How long the node may take to turn Ready (60 s unless set).
     pub fn ready_timeout(mut self, timeout: Duration) -> Options {
         self.ready_timeout = timeout;
@@ -122,11 +140,12 @@ impl Options {
             } => {
                 let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
                 let cloud = MockCloud::start(executor, &flags);
-                let config = format!(
-                    "provider: eci\nhealth_port: 0\n{}{}",
-                    cloud.eci_config(),
-                    self.config
-                );
+                let section = if self.static_keys {
+                    cloud.eci_config()
+                } else {
+                    cloud.eci_config_keyless()
+                };
+                let config = format!("provider: eci\nhealth_port: 0\n{section}{}", self.config);
                 (Some(cloud), config)
             }
         };
@@ -136,7 +155,7 @@ impl Options {
         {
             config.push_str(&format!("cluster_dns: [{dns}]\n"));
         }
-        let vk = Vk::start(&kubeconfig, &node, &config);
+        let vk = Vk::start_with_env(&kubeconfig, &node, &config, self.vk_env.clone());
         let nodes: Api<Node> = Api::all(client.clone());
         // From here on, a panic still stops vk and deletes the node.
         let started = VirtualNode {

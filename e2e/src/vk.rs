@@ -174,11 +174,23 @@ pub struct Vk {
     pub log: PathBuf,
     config: PathBuf,
     kubeconfig: PathBuf,
+    /// Extra environment of vk (after the defaults, so `RUST_LOG` may be overridden).
+    env: Vec<(String, String)>,
 }
 
 impl Vk {
     /// Start `vk run` for `node` with the given config file body (YAML).
     pub fn start(kubeconfig: &std::path::Path, node: &str, config_yaml: &str) -> Vk {
+        Self::start_with_env(kubeconfig, node, config_yaml, Vec::new())
+    }
+
+    /// The same, with extra environment variables for vk.
+    pub fn start_with_env(
+        kubeconfig: &std::path::Path,
+        node: &str,
+        config_yaml: &str,
+        env: Vec<(String, String)>,
+    ) -> Vk {
         let dir = std::env::temp_dir().join(format!("vk-e2e-{node}"));
         std::fs::create_dir_all(&dir).expect("vk dir");
         let config = dir.join("config.yaml");
@@ -191,6 +203,7 @@ impl Vk {
             log: dir.join("vk.log"),
             config,
             kubeconfig: kubeconfig.to_path_buf(),
+            env,
         };
         vk.spawn();
         vk
@@ -217,6 +230,7 @@ impl Vk {
                 "RUST_LOG",
                 std::env::var("VK_E2E_RUST_LOG").unwrap_or_else(|_| "info,vk_core=debug".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log);

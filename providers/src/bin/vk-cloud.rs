@@ -65,6 +65,12 @@ struct ServeArgs {
     /// Initial faults as JSON, e.g. '{"error_rate":0.3,"latency_ms":50}'.
     #[arg(long)]
     faults: Option<String>,
+    /// Temporary keys (STS, metadata) live this long, whatever the caller asks.
+    #[arg(long)]
+    sts_lifetime_secs: Option<u64>,
+    /// The RAM role the ECS metadata face hands out keys for.
+    #[arg(long)]
+    metadata_role: Option<String>,
 }
 
 fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
@@ -92,6 +98,12 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     if let Some(faults) = &args.faults {
         config.faults = serde_json::from_str::<FaultConfig>(faults)
             .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    if args.sts_lifetime_secs.is_some() {
+        config.sts.lifetime_secs = args.sts_lifetime_secs;
+    }
+    if args.metadata_role.is_some() {
+        config.sts.metadata_role = args.metadata_role;
     }
     match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => {

@@ -513,11 +513,16 @@ fn provider(settings: &Settings) -> anyhow::Result<Arc<dyn Provider>> {
             if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
                 config.access_key_secret = secret;
             }
-            Arc::new(
-                EciProvider::new(config).context(
-                    "configuring the eci provider (the `eci:` section of the config file)",
-                )?,
-            )
+            let provider = EciProvider::new(config)
+                .context("configuring the eci provider (the `eci:` section of the config file)")?;
+            // Which source of the credential chain signs the calls (never the secret).
+            let credentials = provider.client().credentials();
+            tracing::info!(
+                source = credentials.source_name(),
+                from = %credentials.describe(),
+                "eci credentials"
+            );
+            Arc::new(provider)
         }
         other => bail!("unknown provider {other:?}; available: mock, eci"),
     })

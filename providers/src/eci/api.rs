@@ -314,6 +314,10 @@ pub mod errors {
     pub const INVALID_ACTION: Code = ("InvalidAction.NotFound", 404);
     pub const INVALID_VERSION: Code = ("InvalidVersion", 400);
     pub const INVALID_ACCESS_KEY_ID: Code = ("InvalidAccessKeyId.NotFound", 404);
+    /// Temporary (STS) keys: the token is missing, not the key's, or past its Expiration.
+    pub const MISSING_SECURITY_TOKEN: Code = ("MissingSecurityToken", 400);
+    pub const SECURITY_TOKEN_MISMATCH: Code = ("InvalidSecurityToken.MismatchWithAccessKey", 400);
+    pub const SECURITY_TOKEN_EXPIRED: Code = ("InvalidSecurityToken.Expired", 400);
     pub const SIGNATURE_DOES_NOT_MATCH: Code = ("SignatureDoesNotMatch", 400);
     pub const SIGNATURE_NONCE_USED: Code = ("SignatureNonceUsed", 400);
     pub const INVALID_TIMESTAMP_FORMAT: Code = ("InvalidTimeStamp.Format", 400);

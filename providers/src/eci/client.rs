@@ -3,6 +3,7 @@
 //! and jitter on throttling, 5xx answers and network errors. Creates are safe to retry
 //! because they carry a `ClientToken`; deletes because deleting twice is harmless.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use super::api::{
     DescribeContainerGroupsResponse, DescribeContainerLogResponse, ErrorResponse,
     ExecContainerCommandResponse, RequestIdResponse,
 };
+use super::credentials::{CredentialProvider, Credentials};
 pub use super::error::EciError;
 use super::metrics::{
     DescribeMultiContainerGroupMetric, DescribeMultiContainerGroupMetricResponse,
@@ -93,6 +95,8 @@ pub struct ClientConfig {
     pub region_id: String,
     pub access_key_id: String,
     pub access_key_secret: String,
+    /// Where the keys come from; `None`: the fixed pair above.
+    pub credentials: Option<Arc<CredentialProvider>>,
     pub retry: RetryPolicy,
     /// For CreateContainerGroup and DeleteContainerGroup, which share the service's quota
     /// (a bucket of 100 refilled at 20/s): stay below it.
@@ -110,6 +114,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("region_id", &self.region_id)
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"<redacted>")
+            .field("credentials", &self.credentials)
             .field("retry", &self.retry)
             .field("write_rate", &self.write_rate)
             .field("read_rate", &self.read_rate)
@@ -125,6 +130,7 @@ impl ClientConfig {
             region_id: region_id.to_string(),
             access_key_id: access_key_id.to_string(),
             access_key_secret: secret.to_string(),
+            credentials: None,
             retry: RetryPolicy::default(),
             write_rate: RateLimit {
                 burst: 80,
@@ -143,6 +149,7 @@ pub struct EciClient {
     endpoint: Uri,
     host: String,
     config: ClientConfig,
+    credentials: Arc<CredentialProvider>,
     writes: TokenBucket,
     reads: TokenBucket,
 }
@@ -194,12 +201,20 @@ impl EciClient {
             host,
             writes: TokenBucket::new(config.write_rate.burst, config.write_rate.per_second),
             reads: TokenBucket::new(config.read_rate.burst, config.read_rate.per_second),
+            credentials: config.credentials.clone().unwrap_or_else(|| {
+                CredentialProvider::fixed(&config.access_key_id, &config.access_key_secret)
+            }),
             config,
         })
     }
 
     pub fn region_id(&self) -> &str {
         &self.config.region_id
+    }
+
+    /// The keys calls are signed with.
+    pub fn credentials(&self) -> &Arc<CredentialProvider> {
+        &self.credentials
     }
 
     pub async fn create_container_group(
@@ -292,10 +307,23 @@ impl EciClient {
             _ => &self.reads,
         };
         let mut attempt = 0;
+        let mut refetched = false;
         loop {
             bucket.acquire().await;
-            match self.call_once(action, &params).await {
+            let credentials = self
+                .credentials
+                .get()
+                .await
+                .map_err(EciError::Credentials)?;
+            match self.call_once(action, &params, &credentials).await {
                 Ok(answer) => return Ok(answer),
+                // The service finds the STS token expired before we do (clock skew): once,
+                // fetch new keys and try again.
+                Err(e) if e.is_expired_token() && !refetched => {
+                    tracing::info!(%action, "the service says the STS token expired; fetching new credentials");
+                    self.credentials.invalidate(&credentials);
+                    refetched = true;
+                }
                 Err(e) if e.is_retryable() && attempt + 1 < self.config.retry.max_attempts => {
                     let delay = self.config.retry.delay(attempt);
                     tracing::debug!(%action, attempt, ?delay, error = %e, "ECI call failed; retrying");
@@ -313,12 +341,20 @@ impl EciClient {
         &self,
         action: &str,
         params: &Params,
+        credentials: &Credentials,
     ) -> Result<T, EciError> {
-        let mut signed = common_params(action, &self.config.access_key_id);
+        let mut signed = common_params(action, &credentials.access_key_id);
+        if let Some(token) = &credentials.security_token {
+            signed.push("SecurityToken", token.expose());
+        }
         for (k, v) in params.iter() {
             signed.push(k, v);
         }
-        let signature = sign::sign("POST", signed.iter(), &self.config.access_key_secret);
+        let signature = sign::sign(
+            "POST",
+            signed.iter(),
+            credentials.access_key_secret.expose(),
+        );
         signed.push("Signature", signature);
 
         let transport = |message: String| EciError::Transport {
@@ -369,11 +405,24 @@ impl EciClient {
                 message: String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
                 ..Default::default()
             });
+        // The service may echo the string to sign, which holds the SecurityToken.
+        let message = match &credentials.security_token {
+            Some(token) => {
+                let once = sign::percent_encode(token.expose());
+                let twice = sign::percent_encode(&once);
+                error
+                    .message
+                    .replace(&twice, "***")
+                    .replace(&once, "***")
+                    .replace(token.expose(), "***")
+            }
+            None => error.message,
+        };
         Err(EciError::Api {
             action: action.to_string(),
             status,
             code: error.code,
-            message: error.message,
+            message,
             request_id: error.request_id,
         })
     }

@@ -21,6 +21,9 @@ pub enum EciError {
     Decode { action: String, message: String },
     #[error("ECI client configuration: {0}")]
     Config(String),
+    /// No valid keys to sign with (a refresh failed and the previous keys expired).
+    #[error("{0}")]
+    Credentials(#[from] super::credentials::CredentialError),
 }
 
 impl EciError {
@@ -41,8 +44,13 @@ impl EciError {
                     || code == "InternalError"
             }
             Self::Transport { .. } => true,
-            Self::Decode { .. } | Self::Config(_) => false,
+            Self::Decode { .. } | Self::Config(_) | Self::Credentials(_) => false,
         }
+    }
+
+    /// The service refused an STS token as expired.
+    pub fn is_expired_token(&self) -> bool {
+        self.code() == Some(super::api::errors::SECURITY_TOKEN_EXPIRED.0)
     }
 
     /// The service's flow control refused the call (it was authenticated first).

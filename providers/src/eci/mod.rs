@@ -3,12 +3,17 @@
 //! - [`sign`]: the RPC signature (HMAC-SHA1, version 1.0), shared with the mock cloud.
 //! - [`params`], [`request`], [`query`], [`api`]: the wire format of OpenAPI 2018-08-08.
 //! - [`client`]: signed calls with client-side rate limiting and retries.
+//! - [`credentials`], [`credentials_chain`], [`credentials_fetch`]: the keys calls are signed
+//!   with: static, RRSA (STS AssumeRoleWithOIDC), the ECS RAM role, a credentials file.
 //! - [`sizing`], [`pod`], [`mapping`]: pods to groups and group statuses to pod terms.
 //! - [`exec`]: interactive exec over the WebSocket ExecContainerCommand hands out.
 //! - [`EciProvider`]: the `Provider`, built with [`EciProvider::new`] from an [`EciConfig`].
 
 pub mod api;
 pub mod client;
+pub mod credentials;
+pub mod credentials_chain;
+pub mod credentials_fetch;
 pub mod error;
 pub mod exec;
 mod group_ids;
@@ -28,6 +33,8 @@ pub mod sizing;
 #[cfg(test)]
 mod tests_cloud;
 #[cfg(test)]
+mod tests_credentials;
+#[cfg(test)]
 mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
@@ -36,6 +43,7 @@ mod tests_stats;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -43,8 +51,9 @@ use serde::Deserialize;
 pub use client::{ClientConfig, EciClient, EciError, RateLimit, RetryPolicy};
 pub use provider::EciProvider;
 
-/// Everything the ECI provider needs; every field has a default but the endpoint, the
-/// credentials and the node name must be set for [`EciProvider::new`] to accept it.
+/// Everything the ECI provider needs; every field has a default but the endpoint and the
+/// node name must be set for [`EciProvider::new`] to accept it. Without `access_key_id` the
+/// keys come from the chain of [`credentials_chain`].
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(default, rename_all = "snake_case")]
 pub struct EciConfig {
@@ -53,6 +62,21 @@ pub struct EciConfig {
     pub region_id: String,
     pub access_key_id: String,
     pub access_key_secret: String,
+    /// With `access_key_id`: the STS token of temporary keys.
+    pub security_token: String,
+    /// RRSA: STS's address (default `https://sts.aliyuncs.com`, or by `ALIBABA_CLOUD_STS_REGION`).
+    pub sts_endpoint: Option<String>,
+    /// RRSA: the lifetime asked of STS (900 s up to the role's maximum).
+    pub sts_duration_secs: u64,
+    /// RRSA: the role session name (default `ALIBABA_CLOUD_ROLE_SESSION_NAME`, else `vk-<node>`).
+    pub role_session_name: Option<String>,
+    /// The ECS instance metadata service (default `http://100.100.100.200`).
+    pub metadata_endpoint: Option<String>,
+    /// The ECS RAM role (default `ALIBABA_CLOUD_ECS_METADATA`, else the instance's role).
+    pub ecs_ram_role: Option<String>,
+    /// The credentials file (default `ALIBABA_CLOUD_CREDENTIALS_FILE`, else
+    /// `~/.alibabacloud/credentials` when it exists).
+    pub credentials_file: Option<PathBuf>,
     /// The virtual node: tags every group, and only its groups are listed.
     pub node_name: String,
     pub zone_id: Option<String>,
@@ -79,6 +103,13 @@ impl Default for EciConfig {
             region_id: client.region_id,
             access_key_id: String::new(),
             access_key_secret: String::new(),
+            security_token: String::new(),
+            sts_endpoint: None,
+            sts_duration_secs: 3600,
+            role_session_name: None,
+            metadata_endpoint: None,
+            ecs_ram_role: None,
+            credentials_file: None,
             node_name: String::new(),
             zone_id: None,
             security_group_id: None,
@@ -102,6 +133,13 @@ impl std::fmt::Debug for EciConfig {
             .field("region_id", &self.region_id)
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"<redacted>")
+            .field("security_token", &"<redacted>")
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("sts_duration_secs", &self.sts_duration_secs)
+            .field("role_session_name", &self.role_session_name)
+            .field("metadata_endpoint", &self.metadata_endpoint)
+            .field("ecs_ram_role", &self.ecs_ram_role)
+            .field("credentials_file", &self.credentials_file)
             .field("node_name", &self.node_name)
             .field("zone_id", &self.zone_id)
             .field("security_group_id", &self.security_group_id)
@@ -124,6 +162,7 @@ impl EciConfig {
             region_id: self.region_id.clone(),
             access_key_id: self.access_key_id.clone(),
             access_key_secret: self.access_key_secret.clone(),
+            credentials: None,
             retry: self.retry,
             write_rate: self.write_rate,
             read_rate: self.read_rate,
@@ -160,7 +199,7 @@ mod tests {
 
     #[test]
     fn config_parses_partially_and_hides_the_secret() {
-        let yaml = "endpoint: http://127.0.0.1:8080\naccess_key_id: id\naccess_key_secret: s3cr3t\nnode_name: vk\nwrite_rate: {burst: 10}\n";
+        let yaml = "endpoint: http://127.0.0.1:8080\naccess_key_id: id\naccess_key_secret: s3cr3t\nsecurity_token: t0k3n\nsts_endpoint: http://127.0.0.1:1\nnode_name: vk\nwrite_rate: {burst: 10}\n";
         let config: EciConfig = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(config.region_id, "cn-hangzhou");
         assert_eq!(config.write_rate.burst, 10);
@@ -170,6 +209,9 @@ mod tests {
         );
         assert_eq!(config.status_interval_ms, 5000);
         assert!(!format!("{config:?}").contains("s3cr3t"));
+        assert!(!format!("{config:?}").contains("t0k3n"));
+        assert_eq!(config.sts_endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(config.sts_duration_secs, 3600);
         assert!(!format!("{:?}", config.client_config()).contains("s3cr3t"));
         assert!(EciProvider::new(config).is_ok());
         assert!(EciProvider::new(EciConfig::default()).is_err());

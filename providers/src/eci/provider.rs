@@ -18,6 +18,7 @@ use vk_core::provider::{
 use super::EciConfig;
 use super::api::ContainerGroup;
 use super::client::EciClient;
+use super::credentials_chain;
 use super::exec;
 use super::group_ids::GroupIds;
 use super::logs;
@@ -46,20 +47,28 @@ struct RunningGroups {
 
 impl EciProvider {
     /// Check the configuration and build the client; no call is made until the first use.
+    /// The keys come from the config or, without them, the credential chain over the
+    /// process's environment ([`credentials_chain`]).
     pub fn new(config: EciConfig) -> Result<Self, ProviderError> {
+        Self::with_env(config, &credentials_chain::process_env)
+    }
+
+    /// [`Self::new`] with the chain reading `env` instead of the process's environment.
+    pub fn with_env(
+        config: EciConfig,
+        env: credentials_chain::Env<'_>,
+    ) -> Result<Self, ProviderError> {
         if config.node_name.is_empty() {
             return Err(ProviderError::invalid(
                 "EciConfig",
                 "node_name is empty: it tags every group so the node finds its own",
             ));
         }
-        if config.access_key_id.is_empty() || config.access_key_secret.is_empty() {
-            return Err(ProviderError::invalid(
-                "EciConfig",
-                "access_key_id and access_key_secret are required",
-            ));
-        }
-        let client = EciClient::new(config.client_config())
+        let credentials = credentials_chain::resolve(&config, env)
+            .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
+        let mut client_config = config.client_config();
+        client_config.credentials = Some(credentials);
+        let client = EciClient::new(client_config)
             .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
         Ok(Self {
             client: Arc::new(client),

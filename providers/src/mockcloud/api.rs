@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::engine::Engine;
 use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
+use super::sts::Sts;
 use crate::eci::api::{
     API_VERSION, CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
     ExecContainerCommandResponse, RequestIdResponse, errors,
@@ -87,6 +88,7 @@ impl Nonces {
 pub fn authenticate(
     engine: &Engine,
     nonces: &Nonces,
+    sts: &Sts,
     method: &str,
     params: &Params,
 ) -> Result<(), ApiError> {
@@ -114,14 +116,21 @@ pub fn authenticate(
         ));
     }
     let key_id = params.get("AccessKeyId").unwrap_or_default();
-    let Some(secret) = engine.config().access_keys.get(key_id) else {
-        return Err(ApiError::new(
-            errors::INVALID_ACCESS_KEY_ID,
-            "Specified access key is not found.",
-        ));
+    // A long-lived key, else temporary keys from STS with their token.
+    let secret = match engine.config().access_keys.get(key_id) {
+        Some(secret) => secret.clone(),
+        None => match sts.secret_for(key_id, params.get("SecurityToken")) {
+            Some(secret) => secret?,
+            None => {
+                return Err(ApiError::new(
+                    errors::INVALID_ACCESS_KEY_ID,
+                    "Specified access key is not found.",
+                ));
+            }
+        },
     };
     let signature = params.get("Signature").unwrap_or_default();
-    if !sign::verify(method, params.iter(), secret, signature) {
+    if !sign::verify(method, params.iter(), &secret, signature) {
         return Err(ApiError::new(
             errors::SIGNATURE_DOES_NOT_MATCH,
             format!(
@@ -313,7 +322,7 @@ fn log_content(engine: &Engine, q: &DescribeContainerLog) -> Result<String, ApiE
     Ok(out)
 }
 
-fn error_body(e: &ApiError, request_id: &str, host: &str) -> String {
+pub(super) fn error_body(e: &ApiError, request_id: &str, host: &str) -> String {
     serde_json::to_string(&ErrorResponse {
         request_id: request_id.to_string(),
         host_id: host.to_string(),
@@ -339,6 +348,7 @@ fn with_request_id(body: String, request_id: &str) -> String {
 pub async fn handle(
     engine: &Engine,
     nonces: &Nonces,
+    sts: &Sts,
     method: &str,
     params: &Params,
     host: &str,
@@ -348,7 +358,7 @@ pub async fn handle(
         status: e.status,
         body: error_body(&e, &request_id, host),
     };
-    if let Err(e) = authenticate(engine, nonces, method, params) {
+    if let Err(e) = authenticate(engine, nonces, sts, method, params) {
         return fail(e);
     }
     let action = params.get("Action").unwrap_or_default();

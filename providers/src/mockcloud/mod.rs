@@ -12,7 +12,8 @@
 //! idempotency (tokens forgotten after `client_token_ttl_secs`), the create/delete quota
 //! (token bucket, `Throttling.User`), the sizing table, page sizes and log limits,
 //! DescribeMultiContainerGroupMetric (at most 20 groups per call; `process` measures the
-//! sandbox's processes in `/proc`), and injectable faults ([`faults`]).
+//! sandbox's processes in `/proc`), injectable faults ([`faults`]), and temporary keys from
+//! STS AssumeRoleWithOIDC ([`sts`]) or the ECS metadata service ([`metadata`]).
 
 pub mod api;
 pub mod catalog;
@@ -27,6 +28,7 @@ pub mod faults;
 mod group;
 mod lifecycle;
 pub mod logstore;
+pub mod metadata;
 mod metrics;
 mod probes;
 mod procstat;
@@ -34,6 +36,7 @@ mod render;
 mod sandbox_files;
 mod sandbox_join;
 mod server;
+pub mod sts;
 #[cfg(test)]
 mod tests_names;
 #[cfg(test)]
@@ -111,6 +114,8 @@ pub struct MockCloudConfig {
     pub exec_token_ttl_ms: u64,
     /// A ClientToken stands for its first request this long; a reuse after that creates anew.
     pub client_token_ttl_secs: u64,
+    /// The STS and ECS metadata faces (temporary keys).
+    pub sts: sts::StsConfig,
 }
 
 impl Default for MockCloudConfig {
@@ -136,6 +141,7 @@ impl Default for MockCloudConfig {
             ip_prefix: "172.16.".into(),
             exec_token_ttl_ms: 30_000,
             client_token_ttl_secs: 24 * 3600,
+            sts: Default::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP server: `GET /?...` and `POST /` (form body) for the API, `GET`/`POST
-//! /admin/faults` for fault injection, `GET /exec/?s=TOKEN` (WebSocket) for interactive exec. HTTP/1.1 with keep-alive, one task per connection.
+//! /admin/faults` for fault injection, `GET /exec/?s=TOKEN` (WebSocket) for interactive exec,
+//! STS's AssumeRoleWithOIDC at `/` too, the ECS metadata face under `/latest/`, and `GET
+//! /admin/sts` (what STS saw). HTTP/1.1 with keep-alive, one task per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use super::executor::Executor;
 use super::executor_process::{ProcessExecutor, check_bwrap, check_nsenter};
 use super::executor_sim::SimulateExecutor;
 use super::faults::FaultConfig;
+use super::metadata::{self, MetadataTokens};
+use super::sts::{self, Sts};
 use super::{ExecutorKind, MockCloudConfig};
 use crate::eci::params::Params;
 
@@ -34,6 +38,7 @@ pub struct MockCloud {
     engine: Engine,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
+    sts: Arc<Sts>,
     /// A work directory the cloud chose itself, removed when it stops.
     own_work_dir: Option<std::path::PathBuf>,
 }
@@ -52,6 +57,8 @@ pub enum StartError {
 struct Server {
     engine: Engine,
     nonces: Nonces,
+    sts: Arc<Sts>,
+    metadata: MetadataTokens,
     /// Cancelled when the cloud stops; ends exec sessions.
     stop: CancellationToken,
 }
@@ -80,8 +87,35 @@ impl Server {
         if req.uri().path() == "/admin/faults" {
             return Ok(self.admin(req).await);
         }
+        if req.uri().path() == "/admin/sts" {
+            let method = req.method().clone();
+            let body = Limited::new(req.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let (status, answer) = self.sts.admin(method.as_str(), &body);
+            return Ok(respond(status, answer));
+        }
         if faults.api_down() {
             return Err(Down);
+        }
+        if metadata::is_metadata(req.uri().path()) {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let answer =
+                self.metadata
+                    .handle(&self.sts, req.method().as_str(), req.uri().path(), header);
+            let mut response = respond(answer.status, answer.body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(answer.content_type),
+            );
+            return Ok(response);
         }
         let path = req.uri().path();
         if path == exec_session::EXEC_PATH || path == exec_session::EXEC_PATH.trim_end_matches('/')
@@ -131,7 +165,19 @@ impl Server {
                 format!(r#"{{"Code":"{}","Message":{:?}}}"#, e.code, e.message),
             ));
         }
-        let answer = api::handle(&self.engine, &self.nonces, method.as_str(), &params, &host).await;
+        if sts::is_sts(&params) {
+            let answer = self.sts.handle(&params, &host);
+            return Ok(respond(answer.status, answer.body));
+        }
+        let answer = api::handle(
+            &self.engine,
+            &self.nonces,
+            &self.sts,
+            method.as_str(),
+            &params,
+            &host,
+        )
+        .await;
         Ok(respond(answer.status, answer.body))
     }
 
@@ -203,11 +249,14 @@ impl MockCloud {
             addr: listen.to_string(),
             source,
         })?;
+        let sts = Arc::new(Sts::new(config.sts.clone()));
         let engine = Engine::new(config, executor);
         let cancel = CancellationToken::new();
         let server = Arc::new(Server {
             engine: engine.clone(),
             nonces: Nonces::default(),
+            sts: sts.clone(),
+            metadata: MetadataTokens::default(),
             stop: cancel.clone(),
         });
         let task = tokio::spawn(serve(listener, server, cancel.clone()));
@@ -216,6 +265,7 @@ impl MockCloud {
             engine,
             cancel,
             task: Some(task),
+            sts,
             own_work_dir,
         })
     }
@@ -231,6 +281,11 @@ impl MockCloud {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The STS and metadata faces' state: calls seen, keys issued, a failure switch.
+    pub fn sts(&self) -> &Sts {
+        &self.sts
     }
 
     /// Serve until `shutdown` completes, then stop accepting.
