@@ -13,5 +13,6 @@ pub mod eci;
 pub mod mock;
 pub mod mockcloud;
 mod pty;
+mod sandbox;
 #[cfg(test)]
 mod test_support;

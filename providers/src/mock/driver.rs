@@ -16,6 +16,7 @@ use super::config::{ContainerPlan, MainCommand, PodPlan};
 use super::instance::{Instance, Kind, STOP_EXIT_CODE};
 use super::logs::LogRun;
 use super::process;
+use super::sandbox::Target;
 
 pub(crate) struct Driver {
     pub shared: Arc<Shared>,
@@ -113,11 +114,15 @@ impl Driver {
             Kind::App => self.plan.apps.get(idx),
         }?;
         loop {
-            let exit = match &plan.process {
-                Some(main) => self.run_process(plan, main, &run).await,
-                None => {
-                    self.run_for(plan, &run).await;
-                    plan.exit_code
+            let exit = {
+                // Whatever exec started in the container ends with this run.
+                let _sandbox = self.shared.sandboxes.stop_on_drop(&self.key, &plan.name);
+                match &plan.process {
+                    Some(main) => self.run_process(plan, main, &run).await,
+                    None => {
+                        self.run_for(plan, &run).await;
+                        plan.exit_code
+                    }
                 }
             };
             self.update(|i, now| i.terminate(kind, idx, exit, now))?;
@@ -143,26 +148,34 @@ impl Driver {
     /// Run the container's real main process until it exits; its exit code.
     async fn run_process(&self, plan: &ContainerPlan, main: &MainCommand, run: &LogRun) -> i32 {
         let target = self.update(|i, _| {
-            let env = i
+            let container = i
                 .spec
                 .init_containers
                 .iter()
                 .chain(&i.spec.containers)
+                .find(|c| c.name == plan.name)?
+                .clone();
+            let container_id = i
+                .status
+                .init_containers
+                .iter()
+                .chain(&i.status.containers)
                 .find(|c| c.name == plan.name)
-                .map(|c| {
-                    c.env
-                        .iter()
-                        .map(|e| (e.name.clone(), e.value.clone()))
-                        .collect::<Vec<_>>()
-                })
+                .and_then(|c| c.container_id.clone())
                 .unwrap_or_default();
-            (i.spec.pod.clone(), env)
+            let target = Target {
+                container,
+                volumes: i.spec.volumes.clone(),
+                container_id,
+                main_process: true,
+            };
+            Some((i.spec.pod.clone(), target))
         });
-        let Some((pod, env)) = target else {
+        let Some(Some((pod, target))) = target else {
             // The instance is gone: the caller's next step finds that out.
             return STOP_EXIT_CODE;
         };
-        process::run(&self.shared, &self.key, &pod, &plan.name, &env, main, run).await
+        process::run(&self.shared, &self.key, &pod, &target, main, run).await
     }
 
     /// Let the container run its time, writing a log line per interval.

@@ -1,26 +1,27 @@
-//! Exec on the mock: real local processes, on tokio's real clock.
+//! Exec on the mock: real commands inside the container's sandbox, on tokio's real clock.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use vk_core::provider::{
-    EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider, ProviderError, TermSize,
+    ContainerSpec, ContainerState, EnvVar, ExecIo, ExecOutcome, InstancePhase, PodRef, Provider,
+    ProviderError, TermSize, Volume, VolumeFile, VolumeMount, VolumeSource,
 };
 
 use super::tests::{pod, provider, wait_for};
 use super::*;
-use crate::test_support::{exec_client, read_all};
+use crate::test_support::{exec_client, processes_with, read_all, wait_until};
 
 fn sh(script: &str) -> Vec<String> {
     vec!["sh".into(), "-c".into(), script.into()]
 }
 
-/// A running pod `pod-u1` with app container `main` (env `GREETING=hi`) and `quick` (exits
-/// after 10 ms).
-async fn running() -> (MockProvider, PodRef) {
+/// A running pod `pod-<uid>` with app container `main` (env `GREETING=hi`) and `quick`
+/// (exits after 10 ms). Each test has its own UID: a pod's files are per UID.
+async fn running(uid: &str) -> (MockProvider, PodRef) {
     let (p, mut rx) = provider(MockConfig::default());
     let mut spec = pod(
-        "u1",
+        uid,
         &[("mock.vk.io/run-ms.quick", "10")],
         &["main", "quick"],
     );
@@ -40,29 +41,9 @@ async fn running() -> (MockProvider, PodRef) {
     (p, status.pod)
 }
 
-/// A process that exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-async fn wait_dead(pid: u32) {
-    for _ in 0..100 {
-        if !alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("process {pid} outlived its exec");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_runs_a_real_command_with_the_containers_env() {
-    let (p, pod) = running().await;
+    let (p, pod) = running("x1").await;
     let c = exec_client(None, false);
     let outcome = p
         .exec(
@@ -77,14 +58,14 @@ async fn exec_runs_a_real_command_with_the_containers_env() {
     let out = read_all(c.stdout).await;
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("hi"));
-    let pwd = lines.next().unwrap();
-    assert!(pwd.contains("vk-mock-exec"), "{pwd}");
+    // No workingDir: the container's root.
+    assert_eq!(lines.next(), Some("/"));
     assert_eq!(read_all(c.stderr).await, "err\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_pipes_stdin_and_a_tty_merges_stderr() {
-    let (p, pod) = running().await;
+    let (p, pod) = running("x2").await;
     let c = exec_client(Some(b"hello\n"), false);
     let outcome = p
         .exec(&pod, "main", vec!["cat".into()], c.io)
@@ -109,7 +90,7 @@ async fn exec_pipes_stdin_and_a_tty_merges_stderr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pods_containers_and_stopped_containers_are_errors() {
-    let (p, pod) = running().await;
+    let (p, pod) = running("x3").await;
     let other = PodRef {
         uid: "nope".into(),
         ..pod.clone()
@@ -149,45 +130,8 @@ async fn unknown_pods_containers_and_stopped_containers_are_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_goes_away_kills_the_command() {
-    let (p, pod) = running().await;
-    // Its output fails.
-    let c = exec_client(None, false);
-    let exec = p.exec(
-        &pod,
-        "main",
-        sh("echo $$; sleep 300 & while true; do echo tick; sleep 0.05; done"),
-        c.io,
-    );
-    let mut lines = BufReader::new(c.stdout).lines();
-    let (outcome, pid) = tokio::join!(exec, async move {
-        let pid: u32 = lines.next_line().await.unwrap().unwrap().parse().unwrap();
-        drop(lines);
-        pid
-    });
-    assert!(matches!(outcome, Ok(ExecOutcome::Error(_))), "{outcome:?}");
-    wait_dead(pid).await;
-
-    // The exec is cancelled (the kubelet API drops it when the connection closes).
-    let c = exec_client(None, false);
-    let p = std::sync::Arc::new(p);
-    let task = {
-        let (p, pod) = (p.clone(), pod.clone());
-        tokio::spawn(async move {
-            p.exec(&pod, "main", sh("echo $$; exec sleep 300"), c.io)
-                .await
-        })
-    };
-    let mut lines = BufReader::new(c.stdout).lines();
-    let pid: u32 = lines.next_line().await.unwrap().unwrap().parse().unwrap();
-    assert!(alive(pid));
-    task.abort();
-    wait_dead(pid).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tty_exec_runs_on_a_terminal_of_the_clients_size_and_follows_resizes() {
-    let (p, pod) = running().await;
+    let (p, pod) = running("x5").await;
     let (out_w, stdout) = tokio::io::duplex(1 << 16);
     let (sizes, resize) = tokio::sync::mpsc::channel(4);
     sizes
@@ -233,7 +177,7 @@ async fn a_tty_exec_runs_on_a_terminal_of_the_clients_size_and_follows_resizes()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tty_exec_takes_raw_stdin_through_the_line_discipline() {
-    let (p, pod) = running().await;
+    let (p, pod) = running("x6").await;
     let (out_w, stdout) = tokio::io::duplex(1 << 16);
     let io = ExecIo {
         stdin: Some(Box::new(&b"hello\r"[..])),
@@ -253,35 +197,275 @@ async fn a_tty_exec_takes_raw_stdin_through_the_line_discipline() {
     assert!(out.contains("got:hello\r\n"), "{out:?}");
 }
 
+/// Runs `script` with `sh -c` in `container`; its exit, stdout and stderr.
+async fn sh_in(
+    p: &MockProvider,
+    pod: &PodRef,
+    container: &str,
+    script: &str,
+) -> (ExecOutcome, String, String) {
+    let c = exec_client(None, false);
+    let (outcome, out, err) = tokio::join!(
+        p.exec(pod, container, sh(script), c.io),
+        read_all(c.stdout),
+        read_all(c.stderr)
+    );
+    (outcome.unwrap(), out, err)
+}
+
+fn workspace_mount(container: &str, path: &str) -> ContainerSpec {
+    let mut c = super::tests::container(container);
+    c.volume_mounts = vec![VolumeMount {
+        volume: "workspace".into(),
+        mount_path: path.into(),
+        read_only: false,
+        sub_path: None,
+    }];
+    c
+}
+
+/// A Jenkins-like pod `pod-<uid>`: `golang` (working directory the workspace, a read-only
+/// docker config) and `jnlp`, sharing the `workspace` emptyDir at `/home/jenkins/agent`.
+async fn build_pod(
+    uid: &str,
+    annotations: &[(&str, &str)],
+) -> (MockProvider, PodRef, mpsc::Receiver<StatusEvent>) {
+    let (p, mut rx) = provider(MockConfig::default());
+    let mut spec = pod(uid, annotations, &[]);
+    let mut golang = workspace_mount("golang", "/home/jenkins/agent");
+    golang.working_dir = Some("/home/jenkins/agent".into());
+    golang.volume_mounts.push(VolumeMount {
+        volume: "docker-config".into(),
+        mount_path: "/kaniko/.docker".into(),
+        read_only: true,
+        sub_path: None,
+    });
+    spec.containers = vec![golang, workspace_mount("jnlp", "/home/jenkins/agent")];
+    spec.volumes = vec![
+        Volume {
+            name: "workspace".into(),
+            source: VolumeSource::EmptyDir {
+                memory: false,
+                size_limit_bytes: None,
+            },
+        },
+        Volume {
+            name: "docker-config".into(),
+            source: VolumeSource::Files(vec![VolumeFile {
+                path: "config.json".into(),
+                content: b"{\"auths\":{}}".to_vec(),
+                mode: 0o400,
+            }]),
+        },
+    ];
+    p.create(&spec).await.unwrap();
+    let status = wait_for(&mut rx, |s| s.phase == InstancePhase::Running).await;
+    (p, status.pod, rx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tty_command_and_its_background_jobs_die_with_the_exec() {
-    let (p, pod) = running().await;
-    let (out_w, stdout) = tokio::io::duplex(1 << 16);
-    let io = ExecIo {
-        stdin: None,
-        stdout: Some(Box::new(out_w)),
-        stderr: None,
-        tty: true,
-        resize: None,
-    };
+async fn exec_runs_in_the_containers_working_dir_with_its_volumes_at_their_mount_paths() {
+    let (p, pod, _rx) = build_pod("sb1", &[]).await;
+    // Nothing runs for a pod nobody execs into.
+    assert!(!super::sandbox::pod_dir(&pod).exists());
+
+    let (outcome, out, err) = sh_in(
+        &p,
+        &pod,
+        "golang",
+        "pwd; hostname; cat /kaniko/.docker/config.json; echo; \
+         test -w /kaniko/.docker || echo read-only; echo built > artifact; \
+         test -e /tmp/vk-mock-exec || echo private-tmp",
+    )
+    .await;
+    assert_eq!(outcome, ExecOutcome::Exited(0), "{err}");
+    assert_eq!(
+        out,
+        "/home/jenkins/agent\npod-sb1\n{\"auths\":{}}\nread-only\nprivate-tmp\n"
+    );
+
+    // The other container sees the workspace at the same path; its working dir is `/`.
+    let (outcome, out, err) =
+        sh_in(&p, &pod, "jnlp", "pwd; cat /home/jenkins/agent/artifact").await;
+    assert_eq!(outcome, ExecOutcome::Exited(0), "{err}");
+    assert_eq!(out, "/\nbuilt\n");
+
+    // A program the container does not have is an error, as runc reports it.
+    let c = exec_client(None, false);
+    let outcome = p
+        .exec(&pod, "jnlp", vec!["no-such-program-vk".into()], c.io)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, ExecOutcome::Error(m) if m.contains("no-such-program-vk")),
+        "{outcome:?}"
+    );
+    p.delete(&pod, Duration::ZERO).await.unwrap();
+    assert!(!super::sandbox::pod_dir(&pod).exists());
+}
+
+/// Jenkins' durable task: the step starts in the background and the exec returns; the job
+/// writes its result later, which the agent's container reads; the job dies with its
+/// container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_outlives_its_exec_and_dies_with_the_container() {
+    let (p, pod, mut rx) = build_pod("sb2", &[("mock.vk.io/run-ms.golang", "4000")]).await;
+    let marker = format!("3801.{}", std::process::id() % 1000);
+    let script =
+        format!("(sleep 1; echo done > f) >&- 2>&- & sleep {marker} >&- 2>&- & echo started");
+    let (outcome, out, err) = sh_in(&p, &pod, "golang", &script).await;
+    assert_eq!(outcome, ExecOutcome::Exited(0), "{err}");
+    assert_eq!(out, "started\n");
+    assert!(!processes_with(&marker).is_empty(), "the job runs on");
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = sh_in(&p, &pod, "jnlp", "cat /home/jenkins/agent/f 2>/dev/null")
+            .await
+            .1;
+        if seen == "done\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, "done\n", "the background job wrote its result");
+
+    // The container's run ends (run-ms): so does every process exec started in it.
+    wait_for(&mut rx, |s| {
+        matches!(s.containers[0].state, ContainerState::Terminated { .. })
+    })
+    .await;
+    wait_until("the job to end with its container", || {
+        processes_with(&marker).is_empty()
+    })
+    .await;
+    // The other container's processes live on.
+    let (outcome, out, _) = sh_in(&p, &pod, "jnlp", "echo alive").await;
+    assert_eq!((outcome, out.as_str()), (ExecOutcome::Exited(0), "alive\n"));
+    p.delete(&pod, Duration::ZERO).await.unwrap();
+}
+
+/// As under containerd's CRI: a client that goes away leaves its command running (its stdin
+/// ends, its output is dropped); the command goes when the container does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_outlives_its_client_until_the_pod_goes() {
+    let (p, pod) = running("sb3").await;
     let p = std::sync::Arc::new(p);
-    let task = {
-        let (p, pod) = (p.clone(), pod.clone());
+    let id = std::process::id() % 1000;
+
+    // The call is dropped (the kubelet API does that when the connection closes).
+    let marker = format!("3802.{id}");
+    let call = {
+        let (p, pod, script) = (
+            p.clone(),
+            pod.clone(),
+            format!("sleep {marker}; echo never"),
+        );
         tokio::spawn(async move {
-            p.exec(&pod, "main", sh("sleep 300 & echo $! $$; wait"), io)
-                .await
+            let c = exec_client(None, false);
+            let _keep = (c.stdout, c.stderr);
+            p.exec(&pod, "main", sh(&script), c.io).await
         })
     };
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let pids: Vec<u32> = line
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
-    assert_eq!(pids.len(), 2, "{line:?}");
-    assert!(pids.iter().all(|&pid| alive(pid)));
-    task.abort();
-    for pid in pids {
-        wait_dead(pid).await;
+    wait_until("the sleep to start", || !processes_with(&marker).is_empty()).await;
+    call.abort();
+
+    // A command reading its stdin gets its end when the client goes.
+    let reader = format!("reader-{id}");
+    let (stdin_tx, stdin_rx) = tokio::io::duplex(64);
+    let call = {
+        let (p, pod, script) = (
+            p.clone(),
+            pod.clone(),
+            format!("cat > /dev/null # {reader}"),
+        );
+        tokio::spawn(async move {
+            let mut c = exec_client(None, false);
+            c.io.stdin = Some(Box::new(stdin_rx));
+            let _keep = (c.stdout, c.stderr);
+            p.exec(&pod, "main", sh(&script), c.io).await
+        })
+    };
+    wait_until("the reader to start", || {
+        !processes_with(&reader).is_empty()
+    })
+    .await;
+    call.abort();
+    drop(stdin_tx);
+    wait_until("the reader to see its stdin end", || {
+        processes_with(&reader).is_empty()
+    })
+    .await;
+    assert!(!processes_with(&marker).is_empty(), "the sleep runs on");
+
+    // The client stops reading: the exec call ends with an error, the command goes on.
+    let ticker = format!("tick-{id}");
+    let c = exec_client(None, false);
+    let mut stdout = c.stdout;
+    let call = {
+        let (p, pod) = (p.clone(), pod.clone());
+        let script = format!("while :; do echo {ticker}; sleep 0.05; done");
+        tokio::spawn(async move { p.exec(&pod, "main", sh(&script), c.io).await })
+    };
+    let mut first = [0u8; 8];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut first)
+        .await
+        .unwrap();
+    drop(stdout);
+    let outcome = call.await.unwrap().unwrap();
+    assert!(matches!(outcome, ExecOutcome::Error(_)), "{outcome:?}");
+    assert!(!processes_with(&ticker).is_empty(), "the loop goes on");
+
+    p.delete(&pod, Duration::ZERO).await.unwrap();
+    for m in [&marker, &ticker] {
+        wait_until("the commands to end with the pod", || {
+            processes_with(m).is_empty()
+        })
+        .await;
     }
+}
+
+/// The kubernetes-plugin's build containers: a main `cat` kept waiting by its terminal or
+/// its open stdin; exec joins its sandbox (sees it, gets `TERM` with a terminal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cat_main_processes_with_a_terminal_or_stdin_keep_running_and_exec_joins_them() {
+    let (p, mut rx) = provider(MockConfig::default());
+    let mut spec = pod(
+        "sb4",
+        &[
+            ("mock.vk.io/process.golang", "exec cat"),
+            ("mock.vk.io/process.kaniko", "exec cat"),
+        ],
+        &["golang", "kaniko"],
+    );
+    spec.containers[0].tty = true;
+    spec.containers[1].stdin = true;
+    p.create(&spec).await.unwrap();
+    let status = wait_for(&mut rx, |s| s.phase == InstancePhase::Running).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (container, term) in [("golang", "xterm"), ("kaniko", "")] {
+        let (outcome, out, err) = sh_in(
+            &p,
+            &status.pod,
+            container,
+            "echo \"$TERM\"; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+        )
+        .await;
+        assert_eq!(outcome, ExecOutcome::Exited(0), "{container}: {err}");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(term), "{container}");
+        assert!(
+            lines.any(|l| l.trim_end() == "cat"),
+            "{container}: the main process is in the sandbox: {out}"
+        );
+    }
+    let status = p.status(&status.pod).await.unwrap().unwrap();
+    for c in &status.containers {
+        assert!(
+            matches!(c.state, ContainerState::Running { .. }),
+            "{}: {:?}",
+            c.name,
+            c.state
+        );
+    }
+    p.delete(&status.pod, Duration::ZERO).await.unwrap();
 }

@@ -1,5 +1,5 @@
 //! Interactive exec in the `process` executor: the command joins the running container's
-//! sandbox ([`super::sandbox_join`]), its streams carried to the exec session as they come.
+//! sandbox ([`crate::sandbox::join`]), its streams carried to the exec session as they come.
 //! Without `TTY` stdin, stdout and stderr are pipes; with it they are a pseudo-terminal
 //! ([`crate::pty`]) that is also the command's controlling terminal.
 //!
