@@ -439,6 +439,23 @@ async fn cat_main_processes_with_a_terminal_or_stdin_keep_running_and_exec_joins
     );
     spec.containers[0].tty = true;
     spec.containers[1].stdin = true;
+    // Both start at once and write the same files (the service account's token, say).
+    spec.volumes = vec![Volume {
+        name: "token".into(),
+        source: VolumeSource::Files(vec![VolumeFile {
+            path: "token".into(),
+            content: b"t0ken".to_vec(),
+            mode: 0o644,
+        }]),
+    }];
+    for c in &mut spec.containers {
+        c.volume_mounts = vec![VolumeMount {
+            volume: "token".into(),
+            mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+            read_only: true,
+            sub_path: None,
+        }];
+    }
     p.create(&spec).await.unwrap();
     let status = wait_for(&mut rx, |s| s.phase == InstancePhase::Running).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

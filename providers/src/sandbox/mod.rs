@@ -153,7 +153,8 @@ pub(crate) fn container_env<'a>(
 }
 
 /// Writes a volume's file (`path` relative to the volume's `dir`) with `mode`: to a temporary
-/// name first, then renamed, so a container never reads half a file.
+/// name of its own first (containers starting together write the same files), then renamed,
+/// so a container never reads half a file.
 pub(crate) async fn write_file(
     dir: &Path,
     path: &str,
@@ -169,7 +170,7 @@ pub(crate) async fn write_file(
             .await
             .map_err(|e| format!("creating {}: {e}", parent.display()))?;
     }
-    let tmp = path.with_extension("vk-tmp");
+    let tmp = path.with_extension(format!("vk-tmp-{:016x}", rand::random::<u64>()));
     tokio::fs::write(&tmp, bytes)
         .await
         .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
