@@ -26,7 +26,7 @@ use super::config::annotations::PROCESS;
 use super::sandbox::{NSENTER_MISSING, Target, find_program};
 use super::{MockProvider, lock, pod_key};
 use crate::sandbox::join;
-use crate::sandbox::spawn::{Streams, exit_code, spawn};
+use crate::sandbox::spawn::{Streams, exit_code, spawn, supervise};
 
 /// After the command exits, how long its output may stay open (a background job holding it)
 /// before the rest is dropped.
@@ -146,29 +146,13 @@ impl MockProvider {
         };
         let (done, result) = oneshot::channel();
         let client_gone = gone.clone();
-        let mut child = spawned.child;
+        let child = spawned.child;
         // The command lives on its own task: the exec call going away must not end it.
         tokio::spawn(async move {
             let background = async move {
                 tokio::join!(feed_stdin, apply_resize);
             };
-            tokio::pin!(outputs, background);
-            let mut outputs_done = false;
-            let status = loop {
-                tokio::select! {
-                    status = child.wait() => break status,
-                    () = &mut outputs, if !outputs_done => outputs_done = true,
-                    () = &mut background => {}
-                }
-            };
-            // Output the command wrote just before it exited.
-            if !outputs_done
-                && tokio::time::timeout(OUTPUT_DRAIN, &mut outputs)
-                    .await
-                    .is_err()
-            {
-                tracing::debug!("exec output still open after the command ended");
-            }
+            let status = supervise(child, outputs, background, OUTPUT_DRAIN).await;
             if !gone.is_cancelled() {
                 for writer in [stdout, stderr].into_iter().flatten() {
                     let _ = writer.lock().await.shutdown().await;

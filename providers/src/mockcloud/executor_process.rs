@@ -34,7 +34,7 @@ use super::logstore::LogStore;
 use super::procstat::ProcTable;
 use crate::eci::request::{ContainerDef, VolumeDef};
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
-use crate::sandbox::{self, Sandbox, SandboxKiller, join, on_path, set_mode};
+use crate::sandbox::{self, Sandbox, join, on_path, set_mode};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -485,20 +485,22 @@ impl Executor for ProcessExecutor {
         container: &ContainerDef,
         command: &[String],
     ) -> Result<ExecOutput, String> {
-        let mut child = self
-            .join(group, container, command)
-            .await?
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+        let joined = self.join(group, container, command).await?;
+        let pipes = Streams {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            tty: None,
+            ptmx: None,
+        };
+        let spawned = spawn(joined, &pipes)
             .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
         // Like a CRI runtime's ExecSync: the command is killed when it overruns its timeout
         // or its caller gives up; once it has exited, what it left in the background stays.
-        let mut overrun = SandboxKiller::of(&child);
-        let stdout = tokio::spawn(read_all(child.stdout.take()));
-        let stderr = tokio::spawn(read_all(child.stderr.take()));
+        let mut overrun = spawned.group;
+        let stdout = tokio::spawn(read_all(spawned.stdout));
+        let stderr = tokio::spawn(read_all(spawned.stderr));
+        let mut child = spawned.child;
         let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
         let status = tokio::time::timeout(timeout, child.wait())
             .await

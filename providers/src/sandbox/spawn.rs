@@ -105,3 +105,27 @@ pub(crate) fn exit_code(status: std::process::ExitStatus) -> i32 {
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(-1)
 }
+
+/// Waits for a command while its outputs are forwarded and `background` (stdin, terminal
+/// sizes) runs; then gives the outputs `drain` to finish (a background job may hold them:
+/// what it writes after that is not read here).
+pub(crate) async fn supervise(
+    mut child: Child,
+    outputs: impl Future<Output = ()>,
+    background: impl Future<Output = ()>,
+    drain: std::time::Duration,
+) -> io::Result<std::process::ExitStatus> {
+    tokio::pin!(outputs, background);
+    let (mut outputs_done, mut background_done) = (false, false);
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = &mut outputs, if !outputs_done => outputs_done = true,
+            () = &mut background, if !background_done => background_done = true,
+        }
+    };
+    if !outputs_done && tokio::time::timeout(drain, &mut outputs).await.is_err() {
+        tracing::debug!("a command's output is still open after it ended");
+    }
+    status
+}
