@@ -3,7 +3,8 @@
 set -euo pipefail
 say() { printf '[prereqs] %s\n' "$*" >&2; }
 missing=()
-for tool in jq openssl curl python3 setsid ip bwrap; do
+# mvn, java, javac: the fabric8 client the Jenkins test execs with (e2e/fabric8).
+for tool in jq openssl curl python3 setsid ip bwrap mvn java javac; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -11,7 +12,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     pkgs=()
     for t in "${missing[@]}"; do
-      case $t in setsid) pkgs+=(util-linux) ;; ip) pkgs+=(iproute2) ;; bwrap) pkgs+=(bubblewrap) ;; *) pkgs+=("$t") ;; esac
+      case $t in setsid) pkgs+=(util-linux) ;; ip) pkgs+=(iproute2) ;; bwrap) pkgs+=(bubblewrap) ;;
+        mvn) pkgs+=(maven) ;; java | javac) pkgs+=(default-jdk-headless) ;; *) pkgs+=("$t") ;; esac
     done
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
   else

@@ -8,8 +8,11 @@
 //! a reaper stops it when the test process exits.
 
 pub mod cloud;
+pub mod dns;
+pub mod fabric8;
 pub mod harness;
 pub mod pods;
+pub mod python;
 pub mod vk;
 
 use std::io::Write;
@@ -34,6 +37,9 @@ pub struct Cluster {
     /// The InternalIP the test's virtual nodes register (reachable by the API server and
     /// not loopback, which the API server refuses to proxy to).
     pub node_ip: String,
+    /// The cluster DNS (CoreDNS, port 53) pods use as their nameserver: `VK_E2E_CLUSTER_DNS`,
+    /// else `e2e/cluster env dns`; `None` for a cluster without one.
+    pub dns: Option<String>,
 }
 
 pub fn repo_root() -> PathBuf {
@@ -66,6 +72,15 @@ fn cluster_script(args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// The cluster DNS address: the environment's, else the one the state dir records.
+fn cluster_dns(state: Option<&Path>) -> Option<String> {
+    if let Ok(addr) = std::env::var("VK_E2E_CLUSTER_DNS") {
+        return Some(addr);
+    }
+    let state = state?.to_string_lossy().to_string();
+    cluster_script(&["env", "dns", "--state", &state]).ok()
+}
+
 fn start_cluster() -> anyhow::Result<Cluster> {
     if let Some(kubeconfig) = std::env::var_os("KUBECONFIG") {
         let state = std::env::var_os("VK_E2E_CLUSTER_STATE").map(PathBuf::from);
@@ -86,11 +101,13 @@ fn start_cluster() -> anyhow::Result<Cluster> {
             }
             (None, Err(_)) => "127.0.0.1".into(),
         };
+        let dns = cluster_dns(state.as_deref());
         return Ok(Cluster {
             kubeconfig: PathBuf::from(kubeconfig),
             kubectl,
             state,
             node_ip,
+            dns,
         });
     }
     let exe = std::env::current_exe()?;
@@ -113,11 +130,13 @@ fn start_cluster() -> anyhow::Result<Cluster> {
     }
     let bin = cluster_script(&["env", "bin", "--state", &state_s])?;
     let node_ip = cluster_script(&["env", "node-ip", "--state", &state_s])?;
+    let dns = cluster_dns(Some(&state));
     Ok(Cluster {
         kubeconfig: state.join("kubeconfig"),
         kubectl: PathBuf::from(bin).join("kubectl"),
         state: Some(state),
         node_ip,
+        dns,
     })
 }
 

@@ -68,6 +68,13 @@ struct RunArgs {
     /// default: the address vk itself uses; `none`: not set.
     #[arg(long, env = "VK_POD_API_ENDPOINT")]
     pod_api_endpoint: Option<String>,
+    /// DNS server(s) of `ClusterFirst` pods, comma-separated IPs (the kubelet's
+    /// `--cluster-dns`); default: the ClusterIP of the kube-system/kube-dns Service.
+    #[arg(long, env = "VK_CLUSTER_DNS", value_delimiter = ',')]
+    cluster_dns: Vec<String>,
+    /// The cluster's DNS domain, for pods' search paths and FQDNs (default cluster.local).
+    #[arg(long, env = "VK_CLUSTER_DOMAIN")]
+    cluster_domain: Option<String>,
     /// Taint key (default virtual-kubelet.io/provider).
     #[arg(long, env = "VK_TAINT_KEY")]
     taint_key: Option<String>,
@@ -142,6 +149,8 @@ struct FileConfig {
     health_port: Option<u16>,
     pod_workers: Option<u16>,
     pod_api_endpoint: Option<String>,
+    cluster_dns: Vec<String>,
+    cluster_domain: Option<String>,
     taint: Option<TaintFile>,
     disable_taint: bool,
     labels: BTreeMap<String, String>,
@@ -165,6 +174,8 @@ struct Settings {
     health_port: u16,
     pod_workers: u16,
     pod_api_endpoint: Option<String>,
+    cluster_dns: Vec<std::net::IpAddr>,
+    cluster_domain: String,
     token_refresh: Option<std::time::Duration>,
     kubelet: KubeletSettings,
     mock: MockConfig,
@@ -281,8 +292,22 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
             effect,
         })
     };
+    let cluster_dns = if args.cluster_dns.is_empty() {
+        file.cluster_dns
+    } else {
+        args.cluster_dns
+    };
+    let cluster_dns = parse_cluster_dns(&cluster_dns)?;
+    let cluster_domain = args
+        .cluster_domain
+        .or(file.cluster_domain)
+        .unwrap_or_else(|| "cluster.local".into())
+        .trim_end_matches('.')
+        .to_string();
     Ok(Settings {
         node,
+        cluster_dns,
+        cluster_domain,
         health_port: args.health_port.or(file.health_port).unwrap_or(10256),
         pod_workers: args.pod_workers.or(file.pod_workers).unwrap_or(10).max(1),
         pod_api_endpoint: args.pod_api_endpoint.or(file.pod_api_endpoint),
@@ -293,6 +318,19 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         mock: file.mock,
         eci: file.eci,
     })
+}
+
+/// Every entry must be an IP address: resolvers take no names for their servers.
+fn parse_cluster_dns(values: &[String]) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .with_context(|| format!("--cluster-dns {v:?} is not an IP address"))
+        })
+        .collect()
 }
 
 /// `host:port` (`[v6]:port`) → (host, port); `none` → None.
@@ -494,6 +532,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     pod_config.workers = settings.pod_workers;
     pod_config.token_refresh_interval = settings.token_refresh;
     pod_config.kubernetes_service = kubernetes_service;
+    pod_config.cluster_dns = settings.cluster_dns;
+    pod_config.cluster_domain = settings.cluster_domain;
     let pods = PodController::new(client.clone(), pod_config, provider.clone());
 
     if settings.health_port != 0 {
@@ -580,6 +620,44 @@ mod tests {
         for bad in ["api.internal", "api:x", ":443"] {
             assert!(pod_api_endpoint(Some(bad), &url).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cluster_dns_and_domain_come_from_flags_else_the_file() {
+        let file = std::env::temp_dir().join(format!("vk-dns-config-{}.yaml", std::process::id()));
+        std::fs::write(
+            &file,
+            "cluster_dns: [10.96.0.10]\ncluster_domain: corp.local.\n",
+        )
+        .unwrap();
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["vk", "run", "--node-ip", "10.0.0.1", "--config"];
+            argv.push(file.to_str().unwrap());
+            argv.extend(extra);
+            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command;
+            settings(args)
+        };
+        let s = parse(&[]).unwrap();
+        assert_eq!(
+            s.cluster_dns,
+            ["10.96.0.10".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(s.cluster_domain, "corp.local");
+        let s = parse(&[
+            "--cluster-dns",
+            "10.0.0.10,fd00::a",
+            "--cluster-domain",
+            "k8s.test",
+        ])
+        .unwrap();
+        assert_eq!(s.cluster_dns.len(), 2);
+        assert_eq!(s.cluster_domain, "k8s.test");
+        let err = parse(&["--cluster-dns", "kube-dns"]).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("is not an IP address"),
+            "{err:#}"
+        );
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

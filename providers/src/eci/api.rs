@@ -136,6 +136,33 @@ pub struct ContainerGroup {
     pub containers: Vec<Container>,
     pub init_containers: Vec<Container>,
     pub volumes: Vec<Volume>,
+    /// The resolver settings the group was created with (`DnsConfig.*`).
+    pub dns_config: Option<DnsConfig>,
+    pub host_aliases: Vec<HostAlias>,
+}
+
+/// `DnsConfig` of a described group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DnsConfig {
+    pub name_servers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<DnsConfigOption>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DnsConfigOption {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// `HostAliases` of a described group: one `/etc/hosts` line each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostAlias {
+    pub ip: String,
+    pub hostnames: Vec<String>,
 }
 
 impl ContainerGroup {

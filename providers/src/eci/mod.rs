@@ -21,6 +21,7 @@ mod provider;
 pub mod query;
 pub mod ratelimit;
 pub mod request;
+pub mod request_names;
 pub mod sign;
 pub mod sizing;
 #[cfg(test)]

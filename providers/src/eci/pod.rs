@@ -1,15 +1,15 @@
 //! A resolved pod as an ECI `CreateContainerGroup` request: containers and init containers
 //! with command, args, working dir, env and mounts; emptyDir and file volumes; sizes; the
 //! restart policy; registry credentials from the pod's image pull secrets; tags naming the
-//! pod and the node; the pod UID as the ClientToken, so a retried create never makes a second
-//! group.
+//! pod and the node; the pod's hostname, resolver and host aliases (`request_names.rs`); the
+//! pod UID as the ClientToken, so a retried create never makes a second group.
 
 use base64::Engine as _;
 use vk_core::provider::{ContainerSpec, ProviderError, ResolvedPod, RestartPolicy, VolumeSource};
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::request::{
-    ConfigFile, ContainerDef, CreateContainerGroup, ImageRegistryCredential, VolumeDef,
+    ConfigFile, ContainerDef, CreateContainerGroup, GroupNames, ImageRegistryCredential, VolumeDef,
 };
 use super::sizing;
 
@@ -103,6 +103,7 @@ fn container(c: &ContainerSpec) -> ContainerDef {
             })
             .collect(),
         stdin: c.stdin,
+        stdin_once: c.stdin_once,
         tty: c.tty,
     }
 }
@@ -202,6 +203,7 @@ pub fn create_request(
                 password: c.password.clone(),
             })
             .collect(),
+        names: GroupNames::of(pod),
     })
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::params::{ParamError, Params};
 pub use super::query::{DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand};
+pub use super::request_names::GroupNames;
 
 /// At most this many containers (app plus init) per group, as ECI allows.
 pub const MAX_CONTAINERS: usize = 20;
@@ -31,6 +32,8 @@ pub struct ContainerDef {
     pub volume_mounts: Vec<VolumeMount>,
     pub ports: Vec<Port>,
     pub stdin: bool,
+    /// Kept for a later attach; ECI offers none, so stdin stays open.
+    pub stdin_once: bool,
     pub tty: bool,
 }
 
@@ -111,6 +114,8 @@ pub struct CreateContainerGroup {
     pub init_containers: Vec<ContainerDef>,
     pub volumes: Vec<VolumeDef>,
     pub image_registry_credentials: Vec<ImageRegistryCredential>,
+    /// `HostName`, `DnsPolicy`, `DnsConfig.*`, `HostAliase.N.*`.
+    pub names: GroupNames,
 }
 
 impl CreateContainerGroup {
@@ -143,6 +148,7 @@ impl CreateContainerGroup {
             p.push(format!("{pre}.UserName"), &c.user_name);
             p.push(format!("{pre}.Password"), &c.password);
         }
+        self.names.encode(p);
     }
 
     /// Decode and validate as the service does.
@@ -229,6 +235,7 @@ impl CreateContainerGroup {
             init_containers,
             volumes,
             image_registry_credentials: decode_registry_credentials(p)?,
+            names: GroupNames::decode(p)?,
         })
     }
 }
@@ -338,6 +345,9 @@ fn encode_container(p: &mut Params, pre: &str, c: &ContainerDef) {
     if c.stdin {
         p.push(format!("{pre}.Stdin"), "true");
     }
+    if c.stdin_once {
+        p.push(format!("{pre}.StdinOnce"), "true");
+    }
     if c.tty {
         p.push(format!("{pre}.Tty"), "true");
     }
@@ -408,6 +418,7 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         volume_mounts,
         ports,
         stdin: m.flag("Stdin", false).map_err(named)?,
+        stdin_once: m.flag("StdinOnce", false).map_err(named)?,
         tty: m.flag("Tty", false).map_err(named)?,
     })
 }

@@ -34,11 +34,14 @@ fn sample() -> CreateContainerGroup {
                 port: 8080,
                 protocol: "TCP".into(),
             }],
+            tty: true,
             ..Default::default()
         }],
         init_containers: vec![ContainerDef {
             name: "init".into(),
             image: "busybox".into(),
+            stdin: true,
+            stdin_once: true,
             ..Default::default()
         }],
         volumes: vec![
@@ -89,7 +92,10 @@ fn create_uses_the_documented_parameter_names_and_round_trips() {
         ("Container.1.VolumeMount.1.MountPath", "/home/jenkins/agent"),
         ("Container.1.VolumeMount.1.ReadOnly", "false"),
         ("Container.1.Port.1.Port", "8080"),
+        ("Container.1.Tty", "true"),
         ("InitContainer.1.Name", "init"),
+        ("InitContainer.1.Stdin", "true"),
+        ("InitContainer.1.StdinOnce", "true"),
         ("Volume.1.Type", "EmptyDirVolume"),
         ("Volume.2.Type", "ConfigFileVolume"),
         ("Volume.2.ConfigFileVolume.DefaultMode", "420"),

@@ -153,8 +153,7 @@ impl Driver {
                 .init_containers
                 .iter()
                 .chain(&i.spec.containers)
-                .find(|c| c.name == plan.name)?
-                .clone();
+                .find(|c| c.name == plan.name)?;
             let container_id = i
                 .status
                 .init_containers
@@ -164,10 +163,8 @@ impl Driver {
                 .and_then(|c| c.container_id.clone())
                 .unwrap_or_default();
             let target = Target {
-                container,
-                volumes: i.spec.volumes.clone(),
                 container_id,
-                main_process: true,
+                ..Target::of(&i.spec, container, true)
             };
             Some((i.spec.pod.clone(), target))
         });

@@ -70,7 +70,7 @@ impl MockProvider {
             tty,
             mut resize,
         } = io;
-        let mut env = target.env(pod);
+        let mut env = target.env();
         if tty && !env.iter().any(|(k, _)| k == "TERM") {
             env.push(("TERM".into(), "xterm".into()));
         }
@@ -219,16 +219,15 @@ impl MockProvider {
                 ));
             }
         }
+        let main_process = instance
+            .spec
+            .annotations
+            .contains_key(&format!("{PROCESS}.{container}"));
         Ok(Target {
-            container: spec.clone(),
-            volumes: instance.spec.volumes.clone(),
             container_id: status
                 .and_then(|s| s.container_id.clone())
                 .unwrap_or_default(),
-            main_process: instance
-                .spec
-                .annotations
-                .contains_key(&format!("{PROCESS}.{container}")),
+            ..Target::of(&instance.spec, spec, main_process)
         })
     }
 }

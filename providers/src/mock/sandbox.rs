@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::process::Command;
-use vk_core::provider::{ContainerSpec, PodRef, Volume, VolumeSource};
+use vk_core::provider::{ContainerSpec, PodRef, ResolvedPod, Volume, VolumeSource};
 
 use super::pod_key;
 use crate::sandbox::spawn::{Streams, spawn};
@@ -68,13 +68,30 @@ pub(crate) struct Target {
     pub container_id: String,
     /// It has an annotated main process, whose sandbox exec joins.
     pub main_process: bool,
+    /// The pod's hostname (`uname -n`, `$HOSTNAME`).
+    pub hostname: String,
 }
 
 impl Target {
-    /// The environment of the container's processes (the hostname is the pod's name).
-    pub fn env(&self, pod: &PodRef) -> Vec<(String, String)> {
+    /// What a container of `pod` sees, if it runs; its hostname as the kubelet gives it.
+    pub fn of(pod: &ResolvedPod, container: &ContainerSpec, main_process: bool) -> Self {
+        let hostname = match pod.kernel_hostname() {
+            "" => pod.pod.name.clone(),
+            name => name.to_string(),
+        };
+        Target {
+            container: container.clone(),
+            volumes: pod.volumes.clone(),
+            container_id: String::new(),
+            main_process,
+            hostname,
+        }
+    }
+
+    /// The environment of the container's processes.
+    pub fn env(&self) -> Vec<(String, String)> {
         sandbox::container_env(
-            &pod.name,
+            &self.hostname,
             self.container.tty,
             self.container
                 .env
@@ -126,11 +143,11 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
     let host_dirs: Vec<PathBuf> = HOST_DIRS.iter().map(PathBuf::from).collect();
     sandbox::bwrap_args(&Sandbox {
         root: &root_dir(pod, &target.container.name),
-        hostname: &pod.name,
+        hostname: &target.hostname,
         host_dirs: &host_dirs,
         binds: &binds,
         workdir: target.workdir(),
-        env: &target.env(pod),
+        env: &target.env(),
     })
     .await
 }

@@ -439,6 +439,7 @@ async fn cat_main_processes_with_a_terminal_or_stdin_keep_running_and_exec_joins
     );
     spec.containers[0].tty = true;
     spec.containers[1].stdin = true;
+    spec.hostname = "builder".into();
     // Both start at once and write the same files (the service account's token, say).
     spec.volumes = vec![Volume {
         name: "token".into(),
@@ -464,11 +465,13 @@ async fn cat_main_processes_with_a_terminal_or_stdin_keep_running_and_exec_joins
             &p,
             &status.pod,
             container,
-            "echo \"$TERM\"; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
+            "hostname; echo \"$TERM\"; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done",
         )
         .await;
         assert_eq!(outcome, ExecOutcome::Exited(0), "{container}: {err}");
         let mut lines = out.lines();
+        // The pod's hostname as the kubelet gives it.
+        assert_eq!(lines.next(), Some("builder"), "{container}");
         assert_eq!(lines.next(), Some(term), "{container}");
         assert!(
             lines.any(|l| l.trim_end() == "cat"),

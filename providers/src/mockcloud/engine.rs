@@ -205,10 +205,18 @@ impl Engine {
         state.next_seq += 1;
         let id = random_id();
         let max_lines = self.inner.config.max_log_lines;
+        let ip = format!(
+            "{}{}.{}",
+            self.inner.config.ip_prefix,
+            (seq / 254) % 256,
+            seq % 254 + 1
+        );
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
             name: req.container_group_name.clone(),
             volumes: req.volumes.clone(),
+            ip: ip.clone(),
+            names: req.names.clone(),
         });
         let cancel = CancellationToken::new();
         let init_reason = if req.init_containers.is_empty() {
@@ -221,12 +229,7 @@ impl Engine {
             spec,
             cpu,
             memory,
-            ip: format!(
-                "{}{}.{}",
-                self.inner.config.ip_prefix,
-                (seq / 254) % 256,
-                seq % 254 + 1
-            ),
+            ip,
             status: group_status::SCHEDULING,
             created: now,
             updated: now,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::catalog::ImageEntry;
 use super::logstore::LogStore;
-use crate::eci::request::{ContainerDef, VolumeDef};
+use crate::eci::request::{ContainerDef, GroupNames, VolumeDef};
 
 /// What a group's containers share, as the engine accepted it.
 #[derive(Clone, Debug)]
@@ -21,6 +21,10 @@ pub struct GroupSpec {
     pub id: String,
     pub name: String,
     pub volumes: Vec<VolumeDef>,
+    /// The group's private IP (its `/etc/hosts` line).
+    pub ip: String,
+    /// `HostName`, `DnsPolicy`, `DnsConfig`, `HostAliase` as the group was created with.
+    pub names: GroupNames,
 }
 
 /// One run of one container.

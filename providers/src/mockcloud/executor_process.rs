@@ -32,6 +32,7 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
+use super::sandbox_files;
 use crate::eci::request::{ContainerDef, VolumeDef};
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
 use crate::sandbox::{self, Sandbox, join, on_path, set_mode};
@@ -307,7 +308,8 @@ impl ProcessExecutor {
         container: &ContainerDef,
     ) -> Result<Vec<String>, String> {
         let root = self.root_dir(&group.id, &container.name);
-        let mut binds = Vec::new();
+        // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
+        let mut binds = sandbox_files::binds(&self.group_dir(&group.id), group).await?;
         for mount in &container.volume_mounts {
             binds.push(
                 sandbox::volume_bind(
@@ -322,7 +324,7 @@ impl ProcessExecutor {
         let workdir = container.working_dir.as_deref().unwrap_or("/");
         sandbox::bwrap_args(&Sandbox {
             root: &root,
-            hostname: &group.name,
+            hostname: &sandbox_files::host_name(group),
             host_dirs: &self.config.host_dirs,
             binds: &binds,
             workdir,
@@ -361,7 +363,7 @@ impl ProcessExecutor {
 /// The environment of a container's processes, main and exec'd alike.
 fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, String)> {
     sandbox::container_env(
-        &group.name,
+        &sandbox_files::host_name(group),
         container.tty,
         container
             .env

@@ -264,6 +264,8 @@ mod tests {
                 id: "eci-1".into(),
                 name: "g".into(),
                 volumes: vec![],
+                ip: "192.168.0.1".into(),
+                names: Default::default(),
             }),
             container: ContainerDef {
                 name: "app".into(),

@@ -30,7 +30,10 @@ pub mod logstore;
 mod metrics;
 mod procstat;
 mod render;
+mod sandbox_files;
 mod server;
+#[cfg(test)]
+mod tests_names;
 #[cfg(test)]
 mod tests_process;
 mod tokens;

@@ -5,9 +5,11 @@ use jiff::Timestamp;
 
 use super::group::{CState, ContainerRt, Group};
 use crate::eci::api::{
-    self, Container, ContainerGroup, GroupStatusData, PodContainerState, PodContainerStatus,
-    PodStatus, StateRunning, StateTerminated, StateWaiting, Volume, container_state, group_status,
+    self, Container, ContainerGroup, DnsConfig, DnsConfigOption, GroupStatusData, HostAlias,
+    PodContainerState, PodContainerStatus, PodStatus, StateRunning, StateTerminated, StateWaiting,
+    Volume, container_state, group_status,
 };
+use crate::eci::request_names::DnsConfigDef;
 
 /// The service's time format: RFC 3339, UTC, to the second.
 pub fn time(t: Timestamp) -> String {
@@ -111,7 +113,34 @@ pub fn group(g: &Group, region_id: &str) -> ContainerGroup {
                 kind: v.kind().to_string(),
             })
             .collect(),
+        dns_config: dns_config(&g.request.names.dns_config),
+        host_aliases: g
+            .request
+            .names
+            .host_aliases
+            .iter()
+            .map(|a| HostAlias {
+                ip: a.ip.clone(),
+                hostnames: a.hostnames.clone(),
+            })
+            .collect(),
     }
+}
+
+/// Echoed as given; absent when the group was created without one.
+fn dns_config(c: &DnsConfigDef) -> Option<DnsConfig> {
+    (!c.is_empty()).then(|| DnsConfig {
+        name_servers: c.name_servers.clone(),
+        searches: c.searches.clone(),
+        options: c
+            .options
+            .iter()
+            .map(|o| DnsConfigOption {
+                name: o.name.clone(),
+                value: o.value.clone(),
+            })
+            .collect(),
+    })
 }
 
 fn pod_state(s: &CState) -> PodContainerState {

@@ -82,11 +82,14 @@ async fn two_containers_share_an_empty_dir_for_real() {
     );
     reader.working_dir = Some("/data".into());
     let mut p = pod("proc-1", RestartPolicy::Never, vec![writer, reader]);
-    p.init_containers = vec![shell(
+    // An init container with `tty: true` runs on a terminal too.
+    let mut init = shell(
         "init",
-        "echo initialized > /init/done",
+        "test -t 0 && test -t 1 && echo \"initialized on $TERM\" > /init/done",
         &[("scratch", "/init")],
-    )];
+    );
+    init.tty = true;
+    p.init_containers = vec![init];
     let empty_dir = || VolumeSource::EmptyDir {
         memory: false,
         size_limit_bytes: None,
@@ -145,7 +148,7 @@ async fn two_containers_share_an_empty_dir_for_real() {
     assert_eq!(lines[2], "setting=1", "{reader_logs}");
     assert_eq!(lines[3], "640", "config file mode: {reader_logs}");
     assert_eq!(
-        lines[4], "initialized",
+        lines[4], "initialized on xterm",
         "init container ran first: {reader_logs}"
     );
     // Its own PID namespace: the shell is one of the first processes there.

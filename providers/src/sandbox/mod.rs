@@ -71,6 +71,7 @@ pub(crate) async fn bwrap_args(sandbox: &Sandbox<'_>) -> Result<Vec<String>, Str
         .iter()
         .map(|b| PathBuf::from(&b.target))
         .chain(std::iter::once(PathBuf::from(sandbox.workdir)))
+        .filter(|t| needs_mount_point(t))
         .collect();
     let mut remount = Vec::new();
     for dir in sandbox.host_dirs {
@@ -227,6 +228,13 @@ impl Drop for SandboxKiller {
             tracing::warn!(pid = ?self.0, %err, "killing a sandbox's process group");
         }
     }
+}
+
+/// Must the sandbox make `target` in a host directory? Not when the host has it (a bind
+/// lands on an existing file or directory, even in a read-only bind: `/etc/hosts`), but for a
+/// missing path or a symlink (a bind cannot land on a link whose target the sandbox lacks).
+fn needs_mount_point(target: &Path) -> bool {
+    !std::fs::symlink_metadata(target).is_ok_and(|m| !m.file_type().is_symlink())
 }
 
 /// Bind a host directory read-only. When a volume or the working directory goes below it,

@@ -2,6 +2,7 @@
 //! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
 //! controller serialises by object), different pods concurrently up to `workers`.
 
+mod cluster_dns;
 pub mod deadline;
 pub mod events;
 pub mod references;
@@ -55,6 +56,11 @@ pub struct PodControllerConfig {
     /// Where pods reach the API server (host, port): their `KUBERNETES_SERVICE_HOST`/`_PORT`
     /// and `KUBERNETES_PORT_*` variables. None: not set.
     pub kubernetes_service: Option<(String, u16)>,
+    /// The DNS servers of `ClusterFirst` pods (the kubelet's `clusterDNS`); empty: the
+    /// ClusterIP of `kube-system/kube-dns`.
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// The cluster domain (`clusterDomain`), for search paths and pod FQDNs.
+    pub cluster_domain: String,
 }
 
 impl PodControllerConfig {
@@ -66,6 +72,8 @@ impl PodControllerConfig {
             orphan_sweep_interval: Duration::from_secs(60),
             token_refresh_interval: None,
             kubernetes_service: None,
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
         }
     }
 }
@@ -126,7 +134,11 @@ impl PodController {
                 events,
                 reader.clone(),
                 WatchedNamespaces::new(self.client.clone(), changes_tx)
-                    .with_kubernetes_service(self.config.kubernetes_service.clone()),
+                    .with_kubernetes_service(self.config.kubernetes_service.clone())
+                    .with_cluster_dns(
+                        self.config.cluster_dns.clone(),
+                        self.config.cluster_domain.clone(),
+                    ),
             )
             .with_metrics(self.metrics.clone()),
         );

@@ -1,12 +1,12 @@
 //! Reads what a pod references straight from the API: secrets and configMaps by name in the
-//! pod's own namespace (never a cluster-wide list), and bound service-account tokens through
+//! pod's own namespace, its Services as one list of that namespace (never a cluster-wide list), and bound service-account tokens through
 //! the TokenRequest API. The controller reads through [`super::WatchedNamespaces`], which
 //! comes here only for what its per-namespace cache cannot answer.
 
 use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use kube::api::{Api, ListParams, PostParams};
 
 use super::resolve::{ObjectSource, ResolveError};
 
@@ -41,6 +41,14 @@ impl ObjectSource for ApiObjectSource {
         Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
             .get_opt(name)
             .await
+            .map_err(api_error)
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ResolveError> {
+        Api::<Service>::namespaced(self.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+            .map(|list| list.items)
             .map_err(api_error)
     }
 

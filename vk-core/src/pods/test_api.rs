@@ -1,6 +1,6 @@
 //! A small fake API server for component tests of the pod controller: plain HTTP on
-//! 127.0.0.1 that serves list, watch and get of namespaced core objects (secrets and
-//! configMaps here), accepts pod status patches and event creates/patches, echoes creates and
+//! 127.0.0.1 that serves list, watch and get of namespaced core objects (secrets, configMaps
+//! and Services here), accepts pod status patches and event creates/patches, echoes creates and
 //! writes of anything else (nodes, leases), answers 404 to other reads, and records every
 //! request (and the body of every status patch).
 
@@ -285,10 +285,10 @@ async fn handle(
             );
         }
     };
-    let kind = if resource == "secrets" {
-        "Secret"
-    } else {
-        "ConfigMap"
+    let kind = match resource {
+        "secrets" => "Secret",
+        "services" => "Service",
+        _ => "ConfigMap",
     };
     if let Some(name) = name {
         let key = (resource.to_string(), ns.to_string(), name.to_string());

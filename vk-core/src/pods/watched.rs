@@ -1,12 +1,14 @@
-//! The secrets and configMaps of the namespaces that have pods on this node, watched with one
-//! reflector per kind and namespace, never cluster-wide. A namespace is watched from the
+//! The secrets, configMaps and Services of the namespaces that have pods on this node, watched
+//! with one reflector per kind and namespace, never cluster-wide. A namespace is watched from the
 //! moment its first pod is reconciled until its last pod leaves (deleted, or terminal).
 //!
 //! Resolution reads through [`WatchedNamespaces`] (it is the controller's [`ObjectSource`]):
 //! from the cache once the first list is complete; a miss, or a namespace not synced yet, is
 //! asked of the API by name, so a pod created right after its secret never waits for the
-//! watch event. Every create or change seen after the first list is sent on the change
-//! channel, so the pods that reference the object are reconciled again.
+//! watch event. Every create or change of a secret or configMap seen after the first list is
+//! sent on the change channel, so the pods that reference the object are reconciled again.
+//! Services only feed the service-link variables of containers yet to start, so their changes
+//! wake nobody (as with the kubelet, a running container keeps the variables it started with).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -25,8 +27,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::ApiObjectSource;
+use super::cluster_dns::ClusterDnsLookup;
 use super::references::ObjectKind;
-use super::resolve::{ObjectSource, ResolveError, service_account_name, token_requests};
+use super::resolve::{
+    ClusterDns, ObjectSource, ResolveError, service_account_name, token_requests,
+};
 use super::state::lock;
 
 /// Token requests issued ahead at once; more wait for a slot (more only queue in the API
@@ -58,6 +63,8 @@ pub struct WatchedNamespaces {
     prefetch_slots: Arc<Semaphore>,
     /// Where pods reach the API server ([`ObjectSource::kubernetes_service`]).
     kubernetes_service: Option<(String, u16)>,
+    /// The cluster DNS servers and domain ([`ObjectSource::cluster_dns`]).
+    cluster_dns: ClusterDnsLookup,
 }
 
 /// One token a pod's projected volumes ask for.
@@ -80,10 +87,11 @@ struct State {
     watches: HashMap<String, NamespaceWatch>,
 }
 
-/// The two reflectors of one namespace; dropping it stops them.
+/// The reflectors of one namespace; dropping it stops them.
 struct NamespaceWatch {
     secrets: Store<Secret>,
     config_maps: Store<ConfigMap>,
+    services: Store<Service>,
     _stop: DropGuard,
 }
 
@@ -135,6 +143,11 @@ impl WatchedNamespaces {
     pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<ObjectChange>) -> Self {
         Self {
             api: ApiObjectSource::new(client.clone()),
+            cluster_dns: ClusterDnsLookup::new(
+                client.clone(),
+                Vec::new(),
+                ClusterDns::default().domain,
+            ),
             client,
             changes,
             state: Mutex::new(State::default()),
@@ -147,6 +160,13 @@ impl WatchedNamespaces {
     /// Pods reach the API server at `host:port` (their `KUBERNETES_SERVICE_*` variables).
     pub fn with_kubernetes_service(mut self, service: Option<(String, u16)>) -> Self {
         self.kubernetes_service = service;
+        self
+    }
+
+    /// `ClusterFirst` pods use these servers (empty: the ClusterIP of `kube-system/kube-dns`)
+    /// and this cluster domain.
+    pub fn with_cluster_dns(mut self, servers: Vec<std::net::IpAddr>, domain: String) -> Self {
+        self.cluster_dns = ClusterDnsLookup::new(self.client.clone(), servers, domain);
         self
     }
 
@@ -241,7 +261,7 @@ impl WatchedNamespaces {
         let mut state = lock(&self.state);
         if let Some(namespace) = state.pods.remove(uid) {
             state.watches.remove(&namespace);
-            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets and configMaps");
+            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets, configMaps and Services");
         }
     }
 
@@ -252,7 +272,7 @@ impl WatchedNamespaces {
         let mut state = lock(&self.state);
         for namespace in state.pods.retain(live) {
             state.watches.remove(&namespace);
-            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets and configMaps");
+            tracing::info!(%namespace, "no pod left in the namespace; stopped watching its secrets, configMaps and Services");
         }
     }
 
@@ -265,18 +285,21 @@ impl WatchedNamespaces {
 
     fn start(&self, namespace: &str) -> NamespaceWatch {
         let stop = CancellationToken::new();
-        tracing::info!(%namespace, "watching the namespace's secrets and configMaps");
+        tracing::info!(%namespace, "watching the namespace's secrets, configMaps and Services");
         NamespaceWatch {
-            secrets: self.spawn_reflector(namespace, ObjectKind::Secret, stop.clone()),
-            config_maps: self.spawn_reflector(namespace, ObjectKind::ConfigMap, stop.clone()),
+            secrets: self.spawn_reflector(namespace, Some(ObjectKind::Secret), stop.clone()),
+            config_maps: self.spawn_reflector(namespace, Some(ObjectKind::ConfigMap), stop.clone()),
+            services: self.spawn_reflector(namespace, None, stop.clone()),
             _stop: stop.drop_guard(),
         }
     }
 
+    /// A reflector of `K` in `namespace`; its creates and changes are reported as `report`
+    /// (None: not reported).
     fn spawn_reflector<K>(
         &self,
         namespace: &str,
-        kind: ObjectKind,
+        report: Option<ObjectKind>,
         stop: CancellationToken,
     ) -> Store<K>
     where
@@ -297,17 +320,18 @@ impl WatchedNamespaces {
         // A change is found against the cache before the event is applied, and reported only
         // after it is: a pod woken by the report then reads the new object from the cache.
         let found = Arc::new(Mutex::new(None::<String>));
-        let report = found.clone();
+        let reported = found.clone();
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             // Field ownership is of no use here and is often larger than the data.
             .modify(|o: &mut K| o.managed_fields_mut().clear())
             .inspect_ok(move |event| {
-                *lock(&found) = changed_object(&cache, event, &mut synced);
+                let changed = changed_object(&cache, event, &mut synced);
+                *lock(&found) = changed.filter(|_| report.is_some());
             })
             .reflect(writer)
             .inspect_ok(move |_| {
-                if let Some(name) = lock(&report).take() {
+                if let (Some(kind), Some(name)) = (report, lock(&reported).take()) {
                     let _ = changes.send(ObjectChange {
                         kind,
                         namespace: ns.clone(),
@@ -319,7 +343,7 @@ impl WatchedNamespaces {
         tokio::spawn(async move {
             let run = stream.for_each(|result| {
                 if let Err(e) = result {
-                    tracing::warn!(namespace = %ns, %kind, error = %e, "watch failed; retrying with backoff");
+                    tracing::warn!(namespace = %ns, kind = %K::kind(&()), error = %e, "watch failed; retrying with backoff");
                 }
                 std::future::ready(())
             });
@@ -329,6 +353,20 @@ impl WatchedNamespaces {
             }
         });
         reader
+    }
+
+    /// The namespace's Services from its cache, when it is watched and its first list is
+    /// complete.
+    fn cached_services(&self, namespace: &str) -> Option<Vec<Service>> {
+        let cache = {
+            let state = lock(&self.state);
+            state.watches.get(namespace)?.services.clone()
+        };
+        let synced = cache
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok());
+        synced.then(|| cache.state().iter().map(|s| (**s).clone()).collect())
     }
 
     /// The object from the namespace's cache, when the namespace is watched, its first list is
@@ -406,6 +444,19 @@ impl ObjectSource for WatchedNamespaces {
         match self.cached(namespace, name, |w| &w.config_maps) {
             Some(cm) => Ok(Some(cm)),
             None => self.api.config_map(namespace, name).await,
+        }
+    }
+
+    async fn cluster_dns(&self) -> Result<ClusterDns, ResolveError> {
+        self.cluster_dns.get().await
+    }
+
+    /// From the cache once the namespace's first list is complete, else listed (the kubelet
+    /// too waits for its first list of Services before it builds a container's environment).
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ResolveError> {
+        match self.cached_services(namespace) {
+            Some(services) => Ok(services),
+            None => self.api.services(namespace).await,
         }
     }
 

@@ -125,8 +125,8 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
     watched.add_pod("ci", "uid-1");
     watched.add_pod("ci", "uid-2");
     assert_eq!(watched.namespaces(), ["ci"]);
-    eventually("a secret and a configMap watch in ci", || {
-        api.open_watches() == 2
+    eventually("a secret, a configMap and a Service watch in ci", || {
+        api.open_watches() == 3
     })
     .await;
 
@@ -189,12 +189,12 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
         assert!(r.starts_with("GET /api/v1/namespaces/ci/"), "{r}");
     }
 
-    // The last pod leaving stops both watches.
+    // The last pod leaving stops the watches.
     watched.remove_pod("uid-1");
     assert_eq!(watched.namespaces(), ["ci"]);
     watched.remove_pod("uid-2");
     assert!(watched.namespaces().is_empty());
-    eventually("both watches closed", || api.open_watches() == 0).await;
+    eventually("the watches closed", || api.open_watches() == 0).await;
 
     // Not watched any more: reads go to the API.
     let before = api.requests().len();
@@ -210,10 +210,10 @@ async fn pods_that_vanished_unseen_release_their_namespace() {
     let watched = WatchedNamespaces::new(api.client(), tx);
     watched.add_pod("ci", "gone");
     watched.add_pod("web", "kept");
-    eventually("four watches", || api.open_watches() == 4).await;
+    eventually("six watches", || api.open_watches() == 6).await;
     watched.retain_pods(&["kept".to_string()].into());
     assert_eq!(watched.namespaces(), ["web"]);
-    eventually("the ci watches closed", || api.open_watches() == 2).await;
+    eventually("the ci watches closed", || api.open_watches() == 3).await;
 }
 
 fn pod_with_token_volume(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
@@ -297,4 +297,86 @@ async fn tokens_asked_for_ahead_are_dropped_with_their_pod() {
     .unwrap();
     watched.prefetch_tokens(&plain);
     assert!(lock(&watched.prefetched).is_empty());
+}
+
+fn service_json(name: &str, ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "ci"},
+        "spec": {"clusterIP": ip, "ports": [{"port": 80}]},
+    })
+}
+
+#[tokio::test]
+async fn services_come_from_the_namespaces_cache_and_wake_no_pod() {
+    let api = FakeApi::start().await;
+    api.put("services", service_json("jenkins", "10.96.1.1"));
+    let (tx, mut changes) = mpsc::unbounded_channel();
+    let watched = WatchedNamespaces::new(api.client(), tx);
+
+    // Not watched yet: one list of the namespace.
+    let names = |services: Vec<k8s_openapi::api::core::v1::Service>| -> Vec<String> {
+        let mut names: Vec<String> = services
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(watched.services("ci").await.unwrap()), ["jenkins"]);
+    let lists = |api: &FakeApi| {
+        api.requests()
+            .iter()
+            .filter(|r| {
+                r.starts_with("GET /api/v1/namespaces/ci/services?") && !r.contains("watch=true")
+            })
+            .count()
+    };
+    assert_eq!(lists(&api), 1);
+
+    watched.add_pod("ci", "uid-1");
+    eventually("three watches in ci", || api.open_watches() == 3).await;
+    eventually("the Services' first list in the cache", || {
+        watched.cached_services("ci").is_some()
+    })
+    .await;
+    let listed = lists(&api);
+    api.put("services", service_json("cache", "10.96.1.2"));
+    eventually("the new Service in the cache", || {
+        watched.cached_services("ci").is_some_and(|s| {
+            s.iter()
+                .any(|s| s.metadata.name.as_deref() == Some("cache"))
+        })
+    })
+    .await;
+    assert_eq!(
+        names(watched.services("ci").await.unwrap()),
+        ["cache", "jenkins"]
+    );
+    assert_eq!(lists(&api), listed, "served from the cache");
+    assert!(changes.try_recv().is_err(), "a Service change wakes no pod");
+}
+
+#[tokio::test]
+async fn cluster_dns_is_configured_or_the_kube_dns_service() {
+    let api = FakeApi::start().await;
+    let (tx, _changes) = mpsc::unbounded_channel();
+    let configured = WatchedNamespaces::new(api.client(), tx.clone())
+        .with_cluster_dns(vec!["10.0.0.10".parse().unwrap()], "corp.local".into());
+    let dns = configured.cluster_dns().await.unwrap();
+    assert_eq!(dns.servers, ["10.0.0.10"]);
+    assert_eq!(dns.domain, "corp.local");
+    assert!(api.requests().is_empty(), "configured: no request");
+
+    // Not configured and no kube-dns: none (remembered a while, not asked per pod).
+    let looked_up =
+        WatchedNamespaces::new(api.client(), tx).with_cluster_dns(vec![], "cluster.local".into());
+    assert!(looked_up.cluster_dns().await.unwrap().servers.is_empty());
+    assert!(looked_up.cluster_dns().await.unwrap().servers.is_empty());
+    let gets = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/namespaces/kube-system/services/kube-dns"))
+        .count();
+    assert_eq!(gets, 1);
 }

@@ -3,6 +3,7 @@
 
 mod exec;
 mod model;
+mod names;
 mod poll;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 
 pub use exec::{ExecIo, ExecOutcome, TermSize};
 pub use model::*;
+pub use names::{DnsOption, HostAlias, PodDns};
 pub use poll::StatusPoller;
 
 /// Why a provider call failed. The class decides what the pod controller does next.

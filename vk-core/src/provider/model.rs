@@ -85,6 +85,9 @@ pub struct ContainerSpec {
     pub volume_mounts: Vec<VolumeMount>,
     pub resources: Resources,
     pub stdin: bool,
+    /// Close stdin after the first attach session ends (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
     pub tty: bool,
     /// `Some(Always)` marks a native sidecar among the init containers.
     pub restart_policy: Option<RestartPolicy>,
@@ -156,6 +159,33 @@ pub struct ResolvedPod {
     /// The pod's effective request as the scheduler counts it.
     pub effective_cpu_millis: u64,
     pub effective_memory_bytes: u64,
+    /// The resolver configuration; None: the cloud's own resolver, untouched (`dnsPolicy:
+    /// Default` without `dnsConfig`).
+    #[serde(default)]
+    pub dns: Option<super::PodDns>,
+    /// The pod's short hostname (`hostname`, else the pod name cut to 63 characters).
+    #[serde(default)]
+    pub hostname: String,
+    /// `<hostname>.<subdomain>.<namespace>.svc.<cluster domain>` when `subdomain` is set.
+    #[serde(default)]
+    pub fqdn: Option<String>,
+    /// `setHostnameAsFQDN`: the kernel hostname is the FQDN (when there is one).
+    #[serde(default)]
+    pub hostname_as_fqdn: bool,
+    /// `hostAliases`, in order.
+    #[serde(default)]
+    pub host_aliases: Vec<super::HostAlias>,
+}
+
+impl ResolvedPod {
+    /// The hostname the pod's sandbox gets (`uname -n`): the FQDN with `setHostnameAsFQDN`,
+    /// else the short hostname.
+    pub fn kernel_hostname(&self) -> &str {
+        match &self.fqdn {
+            Some(fqdn) if self.hostname_as_fqdn => fqdn,
+            _ => &self.hostname,
+        }
+    }
 }
 
 impl Default for PodRef {

@@ -11,6 +11,9 @@
 //! the variable (or the whole `envFrom` source) is skipped. Secret values are bytes, turned into
 //! text with invalid UTF-8 replaced.
 //!
+//! Before both come the `KUBERNETES_*` variables and the service links (`service_env.rs`),
+//! which the container's own variables override.
+//!
 //! The result keeps first-definition order: a variable overridden later stays where it was
 //! first defined, with its final value.
 
@@ -110,6 +113,10 @@ pub(super) async fn resolve_env(
         for (name, value) in kubernetes_service_env(&host, port) {
             env.set(name, value);
         }
+    }
+    // Before the container's own, which win and may refer to them in `$(VAR)`.
+    for (name, value) in &ctx.service_links {
+        env.set(name.clone(), value.clone());
     }
 
     for from in c.env_from.as_deref().unwrap_or_default() {

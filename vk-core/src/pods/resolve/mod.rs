@@ -23,18 +23,26 @@
 //!   (`KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, `KUBERNETES_PORT_<port>_TCP…`), from
 //!   [`ObjectSource::kubernetes_service`], before the container's own variables.
 //!
-//! Not done here: the service-link variables of other Services (`<SVC>_SERVICE_HOST`, …;
-//! [`ObjectSource`] has no way to list them), and token rotation (a resolution snapshots the
-//! token; resolve again to refresh it).
+//! - with `enableServiceLinks` (the default), the service-link variables of the namespace's
+//!   Services (`service_env.rs`), also before the container's own;
+//! - the resolver configuration (`dns.rs`: `dnsPolicy`, `dnsConfig`, the cluster DNS from
+//!   [`ObjectSource::cluster_dns`]), the hostname, FQDN and `hostAliases` (`hosts.rs`).
+//!
+//! Not done here: token rotation (a resolution snapshots the token; resolve again to refresh
+//! it).
 
+pub mod dns;
 mod env;
 pub mod expand;
 mod fieldpath;
+mod hosts;
 pub mod pull_secrets;
 pub mod quantity;
 mod resources;
+pub mod service_env;
 mod volumes;
 
+pub use dns::ClusterDns;
 pub use volumes::token_requests;
 
 #[cfg(test)]
@@ -44,7 +52,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 
 use crate::provider::{
     ContainerPort, ContainerSpec, PodRef, ResolvedPod, RestartPolicy, VolumeMount,
@@ -73,6 +81,14 @@ pub trait ObjectSource: Send + Sync {
     /// such variables.
     fn kubernetes_service(&self) -> Option<(String, u16)> {
         None
+    }
+    /// The cluster's DNS servers and domain, for `ClusterFirst` pods.
+    async fn cluster_dns(&self) -> Result<ClusterDns, ResolveError> {
+        Ok(ClusterDns::default())
+    }
+    /// The Services of `namespace`, for the service-link variables.
+    async fn services(&self, _namespace: &str) -> Result<Vec<Service>, ResolveError> {
+        Ok(Vec::new())
     }
     /// A bound service-account token for the pod (TokenRequest with boundObjectRef = the pod).
     async fn service_account_token(
@@ -140,8 +156,19 @@ pub async fn resolve_pod_with_warnings(
         name: meta.name.clone().unwrap_or_default(),
         uid: meta.uid.clone().unwrap_or_default(),
     };
+    let cluster_dns = source.cluster_dns().await?;
+    let (hostname, fqdn, hostname_as_fqdn) = hosts::pod_names(pod, &cluster_dns.domain)?;
+    let service_links = if spec.enable_service_links.unwrap_or(true) {
+        service_env::service_link_env(
+            &pod_ref.namespace,
+            &source.services(&pod_ref.namespace).await?,
+        )
+    } else {
+        Vec::new()
+    };
     let mut ctx = Ctx {
         pod,
+        service_links,
         namespace: pod_ref.namespace.clone(),
         node_name,
         node_ip,
@@ -173,6 +200,9 @@ pub async fn resolve_pod_with_warnings(
     )
     .await?;
 
+    let (dns, dns_warnings) = dns::pod_dns(pod, &cluster_dns);
+    ctx.warnings.extend(dns_warnings);
+
     let resolved = ResolvedPod {
         pod: pod_ref,
         node_name: node_name.to_string(),
@@ -189,6 +219,11 @@ pub async fn resolve_pod_with_warnings(
         image_pull_credentials,
         effective_cpu_millis,
         effective_memory_bytes,
+        dns,
+        hostname,
+        fqdn,
+        hostname_as_fqdn,
+        host_aliases: hosts::host_aliases(pod),
     };
     Ok((resolved, ctx.warnings))
 }
@@ -197,6 +232,8 @@ pub async fn resolve_pod_with_warnings(
 /// secret/configMap once per container start; here once per pod).
 pub(super) struct Ctx<'a> {
     pub(super) pod: &'a Pod,
+    /// The service-link variables every container gets (empty without `enableServiceLinks`).
+    pub(super) service_links: Vec<(String, String)>,
     pub(super) namespace: String,
     pub(super) node_name: &'a str,
     pub(super) node_ip: &'a str,
@@ -378,6 +415,7 @@ async fn resolve_container(
         volume_mounts,
         resources: resources::container_resources(c)?,
         stdin: c.stdin.unwrap_or(false),
+        stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
         restart_policy,
         termination_message_path: c.termination_message_path.clone(),

@@ -1,5 +1,6 @@
 //! Shared fixtures: a fake [`ObjectSource`] backed by maps, and pods written as JSON.
 
+mod dns;
 mod env;
 mod pod;
 mod pull_secrets;
@@ -10,10 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use serde_json::json;
 
-use super::{ObjectSource, ResolveError, ResolveWarning, resolve_pod, resolve_pod_with_warnings};
+use super::{
+    ClusterDns, ObjectSource, ResolveError, ResolveWarning, resolve_pod, resolve_pod_with_warnings,
+};
 use crate::provider::{ContainerSpec, ResolvedPod, Volume, VolumeFile, VolumeSource};
 
 pub(super) const NODE: &str = "vk-node";
@@ -29,6 +32,10 @@ pub(super) struct FakeSource {
     broken: bool,
     /// What `kubernetes_service` answers.
     api_endpoint: Option<(String, u16)>,
+    /// What `cluster_dns` answers; None: server 10.96.0.10, domain cluster.local.
+    cluster_dns: Option<ClusterDns>,
+    /// The Services of every namespace.
+    services: Vec<Service>,
 }
 
 impl FakeSource {
@@ -38,6 +45,19 @@ impl FakeSource {
 
     pub(super) fn api_endpoint(mut self, host: &str, port: u16) -> Self {
         self.api_endpoint = Some((host.into(), port));
+        self
+    }
+
+    pub(super) fn cluster_dns(mut self, servers: &[&str], domain: &str) -> Self {
+        self.cluster_dns = Some(ClusterDns {
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            domain: domain.into(),
+        });
+        self
+    }
+
+    pub(super) fn service(mut self, service: serde_json::Value) -> Self {
+        self.services.push(serde_json::from_value(service).unwrap());
         self
     }
 
@@ -122,6 +142,22 @@ impl FakeSource {
 impl ObjectSource for FakeSource {
     fn kubernetes_service(&self) -> Option<(String, u16)> {
         self.api_endpoint.clone()
+    }
+
+    async fn cluster_dns(&self) -> Result<ClusterDns, ResolveError> {
+        Ok(self.cluster_dns.clone().unwrap_or_else(|| ClusterDns {
+            servers: vec!["10.96.0.10".into()],
+            domain: "cluster.local".into(),
+        }))
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>, ResolveError> {
+        Ok(self
+            .services
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect())
     }
 
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError> {
