@@ -133,16 +133,21 @@ pub(crate) async fn run(
             return START_FAILED_EXIT_CODE;
         }
     };
+    // Killing the sandbox's process group ends the process and everything it (or an exec)
+    // started; that happens when the run ends or the pod goes, whichever comes first.
     let _sandbox = spawned.child.id().map(|bwrap| {
         let joinable = Joinable {
             bwrap,
             root: sandbox::root_dir(pod, container),
         };
-        shared
-            .sandboxes
-            .register_main(key, container, &target.container_id, joinable)
+        shared.sandboxes.register_main(
+            key,
+            container,
+            &target.container_id,
+            joinable,
+            spawned.group,
+        )
     });
-    let _group = spawned.group;
     let process = Arc::new(MainProcess {
         stdin: tokio::sync::Mutex::new(spawned.stdin.take()),
         stdout: broadcast::channel(ATTACH_BUFFER).0,

@@ -186,7 +186,7 @@ struct Entry {
 #[derive(Default)]
 struct Slot {
     joinable: tokio::sync::OnceCell<Joinable>,
-    /// A holder's process group; a main process's run kills its own.
+    /// The sandbox's process group (a holder's or a main process's).
     holder: Mutex<Option<SandboxKiller>>,
 }
 
@@ -208,17 +208,19 @@ impl Sandboxes {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A main process's sandbox, for exec to join until the returned guard drops.
+    /// A main process's sandbox, for exec to join until the returned guard drops, which
+    /// kills it (`killer`) unless the pod's deletion did already.
     pub fn register_main<'a>(
         &'a self,
         key: &str,
         container: &str,
         container_id: &str,
         joinable: Joinable,
+        killer: SandboxKiller,
     ) -> Registration<'a> {
         let slot = Arc::new(Slot {
             joinable: tokio::sync::OnceCell::new_with(Some(joinable)),
-            holder: Mutex::default(),
+            holder: Mutex::new(Some(killer)),
         });
         let id = (key.to_string(), container.to_string());
         let entry = Entry {
@@ -313,7 +315,7 @@ impl Sandboxes {
         }
     }
 
-    /// The pod goes: every holder of it goes.
+    /// The pod goes: every sandbox of it goes now, main processes' too.
     pub fn stop_pod(&self, key: &str) {
         let mut removed = Vec::new();
         self.lock().retain(|(k, _), entry| {
@@ -338,7 +340,8 @@ impl Sandboxes {
     }
 }
 
-/// Forgets a main process's sandbox when its run ends, unless a later run replaced it.
+/// Kills a main process's sandbox and forgets it when its run ends (unless a later run
+/// replaced it).
 pub(crate) struct Registration<'a> {
     sandboxes: &'a Sandboxes,
     id: (String, String),
@@ -347,6 +350,7 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
+        self.slot.kill();
         let mut running = self.sandboxes.lock();
         if running
             .get(&self.id)
