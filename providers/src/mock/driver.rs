@@ -164,7 +164,12 @@ impl Driver {
                 .unwrap_or_default();
             let target = Target {
                 container_id,
-                ..Target::of(&i.spec, container, true)
+                ..Target::of(
+                    &i.spec,
+                    container,
+                    true,
+                    i.status.pod_ip.as_deref().unwrap_or_default(),
+                )
             };
             Some((i.spec.pod.clone(), target))
         });

@@ -227,7 +227,12 @@ impl MockProvider {
             container_id: status
                 .and_then(|s| s.container_id.clone())
                 .unwrap_or_default(),
-            ..Target::of(&instance.spec, spec, main_process)
+            ..Target::of(
+                &instance.spec,
+                spec,
+                main_process,
+                instance.status.pod_ip.as_deref().unwrap_or_default(),
+            )
         })
     }
 }

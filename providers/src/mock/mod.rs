@@ -36,6 +36,8 @@ mod tests_exec;
 mod tests_logs;
 #[cfg(test)]
 mod tests_port_forward;
+#[cfg(test)]
+mod tests_sandbox;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};

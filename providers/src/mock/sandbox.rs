@@ -4,6 +4,7 @@
 //! ```text
 //! <tmp>/vk-mock-exec/<pod uid>/volumes/<volume>/     emptyDirs and files, shared by the pod
 //! <tmp>/vk-mock-exec/<pod uid>/rootfs/<container>/   the container's writable root
+//! <tmp>/vk-mock-exec/<pod uid>/etc/                  its /etc/hosts and /etc/resolv.conf
 //! ```
 //!
 //! A container with an annotated main process has its sandbox while that process runs. Any
@@ -20,8 +21,9 @@ use tokio::process::Command;
 use vk_core::provider::{ContainerSpec, PodRef, ResolvedPod, Volume, VolumeSource};
 
 use super::pod_key;
+use crate::eci::request_names::GroupNames;
 use crate::sandbox::spawn::{Streams, spawn};
-use crate::sandbox::{self, HOST_DIRS, Sandbox, SandboxKiller};
+use crate::sandbox::{self, HOST_DIRS, Sandbox, SandboxKiller, etc};
 
 /// What to tell a person whose machine lacks bubblewrap.
 pub(crate) const BWRAP_MISSING: &str = "bubblewrap (bwrap) runs the mock's container processes: install it with `apt-get install -y bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`";
@@ -68,30 +70,36 @@ pub(crate) struct Target {
     pub container_id: String,
     /// It has an annotated main process, whose sandbox exec joins.
     pub main_process: bool,
-    /// The pod's hostname (`uname -n`, `$HOSTNAME`).
-    pub hostname: String,
+    /// The pod's hostname, resolver and host aliases, as an ECI group has them.
+    pub names: GroupNames,
+    /// The pod's name, the hostname without another.
+    pub pod_name: String,
+    pub ip: String,
 }
 
 impl Target {
-    /// What a container of `pod` sees, if it runs; its hostname as the kubelet gives it.
-    pub fn of(pod: &ResolvedPod, container: &ContainerSpec, main_process: bool) -> Self {
-        let hostname = match pod.kernel_hostname() {
-            "" => pod.pod.name.clone(),
-            name => name.to_string(),
-        };
+    /// What a container of `pod` (at `ip`) sees, if it runs.
+    pub fn of(pod: &ResolvedPod, container: &ContainerSpec, main_process: bool, ip: &str) -> Self {
         Target {
             container: container.clone(),
             volumes: pod.volumes.clone(),
             container_id: String::new(),
             main_process,
-            hostname,
+            names: GroupNames::of(pod),
+            pod_name: pod.pod.name.clone(),
+            ip: ip.to_string(),
         }
+    }
+
+    /// The hostname as the kubelet gives it (`uname -n`, `$HOSTNAME`).
+    pub fn hostname(&self) -> String {
+        etc::host_name(&self.names, &self.pod_name)
     }
 
     /// The environment of the container's processes.
     pub fn env(&self) -> Vec<(String, String)> {
         sandbox::container_env(
-            &self.hostname,
+            &self.hostname(),
             self.container.tty,
             self.container
                 .env
@@ -128,7 +136,13 @@ pub(crate) async fn write_volumes(pod: &PodRef, volumes: &[Volume]) -> Result<()
 /// The bwrap arguments of the container's sandbox, up to (not including) `--` and the argv.
 pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<String>, String> {
     write_volumes(pod, &target.volumes).await?;
-    let mut binds = Vec::new();
+    // The pod's /etc/hosts and /etc/resolv.conf, then the volumes.
+    let who = etc::Identity {
+        names: &target.names,
+        name: &target.pod_name,
+        ip: &target.ip,
+    };
+    let mut binds = etc::binds(&pod_dir(pod), &who).await?;
     for mount in &target.container.volume_mounts {
         binds.push(
             sandbox::volume_bind(
@@ -143,7 +157,7 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
     let host_dirs: Vec<PathBuf> = HOST_DIRS.iter().map(PathBuf::from).collect();
     sandbox::bwrap_args(&Sandbox {
         root: &root_dir(pod, &target.container.name),
-        hostname: &target.hostname,
+        hostname: &target.hostname(),
         host_dirs: &host_dirs,
         binds: &binds,
         workdir: target.workdir(),

@@ -32,10 +32,9 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
-use super::sandbox_files;
 use crate::eci::request::{ContainerDef, VolumeDef};
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
-use crate::sandbox::{self, Sandbox, join, on_path, set_mode};
+use crate::sandbox::{self, Sandbox, etc, join, on_path, set_mode};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -309,7 +308,7 @@ impl ProcessExecutor {
     ) -> Result<Vec<String>, String> {
         let root = self.root_dir(&group.id, &container.name);
         // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
-        let mut binds = sandbox_files::binds(&self.group_dir(&group.id), group).await?;
+        let mut binds = etc::binds(&self.group_dir(&group.id), &identity(group)).await?;
         for mount in &container.volume_mounts {
             binds.push(
                 sandbox::volume_bind(
@@ -324,7 +323,7 @@ impl ProcessExecutor {
         let workdir = container.working_dir.as_deref().unwrap_or("/");
         sandbox::bwrap_args(&Sandbox {
             root: &root,
-            hostname: &sandbox_files::host_name(group),
+            hostname: &etc::host_name(&group.names, &group.name),
             host_dirs: &self.config.host_dirs,
             binds: &binds,
             workdir,
@@ -360,10 +359,19 @@ impl ProcessExecutor {
     }
 }
 
+/// The group's names, for its sandboxes' `/etc/hosts` and `/etc/resolv.conf`.
+fn identity(group: &GroupSpec) -> etc::Identity<'_> {
+    etc::Identity {
+        names: &group.names,
+        name: &group.name,
+        ip: &group.ip,
+    }
+}
+
 /// The environment of a container's processes, main and exec'd alike.
 fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, String)> {
     sandbox::container_env(
-        &sandbox_files::host_name(group),
+        &etc::host_name(&group.names, &group.name),
         container.tty,
         container
             .env

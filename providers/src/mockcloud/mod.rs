@@ -30,7 +30,6 @@ pub mod logstore;
 mod metrics;
 mod procstat;
 mod render;
-mod sandbox_files;
 mod server;
 #[cfg(test)]
 mod tests_names;

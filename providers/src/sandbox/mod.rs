@@ -9,6 +9,7 @@
 //! [`join`] runs an exec'd command inside a running sandbox, as `runc exec` does;
 //! [`spawn`] starts either on pipes or on a pseudo-terminal.
 
+pub(crate) mod etc;
 pub(crate) mod join;
 pub(crate) mod spawn;
 
