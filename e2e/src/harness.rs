@@ -18,7 +18,7 @@ use kube::api::{Api, PostParams};
 use crate::cloud::MockCloud;
 use crate::pods::{mock_config, wait_node_ready, wait_phase};
 use crate::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
-use crate::{TestNamespace, client, kubectl, unique, wait_for};
+use crate::{TestNamespace, client, cluster, kubectl, unique, wait_for};
 
 enum Provider {
     Mock,
@@ -37,6 +37,7 @@ pub struct Options {
     serving_cert: bool,
     state_file: bool,
     ready_timeout: Duration,
+    cluster_dns: bool,
 }
 
 impl Options {
@@ -49,6 +50,7 @@ impl Options {
             serving_cert: false,
             state_file: false,
             ready_timeout: Duration::from_secs(60),
+            cluster_dns: true,
         }
     }
 
@@ -81,6 +83,14 @@ impl Options {
     /// The mock provider persists its view of "the cloud" to [`VirtualNode::state_file`].
     pub fn state_file(mut self) -> Options {
         self.state_file = true;
+        self
+    }
+
+    /// vk is not told the cluster's DNS address (by default it is, when the local cluster runs
+    /// CoreDNS: the `kube-dns` Service's ClusterIP is not reachable here, there is no
+    /// kube-proxy), so it reads `kube-system/kube-dns` itself.
+    pub fn without_cluster_dns(mut self) -> Options {
+        self.cluster_dns = false;
         self
     }
 
@@ -120,6 +130,12 @@ impl Options {
                 (Some(cloud), config)
             }
         };
+        let mut config = config;
+        if let Some(dns) = cluster().dns.as_ref().filter(|_| self.cluster_dns)
+            && !self.config.contains("cluster_dns:")
+        {
+            config.push_str(&format!("cluster_dns: [{dns}]\n"));
+        }
         let vk = Vk::start(&kubeconfig, &node, &config);
         let nodes: Api<Node> = Api::all(client.clone());
         // From here on, a panic still stops vk and deletes the node.

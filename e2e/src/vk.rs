@@ -51,7 +51,15 @@ pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
             &base.join(file).to_string_lossy(),
         ]);
     }
-    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), "vk-system");
+    let path = token_kubeconfig(client, "vk-system", "vk").await;
+    let _ = PATH.set(path.clone());
+    path
+}
+
+/// A kubeconfig for the API server with only a token of ServiceAccount `namespace/name` (valid
+/// for a day), written to a file of its own.
+pub async fn token_kubeconfig(client: &kube::Client, namespace: &str, name: &str) -> PathBuf {
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: vec![],
@@ -61,9 +69,9 @@ pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
         ..Default::default()
     };
     let token = sa
-        .create_token_request("vk", &PostParams::default(), &request)
+        .create_token_request(name, &PostParams::default(), &request)
         .await
-        .expect("TokenRequest for vk-system/vk")
+        .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"))
         .status
         .expect("token status")
         .token;
@@ -90,11 +98,13 @@ pub async fn service_account_kubeconfig(client: &kube::Client) -> PathBuf {
     );
     // Tests of one binary may get here at once: each writes its own file and renames it into
     // place, so a vk started meanwhile never reads a half-written kubeconfig.
-    let path = std::env::temp_dir().join(format!("vk-e2e-sa-{}.kubeconfig", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "vk-e2e-sa-{namespace}-{name}-{}.kubeconfig",
+        std::process::id()
+    ));
     let partial = path.with_extension(format!("kubeconfig.{}", unique("part")));
     std::fs::write(&partial, yaml).expect("writing the SA kubeconfig");
     std::fs::rename(&partial, &path).expect("moving the SA kubeconfig into place");
-    let _ = PATH.set(path.clone());
     path
 }
 
@@ -218,6 +228,29 @@ impl Vk {
             });
         }
         self.child = Some(cmd.spawn().expect("starting vk"));
+    }
+
+    /// `vk doctor` with this vk's flags and config file (optionally another kubeconfig, extra
+    /// environment variables); its output.
+    pub fn doctor(
+        &self,
+        kubeconfig: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
+        Command::new(vk_binary())
+            .arg("doctor")
+            .arg("--kubeconfig")
+            .arg(kubeconfig.unwrap_or(&self.kubeconfig))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--node-name", &self.node, "--node-ip", &cluster().node_ip])
+            .arg("--cert-dir")
+            .arg(&self.cert_dir)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running vk doctor")
     }
 
     /// SIGKILL: no chance to clean up, as after a crash.

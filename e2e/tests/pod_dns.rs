@@ -214,6 +214,7 @@ async fn resolv_conf_hosts_hostname_and_service_links_as_under_a_kubelet() {
 #[tokio::test]
 async fn cluster_dns_comes_from_kube_dns_or_falls_back_with_a_warning() {
     let s = Options::eci("vk-kubedns", "process", &[])
+        .without_cluster_dns()
         .serving_cert()
         .start()
         .await;
@@ -242,5 +243,75 @@ async fn cluster_dns_comes_from_kube_dns_or_falls_back_with_a_warning() {
                 Api::namespaced(s.client.clone(), &ns);
             e2e::pods::wait_events(&events, "first", &["MissingClusterDNS"]).await;
         }
+    }
+}
+
+/// Names really resolve inside an eci build container: vk gives `ClusterFirst` pods the
+/// cluster's DNS (CoreDNS started by `e2e/cluster`, watching the API), so a Service's name
+/// and its short form (through the search path) give its ClusterIP, as the agent needs for
+/// `jenkins.<ns>.svc.cluster.local`.
+#[tokio::test]
+async fn service_names_resolve_through_the_cluster_dns_in_a_container() {
+    let dns = e2e::cluster()
+        .dns
+        .clone()
+        .expect("the local cluster runs CoreDNS (e2e/cluster env dns)");
+    let s = Options::eci("vk-getent", "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    let ns = s.ns.name.clone();
+    let services: Api<Service> = Api::namespaced(s.client.clone(), &ns);
+    let service = services
+        .create(
+            &PostParams::default(),
+            &Service {
+                metadata: ObjectMeta {
+                    name: Some("jenkins".into()),
+                    ..Default::default()
+                },
+                spec: Some(ServiceSpec {
+                    ports: Some(vec![ServicePort {
+                        name: Some("http".into()),
+                        port: 8080,
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("creating the Service");
+    let cluster_ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("the Service got a ClusterIP");
+    s.run_pod_within(&pod(&s, "resolver", |_| {}), Duration::from_secs(120))
+        .await;
+    let resolv = exec(&s, "resolver", &["cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains(&format!("nameserver {dns}\n")), "{resolv}");
+
+    let fqdn = format!("jenkins.{ns}.svc.cluster.local");
+    for name in [fqdn.as_str(), "jenkins"] {
+        let mut answer = String::new();
+        // CoreDNS sees the new Service through its watch within moments.
+        for _ in 0..60 {
+            let out = e2e::kubectl(&[
+                "-n", &ns, "exec", "resolver", "-c", "main", "--", "getent", "hosts", name,
+            ]);
+            answer = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mut fields = answer.split_whitespace();
+        assert_eq!(
+            fields.next(),
+            Some(cluster_ip.as_str()),
+            "{name}: {answer:?}"
+        );
+        assert_eq!(fields.next(), Some(fqdn.as_str()), "{name}: {answer:?}");
     }
 }

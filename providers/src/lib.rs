@@ -9,6 +9,7 @@
 
 pub mod apiclient;
 pub mod cli;
+pub mod doctor;
 pub mod eci;
 pub mod mock;
 pub mod mockcloud;

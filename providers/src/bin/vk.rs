@@ -35,6 +35,10 @@ struct Cli {
 enum Command {
     /// Register the virtual node and run the pods bound to it.
     Run(RunArgs),
+    /// Check, with the same flags and config as `vk run`, what the node needs (API access, every
+    /// RBAC permission, the Node and its Lease, the serving certificate, the client CA, the
+    /// cloud's credentials); prints a fix for each failed check and exits non-zero.
+    Doctor(RunArgs),
 }
 
 /// Flags override the environment, which overrides the config file.
@@ -498,25 +502,51 @@ async fn serve_kubelet_api(
     Ok(())
 }
 
+/// The configured provider.
+fn provider(settings: &Settings) -> anyhow::Result<Arc<dyn Provider>> {
+    Ok(match settings.node.provider.as_str() {
+        "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
+        "eci" => {
+            let mut config = settings.eci.clone();
+            // Every container group is tagged with the node; listing filters on it.
+            config.node_name = settings.node.name.clone();
+            if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
+                config.access_key_secret = secret;
+            }
+            Arc::new(
+                EciProvider::new(config).context(
+                    "configuring the eci provider (the `eci:` section of the config file)",
+                )?,
+            )
+        }
+        other => bail!("unknown provider {other:?}; available: mock, eci"),
+    })
+}
+
+async fn doctor(args: RunArgs) -> anyhow::Result<()> {
+    let kubeconfig = args.kubeconfig.clone();
+    let settings = settings(args)?;
+    let provider = provider(&settings)?;
+    let (client, _) = kube_client(kubeconfig.as_deref()).await?;
+    let report = providers::doctor::Doctor {
+        client,
+        node_name: settings.node.name.clone(),
+        provider,
+        serving_cert_from_csr: matches!(settings.kubelet.cert, ServingCertMode::Csr { .. }),
+    }
+    .run()
+    .await;
+    println!("{report}");
+    if report.failed() {
+        bail!("vk doctor found problems (above)");
+    }
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider: Arc<dyn Provider> =
-        match settings.node.provider.as_str() {
-            "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
-            "eci" => {
-                let mut config = settings.eci.clone();
-                // Every container group is tagged with the node; listing filters on it.
-                config.node_name = settings.node.name.clone();
-                if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
-                    config.access_key_secret = secret;
-                }
-                Arc::new(EciProvider::new(config).context(
-                    "configuring the eci provider (the `eci:` section of the config file)",
-                )?)
-            }
-            other => bail!("unknown provider {other:?}; available: mock, eci"),
-        };
+    let provider = provider(&settings)?;
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     let cancel = CancellationToken::new();
@@ -588,6 +618,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args).await,
+        Command::Doctor(args) => doctor(args).await,
     };
     cli::exit_status("vk", result)
 }
@@ -634,7 +665,9 @@ mod tests {
             let mut argv = vec!["vk", "run", "--node-ip", "10.0.0.1", "--config"];
             argv.push(file.to_str().unwrap());
             argv.extend(extra);
-            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command;
+            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+                unreachable!("parsed `vk run`")
+            };
             settings(args)
         };
         let s = parse(&[]).unwrap();

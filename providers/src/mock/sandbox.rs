@@ -23,7 +23,7 @@ use vk_core::provider::{ContainerSpec, PodRef, ResolvedPod, Volume, VolumeSource
 use super::pod_key;
 use crate::eci::request_names::GroupNames;
 use crate::sandbox::spawn::{Streams, spawn};
-use crate::sandbox::{self, HOST_DIRS, Sandbox, SandboxKiller, etc};
+use crate::sandbox::{self, HOST_DIRS, Sandbox, SandboxKiller, etc, join};
 
 /// What to tell a person whose machine lacks bubblewrap.
 pub(crate) const BWRAP_MISSING: &str = "bubblewrap (bwrap) runs the mock's container processes: install it with `apt-get install -y bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`";
@@ -31,9 +31,6 @@ pub(crate) const BWRAP_MISSING: &str = "bubblewrap (bwrap) runs the mock's conta
 /// What to tell a person whose machine lacks nsenter.
 pub(crate) const NSENTER_MISSING: &str =
     "nsenter (util-linux) runs exec'd commands inside their container: install util-linux";
-
-/// How long an exec waits for a just-started main process to have its sandbox.
-const MAIN_WAIT: Duration = Duration::from_secs(5);
 
 /// The directory of a pod's sandboxes: `<tmp>/vk-mock-exec/<pod uid>` (the UID with anything
 /// but ASCII letters, digits and `-` replaced by `_`).
@@ -299,7 +296,7 @@ impl Sandboxes {
     /// The main process's sandbox, which its run registers right after the container
     /// started.
     async fn main_of(&self, id: &(String, String), container_id: &str) -> Result<Joinable, String> {
-        let deadline = tokio::time::Instant::now() + MAIN_WAIT;
+        let deadline = tokio::time::Instant::now() + join::SETUP_WAIT;
         loop {
             let found = self
                 .lock()

@@ -341,12 +341,22 @@ impl ProcessExecutor {
         argv: &[String],
     ) -> Result<Command, String> {
         let key = (group.id.clone(), container.name.clone());
-        let bwrap = {
-            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-            runs.by_container.get(&key).map(|r| r.pid)
+        // The engine reports a container Running as its run starts; the sandbox may be a moment
+        // behind.
+        let deadline = tokio::time::Instant::now() + join::SETUP_WAIT;
+        let bwrap = loop {
+            let pid = {
+                let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+                runs.by_container.get(&key).map(|r| r.pid)
+            };
+            match pid {
+                Some(pid) => break pid,
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                None => return Err(format!("container {:?} is not running", container.name)),
+            }
         };
-        let bwrap =
-            bwrap.ok_or_else(|| format!("container {:?} is not running", container.name))?;
         let init = join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
         let workdir = container.working_dir.as_deref().unwrap_or("/");
         Ok(join::join_command(

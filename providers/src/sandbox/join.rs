@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 /// How long a just-started container may take to finish setting up its sandbox.
-const SETUP_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The first process of the sandbox that `bwrap_pid` (the outer bwrap) made, once its root is
 /// `root` (the container's root directory on the host). `Err` says why it cannot be joined.
