@@ -325,7 +325,7 @@ async fn kubectl_cp_copies_10_mb_both_ways_byte_for_byte() {
         out
     };
 
-    // Into the pod: a relative path is in the pod's directory.
+    // Into the pod: a relative path is in the container's working directory (its root here).
     let local_str = local.to_string_lossy().to_string();
     let remote = format!("{}/shell:in/data.bin", s.ns.name);
     ok(
@@ -378,9 +378,14 @@ async fn kubectl_cp_copies_10_mb_both_ways_byte_for_byte() {
     assert_eq!(copied.len(), data.len());
     assert!(copied == data, "the copy differs");
 
-    // An absolute path in the pod's directory works too.
-    let pod_dir = lines.next().unwrap().trim().to_string();
-    let absolute = format!("{}/shell:{pod_dir}/in/data.bin", s.ns.name);
+    // An absolute path works too.
+    let workdir = lines
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    let absolute = format!("{}/shell:{workdir}/in/data.bin", s.ns.name);
     let again = dir.join("again.bin");
     ok(
         kubectl(&["cp", &absolute, &again.to_string_lossy(), "-c", "main"]),

@@ -1,6 +1,6 @@
 //! `kubectl exec` through the API server, which upgrades its connection to vk's kubelet API
-//! to SPDY/3.1: the mock provider runs the command as a local process, so stdout, stderr,
-//! stdin and the exit code are real.
+//! to SPDY/3.1: the mock provider runs the command for real inside the container's sandbox,
+//! so stdout, stderr, stdin and the exit code are real.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -115,34 +115,71 @@ async fn kubectl_exec_into_a_missing_or_stopped_container_fails() {
     let _ = s.pods.delete("shell", &Default::default()).await;
 }
 
-/// The command's process is gone once the client is.
+/// As under containerd's CRI, a client that goes away leaves its command running: its stdin
+/// ends, its output is dropped; the command goes with its container.
 #[tokio::test]
-async fn a_disconnected_client_kills_the_command() {
-    let s = setup("vk-exec-kill").await;
-    let mut child = kubectl_command(&s, &["-i"], &["sh", "-c", "echo $$; exec sleep 300"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: u32 = line.trim().parse().expect("the command's pid");
-    let proc = format!("/proc/{pid}");
-    assert!(std::path::Path::new(&proc).exists(), "the command runs");
+async fn a_disconnected_client_leaves_the_command_running() {
+    let s = setup("vk-exec-gone").await;
+    let id = std::process::id();
+    let start = |script: &str| {
+        let mut child = kubectl_command(&s, &["-i"], &["sh", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "started\n");
+        child
+    };
+    let reader = format!("reader-{id}");
+    let sleeper = format!("4001.{}", id % 1000);
+    let mut reading = start(&format!(
+        "echo started; while read l; do :; done # {reader}"
+    ));
+    let mut sleeping = start(&format!("echo started; sleep {sleeper}; echo never"));
+    assert!(!processes_with(&reader).is_empty() && !processes_with(&sleeper).is_empty());
 
-    child.kill().unwrap();
-    let _ = child.wait();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while alive(&proc) {
-        assert!(
-            Instant::now() < deadline,
-            "the command (pid {pid}) outlived its client"
-        );
+    for client in [&mut reading, &mut sleeping] {
+        client.kill().unwrap();
+        let _ = client.wait();
+    }
+    // The reader sees its stdin end; the sleep, which does not read it, goes on.
+    wait_until("the reader to end", || processes_with(&reader).is_empty());
+    assert!(!processes_with(&sleeper).is_empty(), "the sleep goes on");
+
+    // The pod goes, and the command with it.
+    let _ = s.pods.delete("shell", &Default::default()).await;
+    wait_until("the command to end with its pod", || {
+        processes_with(&sleeper).is_empty()
+    });
+}
+
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Live processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let proc = entry.path().to_string_lossy().to_string();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if alive(&proc) && String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 /// A process that exists and is not a zombie.

@@ -15,5 +15,6 @@ pub mod mock;
 pub mod mockcloud;
 pub mod probe_net;
 mod pty;
+mod sandbox;
 #[cfg(test)]
 mod test_support;

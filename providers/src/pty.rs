@@ -47,6 +47,32 @@ pub(crate) fn open(size: Option<TermSize>) -> io::Result<(PtyMaster, OwnedFd)> {
     Ok((master, slave))
 }
 
+/// Opens a pseudo-terminal of the devpts instance whose multiplexer is `ptmx` (a container's
+/// own `/dev/pts/ptmx`, reached through its root), so that the command inside names its
+/// terminal `/dev/pts/N` as a process of that container. The slave is opened from the master
+/// (`TIOCGPTPEER`): its name is the container's, not this side's.
+pub(crate) fn open_in(
+    ptmx: &std::path::Path,
+    size: Option<TermSize>,
+) -> io::Result<(PtyMaster, OwnedFd)> {
+    let master = rustix::fs::open(
+        ptmx,
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )?;
+    rustix::io::ioctl_fionbio(&master, true)?;
+    let master = PtyMaster { fd: master };
+    if let Some(size) = size {
+        master.resize(size)?;
+    }
+    Ok((master, slave))
+}
+
 impl PtyMaster {
     /// What the command writes to its terminal. Reading fails with EIO once every holder of
     /// the slave has closed it (the command and its children are gone): that is the end.

@@ -1,5 +1,7 @@
 //! Helpers shared by the providers' component tests.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt as _, DuplexStream};
 use vk_core::provider::ExecIo;
 
@@ -34,4 +36,38 @@ pub(crate) async fn read_all(mut r: DuplexStream) -> String {
     let mut s = String::new();
     r.read_to_string(&mut s).await.unwrap();
     s
+}
+
+/// Processes whose command line contains `marker`.
+pub(crate) fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let alive = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| !r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub(crate) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen");
 }

@@ -16,7 +16,7 @@ use super::exec::{ConnectError, connect};
 use super::request::ExecContainerCommand;
 use super::tests_support::*;
 use crate::mockcloud::MockCloud;
-use crate::test_support::{exec_client, read_all};
+use crate::test_support::{exec_client, processes_with, read_all, wait_until};
 
 /// Run a command with the given stdin; (outcome, stdout, stderr).
 async fn run(
@@ -331,40 +331,6 @@ async fn real_exec_runs_in_the_containers_sandbox() {
         matches!(outcome, ExecOutcome::Exited(c) if c != 0),
         "{outcome:?} {err}"
     );
-}
-
-/// Processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let alive = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| !r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false);
-        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen");
 }
 
 /// A client that goes away leaves its command running, as containerd's CRI does: stdin ends,

@@ -17,6 +17,7 @@ use super::instance::{Instance, Kind, STOP_EXIT_CODE};
 use super::logs::LogRun;
 use super::probes;
 use super::process;
+use super::sandbox::Target;
 
 /// Exit code of a container killed for a failed liveness or startup probe (128 + SIGKILL).
 const LIVENESS_KILL_EXIT_CODE: i32 = 137;
@@ -117,6 +118,8 @@ impl Driver {
             Kind::App => self.plan.apps.get(idx),
         }?;
         loop {
+            // Whatever exec started in the container ends with this run.
+            let sandbox = self.shared.sandboxes.stop_on_drop(&self.key, &plan.name);
             let main = async {
                 match &plan.process {
                     Some(main) => self.run_process(plan, main, &run).await,
@@ -139,6 +142,7 @@ impl Driver {
                     }
                 }
             };
+            drop(sandbox);
             self.update(|i, now| i.terminate(kind, idx, exit, now))?;
             if !self.restarts(kind, plan, exit) {
                 return Some(exit);
@@ -162,26 +166,36 @@ impl Driver {
     /// Run the container's real main process until it exits; its exit code.
     async fn run_process(&self, plan: &ContainerPlan, main: &MainCommand, run: &LogRun) -> i32 {
         let target = self.update(|i, _| {
-            let env = i
+            let container = i
                 .spec
                 .init_containers
                 .iter()
                 .chain(&i.spec.containers)
+                .find(|c| c.name == plan.name)?;
+            let container_id = i
+                .status
+                .init_containers
+                .iter()
+                .chain(&i.status.containers)
                 .find(|c| c.name == plan.name)
-                .map(|c| {
-                    c.env
-                        .iter()
-                        .map(|e| (e.name.clone(), e.value.clone()))
-                        .collect::<Vec<_>>()
-                })
+                .and_then(|c| c.container_id.clone())
                 .unwrap_or_default();
-            (i.spec.pod.clone(), env)
+            let target = Target {
+                container_id,
+                ..Target::of(
+                    &i.spec,
+                    container,
+                    true,
+                    i.status.pod_ip.as_deref().unwrap_or_default(),
+                )
+            };
+            Some((i.spec.pod.clone(), target))
         });
-        let Some((pod, env)) = target else {
+        let Some(Some((pod, target))) = target else {
             // The instance is gone: the caller's next step finds that out.
             return STOP_EXIT_CODE;
         };
-        process::run(&self.shared, &self.key, &pod, &plan.name, &env, main, run).await
+        process::run(&self.shared, &self.key, &pod, &target, main, run).await
     }
 
     /// Let the container run its time, writing a log line per interval.

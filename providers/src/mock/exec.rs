@@ -1,35 +1,35 @@
-//! `kubectl exec` on the mock: the command really runs, as a local child process, so output
-//! and exit codes are real.
+//! `kubectl exec` on the mock: the command really runs, inside the container's sandbox
+//! ([`sandbox`](super::sandbox)), as `runc exec` runs it: it joins the container's
+//! namespaces and root with `nsenter` ([`crate::sandbox::join`]), starts in the container's
+//! working directory with its environment, sees its volumes at their mount paths, and is a
+//! process of the container from then on.
 //!
-//! - It runs in a per-instance directory under the system temp dir
-//!   (`<tmp>/vk-mock-exec/<pod uid>`, see [`pod_dir`]), with the host's `PATH`, `HOME` set to
-//!   that directory, `HOSTNAME` the pod name, and the container's env on top. The image is not
-//!   used and the container's `workingDir` is ignored: it names a path inside an image that
-//!   does not exist. The filesystem is the host's: an absolute container path is that host
-//!   path, a relative one (and `~`) is inside the pod's directory, which every container of
-//!   the pod shares (like an emptyDir). So `kubectl cp f pod:f` lands in the pod's directory
-//!   and `kubectl cp pod:f f` reads it back (kubectl runs `tar` through exec).
+//! - What it starts in the background outlives the exec, until the container stops.
+//! - When the client goes away the command is not killed, as under containerd's CRI: its
+//!   stdin ends (on a terminal, an end-of-file), its output is read and dropped until it
+//!   exits; the exec call ends at once with an error.
+//! - A program that is not in the container is an error, as runc reports it.
 //! - With a TTY the command runs on a pseudo-terminal ([`pty`](crate::pty)): stderr goes to
 //!   it, stdin bytes go to it raw, terminal sizes set its window size. The command starts once
 //!   the client's first size has come (or after [`FIRST_SIZE_WAIT`]), so it sees the size.
-//! - The child leads its own process group (its own session with a TTY). When the client goes
-//!   away (writing its output fails, or the call is cancelled, which the kubelet API does when
-//!   the connection closes) and when the command ends, the whole group is killed: nothing
-//!   outlives the exec, not even a command's background jobs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
+use tokio_util::sync::CancellationToken;
 use vk_core::provider::{ContainerState, ExecIo, ExecOutcome, PodRef, ProviderError, TermSize};
 
-use super::spawn::{Launch, exit_code, spawn};
+use super::config::annotations::PROCESS;
+use super::sandbox::{NSENTER_MISSING, Target, find_program};
 use super::{MockProvider, lock, pod_key};
+use crate::sandbox::join;
+use crate::sandbox::spawn::{Streams, exit_code, spawn, supervise};
 
-/// After the command exits, how long its output pipes may stay open (a background job holding
-/// them) before the rest is dropped.
+/// After the command exits, how long its output may stay open (a background job holding it)
+/// before the rest is dropped.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// With a TTY, how long the command waits for the client's terminal size before it starts.
@@ -37,27 +37,8 @@ pub(crate) const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
 type SharedWriter = Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>;
 
-/// What a process in a container needs from the instance, read under the state lock.
-pub(crate) struct Target {
-    pub env: Vec<(String, String)>,
-    pub dir: PathBuf,
-}
-
-/// The directory a pod's processes run in: `<tmp>/vk-mock-exec/<pod uid>` (the UID with
-/// anything but ASCII letters, digits and `-` replaced by `_`).
-pub(crate) fn pod_dir(pod: &PodRef) -> PathBuf {
-    let dir_name: String = pod_key(pod)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    std::env::temp_dir().join("vk-mock-exec").join(dir_name)
-}
+/// The end-of-file character of a terminal (Ctrl-D).
+const EOF: u8 = 4;
 
 impl MockProvider {
     pub(super) async fn run_exec(
@@ -74,6 +55,14 @@ impl MockProvider {
                 "you must specify at least one command for the container",
             ));
         }
+        let joinable = match self.shared.sandboxes.joinable(pod, &target).await {
+            Ok(joinable) => joinable,
+            Err(e) => return Ok(ExecOutcome::Error(format!("exec: {e}"))),
+        };
+        let init = match join::namespace_init(joinable.bwrap, &joinable.root).await {
+            Ok(init) => init,
+            Err(e) => return Ok(ExecOutcome::Error(format!("exec: {e}"))),
+        };
         let ExecIo {
             stdin,
             stdout,
@@ -81,6 +70,13 @@ impl MockProvider {
             tty,
             mut resize,
         } = io;
+        let mut env = target.env();
+        if tty && !env.iter().any(|(k, _)| k == "TERM") {
+            env.push(("TERM".into(), "xterm".into()));
+        }
+        if let Err(e) = find_program(init, &command[0], &env, target.workdir()) {
+            return Ok(ExecOutcome::Error(e));
+        }
         let first_size = match (&mut resize, tty) {
             (Some(sizes), true) => tokio::time::timeout(FIRST_SIZE_WAIT, sizes.recv())
                 .await
@@ -88,24 +84,26 @@ impl MockProvider {
                 .flatten(),
             _ => None,
         };
-        let launch = Launch {
-            command: &command,
-            dir: &target.dir,
-            hostname: &pod.name,
-            env: &target.env,
+        let nsenter = crate::sandbox::on_path(std::path::Path::new("nsenter"));
+        let joined = join::join_command(&nsenter, init, target.workdir(), &env, &command);
+        let streams = Streams {
             stdin: stdin.is_some(),
             stdout: stdout.is_some(),
-            stderr: stderr.is_some() || (tty && stdout.is_some()),
+            stderr: stderr.is_some(),
             tty: tty.then_some(first_size),
+            ptmx: tty.then(|| PathBuf::from(format!("/proc/{init}/root/dev/pts/ptmx"))),
         };
-        let mut spawned = match spawn(&launch) {
+        let mut spawned = match spawn(joined, &streams) {
             Ok(spawned) => spawned,
             Err(err) => {
-                return Ok(ExecOutcome::Error(format!("exec: {:?}: {err}", command[0])));
+                return Ok(ExecOutcome::Error(format!(
+                    "exec: running nsenter: {err}. {NSENTER_MISSING}"
+                )));
             }
         };
-        let mut child = spawned.child;
-        let _group = spawned.group;
+        // The command is the container's now: it and its background jobs end on their own
+        // or with the container, never with the exec.
+        spawned.group.disarm();
         tracing::debug!(%pod, container, ?command, tty, "mock exec started");
 
         let stdout: Option<SharedWriter> = stdout.map(|w| Arc::new(Mutex::new(w)));
@@ -114,13 +112,17 @@ impl MockProvider {
         } else {
             stderr.map(|w| Arc::new(Mutex::new(w)))
         };
+        let gone = CancellationToken::new();
         let pty = spawned.pty.take();
         let feed_stdin = {
             let child_stdin = spawned.stdin.take();
             async move {
                 if let (Some(mut from), Some(mut to)) = (stdin, child_stdin) {
-                    // A client that closes stdin (or goes away) gives the child EOF.
+                    // A client that closes stdin (or goes away) gives the command its end.
                     let _ = tokio::io::copy(&mut from, &mut to).await;
+                    if tty {
+                        let _ = to.write_all(&[EOF]).await;
+                    }
                     let _ = to.shutdown().await;
                 }
             }
@@ -131,49 +133,44 @@ impl MockProvider {
                     apply_size(pty.as_ref(), size);
                 }
             }
-        };
-        let background = async move {
-            tokio::join!(feed_stdin, apply_resize);
+            // The terminal stays open until the command is done with it.
+            std::future::pending::<()>().await;
         };
         let outputs = {
             let (out, err) = (spawned.stdout.take(), spawned.stderr.take());
             let (to_out, to_err) = (stdout.clone(), stderr.clone());
+            let gone = gone.clone();
             async move {
-                // The first failed write (the client is gone) ends both.
-                tokio::try_join!(pump(out, to_out), pump(err, to_err)).map(drop)
+                tokio::join!(pump(out, to_out, &gone), pump(err, to_err, &gone));
             }
         };
-        tokio::pin!(outputs, background);
-        let (mut outputs_done, mut background_done) = (false, false);
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status,
-                copied = &mut outputs, if !outputs_done => {
-                    outputs_done = true;
-                    if let Err(err) = copied {
-                        tracing::debug!(%pod, container, %err, "exec client went away; killing the command");
-                        let _ = child.kill().await;
-                        return Ok(ExecOutcome::Error(format!("client went away: {err}")));
-                    }
+        let (done, result) = oneshot::channel();
+        let client_gone = gone.clone();
+        let child = spawned.child;
+        // The command lives on its own task: the exec call going away must not end it.
+        tokio::spawn(async move {
+            let background = async move {
+                tokio::join!(feed_stdin, apply_resize);
+            };
+            let status = supervise(child, outputs, background, OUTPUT_DRAIN).await;
+            if !gone.is_cancelled() {
+                for writer in [stdout, stderr].into_iter().flatten() {
+                    let _ = writer.lock().await.shutdown().await;
                 }
-                () = &mut background, if !background_done => background_done = true,
             }
-        };
-        // Output the command wrote just before it exited.
-        if !outputs_done
-            && tokio::time::timeout(OUTPUT_DRAIN, &mut outputs)
-                .await
-                .is_err()
-        {
-            tracing::debug!(%pod, container, "exec output still open after the command ended");
+            let _ = done.send(status);
+        });
+        tokio::select! {
+            status = result => Ok(match status {
+                Ok(Ok(status)) => ExecOutcome::Exited(exit_code(status)),
+                Ok(Err(err)) => ExecOutcome::Error(format!("waiting for the command: {err}")),
+                Err(_) => ExecOutcome::Error("the command's supervisor ended".into()),
+            }),
+            () = client_gone.cancelled() => {
+                tracing::debug!(%pod, container, "exec client went away; the command goes on");
+                Ok(ExecOutcome::Error("client went away".into()))
+            }
         }
-        for writer in [stdout, stderr].into_iter().flatten() {
-            let _ = writer.lock().await.shutdown().await;
-        }
-        Ok(match status {
-            Ok(status) => ExecOutcome::Exited(exit_code(status)),
-            Err(err) => ExecOutcome::Error(format!("waiting for the command: {err}")),
-        })
     }
 
     /// The container must exist and run, as the kubelet requires.
@@ -182,11 +179,22 @@ impl MockProvider {
         pod: &PodRef,
         container: &str,
     ) -> Result<Target, ProviderError> {
-        let state = lock(&self.shared.state);
+        target_of(&self.shared, pod, container)
+    }
+}
+
+/// A running container of `pod`, as its processes see it (for exec and exec probes).
+pub(crate) fn target_of(
+    shared: &super::Shared,
+    pod: &PodRef,
+    container: &str,
+) -> Result<Target, ProviderError> {
+    {
+        let state = lock(&shared.state);
         let instance = state
             .instances
             .get(&pod_key(pod))
-            .ok_or_else(|| Self::not_found(pod))?;
+            .ok_or_else(|| MockProvider::not_found(pod))?;
         let spec = instance
             .spec
             .containers
@@ -222,35 +230,51 @@ impl MockProvider {
                 ));
             }
         }
+        let main_process = instance
+            .spec
+            .annotations
+            .contains_key(&format!("{PROCESS}.{container}"));
         Ok(Target {
-            env: spec
-                .env
-                .iter()
-                .map(|e| (e.name.clone(), e.value.clone()))
-                .collect(),
-            dir: pod_dir(pod),
+            container_id: status
+                .and_then(|s| s.container_id.clone())
+                .unwrap_or_default(),
+            ..Target::of(
+                &instance.spec,
+                spec,
+                main_process,
+                instance.status.pod_ip.as_deref().unwrap_or_default(),
+            )
         })
     }
 }
 
-/// Copies the child's output to the client's stream chunk by chunk; `Err` when the client's
-/// side fails (it went away).
+/// Copies the command's output to the client's stream chunk by chunk. Once a write fails
+/// (the client is gone, which cancels `gone`), the rest is read and dropped, so the command
+/// never blocks on a full pipe.
 pub(crate) async fn pump<R: AsyncRead + Unpin>(
     from: Option<R>,
     to: Option<SharedWriter>,
-) -> std::io::Result<()> {
-    let (Some(mut from), Some(to)) = (from, to) else {
-        return Ok(());
-    };
+    gone: &CancellationToken,
+) {
+    let Some(mut from) = from else { return };
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(()),
+            // EIO from a terminal nobody holds any more is its end too.
+            Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        let Some(to) = to.as_ref().filter(|_| !gone.is_cancelled()) else {
+            continue;
+        };
         let mut to = to.lock().await;
-        to.write_all(&buf[..n]).await?;
-        to.flush().await?;
+        let written = async {
+            to.write_all(&buf[..n]).await?;
+            to.flush().await
+        };
+        if written.await.is_err() {
+            gone.cancel();
+        }
     }
 }
 

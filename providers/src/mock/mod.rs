@@ -13,8 +13,8 @@
 //!   pod's `mock.vk.io/port-forward.P` annotation.
 //! - A container with annotation `mock.vk.io/process.<name>` runs that shell command as a real
 //!   main process ([`process`]): its output is the log, its exit code the container's, and
-//!   `attach` joins it ([`attach`]). `exec` runs real commands in the pod's directory
-//!   ([`exec`]); `-t` gets a pseudo-terminal ([`pty`]).
+//!   `attach` joins it ([`attach`]). `exec` runs real commands inside the container's
+//!   bubblewrap sandbox ([`sandbox`], [`exec`]); `-t` gets a pseudo-terminal ([`pty`]).
 
 mod attach;
 mod config;
@@ -26,7 +26,7 @@ mod persist;
 mod port_forward;
 mod probes;
 mod process;
-mod spawn;
+mod sandbox;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -39,6 +39,8 @@ mod tests_logs;
 mod tests_port_forward;
 #[cfg(test)]
 mod tests_probes;
+#[cfg(test)]
+mod tests_sandbox;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -83,6 +85,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// Containers' real main processes, for attach.
     processes: process::Registry,
+    /// Containers' sandboxes, for exec.
+    sandboxes: sandbox::Sandboxes,
 }
 
 #[derive(Default)]
@@ -153,6 +157,7 @@ impl MockProvider {
                 events: tx,
                 clock: Clock::new(),
                 processes: process::Registry::default(),
+                sandboxes: sandbox::Sandboxes::default(),
             }),
             events: Mutex::new(Some(rx)),
         }
@@ -291,6 +296,7 @@ impl MockProvider {
         self.save(&state);
         tracing::debug!(%pod, ?grace, "mock instance deleted");
         instance.cancel.cancel();
+        self.shared.sandboxes.stop_pod(&key);
         let before = instance.status.clone();
         instance.stop(self.shared.clock.now());
         if instance.status != before {
@@ -309,8 +315,9 @@ impl MockProvider {
 
 impl Drop for MockProvider {
     fn drop(&mut self) {
-        for instance in lock(&self.shared.state).instances.values() {
+        for (key, instance) in &lock(&self.shared.state).instances {
             instance.cancel.cancel();
+            self.shared.sandboxes.stop_pod(key);
         }
     }
 }
@@ -337,9 +344,19 @@ impl Provider for MockProvider {
         self.shared
             .update(&key, id, |i, _| i.update(pod))
             .ok_or_else(|| Self::not_found(&pod.pod))?;
-        let mut state = lock(&self.shared.state);
-        state.persisted.instances.insert(key, pod.clone());
-        self.save(&state);
+        {
+            let mut state = lock(&self.shared.state);
+            state.persisted.instances.insert(key, pod.clone());
+            self.save(&state);
+        }
+        // Files of volumes that containers already see follow the pod (configMap updates).
+        if tokio::fs::try_exists(sandbox::pod_dir(&pod.pod).join("volumes"))
+            .await
+            .unwrap_or(false)
+            && let Err(err) = sandbox::write_volumes(&pod.pod, &pod.volumes).await
+        {
+            tracing::warn!(pod = %pod.pod, %err, "updating the mock pod's volume files");
+        }
         Ok(())
     }
 
@@ -348,8 +365,8 @@ impl Provider for MockProvider {
         if !self.remove_instance(pod, grace) {
             return Ok(());
         }
-        // The pod's files (what exec and kubectl cp wrote) go with it.
-        let dir = exec::pod_dir(pod);
+        // The pod's files (its volumes, what exec and kubectl cp wrote) go with it.
+        let dir = sandbox::pod_dir(pod);
         let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
         if let Ok(Err(err)) = removed
             && err.kind() != std::io::ErrorKind::NotFound

@@ -1,7 +1,6 @@
-//! The mock runs its app containers' and native sidecars' probes locally with vk-core's state machine (the
-//! kubelet's semantics): exec probes as local processes the way `kubectl exec` runs them
-//! (in the pod's directory, with the container's environment), HTTP, TCP and gRPC probes to
-//! 127.0.0.1. Results become the container's `started`/`ready`, `Unhealthy` events, and a
+//! The mock runs its app containers' and native sidecars' probes locally with vk-core's state
+//! machine (the kubelet's semantics): exec probes inside the container's sandbox, joined as
+//! `kubectl exec` joins it, HTTP, TCP and gRPC probes to 127.0.0.1. Results become the container's `started`/`ready`, `Unhealthy` events, and a
 //! `Killing` event when a liveness or startup failure ends the run (the driver then restarts
 //! it by the restart policy).
 
@@ -15,16 +14,18 @@ use vk_core::probe::{self, Checker, Kill, Outcome, ProbeUpdate};
 use vk_core::provider::{ContainerSpec, ContainerState, InstanceEvent, PodRef, ProbeHandler};
 
 use super::Shared;
-use super::exec::pod_dir;
+use super::exec::target_of;
 use super::instance::{Instance, Kind};
-use super::spawn::{Launch, exit_code, spawn};
+use crate::sandbox::join;
+use crate::sandbox::spawn::{Streams, exit_code, spawn};
 
 /// Events kept per instance (the oldest go), as a cloud keeps a group's.
 const MAX_EVENTS: usize = 50;
 
 struct LocalChecker {
+    shared: Arc<Shared>,
     pod: PodRef,
-    env: Vec<(String, String)>,
+    container: String,
 }
 
 #[async_trait]
@@ -36,22 +37,34 @@ impl Checker for LocalChecker {
         let ProbeHandler::Exec { command } = handler else {
             return Outcome::Failure("unsupported probe".into());
         };
-        let dir = pod_dir(&self.pod);
-        let launch = Launch {
-            command,
-            dir: &dir,
-            hostname: &self.pod.name,
-            env: &self.env,
+        // Inside the container, as `kubectl exec` runs: its files, working directory and env.
+        let target = match target_of(&self.shared, &self.pod, &self.container) {
+            Ok(target) => target,
+            Err(e) => return Outcome::Error(e.to_string()),
+        };
+        let joinable = match self.shared.sandboxes.joinable(&self.pod, &target).await {
+            Ok(joinable) => joinable,
+            Err(e) => return Outcome::Error(e),
+        };
+        let init = match join::namespace_init(joinable.bwrap, &joinable.root).await {
+            Ok(init) => init,
+            Err(e) => return Outcome::Error(e),
+        };
+        let nsenter = crate::sandbox::on_path(std::path::Path::new("nsenter"));
+        let joined = join::join_command(&nsenter, init, target.workdir(), &target.env(), command);
+        let streams = Streams {
             stdin: false,
             stdout: true,
             stderr: true,
             tty: None,
+            ptmx: None,
         };
-        let mut spawned = match spawn(&launch) {
+        let mut spawned = match spawn(joined, &streams) {
             Ok(spawned) => spawned,
             Err(err) => return Outcome::Failure(format!("exec: {:?}: {err}", command[0])),
         };
-        // Dropped when the check ends or times out: the command's whole group dies with it.
+        // Dropped when the check ends or times out: the command's whole group dies with it,
+        // as a runtime kills an ExecSync that overran.
         let _group = spawned.group;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let read_out = async {
@@ -92,12 +105,9 @@ pub(crate) async fn run(shared: Arc<Shared>, key: String, id: u64, kind: Kind, i
         return std::future::pending().await;
     };
     let checker = LocalChecker {
+        shared: shared.clone(),
         pod,
-        env: spec
-            .env
-            .iter()
-            .map(|e| (e.name.clone(), e.value.clone()))
-            .collect(),
+        container: spec.name.clone(),
     };
     let report = {
         let (shared, key) = (shared.clone(), key.clone());

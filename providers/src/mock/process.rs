@@ -1,8 +1,11 @@
 //! Real main processes of mock containers (annotation `mock.vk.io/process.<container>`).
 //!
-//! The driver runs the process in place of the container's timer: it starts in the pod's
-//! directory with the container's environment (as exec does), its output is the container's
-//! log, one line per log entry, and its exit code ends the container. While it runs it is in
+//! The driver runs the process in place of the container's timer: it starts in the
+//! container's sandbox ([`sandbox`](super::sandbox)), which exec joins, with the container's
+//! environment and working directory; its output is the container's log, one line per log
+//! entry, and its exit code ends the container (and every process exec started in it). With
+//! `tty: true` it runs on a pseudo-terminal that stays open while it runs (so `cat` waits);
+//! with `stdin: true` its stdin is open (attached clients write to it). While it runs it is in
 //! the [`Registry`], where `kubectl attach` finds it: attached clients get its output from
 //! then on (a broadcast: a client too slow to keep up misses chunks rather than slowing the
 //! process down) and write to its stdin. Detaching never touches the process; the driver
@@ -20,10 +23,10 @@ use vk_core::provider::{PodRef, TermSize};
 
 use super::Shared;
 use super::config::MainCommand;
-use super::exec::pod_dir;
 use super::logs::LogRun;
-use super::spawn::{Launch, Reader, Writer, exit_code, spawn};
+use super::sandbox::{self, BWRAP_MISSING, Joinable, Target};
 use crate::pty::PtyMaster;
+use crate::sandbox::spawn::{Reader, Streams, Writer, exit_code, spawn};
 
 /// Output chunks kept for attached clients that fall behind.
 const ATTACH_BUFFER: usize = 1024;
@@ -97,29 +100,30 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// Runs `main` as the main process of container `container` of the instance `key` until it
+/// Runs `main` as the main process of container `target` of the instance `key` until it
 /// exits; its exit code. Dropping the future kills the process and everything it started.
 pub(crate) async fn run(
     shared: &Shared,
     key: &str,
     pod: &PodRef,
-    container: &str,
-    env: &[(String, String)],
+    target: &Target,
     main: &MainCommand,
     log: &LogRun,
 ) -> i32 {
-    let dir = pod_dir(pod);
-    let launch = Launch {
-        command: &main.command,
-        dir: &dir,
-        hostname: &pod.name,
-        env,
+    let container = target.container.name.as_str();
+    let streams = Streams {
         stdin: main.stdin,
         stdout: true,
         stderr: true,
         tty: main.tty.then_some(None),
+        ptmx: None,
     };
-    let mut spawned = match spawn(&launch) {
+    let started = match sandbox::command(pod, target, &main.command).await {
+        Ok(command) => spawn(command, &streams)
+            .map_err(|err| format!("starting bwrap: {err}. {BWRAP_MISSING}")),
+        Err(err) => Err(err),
+    };
+    let mut spawned = match started {
         Ok(spawned) => spawned,
         Err(err) => {
             log.push(
@@ -129,7 +133,21 @@ pub(crate) async fn run(
             return START_FAILED_EXIT_CODE;
         }
     };
-    let _group = spawned.group;
+    // Killing the sandbox's process group ends the process and everything it (or an exec)
+    // started; that happens when the run ends or the pod goes, whichever comes first.
+    let _sandbox = spawned.child.id().map(|bwrap| {
+        let joinable = Joinable {
+            bwrap,
+            root: sandbox::root_dir(pod, container),
+        };
+        shared.sandboxes.register_main(
+            key,
+            container,
+            &target.container_id,
+            joinable,
+            spawned.group,
+        )
+    });
     let process = Arc::new(MainProcess {
         stdin: tokio::sync::Mutex::new(spawned.stdin.take()),
         stdout: broadcast::channel(ATTACH_BUFFER).0,

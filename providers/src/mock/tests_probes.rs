@@ -1,10 +1,10 @@
-//! Probes on the mock, for real: exec probes are local processes in the pod's directory.
+//! Probes on the mock, for real: exec probes run inside the container's sandbox.
 
 use std::time::Duration;
 
 use vk_core::provider::{ContainerState, Probe, ProbeHandler, Provider, RestartPolicy};
 
-use super::exec::pod_dir;
+use super::sandbox::root_dir;
 use super::tests::{pod, provider, wait_for};
 use super::*;
 
@@ -81,8 +81,8 @@ async fn readiness_follows_a_file_and_liveness_failures_restart() {
                 && e.container.as_deref() == Some("web"))
     );
 
-    std::fs::create_dir_all(pod_dir(&p.pod)).unwrap();
-    std::fs::write(pod_dir(&p.pod).join("ready"), b"").unwrap();
+    // The probe runs in the container's sandbox, in its working directory `/`.
+    std::fs::write(root_dir(&p.pod, "web").join("ready"), b"").unwrap();
     soon(&mut rx, |s| s.containers[0].ready).await;
     provider
         .delete(&p.pod, Duration::ZERO)
@@ -113,8 +113,7 @@ async fn a_native_sidecar_is_probed_too() {
         ContainerState::Running { .. }
     ));
     assert!(!status.init_containers[0].ready);
-    std::fs::create_dir_all(pod_dir(&p.pod)).unwrap();
-    std::fs::write(pod_dir(&p.pod).join("proxy-ready"), b"").unwrap();
+    std::fs::write(root_dir(&p.pod, "proxy").join("proxy-ready"), b"").unwrap();
     soon(&mut rx, |s| s.init_containers[0].ready).await;
     provider
         .delete(&p.pod, Duration::ZERO)

@@ -11,11 +11,10 @@
 //! `/dev`; it has its own PID, IPC and UTS namespaces (`--unshare-pid`), dies with the cloud
 //! (`--die-with-parent`), starts with a clean environment plus the container's env, in the
 //! container's working directory. The network is the host's (a group's containers share one
-//! network, as ECI's do). Exec runs another bwrap with the same binds, env and working
-//! directory (so it sees the volumes, not the container's processes); an interactive exec
-//! streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
-//! controlling terminal, sized as the client asks) and is killed, with everything it started,
-//! when its session ends.
+//! network, as ECI's do). The sandbox is built by [`crate::sandbox`], shared with the mock
+//! provider. Exec joins the running container's sandbox ([`sandbox::join`]); an interactive
+//! exec streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
+//! controlling terminal, sized as the client asks, see `executor_process_exec`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -34,10 +32,9 @@ use super::executor::{
 };
 use super::logstore::LogStore;
 use super::procstat::ProcTable;
-use super::sandbox_files;
-use super::sandbox_join;
 use crate::eci::request::{ContainerDef, VolumeDef};
-use crate::pty::{self, PtyMaster};
+use crate::sandbox::spawn::{Spawned, Streams, spawn};
+use crate::sandbox::{self, Sandbox, etc, join, on_path, set_mode};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -91,19 +88,6 @@ pub async fn check_nsenter(nsenter: &Path) -> Result<(), String> {
             nsenter.display()
         ))
     }
-}
-
-/// `program` as found on this process's `PATH` (unchanged when it has a slash or is not found).
-fn on_path(program: &Path) -> PathBuf {
-    if program.components().count() > 1 {
-        return program.to_path_buf();
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| program.to_path_buf())
 }
 
 /// Is bwrap there and able to make a sandbox? The error says what to do.
@@ -264,13 +248,15 @@ impl ProcessExecutor {
     }
 
     fn volume_dir(&self, group: &str, volume: &str) -> PathBuf {
-        self.group_dir(group).join("volumes").join(sanitize(volume))
+        self.group_dir(group)
+            .join("volumes")
+            .join(sandbox::sanitize(volume))
     }
 
     fn root_dir(&self, group: &str, container: &str) -> PathBuf {
         self.group_dir(group)
             .join("rootfs")
-            .join(sanitize(container))
+            .join(sandbox::sanitize(container))
     }
 
     async fn write_config_files(&self, group: &GroupSpec) -> Result<(), String> {
@@ -285,164 +271,69 @@ impl ProcessExecutor {
             };
             let dir = self.volume_dir(&group.id, name);
             for file in files {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(&file.content)
-                    .map_err(|e| {
-                        format!("config file {}: content is not base64: {e}", file.path)
-                    })?;
-                let path = dir.join(&file.path);
-                if let Some(parent) = path.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
-                }
-                // Write then rename, so a container never reads half a file.
-                let tmp = path.with_extension("vk-cloud-tmp");
-                tokio::fs::write(&tmp, &bytes)
-                    .await
-                    .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
                 let mode = file.mode.or(*default_mode).unwrap_or(0o644);
-                set_mode(&tmp, mode).await?;
-                tokio::fs::rename(&tmp, &path)
-                    .await
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                sandbox::write_base64_file(&dir, &file.path, &file.content, mode).await?;
             }
         }
         Ok(())
     }
 
-    /// The bwrap arguments up to (not including) `--` and the argv.
-    /// Starts bwrap with `args`, stdout and stderr piped, as the leader of its own process
-    /// group, which the returned [`SandboxKiller`] kills when dropped: the PID namespace's
-    /// first process goes with it, and so does every process the command started. `Err` says
-    /// what `doing` failed and how to install bwrap.
-    pub(super) fn spawn_sandbox(
-        &self,
-        args: &[String],
-        stdin: Stdio,
-        doing: &str,
-    ) -> Result<(tokio::process::Child, SandboxKiller), String> {
-        let child = Command::new(&self.config.bwrap)
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "{doing} {}: {e}. {BWRAP_MISSING}",
-                    self.config.bwrap.display()
-                )
-            })?;
-        let killer = SandboxKiller::of(&child);
-        Ok((child, killer))
-    }
-
-    /// Starts bwrap with `args` on a new pseudo-terminal (`tty: true`): the sandbox's session
-    /// leader with the terminal as its controlling terminal and as stdin, stdout and stderr.
-    /// The master stays with the caller: while it is open, a command reading its terminal
-    /// (`cat`) waits, as it does under a container runtime.
-    fn spawn_on_terminal(
-        &self,
-        args: &[String],
-    ) -> Result<(tokio::process::Child, SandboxKiller, Option<PtyMaster>), String> {
-        let (master, slave) =
-            pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+    /// Starts bwrap with `args` (`sandbox()`, `--`, the argv): stdout and stderr piped, stdin
+    /// open when the container has `Stdin`, on a pseudo-terminal with `Tty`; the leader of its
+    /// own process group, which the returned killer kills when dropped: the PID namespace's
+    /// first process goes with it, and so does every process the container started.
+    fn spawn_sandbox(&self, args: &[String], container: &ContainerDef) -> Result<Spawned, String> {
         let mut command = Command::new(&self.config.bwrap);
-        command.args(args).kill_on_drop(true);
-        pty::run_on(&mut command, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
-        let spawned = command.spawn();
-        // Only the sandbox holds the slave now.
-        drop(command);
-        drop(slave);
-        let child = spawned.map_err(|e| {
+        command.args(args);
+        let streams = Streams {
+            stdin: container.stdin,
+            stdout: true,
+            stderr: true,
+            tty: container.tty.then_some(None),
+            ptmx: None,
+        };
+        spawn(command, &streams).map_err(|e| {
             format!(
                 "starting {}: {e}. {BWRAP_MISSING}",
                 self.config.bwrap.display()
             )
-        })?;
-        // A session leader (pty::run_on), so its process group is its own.
-        let killer = SandboxKiller::of(&child);
-        Ok((child, killer, Some(master)))
+        })
     }
 
+    /// The bwrap arguments of `container`'s sandbox, up to (not including) `--` and the argv.
     pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
         container: &ContainerDef,
     ) -> Result<Vec<String>, String> {
         let root = self.root_dir(&group.id, &container.name);
-        let tmp = root.join("tmp");
-        tokio::fs::create_dir_all(&tmp)
-            .await
-            .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
-        set_mode(&tmp, 0o1777).await?;
-        let mut args: Vec<String> = [
-            "--die-with-parent",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--hostname",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(sandbox_files::host_name(group));
-        args.extend(["--bind".into(), path_str(&root)?, "/".into()]);
-        let workdir = container.working_dir.clone().unwrap_or_else(|| "/".into());
-        let targets: Vec<PathBuf> = container
-            .volume_mounts
-            .iter()
-            .map(|m| PathBuf::from(&m.mount_path))
-            .chain(std::iter::once(PathBuf::from(&workdir)))
-            .chain(sandbox_files::symlinked_targets())
-            .collect();
-        let mut remount = Vec::new();
-        for dir in &self.config.host_dirs {
-            if tokio::fs::try_exists(dir).await.unwrap_or(false) {
-                host_binds(dir, &targets, &mut args, &mut remount)?;
-            }
-        }
-        args.extend([
-            "--proc".into(),
-            "/proc".into(),
-            "--dev".into(),
-            "/dev".into(),
-        ]);
-        args.extend(sandbox_files::bind_args(&self.group_dir(&group.id), group).await?);
+        // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
+        let mut binds = etc::binds(&self.group_dir(&group.id), &identity(group)).await?;
         for mount in &container.volume_mounts {
-            let mut source = self.volume_dir(&group.id, &mount.name);
-            if !mount.sub_path.is_empty() {
-                if mount.sub_path.split('/').any(|s| s == "..") {
-                    return Err(format!("subPath {:?} leaves its volume", mount.sub_path));
-                }
-                source = source.join(mount.sub_path.trim_start_matches('/'));
-            }
-            tokio::fs::create_dir_all(&source)
-                .await
-                .map_err(|e| format!("creating {}: {e}", source.display()))?;
-            let kind = if mount.read_only {
-                "--ro-bind"
-            } else {
-                "--bind"
-            };
-            args.extend([kind.into(), path_str(&source)?, mount.mount_path.clone()]);
+            binds.push(
+                sandbox::volume_bind(
+                    &self.volume_dir(&group.id, &mount.name),
+                    &mount.sub_path,
+                    &mount.mount_path,
+                    mount.read_only,
+                )
+                .await?,
+            );
         }
-        args.extend(["--dir".into(), workdir.clone(), "--chdir".into(), workdir]);
-        for dir in remount {
-            args.extend(["--remount-ro".into(), dir]);
-        }
-        args.push("--clearenv".into());
-        for (k, v) in container_env(group, container) {
-            args.extend(["--setenv".into(), k, v]);
-        }
-        Ok(args)
+        let workdir = container.working_dir.as_deref().unwrap_or("/");
+        sandbox::bwrap_args(&Sandbox {
+            root: &root,
+            hostname: &etc::host_name(&group.names, &group.name),
+            host_dirs: &self.config.host_dirs,
+            binds: &binds,
+            workdir,
+            env: &container_env(group, container),
+        })
+        .await
     }
 
     /// A command that runs `argv` inside the running container's sandbox (see
-    /// [`sandbox_join`]), or why it cannot.
+    /// [`sandbox::join`]), or why it cannot.
     pub(super) async fn join(
         &self,
         group: &GroupSpec,
@@ -452,7 +343,7 @@ impl ProcessExecutor {
         let key = (group.id.clone(), container.name.clone());
         // The engine reports a container Running as its run starts; the sandbox may be a moment
         // behind.
-        let deadline = tokio::time::Instant::now() + sandbox_join::SETUP_WAIT;
+        let deadline = tokio::time::Instant::now() + join::SETUP_WAIT;
         let bwrap = loop {
             let pid = {
                 let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
@@ -466,10 +357,9 @@ impl ProcessExecutor {
                 None => return Err(format!("container {:?} is not running", container.name)),
             }
         };
-        let init =
-            sandbox_join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
+        let init = join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
         let workdir = container.working_dir.as_deref().unwrap_or("/");
-        Ok(sandbox_join::join_command(
+        Ok(join::join_command(
             &self.nsenter,
             init,
             workdir,
@@ -479,128 +369,25 @@ impl ProcessExecutor {
     }
 }
 
-/// The environment of a container's processes, main and exec'd alike: a default `PATH` and
-/// `HOME`, `HOSTNAME`, then the container's variables (later ones win).
+/// The group's names, for its sandboxes' `/etc/hosts` and `/etc/resolv.conf`.
+fn identity(group: &GroupSpec) -> etc::Identity<'_> {
+    etc::Identity {
+        names: &group.names,
+        name: &group.name,
+        ip: &group.ip,
+    }
+}
+
+/// The environment of a container's processes, main and exec'd alike.
 fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        (
-            "PATH".into(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        ),
-        ("HOME".into(), "/root".into()),
-        ("HOSTNAME".into(), sandbox_files::host_name(group)),
-    ];
-    if container.tty {
-        // As container runtimes do for a container with a terminal.
-        env.push(("TERM".into(), "xterm".into()));
-    }
-    for e in &container.env {
-        if e.key.is_empty() || e.key.contains('=') {
-            continue;
-        }
-        env.retain(|(k, _)| *k != e.key);
-        env.push((e.key.clone(), e.value.clone()));
-    }
-    env
-}
-
-/// Kills a sandbox's process group when dropped (the run or exec ended, or was abandoned).
-/// bwrap's `--die-with-parent` alone leaves a window: bwrap killed before its child has set
-/// its parent-death signal leaves the sandbox running; the group holds every bwrap process of
-/// the sandbox, and killing its PID namespace's first process ends the rest.
-pub(super) struct SandboxKiller(Option<u32>);
-
-impl SandboxKiller {
-    /// For a bwrap spawned as the leader of its own process group (or session).
-    pub(super) fn of(child: &tokio::process::Child) -> Self {
-        Self(child.id())
-    }
-
-    /// Leaves the group alone after all.
-    pub(super) fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for SandboxKiller {
-    fn drop(&mut self) {
-        if let Some(group) = self
-            .0
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            // The group may be gone already (ESRCH): nothing to do then.
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-        }
-    }
-}
-
-/// Bind a host directory read-only. When a volume or the working directory goes below it,
-/// its mount point cannot be made in a read-only bind, so the directory becomes a tmpfs with
-/// each entry bound read-only (recursing toward the targets), to be remounted read-only once
-/// the volumes are in place.
-fn host_binds(
-    dir: &Path,
-    targets: &[PathBuf],
-    args: &mut Vec<String>,
-    remount: &mut Vec<String>,
-) -> Result<(), String> {
-    let d = path_str(dir)?;
-    let below = targets.iter().any(|t| t != dir && t.starts_with(dir));
-    let is_symlink = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
-    if !below || is_symlink {
-        args.extend(["--ro-bind".into(), d.clone(), d]);
-        return Ok(());
-    }
-    args.extend(["--tmpfs".into(), d.clone()]);
-    remount.push(d);
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let p = path_str(&path)?;
-        if targets.contains(&path) {
-            // A volume is mounted right here and hides the host's entry, as in Kubernetes.
-            continue;
-        }
-        match entry.file_type() {
-            Ok(t) if t.is_symlink() => {
-                let link = std::fs::read_link(&path)
-                    .map_err(|e| format!("reading the link {}: {e}", path.display()))?;
-                args.extend(["--symlink".into(), path_str(&link)?, p]);
-            }
-            Ok(t) if t.is_dir() => host_binds(&path, targets, args, remount)?,
-            Ok(_) => args.extend(["--ro-bind".into(), p.clone(), p]),
-            Err(_) => {}
-        }
-    }
-    Ok(())
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect::<String>()
-        .trim_start_matches('.')
-        .to_string()
-}
-
-fn path_str(p: &Path) -> Result<String, String> {
-    p.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
-}
-
-async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .await
-        .map_err(|e| format!("chmod {}: {e}", path.display()))
+    sandbox::container_env(
+        &etc::host_name(&group.names, &group.name),
+        container.tty,
+        container
+            .env
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str())),
+    )
 }
 
 /// Everything a pipe gives until its end.
@@ -679,48 +466,27 @@ impl Executor for ProcessExecutor {
         };
         args.push("--".into());
         args.extend(command);
-        let started = if ctx.container.tty {
-            self.spawn_on_terminal(&args)
-        } else {
-            let stdin = if ctx.container.stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            };
-            self.spawn_sandbox(&args, stdin, "starting")
-                .map(|(child, killer)| (child, killer, None))
-        };
-        let (mut child, _sandbox, terminal) = match started {
+        let mut spawned = match self.spawn_sandbox(&args, &ctx.container) {
             Ok(spawned) => spawned,
             Err(e) => return start_error(e),
         };
         // An open stdin nobody writes to (ECI has no attach): `cat` waits on it for the
-        // container's life. It closes when the run ends.
-        let _stdin = child.stdin.take();
+        // container's life. It closes when the run ends. On a terminal the master (kept
+        // below) holds it open.
+        let _stdin = spawned.stdin.take();
+        let _sandbox = spawned.group;
+        let terminal = spawned.pty.take();
+        let mut child = spawned.child;
         let _registered = child
             .id()
             .map(|pid| self.register(&ctx.group.id, &ctx.container.name, pid));
-        let pumps: Vec<_> = match &terminal {
-            // Everything on a terminal comes on its master; reading it ends (EIO) when the
-            // last process holding the terminal is gone.
-            Some(master) => match master.reader() {
-                Ok(reader) => vec![tokio::spawn(pump(reader, ctx.log.clone()))],
-                Err(e) => return start_error(format!("reading the container's terminal: {e}")),
-            },
-            None => [
-                child
-                    .stdout
-                    .take()
-                    .map(|o| tokio::spawn(pump(o, ctx.log.clone()))),
-                child
-                    .stderr
-                    .take()
-                    .map(|e| tokio::spawn(pump(e, ctx.log.clone()))),
-            ]
+        // On a terminal everything comes on its master (stdout); reading it ends (EIO) when
+        // the last process holding the terminal is gone.
+        let pumps: Vec<_> = [spawned.stdout.take(), spawned.stderr.take()]
             .into_iter()
             .flatten()
-            .collect(),
-        };
+            .map(|output| tokio::spawn(pump(output, ctx.log.clone())))
+            .collect();
         let status = child.wait().await;
         // The PID namespace is gone with its first process, so the pipes close now.
         for pump in pumps {
@@ -739,20 +505,22 @@ impl Executor for ProcessExecutor {
         container: &ContainerDef,
         command: &[String],
     ) -> Result<ExecOutput, String> {
-        let mut child = self
-            .join(group, container, command)
-            .await?
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+        let joined = self.join(group, container, command).await?;
+        let pipes = Streams {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+            tty: None,
+            ptmx: None,
+        };
+        let spawned = spawn(joined, &pipes)
             .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
         // Like a CRI runtime's ExecSync: the command is killed when it overruns its timeout
         // or its caller gives up; once it has exited, what it left in the background stays.
-        let mut overrun = SandboxKiller::of(&child);
-        let stdout = tokio::spawn(read_all(child.stdout.take()));
-        let stderr = tokio::spawn(read_all(child.stderr.take()));
+        let mut overrun = spawned.group;
+        let stdout = tokio::spawn(read_all(spawned.stdout));
+        let stderr = tokio::spawn(read_all(spawned.stderr));
+        let mut child = spawned.child;
         let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
         let status = tokio::time::timeout(timeout, child.wait())
             .await

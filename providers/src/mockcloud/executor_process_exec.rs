@@ -1,5 +1,5 @@
 //! Interactive exec in the `process` executor: the command joins the running container's
-//! sandbox ([`super::sandbox_join`]), its streams carried to the exec session as they come.
+//! sandbox ([`crate::sandbox::join`]), its streams carried to the exec session as they come.
 //! Without `TTY` stdin, stdout and stderr are pipes; with it they are a pseudo-terminal
 //! ([`crate::pty`]) that is also the command's controlling terminal.
 //!
@@ -8,8 +8,6 @@
 //! (on a terminal: an end-of-file, Ctrl-D) and its output is read and dropped until it exits.
 //! A command that ignores its stdin runs on until it ends or the container stops; what it
 //! started in the background outlives the session either way.
-
-use std::process::Stdio;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
@@ -20,7 +18,7 @@ use super::executor::{ExecStreams, GroupSpec};
 use super::executor_process::{NSENTER_MISSING, OUTPUT_DRAIN, ProcessExecutor, exit_of};
 use crate::eci::exec as exec_ws;
 use crate::eci::request::ContainerDef;
-use crate::pty;
+use crate::sandbox::spawn::{Streams, spawn, supervise};
 
 /// After the command exits, how long a terminal's output may take to be read out.
 const TERMINAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -33,7 +31,7 @@ impl ProcessExecutor {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, String> {
-        let mut joined = self.join(group, container, command).await?;
+        let joined = self.join(group, container, command).await?;
         let (done, result) = oneshot::channel();
         if streams.tty {
             exec_tty(joined, streams, done)?;
@@ -44,19 +42,18 @@ impl ProcessExecutor {
                 resize,
                 ..
             } = streams;
-            let stdio = if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+            let pipes = Streams {
+                stdin: stdin.is_some(),
+                stdout: true,
+                stderr: true,
+                tty: None,
+                ptmx: None,
             };
-            let mut child = joined
-                .stdin(stdio)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .spawn()
+            let mut spawned = spawn(joined, &pipes)
                 .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
-            let to = child.stdin.take();
+            // The command is the container's now: nothing here kills it or its jobs.
+            spawned.group.disarm();
+            let to = spawned.stdin.take();
             let feed_stdin = async move {
                 let (Some(mut from), Some(mut to)) = (stdin, to) else {
                     return;
@@ -68,7 +65,8 @@ impl ProcessExecutor {
                 }
                 // Dropping the pipe is the command's EOF.
             };
-            let (out, err) = (child.stdout.take(), child.stderr.take());
+            let (out, err) = (spawned.stdout.take(), spawned.stderr.take());
+            let child = spawned.child;
             let outputs = async move {
                 tokio::join!(
                     forward(out, exec_ws::STDOUT, output.clone()),
@@ -80,7 +78,8 @@ impl ProcessExecutor {
                 let background = async move {
                     tokio::join!(feed_stdin, drain(resize));
                 };
-                let _ = done.send(supervise(child, outputs, background, OUTPUT_DRAIN).await);
+                let status = supervise(child, outputs, background, OUTPUT_DRAIN).await;
+                let _ = done.send(exit_code_of(status));
             });
         }
         result
@@ -92,7 +91,7 @@ impl ProcessExecutor {
 /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave, which
 /// is also the command's controlling terminal; sizes go to its master.
 fn exec_tty(
-    mut joined: tokio::process::Command,
+    joined: tokio::process::Command,
     streams: ExecStreams,
     done: oneshot::Sender<Result<i32, String>>,
 ) -> Result<(), String> {
@@ -102,16 +101,24 @@ fn exec_tty(
         resize,
         ..
     } = streams;
-    let (master, slave) = pty::open(None).map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
-    pty::run_on(&mut joined, &slave).map_err(|e| format!("duplicating the terminal: {e}"))?;
-    let spawned = joined.spawn();
-    // Only the command holds the slave now: reading the master ends when it is gone.
-    drop(joined);
-    drop(slave);
-    let child = spawned.map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
-    let watching = |e| format!("watching the terminal: {e}");
-    let from_terminal = master.reader().map_err(watching)?;
-    let mut to_terminal = master.writer().map_err(watching)?;
+    let terminal = Streams {
+        stdin: true,
+        stdout: true,
+        stderr: false,
+        tty: Some(None),
+        ptmx: None,
+    };
+    let mut spawned =
+        spawn(joined, &terminal).map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+    spawned.group.disarm();
+    let (Some(mut to_terminal), Some(from_terminal), Some(master)) = (
+        spawned.stdin.take(),
+        spawned.stdout.take(),
+        spawned.pty.take(),
+    ) else {
+        return Err("the command's terminal is missing".into());
+    };
+    let child = spawned.child;
     let feed_stdin = async move {
         if let Some(mut from) = stdin {
             while let Some(chunk) = from.recv().await {
@@ -140,31 +147,13 @@ fn exec_tty(
         let background = async move {
             tokio::join!(feed_stdin, apply_sizes);
         };
-        let _ = done.send(supervise(child, outputs, background, TERMINAL_DRAIN).await);
+        let status = supervise(child, outputs, background, TERMINAL_DRAIN).await;
+        let _ = done.send(exit_code_of(status));
     });
     Ok(())
 }
 
-/// Waits for the command while its outputs are forwarded and `background` (stdin, sizes)
-/// runs; then gives the outputs `drain` to finish (a background job may hold them).
-async fn supervise(
-    mut child: tokio::process::Child,
-    outputs: impl Future<Output = ()>,
-    background: impl Future<Output = ()>,
-    drain: std::time::Duration,
-) -> Result<i32, String> {
-    tokio::pin!(outputs, background);
-    let (mut outputs_done, mut background_done) = (false, false);
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            () = &mut outputs, if !outputs_done => outputs_done = true,
-            () = &mut background, if !background_done => background_done = true,
-        }
-    };
-    if !outputs_done {
-        let _ = tokio::time::timeout(drain, &mut outputs).await;
-    }
+fn exit_code_of(status: std::io::Result<std::process::ExitStatus>) -> Result<i32, String> {
     status
         .map(|s| exit_of(s).code)
         .map_err(|e| format!("waiting for the command: {e}"))

@@ -33,8 +33,6 @@ mod metrics;
 mod probes;
 mod procstat;
 mod render;
-mod sandbox_files;
-mod sandbox_join;
 mod server;
 pub mod sts;
 #[cfg(test)]

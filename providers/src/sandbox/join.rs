@@ -17,11 +17,11 @@ use std::time::Duration;
 use tokio::process::Command;
 
 /// How long a just-started container may take to finish setting up its sandbox.
-pub(super) const SETUP_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const SETUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The first process of the sandbox that `bwrap_pid` (the outer bwrap) made, once its root is
 /// `root` (the container's root directory on the host). `Err` says why it cannot be joined.
-pub(super) async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, String> {
+pub(crate) async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, String> {
     let want = std::fs::metadata(root)
         .map(|m| (m.dev(), m.ino()))
         .map_err(|e| format!("the container's root {}: {e}", root.display()))?;
@@ -60,7 +60,7 @@ fn first_child(pid: u32) -> Option<u32> {
 /// namespaces and root, in `workdir` (a path inside the container), with exactly `env`.
 /// `nsenter` forks into the PID namespace and waits for the command, so the returned
 /// process's exit status is the command's.
-pub(super) fn join_command(
+pub(crate) fn join_command(
     nsenter: &Path,
     init: u32,
     workdir: &str,

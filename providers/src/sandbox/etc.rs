@@ -1,5 +1,6 @@
-//! The files that name a group inside its sandboxes, as ECI's runtime writes them from the
-//! group's `HostName`, `DnsPolicy`, `DnsConfig` and `HostAliase` parameters:
+//! The files that name a pod (an ECI group) inside its sandboxes, as ECI's runtime writes them
+//! from the group's `HostName`, `DnsPolicy`, `DnsConfig` and `HostAliase` parameters (the mock
+//! provider gets the same from the pod, [`GroupNames::of`]):
 //!
 //! - `/etc/hosts`: the managed hosts file a kubelet writes (localhost lines, the group's IP
 //!   with its hostname, then the host aliases block);
@@ -9,30 +10,37 @@
 //! - the hostname: `HostName`, else the group's name.
 //!
 //! The files are written under the group's directory and bound read-only over the host's
-//! (bwrap binds `/etc` from the host first).
+//! (the sandbox binds `/etc` from the host first).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::executor::GroupSpec;
+use super::Bind;
 use crate::eci::request_names::{DNS_POLICY_NONE, DnsConfigDef, GroupNames};
 
 /// A Linux hostname holds at most 64 bytes.
 const MAX_HOSTNAME: usize = 64;
 
+/// Who a sandbox is: its names, the name to fall back on without a `HostName` (the group's
+/// or pod's), its IP address.
+pub(crate) struct Identity<'a> {
+    pub names: &'a GroupNames,
+    pub name: &'a str,
+    pub ip: &'a str,
+}
+
 /// The sandbox's hostname (`uname -n`, `$HOSTNAME`).
-pub(super) fn host_name(group: &GroupSpec) -> String {
-    let name = group
-        .names
+pub(crate) fn host_name(names: &GroupNames, name: &str) -> String {
+    let name = names
         .host_name
         .as_deref()
         .filter(|h| !h.is_empty())
-        .unwrap_or(&group.name);
+        .unwrap_or(name);
     name.chars().take(MAX_HOSTNAME).collect()
 }
 
 /// The managed `/etc/hosts`: a hostname with dots is an FQDN, listed with its first label.
-pub(super) fn hosts_file(group: &GroupSpec) -> String {
+fn hosts_file(who: &Identity<'_>) -> String {
     let mut out = String::from(
         "# Kubernetes-managed hosts file.\n\
          127.0.0.1\tlocalhost\n\
@@ -42,14 +50,14 @@ pub(super) fn hosts_file(group: &GroupSpec) -> String {
          fe00::1\tip6-allnodes\n\
          fe00::2\tip6-allrouters\n",
     );
-    let name = host_name(group);
+    let name = host_name(who.names, who.name);
     match name.split_once('.') {
-        Some((short, _)) => out.push_str(&format!("{}\t{name}\t{short}\n", group.ip)),
-        None => out.push_str(&format!("{}\t{name}\n", group.ip)),
+        Some((short, _)) => out.push_str(&format!("{}\t{name}\t{short}\n", who.ip)),
+        None => out.push_str(&format!("{}\t{name}\n", who.ip)),
     }
-    if !group.names.host_aliases.is_empty() {
+    if !who.names.host_aliases.is_empty() {
         out.push_str("\n# Entries added by HostAliases.\n");
-        for alias in &group.names.host_aliases {
+        for alias in &who.names.host_aliases {
             out.push_str(&format!("{}\t{}\n", alias.ip, alias.hostnames.join("\t")));
         }
     }
@@ -57,7 +65,7 @@ pub(super) fn hosts_file(group: &GroupSpec) -> String {
 }
 
 /// The sandbox's `/etc/resolv.conf`, given the machine's; None: keep the machine's.
-pub(super) fn resolv_conf(names: &GroupNames, machine: &str) -> Option<String> {
+fn resolv_conf(names: &GroupNames, machine: &str) -> Option<String> {
     let config = &names.dns_config;
     if names.dns_policy.as_deref() == Some(DNS_POLICY_NONE) {
         return Some(render(config));
@@ -137,46 +145,45 @@ fn parse(text: &str) -> DnsConfigDef {
     config
 }
 
-/// `/etc/hosts` and `/etc/resolv.conf` when the machine's are symlinks (systemd-resolved's
-/// stub, for one): a bind cannot land on a link whose target the sandbox lacks, so these are
-/// made mount targets, for which the read-only `/etc` becomes a tmpfs of the host's entries
-/// without them.
-pub(super) fn symlinked_targets() -> Vec<PathBuf> {
-    ["/etc/hosts", "/etc/resolv.conf"]
-        .into_iter()
-        .map(PathBuf::from)
-        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
-        .collect()
+/// Is the machine's file a symlink (systemd-resolved's stub, for one)? A bind cannot land on
+/// a link whose target the sandbox lacks: [`crate::sandbox::bwrap_args`] then leaves it out
+/// of the sandbox's `/etc`, and its content must come in here.
+fn symlinked(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
-/// Writes the group's `/etc/hosts` (and `/etc/resolv.conf` when it has its own) under
-/// `group_dir` and returns the bwrap arguments that bind them in.
-pub(super) async fn bind_args(group_dir: &Path, group: &GroupSpec) -> Result<Vec<String>, String> {
-    let dir = group_dir.join("etc");
+/// Writes the sandbox's `/etc/hosts` (and `/etc/resolv.conf` when it has its own) under
+/// `dir` (the group's or pod's directory); the binds that put them in the sandbox.
+pub(crate) async fn binds(dir: &Path, who: &Identity<'_>) -> Result<Vec<Bind>, String> {
+    let dir = dir.join("etc");
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let mut args = Vec::new();
-    let hosts = write(&dir.join("hosts"), &hosts_file(group)).await?;
-    args.extend(["--ro-bind".into(), hosts, "/etc/hosts".into()]);
+    let bind = |source: PathBuf, target: &str| Bind {
+        source,
+        target: target.into(),
+        read_only: true,
+    };
+    let mut binds = vec![bind(
+        write(&dir.join("hosts"), &hosts_file(who)).await?,
+        "/etc/hosts",
+    )];
     let machine = tokio::fs::read_to_string("/etc/resolv.conf")
         .await
         .unwrap_or_default();
-    // A symlinked machine file is left out of the sandbox's /etc: its content comes in here.
-    let own = resolv_conf(&group.names, &machine).or_else(|| {
-        symlinked_targets()
-            .contains(&PathBuf::from("/etc/resolv.conf"))
-            .then_some(machine)
-    });
+    let own = resolv_conf(who.names, &machine)
+        .or_else(|| symlinked("/etc/resolv.conf").then_some(machine));
     if let Some(content) = own {
-        let resolv = write(&dir.join("resolv.conf"), &content).await?;
-        args.extend(["--ro-bind".into(), resolv, "/etc/resolv.conf".into()]);
+        binds.push(bind(
+            write(&dir.join("resolv.conf"), &content).await?,
+            "/etc/resolv.conf",
+        ));
     }
-    Ok(args)
+    Ok(binds)
 }
 
 /// Write then rename, so a sandbox starting at the same moment never binds half a file.
-async fn write(path: &PathBuf, content: &str) -> Result<String, String> {
+async fn write(path: &Path, content: &str) -> Result<PathBuf, String> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = path.with_extension(format!("tmp{}", NEXT.fetch_add(1, Ordering::Relaxed)));
     tokio::fs::write(&tmp, content)
@@ -185,9 +192,7 @@ async fn write(path: &PathBuf, content: &str) -> Result<String, String> {
     tokio::fs::rename(&tmp, path)
         .await
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    path.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{} is not UTF-8", path.display()))
+    Ok(path.to_path_buf())
 }
 
 #[cfg(test)]
@@ -195,19 +200,17 @@ mod tests {
     use super::*;
     use crate::eci::request_names::{DnsOptionDef, HostAliaseDef};
 
-    fn group(names: GroupNames) -> GroupSpec {
-        GroupSpec {
-            id: "eci-1".into(),
-            name: "ci-build-1".into(),
-            volumes: vec![],
-            ip: "192.168.0.7".into(),
+    fn hosts(names: &GroupNames) -> String {
+        hosts_file(&Identity {
             names,
-        }
+            name: "ci-build-1",
+            ip: "192.168.0.7",
+        })
     }
 
     #[test]
     fn hosts_file_as_a_kubelet_writes_it() {
-        let g = group(GroupNames {
+        let g = GroupNames {
             host_name: Some("agent".into()),
             host_aliases: vec![
                 HostAliaseDef {
@@ -220,20 +223,21 @@ mod tests {
                 },
             ],
             ..Default::default()
-        });
+        };
         assert_eq!(
-            hosts_file(&g),
+            hosts(&g),
             "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n192.168.0.7\tagent\n\n# Entries added by HostAliases.\n10.1.2.3\tregistry.local\tcache.local\n10.1.2.4\tgit.local\n"
         );
-        let fqdn = group(GroupNames {
+        let fqdn = GroupNames {
             host_name: Some("web-0.web.ci.svc.cluster.local".into()),
             ..Default::default()
-        });
-        assert!(
-            hosts_file(&fqdn).ends_with("192.168.0.7\tweb-0.web.ci.svc.cluster.local\tweb-0\n")
-        );
+        };
+        assert!(hosts(&fqdn).ends_with("192.168.0.7\tweb-0.web.ci.svc.cluster.local\tweb-0\n"));
         // No HostName: the group's name.
-        assert_eq!(host_name(&group(GroupNames::default())), "ci-build-1");
+        assert_eq!(
+            host_name(&GroupNames::default(), "ci-build-1"),
+            "ci-build-1"
+        );
     }
 
     #[test]
