@@ -55,28 +55,16 @@ module_for_version() {
   echo "$dir"
 }
 
-# go build in the background with a progress line every 20 s, so a person can follow it.
+# shellcheck source=../go-build.sh
+. "$here/../go-build.sh"
+
 build_one() {
   local name=$1 moddir=$2 pkg=$3 ldflags=$4
   if [ -x "$out/$name" ]; then
     return
   fi
-  local start=$SECONDS log="$cache/k8s-v$version/build-$name.log"
   say "building $name (Kubernetes v$version) -> $out/$name"
-  (cd "$moddir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg") >"$log" 2>&1 &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    if (((SECONDS - start) % 20 < 2)) && ((SECONDS - start >= 20)); then
-      say "  still building $name ... $((SECONDS - start))s"
-    fi
-  done
-  if ! wait "$pid"; then
-    tail -n 30 "$log" >&2
-    die "building $name failed (full log: $log)"
-  fi
-  mv "$out/$name.tmp" "$out/$name"
-  say "built $name in $((SECONDS - start))s"
+  go_build "$name" "$moddir" "$pkg" "$out/$name" "$cache/k8s-v$version/build-$name.log" "$ldflags"
 }
 
 total_start=$SECONDS

@@ -25,22 +25,8 @@ if [ -x "$exe" ]; then
   exit 0
 fi
 mkdir -p "$out"
-log="$out/build.log"
-start=$SECONDS
 say "building CoreDNS $version -> $exe"
-# nice: a cold build takes minutes and the machine's cores are shared.
-(cd "$here" && CGO_ENABLED=0 nice go build -trimpath -ldflags "-s -w" -o "$exe.tmp" .) >"$log" 2>&1 &
-pid=$!
-while kill -0 "$pid" 2>/dev/null; do
-  sleep 2
-  if (((SECONDS - start) % 20 < 2)) && ((SECONDS - start >= 20)); then
-    say "  still building CoreDNS ... $((SECONDS - start))s"
-  fi
-done
-if ! wait "$pid"; then
-  tail -n 30 "$log" >&2
-  die "building CoreDNS failed (full log: $log)"
-fi
-mv "$exe.tmp" "$exe"
-say "built CoreDNS $version in $((SECONDS - start))s"
+# shellcheck source=../go-build.sh
+. "$here/../go-build.sh"
+go_build "CoreDNS $version" "$here" . "$exe" "$out/build.log"
 echo "$exe"

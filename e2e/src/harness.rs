@@ -234,6 +234,28 @@ pub struct TestBed {
 }
 
 impl TestBed {
+    /// Create the pod of `manifests/examples/<file>` as a user applies it, with the examples'
+    /// registry secret, pinned to this test's node (other tests' virtual nodes share the
+    /// cluster). Does not wait.
+    pub async fn create_example_pod(&self, file: &str) -> Pod {
+        let secret: k8s_openapi::api::core::v1::Secret =
+            crate::example("registry-credentials.yaml");
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), &self.ns.name)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("creating the registry secret");
+        let mut pod: Pod = crate::example(file);
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.node_selector
+                .get_or_insert_with(Default::default)
+                .insert("kubernetes.io/hostname".into(), self.vk.node.clone());
+        }
+        self.pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("creating the example pod")
+    }
+
     /// Create `pod` in the test namespace and wait until it is Running (60 s).
     pub async fn run_pod(&self, pod: &Pod) -> Pod {
         self.run_pod_within(pod, Duration::from_secs(60)).await

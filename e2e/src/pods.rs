@@ -162,3 +162,37 @@ pub fn mock_config(extra: &str) -> String {
     };
     format!("provider: mock\n{health}mock:\n  log_interval_ms: 200\n{extra}")
 }
+
+/// A ClusterIP Service `name` (selecting `app=<name>`) with `ports` (name, port), as a test makes it.
+pub fn service(name: &str, ports: &[(&str, i32)]) -> k8s_openapi::api::core::v1::Service {
+    use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+    Service {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some([("app".to_string(), name.to_string())].into()),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(port_name, port)| ServicePort {
+                        name: Some(port_name.to_string()),
+                        port: *port,
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ClusterIP the API server gave `svc`.
+pub fn cluster_ip(svc: &k8s_openapi::api::core::v1::Service) -> String {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.clone())
+        .expect("the Service has a ClusterIP")
+}

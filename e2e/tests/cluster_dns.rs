@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::dns::{self, Answer, NXDOMAIN, Transport};
 use e2e::{TestNamespace, client, cluster, wait_for};
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, PostParams};
 
 fn dns_server() -> String {
@@ -27,29 +27,7 @@ async fn resolve(name: &str, transport: Transport) -> Answer {
 }
 
 fn service(name: &str) -> Service {
-    Service {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: Some(ServiceSpec {
-            selector: Some([("app".to_string(), name.to_string())].into()),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: 8080,
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn cluster_ip(svc: &Service) -> String {
-    svc.spec
-        .as_ref()
-        .and_then(|s| s.cluster_ip.clone())
-        .expect("the Service has a ClusterIP")
+    e2e::pods::service(name, &[("http", 8080)])
 }
 
 #[tokio::test]
@@ -61,7 +39,7 @@ async fn service_name_resolves_to_its_cluster_ip_over_udp_and_tcp() {
         .create(&PostParams::default(), &service("jenkins"))
         .await
         .expect("creating the Service");
-    let ip = cluster_ip(&svc);
+    let ip = e2e::pods::cluster_ip(&svc);
     let fqdn = format!("jenkins.{}.svc.cluster.local", ns.name);
 
     // CoreDNS learns of the Service through its watch, a moment after it is created.
@@ -146,7 +124,7 @@ async fn kube_dns_service_is_there_as_in_a_kubeadm_cluster() {
     let own = resolve("kube-dns.kube-system.svc.cluster.local", Transport::Udp).await;
     assert_eq!(
         own.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        [cluster_ip(&svc)]
+        [e2e::pods::cluster_ip(&svc)]
     );
     let api = Api::<Service>::namespaced(client.clone(), "default")
         .get("kubernetes")
@@ -159,6 +137,6 @@ async fn kube_dns_service_is_there_as_in_a_kubeadm_cluster() {
             .iter()
             .map(|a| a.to_string())
             .collect::<Vec<_>>(),
-        [cluster_ip(&api)]
+        [e2e::pods::cluster_ip(&api)]
     );
 }

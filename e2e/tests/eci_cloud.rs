@@ -1,14 +1,12 @@
 //! The Jenkins-style build pod through the `eci` provider and the mock ECI cloud in `process`
 //! mode: real processes in bubblewrap sandboxes, a shared workspace, real logs and exit codes.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_phase};
-use e2e::{example, kubectl, kubectl_ok, wait_for};
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, PostParams};
+use e2e::{kubectl, kubectl_ok, wait_for};
+use kube::api::{DeleteParams, PostParams};
 
 async fn setup(prefix: &str) -> TestBed {
     Options::eci(prefix, "process", &[])
@@ -25,19 +23,7 @@ async fn groups(s: &TestBed) -> Vec<String> {
 #[tokio::test]
 async fn jenkins_build_pod_runs_for_real_through_eci() {
     let s = setup("vk-eci").await;
-    let secret: Secret = example("registry-credentials.yaml");
-    Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let mut pod: Pod = example("jenkins-build-pod.yaml");
-    pod.spec
-        .as_mut()
-        .unwrap()
-        .node_selector
-        .get_or_insert_with(BTreeMap::new)
-        .insert("kubernetes.io/hostname".into(), s.vk.node.clone());
-    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    s.create_example_pod("jenkins-build-pod.yaml").await;
 
     // A cold `go build` of the standard library takes a while on two cores.
     let done = wait_phase(&s.pods, "build-demo", "Succeeded", Duration::from_secs(300)).await;

@@ -5,14 +5,13 @@
 //! the background under nohup and the agent reads its result from the shared workspace. The
 //! steps go through kubectl, the Python client, and fabric8 (the plugin's own exec client).
 
-use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
-use e2e::{cluster, example, kubectl_command, output_with_input, repo_root, wait_for};
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, PostParams};
+use e2e::{cluster, kubectl_command, output_with_input, repo_root, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::DeleteParams;
 
 const POD: &str = "jenkins-agent";
 const WORKSPACE: &str = "/home/jenkins/agent";
@@ -23,19 +22,7 @@ async fn agent_pod(prefix: &str) -> TestBed {
         .serving_cert()
         .start()
         .await;
-    let secret: Secret = example("registry-credentials.yaml");
-    Api::<Secret>::namespaced(s.client.clone(), &s.ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let mut pod: Pod = example("jenkins-agent-pod.yaml");
-    pod.spec
-        .as_mut()
-        .unwrap()
-        .node_selector
-        .get_or_insert_with(BTreeMap::new)
-        .insert("kubernetes.io/hostname".into(), s.vk.node.clone());
-    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    s.create_example_pod("jenkins-agent-pod.yaml").await;
     wait_for(
         "the agent pod to be Ready",
         Duration::from_secs(120),

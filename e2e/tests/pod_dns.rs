@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_phase};
-use k8s_openapi::api::core::v1::{
-    HostAlias, Pod, PodDNSConfig, PodDNSConfigOption, Service, ServicePort, ServiceSpec,
-};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{HostAlias, Pod, PodDNSConfig, PodDNSConfigOption, Service};
+use kube::api::{Api, PostParams};
 
 const CLUSTER_DNS: &str = "10.96.0.10";
 
@@ -69,35 +67,11 @@ async fn resolv_conf_hosts_hostname_and_service_links_as_under_a_kubelet() {
     let service = services
         .create(
             &PostParams::default(),
-            &Service {
-                metadata: ObjectMeta {
-                    name: Some("jenkins-agent".into()),
-                    ..Default::default()
-                },
-                spec: Some(ServiceSpec {
-                    ports: Some(vec![
-                        ServicePort {
-                            name: Some("http".into()),
-                            port: 8080,
-                            ..Default::default()
-                        },
-                        ServicePort {
-                            name: Some("agent".into()),
-                            port: 50000,
-                            ..Default::default()
-                        },
-                    ]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            &e2e::pods::service("jenkins-agent", &[("http", 8080), ("agent", 50000)]),
         )
         .await
         .expect("creating the Service");
-    let cluster_ip = service
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .expect("the Service got a ClusterIP");
+    let cluster_ip = e2e::pods::cluster_ip(&service);
 
     let cluster_first = pod(&s, "cluster-first", |spec| {
         spec.hostname = Some("agent".into());
@@ -265,28 +239,11 @@ async fn service_names_resolve_through_the_cluster_dns_in_a_container() {
     let service = services
         .create(
             &PostParams::default(),
-            &Service {
-                metadata: ObjectMeta {
-                    name: Some("jenkins".into()),
-                    ..Default::default()
-                },
-                spec: Some(ServiceSpec {
-                    ports: Some(vec![ServicePort {
-                        name: Some("http".into()),
-                        port: 8080,
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            &e2e::pods::service("jenkins", &[("http", 8080)]),
         )
         .await
         .expect("creating the Service");
-    let cluster_ip = service
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .expect("the Service got a ClusterIP");
+    let cluster_ip = e2e::pods::cluster_ip(&service);
     s.run_pod_within(&pod(&s, "resolver", |_| {}), Duration::from_secs(120))
         .await;
     let resolv = exec(&s, "resolver", &["cat", "/etc/resolv.conf"]);

@@ -2,13 +2,12 @@
 //! mock provider and mirrors their status; deletion, exit codes, the active deadline, and a vk
 //! crash.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{phase, pod_for_node, wait_events, wait_phase};
-use e2e::{example, wait_for};
+use e2e::wait_for;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
@@ -41,19 +40,8 @@ fn uid(pod: &Pod) -> String {
 #[tokio::test]
 async fn example_build_pod_is_scheduled_to_the_virtual_node_and_runs() {
     let s = setup("vk-build").await;
-    let secret: k8s_openapi::api::core::v1::Secret = example("registry-credentials.yaml");
-    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(s.client.clone(), &s.ns.name)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let mut pod: Pod = example("jenkins-build-pod.yaml");
-    // Other tests run virtual nodes in the same cluster: pin this pod to ours.
-    let spec = pod.spec.as_mut().unwrap();
-    spec.node_selector
-        .get_or_insert_with(BTreeMap::new)
-        .insert("kubernetes.io/hostname".into(), s.vk.node.clone());
     // The example's golang script runs ~10 s; the mock keeps containers running.
-    s.pods.create(&PostParams::default(), &pod).await.unwrap();
+    s.create_example_pod("jenkins-build-pod.yaml").await;
     let running = wait_phase(&s.pods, "build-demo", "Running", Duration::from_secs(60)).await;
     assert_eq!(
         running.spec.as_ref().unwrap().node_name.as_deref(),
