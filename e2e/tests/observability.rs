@@ -97,6 +97,7 @@ fn the_rules_and_the_dashboard_are_well_formed() {
     }
     for expected in [
         "VirtualNodeNotReady",
+        "VirtualNodeLeaseRenewalsFailing",
         "VirtualNodeCreateFailures",
         "VirtualNodePodStartSlow",
         "VirtualNodeCredentialRefreshFailing",
@@ -118,6 +119,7 @@ fn the_rules_and_the_dashboard_are_well_formed() {
         "vk_provider_calls_total",
         "vk_provider_credential_refresh_failures_total",
         "vk_streaming_sessions_open",
+        "vk_node_lease_renewals_total",
     ] {
         assert!(used.contains(name), "{name} not used: {used:?}");
     }

@@ -148,6 +148,8 @@ pub struct Metrics {
     pub status_writes: Family<Outcome, Counter>,
     pub status_write_seconds: Histogram,
     pub provider_creates: Family<Outcome, Counter>,
+    /// The node's heartbeat: Lease renewals by result.
+    pub node_lease_renewals: Family<Outcome, Counter>,
     provider: ProviderMetrics,
     streaming: StreamingMetrics,
 }
@@ -185,6 +187,12 @@ impl Metrics {
             "Instance creates asked of the provider",
             provider_creates.clone(),
         );
+        let node_lease_renewals = Family::<Outcome, Counter>::default();
+        registry.register(
+            "node_lease_renewals",
+            "Renewals of the node's Lease (its heartbeat), by result",
+            node_lease_renewals.clone(),
+        );
         let provider = ProviderMetrics::default();
         registry.register(
             "provider_calls",
@@ -218,6 +226,7 @@ impl Metrics {
             status_writes,
             status_write_seconds,
             provider_creates,
+            node_lease_renewals,
             provider,
             streaming,
         }
@@ -257,12 +266,16 @@ mod tests {
         m.provider_creates
             .get_or_create(&Outcome { result: "invalid" })
             .inc();
+        m.node_lease_renewals
+            .get_or_create(&Outcome { result: "ok" })
+            .inc();
         let text = m.encode();
         for line in [
             "vk_pod_start_seconds_count 1",
             "vk_pod_status_writes_total{result=\"ok\"} 1",
             "vk_pod_status_write_seconds_count 1",
             "vk_provider_creates_total{result=\"invalid\"} 1",
+            "vk_node_lease_renewals_total{result=\"ok\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

@@ -570,7 +570,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "starting"
     );
 
-    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
+    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone())
+        .with_metrics(metrics.clone());
     let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
     pod_config.workers = settings.pod_workers;
     pod_config.token_refresh_interval = settings.token_refresh;
