@@ -145,7 +145,13 @@ impl Options {
                 } else {
                     cloud.eci_config_keyless()
                 };
-                let config = format!("provider: eci\nhealth_port: 0\n{section}{}", self.config);
+                // A test that scrapes /metrics names its own health port.
+                let health = if self.config.contains("health_port:") {
+                    ""
+                } else {
+                    "health_port: 0\n"
+                };
+                let config = format!("provider: eci\n{health}{section}{}", self.config);
                 (Some(cloud), config)
             }
         };

@@ -1,10 +1,13 @@
 //! vk's own Prometheus metrics (OpenMetrics text), what a platform engineer watches on a
 //! virtual node: how long pods take to start, and how the API server and the provider answer.
-//! The `vk` binary serves them on its health port at `/metrics`.
+//! The `vk` binary serves them on its health port at `/metrics`. A provider records its cloud
+//! calls through [`ProviderMetrics`] (neutral names: the action is the provider's own word), so
+//! everything lands in one registry.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -15,6 +18,129 @@ pub struct Outcome {
     pub result: &'static str,
 }
 
+/// How one provider call (one HTTP attempt, retries counted apart) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    Ok,
+    /// The service's flow control refused it.
+    Throttled,
+    /// Refused for the request itself (4xx: parameters, auth, not found).
+    ClientError,
+    /// The service failed (5xx, or an answer that could not be read).
+    ServerError,
+    /// No answer: connection refused or reset, timeout.
+    Network,
+}
+
+impl CallOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Throttled => "throttled",
+            Self::ClientError => "client_error",
+            Self::ServerError => "server_error",
+            Self::Network => "network",
+        }
+    }
+}
+
+/// A provider call: the action (a small fixed set per provider) and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub action: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: String,
+}
+
+/// Which streaming endpoint a session came through.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `exec`, `attach` or `portforward`.
+    pub kind: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn call_histogram() -> Histogram {
+    // 5 ms .. ~41 s: a cloud API answers in tens of milliseconds, a slow one in seconds.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// What a provider records about its cloud. Cheap to clone; a default one records into
+/// nothing served (tests, `vk doctor`).
+#[derive(Clone, Debug)]
+pub struct ProviderMetrics {
+    calls: Family<CallLabels, Counter>,
+    call_seconds: HistogramFamily<ActionLabel>,
+    credential_refresh_failures: Counter,
+}
+
+impl Default for ProviderMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            call_seconds: Family::new_with_constructor(call_histogram),
+            credential_refresh_failures: Counter::default(),
+        }
+    }
+}
+
+impl ProviderMetrics {
+    /// One cloud API call (one attempt) and its latency.
+    pub fn record_call(&self, action: &str, outcome: CallOutcome, seconds: f64) {
+        self.calls
+            .get_or_create(&CallLabels {
+                action: action.to_string(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&ActionLabel {
+                action: action.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Fetching new cloud credentials failed.
+    pub fn credential_refresh_failed(&self) {
+        self.credential_refresh_failures.inc();
+    }
+}
+
+/// Streaming sessions (exec, attach, port-forward) open now and in all.
+#[derive(Clone, Debug, Default)]
+pub struct StreamingMetrics {
+    open: Family<KindLabel, Gauge>,
+    total: Family<KindLabel, Counter>,
+}
+
+impl StreamingMetrics {
+    /// A session of `kind` began; it counts as open until the guard is dropped.
+    pub fn session(&self, kind: &'static str) -> OpenSession {
+        let labels = KindLabel { kind };
+        self.total.get_or_create(&labels).inc();
+        let open = self.open.get_or_create(&labels).clone();
+        open.inc();
+        OpenSession { open }
+    }
+}
+
+/// Held for as long as a streaming session lasts.
+#[derive(Debug)]
+pub struct OpenSession {
+    open: Gauge,
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     /// From the watch bringing a pod bound to the node to its Running status written.
@@ -22,6 +148,10 @@ pub struct Metrics {
     pub status_writes: Family<Outcome, Counter>,
     pub status_write_seconds: Histogram,
     pub provider_creates: Family<Outcome, Counter>,
+    /// The node's heartbeat: Lease renewals by result.
+    pub node_lease_renewals: Family<Outcome, Counter>,
+    provider: ProviderMetrics,
+    streaming: StreamingMetrics,
 }
 
 impl Default for Metrics {
@@ -57,13 +187,59 @@ impl Metrics {
             "Instance creates asked of the provider",
             provider_creates.clone(),
         );
+        let node_lease_renewals = Family::<Outcome, Counter>::default();
+        registry.register(
+            "node_lease_renewals",
+            "Renewals of the node's Lease (its heartbeat), by result",
+            node_lease_renewals.clone(),
+        );
+        let provider = ProviderMetrics::default();
+        registry.register(
+            "provider_calls",
+            "Cloud API calls made by the provider (each attempt), by action and outcome",
+            provider.calls.clone(),
+        );
+        registry.register(
+            "provider_call_seconds",
+            "Latency of cloud API calls made by the provider (each attempt), by action",
+            provider.call_seconds.clone(),
+        );
+        registry.register(
+            "provider_credential_refresh_failures",
+            "Failed fetches of the provider's cloud credentials",
+            provider.credential_refresh_failures.clone(),
+        );
+        let streaming = StreamingMetrics::default();
+        registry.register(
+            "streaming_sessions_open",
+            "Exec, attach and port-forward sessions open now, by kind",
+            streaming.open.clone(),
+        );
+        registry.register(
+            "streaming_sessions",
+            "Exec, attach and port-forward sessions begun, by kind",
+            streaming.total.clone(),
+        );
         Self {
             registry,
             pod_start_seconds,
             status_writes,
             status_write_seconds,
             provider_creates,
+            node_lease_renewals,
+            provider,
+            streaming,
         }
+    }
+
+    /// The recorder handed to the provider: its calls land in this registry.
+    pub fn provider(&self) -> ProviderMetrics {
+        self.provider.clone()
+    }
+
+    /// The recorder of the kubelet API's streaming sessions.
+    pub fn streaming(&self) -> StreamingMetrics {
+        self.streaming.clone()
     }
 
     /// The OpenMetrics text exposition.
@@ -90,13 +266,73 @@ mod tests {
         m.provider_creates
             .get_or_create(&Outcome { result: "invalid" })
             .inc();
+        m.node_lease_renewals
+            .get_or_create(&Outcome { result: "ok" })
+            .inc();
         let text = m.encode();
         for line in [
             "vk_pod_start_seconds_count 1",
             "vk_pod_status_writes_total{result=\"ok\"} 1",
             "vk_pod_status_write_seconds_count 1",
             "vk_provider_creates_total{result=\"invalid\"} 1",
+            "vk_node_lease_renewals_total{result=\"ok\"} 1",
             "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn provider_calls_are_counted_by_action_and_outcome_with_latency() {
+        let m = Metrics::new();
+        let provider = m.provider();
+        provider.record_call("Create", CallOutcome::Ok, 0.04);
+        provider.record_call("Create", CallOutcome::Throttled, 0.01);
+        provider.record_call("Create", CallOutcome::Throttled, 0.01);
+        provider.record_call("Describe", CallOutcome::Network, 1.5);
+        provider.credential_refresh_failed();
+        let text = m.encode();
+        for line in [
+            "vk_provider_calls_total{action=\"Create\",outcome=\"ok\"} 1",
+            "vk_provider_calls_total{action=\"Create\",outcome=\"throttled\"} 2",
+            "vk_provider_calls_total{action=\"Describe\",outcome=\"network\"} 1",
+            "vk_provider_call_seconds_count{action=\"Create\"} 3",
+            "vk_provider_call_seconds_count{action=\"Describe\"} 1",
+            "vk_provider_credential_refresh_failures_total 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // A default recorder is detached: nothing reaches this registry.
+        ProviderMetrics::default().credential_refresh_failed();
+        assert!(
+            m.encode()
+                .contains("vk_provider_credential_refresh_failures_total 1")
+        );
+    }
+
+    #[test]
+    fn streaming_sessions_are_open_while_held_and_counted() {
+        let m = Metrics::new();
+        let streaming = m.streaming();
+        let exec = streaming.session("exec");
+        let forward = streaming.session("portforward");
+        let text = m.encode();
+        for line in [
+            "vk_streaming_sessions_open{kind=\"exec\"} 1",
+            "vk_streaming_sessions_open{kind=\"portforward\"} 1",
+            "vk_streaming_sessions_total{kind=\"exec\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        drop(exec);
+        drop(forward);
+        let _again = streaming.session("exec");
+        let text = m.encode();
+        for line in [
+            "vk_streaming_sessions_open{kind=\"exec\"} 1",
+            "vk_streaming_sessions_open{kind=\"portforward\"} 0",
+            "vk_streaming_sessions_total{kind=\"exec\"} 2",
+            "vk_streaming_sessions_total{kind=\"portforward\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

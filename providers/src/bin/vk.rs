@@ -454,6 +454,7 @@ async fn serve_kubelet_api(
     settings: KubeletSettings,
     provider: Arc<dyn Provider>,
     pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
+    metrics: Arc<vk_core::metrics::Metrics>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = SocketAddr::from(([0, 0, 0, 0], node.kubelet_port));
@@ -496,6 +497,7 @@ async fn serve_kubelet_api(
     };
     tracing::info!(%addr, "serving the kubelet API");
     KubeletServer::new(&node.name, provider, pods, auth)
+        .with_metrics(&metrics)
         .with_streaming(settings.streaming)
         .serve(listener, Arc::new(tls), cancel)
         .await?;
@@ -503,7 +505,11 @@ async fn serve_kubelet_api(
 }
 
 /// The configured provider.
-fn provider(settings: &Settings) -> anyhow::Result<Arc<dyn Provider>> {
+/// The eci provider counts its cloud calls into `metrics`.
+fn provider(
+    settings: &Settings,
+    metrics: vk_core::metrics::ProviderMetrics,
+) -> anyhow::Result<Arc<dyn Provider>> {
     Ok(match settings.node.provider.as_str() {
         "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
         "eci" => {
@@ -513,7 +519,7 @@ fn provider(settings: &Settings) -> anyhow::Result<Arc<dyn Provider>> {
             if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
                 config.access_key_secret = secret;
             }
-            let provider = EciProvider::new(config)
+            let provider = EciProvider::recording(config, metrics)
                 .context("configuring the eci provider (the `eci:` section of the config file)")?;
             // Which source of the credential chain signs the calls (never the secret).
             let credentials = provider.client().credentials();
@@ -531,7 +537,7 @@ fn provider(settings: &Settings) -> anyhow::Result<Arc<dyn Provider>> {
 async fn doctor(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider = provider(&settings)?;
+    let provider = provider(&settings, Default::default())?;
     let (client, _) = kube_client(kubeconfig.as_deref()).await?;
     let report = providers::doctor::Doctor {
         client,
@@ -551,7 +557,9 @@ async fn doctor(args: RunArgs) -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider = provider(&settings)?;
+    // One registry: the pod controller, the provider and the kubelet API record into it.
+    let metrics = Arc::new(vk_core::metrics::Metrics::new());
+    let provider = provider(&settings, metrics.provider())?;
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     let cancel = CancellationToken::new();
@@ -562,17 +570,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "starting"
     );
 
-    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone());
+    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone())
+        .with_metrics(metrics.clone());
     let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
     pod_config.workers = settings.pod_workers;
     pod_config.token_refresh_interval = settings.token_refresh;
     pod_config.kubernetes_service = kubernetes_service;
     pod_config.cluster_dns = settings.cluster_dns;
     pod_config.cluster_domain = settings.cluster_domain;
-    let pods = PodController::new(client.clone(), pod_config, provider.clone());
+    let pods = PodController::new(client.clone(), pod_config, provider.clone())
+        .with_metrics(metrics.clone());
 
     if settings.health_port != 0 {
-        let health = serve_health(settings.health_port, pods.metrics(), cancel.clone());
+        let health = serve_health(settings.health_port, metrics.clone(), cancel.clone());
         tokio::spawn(async move {
             if let Err(e) = health.await {
                 tracing::error!(error = %format!("{e:#}"), "health endpoint stopped");
@@ -586,6 +596,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings.kubelet,
         provider,
         pods.store(),
+        metrics,
         cancel.clone(),
     ));
 

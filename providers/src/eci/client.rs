@@ -4,7 +4,7 @@
 //! because they carry a `ClientToken`; deletes because deleting twice is harmless.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use rand::Rng as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use vk_core::metrics::{CallOutcome, ProviderMetrics};
 
 use super::api::{
     API_VERSION, CreateContainerGroupResponse, DescribeContainerGroupStatusResponse,
@@ -104,6 +105,8 @@ pub struct ClientConfig {
     /// For every other call.
     pub read_rate: RateLimit,
     pub timeout: Duration,
+    /// Where every call (each attempt) and credential refresh failure is counted.
+    pub metrics: ProviderMetrics,
 }
 
 /// The secret stays out of logs.
@@ -119,7 +122,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("write_rate", &self.write_rate)
             .field("read_rate", &self.read_rate)
             .field("timeout", &self.timeout)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,6 +141,7 @@ impl ClientConfig {
             },
             read_rate: RateLimit::default(),
             timeout: Duration::from_secs(30),
+            metrics: ProviderMetrics::default(),
         }
     }
 }
@@ -156,6 +160,10 @@ pub struct EciClient {
 
 impl EciClient {
     pub fn new(config: ClientConfig) -> Result<Self, EciError> {
+        let credentials = config.credentials.clone().unwrap_or_else(|| {
+            CredentialProvider::fixed(&config.access_key_id, &config.access_key_secret)
+        });
+        credentials.record_into(config.metrics.clone());
         let endpoint: Uri = config
             .endpoint
             .trim_end_matches('/')
@@ -201,9 +209,7 @@ impl EciClient {
             host,
             writes: TokenBucket::new(config.write_rate.burst, config.write_rate.per_second),
             reads: TokenBucket::new(config.read_rate.burst, config.read_rate.per_second),
-            credentials: config.credentials.clone().unwrap_or_else(|| {
-                CredentialProvider::fixed(&config.access_key_id, &config.access_key_secret)
-            }),
+            credentials,
             config,
         })
     }
@@ -315,7 +321,14 @@ impl EciClient {
                 .get()
                 .await
                 .map_err(EciError::Credentials)?;
-            match self.call_once(action, &params, &credentials).await {
+            let started = Instant::now();
+            let answer = self.call_once(action, &params, &credentials).await;
+            let outcome = answer
+                .as_ref()
+                .map_or_else(EciError::outcome, |_| CallOutcome::Ok);
+            let seconds = started.elapsed().as_secs_f64();
+            self.config.metrics.record_call(action, outcome, seconds);
+            match answer {
                 Ok(answer) => return Ok(answer),
                 // The service finds the STS token expired before we do (clock skew): once,
                 // fetch new keys and try again.

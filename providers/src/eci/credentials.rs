@@ -10,11 +10,12 @@
 //!   using the still-valid keys meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
+use vk_core::metrics::ProviderMetrics;
 
 /// A credential string: kept out of logs, `Debug` output and error messages.
 #[derive(Clone, PartialEq, Eq)]
@@ -143,6 +144,8 @@ pub struct CredentialProvider {
     /// The last failed fetch: callers without valid keys get its error for
     /// [`RETRY_FETCH_AFTER`] instead of each asking the source again.
     failed: Mutex<Option<(Instant, CredentialError)>>,
+    /// Where failed fetches are counted; set once by the client that signs with these keys.
+    metrics: OnceLock<ProviderMetrics>,
 }
 
 /// How long a failed fetch stands before the next caller without valid keys tries again.
@@ -164,7 +167,13 @@ impl CredentialProvider {
             refreshing: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
             failed: Mutex::new(None),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Count failed fetches into `metrics` (the first recorder given wins).
+    pub fn record_into(&self, metrics: ProviderMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Fixed keys (tests, and a client built from an AccessKey pair).
@@ -262,6 +271,9 @@ impl CredentialProvider {
         let issued = match self.fetch.fetch().await {
             Ok(issued) => issued,
             Err(e) => {
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.credential_refresh_failed();
+                }
                 *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some((Instant::now(), e.clone()));
                 return Err(e);
@@ -397,11 +409,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_refresh_keeps_valid_keys_then_fails_typed() {
+        let metrics = vk_core::metrics::Metrics::new();
         let (source, provider) = counting(100, 0);
+        provider.record_into(metrics.provider());
         provider.get().await.unwrap();
         source.fail.store(true, Ordering::SeqCst);
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(provider.get().await.unwrap().access_key_id, "STS.1");
+        // The early refresh failed (the keys are still valid): counted all the same.
+        let failures = "vk_provider_credential_refresh_failures_total";
+        assert!(
+            metrics.encode().contains(&format!("{failures} 1\n")),
+            "{}",
+            metrics.encode()
+        );
         tokio::time::advance(Duration::from_secs(41)).await;
         let e = provider.get().await.unwrap_err();
         assert!(
@@ -415,6 +436,11 @@ mod tests {
         assert_eq!(provider.fetches(), fetches);
         tokio::time::advance(RETRY_FETCH_AFTER).await;
         assert_eq!(provider.get().await.unwrap().access_key_id, "STS.2");
+        assert!(
+            metrics.encode().contains(&format!("{failures} 2\n")),
+            "{}",
+            metrics.encode()
+        );
     }
 
     #[tokio::test(start_paused = true)]

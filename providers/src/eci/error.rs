@@ -2,6 +2,7 @@
 //! whether vk-core retries (throttling, 5xx, network), fails the pod (invalid parameters) or
 //! treats the instance as gone (NotFound).
 
+use vk_core::metrics::CallOutcome;
 use vk_core::provider::ProviderError;
 
 /// Why a call failed.
@@ -45,6 +46,22 @@ impl EciError {
             }
             Self::Transport { .. } => true,
             Self::Decode { .. } | Self::Config(_) | Self::Credentials(_) => false,
+        }
+    }
+
+    /// How a call that failed so ended, for the calls metric.
+    pub fn outcome(&self) -> CallOutcome {
+        match self {
+            _ if self.is_throttling() => CallOutcome::Throttled,
+            Self::Api { status, code, .. }
+                if *status >= 500 || code == "ServiceUnavailable" || code == "InternalError" =>
+            {
+                CallOutcome::ServerError
+            }
+            Self::Api { .. } => CallOutcome::ClientError,
+            // An answer that could not be read is the service's fault.
+            Self::Decode { .. } => CallOutcome::ServerError,
+            Self::Transport { .. } | Self::Config(_) | Self::Credentials(_) => CallOutcome::Network,
         }
     }
 
@@ -138,5 +155,31 @@ mod tests {
         assert!(api(502, "HTTP502").is_retryable());
         assert!(!api(400, "InvalidParameter").is_retryable());
         assert!(!api(400, "SignatureDoesNotMatch").is_retryable());
+    }
+
+    #[test]
+    fn failed_calls_have_an_outcome() {
+        assert_eq!(
+            api(400, "Throttling.User").outcome(),
+            CallOutcome::Throttled
+        );
+        assert_eq!(api(503, "HTTP503").outcome(), CallOutcome::ServerError);
+        assert_eq!(
+            api(400, "ServiceUnavailable").outcome(),
+            CallOutcome::ServerError
+        );
+        assert_eq!(
+            api(400, "InvalidParameter").outcome(),
+            CallOutcome::ClientError
+        );
+        assert_eq!(
+            api(404, "InvalidContainerGroup.NotFound").outcome(),
+            CallOutcome::ClientError
+        );
+        let transport = EciError::Transport {
+            action: "A".into(),
+            message: "refused".into(),
+        };
+        assert_eq!(transport.outcome(), CallOutcome::Network);
     }
 }

@@ -167,6 +167,7 @@ impl EciConfig {
             write_rate: self.write_rate,
             read_rate: self.read_rate,
             timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            metrics: Default::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ use super::mapping::instance_status;
 use super::metrics::{self, DescribeMultiContainerGroupMetric, METRIC_TYPE_SUMMARY};
 use super::pod::{self, Placement, tags};
 use super::request::{DescribeContainerGroups, ExecContainerCommand, UpdateContainerGroup};
+use vk_core::metrics::ProviderMetrics;
 
 /// The service's page size limit for DescribeContainerGroups.
 const PAGE_SIZE: u32 = 20;
@@ -53,10 +54,23 @@ impl EciProvider {
         Self::with_env(config, &credentials_chain::process_env)
     }
 
+    /// [`Self::new`], counting every cloud call and credential refresh failure into `metrics`.
+    pub fn recording(config: EciConfig, metrics: ProviderMetrics) -> Result<Self, ProviderError> {
+        Self::build(config, &credentials_chain::process_env, metrics)
+    }
+
     /// [`Self::new`] with the chain reading `env` instead of the process's environment.
     pub fn with_env(
         config: EciConfig,
         env: credentials_chain::Env<'_>,
+    ) -> Result<Self, ProviderError> {
+        Self::build(config, env, ProviderMetrics::default())
+    }
+
+    fn build(
+        config: EciConfig,
+        env: credentials_chain::Env<'_>,
+        metrics: ProviderMetrics,
     ) -> Result<Self, ProviderError> {
         if config.node_name.is_empty() {
             return Err(ProviderError::invalid(
@@ -68,6 +82,7 @@ impl EciProvider {
             .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
         let mut client_config = config.client_config();
         client_config.credentials = Some(credentials);
+        client_config.metrics = metrics;
         let client = EciClient::new(client_config)
             .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
         Ok(Self {

@@ -371,3 +371,61 @@ async fn pods_the_service_refuses_are_invalid_specs() {
         ProviderError::InvalidSpec { .. }
     ));
 }
+
+#[tokio::test]
+async fn every_call_is_counted_by_action_and_outcome_with_its_latency() {
+    let cloud = cloud(|_| {}).await;
+    let metrics = vk_core::metrics::Metrics::new();
+    let client = |endpoint: &str, secret: &str| {
+        let mut config = ClientConfig::new(endpoint, "cn-hangzhou", KEY_ID, secret);
+        config.retry.max_attempts = 1;
+        config.metrics = metrics.provider();
+        EciClient::new(config).expect("client")
+    };
+    let describe = DescribeContainerGroups::default();
+    let good = client(&cloud.endpoint(), SECRET);
+    good.describe_container_groups(&describe).await.unwrap();
+    cloud.engine().faults().set(FaultConfig {
+        throttle_calls: 1,
+        ..Default::default()
+    });
+    good.describe_container_groups(&describe).await.unwrap_err();
+    client(&cloud.endpoint(), "wrong")
+        .describe_container_groups(&describe)
+        .await
+        .unwrap_err();
+    cloud.engine().faults().set(FaultConfig {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let err = good
+        .describe_container_group_status(&describe)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    // Nothing listens there: no answer at all.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    client(&nowhere, SECRET)
+        .describe_container_groups(&describe)
+        .await
+        .unwrap_err();
+
+    let text = metrics.encode();
+    let calls = |outcome: &str, action: &str| {
+        format!("vk_provider_calls_total{{action=\"{action}\",outcome=\"{outcome}\"}} 1")
+    };
+    for line in [
+        calls("ok", "DescribeContainerGroups"),
+        calls("throttled", "DescribeContainerGroups"),
+        calls("client_error", "DescribeContainerGroups"),
+        calls("network", "DescribeContainerGroups"),
+        "vk_provider_call_seconds_count{action=\"DescribeContainerGroups\"} 4".into(),
+        "vk_provider_call_seconds_count{action=\"DescribeContainerGroupStatus\"} 1".into(),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    let server_error = calls("server_error", "DescribeContainerGroupStatus");
+    assert!(text.contains(&server_error), "{text}");
+}

@@ -19,6 +19,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::metrics::{OpenSession, StreamingMetrics};
+
 use super::KubeletServer;
 use super::logs::has_container;
 use super::response::{KubeletBody, failure, method_not_allowed};
@@ -66,12 +68,24 @@ impl Default for StreamingConfig {
 pub(crate) struct Streaming {
     pub config: StreamingConfig,
     sessions: Arc<Semaphore>,
+    pub metrics: StreamingMetrics,
+}
+
+/// A session's slot on the node; dropping it frees the slot and ends the session's count.
+#[derive(Debug)]
+pub(crate) struct SessionSlot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenSession,
 }
 
 impl Streaming {
-    pub fn new(config: StreamingConfig) -> Streaming {
+    pub fn new(config: StreamingConfig, metrics: StreamingMetrics) -> Streaming {
         let sessions = Arc::new(Semaphore::new(config.max_sessions));
-        Streaming { config, sessions }
+        Streaming {
+            config,
+            sessions,
+            metrics,
+        }
     }
 
     fn spdy_config(&self) -> SpdyConfig {
@@ -89,9 +103,14 @@ impl Streaming {
         }
     }
 
-    /// A session slot, or `None` when the node is at its bound.
-    pub(super) fn try_session(&self) -> Option<OwnedSemaphorePermit> {
-        self.sessions.clone().try_acquire_owned().ok()
+    /// A session slot for a session of `kind` (`exec`, `attach`, `portforward`), or `None`
+    /// when the node is at its bound.
+    pub(super) fn try_session(&self, kind: &'static str) -> Option<SessionSlot> {
+        let permit = self.sessions.clone().try_acquire_owned().ok()?;
+        Some(SessionSlot {
+            _permit: permit,
+            _open: self.metrics.session(kind),
+        })
     }
 
     /// Sessions open now.
@@ -209,7 +228,11 @@ impl KubeletServer {
             name: pod_name,
             uid: pod_uid,
         };
-        let Some(permit) = self.streaming.try_session() else {
+        let kind_name = match kind {
+            StreamKind::Exec => "exec",
+            StreamKind::Attach => "attach",
+        };
+        let Some(permit) = self.streaming.try_session(kind_name) else {
             tracing::warn!(
                 pod = %pod_ref,
                 limit = self.streaming.config.max_sessions,

@@ -87,13 +87,24 @@ impl KubeletServer {
             pods,
             gate: Arc::new(Gate::new(node_name, auth)),
             started: Timestamp::now(),
-            streaming: Arc::new(exec::Streaming::new(StreamingConfig::default())),
+            streaming: Arc::new(exec::Streaming::new(
+                StreamingConfig::default(),
+                crate::metrics::StreamingMetrics::default(),
+            )),
         }
     }
 
     /// Replaces the default exec/attach timeouts and bounds ([`StreamingConfig::default`]).
     pub fn with_streaming(mut self, config: StreamingConfig) -> Self {
-        self.streaming = Arc::new(exec::Streaming::new(config));
+        let metrics = self.streaming.metrics.clone();
+        self.streaming = Arc::new(exec::Streaming::new(config, metrics));
+        self
+    }
+
+    /// Count streaming sessions into `metrics` (the registry vk serves).
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        let config = self.streaming.config.clone();
+        self.streaming = Arc::new(exec::Streaming::new(config, metrics.streaming()));
         self
     }
 

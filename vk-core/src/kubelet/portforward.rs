@@ -12,10 +12,9 @@ use async_trait::async_trait;
 use hyper::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::KubeletServer;
-use super::exec::{boxed, provider_message};
+use super::exec::{SessionSlot, boxed, provider_message};
 use super::response::{KubeletBody, failure, method_not_allowed};
 use crate::provider::{PodRef, PortForwardStream, Provider};
 use crate::stream::portforward::{self, PortForwarder, SessionConfig, websocket};
@@ -81,7 +80,7 @@ impl KubeletServer {
             name,
             uid: pod_uid,
         };
-        let Some(slot) = self.streaming.try_session() else {
+        let Some(slot) = self.streaming.try_session("portforward") else {
             let limit = self.streaming.config.max_sessions;
             tracing::warn!(%pod, limit, "refusing a port-forward: the node is at its bound");
             return failure(
@@ -112,7 +111,7 @@ struct ProviderForwarder {
     provider: Arc<dyn Provider>,
     pod: PodRef,
     /// The node's session slot, given back when the session ends (or the upgrade fails).
-    _slot: OwnedSemaphorePermit,
+    _slot: SessionSlot,
 }
 
 #[async_trait]

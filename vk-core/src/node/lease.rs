@@ -15,11 +15,16 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 /// A quarter of the duration, as the kubelet does.
 pub const RENEW_INTERVAL: Duration = Duration::from_secs(10);
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 pub struct LeaseRenewer {
     api: Api<Lease>,
     node_name: String,
     /// The last lease we wrote; its resourceVersion makes the next renew a cheap update.
     latest: Option<Lease>,
+    /// The node's heartbeat, counted by result.
+    renewals: Family<crate::metrics::Outcome, Counter>,
 }
 
 impl LeaseRenewer {
@@ -28,7 +33,14 @@ impl LeaseRenewer {
             api: Api::namespaced(client, LEASE_NAMESPACE),
             node_name: node_name.to_string(),
             latest: None,
+            renewals: Family::default(),
         }
+    }
+
+    /// Count renewals into `metrics` (the registry vk serves).
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.renewals = metrics.node_lease_renewals.clone();
+        self
     }
 
     fn desired(&self, node_uid: &str, base: Option<&Lease>) -> Lease {
@@ -58,6 +70,15 @@ impl LeaseRenewer {
 
     /// Renew (or create) the lease. One update call in the common case.
     pub async fn renew(&mut self, node_uid: &str) -> Result<(), NodeError> {
+        let result = self.write(node_uid).await;
+        let outcome = crate::metrics::Outcome {
+            result: if result.is_ok() { "ok" } else { "error" },
+        };
+        self.renewals.get_or_create(&outcome).inc();
+        result
+    }
+
+    async fn write(&mut self, node_uid: &str) -> Result<(), NodeError> {
         if let Some(latest) = self.latest.take() {
             let lease = self.desired(node_uid, Some(&latest));
             match self

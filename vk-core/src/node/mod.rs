@@ -46,6 +46,7 @@ pub struct NodeController {
     provider: Arc<dyn Provider>,
     last_status: Option<NodeStatus>,
     readiness: Readiness,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl NodeController {
@@ -57,7 +58,14 @@ impl NodeController {
             provider,
             last_status: None,
             readiness: Readiness::Ready,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Count lease renewals (the node's heartbeat) into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Create the Node, or bring an existing one's labels and taint in line. Returns its UID.
@@ -180,7 +188,8 @@ impl NodeController {
         let mut uid = self.register().await?;
         // The Lease first, as the kubelet does: a node that turns Ready while its Lease is
         // missing or stale could be marked NotReady again by the lifecycle controller.
-        let mut lease = LeaseRenewer::new(self.client.clone(), &self.config.name);
+        let mut lease =
+            LeaseRenewer::new(self.client.clone(), &self.config.name).with_metrics(&self.metrics);
         if let Err(e) = lease.renew(&uid).await {
             tracing::warn!(error = %e, "first lease renewal failed");
         }
@@ -283,11 +292,13 @@ mod tests {
     #[tokio::test]
     async fn the_lease_is_renewed_before_the_node_turns_ready() {
         let api = FakeApi::start().await;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let controller = NodeController::new(
             api.client(),
             NodeConfig::new("vk-1", "10.0.0.9", "idle"),
             Arc::new(ScriptedProvider::default()),
-        );
+        )
+        .with_metrics(metrics.clone());
         let cancel = CancellationToken::new();
         let run = tokio::spawn(controller.run(cancel.clone()));
         let status_write = |r: &String| r.starts_with("PATCH /api/v1/nodes/vk-1/status");
@@ -317,5 +328,8 @@ mod tests {
             "the node is registered first (the lease's owner): {requests:?}"
         );
         assert!(lease_create < ready, "{requests:?}");
+        // The heartbeat is counted.
+        let renewed = "vk_node_lease_renewals_total{result=\"ok\"} ";
+        assert!(metrics.encode().contains(renewed), "{}", metrics.encode());
     }
 }

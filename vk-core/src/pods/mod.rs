@@ -105,6 +105,12 @@ impl PodController {
         }
     }
 
+    /// Record into `metrics` (one registry shared with the provider and the kubelet API).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// What the controller measures (pod start-up, status writes, provider creates).
     pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
         self.metrics.clone()

@@ -418,3 +418,35 @@ async fn exec_over_websocket_v5_runs_the_providers_command() {
     assert_eq!(status["reason"], "NonZeroExitCode");
     assert_eq!(status["details"]["causes"][0]["message"], "2");
 }
+
+#[tokio::test]
+async fn exec_and_attach_sessions_are_counted_open_and_in_all() {
+    let metrics = crate::metrics::Metrics::new();
+    let kubelet = server().with_metrics(&metrics);
+    let (code, _, io) = upgrade(&kubelet, ECHO).await;
+    assert_eq!(code, 101);
+    let mut client = TestClient::new(io);
+    let streams = open_streams(&mut client).await;
+    wait_sessions(&kubelet, 1).await;
+    let text = metrics.encode();
+    for line in [
+        "vk_streaming_sessions_open{kind=\"exec\"} 1",
+        "vk_streaming_sessions_total{kind=\"exec\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    client.data(streams.stdin, b"", true).await;
+    client.collect().await;
+    client.shutdown().await;
+    wait_sessions(&kubelet, 0).await;
+    let (code, _, _) = upgrade(&kubelet, "/attach/ci/build/app?output=1").await;
+    assert_eq!(code, 101);
+    let text = metrics.encode();
+    for line in [
+        "vk_streaming_sessions_open{kind=\"exec\"} 0",
+        "vk_streaming_sessions_total{kind=\"exec\"} 1",
+        "vk_streaming_sessions_total{kind=\"attach\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

@@ -138,12 +138,17 @@ async fn a_provider_without_port_forward_is_reported_on_the_error_stream() {
 
 #[tokio::test]
 async fn a_port_forward_connection_holds_one_of_the_nodes_session_slots() {
-    let kubelet = server().with_streaming(StreamingConfig {
-        max_sessions: 1,
-        ..StreamingConfig::default()
-    });
+    let metrics = crate::metrics::Metrics::new();
+    let kubelet = server()
+        .with_metrics(&metrics)
+        .with_streaming(StreamingConfig {
+            max_sessions: 1,
+            ..StreamingConfig::default()
+        });
     let mut client = connect(&kubelet).await;
     assert_eq!(kubelet.streaming.open_sessions(), 1);
+    let open = "vk_streaming_sessions_open{kind=\"portforward\"} 1";
+    assert!(metrics.encode().contains(open), "{}", metrics.encode());
     let req = Request::post("/portForward/ci/build")
         .header("connection", "Upgrade")
         .header("upgrade", "SPDY/3.1")
@@ -164,5 +169,12 @@ async fn a_port_forward_connection_holds_one_of_the_nodes_session_slots() {
     while kubelet.streaming.open_sessions() != 0 {
         assert!(tokio::time::Instant::now() < deadline, "the slot came back");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let text = metrics.encode();
+    for line in [
+        "vk_streaming_sessions_open{kind=\"portforward\"} 0",
+        "vk_streaming_sessions_total{kind=\"portforward\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
