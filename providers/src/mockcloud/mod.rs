@@ -16,6 +16,7 @@
 //! STS AssumeRoleWithOIDC ([`sts`]) or the ECS metadata service ([`metadata`]).
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 mod describe;
 mod engine;
@@ -42,6 +43,7 @@ mod tests_probes;
 #[cfg(test)]
 mod tests_process;
 mod tokens;
+pub mod verify;
 
 use std::collections::BTreeMap;
 
