@@ -157,6 +157,7 @@ impl std::fmt::Debug for EciConfig {
             .field("retry", &self.retry)
             .field("write_rate", &self.write_rate)
             .field("read_rate", &self.read_rate)
+            .field("signature", &self.signature)
             .field("capacity", &self.capacity)
             .finish()
     }
@@ -204,6 +205,17 @@ impl Default for EciCapacity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_method_is_acs3_unless_hmac_sha1_is_asked() {
+        let config: EciConfig = serde_yaml::from_str("node_name: vk\n").unwrap();
+        assert_eq!(config.client_config().signature, SignatureMethod::Acs3);
+        let config: EciConfig = serde_yaml::from_str("signature: hmac-sha1\n").unwrap();
+        assert_eq!(config.client_config().signature, SignatureMethod::HmacSha1);
+        let config: EciConfig = serde_yaml::from_str("signature: acs3\n").unwrap();
+        assert_eq!(config.signature, SignatureMethod::Acs3);
+        assert!(serde_yaml::from_str::<EciConfig>("signature: sha256\n").is_err());
+    }
 
     #[test]
     fn config_parses_partially_and_hides_the_secret() {
