@@ -24,10 +24,10 @@ def check(cond, what):
         raise SystemExit(f"FAILED: {what}")
 
 
-def client(secret):
+def client(secret, **options):
     # The SDK's defaults but for where the service is: ACS3-HMAC-SHA256, parameters in the query.
     return Client(openapi.Config(access_key_id=KEY_ID, access_key_secret=secret,
-                                 endpoint=ENDPOINT, protocol="http", region_id=REGION))
+                                 endpoint=ENDPOINT, protocol="http", region_id=REGION, **options))
 
 
 def roundtrip(model_class, body):
@@ -91,6 +91,12 @@ check(pod and pod.phase == "Running", f"pod status: {data[0].to_map()}")
 check(pod.container_statuses and pod.container_statuses[0].name == "main",
       "container statuses")
 ok("DescribeContainerGroupStatus")
+
+# The same SDK told to sign the old way (`signature_algorithm="v2"`: HMAC-SHA1 parameters).
+v2 = client(SECRET, signature_algorithm="v2").describe_container_group_status(
+    eci.DescribeContainerGroupStatusRequest(region_id=REGION, container_group_ids=ids))
+check(v2.body.data[0].container_group_id == group_id, f"v2: {v2.body.to_map()}")
+ok("DescribeContainerGroupStatus (v2 signature)")
 
 run = sdk.exec_container_command(eci.ExecContainerCommandRequest(
     region_id=REGION, container_group_id=group_id, container_name="main",

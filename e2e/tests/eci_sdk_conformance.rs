@@ -44,6 +44,7 @@ fn official_sdks_drive_the_mock_cloud() {
             "CreateContainerGroup",
             "DescribeContainerGroups",
             "DescribeContainerGroupStatus",
+            "DescribeContainerGroupStatus (v2 signature)",
             "ExecContainerCommand",
             "wrong secret (ACS3)",
             "DescribeContainerGroups (HMAC-SHA1)",
