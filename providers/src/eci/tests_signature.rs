@@ -174,6 +174,25 @@ async fn every_acs3_mistake_has_the_services_code() {
     missing.headers.retain(|(k, _)| k != "x-acs-action");
     expect(missing.send(addr).await, 400, "MissingParameter");
 
+    // RPC signature 1.0: a common parameter left out is named in the code.
+    let (status, body) = Acs3 {
+        query: vec![
+            ("Action".into(), "DescribeContainerGroups".into()),
+            ("Version".into(), "2018-08-08".into()),
+            ("AccessKeyId".into(), KEY_ID.into()),
+            ("Signature".into(), "x".into()),
+            ("SignatureMethod".into(), "HMAC-SHA1".into()),
+            ("SignatureVersion".into(), "1.0".into()),
+            ("SignatureNonce".into(), "n".into()),
+        ],
+        headers: vec![("host".into(), host.clone())],
+        body: String::new(),
+    }
+    .send(addr)
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"Code\":\"MissingTimestamp\""), "{body}");
+
     // Unknown key, wrong secret.
     let stranger = Acs3::new(&host, SECRET, "nobody", &query, "");
     expect(

@@ -109,6 +109,27 @@ pub fn authenticate(
     Ok(caller)
 }
 
+/// A common parameter left out: the gateway names it in the code (`MissingTimestamp`,
+/// "Timestamp is mandatory for this action."), as it does for `MissingSecurityToken`.
+fn missing(name: &'static str) -> ApiError {
+    let code = match name {
+        "Action" => "MissingAction",
+        "Version" => "MissingVersion",
+        "AccessKeyId" => "MissingAccessKeyId",
+        "Signature" => "MissingSignature",
+        "SignatureMethod" => "MissingSignatureMethod",
+        "SignatureVersion" => "MissingSignatureVersion",
+        "SignatureNonce" => "MissingSignatureNonce",
+        "Timestamp" => "MissingTimestamp",
+        _ => errors::MISSING_PARAMETER.0,
+    };
+    ApiError {
+        code,
+        status: 400,
+        message: format!("{name} is mandatory for this action."),
+    }
+}
+
 fn incomplete(why: &str) -> ApiError {
     ApiError::new(
         errors::INCOMPLETE_SIGNATURE,
@@ -213,7 +234,9 @@ fn rpc(engine: &Engine, nonces: &Nonces, sts: &Sts, call: &Call<'_>) -> Result<C
         "SignatureNonce",
         "Timestamp",
     ] {
-        params.required(name)?;
+        if params.get(name).is_none_or(str::is_empty) {
+            return Err(missing(name));
+        }
     }
     let method_name = params.get("SignatureMethod").unwrap_or_default();
     if method_name != "HMAC-SHA1" || params.get("SignatureVersion") != Some("1.0") {
