@@ -29,7 +29,7 @@ pub fn hashed_payload(body: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, body).as_ref())
 }
 
-/// The headers to sign, lower-case names with their values; sorted here.
+/// A canonical request and the names of the headers it signs.
 pub struct Signed {
     /// `name;name;...`
     pub signed_headers: String,
