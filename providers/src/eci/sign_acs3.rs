@@ -92,9 +92,9 @@ mod tests {
     use super::*;
 
     /// The inputs of Alibaba's documented V3 example (RunInstances on ECS, keys
-    /// `YourAccessKeyId` / `YourAccessKeySecret`, empty body), each step computed by hand with
-    /// `sha256sum` and `openssl dgst -sha256 -hmac` (the page's printed signature does not
-    /// follow from the inputs it shows).
+    /// `YourAccessKeyId` / `YourAccessKeySecret`, empty body), each step computed apart with
+    /// Python's `hashlib.sha256` and `hmac` (the page's printed signature does not follow
+    /// from the inputs it shows); Alibaba's Python openapi util gives the same.
     #[test]
     fn documented_inputs_step_by_step() {
         let empty = hashed_payload(b"");
@@ -129,7 +129,7 @@ mod tests {
             signed.signed_headers,
             "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version"
         );
-        // sha256sum of this text: 29622f5f...5015.
+        // SHA-256 of this text, computed apart.
         assert_eq!(
             hashed_payload(signed.canonical_request.as_bytes()),
             "29622f5feb1e9fcaaa2e276a72889c975f7b16f00e02be1ca34965b18cd85015"

@@ -199,7 +199,7 @@ mod tests {
     /// The inputs of Alibaba's documented ACS3 example (RunInstances on ECS, query in the URL,
     /// empty body, keys `YourAccessKeyId` / `YourAccessKeySecret`). The page's own signature
     /// (06563a9e...) does not follow from the inputs it shows, so each step is pinned by hand
-    /// (`sha256sum`, `openssl dgst -sha256 -hmac`); Alibaba's Python openapi util agrees.
+    /// (Python's `hashlib.sha256` and `hmac`); Alibaba's Python openapi util agrees.
     #[test]
     fn acs3_example_step_by_step() {
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
