@@ -319,6 +319,8 @@ pub mod errors {
     pub const SECURITY_TOKEN_MISMATCH: Code = ("InvalidSecurityToken.MismatchWithAccessKey", 400);
     pub const SECURITY_TOKEN_EXPIRED: Code = ("InvalidSecurityToken.Expired", 400);
     pub const SIGNATURE_DOES_NOT_MATCH: Code = ("SignatureDoesNotMatch", 400);
+    /// ACS3: the `Authorization` header lacks a part, or a header that must be signed is not.
+    pub const INCOMPLETE_SIGNATURE: Code = ("IncompleteSignature", 400);
     pub const SIGNATURE_NONCE_USED: Code = ("SignatureNonceUsed", 400);
     pub const INVALID_TIMESTAMP_FORMAT: Code = ("InvalidTimeStamp.Format", 400);
     pub const INVALID_TIMESTAMP_EXPIRED: Code = ("InvalidTimeStamp.Expired", 400);

@@ -33,6 +33,7 @@ use super::request::{
     UpdateContainerGroup,
 };
 use super::sign;
+use super::sign_acs3;
 
 /// Answers larger than this are refused (a page of 20 groups is far smaller).
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
@@ -88,6 +89,18 @@ impl Default for RateLimit {
     }
 }
 
+/// How calls are signed (`eci: signature:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum SignatureMethod {
+    /// ACS3-HMAC-SHA256 in the `Authorization` header (V3; what current SDKs send).
+    #[default]
+    #[serde(rename = "acs3")]
+    Acs3,
+    /// The RPC signature 1.0 (HMAC-SHA1) in the parameters, for gateways that want it.
+    #[serde(rename = "hmac-sha1")]
+    HmacSha1,
+}
+
 /// Where and as whom to call.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -107,6 +120,7 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Where every call (each attempt) and credential refresh failure is counted.
     pub metrics: ProviderMetrics,
+    pub signature: SignatureMethod,
 }
 
 /// The secret stays out of logs.
@@ -122,6 +136,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("write_rate", &self.write_rate)
             .field("read_rate", &self.read_rate)
             .field("timeout", &self.timeout)
+            .field("signature", &self.signature)
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +157,7 @@ impl ClientConfig {
             read_rate: RateLimit::default(),
             timeout: Duration::from_secs(30),
             metrics: ProviderMetrics::default(),
+            signature: SignatureMethod::default(),
         }
     }
 }
@@ -356,36 +372,15 @@ impl EciClient {
         params: &Params,
         credentials: &Credentials,
     ) -> Result<T, EciError> {
-        let mut signed = common_params(action, &credentials.access_key_id);
-        if let Some(token) = &credentials.security_token {
-            signed.push("SecurityToken", token.expose());
-        }
-        for (k, v) in params.iter() {
-            signed.push(k, v);
-        }
-        let signature = sign::sign(
-            "POST",
-            signed.iter(),
-            credentials.access_key_secret.expose(),
-        );
-        signed.push("Signature", signature);
-
         let transport = |message: String| EciError::Transport {
             action: action.to_string(),
             message,
         };
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(self.endpoint.clone())
-            .header(header::HOST, &self.host)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("vk-serverless/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(signed.to_form())))
-            .map_err(|e| transport(e.to_string()))?;
+        let request = match self.config.signature {
+            SignatureMethod::Acs3 => self.acs3_request(action, params, credentials),
+            SignatureMethod::HmacSha1 => self.rpc_request(action, params, credentials),
+        }
+        .map_err(|e| transport(e.to_string()))?;
         let exchange = async {
             let response = self
                 .http
@@ -441,6 +436,97 @@ impl EciClient {
     }
 }
 
+impl EciClient {
+    fn base_request(&self) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(Method::POST)
+            .uri(self.endpoint.clone())
+            .header(header::HOST, &self.host)
+            .header(header::CONTENT_TYPE, FORM)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("vk-serverless/", env!("CARGO_PKG_VERSION")),
+            )
+    }
+
+    /// ACS3-HMAC-SHA256: the action and the common fields in `x-acs-*` headers, the
+    /// parameters in a form body (so large creates never hit URL limits), its hash signed.
+    fn acs3_request(
+        &self,
+        action: &str,
+        params: &Params,
+        credentials: &Credentials,
+    ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+        let body = params.to_form();
+        let payload = sign_acs3::hashed_payload(body.as_bytes());
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), self.host.clone()),
+            ("content-type".into(), FORM.into()),
+            ("x-acs-action".into(), action.into()),
+            ("x-acs-version".into(), API_VERSION.into()),
+            ("x-acs-date".into(), now_iso8601()),
+            ("x-acs-signature-nonce".into(), random_uuid()),
+            ("x-acs-content-sha256".into(), payload.clone()),
+        ];
+        if let Some(token) = &credentials.security_token {
+            headers.push(("x-acs-security-token".into(), token.expose().to_string()));
+        }
+        let signed = sign_acs3::canonical_request(
+            "POST",
+            std::iter::empty::<(&str, &str)>(),
+            &headers,
+            &payload,
+        );
+        let mut request = self.base_request().header(
+            header::AUTHORIZATION,
+            sign_acs3::authorization(
+                &credentials.access_key_id,
+                credentials.access_key_secret.expose(),
+                &signed,
+            ),
+        );
+        for (name, value) in &headers {
+            if name.starts_with("x-acs-") {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        request.body(Full::new(Bytes::from(body)))
+    }
+
+    /// The RPC signature 1.0: common fields and `Signature` among the form parameters.
+    fn rpc_request(
+        &self,
+        action: &str,
+        params: &Params,
+        credentials: &Credentials,
+    ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+        let mut signed = common_params(action, &credentials.access_key_id);
+        if let Some(token) = &credentials.security_token {
+            signed.push("SecurityToken", token.expose());
+        }
+        for (k, v) in params.iter() {
+            signed.push(k, v);
+        }
+        let signature = sign::sign(
+            "POST",
+            signed.iter(),
+            credentials.access_key_secret.expose(),
+        );
+        signed.push("Signature", signature);
+        self.base_request()
+            .body(Full::new(Bytes::from(signed.to_form())))
+    }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn now_iso8601() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
 /// The parameters every RPC call carries besides its own.
 fn common_params(action: &str, access_key_id: &str) -> Params {
     let mut p = Params::new();
@@ -451,12 +537,7 @@ fn common_params(action: &str, access_key_id: &str) -> Params {
         .push("SignatureMethod", sign::SIGNATURE_METHOD)
         .push("SignatureVersion", sign::SIGNATURE_VERSION)
         .push("SignatureNonce", random_uuid())
-        .push(
-            "Timestamp",
-            jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
-        );
+        .push("Timestamp", now_iso8601());
     p
 }
 

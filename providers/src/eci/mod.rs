@@ -1,6 +1,7 @@
 //! Alibaba Cloud Elastic Container Instance (ECI): each pod becomes a container group.
 //!
-//! - [`sign`]: the RPC signature (HMAC-SHA1, version 1.0), shared with the mock cloud.
+//! - [`sign_acs3`], [`sign`]: request signatures, ACS3-HMAC-SHA256 (default) and the RPC
+//!   signature 1.0 (HMAC-SHA1); the mock cloud checks them with code of its own.
 //! - [`params`], [`request`], [`query`], [`api`]: the wire format of OpenAPI 2018-08-08.
 //! - [`client`]: signed calls with client-side rate limiting and retries.
 //! - [`credentials`], [`credentials_chain`], [`credentials_fetch`]: the keys calls are signed
@@ -29,6 +30,7 @@ pub mod request;
 pub mod request_names;
 mod request_probes;
 pub mod sign;
+pub mod sign_acs3;
 pub mod sizing;
 #[cfg(test)]
 mod tests_cloud;
@@ -39,6 +41,8 @@ mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
+mod tests_signature;
+#[cfg(test)]
 mod tests_stats;
 #[cfg(test)]
 pub(crate) mod tests_support;
@@ -48,7 +52,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use client::{ClientConfig, EciClient, EciError, RateLimit, RetryPolicy};
+pub use client::{ClientConfig, EciClient, EciError, RateLimit, RetryPolicy, SignatureMethod};
 pub use provider::EciProvider;
 
 /// Everything the ECI provider needs; every field has a default but the endpoint and the
@@ -92,6 +96,8 @@ pub struct EciConfig {
     pub write_rate: RateLimit,
     /// Every other call.
     pub read_rate: RateLimit,
+    /// How calls are signed: `acs3` (default) or `hmac-sha1`.
+    pub signature: SignatureMethod,
     pub capacity: EciCapacity,
 }
 
@@ -120,6 +126,7 @@ impl Default for EciConfig {
             retry: client.retry,
             write_rate: client.write_rate,
             read_rate: client.read_rate,
+            signature: client.signature,
             capacity: EciCapacity::default(),
         }
     }
@@ -150,6 +157,7 @@ impl std::fmt::Debug for EciConfig {
             .field("retry", &self.retry)
             .field("write_rate", &self.write_rate)
             .field("read_rate", &self.read_rate)
+            .field("signature", &self.signature)
             .field("capacity", &self.capacity)
             .finish()
     }
@@ -168,6 +176,7 @@ impl EciConfig {
             read_rate: self.read_rate,
             timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             metrics: Default::default(),
+            signature: self.signature,
         }
     }
 }
@@ -197,6 +206,17 @@ impl Default for EciCapacity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_method_is_acs3_unless_hmac_sha1_is_asked() {
+        let config: EciConfig = serde_yaml::from_str("node_name: vk\n").unwrap();
+        assert_eq!(config.client_config().signature, SignatureMethod::Acs3);
+        let config: EciConfig = serde_yaml::from_str("signature: hmac-sha1\n").unwrap();
+        assert_eq!(config.client_config().signature, SignatureMethod::HmacSha1);
+        let config: EciConfig = serde_yaml::from_str("signature: acs3\n").unwrap();
+        assert_eq!(config.signature, SignatureMethod::Acs3);
+        assert!(serde_yaml::from_str::<EciConfig>("signature: sha256\n").is_err());
+    }
 
     #[test]
     fn config_parses_partially_and_hides_the_secret() {

@@ -1,19 +1,18 @@
 //! The API face: common parameters and the signature checked on every call, the actions
 //! dispatched to the engine, and every answer (success or error) carrying a RequestId.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::auth::{Call, Nonces, authenticate};
 use super::engine::Engine;
 use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
 use super::sts::Sts;
 use crate::eci::api::{
-    API_VERSION, CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
+    CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
     ExecContainerCommandResponse, RequestIdResponse, errors,
 };
 use crate::eci::client::random_uuid;
@@ -23,7 +22,6 @@ use crate::eci::request::{
     CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
     UpdateContainerGroup,
 };
-use crate::eci::sign;
 
 /// An error answer: the service's code, its HTTP status, and a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,124 +58,6 @@ pub struct Answer {
 
 fn ok<T: Serialize>(body: &T) -> Result<String, ApiError> {
     serde_json::to_string(body).map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e.to_string()))
-}
-
-/// Nonces seen within the allowed clock skew: a replayed request is refused.
-#[derive(Default)]
-pub struct Nonces {
-    seen: Mutex<HashMap<String, Timestamp>>,
-}
-
-impl Nonces {
-    fn first_use(&self, nonce: &str, now: Timestamp, window: Duration) -> bool {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() > 10_000 {
-            let cutoff = now
-                .checked_sub(jiff::SignedDuration::try_from(window).unwrap_or_default())
-                .unwrap_or(now);
-            seen.retain(|_, at| *at >= cutoff);
-        }
-        seen.insert(nonce.to_string(), now).is_none()
-    }
-}
-
-/// Check the common parameters and the signature, as the service does for every call.
-pub fn authenticate(
-    engine: &Engine,
-    nonces: &Nonces,
-    sts: &Sts,
-    method: &str,
-    params: &Params,
-) -> Result<(), ApiError> {
-    for name in [
-        "Action",
-        "Version",
-        "AccessKeyId",
-        "Signature",
-        "SignatureMethod",
-        "SignatureVersion",
-        "SignatureNonce",
-        "Timestamp",
-    ] {
-        params.required(name)?;
-    }
-    let method_name = params.get("SignatureMethod").unwrap_or_default();
-    if method_name != sign::SIGNATURE_METHOD
-        || params.get("SignatureVersion") != Some(sign::SIGNATURE_VERSION)
-    {
-        return Err(ApiError::new(
-            errors::UNSUPPORTED_SIGNATURE_METHOD,
-            format!(
-                "Specified signature method {method_name:?} is not supported; use HMAC-SHA1 with SignatureVersion 1.0."
-            ),
-        ));
-    }
-    let key_id = params.get("AccessKeyId").unwrap_or_default();
-    // A long-lived key, else temporary keys from STS with their token.
-    let secret = match engine.config().access_keys.get(key_id) {
-        Some(secret) => secret.clone(),
-        None => match sts.secret_for(key_id, params.get("SecurityToken")) {
-            Some(secret) => secret?,
-            None => {
-                return Err(ApiError::new(
-                    errors::INVALID_ACCESS_KEY_ID,
-                    "Specified access key is not found.",
-                ));
-            }
-        },
-    };
-    let signature = params.get("Signature").unwrap_or_default();
-    if !sign::verify(method, params.iter(), &secret, signature) {
-        return Err(ApiError::new(
-            errors::SIGNATURE_DOES_NOT_MATCH,
-            format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{}",
-                sign::string_to_sign(method, params.iter())
-            ),
-        ));
-    }
-    let raw = params.get("Timestamp").unwrap_or_default();
-    let at: Timestamp = raw.parse().map_err(|_| {
-        ApiError::new(
-            errors::INVALID_TIMESTAMP_FORMAT,
-            "Specified time stamp or date value is not well formatted.",
-        )
-    })?;
-    let now = Timestamp::now();
-    let skew = Duration::from_secs(engine.config().max_clock_skew_secs);
-    if now.duration_since(at).unsigned_abs() > skew {
-        return Err(ApiError::new(
-            errors::INVALID_TIMESTAMP_EXPIRED,
-            "Specified time stamp or date value is expired.",
-        ));
-    }
-    let nonce = params.get("SignatureNonce").unwrap_or_default();
-    if !nonces.first_use(nonce, now, skew) {
-        return Err(ApiError::new(
-            errors::SIGNATURE_NONCE_USED,
-            "Specified signature nonce was used already.",
-        ));
-    }
-    if params.get("Version") != Some(API_VERSION) {
-        return Err(ApiError::new(
-            errors::INVALID_VERSION,
-            format!("Specified parameter Version is not valid; this service speaks {API_VERSION}."),
-        ));
-    }
-    let region = params.get("RegionId").unwrap_or_default();
-    if !region.is_empty() && region != engine.config().region_id {
-        return Err(ApiError::new(
-            errors::INVALID_PARAMETER,
-            format!(
-                "The specified RegionId {region:?} is not served here ({}).",
-                engine.config().region_id
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn is_write(action: &str) -> bool {
@@ -349,8 +229,7 @@ pub async fn handle(
     engine: &Engine,
     nonces: &Nonces,
     sts: &Sts,
-    method: &str,
-    params: &Params,
+    call: &Call<'_>,
     host: &str,
 ) -> Answer {
     let request_id = random_uuid();
@@ -358,10 +237,11 @@ pub async fn handle(
         status: e.status,
         body: error_body(&e, &request_id, host),
     };
-    if let Err(e) = authenticate(engine, nonces, sts, method, params) {
-        return fail(e);
-    }
-    let action = params.get("Action").unwrap_or_default();
+    let action = match authenticate(engine, nonces, sts, call) {
+        Ok(caller) => caller.action,
+        Err(e) => return fail(e),
+    };
+    let action = action.as_str();
     let faults = engine.faults();
     if faults.take_throttle() || (is_write(action) && !engine.take_quota()) {
         return fail(ApiError::new(
@@ -386,7 +266,7 @@ pub async fn handle(
     if injected == Some(Injected::BeforeAction) {
         return fail(server_error());
     }
-    let result = dispatch(engine, action, params, host).await;
+    let result = dispatch(engine, action, call.params, host).await;
     if injected == Some(Injected::AfterAction) {
         return fail(server_error());
     }

@@ -1,5 +1,6 @@
 //! A mock of Alibaba Cloud ECI that really runs containers: an HTTP server speaking the
-//! OpenAPI 2018-08-08 RPC style (`POST /` or `GET /?Action=...` with signed parameters, JSON
+//! OpenAPI 2018-08-08 RPC style (`POST /` or `GET /?Action=...`, signed with ACS3-HMAC-SHA256
+//! headers or the RPC signature 1.0 among the parameters; JSON
 //! answers, the service's error codes), an engine of container groups, containers and
 //! events, and an executor that runs them (`simulate`: timers; `process`: real processes in
 //! bubblewrap sandboxes). The `eci` provider drives it exactly as it would drive the service.
@@ -8,7 +9,8 @@
 //!
 //! Start one in-process with [`MockCloud::start`], or as the `vk-cloud` binary.
 //!
-//! Modelled on purpose: request signatures (HMAC-SHA1, nonces, timestamps), ClientToken
+//! Modelled on purpose: request signatures ([`auth`], checked by [`verify`], code of its own
+//! apart from the client's signer: ACS3-HMAC-SHA256 and HMAC-SHA1, nonces, timestamps), ClientToken
 //! idempotency (tokens forgotten after `client_token_ttl_secs`), the create/delete quota
 //! (token bucket, `Throttling.User`), the sizing table, page sizes and log limits,
 //! DescribeMultiContainerGroupMetric (at most 20 groups per call; `process` measures the
@@ -16,6 +18,7 @@
 //! STS AssumeRoleWithOIDC ([`sts`]) or the ECS metadata service ([`metadata`]).
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 mod describe;
 mod engine;
@@ -42,6 +45,7 @@ mod tests_probes;
 #[cfg(test)]
 mod tests_process;
 mod tokens;
+pub mod verify;
 
 use std::collections::BTreeMap;
 

@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{self, Nonces};
+use super::api;
+use super::auth::{Call, Nonces};
 use super::engine::Engine;
 use super::exec_session;
 use super::executor::Executor;
@@ -143,11 +144,10 @@ impl Server {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("eci.aliyuncs.com")
             .to_string();
-        let mut params = Params::new();
-        let query = req.uri().query().unwrap_or_default().to_string();
-        let parsed = params.extend_from_form(&query);
-        let body = Limited::new(req.into_body(), MAX_BODY).collect().await;
-        let body = match body {
+        let mut query = Params::new();
+        let parsed = query.extend_from_form(req.uri().query().unwrap_or_default());
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 return Ok(respond(
@@ -157,7 +157,20 @@ impl Server {
                 ));
             }
         };
-        let parsed = parsed.and_then(|()| params.extend_from_form(&String::from_utf8_lossy(&body)));
+        // RPC parameters ride in the query or a form body; any other body is only hashed.
+        let form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let mut params = query.clone();
+        let parsed = parsed.and_then(|()| {
+            if form {
+                params.extend_from_form(&String::from_utf8_lossy(&body))
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = parsed {
             let e = api::ApiError::from(e);
             return Ok(respond(
@@ -169,15 +182,14 @@ impl Server {
             let answer = self.sts.handle(&params, &host);
             return Ok(respond(answer.status, answer.body));
         }
-        let answer = api::handle(
-            &self.engine,
-            &self.nonces,
-            &self.sts,
-            method.as_str(),
-            &params,
-            &host,
-        )
-        .await;
+        let call = Call {
+            method: method.as_str(),
+            params: &params,
+            query: &query,
+            headers: &parts.headers,
+            body: &body,
+        };
+        let answer = api::handle(&self.engine, &self.nonces, &self.sts, &call, &host).await;
         Ok(respond(answer.status, answer.body))
     }
 
