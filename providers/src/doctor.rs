@@ -411,7 +411,11 @@ impl Doctor {
                     format!("check the {provider} endpoint and that this machine reaches it")
                 };
                 Outcome::Fail {
-                    found: format!("the {provider} provider's cloud call failed: {text}"),
+                    // One line: a signature error echoes a multi-line string to sign.
+                    found: format!(
+                        "the {provider} provider's cloud call failed: {}",
+                        text.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
                     fix,
                 }
             }
