@@ -314,3 +314,16 @@ impl Drop for Vk {
         }
     }
 }
+
+/// GET `path` from vk's plain-HTTP health port (`/healthz`, `/metrics`); the whole answer.
+pub async fn health_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("vk's health port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: vk\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_container_terminated};
-use e2e::{cluster, output_with_input};
+use e2e::{cluster, output_with_input, processes_with};
 use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
 const WORKSPACE: &str = "/home/jenkins/agent";
@@ -157,30 +157,6 @@ async fn kubectl_exec_through_eci_into_a_stopped_or_missing_container_fails() {
         "{}",
         text(&out.stderr)
     );
-}
-
-/// Processes whose command line contains `marker` (not zombies).
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let alive = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| !r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false);
-        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 /// Killing kubectl leaves the command running in the container, as containerd's CRI does

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{pod_for_node, wait_container_terminated};
-use e2e::{kubectl, output_with_input};
+use e2e::{kubectl, output_with_input, processes_with};
 use k8s_openapi::api::core::v1::EnvVar;
 
 /// A vk with its serving certificate and a running pod `shell` with containers `main` (env
@@ -163,31 +163,5 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "{what} did not happen");
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Live processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let proc = entry.path().to_string_lossy().to_string();
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if alive(&proc) && String::from_utf8_lossy(&cmdline).contains(marker) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// A process that exists and is not a zombie.
-fn alive(proc: &str) -> bool {
-    match std::fs::read_to_string(format!("{proc}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }

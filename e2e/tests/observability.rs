@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use e2e::harness::Options;
 use e2e::pods::pod_for_node;
+use e2e::vk::health_get;
 
 fn observability_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/observability")
@@ -123,18 +124,6 @@ fn the_rules_and_the_dashboard_are_well_formed() {
     ] {
         assert!(used.contains(name), "{name} not used: {used:?}");
     }
-}
-
-async fn health_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("vk's health port");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: vk\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
 }
 
 #[tokio::test]

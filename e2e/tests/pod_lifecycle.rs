@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
 use e2e::pods::{phase, pod_for_node, wait_events, wait_phase};
+use e2e::vk::health_get;
 use e2e::wait_for;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -351,19 +352,6 @@ async fn provider_errors_are_retried_or_fail_the_pod_with_a_reason() {
         },
     )
     .await;
-}
-
-/// GET `path` from vk's plain-HTTP health port.
-async fn health_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("vk's health port");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: vk\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer
 }
 
 #[tokio::test]

@@ -267,14 +267,12 @@ impl Rrsa {
         let answer: AssumeRoleWithOidcResponse = serde_json::from_slice(&body)
             .map_err(|e| format!("{ASSUME_ROLE_WITH_OIDC}: unexpected answer: {e}"))?;
         let c = answer.credentials;
-        Ok(Issued {
-            valid_for: Some(valid_for(&c.expiration)?),
-            credentials: Credentials::new(
-                &c.access_key_id,
-                &c.access_key_secret,
-                Some(&c.security_token),
-            ),
-        })
+        temporary(
+            &c.access_key_id,
+            &c.access_key_secret,
+            &c.security_token,
+            &c.expiration,
+        )
     }
 }
 
@@ -293,14 +291,7 @@ impl Fetch for Rrsa {
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Issued, CredentialError>> {
-        Box::pin(async move {
-            self.assume()
-                .await
-                .map_err(|message| CredentialError::Fetch {
-                    from: "rrsa",
-                    message,
-                })
-        })
+        Box::pin(async move { self.assume().await.map_err(fetch_error("rrsa")) })
     }
 }
 
@@ -377,14 +368,12 @@ impl EcsRamRole {
         if c.code != "Success" {
             return Err(format!("the role {role}'s credentials: Code {:?}", c.code));
         }
-        Ok(Issued {
-            valid_for: Some(valid_for(&c.expiration)?),
-            credentials: Credentials::new(
-                &c.access_key_id,
-                &c.access_key_secret,
-                Some(&c.security_token),
-            ),
-        })
+        temporary(
+            &c.access_key_id,
+            &c.access_key_secret,
+            &c.security_token,
+            &c.expiration,
+        )
     }
 }
 
@@ -402,15 +391,26 @@ impl Fetch for EcsRamRole {
     }
 
     fn fetch(&self) -> BoxFuture<'_, Result<Issued, CredentialError>> {
-        Box::pin(async move {
-            self.role_keys()
-                .await
-                .map_err(|message| CredentialError::Fetch {
-                    from: "ecs_ram_role",
-                    message,
-                })
-        })
+        Box::pin(async move { self.role_keys().await.map_err(fetch_error("ecs_ram_role")) })
     }
+}
+
+/// Temporary keys (STS's or the metadata service's answer), valid until `expiration`.
+fn temporary(
+    access_key_id: &str,
+    access_key_secret: &str,
+    security_token: &str,
+    expiration: &str,
+) -> Result<Issued, String> {
+    Ok(Issued {
+        valid_for: Some(valid_for(expiration)?),
+        credentials: Credentials::new(access_key_id, access_key_secret, Some(security_token)),
+    })
+}
+
+/// A source's failure, named by the source.
+fn fetch_error(from: &'static str) -> impl Fn(String) -> CredentialError {
+    move |message| CredentialError::Fetch { from, message }
 }
 
 #[cfg(test)]
