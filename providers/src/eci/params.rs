@@ -85,10 +85,11 @@ impl Params {
         }
     }
 
-    /// `true`/`false` (case-insensitive); absent is `default`.
+    /// `true`/`false` (case-insensitive); absent is `default`. So is `None`: the older Python
+    /// SDK sends an unset boolean of a list member (`VolumeMount.N.ReadOnly`) as `str(None)`.
     pub fn flag(&self, name: &str, default: bool) -> Result<bool, ParamError> {
         match self.get(name).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("") => Ok(default),
+            None | Some("") | Some("none") => Ok(default),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
             Some(v) => Err(ParamError::invalid(

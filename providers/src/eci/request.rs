@@ -387,11 +387,19 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         .members("VolumeMount")
         .map_err(named)?
         .into_iter()
-        .map(|(_, v)| {
+        .map(|(j, v)| {
+            // The error names the mount's own parameter: `VolumeMount.2.ReadOnly`.
+            let at = |e: ParamError| match e {
+                ParamError::Missing(n) => ParamError::Missing(format!("VolumeMount.{j}.{n}")),
+                ParamError::Invalid { name, reason } => ParamError::Invalid {
+                    name: format!("VolumeMount.{j}.{name}"),
+                    reason,
+                },
+            };
             Ok(VolumeMount {
-                name: v.required("Name")?.to_string(),
-                mount_path: v.required("MountPath")?.to_string(),
-                read_only: v.flag("ReadOnly", false)?,
+                name: v.required("Name").map_err(at)?.to_string(),
+                mount_path: v.required("MountPath").map_err(at)?.to_string(),
+                read_only: v.flag("ReadOnly", false).map_err(at)?,
                 sub_path: v.get("SubPath").unwrap_or_default().to_string(),
             })
         })

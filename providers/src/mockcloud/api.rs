@@ -7,9 +7,11 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::auth::{Call, Nonces, authenticate};
+use super::create_extras::GroupExtras;
 use super::engine::Engine;
 use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
+use super::network::PlacementFilter;
 use super::sts::Sts;
 use crate::eci::api::{
     CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
@@ -61,11 +63,17 @@ fn ok<T: Serialize>(body: &T) -> Result<String, ApiError> {
 }
 
 fn is_write(action: &str) -> bool {
-    matches!(action, "CreateContainerGroup" | "DeleteContainerGroup")
+    matches!(
+        action,
+        "CreateContainerGroup" | "DeleteContainerGroup" | "DeleteContainerGroups"
+    )
 }
 
+/// A `DryRun=true` create whose checks all passed.
+const DRY_RUN_OPERATION: errors::Code = ("DryRunOperation", 400);
+
 /// Run the action; the JSON body of the success answer (its RequestId set by the caller).
-async fn dispatch(
+pub(super) async fn dispatch(
     engine: &Engine,
     action: &str,
     p: &Params,
@@ -74,16 +82,36 @@ async fn dispatch(
     match action {
         "CreateContainerGroup" => {
             let req = CreateContainerGroup::decode(p)?;
-            let id = engine.create(req)?;
+            let extras = GroupExtras::decode(p)?;
+            if extras.dry_run {
+                // Every check a create makes, then ECI's "passed" answer, which is an error.
+                engine.check_create(&req)?;
+                return Err(ApiError::new(
+                    DRY_RUN_OPERATION,
+                    "Request validation has been passed with DryRun flag set.",
+                ));
+            }
+            let id = engine.create_with(req, extras)?;
             ok(&CreateContainerGroupResponse {
                 request_id: String::new(),
                 container_group_id: id,
             })
         }
-        "DescribeContainerGroups" => ok(&engine.describe(&DescribeContainerGroups::decode(p)?)?),
+        "DescribeContainerGroups" => ok(&engine.describe(
+            &DescribeContainerGroups::decode(p)?,
+            &PlacementFilter::decode(p)?,
+        )?),
         "DescribeContainerGroupStatus" => {
             let q = DescribeContainerGroups::decode(p)?;
-            ok(&engine.describe_status(&q, p.parse("SinceSecond")?)?)
+            let placement = PlacementFilter::decode(p)?;
+            ok(&engine.describe_status(&q, &placement, p.parse("SinceSecond")?)?)
+        }
+        "DescribeContainerGroupEvents" => ok(&engine.describe_events(p)?),
+        "DescribeContainerGroupMetric" => ok(&engine.group_metric(p).await?),
+        "DescribeRegions" => ok(&super::regions::describe(&engine.config().region_id)),
+        "DeleteContainerGroups" => {
+            engine.delete_many(p)?;
+            ok(&RequestIdResponse::default())
         }
         "DeleteContainerGroup" => {
             engine.delete(p.required("ContainerGroupId")?)?;

@@ -1,21 +1,27 @@
-//! The listing side of the engine: filters (ids, tags, name, status, recent change) and
+//! The listing side of the engine: filters (ids, tags, name, status, placement, recent change) and
 //! pages in creation order, with the page's last position as the NextToken.
 
 use jiff::Timestamp;
 
 use super::api::ApiError;
 use super::engine::Engine;
+use super::network::PlacementFilter;
 use super::render;
-use crate::eci::api::{
-    DescribeContainerGroupStatusResponse, DescribeContainerGroupsResponse, errors,
-};
+use super::view::{DescribeGroupsAnswer, DescribeStatusAnswer};
+use crate::eci::api::errors;
 use crate::eci::request::DescribeContainerGroups;
 
 /// DescribeContainerGroupStatus answers at most this many groups per page.
 const STATUS_PAGE: u32 = 200;
 
 impl Engine {
-    fn select(&self, q: &DescribeContainerGroups, since: Option<Timestamp>) -> Vec<u64> {
+    fn select(
+        &self,
+        q: &DescribeContainerGroups,
+        placement: &PlacementFilter,
+        since: Option<Timestamp>,
+    ) -> Vec<u64> {
+        let region = &self.inner.config.region_id;
         let state = self.inner.lock();
         state
             .groups
@@ -38,19 +44,21 @@ impl Engine {
                     .is_none_or(|n| *n == g.spec.name)
             })
             .filter(|g| q.status.as_ref().is_none_or(|s| s == g.status))
+            .filter(|g| placement.matches(g, region))
             .filter(|g| since.is_none_or(|s| g.updated >= s))
             .map(|g| g.seq)
             .collect()
     }
 
     /// One page of the matching groups: (page, next token, total).
-    fn page(
+    pub(super) fn page(
         &self,
         q: &DescribeContainerGroups,
+        placement: &PlacementFilter,
         since: Option<Timestamp>,
         max: u32,
     ) -> Result<(Vec<u64>, String, u64), ApiError> {
-        let matching = self.select(q, since);
+        let matching = self.select(q, placement, since);
         let start = match &q.next_token {
             None => 0,
             Some(token) => {
@@ -72,18 +80,20 @@ impl Engine {
     pub fn describe(
         &self,
         q: &DescribeContainerGroups,
-    ) -> Result<DescribeContainerGroupsResponse, ApiError> {
-        let (seqs, next_token, total) = self.page(q, None, self.inner.config.max_page_size)?;
+        placement: &PlacementFilter,
+    ) -> Result<DescribeGroupsAnswer, ApiError> {
+        let (seqs, next_token, total) =
+            self.page(q, placement, None, self.inner.config.max_page_size)?;
         let state = self.inner.lock();
         let region = &self.inner.config.region_id;
-        Ok(DescribeContainerGroupsResponse {
+        Ok(DescribeGroupsAnswer {
             request_id: String::new(),
             next_token,
             total_count: total,
             container_groups: seqs
                 .iter()
                 .filter_map(|s| state.groups.get(s))
-                .map(|g| render::group(g, region))
+                .map(|g| render::group(g, region, placement.with_event))
                 .collect(),
         })
     }
@@ -91,8 +101,9 @@ impl Engine {
     pub fn describe_status(
         &self,
         q: &DescribeContainerGroups,
+        placement: &PlacementFilter,
         since_second: Option<u64>,
-    ) -> Result<DescribeContainerGroupStatusResponse, ApiError> {
+    ) -> Result<DescribeStatusAnswer, ApiError> {
         let since = since_second.and_then(|s| {
             Timestamp::now()
                 .checked_sub(jiff::SignedDuration::from_secs(
@@ -100,9 +111,9 @@ impl Engine {
                 ))
                 .ok()
         });
-        let (seqs, next_token, total) = self.page(q, since, STATUS_PAGE)?;
+        let (seqs, next_token, total) = self.page(q, placement, since, STATUS_PAGE)?;
         let state = self.inner.lock();
-        Ok(DescribeContainerGroupStatusResponse {
+        Ok(DescribeStatusAnswer {
             request_id: String::new(),
             next_token,
             total_count: total,

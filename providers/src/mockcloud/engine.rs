@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::MockCloudConfig;
 use super::api::ApiError;
+use super::create_extras::GroupExtras;
 use super::executor::{Executor, GroupSpec, RunningContainer};
 use super::faults::Faults;
 use super::group::{CState, ContainerRt, Group};
@@ -186,8 +187,22 @@ impl Engine {
     }
 
     pub fn create(&self, req: CreateContainerGroup) -> Result<String, ApiError> {
+        self.create_with(req, GroupExtras::default())
+    }
+
+    /// Everything a create checks, without creating: `DryRun=true`.
+    pub fn check_create(&self, req: &CreateContainerGroup) -> Result<(), ApiError> {
+        group_size(req).map(|_| ())
+    }
+
+    /// Create with the parameters only the simulator decodes.
+    pub fn create_with(
+        &self,
+        req: CreateContainerGroup,
+        extras: GroupExtras,
+    ) -> Result<String, ApiError> {
         let (cpu, memory) = group_size(&req)?;
-        let fingerprint = format!("{req:?}");
+        let fingerprint = format!("{req:?}{extras:?}");
         let now = Timestamp::now();
         let mut state = self.inner.lock();
         if let Some(token) = &req.client_token
@@ -249,6 +264,7 @@ impl Engine {
             generation: 0,
             max_log_lines: max_lines,
             request: req,
+            extras,
         };
         group.event(
             "Normal",
@@ -270,6 +286,10 @@ impl Engine {
         Ok(id)
     }
 
+    pub fn exists(&self, id: &str) -> bool {
+        self.inner.lock().group(id).is_ok()
+    }
+
     pub fn delete(&self, id: &str) -> Result<(), ApiError> {
         if self.inner.remove(id) {
             Ok(())
@@ -278,12 +298,13 @@ impl Engine {
         }
     }
 
-    /// Restart every container of a running group (init containers first, as on start).
+    /// Restart every container of a pending or running group (init containers first, as on start).
     pub fn restart(&self, id: &str) -> Result<(), ApiError> {
         let mut state = self.inner.lock();
         let seq = *state.by_id.get(id).ok_or_else(|| not_found(id))?;
         let group = state.groups.get_mut(&seq).ok_or_else(|| not_found(id))?;
-        if group.status != group_status::RUNNING {
+        // ECI restarts Pending and Running instances only.
+        if !matches!(group.status, group_status::PENDING | group_status::RUNNING) {
             return Err(incorrect_status(id, group.status));
         }
         let now = Timestamp::now();

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::ImageEntry;
+use super::create_extras::GroupExtras;
 use super::executor::{Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
 use crate::eci::api::{Event, group_status};
@@ -120,6 +121,8 @@ pub struct Group {
     pub seq: u64,
     pub spec: Arc<GroupSpec>,
     pub request: CreateContainerGroup,
+    /// What the shared decoder leaves out (`create_extras`).
+    pub extras: GroupExtras,
     pub cpu: f64,
     pub memory: f64,
     pub ip: String,

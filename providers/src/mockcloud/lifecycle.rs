@@ -118,7 +118,8 @@ impl Driver {
         let Some(spec) = self.update(|g, _| g.spec.clone()) else {
             return;
         };
-        if schedule && let Err(e) = self.inner.executor.prepare(&spec).await {
+        // Idempotent, so a restart prepares again: it may come while Pending, before the first.
+        if let Err(e) = self.inner.executor.prepare(&spec).await {
             self.update(|g, now| {
                 g.finish(group_status::FAILED, "FailedCreatePodSandBox", now);
                 g.event("Warning", "FailedCreatePodSandBox", e, now);

@@ -20,8 +20,11 @@
 pub mod api;
 pub mod auth;
 pub mod catalog;
+mod create_extras;
+mod delete_batch;
 mod describe;
 mod engine;
+mod events;
 pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
@@ -29,15 +32,20 @@ mod executor_process_exec;
 pub mod executor_sim;
 pub mod faults;
 mod group;
+mod group_metric;
 mod lifecycle;
 pub mod logstore;
 pub mod metadata;
 mod metrics;
+mod network;
 mod probes;
 mod procstat;
+mod regions;
 mod render;
 mod server;
 pub mod sts;
+#[cfg(test)]
+mod tests_face;
 #[cfg(test)]
 mod tests_names;
 #[cfg(test)]
@@ -46,6 +54,7 @@ mod tests_probes;
 mod tests_process;
 mod tokens;
 pub mod verify;
+mod view;
 
 use std::collections::BTreeMap;
 
