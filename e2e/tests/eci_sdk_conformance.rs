@@ -2,7 +2,12 @@
 //! `vk-cloud serve`. The current SDK (`alibabacloud-eci20180808` on
 //! `alibabacloud-tea-openapi`) signs with ACS3-HMAC-SHA256; the older one
 //! (`aliyun-python-sdk-eci` on `aliyun-python-sdk-core`) with the RPC signature 1.0
-//! (HMAC-SHA1). Each answer must parse into the SDK's models. No Kubernetes cluster needed.
+//! (HMAC-SHA1). Between them: every action the eci provider uses and the ones the simulator
+//! adds (events, one group's metric, regions, batch delete), DryRun, the restart rules, the
+//! listing filters, bad parameters, an unknown action and a wrong secret on both signatures.
+//! Each answer must parse into the SDK's models, and the Describe answers must carry every
+//! field of those models that ECI always sends (the script lists the ones it leaves out, and
+//! why). No Kubernetes cluster needed.
 
 use std::process::Command;
 
@@ -41,14 +46,26 @@ fn official_sdks_drive_the_mock_cloud() {
     assert_eq!(
         passed,
         [
+            "CreateContainerGroup DryRun",
             "CreateContainerGroup",
             "DescribeContainerGroups",
+            "DescribeContainerGroups filters",
             "DescribeContainerGroupStatus",
             "DescribeContainerGroupStatus (v2 signature)",
             "ExecContainerCommand",
+            "DescribeContainerLog",
+            "DescribeContainerGroupEvents",
+            "DescribeContainerGroupMetric",
+            "DescribeRegions",
+            "UpdateContainerGroup",
+            "RestartContainerGroup",
+            "bad parameters",
             "wrong secret (ACS3)",
-            "DescribeContainerGroups (HMAC-SHA1)",
+            "every action (HMAC-SHA1)",
+            "CreateContainerGroup (HMAC-SHA1)",
+            "unknown action",
             "wrong secret (HMAC-SHA1)",
+            "DeleteContainerGroups",
             "DeleteContainerGroup",
         ],
         "{stdout}\n{stderr}"
