@@ -1,8 +1,10 @@
 //! The `CreateContainerGroup` parameters the shared request decoder leaves out, decoded and
 //! checked by the simulator itself from ECI's API reference: `DryRun`, `RamRoleName`, the spot
 //! fields, `InstanceType`, `Ipv6AddressCount`, the EIP fields, `ResourceGroupId`,
-//! `ComputeCategory`, and per container `Gpu` and `EnvironmentVarHide`. They are recorded and
-//! echoed by `DescribeContainerGroups`; nothing in the executors depends on them.
+//! `ComputeCategory`, `PrivateIpAddress` (the group's address), `ScheduleStrategy`,
+//! `CpuArchitecture`, `StrictSpot`, `AutoMatchImageCache`, and per container `Gpu` and
+//! `EnvironmentVarHide`. They are recorded and, where `DescribeContainerGroups` has a field,
+//! echoed; nothing in the executors depends on them.
 
 use crate::eci::params::{ParamError, Params};
 
@@ -12,6 +14,10 @@ pub const SPOT_STRATEGIES: &[&str] = &["NoSpot", "SpotWithPriceLimit", "SpotAsPr
 const EIP_ISPS: &[&str] = &["BGP", "BGP_PRO"];
 /// `ComputeCategory` values.
 const COMPUTE_CATEGORIES: &[&str] = &["economy", "general"];
+/// `ScheduleStrategy` values (how the vSwitches given are tried).
+const SCHEDULE_STRATEGIES: &[&str] = &["VSwitchOrdered", "VSwitchRandom"];
+/// `CpuArchitecture` values.
+const CPU_ARCHITECTURES: &[&str] = &["AMD64", "ARM64"];
 /// `InstanceType` names at most this many ECS types, comma-separated.
 const MAX_INSTANCE_TYPES: usize = 5;
 
@@ -38,6 +44,12 @@ pub struct GroupExtras {
     pub eip_instance_id: Option<String>,
     pub resource_group_id: Option<String>,
     pub compute_category: Vec<String>,
+    /// The group's private address, instead of one the vSwitch hands out.
+    pub private_ip: Option<std::net::Ipv4Addr>,
+    pub schedule_strategy: Option<String>,
+    pub cpu_architecture: Option<String>,
+    pub strict_spot: bool,
+    pub auto_match_image_cache: bool,
     /// By position: `Container.1` first.
     pub containers: Vec<ContainerExtras>,
     pub init_containers: Vec<ContainerExtras>,
@@ -148,7 +160,18 @@ impl GroupExtras {
                 format!("{bad:?} is not one of {}", COMPUTE_CATEGORIES.join(", ")),
             ));
         }
+        let private_ip = match p.string("PrivateIpAddress") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                ParamError::invalid("PrivateIpAddress", format!("{v:?} is not an IPv4 address"))
+            })?),
+        };
         Ok(Self {
+            private_ip,
+            schedule_strategy: one_of(p, "ScheduleStrategy", SCHEDULE_STRATEGIES)?,
+            cpu_architecture: one_of(p, "CpuArchitecture", CPU_ARCHITECTURES)?,
+            strict_spot: boolean(p, "StrictSpot")?,
+            auto_match_image_cache: boolean(p, "AutoMatchImageCache")?,
             dry_run: boolean(p, "DryRun")?,
             ram_role_name: p.string("RamRoleName"),
             spot_strategy,
@@ -243,6 +266,9 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.instance_types, ["ecs.c6.large", "ecs.g6.large"]);
+        assert!(GroupExtras::decode(&params(&[("PrivateIpAddress", "10.0.0.300")])).is_err());
+        assert!(GroupExtras::decode(&params(&[("CpuArchitecture", "RISCV")])).is_err());
+        assert!(GroupExtras::decode(&params(&[("ScheduleStrategy", "Any")])).is_err());
         assert!(ok.has_eip());
     }
 }

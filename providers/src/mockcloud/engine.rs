@@ -23,7 +23,6 @@ use super::tokens::{Remembered, TokenTable};
 use crate::eci::api::{errors, group_status};
 use crate::eci::ratelimit::TokenBucket;
 use crate::eci::request::{CreateContainerGroup, VolumeDef};
-use crate::eci::sizing;
 
 pub(crate) struct Inner {
     pub config: MockCloudConfig,
@@ -220,12 +219,21 @@ impl Engine {
         state.next_seq += 1;
         let id = random_id();
         let max_lines = self.inner.config.max_log_lines;
-        let ip = format!(
-            "{}{}.{}",
-            self.inner.config.ip_prefix,
-            (seq / 254) % 256,
-            seq % 254 + 1
-        );
+        let ip = match extras.private_ip {
+            Some(ip) => ip.to_string(),
+            None => format!(
+                "{}{}.{}",
+                self.inner.config.ip_prefix,
+                (seq / 254) % 256,
+                seq % 254 + 1
+            ),
+        };
+        if extras.private_ip.is_some() && state.groups.values().any(|g| g.ip == ip) {
+            return Err(ApiError::new(
+                ("InvalidPrivateIpAddress.Duplicated", 400),
+                format!("The private IP address {ip} is in use by another instance."),
+            ));
+        }
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
             name: req.container_group_name.clone(),
@@ -503,11 +511,11 @@ fn group_size(req: &CreateContainerGroup) -> Result<(f64, f64), ApiError> {
     };
     let cpu = req.cpu.unwrap_or_else(|| sum(|c| c.cpu));
     let memory = req.memory.unwrap_or_else(|| sum(|c| c.memory));
-    let spec = sizing::round_up(cpu, memory).ok_or_else(|| {
+    let spec = super::specs::billed(cpu, memory).ok_or_else(|| {
         ApiError::new(
             errors::INVALID_PARAMETER,
             format!("The requested {cpu} vCPU / {memory} GiB exceeds the largest specification (64 vCPU / 512 GiB)."),
         )
     })?;
-    Ok((spec.cpu, spec.memory_gib))
+    Ok(spec)
 }

@@ -12,7 +12,7 @@
 //! Modelled on purpose: request signatures ([`auth`], checked by [`verify`], code of its own
 //! apart from the client's signer: ACS3-HMAC-SHA256 and HMAC-SHA1, nonces, timestamps), ClientToken
 //! idempotency (tokens forgotten after `client_token_ttl_secs`), the create/delete quota
-//! (token bucket, `Throttling.User`), the sizing table, page sizes and log limits,
+//! (token bucket, `Throttling.User`), the sizing table (`specs`, its own copy), page sizes and log limits,
 //! DescribeMultiContainerGroupMetric (at most 20 groups per call; `process` measures the
 //! sandbox's processes in `/proc`), injectable faults ([`faults`]), and temporary keys from
 //! STS AssumeRoleWithOIDC ([`sts`]) or the ECS metadata service ([`metadata`]).
@@ -43,6 +43,7 @@ mod procstat;
 mod regions;
 mod render;
 mod server;
+mod specs;
 pub mod sts;
 #[cfg(test)]
 mod tests_face;

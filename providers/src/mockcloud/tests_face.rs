@@ -182,10 +182,15 @@ async fn create_parameters_are_echoed_with_the_network_eci_reports() {
             ("Container.1.ReadinessProbe.TcpSocket.Port", "8080"),
             ("Volume.1.Name", "ws"),
             ("Volume.1.Type", "EmptyDirVolume"),
+            ("PrivateIpAddress", "192.168.7.7"),
         ],
     )
     .await;
     wait_status(&e, &id, "Running").await;
+    let mut again = GROUP.to_vec();
+    again.push(("PrivateIpAddress", "192.168.7.7"));
+    let err = call(&e, "CreateContainerGroup", &again).await.unwrap_err();
+    assert_eq!(err.code, "InvalidPrivateIpAddress.Duplicated");
     let g = describe(&e, &id, &[]).await;
     assert_eq!(g["RamRoleName"], "builder");
     assert_eq!(g["SpotStrategy"], "SpotWithPriceLimit");
@@ -198,6 +203,7 @@ async fn create_parameters_are_echoed_with_the_network_eci_reports() {
     );
     assert_eq!(g["SecurityGroupId"], "sg-1");
     assert_eq!(g["VSwitchId"], "vsw-1");
+    assert_eq!(g["IntranetIp"], "192.168.7.7");
     assert!(g["VpcId"].as_str().unwrap().starts_with("vpc-"));
     assert!(g["EniInstanceId"].as_str().unwrap().starts_with("eni-"));
     assert!(g["InternetIp"].as_str().unwrap().starts_with("47."));
