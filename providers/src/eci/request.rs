@@ -178,11 +178,24 @@ impl CreateContainerGroup {
                 format!("a container group holds at most {MAX_CONTAINERS} containers"),
             ));
         }
+        // Errors name the exact parameter (`InitContainer.2.VolumeMount.1.Name`); the SDKs
+        // number list members from 1 without gaps.
+        let numbered: Vec<(String, &ContainerDef)> = containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("Container.{}", i + 1), c))
+            .chain(
+                init_containers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("InitContainer.{}", i + 1), c)),
+            )
+            .collect();
         let mut names = BTreeSet::new();
-        for c in containers.iter().chain(&init_containers) {
+        for (pre, c) in &numbered {
             if !names.insert(c.name.as_str()) {
                 return Err(ParamError::invalid(
-                    "Container.N.Name",
+                    format!("{pre}.Name"),
                     format!("the container name {:?} is used twice", c.name),
                 ));
             }
@@ -202,11 +215,12 @@ impl CreateContainerGroup {
                 "volume names must be unique",
             ));
         }
-        for c in containers.iter().chain(&init_containers) {
-            for m in &c.volume_mounts {
+        for (pre, c) in &numbered {
+            for (j, m) in c.volume_mounts.iter().enumerate() {
+                let mount = format!("{pre}.VolumeMount.{}", j + 1);
                 if !volume_names.contains(m.name.as_str()) {
                     return Err(ParamError::invalid(
-                        "VolumeMount.N.Name",
+                        format!("{mount}.Name"),
                         format!(
                             "container {:?} mounts the unknown volume {:?}",
                             c.name, m.name
@@ -215,7 +229,7 @@ impl CreateContainerGroup {
                 }
                 if !m.mount_path.starts_with('/') {
                     return Err(ParamError::invalid(
-                        "VolumeMount.N.MountPath",
+                        format!("{mount}.MountPath"),
                         format!("{:?} is not an absolute path", m.mount_path),
                     ));
                 }
@@ -409,9 +423,12 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         .members("Port")
         .map_err(named)?
         .into_iter()
-        .map(|(_, v)| {
+        .map(|(j, v)| {
             Ok(Port {
-                port: v.parse("Port")?.unwrap_or_default(),
+                port: v
+                    .parse("Port")
+                    .map_err(|_| ParamError::invalid(format!("Port.{j}.Port"), "1 to 65535"))?
+                    .unwrap_or_default(),
                 protocol: v.get("Protocol").unwrap_or("TCP").to_string(),
             })
         })

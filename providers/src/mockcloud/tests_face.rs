@@ -252,6 +252,36 @@ async fn parameter_errors_name_the_exact_parameter() {
         "{}",
         err.message
     );
+    let named = |extra: &'static [(&'static str, &'static str)]| {
+        let e = e.clone();
+        async move {
+            let mut pairs = GROUP.to_vec();
+            pairs.extend_from_slice(extra);
+            call(&e, "CreateContainerGroup", &pairs)
+                .await
+                .unwrap_err()
+                .message
+        }
+    };
+    let message = named(&[
+        ("InitContainer.1.Name", "init"),
+        ("InitContainer.1.Image", "busybox"),
+        ("InitContainer.1.VolumeMount.1.Name", "nowhere"),
+        ("InitContainer.1.VolumeMount.1.MountPath", "/x"),
+    ])
+    .await;
+    assert!(
+        message.contains("\"InitContainer.1.VolumeMount.1.Name\""),
+        "{message}"
+    );
+    let message = named(&[("Container.1.Port.1.Port", "http")]).await;
+    assert!(message.contains("\"Container.1.Port.1.Port\""), "{message}");
+    let message = named(&[
+        ("Container.2.Name", "main"),
+        ("Container.2.Image", "busybox"),
+    ])
+    .await;
+    assert!(message.contains("\"Container.2.Name\""), "{message}");
     let err = call(&e, "NoSuchAction", &[]).await.unwrap_err();
     assert_eq!(err.code, "InvalidAction.NotFound");
 }
