@@ -12,7 +12,9 @@ use crate::eci::metrics::{DescribeMultiContainerGroupMetric, MetricRecord};
 use crate::eci::params::{ParamError, Params};
 
 /// `Period` values, in seconds.
-const PERIODS: &[u32] = &[15, 60, 600, 3600];
+const PERIODS: &[u32] = &[15, 30, 60, 600];
+/// `StartTime` reaches back this far at most.
+const HISTORY: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
 /// ECI's default temporary storage: a 30 GiB system disk.
 const SYSTEM_DISK_BYTES: u64 = 30 << 30;
 
@@ -76,24 +78,39 @@ pub struct InterfaceView {
     pub tx_packets: u64,
 }
 
-fn rfc3339(p: &Params, name: &str) -> Result<(), ParamError> {
+fn rfc3339(p: &Params, name: &str) -> Result<Option<jiff::Timestamp>, ParamError> {
     match p.string(name) {
-        Some(v) if v.parse::<jiff::Timestamp>().is_err() => {
-            Err(ParamError::invalid(name, format!("{v:?} is not RFC 3339")))
-        }
-        _ => Ok(()),
+        None => Ok(None),
+        Some(v) => v
+            .parse::<jiff::Timestamp>()
+            .map(Some)
+            .map_err(|_| ParamError::invalid(name, format!("{v:?} is not RFC 3339"))),
     }
+}
+
+/// The time range: within the last 30 days, start before end.
+fn check_range(p: &Params) -> Result<(), ParamError> {
+    let (start, end) = (rfc3339(p, "StartTime")?, rfc3339(p, "EndTime")?);
+    let now = jiff::Timestamp::now();
+    if let Some(start) = start {
+        if now.checked_sub(HISTORY).is_ok_and(|oldest| start < oldest) {
+            return Err(ParamError::invalid("StartTime", "within the last 30 days"));
+        }
+        if start > end.unwrap_or(now) {
+            return Err(ParamError::invalid("StartTime", "before EndTime"));
+        }
+    }
+    Ok(())
 }
 
 impl Engine {
     pub async fn group_metric(&self, p: &Params) -> Result<GroupMetricAnswer, ApiError> {
         let id = p.required("ContainerGroupId")?.to_string();
-        rfc3339(p, "StartTime")?;
-        rfc3339(p, "EndTime")?;
+        check_range(p)?;
         if let Some(period) = p.parse::<u32>("Period")?
             && !PERIODS.contains(&period)
         {
-            return Err(ParamError::invalid("Period", "15, 60, 600 or 3600 seconds").into());
+            return Err(ParamError::invalid("Period", "15, 30, 60 or 600 seconds").into());
         }
         let multi = self
             .multi_metric(&DescribeMultiContainerGroupMetric {

@@ -326,6 +326,20 @@ async fn events_metric_regions_and_batch_delete() {
         metric["Records"][0]["Network"]["Interfaces"][0]["Name"],
         "eth0"
     );
+    for bad in [
+        ("Period", "3600"),
+        ("StartTime", "2001-01-01T00:00:00Z"),
+        ("EndTime", "yesterday"),
+    ] {
+        let err = call(
+            &e,
+            "DescribeContainerGroupMetric",
+            &[("ContainerGroupId", &a), bad],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, "InvalidParameter", "{bad:?}");
+    }
     let err = call(
         &e,
         "DescribeContainerGroupMetric",
