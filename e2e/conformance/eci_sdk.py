@@ -172,7 +172,7 @@ def group_request(name, **over):
         cpu=1.5, memory=3.0, zone_id=f"{REGION}-b", v_switch_id="vsw-conformance",
         security_group_id="sg-conformance", ram_role_name="builder",
         spot_strategy="SpotWithPriceLimit", spot_price_limit=0.25, auto_create_eip=True,
-        ipv_6address_count=1, resource_group_id="rg-conformance",
+        ipv_6address_count=1, resource_group_id="rg-conformance", compute_category=["economy"],
         dns_config=eci.CreateContainerGroupRequestDnsConfig(
             name_server=["10.0.0.10"], search=["default.svc.cluster.local"],
             option=[eci.CreateContainerGroupRequestDnsConfigOption(name="ndots", value="5")]),
@@ -262,7 +262,8 @@ check(g.v_switch_id == "vsw-conformance" and g.security_group_id == "sg-conforma
       and g.vpc_id.startswith("vpc-") and g.eni_instance_id.startswith("eni-"), "network")
 check(g.intranet_ip and g.internet_ip and ":" in g.ipv_6address, "addresses")
 check(g.ram_role_name == "builder" and g.spot_strategy == "SpotWithPriceLimit"
-      and g.spot_price_limit == 0.25 and g.resource_group_id == "rg-conformance", "echoed params")
+      and g.spot_price_limit == 0.25 and g.resource_group_id == "rg-conformance"
+      and g.compute_category == "economy", "echoed params")
 check(g.dns_config.name_servers == ["10.0.0.10"] and g.host_aliases[0].hostnames == ["jenkins"],
       "names")
 check(any(t.key == "vk-conformance" and t.value == "yes" for t in g.tags), "tags")
@@ -284,6 +285,9 @@ check([x.container_group_id for x in describe([], zone_id=f"{REGION}-b").contain
       == [group_id], "ZoneId filter")
 check(not describe([], zone_id=f"{REGION}-c").container_groups, "ZoneId filter (other zone)")
 check(not describe([], v_switch_id="vsw-other").container_groups, "VSwitchId filter")
+check(not describe([], security_group_id="sg-other").container_groups, "SecurityGroupId filter")
+check(not describe([], compute_category="general").container_groups, "ComputeCategory filter")
+check(describe([], resource_group_id="rg-conformance").container_groups, "ResourceGroupId filter")
 # The model turns a missing list into an empty one.
 check(g.events and not describe([group_id], with_event=False).container_groups[0].events,
       "WithEvent")

@@ -85,7 +85,7 @@ pub(super) async fn dispatch(
             let extras = GroupExtras::decode(p)?;
             if extras.dry_run {
                 // Every check a create makes, then ECI's "passed" answer, which is an error.
-                engine.check_create(&req)?;
+                engine.check_create(&req, &extras)?;
                 return Err(ApiError::new(
                     DRY_RUN_OPERATION,
                     "Request validation has been passed with DryRun flag set.",

@@ -190,8 +190,13 @@ impl Engine {
     }
 
     /// Everything a create checks, without creating: `DryRun=true`.
-    pub fn check_create(&self, req: &CreateContainerGroup) -> Result<(), ApiError> {
-        group_size(req).map(|_| ())
+    pub fn check_create(
+        &self,
+        req: &CreateContainerGroup,
+        extras: &GroupExtras,
+    ) -> Result<(), ApiError> {
+        group_size(req)?;
+        private_ip_free(&self.inner.lock(), extras)
     }
 
     /// Create with the parameters only the simulator decodes.
@@ -215,6 +220,7 @@ impl Engine {
                 "The request uses the same client token as a previous, but non-identical request.",
             ));
         }
+        private_ip_free(&state, &extras)?;
         let seq = state.next_seq;
         state.next_seq += 1;
         let id = random_id();
@@ -228,12 +234,7 @@ impl Engine {
                 seq % 254 + 1
             ),
         };
-        if extras.private_ip.is_some() && state.groups.values().any(|g| g.ip == ip) {
-            return Err(ApiError::new(
-                ("InvalidPrivateIpAddress.Duplicated", 400),
-                format!("The private IP address {ip} is in use by another instance."),
-            ));
-        }
+
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
             name: req.container_group_name.clone(),
@@ -498,6 +499,17 @@ impl Engine {
                 now,
             );
         }
+    }
+}
+
+/// `PrivateIpAddress` must be idle.
+fn private_ip_free(state: &State, extras: &GroupExtras) -> Result<(), ApiError> {
+    match extras.private_ip {
+        Some(ip) if state.groups.values().any(|g| g.ip == ip.to_string()) => Err(ApiError::new(
+            ("InvalidPrivateIpAddress.Duplicated", 400),
+            format!("The private IP address {ip} is in use by another instance."),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -191,6 +191,9 @@ async fn create_parameters_are_echoed_with_the_network_eci_reports() {
     again.push(("PrivateIpAddress", "192.168.7.7"));
     let err = call(&e, "CreateContainerGroup", &again).await.unwrap_err();
     assert_eq!(err.code, "InvalidPrivateIpAddress.Duplicated");
+    again.push(("DryRun", "true"));
+    let err = call(&e, "CreateContainerGroup", &again).await.unwrap_err();
+    assert_eq!(err.code, "InvalidPrivateIpAddress.Duplicated");
     let g = describe(&e, &id, &[]).await;
     assert_eq!(g["RamRoleName"], "builder");
     assert_eq!(g["SpotStrategy"], "SpotWithPriceLimit");
