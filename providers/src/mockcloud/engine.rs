@@ -19,6 +19,8 @@ use super::faults::Faults;
 use super::group::{CState, ContainerRt, Group};
 use super::lifecycle;
 use super::metrics::GroupSnapshot;
+use super::network::private_ip_free;
+use super::specs::group_size;
 use super::tokens::{Remembered, TokenTable};
 use crate::eci::api::{errors, group_status};
 use crate::eci::ratelimit::TokenBucket;
@@ -500,34 +502,4 @@ impl Engine {
             );
         }
     }
-}
-
-/// `PrivateIpAddress` must be idle.
-fn private_ip_free(state: &State, extras: &GroupExtras) -> Result<(), ApiError> {
-    match extras.private_ip {
-        Some(ip) if state.groups.values().any(|g| g.ip == ip.to_string()) => Err(ApiError::new(
-            ("InvalidPrivateIpAddress.Duplicated", 400),
-            format!("The private IP address {ip} is in use by another instance."),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The group's vCPU/GiB: asked for explicitly, or the containers' sum (init containers run
-/// alone, so the largest of them counts), rounded up to a supported specification.
-fn group_size(req: &CreateContainerGroup) -> Result<(f64, f64), ApiError> {
-    let sum = |f: fn(&crate::eci::request::ContainerDef) -> Option<f64>| {
-        let apps: f64 = req.containers.iter().filter_map(f).sum();
-        let init = req.init_containers.iter().filter_map(f).fold(0.0, f64::max);
-        apps.max(init)
-    };
-    let cpu = req.cpu.unwrap_or_else(|| sum(|c| c.cpu));
-    let memory = req.memory.unwrap_or_else(|| sum(|c| c.memory));
-    let spec = super::specs::billed(cpu, memory).ok_or_else(|| {
-        ApiError::new(
-            errors::INVALID_PARAMETER,
-            format!("The requested {cpu} vCPU / {memory} GiB exceeds the largest specification (64 vCPU / 512 GiB)."),
-        )
-    })?;
-    Ok(spec)
 }

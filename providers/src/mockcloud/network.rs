@@ -9,6 +9,9 @@
 
 use ring::digest;
 
+use super::api::ApiError;
+use super::create_extras::GroupExtras;
+use super::engine::State;
 use super::group::Group;
 use crate::eci::params::{ParamError, Params};
 
@@ -82,6 +85,17 @@ impl Group {
             .first()
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+/// `PrivateIpAddress` must be idle.
+pub(super) fn private_ip_free(state: &State, extras: &GroupExtras) -> Result<(), ApiError> {
+    match extras.private_ip {
+        Some(ip) if state.groups.values().any(|g| g.ip == ip.to_string()) => Err(ApiError::new(
+            ("InvalidPrivateIpAddress.Duplicated", 400),
+            format!("The private IP address {ip} is in use by another instance."),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -4,6 +4,10 @@
 //! A group is billed the smallest specification that covers what it asks for, vCPUs first,
 //! then memory; nothing asked for is 2 vCPU / 4 GiB.
 
+use super::api::ApiError;
+use crate::eci::api::errors;
+use crate::eci::request::{ContainerDef, CreateContainerGroup};
+
 /// (vCPU, [GiB]) ascending.
 const SPECS: &[(f64, &[f64])] = &[
     (0.25, &[0.5, 1.0]),
@@ -36,6 +40,25 @@ pub fn billed(cpu: f64, memory: f64) -> Option<(f64, f64)> {
         .iter()
         .filter(|(c, _)| *c + EPS >= cpu)
         .find_map(|(c, mems)| mems.iter().find(|m| **m + EPS >= memory).map(|m| (*c, *m)))
+}
+
+/// The group's vCPU/GiB: asked for explicitly, or the containers' sum (init containers run
+/// alone, so the largest of them counts), rounded up to a supported specification.
+pub(super) fn group_size(req: &CreateContainerGroup) -> Result<(f64, f64), ApiError> {
+    let sum = |f: fn(&ContainerDef) -> Option<f64>| {
+        let apps: f64 = req.containers.iter().filter_map(f).sum();
+        let init = req.init_containers.iter().filter_map(f).fold(0.0, f64::max);
+        apps.max(init)
+    };
+    let cpu = req.cpu.unwrap_or_else(|| sum(|c| c.cpu));
+    let memory = req.memory.unwrap_or_else(|| sum(|c| c.memory));
+    let spec = billed(cpu, memory).ok_or_else(|| {
+        ApiError::new(
+            errors::INVALID_PARAMETER,
+            format!("The requested {cpu} vCPU / {memory} GiB exceeds the largest specification (64 vCPU / 512 GiB)."),
+        )
+    })?;
+    Ok(spec)
 }
 
 #[cfg(test)]
