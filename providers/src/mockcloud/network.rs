@@ -107,7 +107,8 @@ pub struct PlacementFilter {
     pub security_group_id: Option<String>,
     pub resource_group_id: Option<String>,
     pub compute_category: Option<String>,
-    /// `DescribeContainerGroups` answers each group's events unless told `WithEvent=false`.
+    /// The reference gives `WithEvent` no default; the simulator answers each group's events
+    /// unless told `WithEvent=false` (the eci provider reads them without asking).
     pub with_event: bool,
 }
 
