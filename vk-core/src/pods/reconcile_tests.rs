@@ -1,6 +1,6 @@
 //! The reconcile against the fake API server of [`crate::pods::test_api`] and a scripted
-//! provider: instance updates (new generation, edited mounted objects) and the active
-//! deadline; and the requeue arithmetic.
+//! provider: instance updates (new generation, edited mounted objects), status writes and
+//! the active deadline. The decision alone is tested in `decide_tests.rs`.
 
 use std::sync::atomic::Ordering;
 
@@ -8,11 +8,26 @@ use kube::runtime::reflector;
 use kube::runtime::watcher::Event as WatchEvent;
 use serde_json::{Value, json};
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Action;
+use tokio::sync::mpsc;
+
+use crate::pods::PodControllerConfig;
+use crate::pods::context::PodContext;
+use crate::pods::decide::INTERIM_DELAY;
+use crate::pods::events::EventRecorder;
+use crate::pods::measure::reconcile;
+use crate::pods::pod_api::pod_ref;
 use crate::pods::references::ObjectKind;
 use crate::pods::resolve::ObjectSource as _;
 use crate::pods::test_api::FakeApi;
+use crate::pods::watched::{ObjectChange, WatchedNamespaces};
 use crate::provider::test_support::ScriptedProvider;
+use crate::provider::{InstancePhase, InstanceStatus, StatusEvent};
 use crate::provider::{ResolvedPod, VolumeSource};
 
 /// A context over the fake API, its pod store holding `pods`.
@@ -332,44 +347,6 @@ async fn an_instance_that_ended_before_the_check_is_mirrored_not_stopped() {
     assert!(provider.calls().is_empty(), "{:?}", provider.calls());
     let patch = api.status_patches("build").pop().expect("a status patch");
     assert_eq!(patch["status"]["phase"], "Succeeded");
-}
-
-fn deadline_pod(deadline: Option<i64>, started: Timestamp) -> Pod {
-    serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
-        "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
-        "status": {"startTime": started.to_string()},
-    }))
-    .unwrap()
-}
-
-#[test]
-fn the_active_deadline_brings_the_next_reconcile_forward() {
-    let now = Timestamp::now();
-    let a_minute = Some(Duration::from_secs(60));
-    assert_eq!(
-        requeue(&deadline_pod(None, now), a_minute),
-        Action::requeue(Duration::from_secs(60))
-    );
-    assert_eq!(
-        requeue(&deadline_pod(None, now), None),
-        Action::await_change()
-    );
-    // Exceeded already: at once (the reconcile then fails the pod).
-    let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
-    assert_eq!(
-        requeue(&deadline_pod(Some(10), long_ago), a_minute),
-        Action::requeue(Duration::from_millis(50))
-    );
-    assert_eq!(
-        requeue(&deadline_pod(Some(10), long_ago), None),
-        Action::requeue(Duration::from_millis(50))
-    );
-    // A deadline further away than the requested wake-up changes nothing.
-    assert_eq!(
-        requeue(&deadline_pod(Some(86_400), now), a_minute),
-        Action::requeue(Duration::from_secs(60))
-    );
 }
 
 #[tokio::test]
