@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::PodControllerConfig;
+use super::decide::orphans;
 use super::events::EventRecorder;
 use super::pod_api::{older_version, pod_ref};
 use super::record::Records;
@@ -186,14 +187,10 @@ impl PodContext {
             self.watched.retain_pods(&known);
             match self.provider.list().await {
                 Ok(list) => {
-                    for instance in list {
-                        if !known.contains(&instance.pod.uid) {
-                            tracing::info!(pod = %instance.pod, uid = %instance.pod.uid, "deleting an instance that has no pod");
-                            if let Err(e) =
-                                self.provider.delete(&instance.pod, Duration::ZERO).await
-                            {
-                                tracing::warn!(pod = %instance.pod, error = %e, "deleting an orphan failed; retrying later");
-                            }
+                    for pod in orphans(&list, &known) {
+                        tracing::info!(pod = %pod, uid = %pod.uid, "deleting an instance that has no pod");
+                        if let Err(e) = self.provider.delete(pod, Duration::ZERO).await {
+                            tracing::warn!(pod = %pod, error = %e, "deleting an orphan failed; retrying later");
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! what this reconcile does ([`Decision`]). No I/O, no locks and no clock: the reconcile
 //! gathers the facts (with the time it read), decides, and applies the decision.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -11,7 +12,7 @@ use kube::runtime::controller::Action;
 use super::deadline;
 use super::record::PodRecord;
 use super::status::{has_started, is_terminal_phase, pod_phase};
-use crate::provider::InstancePhase;
+use crate::provider::{InstancePhase, InstanceStatus, PodRef};
 
 /// Right after a create, a `Pending` status is held back this long: a provider that starts
 /// at once reports `Running` first, and the pod gets one status write instead of two.
@@ -273,6 +274,18 @@ pub(super) fn backoff(attempts: u32) -> Duration {
     Duration::from_millis(500)
         .saturating_mul(1u32 << attempts.min(7))
         .min(Duration::from_secs(60))
+}
+
+/// The instances whose pod is not among the `known` pod UIDs (deleted while vk was away, or
+/// whose removal was missed): they are deleted.
+pub(super) fn orphans<'a>(
+    instances: &'a [InstanceStatus],
+    known: &'a HashSet<String>,
+) -> impl Iterator<Item = &'a PodRef> {
+    instances
+        .iter()
+        .map(|i| &i.pod)
+        .filter(|pod| !known.contains(&pod.uid))
 }
 
 /// How long from `now` until `at`; zero when it has passed.

@@ -1,7 +1,6 @@
 //! Every branch of the decision, on plain values.
 
 use super::*;
-use crate::provider::{InstanceStatus, PodRef};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -410,4 +409,23 @@ fn a_deleted_or_terminal_pod_stops_keeping_its_namespace_watched() {
         assert_eq!(d.reads_references(), Some(true), "{d:?}");
     }
     assert_eq!(Decision::StopForDeadline { grace }.reads_references(), None);
+}
+
+#[test]
+fn instances_without_a_known_pod_are_orphans() {
+    let of = |uid: &str| InstanceStatus {
+        pod: PodRef {
+            namespace: "ci".into(),
+            name: format!("p-{uid}"),
+            uid: uid.into(),
+        },
+        ..instance(InstancePhase::Running)
+    };
+    let instances = [of("a"), of("b"), of("c")];
+    let known: HashSet<String> = ["a".to_string(), "c".to_string()].into();
+    let found: Vec<&str> = orphans(&instances, &known)
+        .map(|p| p.uid.as_str())
+        .collect();
+    assert_eq!(found, ["b"]);
+    assert_eq!(orphans(&instances, &HashSet::new()).count(), 3);
 }

@@ -381,3 +381,61 @@ fn an_unready_sidecar_keeps_the_pod_unready() {
     assert_eq!(cond(&s, "ContainersReady").status, "True");
     assert_eq!(cond(&s, "Ready").status, "True");
 }
+
+fn with_restart_policy(policy: &str) -> Pod {
+    let mut p = pod(&["build"], &[]);
+    if let Some(spec) = p.spec.as_mut() {
+        spec.restart_policy = Some(policy.into());
+    }
+    p
+}
+
+#[test]
+fn a_refused_spec_fails_the_pod_only_when_it_never_restarts() {
+    let now = Timestamp::from_second(1_800_000_000).unwrap();
+    let never = refused_status(&with_restart_policy("Never"), "Bad", "no", "10.0.0.1", now);
+    assert_eq!(never.phase.as_deref(), Some("Failed"));
+    assert_eq!(never.reason.as_deref(), Some("Bad"));
+    for policy in ["Always", "OnFailure"] {
+        let status = refused_status(&with_restart_policy(policy), "Bad", "no", "10.0.0.1", now);
+        assert_eq!(status.phase.as_deref(), Some("Pending"), "{policy}");
+        let waiting = status.container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("Bad"));
+        assert_eq!(waiting.message.as_deref(), Some("no"));
+    }
+}
+
+#[test]
+fn a_pod_has_started_once_running_or_a_container_ran() {
+    let mut p = pod(&["build"], &[]);
+    assert!(!has_started(&p), "no status");
+    p.status = Some(PodStatus {
+        phase: Some("Pending".into()),
+        ..Default::default()
+    });
+    assert!(!has_started(&p));
+    assert_eq!(pod_phase(&p), Some("Pending"));
+    p.status = Some(PodStatus {
+        phase: Some("Pending".into()),
+        init_container_statuses: Some(vec![K8sContainerStatus {
+            name: "setup".into(),
+            state: Some(K8sState {
+                terminated: Some(ContainerStateTerminated::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    assert!(has_started(&p), "an init container ran");
+    p.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        ..Default::default()
+    });
+    assert!(has_started(&p));
+}
