@@ -107,11 +107,6 @@ impl PodContext {
         })
     }
 
-    fn forget(&self, uid: &str) {
-        self.records.forget(uid);
-        self.watched.remove_pod(uid);
-    }
-
     /// The watch brought `pod`. One this node has not created yet starts its preparation
     /// before a reconcile worker is free: its namespace is watched and its service-account
     /// tokens are asked for, so the create that follows finds them ready.
@@ -172,7 +167,9 @@ impl PodContext {
                     tracing::warn!(pod = %pod, error = %e, "deleting the instance failed; the orphan sweep will retry");
                 }
             }
-            self.forget(&pod.uid);
+            self.records.forget(&pod.uid);
+            // Its namespace's secrets and configMaps no longer matter to it.
+            self.watched.remove_pod(&pod.uid);
         }
     }
 
