@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
+use super::lock::lock;
 use super::resolve::{ClusterDns, ResolveError};
-use super::state::lock;
 
 /// How long an answer about `kube-system/kube-dns` is trusted.
 pub const REREAD_AFTER: Duration = Duration::from_secs(60);

@@ -1,41 +1,31 @@
-//! The provider's own container events (probe failures, kills for them) become Events on the
-//! pod, each occurrence once: a provider reports each event with a running count, and what
-//! was recorded is remembered per pod. Events from before this process started are taken as
+//! The Events a pod gets from its instance's reports: the provider's own container events
+//! (probe failures, kills for them), each occurrence once, and `Started` for each container
+//! that starts. A provider reports each event with a running count; what was recorded is
+//! remembered in the pod's record. Events from before this process started are taken as
 //! recorded already (a restarted vk does not repeat them).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
-use super::state::lock;
 use crate::provider::InstanceEvent;
 
 /// Container, reason, message, first occurrence.
 type Key = (Option<String>, String, String, Timestamp);
 
-pub(crate) struct SeenEvents {
-    /// Per pod UID: the count of each event entry already recorded.
-    by_pod: Mutex<HashMap<String, HashMap<Key, u32>>>,
-    since: Timestamp,
-}
+/// One pod's provider events already recorded: the count of each event entry.
+#[derive(Debug, Default)]
+pub(super) struct SeenEvents(HashMap<Key, u32>);
 
 impl SeenEvents {
-    pub(crate) fn new(since: Timestamp) -> Self {
-        Self {
-            by_pod: Mutex::new(HashMap::new()),
-            since,
-        }
-    }
-
-    /// The events of a pod's report that were not recorded yet, marking them recorded.
-    pub(crate) fn fresh<'a>(
-        &self,
-        uid: &str,
+    /// The events of the pod's report that were not recorded yet, marking them recorded.
+    /// `since`: when this process started.
+    pub(super) fn fresh<'a>(
+        &mut self,
+        since: Timestamp,
         events: &'a [InstanceEvent],
     ) -> Vec<&'a InstanceEvent> {
-        let mut by_pod = lock(&self.by_pod);
-        let seen = by_pod.entry(uid.to_string()).or_default();
         let mut fresh = Vec::new();
         let mut now_seen = HashMap::new();
         for e in events {
@@ -45,9 +35,9 @@ impl SeenEvents {
                 e.message.clone(),
                 e.first_seen,
             );
-            let new = match seen.get(&key) {
+            let new = match self.0.get(&key) {
                 Some(count) => e.count > *count,
-                None => e.last_seen >= self.since,
+                None => e.last_seen >= since,
             };
             if new {
                 fresh.push(e);
@@ -55,13 +45,47 @@ impl SeenEvents {
             now_seen.insert(key, e.count);
         }
         // Only what the provider still reports: one it dropped and reports anew counts again.
-        *seen = now_seen;
+        self.0 = now_seen;
         fresh
     }
+}
 
-    pub(crate) fn forget(&self, uid: &str) {
-        lock(&self.by_pod).remove(uid);
-    }
+/// The field path of a container of `pod`, which keeps the events of different containers
+/// apart: `spec.containers{name}` or `spec.initContainers{name}`.
+pub(super) fn container_field_path(pod: &Pod, name: &str) -> String {
+    let init = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .any(|c| c.name == name);
+    let list = if init { "initContainers" } else { "containers" };
+    format!("spec.{list}{{{name}}}")
+}
+
+/// The containers that run in `desired` and did not in the API's last status (each gets a
+/// `Started` event).
+pub(super) fn newly_started(pod: &Pod, desired: &PodStatus) -> Vec<String> {
+    let was_running = |name: &str| {
+        pod.status.as_ref().is_some_and(|s| {
+            s.container_statuses
+                .iter()
+                .chain(s.init_container_statuses.iter())
+                .flatten()
+                .any(|c| {
+                    c.name == name
+                        && c.state.as_ref().is_some_and(|st| st.running.is_some())
+                        && c.restart_count >= 0
+                })
+        })
+    };
+    desired
+        .container_statuses
+        .iter()
+        .chain(desired.init_container_statuses.iter())
+        .flatten()
+        .filter(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()) && !was_running(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -80,38 +104,82 @@ mod tests {
         }
     }
 
+    fn since() -> Timestamp {
+        Timestamp::from_second(100).unwrap()
+    }
+
     #[test]
     fn each_occurrence_is_recorded_once() {
-        let seen = SeenEvents::new(Timestamp::from_second(100).unwrap());
+        let mut seen = SeenEvents::default();
         let first = [event("Liveness probe failed: no", 1, 110)];
-        assert_eq!(seen.fresh("u", &first).len(), 1);
-        assert!(seen.fresh("u", &first).is_empty());
+        assert_eq!(seen.fresh(since(), &first).len(), 1);
+        assert!(seen.fresh(since(), &first).is_empty());
         let again = [
             event("Liveness probe failed: no", 2, 120),
             event("Readiness probe failed: no", 1, 120),
         ];
-        assert_eq!(seen.fresh("u", &again).len(), 2);
-        assert!(seen.fresh("u", &again).is_empty());
+        assert_eq!(seen.fresh(since(), &again).len(), 2);
+        assert!(seen.fresh(since(), &again).is_empty());
         // Another pod has its own counts.
-        assert_eq!(seen.fresh("v", &first).len(), 1);
-        seen.forget("u");
-        assert_eq!(seen.fresh("u", &again).len(), 2);
+        assert_eq!(SeenEvents::default().fresh(since(), &first).len(), 1);
+        // A forgotten pod starts over.
+        let mut seen = SeenEvents::default();
+        assert_eq!(seen.fresh(since(), &again).len(), 2);
     }
 
     #[test]
     fn events_from_before_the_start_are_not_repeated() {
-        let seen = SeenEvents::new(Timestamp::from_second(100).unwrap());
+        let mut seen = SeenEvents::default();
         let old = [event("Liveness probe failed: no", 5, 90)];
-        assert!(seen.fresh("u", &old).is_empty());
+        assert!(seen.fresh(since(), &old).is_empty());
         // ... but their next occurrence is new, and so is a later entry of the same event.
         let mut newer = [event("Liveness probe failed: no", 6, 95)];
         newer[0].first_seen = old[0].first_seen;
-        assert_eq!(seen.fresh("u", &newer).len(), 1);
+        assert_eq!(seen.fresh(since(), &newer).len(), 1);
         let mut later = event("Liveness probe failed: no", 1, 130);
         later.first_seen = later.last_seen;
         let both = [newer[0].clone(), later];
-        let fresh = seen.fresh("u", &both);
+        let fresh = seen.fresh(since(), &both);
         assert_eq!(fresh.len(), 1);
         assert_eq!(fresh[0].count, 1);
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [{"name": "setup"}],
+                "containers": [{"name": "build"}, {"name": "jnlp"}],
+            },
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn field_paths_name_the_container_list() {
+        let p = pod(serde_json::json!({}));
+        assert_eq!(container_field_path(&p, "build"), "spec.containers{build}");
+        assert_eq!(
+            container_field_path(&p, "setup"),
+            "spec.initContainers{setup}"
+        );
+    }
+
+    #[test]
+    fn only_containers_that_did_not_run_before_are_started() {
+        let running = serde_json::json!({"running": {}});
+        let waiting = serde_json::json!({"waiting": {"reason": "ContainerCreating"}});
+        let status = |build: &serde_json::Value, jnlp: &serde_json::Value| {
+            serde_json::json!({"containerStatuses": [
+                {"name": "build", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": build},
+                {"name": "jnlp", "image": "", "imageID": "", "ready": false, "restartCount": 0, "state": jnlp},
+            ]})
+        };
+        let before = pod(status(&running, &waiting));
+        let desired: PodStatus = serde_json::from_value(status(&running, &running)).unwrap();
+        assert_eq!(newly_started(&before, &desired), ["jnlp"]);
+        let nothing_yet = pod(serde_json::json!({}));
+        assert_eq!(newly_started(&nothing_yet, &desired), ["build", "jnlp"]);
     }
 }

@@ -1,22 +1,36 @@
 //! The pod controller: watches the pods bound to this node, runs them through the provider and
 //! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
 //! controller serialises by object), different pods concurrently up to `workers`.
+//!
+//! One pod's reconcile is a line: `measure` times it around `reconcile`, which reads the
+//! pod and its `record` into plain facts, lets `decide` pick the action (pure, tested on
+//! plain values), and applies it: provider calls, status writes (`status` maps, `pod_api`
+//! writes), Events, and the record's bookkeeping. `context` keeps the records current
+//! between reconciles (provider reports, the pod watch, removed pods, orphans).
 
 mod cluster_dns;
+mod config;
+mod context;
 pub mod deadline;
+mod decide;
+mod error;
 pub mod events;
 mod instance_events;
+mod lock;
+mod measure;
+mod pod_api;
+mod reconcile;
+mod record;
 pub mod references;
+mod report;
 pub mod resolve;
 mod source;
-mod state;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod test_api;
 mod watched;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -27,57 +41,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use config::PodControllerConfig;
+pub use context::PodContext;
+pub use error::PodError;
 pub use source::ApiObjectSource;
-pub use state::PodContext;
 pub use watched::{ObjectChange, WatchedNamespaces};
 
 use crate::provider::{Provider, StatusEvent, StatusPoller, StatusSource};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PodError {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("provider: {0}")]
-    Provider(#[from] crate::provider::ProviderError),
-    #[error("resolving the pod: {0}")]
-    Resolve(#[from] resolve::ResolveError),
-}
-
-#[derive(Clone, Debug)]
-pub struct PodControllerConfig {
-    pub node_name: String,
-    pub node_ip: String,
-    /// How many pods are reconciled at once.
-    pub workers: u16,
-    /// How often instances without a pod are looked for (also done at start-up).
-    pub orphan_sweep_interval: Duration,
-    /// Re-issue service-account tokens this often instead of at 80% of their lifetime
-    /// (for tests and demos: the API's minimum token lifetime is 10 minutes).
-    pub token_refresh_interval: Option<Duration>,
-    /// Where pods reach the API server (host, port): their `KUBERNETES_SERVICE_HOST`/`_PORT`
-    /// and `KUBERNETES_PORT_*` variables. None: not set.
-    pub kubernetes_service: Option<(String, u16)>,
-    /// The DNS servers of `ClusterFirst` pods (the kubelet's `clusterDNS`); empty: the
-    /// ClusterIP of `kube-system/kube-dns`.
-    pub cluster_dns: Vec<std::net::IpAddr>,
-    /// The cluster domain (`clusterDomain`), for search paths and pod FQDNs.
-    pub cluster_domain: String,
-}
-
-impl PodControllerConfig {
-    pub fn new(node_name: &str, node_ip: &str) -> Self {
-        Self {
-            node_name: node_name.into(),
-            node_ip: node_ip.into(),
-            workers: 10,
-            orphan_sweep_interval: Duration::from_secs(60),
-            token_refresh_interval: None,
-            kubernetes_service: None,
-            cluster_dns: Vec::new(),
-            cluster_domain: "cluster.local".into(),
-        }
-    }
-}
 
 pub struct PodController {
     client: kube::Client,
@@ -191,7 +161,7 @@ impl PodController {
             .with_config(controller::Config::default().concurrency(self.config.workers))
             .reconcile_on(trigger_stream)
             .graceful_shutdown_on(async move { shutdown.cancelled().await })
-            .run(state::reconcile, state::error_policy, ctx)
+            .run(measure::reconcile, measure::error_policy, ctx)
             .for_each(|result| async move {
                 if let Err(e) = result {
                     match e {

@@ -26,13 +26,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::ApiObjectSource;
 use super::cluster_dns::ClusterDnsLookup;
+use super::lock::lock;
 use super::references::ObjectKind;
 use super::resolve::{
     ClusterDns, ObjectSource, ResolveError, service_account_name, token_requests,
 };
-use super::state::lock;
+use super::source::ApiObjectSource;
 
 /// Token requests issued ahead at once; more wait for a slot (more only queue in the API
 /// server during a burst).

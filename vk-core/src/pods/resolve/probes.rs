@@ -53,7 +53,7 @@ fn resolve(
         let path = http.path.clone().unwrap_or_default();
         ProbeHandler::HttpGet {
             host: http.host.clone().filter(|h| !h.is_empty()),
-            port: port(c, &http.port).map_err(invalid)?,
+            port: port(c, &http.port).map_err(|e| invalid(e.to_string()))?,
             path: if path.starts_with('/') {
                 path
             } else {
@@ -73,7 +73,7 @@ fn resolve(
     } else if let Some(tcp) = &p.tcp_socket {
         ProbeHandler::TcpSocket {
             host: tcp.host.clone().filter(|h| !h.is_empty()),
-            port: port(c, &tcp.port).map_err(invalid)?,
+            port: port(c, &tcp.port).map_err(|e| invalid(e.to_string()))?,
         }
     } else if let Some(grpc) = &p.grpc {
         ProbeHandler::Grpc {
@@ -113,9 +113,18 @@ fn resolve(
     }))
 }
 
+/// Why a probe's port names no port.
+#[derive(Debug, thiserror::Error)]
+enum PortError {
+    #[error("port {0:?} is not a named port of the container")]
+    UnknownName(String),
+    #[error("port {0} is not between 1 and 65535")]
+    OutOfRange(i32),
+}
+
 /// A port number, or a port name of the container (the kubelet then tries the name as a
 /// number, too).
-fn port(c: &Container, port: &IntOrString) -> Result<u16, String> {
+fn port(c: &Container, port: &IntOrString) -> Result<u16, PortError> {
     let number = match port {
         IntOrString::Int(n) => *n,
         IntOrString::String(name) => c
@@ -125,10 +134,10 @@ fn port(c: &Container, port: &IntOrString) -> Result<u16, String> {
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| p.container_port)
             .or_else(|| name.parse().ok())
-            .ok_or_else(|| format!("port {name:?} is not a named port of the container"))?,
+            .ok_or_else(|| PortError::UnknownName(name.clone()))?,
     };
     u16::try_from(number)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| format!("port {number} is not between 1 and 65535"))
+        .ok_or(PortError::OutOfRange(number))
 }

@@ -84,17 +84,29 @@ pub(super) async fn resolve_pull_secrets(
     Ok(credentials)
 }
 
+/// Why a pull secret cannot be used (the pod's warning says it).
+#[derive(Debug, thiserror::Error)]
+enum PullSecretError {
+    #[error("its type is {0:?}, not {DOCKER_CONFIG_JSON} or {DOCKERCFG}")]
+    WrongType(String),
+    #[error("it has no {0} key")]
+    NoKey(&'static str),
+    #[error("{key} is not valid JSON of its type: {source}")]
+    BadJson {
+        key: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("the auth field for {0:?} is not base64 of user:password")]
+    BadAuth(String),
+}
+
 /// The credentials in one pull secret, sorted by server.
-fn credentials_of(secret: &Secret) -> Result<Vec<RegistryCredential>, String> {
+fn credentials_of(secret: &Secret) -> Result<Vec<RegistryCredential>, PullSecretError> {
     let type_ = secret.type_.as_deref().unwrap_or_default();
     let (key, legacy) = match type_ {
         DOCKER_CONFIG_JSON => (".dockerconfigjson", false),
         DOCKERCFG => (".dockercfg", true),
-        other => {
-            return Err(format!(
-                "its type is {other:?}, not {DOCKER_CONFIG_JSON} or {DOCKERCFG}"
-            ));
-        }
+        other => return Err(PullSecretError::WrongType(other.to_string())),
     };
     let bytes = secret
         .data
@@ -102,21 +114,19 @@ fn credentials_of(secret: &Secret) -> Result<Vec<RegistryCredential>, String> {
         .and_then(|d| d.get(key))
         .map(|b| b.0.as_slice())
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| format!("it has no {key} key"))?;
+        .ok_or(PullSecretError::NoKey(key))?;
     let entries: BTreeMap<String, Entry> = if legacy {
         serde_json::from_slice(bytes)
     } else {
         serde_json::from_slice::<DockerConfigJson>(bytes).map(|c| c.auths)
     }
-    .map_err(|e| format!("{key} is not valid JSON of its type: {e}"))?;
+    .map_err(|source| PullSecretError::BadJson { key, source })?;
     let mut out = Vec::new();
     for (server, entry) in entries {
         let (username, password) = if entry.auth.is_empty() {
             (entry.username, entry.password)
         } else {
-            decode_auth(&entry.auth).ok_or_else(|| {
-                format!("the auth field for {server:?} is not base64 of user:password")
-            })?
+            decode_auth(&entry.auth).ok_or_else(|| PullSecretError::BadAuth(server.clone()))?
         };
         // Nothing to log in with (an identity token only): not a username/password pair.
         if username.is_empty() && password.is_empty() {

@@ -15,6 +15,30 @@
 //! or however large its exponent — converts without panicking; results above `u64::MAX`
 //! saturate.
 
+/// Why a quantity was refused; the message reads as the API server's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    #[error("quantity {input:?} is not valid: {why}")]
+    Invalid { input: String, why: &'static str },
+    /// Below zero, where nothing this crate measures can be.
+    #[error("must not be negative")]
+    Negative,
+    #[error("quantity {input:?} must not be negative")]
+    NegativeValue { input: String },
+}
+
+impl QuantityError {
+    /// The same error, naming the quantity `input` it is about.
+    pub fn of(self, input: &str) -> Self {
+        match self {
+            Self::Negative => Self::NegativeValue {
+                input: input.to_string(),
+            },
+            other => other,
+        }
+    }
+}
+
 /// A parsed quantity: `(-1)^negative × digits × 10^exp10 × 1024^pow1024`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quantity {
@@ -26,9 +50,22 @@ pub struct Quantity {
 }
 
 impl Quantity {
+    /// The quantity `1`.
+    pub fn one() -> Self {
+        Self {
+            negative: false,
+            digits: vec![1],
+            exp10: 0,
+            pow1024: 0,
+        }
+    }
+
     /// Parses a quantity string; the error says what is wrong with it.
-    pub fn parse(input: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("quantity {input:?} is not valid: {why}");
+    pub fn parse(input: &str) -> Result<Self, QuantityError> {
+        let bad = |why: &'static str| QuantityError::Invalid {
+            input: input.to_string(),
+            why,
+        };
         let bytes = input.as_bytes();
         let mut pos = 0;
         let mut negative = false;
@@ -119,19 +156,19 @@ impl Quantity {
 
     /// `ceil(value)` in whole units, like Go's `Quantity.Value()`. Negative quantities are an
     /// error: nothing this crate measures can be below zero.
-    pub fn ceil_units(&self) -> Result<u64, String> {
+    pub fn ceil_units(&self) -> Result<u64, QuantityError> {
         self.ceil_scaled(0)
     }
 
     /// `ceil(value × 1000)`, like Go's `Quantity.MilliValue()` (CPU millicores).
-    pub fn ceil_millis(&self) -> Result<u64, String> {
+    pub fn ceil_millis(&self) -> Result<u64, QuantityError> {
         self.ceil_scaled(3)
     }
 
     /// `ceil(value × 10^scale)`, saturating at `u64::MAX`.
-    fn ceil_scaled(&self, scale: i64) -> Result<u64, String> {
+    fn ceil_scaled(&self, scale: i64) -> Result<u64, QuantityError> {
         if self.negative {
-            return Err("must not be negative".to_string());
+            return Err(QuantityError::Negative);
         }
         if self.digits.is_empty() {
             return Ok(0);
@@ -193,22 +230,40 @@ fn digits_to_u128(digits: &[u8]) -> u128 {
 }
 
 /// Parses `q` and rounds it up to whole units (bytes, counts).
-pub fn parse_units(q: &str) -> Result<u64, String> {
-    Quantity::parse(q)?
-        .ceil_units()
-        .map_err(|e| format!("quantity {q:?} {e}"))
+pub fn parse_units(q: &str) -> Result<u64, QuantityError> {
+    Quantity::parse(q)?.ceil_units().map_err(|e| e.of(q))
 }
 
 /// Parses `q` and rounds it up to thousandths (CPU millicores).
-pub fn parse_millis(q: &str) -> Result<u64, String> {
-    Quantity::parse(q)?
-        .ceil_millis()
-        .map_err(|e| format!("quantity {q:?} {e}"))
+pub fn parse_millis(q: &str) -> Result<u64, QuantityError> {
+    Quantity::parse(q)?.ceil_millis().map_err(|e| e.of(q))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_the_quantity_1() {
+        assert_eq!(Quantity::one(), Quantity::parse("1").unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_quantity() {
+        assert_eq!(
+            Quantity::parse("1x").unwrap_err().to_string(),
+            "quantity \"1x\" is not valid: unknown suffix"
+        );
+        assert_eq!(
+            parse_units("-1Gi").unwrap_err().to_string(),
+            "quantity \"-1Gi\" must not be negative"
+        );
+        let negative = Quantity::parse("-1").unwrap();
+        assert_eq!(
+            negative.ceil_units().unwrap_err().to_string(),
+            "must not be negative"
+        );
+    }
 
     #[test]
     fn cpu_millis() {

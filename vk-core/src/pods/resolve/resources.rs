@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
 use super::ResolveError;
-use super::quantity::Quantity;
+use super::quantity::{Quantity, QuantityError};
 use crate::provider::{ContainerSpec, Resources, RestartPolicy};
 
 type ResourceList = BTreeMap<String, ApiQuantity>;
@@ -31,7 +31,7 @@ fn limit_or_request<'a>(r: Option<&'a ResourceRequirements>, name: &str) -> Opti
         .or_else(|| lookup(r.and_then(|r| r.requests.as_ref()), name))
 }
 
-fn invalid(what: &str, field: &str, err: String) -> ResolveError {
+fn invalid(what: &str, field: &str, err: QuantityError) -> ResolveError {
     ResolveError::Invalid(format!("{what}: {field}: {err}"))
 }
 
@@ -39,7 +39,7 @@ fn millis(what: &str, field: &str, q: Option<&str>) -> Result<Option<u64>, Resol
     q.map(|q| {
         Quantity::parse(q)
             .and_then(|q| q.ceil_millis())
-            .map_err(|e| invalid(what, field, with_value(q, e)))
+            .map_err(|e| invalid(what, field, e.of(q)))
     })
     .transpose()
 }
@@ -48,17 +48,9 @@ fn bytes(what: &str, field: &str, q: Option<&str>) -> Result<Option<u64>, Resolv
     q.map(|q| {
         Quantity::parse(q)
             .and_then(|q| q.ceil_units())
-            .map_err(|e| invalid(what, field, with_value(q, e)))
+            .map_err(|e| invalid(what, field, e.of(q)))
     })
     .transpose()
-}
-
-fn with_value(q: &str, e: String) -> String {
-    if e.starts_with("quantity") {
-        e
-    } else {
-        format!("quantity {q:?} {e}")
-    }
 }
 
 /// A container's requests and limits in millicores and bytes. Requests default to limits.
@@ -196,10 +188,10 @@ pub(super) fn resource_field_value(
     let divisor = match sel.divisor.as_ref() {
         Some(d) => Quantity::parse(&d.0)
             .map_err(|e| ResolveError::Invalid(format!("{what}: divisor: {e}")))?,
-        None => Quantity::parse("1").map_err(ResolveError::Invalid)?,
+        None => Quantity::one(),
     };
     let divisor = if divisor.is_zero() {
-        Quantity::parse("1").map_err(ResolveError::Invalid)?
+        Quantity::one()
     } else {
         divisor
     };

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::events::v1::EventSeries;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
 use super::*;
 use crate::pods::test_api::FakeApi;
 

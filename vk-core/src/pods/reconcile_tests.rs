@@ -1,6 +1,7 @@
 //! The reconcile against the fake API server of [`crate::pods::test_api`] and a scripted
-//! provider: instance updates (new generation, edited mounted objects) and the active
-//! deadline; and the requeue arithmetic.
+//! provider: instance updates (new generation, edited mounted objects), status writes,
+//! deletion, the active deadline, and the metrics and backoff around the reconcile. The
+//! decision alone is tested in `decide_tests.rs`.
 
 use std::sync::atomic::Ordering;
 
@@ -8,11 +9,28 @@ use kube::runtime::reflector;
 use kube::runtime::watcher::Event as WatchEvent;
 use serde_json::{Value, json};
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Action;
+use tokio::sync::mpsc;
+
+use crate::pods::PodControllerConfig;
+use crate::pods::context::PodContext;
+use crate::pods::decide::INTERIM_DELAY;
+use crate::pods::error::PodError;
+use crate::pods::events::EventRecorder;
+use crate::pods::measure::{error_policy, reconcile};
+use crate::pods::pod_api::pod_ref;
 use crate::pods::references::ObjectKind;
 use crate::pods::resolve::ObjectSource as _;
+use crate::pods::resolve::ResolveError;
 use crate::pods::test_api::FakeApi;
+use crate::pods::watched::{ObjectChange, WatchedNamespaces};
 use crate::provider::test_support::ScriptedProvider;
+use crate::provider::{InstancePhase, InstanceStatus, StatusEvent};
 use crate::provider::{ResolvedPod, VolumeSource};
 
 /// A context over the fake API, its pod store holding `pods`.
@@ -334,44 +352,6 @@ async fn an_instance_that_ended_before_the_check_is_mirrored_not_stopped() {
     assert_eq!(patch["status"]["phase"], "Succeeded");
 }
 
-fn deadline_pod(deadline: Option<i64>, started: Timestamp) -> Pod {
-    serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "p", "namespace": "ci", "uid": "u"},
-        "spec": {"containers": [{"name": "a"}], "activeDeadlineSeconds": deadline},
-        "status": {"startTime": started.to_string()},
-    }))
-    .unwrap()
-}
-
-#[test]
-fn the_active_deadline_brings_the_next_reconcile_forward() {
-    let now = Timestamp::now();
-    let a_minute = Some(Duration::from_secs(60));
-    assert_eq!(
-        requeue(&deadline_pod(None, now), a_minute),
-        Action::requeue(Duration::from_secs(60))
-    );
-    assert_eq!(
-        requeue(&deadline_pod(None, now), None),
-        Action::await_change()
-    );
-    // Exceeded already: at once (the reconcile then fails the pod).
-    let long_ago = now.checked_sub(Duration::from_secs(3600)).unwrap();
-    assert_eq!(
-        requeue(&deadline_pod(Some(10), long_ago), a_minute),
-        Action::requeue(Duration::from_millis(50))
-    );
-    assert_eq!(
-        requeue(&deadline_pod(Some(10), long_ago), None),
-        Action::requeue(Duration::from_millis(50))
-    );
-    // A deadline further away than the requested wake-up changes nothing.
-    assert_eq!(
-        requeue(&deadline_pod(Some(86_400), now), a_minute),
-        Action::requeue(Duration::from_secs(60))
-    );
-}
-
 #[tokio::test]
 async fn provider_probe_events_become_pod_events_once() {
     let api = FakeApi::start().await;
@@ -433,4 +413,106 @@ async fn provider_probe_events_become_pod_events_once() {
         unhealthy[0]["regarding"]["fieldPath"],
         "spec.containers{build}"
     );
+}
+
+fn deleted_pod(grace_left: Duration) -> Pod {
+    let mut pod = build_pod(json!({}), running_status(), 1);
+    let at = Timestamp::now().checked_add(grace_left).unwrap();
+    pod.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+    pod.metadata.deletion_grace_period_seconds = Some(30);
+    pod
+}
+
+fn pod_deletes(api: &FakeApi) -> Vec<String> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.starts_with("DELETE /api/v1/namespaces/ci/pods/build"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deleted_pod_stops_its_instance_once_and_leaves_the_api_when_it_stopped() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = Arc::new(deleted_pod(Duration::from_secs(30)));
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Running);
+
+    let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(provider.calls(), ["delete ci/build grace=30s"]);
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(5)),
+        "still stopping"
+    );
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(provider.calls().len(), 1, "stopped once");
+    assert!(pod_deletes(&api).is_empty());
+
+    // The instance stopped: the pod object goes, with its UID as precondition.
+    running(&ctx, &pod, InstancePhase::Succeeded);
+    let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(pod_deletes(&api).len(), 1, "{:?}", api.requests());
+    assert_eq!(provider.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_pod_whose_grace_is_over_leaves_the_api_while_its_instance_runs() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let mut pod = deleted_pod(Duration::ZERO);
+    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        Timestamp::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap(),
+    ));
+    let pod = Arc::new(pod);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    running(&ctx, &pod, InstancePhase::Running);
+    let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert_eq!(provider.calls(), ["delete ci/build grace=30s"]);
+    assert_eq!(pod_deletes(&api).len(), 1);
+}
+
+#[tokio::test]
+async fn creates_status_writes_and_start_up_are_measured_around_the_reconcile() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = with_version(build_pod(json!({}), json!({"phase": "Pending"}), 1), "1");
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    ctx.seen(&pod);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    running(&ctx, &pod, InstancePhase::Running);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    let text = ctx.metrics.encode();
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .to_string()
+    };
+    assert!(line("vk_provider_creates_total{result=\"ok\"}").ends_with(" 1"));
+    assert!(line("vk_pod_status_writes_total{result=\"ok\"}").ends_with(" 1"));
+    assert!(line("vk_pod_start_seconds_count").ends_with(" 1"));
+    assert!(line("vk_pod_status_write_seconds_count").ends_with(" 1"));
+}
+
+#[tokio::test]
+async fn failures_back_off_and_a_success_starts_the_count_again() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = Arc::new(build_pod(json!({}), running_status(), 1));
+    let ctx = context(&api, provider, &[&pod]);
+    let error = || PodError::Resolve(ResolveError::Invalid("bad".into()));
+    for _ in 0..10 {
+        let action = error_policy(pod.clone(), &error(), ctx.clone());
+        assert_ne!(action, Action::await_change());
+    }
+    assert_eq!(ctx.records.read("uid-1", |r| r.unwrap().failures), 10);
+    running(&ctx, &pod, InstancePhase::Running);
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(ctx.records.read("uid-1", |r| r.unwrap().failures), 0);
 }

@@ -1,0 +1,249 @@
+//! What every reconcile shares ([`PodContext`]), and what keeps it current between
+//! reconciles: the provider's reports, the pod watch, removed pods and the orphan sweep.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::config::PodControllerConfig;
+use super::decide::orphans;
+use super::events::EventRecorder;
+use super::pod_api::{older_version, pod_ref};
+use super::record::Records;
+use super::references::References;
+use super::status::{has_started, pod_phase};
+use super::watched::{ObjectChange, WatchedNamespaces};
+use crate::provider::{PodRef, Provider, StatusEvent};
+
+/// Shared by every reconcile.
+pub struct PodContext {
+    pub(super) client: kube::Client,
+    pub(super) config: PodControllerConfig,
+    pub(super) provider: Arc<dyn Provider>,
+    pub(super) events: EventRecorder,
+    pub(super) store: Store<Pod>,
+    /// Secrets and configMaps of the namespaces with pods here; also the resolver's source.
+    pub(super) watched: WatchedNamespaces,
+    /// What is remembered about each pod.
+    pub(super) records: Records,
+    pub(super) metrics: Arc<crate::metrics::Metrics>,
+    /// Reconciles running now (for timing logs).
+    pub(super) running: AtomicUsize,
+    /// When this process started: the provider's container events from before are not
+    /// recorded again.
+    pub(super) started: Timestamp,
+}
+
+impl PodContext {
+    pub fn new(
+        client: kube::Client,
+        config: PodControllerConfig,
+        provider: Arc<dyn Provider>,
+        events: EventRecorder,
+        store: Store<Pod>,
+        watched: WatchedNamespaces,
+    ) -> Self {
+        Self {
+            watched,
+            client,
+            config,
+            provider,
+            events,
+            store,
+            records: Records::default(),
+            running: AtomicUsize::new(0),
+            started: Timestamp::now(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        }
+    }
+
+    /// Record into `metrics` (the controller's, served by the binary).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Fill the records from one `list` call, retrying until the provider answers.
+    pub async fn load_instances(&self, cancel: &CancellationToken) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.provider.list().await {
+                Ok(list) => {
+                    tracing::info!(instances = list.len(), "loaded the provider's instances");
+                    for status in list {
+                        self.records
+                            .update(&status.pod.uid.clone(), |r| r.instance = Some(status));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the provider's instances failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Record a provider report; returns the pod it concerns.
+    pub fn apply_status_event(&self, event: StatusEvent) -> PodRef {
+        self.records.apply(event, |pod| {
+            let key = ObjectRef::new(&pod.name).within(&pod.namespace);
+            self.store
+                .get(&key)
+                .is_some_and(|p| p.uid().as_deref() == Some(pod.uid.as_str()))
+        })
+    }
+
+    /// The watch brought `pod`. One this node has not created yet starts its preparation
+    /// before a reconcile worker is free: its namespace is watched and its service-account
+    /// tokens are asked for, so the create that follows finds them ready.
+    pub fn seen(&self, pod: &Pod) {
+        let pending = pod_phase(pod) == Some("Pending");
+        if !pending || has_started(pod) || pod.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let (Some(uid), Some(namespace)) = (pod.uid(), pod.namespace()) else {
+            return;
+        };
+        let prepare = self.records.update(&uid, |r| {
+            let first = r.first_seen.is_none();
+            r.first_seen.get_or_insert_with(Instant::now);
+            first && r.instance.is_none() && r.created.is_none()
+        });
+        if prepare {
+            self.watched.add_pod(&namespace, &uid);
+            self.watched.prefetch_tokens(pod);
+        }
+    }
+
+    /// A secret or configMap was created or changed: the pods of its namespace that read it,
+    /// to be reconciled again (a waiting pod may start; a running one that mounts it gets its
+    /// files re-sent).
+    pub fn pods_reading(&self, change: &ObjectChange) -> Vec<PodRef> {
+        let mut pods = Vec::new();
+        for pod in self.store.state() {
+            if pod.metadata.namespace.as_deref() != Some(change.namespace.as_str()) {
+                continue;
+            }
+            let refs = References::of(&pod);
+            if !refs.mentions(change.kind, &change.name) {
+                continue;
+            }
+            let r = pod_ref(&pod);
+            if refs.mounts(change.kind, &change.name) {
+                self.records
+                    .update(&r.uid, |rec| rec.mounted_changed = true);
+            }
+            tracing::debug!(pod = %r, kind = %change.kind, name = %change.name, "a referenced object changed");
+            pods.push(r);
+        }
+        pods
+    }
+
+    /// A pod object vanished from the API (force delete, or our own final delete): make sure
+    /// its instance is gone too.
+    pub async fn delete_instances_of_removed_pods(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Pod>,
+    ) {
+        while let Some(pod) = rx.recv().await {
+            let pod = pod_ref(&pod);
+            if self.records.instance(&pod.uid).is_some() {
+                tracing::info!(pod = %pod, "pod removed from the API; deleting its instance");
+                if let Err(e) = self.provider.delete(&pod, Duration::ZERO).await {
+                    tracing::warn!(pod = %pod, error = %e, "deleting the instance failed; the orphan sweep will retry");
+                }
+            }
+            self.records.forget(&pod.uid);
+            // Its namespace's secrets and configMaps no longer matter to it.
+            self.watched.remove_pod(&pod.uid);
+        }
+    }
+
+    /// Delete instances whose pod no longer exists: at start-up, then periodically.
+    pub async fn sweep_orphans(self: Arc<Self>, cancel: CancellationToken) {
+        if self.store.wait_until_ready().await.is_err() {
+            return;
+        }
+        loop {
+            let known: HashSet<String> =
+                self.store.state().iter().filter_map(|p| p.uid()).collect();
+            self.watched.retain_pods(&known);
+            match self.provider.list().await {
+                Ok(list) => {
+                    for pod in orphans(&list, &known) {
+                        tracing::info!(pod = %pod, uid = %pod.uid, "deleting an instance that has no pod");
+                        if let Err(e) = self.provider.delete(pod, Duration::ZERO).await {
+                            tracing::warn!(pod = %pod, error = %e, "deleting an orphan failed; retrying later");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "orphan sweep could not list instances"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(self.config.orphan_sweep_interval) => {}
+            }
+        }
+    }
+
+    /// The pod as the API holds it: the store's copy, or what our last status write returned
+    /// when the watch has not brought that write yet (so the same status is neither written
+    /// again nor announced again with events).
+    pub(crate) fn current(&self, pod: &Arc<Pod>) -> Arc<Pod> {
+        let uid = pod.uid().unwrap_or_default();
+        let seen = pod.resource_version();
+        let ours = self.records.update_existing(&uid, |r| {
+            let ours = r.written.as_ref()?;
+            match &seen {
+                Some(seen) if older_version(seen, &ours.version) => Some(ours.status.clone()),
+                _ => {
+                    // The watch caught up.
+                    r.written = None;
+                    None
+                }
+            }
+        });
+        match ours.flatten() {
+            Some(status) => {
+                let mut newer = (**pod).clone();
+                newer.status = Some(status);
+                Arc::new(newer)
+            }
+            None => pod.clone(),
+        }
+    }
+
+    /// Queue an event about the pod (published in the background; never waits).
+    pub(super) fn event(&self, pod: &Pod, type_: EventType, reason: &str, note: String) {
+        self.event_at(pod, None, type_, reason, note);
+    }
+
+    /// An event about one container: the field path keeps the events of different containers
+    /// apart.
+    pub(super) fn event_at(
+        &self,
+        pod: &Pod,
+        field_path: Option<String>,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let mut reference: ObjectReference = pod.object_ref(&());
+        reference.field_path = field_path;
+        self.events.record(reference, type_, reason, note);
+    }
+}
