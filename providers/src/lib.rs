@@ -10,9 +10,11 @@
 pub mod apiclient;
 pub mod cli;
 pub mod doctor;
+pub mod doctor_cloud;
 pub mod eci;
 pub mod mock;
 pub mod mockcloud;
+pub mod node_set;
 pub mod probe_net;
 mod pty;
 mod sandbox;

@@ -11,6 +11,7 @@ use super::engine::Engine;
 use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
 use super::sts::Sts;
+use super::{network, quota};
 use crate::eci::api::{
     CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
     ExecContainerCommandResponse, RequestIdResponse, errors,
@@ -141,6 +142,16 @@ async fn dispatch(
                 ..Default::default()
             })
         }
+        // The zones, the account's network and quotas (`vk doctor` asks).
+        a if network::handles(a) => {
+            network::dispatch(&engine.config().network, &engine.config().region_id, a, p)
+        }
+        quota::LIST_PRODUCT_QUOTAS => quota::list_product_quotas(
+            &engine.config().quota_center,
+            &engine.config().region_id,
+            quota::used_vcpu(engine),
+            p,
+        ),
         other => Err(ApiError::new(
             errors::INVALID_ACTION,
             format!("Specified api {other:?} is not found, please check your url and method."),

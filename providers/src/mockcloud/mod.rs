@@ -33,8 +33,10 @@ mod lifecycle;
 pub mod logstore;
 pub mod metadata;
 mod metrics;
+pub mod network;
 mod probes;
 mod procstat;
+pub mod quota;
 mod render;
 mod server;
 pub mod sts;
@@ -118,6 +120,11 @@ pub struct MockCloudConfig {
     pub client_token_ttl_secs: u64,
     /// The STS and ECS metadata faces (temporary keys).
     pub sts: sts::StsConfig,
+    /// Zones, vSwitches and security groups (`DescribeRegions`, `DescribeVSwitches`,
+    /// `DescribeSecurityGroups`).
+    pub network: network::NetworkConfig,
+    /// Quota Center's ECI vCPU quota (`ListProductQuotas`).
+    pub quota_center: quota::QuotaCenterConfig,
 }
 
 impl Default for MockCloudConfig {
@@ -144,6 +151,8 @@ impl Default for MockCloudConfig {
             exec_token_ttl_ms: 30_000,
             client_token_ttl_secs: 24 * 3600,
             sts: Default::default(),
+            network: Default::default(),
+            quota_center: Default::default(),
         }
     }
 }

@@ -83,6 +83,8 @@ pub fn group(g: &Group, region_id: &str) -> ContainerGroup {
             .zone_id
             .clone()
             .unwrap_or_else(|| format!("{region_id}-a")),
+        vswitch_id: g.request.vswitch_id.clone().unwrap_or_default(),
+        security_group_id: g.request.security_group_id.clone().unwrap_or_default(),
         cpu: g.cpu,
         memory: g.memory,
         restart_policy: g
