@@ -138,14 +138,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
             match &c.outcome {
-                Outcome::Ok(found) => writeln!(f, "ok    {:<13} {found}", c.name)?,
+                Outcome::Ok(found) => writeln!(f, "ok    {:<14} {found}", c.name)?,
                 Outcome::Warn { found, fix } => {
-                    writeln!(f, "warn  {:<13} {found}", c.name)?;
-                    writeln!(f, "      {:<13} fix: {fix}", "")?;
+                    writeln!(f, "warn  {:<14} {found}", c.name)?;
+                    writeln!(f, "      {:<14} fix: {fix}", "")?;
                 }
                 Outcome::Fail { found, fix } => {
-                    writeln!(f, "FAIL  {:<13} {found}", c.name)?;
-                    writeln!(f, "      {:<13} fix: {fix}", "")?;
+                    writeln!(f, "FAIL  {:<14} {found}", c.name)?;
+                    writeln!(f, "      {:<14} fix: {fix}", "")?;
                 }
             }
         }

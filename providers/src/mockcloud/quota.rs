@@ -22,7 +22,7 @@ pub fn used_vcpu(engine: &Engine) -> f64 {
         .values()
         .filter(|g| ![SUCCEEDED, FAILED, EXPIRED, SCHEDULE_FAILED].contains(&g.status))
         .map(|g| g.cpu)
-        .sum()
+        .fold(0.0, |sum, cpu| sum + cpu)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
