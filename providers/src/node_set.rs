@@ -68,22 +68,23 @@ pub fn plan(
     cert_dir: &Path,
     entries: &[NodeEntry],
 ) -> Result<Vec<PlannedNode>, NodeSetError> {
-    let labelled = |mut node: NodeConfig, placement: &CloudPlacement| {
-        if let Some(zone) = &placement.zone_id {
-            node.extra_labels
-                .entry(ZONE_LABEL.into())
-                .or_insert_with(|| zone.clone());
-            if let Some(region) = region {
-                node.extra_labels
-                    .entry(REGION_LABEL.into())
-                    .or_insert_with(|| region.to_string());
+    // Labels the operator set at this level win; an entry's zone wins over the top level's.
+    let labelled =
+        |mut node: NodeConfig, placement: &CloudPlacement, own: &BTreeMap<String, String>| {
+            if let Some(zone) = &placement.zone_id {
+                if !own.contains_key(ZONE_LABEL) {
+                    node.extra_labels.insert(ZONE_LABEL.into(), zone.clone());
+                }
+                if let Some(region) = region.filter(|_| !own.contains_key(REGION_LABEL)) {
+                    node.extra_labels
+                        .insert(REGION_LABEL.into(), region.to_string());
+                }
             }
-        }
-        node
-    };
+            node
+        };
     if entries.is_empty() {
         return Ok(vec![PlannedNode {
-            node: labelled(base.clone(), placement),
+            node: labelled(base.clone(), placement, &base.extra_labels),
             placement: placement.clone(),
             cert_dir: cert_dir.to_path_buf(),
         }]);
@@ -130,7 +131,7 @@ pub fn plan(
         node.extra_labels
             .extend(entry.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         planned.push(PlannedNode {
-            node: labelled(node, &placement),
+            node: labelled(node, &placement, &entry.labels),
             placement,
             cert_dir: cert_dir.join(&name),
         });
@@ -159,6 +160,8 @@ mod tests {
     fn base() -> NodeConfig {
         let mut node = NodeConfig::new("vk", "10.0.0.9", "eci");
         node.extra_labels.insert("team".into(), "ci".into());
+        node.extra_labels
+            .insert(ZONE_LABEL.into(), "set-at-the-top".into());
         node
     }
 
@@ -180,7 +183,8 @@ mod tests {
         assert_eq!(nodes[0].node.name, "vk");
         assert_eq!(nodes[0].node.kubelet_port, 10250);
         assert_eq!(nodes[0].cert_dir, Path::new("/var/lib/vk"));
-        assert_eq!(nodes[0].node.extra_labels[ZONE_LABEL], "cn-hangzhou-k");
+        // The operator's own label wins over the zone's.
+        assert_eq!(nodes[0].node.extra_labels[ZONE_LABEL], "set-at-the-top");
         assert_eq!(nodes[0].node.extra_labels[REGION_LABEL], "cn-hangzhou");
     }
 
