@@ -37,8 +37,9 @@ enum Command {
     /// Register the virtual node and run the pods bound to it.
     Run(RunArgs),
     /// Check, with the same flags and config as `vk run`, what the node needs (API access, every
-    /// RBAC permission, the Node and its Lease, the serving certificate, the client CA, the
-    /// cloud's credentials); prints a fix for each failed check and exits non-zero.
+    /// RBAC permission, each Node and its Lease, the serving certificates, the client CA, the
+    /// cloud's credentials, and on eci each node's zone, vSwitch and security group and the
+    /// account's vCPU quota); prints a fix for each failed check and exits non-zero.
     Doctor(RunArgs),
 }
 
