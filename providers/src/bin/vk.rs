@@ -799,6 +799,46 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_list_gives_one_node_per_zone_with_its_own_port_and_cert_dir() {
+        let file =
+            std::env::temp_dir().join(format!("vk-nodes-config-{}.yaml", std::process::id()));
+        std::fs::write(
+            &file,
+            "provider: eci\nnode_name: vk\neci:\n  region_id: cn-hangzhou\n  security_group_id: sg-1\nnodes:\n- zone_id: cn-hangzhou-j\n  vswitch_id: vsw-j\n- zone_id: cn-hangzhou-k\n  vswitch_id: vsw-k\n",
+        )
+        .unwrap();
+        let argv = [
+            "vk",
+            "run",
+            "--node-ip",
+            "10.0.0.1",
+            "--cert-dir",
+            "/c",
+            "--config",
+        ];
+        let mut argv: Vec<&str> = argv.to_vec();
+        argv.push(file.to_str().unwrap());
+        let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed `vk run`")
+        };
+        let nodes = settings(args).unwrap().planned_nodes().unwrap();
+        let names: Vec<_> = nodes.iter().map(|n| n.node.name.as_str()).collect();
+        assert_eq!(names, ["vk-cn-hangzhou-j", "vk-cn-hangzhou-k"]);
+        assert_eq!(nodes[1].node.kubelet_port, 10251);
+        assert_eq!(nodes[1].cert_dir, Path::new("/c/vk-cn-hangzhou-k"));
+        assert_eq!(nodes[1].placement.vswitch_id.as_deref(), Some("vsw-k"));
+        assert_eq!(
+            nodes[1].placement.security_group_id.as_deref(),
+            Some("sg-1")
+        );
+        assert_eq!(
+            nodes[1].node.extra_labels["topology.kubernetes.io/zone"],
+            "cn-hangzhou-k"
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
     fn streaming_limits_come_from_the_config_file_with_kubelet_defaults() {
         let file: FileConfig = serde_yaml::from_str(
             "kubelet:\n  streaming_idle_timeout_seconds: 60\n  max_streaming_sessions: 8\n",
