@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use crate::doctor::Outcome;
-use crate::eci::EciClient;
-use crate::eci::EciConfig;
 use crate::eci::network::{AccountApis, Region};
+use crate::eci::{EciClient, EciConfig, EciError};
 use crate::node_set::CloudPlacement;
 
 /// The account behind the eci provider: its client (keys, rate limits) and the other products.
@@ -26,7 +25,7 @@ fn one_line(e: impl std::fmt::Display) -> String {
 }
 
 impl EciAccount {
-    pub fn new(client: Arc<EciClient>, config: &EciConfig) -> anyhow::Result<Self> {
+    pub fn new(client: Arc<EciClient>, config: &EciConfig) -> Result<Self, EciError> {
         let apis = AccountApis::new(&config.services, &config.region_id)?;
         Ok(Self { client, apis })
     }

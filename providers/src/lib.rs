@@ -12,6 +12,7 @@ pub mod cli;
 pub mod doctor;
 pub mod doctor_cloud;
 pub mod eci;
+pub mod health;
 pub mod mock;
 pub mod mockcloud;
 pub mod node_set;

@@ -7,8 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::Deserialize;
+use vk_core::metrics::ProviderMetrics;
 use vk_core::node::NodeConfig;
+use vk_core::provider::{Provider, ProviderError};
+
+use crate::eci::{EciClient, EciConfig, EciProvider};
+use crate::mock::{MockConfig, MockProvider};
 
 /// The label the scheduler's topology spreading and zone affinity read.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -47,7 +54,7 @@ pub struct PlannedNode {
     pub cert_dir: PathBuf,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum NodeSetError {
     #[error("nodes[{index}]: {message}")]
     Entry { index: usize, message: String },
@@ -55,6 +62,10 @@ pub enum NodeSetError {
     DuplicateName(String),
     #[error("two entries of nodes: use kubelet port {0}; give each its own kubelet_port")]
     DuplicatePort(u16),
+    #[error("unknown provider {0:?}; available: mock, eci")]
+    UnknownProvider(String),
+    #[error("configuring the eci provider (the `eci:` section of the config file): {0}")]
+    Provider(ProviderError),
 }
 
 /// The nodes to run: `entries` over the top-level `base` node and `placement`. A zone becomes
@@ -137,6 +148,70 @@ pub fn plan(
         });
     }
     Ok(planned)
+}
+
+/// The configured provider (`mock` or `eci`), one per node. The eci providers share one client (its
+/// credentials and rate limits: ECI's quotas are per account) and count their cloud calls into
+/// `metrics`.
+pub fn providers(
+    provider: &str,
+    mock: &MockConfig,
+    eci: &EciConfig,
+    nodes: &[PlannedNode],
+    metrics: ProviderMetrics,
+) -> Result<NodeProviders, NodeSetError> {
+    let mut shared: Option<Arc<EciClient>> = None;
+    let mut out: Vec<Arc<dyn Provider>> = Vec::with_capacity(nodes.len());
+    for planned in nodes {
+        let built: Arc<dyn Provider> = match provider {
+            "mock" => {
+                let mut config = mock.clone();
+                // Each node's instances persist apart.
+                if nodes.len() > 1 {
+                    config.state_file = config
+                        .state_file
+                        .map(|f| f.with_extension(format!("{}.json", planned.node.name)));
+                }
+                Arc::new(MockProvider::new(config))
+            }
+            "eci" => {
+                let mut config = eci.clone();
+                // Every container group is tagged with the node; listing filters on it.
+                config.node_name = planned.node.name.clone();
+                config.zone_id = planned.placement.zone_id.clone();
+                config.vswitch_id = planned.placement.vswitch_id.clone();
+                config.security_group_id = planned.placement.security_group_id.clone();
+                let provider = match &shared {
+                    Some(client) => EciProvider::sharing(client.clone(), config),
+                    None => EciProvider::recording(config, metrics.clone()),
+                }
+                .map_err(NodeSetError::Provider)?;
+                if shared.is_none() {
+                    // Which source of the credential chain signs the calls (never the secret).
+                    let credentials = provider.client().credentials();
+                    tracing::info!(
+                        source = credentials.source_name(),
+                        from = %credentials.describe(),
+                        "eci credentials"
+                    );
+                    shared = Some(provider.client().clone());
+                }
+                Arc::new(provider)
+            }
+            other => return Err(NodeSetError::UnknownProvider(other.to_string())),
+        };
+        out.push(built);
+    }
+    Ok(NodeProviders {
+        each: out,
+        eci_client: shared,
+    })
+}
+
+/// A provider per node, and the eci client they share.
+pub struct NodeProviders {
+    pub each: Vec<Arc<dyn Provider>>,
+    pub eci_client: Option<Arc<EciClient>>,
 }
 
 /// RFC 1123 subdomain, as Node names must be.
@@ -241,10 +316,10 @@ mod tests {
                 ..Default::default()
             },
         ];
-        assert_eq!(
-            plan(&base(), &p, None, dir, &twice).unwrap_err(),
-            NodeSetError::DuplicateName("a".into())
-        );
+        assert!(matches!(
+            plan(&base(), &p, None, dir, &twice),
+            Err(NodeSetError::DuplicateName(name)) if name == "a"
+        ));
         let same_port = [
             NodeEntry {
                 kubelet_port: Some(10251),
@@ -252,10 +327,10 @@ mod tests {
             },
             NodeEntry::default(),
         ];
-        assert_eq!(
-            plan(&base(), &p, None, dir, &same_port).unwrap_err(),
-            NodeSetError::DuplicatePort(10251)
-        );
+        assert!(matches!(
+            plan(&base(), &p, None, dir, &same_port),
+            Err(NodeSetError::DuplicatePort(10251))
+        ));
         let bad = [NodeEntry {
             name: Some("Zone_A".into()),
             ..Default::default()

@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
 use providers::cli;
-use providers::eci::{EciClient, EciConfig, EciProvider};
-use providers::mock::{MockConfig, MockProvider};
-use providers::node_set::{self, CloudPlacement, NodeEntry, PlannedNode};
+use providers::eci::EciConfig;
+use providers::mock::MockConfig;
+use providers::node_set::{self, CloudPlacement, NodeEntry, NodeProviders, PlannedNode};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use vk_core::kubelet::{KubeletAuth, KubeletServer, StreamingConfig};
@@ -418,60 +418,6 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::Client,
     Ok((providers::apiclient::client(config)?, cluster_url))
 }
 
-/// Plain HTTP: `/healthz`, `/readyz`, `/livez`, and vk's own metrics at `/metrics`.
-async fn serve_health(
-    port: u16,
-    metrics: Arc<vk_core::metrics::Metrics>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper::service::service_fn;
-    use hyper::{Response, StatusCode};
-    use hyper_util::rt::TokioIo;
-
-    let addr = SocketAddr::from(([0, 0, 0, 0], port));
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("the health port {port} is in use; choose another with --health-port")
-    })?;
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            accepted = listener.accept() => accepted?,
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let (status, kind, body) = match req.uri().path() {
-                        "/healthz" | "/readyz" | "/livez" => {
-                            (StatusCode::OK, "text/plain", Bytes::from_static(b"ok"))
-                        }
-                        "/metrics" => (
-                            StatusCode::OK,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            Bytes::from(metrics.encode()),
-                        ),
-                        _ => (
-                            StatusCode::NOT_FOUND,
-                            "text/plain",
-                            Bytes::from_static(b"not found"),
-                        ),
-                    };
-                    Response::builder()
-                        .status(status)
-                        .header(hyper::header::CONTENT_TYPE, kind)
-                        .body(Full::new(body))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 /// Bind :10250, obtain the serving certificate (possibly waiting for CSR approval), then
 /// serve the kubelet API until cancelled.
 async fn serve_kubelet_api(
@@ -531,69 +477,23 @@ async fn serve_kubelet_api(
     Ok(())
 }
 
-/// The configured provider, one per node. The eci providers share one client (its
-/// credentials and rate limits: ECI's quotas are per account) and count their cloud calls into
-/// `metrics`.
+/// The configured provider, one per node ([`node_set::providers`]).
 fn providers(
     settings: &Settings,
     nodes: &[PlannedNode],
     metrics: vk_core::metrics::ProviderMetrics,
 ) -> anyhow::Result<NodeProviders> {
-    let mut shared: Option<Arc<EciClient>> = None;
-    let mut out: Vec<Arc<dyn Provider>> = Vec::with_capacity(nodes.len());
-    for planned in nodes {
-        let provider: Arc<dyn Provider> = match settings.node.provider.as_str() {
-            "mock" => {
-                let mut config = settings.mock.clone();
-                // Each node's instances persist apart.
-                if nodes.len() > 1 {
-                    config.state_file = config
-                        .state_file
-                        .map(|f| f.with_extension(format!("{}.json", planned.node.name)));
-                }
-                Arc::new(MockProvider::new(config))
-            }
-            "eci" => {
-                let mut config = settings.eci.clone();
-                // Every container group is tagged with the node; listing filters on it.
-                config.node_name = planned.node.name.clone();
-                config.zone_id = planned.placement.zone_id.clone();
-                config.vswitch_id = planned.placement.vswitch_id.clone();
-                config.security_group_id = planned.placement.security_group_id.clone();
-                if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
-                    config.access_key_secret = secret;
-                }
-                let provider = match &shared {
-                    Some(client) => EciProvider::sharing(client.clone(), config),
-                    None => EciProvider::recording(config, metrics.clone()),
-                }
-                .context("configuring the eci provider (the `eci:` section of the config file)")?;
-                if shared.is_none() {
-                    // Which source of the credential chain signs the calls (never the secret).
-                    let credentials = provider.client().credentials();
-                    tracing::info!(
-                        source = credentials.source_name(),
-                        from = %credentials.describe(),
-                        "eci credentials"
-                    );
-                    shared = Some(provider.client().clone());
-                }
-                Arc::new(provider)
-            }
-            other => bail!("unknown provider {other:?}; available: mock, eci"),
-        };
-        out.push(provider);
+    let mut eci = settings.eci.clone();
+    if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
+        eci.access_key_secret = secret;
     }
-    Ok(NodeProviders {
-        each: out,
-        eci_client: shared,
-    })
-}
-
-/// A provider per node, and the eci client they share.
-struct NodeProviders {
-    each: Vec<Arc<dyn Provider>>,
-    eci_client: Option<Arc<EciClient>>,
+    Ok(node_set::providers(
+        &settings.node.provider,
+        &settings.mock,
+        &eci,
+        nodes,
+        metrics,
+    )?)
 }
 
 async fn doctor(args: RunArgs) -> anyhow::Result<()> {
@@ -651,7 +551,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
 
     if settings.health_port != 0 {
-        let health = serve_health(settings.health_port, metrics.clone(), cancel.clone());
+        let health =
+            providers::health::serve(settings.health_port, metrics.clone(), cancel.clone());
         tokio::spawn(async move {
             if let Err(e) = health.await {
                 tracing::error!(error = %format!("{e:#}"), "health endpoint stopped");
