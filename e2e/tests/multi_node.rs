@@ -27,6 +27,34 @@ impl Drop for Nodes {
     }
 }
 
+/// The subjectAltName of the certificate served at the node IP on `port` (`openssl s_client`).
+fn served_certificate_names(port: u16) -> String {
+    use std::process::{Command, Stdio};
+    let address = format!("{}:{port}", e2e::cluster().node_ip);
+    let pem = Command::new("openssl")
+        .args(["s_client", "-connect", &address, "-showcerts"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("running openssl s_client");
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running openssl x509");
+    {
+        use std::io::Write;
+        let mut stdin = x509.stdin.take().expect("stdin");
+        stdin
+            .write_all(&pem.stdout)
+            .expect("the certificate to openssl");
+    }
+    let out = x509.wait_with_output().expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn two_zones_from_one_vk_spread_pods_over_both() {
     let client = client().await;
@@ -85,6 +113,12 @@ async fn two_zones_from_one_vk_spread_pods_over_both() {
             || async { kubectl(&["get", "--raw", &path]).status.success() },
         )
         .await;
+        // The certificate served on this node's port is issued for this node's name.
+        let names = served_certificate_names(*port);
+        assert!(
+            names.contains(&format!("DNS:{name}")),
+            "{name} on port {port} serves a certificate for {names}"
+        );
     }
 
     // Four pods spread over the zones (at most one apart), on this test's two nodes only.
