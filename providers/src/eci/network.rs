@@ -254,6 +254,54 @@ mod tests {
         assert_eq!(q.quotas[0].total_quota, 500.0);
     }
 
+    /// Both signatures carry each product's own version; the mock cloud checks it.
+    #[tokio::test]
+    async fn the_other_products_answer_the_mock_clouds_network_and_quota() {
+        use crate::eci::{EciProvider, SignatureMethod};
+        let cloud = crate::eci::tests_support::cloud(|c| c.quota_center.eci_vcpu = 64.0).await;
+        for signature in [SignatureMethod::Acs3, SignatureMethod::HmacSha1] {
+            let mut config = crate::eci::tests_support::config(&cloud, "net");
+            config.signature = signature;
+            let provider = EciProvider::new(config).unwrap();
+            let client = provider.client();
+            let services = AccountServices {
+                vpc_endpoint: Some(cloud.endpoint()),
+                ecs_endpoint: Some(cloud.endpoint()),
+                quota_endpoint: Some(cloud.endpoint()),
+                vcpu_quota_code: None,
+            };
+            let apis = AccountApis::new(&services, "cn-hangzhou").unwrap();
+            let region = apis.eci_region(client).await.unwrap().unwrap();
+            assert!(region.zones.contains(&"cn-hangzhou-k".to_string()));
+            let v = apis
+                .vswitch(client, "vsw-vk-demo-k")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (v.zone_id.as_str(), v.vpc_id.as_str()),
+                ("cn-hangzhou-k", "vpc-vk-demo")
+            );
+            assert_eq!(apis.vswitch(client, "vsw-nope").await.unwrap(), None);
+            let g = apis
+                .security_group(client, "sg-vk-demo")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(g.vpc_id, "vpc-vk-demo");
+            let q = apis.vcpu_quota(client).await.unwrap().unwrap();
+            assert_eq!(q.total_quota, 64.0);
+        }
+        // The ECI version for a VPC action is refused, as the service would.
+        let provider = EciProvider::new(crate::eci::tests_support::config(&cloud, "net")).unwrap();
+        let e = provider
+            .client()
+            .call::<DescribeVSwitchesResponse>("DescribeVSwitches", Params::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidVersion"), "{e}");
+    }
+
     #[test]
     fn endpoints_default_to_the_regions_products() {
         let apis = AccountApis::new(&AccountServices::default(), "cn-shanghai").unwrap();
