@@ -153,6 +153,12 @@ async fn doctor_names_the_fix_for_each_broken_network_and_quota_setting() {
             "fix: set vswitch_id to an existing vSwitch of the cluster's VPC",
         ),
         (
+            // ECI's comma-separated list: each vSwitch is checked.
+            NETWORK.replace("vsw-vk-demo-j", "vsw-vk-demo-j,vsw-gone"),
+            "vswitch",
+            "fix: set vswitch_id to an existing vSwitch of the cluster's VPC",
+        ),
+        (
             NETWORK.replace("vsw-vk-demo-j", "vsw-vk-demo-k"),
             "vswitch",
             "fix: set zone_id: cn-hangzhou-k (the vSwitch's zone)",

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::doctor::Outcome;
-use crate::eci::network::{AccountApis, Region};
+use crate::eci::network::{AccountApis, Region, VSwitch};
 use crate::eci::{EciClient, EciConfig, EciError};
 use crate::node_set::CloudPlacement;
 
@@ -41,54 +41,24 @@ impl EciAccount {
         if let Some(zone) = &p.zone_id {
             out.push(("zone", self.zone(node, zone).await));
         }
-        let vswitch = match &p.vswitch_id {
-            None => {
-                out.push((
-                    "vswitch",
-                    Outcome::Warn {
-                        found: format!("{node}: no vSwitch configured (ECI places each group in a vSwitch of the VPC)"),
-                        fix: format!("set eci.vswitch_id to a vSwitch of the cluster's VPC (list: aliyun vpc DescribeVSwitches --RegionId {region} --VpcId <vpc>)"),
-                    },
-                ));
-                None
-            }
-            Some(id) => match self.apis.vswitch(&self.client, id).await {
-                Err(e) => {
-                    out.push(("vswitch", Outcome::Fail {
-                        found: format!("{node}: VPC DescribeVSwitches failed: {}", one_line(e)),
-                        fix: "grant vk's identity vpc:DescribeVSwitches (AliyunVPCReadOnlyAccess) and check eci.services.vpc_endpoint".into(),
-                    }));
-                    None
-                }
-                Ok(None) => {
-                    out.push(("vswitch", Outcome::Fail {
-                        found: format!("{node}: vSwitch {id} does not exist in {region}"),
-                        fix: format!("set vswitch_id to an existing vSwitch of the cluster's VPC (list: aliyun vpc DescribeVSwitches --RegionId {region} --VpcId <vpc>)"),
-                    }));
-                    None
-                }
-                Ok(Some(v)) => {
-                    let outcome = match &p.zone_id {
-                        Some(zone) if *zone != v.zone_id => Outcome::Fail {
-                            found: format!(
-                                "{node}: vSwitch {id} is in zone {}, not in zone_id {zone}",
-                                v.zone_id
-                            ),
-                            fix: format!(
-                                "set zone_id: {} (the vSwitch's zone), or a vswitch_id of zone {zone}",
-                                v.zone_id
-                            ),
-                        },
-                        _ => Outcome::Ok(format!(
-                            "{node}: vSwitch {id} in zone {} of {} ({} free addresses)",
-                            v.zone_id, v.vpc_id, v.available_ip_address_count
-                        )),
-                    };
+        // ECI takes several vSwitches, comma-separated (it picks one with room).
+        let mut vswitch = None;
+        match &p.vswitch_id {
+            None => out.push((
+                "vswitch",
+                Outcome::Warn {
+                    found: format!("{node}: no vSwitch configured (ECI places each group in a vSwitch of the VPC)"),
+                    fix: format!("set eci.vswitch_id to a vSwitch of the cluster's VPC (list: aliyun vpc DescribeVSwitches --RegionId {region} --VpcId <vpc>)"),
+                },
+            )),
+            Some(ids) => {
+                for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+                    let (outcome, found) = self.vswitch(node, id, p.zone_id.as_deref()).await;
                     out.push(("vswitch", outcome));
-                    Some(v)
+                    vswitch = vswitch.or(found);
                 }
-            },
-        };
+            }
+        }
         let outcome = match &p.security_group_id {
             None => Outcome::Warn {
                 found: format!("{node}: no security group configured"),
@@ -114,6 +84,39 @@ impl EciAccount {
         };
         out.push(("security-group", outcome));
         out
+    }
+
+    /// One vSwitch: it exists, and lies in `zone` when one is configured.
+    async fn vswitch(
+        &self,
+        node: &str,
+        id: &str,
+        zone: Option<&str>,
+    ) -> (Outcome, Option<VSwitch>) {
+        let region = self.region();
+        match self.apis.vswitch(&self.client, id).await {
+            Err(e) => (Outcome::Fail {
+                found: format!("{node}: VPC DescribeVSwitches failed: {}", one_line(e)),
+                fix: "grant vk's identity vpc:DescribeVSwitches (AliyunVPCReadOnlyAccess) and check eci.services.vpc_endpoint".into(),
+            }, None),
+            Ok(None) => (Outcome::Fail {
+                found: format!("{node}: vSwitch {id} does not exist in {region}"),
+                fix: format!("set vswitch_id to an existing vSwitch of the cluster's VPC (list: aliyun vpc DescribeVSwitches --RegionId {region} --VpcId <vpc>)"),
+            }, None),
+            Ok(Some(v)) => {
+                let outcome = match zone {
+                    Some(zone) if zone != v.zone_id => Outcome::Fail {
+                        found: format!("{node}: vSwitch {id} is in zone {}, not in zone_id {zone}", v.zone_id),
+                        fix: format!("set zone_id: {} (the vSwitch's zone), or a vswitch_id of zone {zone}", v.zone_id),
+                    },
+                    _ => Outcome::Ok(format!(
+                        "{node}: vSwitch {id} in zone {} of {} ({} free addresses)",
+                        v.zone_id, v.vpc_id, v.available_ip_address_count
+                    )),
+                };
+                (outcome, Some(v))
+            }
+        }
     }
 
     async fn zone(&self, node: &str, zone: &str) -> Outcome {
