@@ -71,7 +71,7 @@ async fn two_zones_from_one_vk_spread_pods_over_both() {
         .collect();
     let _cleanup = Nodes(names.clone());
     let mut config = format!(
-        "provider: eci\nhealth_port: 0\n{}  security_group_id: sg-vk-demo\nlabels:\n  e2e.vk-serverless.io/set: {base}\nnodes:\n",
+        "provider: eci\nhealth_port: 0\n{}  security_group_id: sg-vk-demo\n  capacity:\n    cpu_millis: 400000\nlabels:\n  e2e.vk-serverless.io/set: {base}\nnodes:\n",
         cloud.eci_config()
     );
     for (zone, vswitch, port) in &zones {
@@ -173,5 +173,25 @@ async fn two_zones_from_one_vk_spread_pods_over_both() {
         })
         .await;
     }
+
+    // `vk doctor` with the same config checks both nodes, and their summed CPU (800 vCPUs)
+    // against the account's quota (the mock cloud's 1000).
+    let out = vk.doctor(None, &[]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    for name in &names {
+        for check in ["node", "serving-cert", "zone", "vswitch", "security-group"] {
+            assert!(
+                report.lines().any(|l| l.starts_with("ok")
+                    && l.split_whitespace().nth(1) == Some(check)
+                    && l.contains(name.as_str())),
+                "{check} of {name}: {report}"
+            );
+        }
+    }
+    assert!(
+        report.contains("covers the 800 vCPUs advertised"),
+        "{report}"
+    );
     drop(vk);
 }
