@@ -77,6 +77,47 @@ impl MockCloud {
             .collect())
     }
 
+    /// The container groups the cloud holds for `node`, as DescribeContainerGroups answers
+    /// them (zone, vSwitch, security group, tags).
+    pub async fn node_groups(&self, node: &str) -> Vec<providers::eci::api::ContainerGroup> {
+        use providers::eci::pod::{tag, tags};
+        use providers::eci::query::DescribeContainerGroups;
+        let provider = EciProvider::new(EciConfig {
+            endpoint: self.endpoint.clone(),
+            access_key_id: ACCESS_KEY_ID.into(),
+            access_key_secret: ACCESS_KEY_SECRET.into(),
+            node_name: node.into(),
+            ..Default::default()
+        })
+        .expect("an eci client for the mock cloud");
+        let mut query = DescribeContainerGroups {
+            tags: vec![tag(tags::NODE, node)],
+            limit: Some(20),
+            ..Default::default()
+        };
+        let mut groups = Vec::new();
+        loop {
+            let page = provider
+                .client()
+                .describe_container_groups(&query)
+                .await
+                .expect("DescribeContainerGroups");
+            groups.extend(page.container_groups);
+            if page.next_token.is_empty() {
+                return groups;
+            }
+            query.next_token = Some(page.next_token);
+        }
+    }
+
+    /// `services:` of the `eci:` section: VPC, ECS and Quota Center are this cloud too.
+    fn services(&self) -> String {
+        format!(
+            "  services:\n    vpc_endpoint: {0}\n    ecs_endpoint: {0}\n    quota_endpoint: {0}\n",
+            self.endpoint
+        )
+    }
+
     /// The `eci:` section of a vk config file pointing at this cloud.
     pub fn eci_config(&self) -> String {
         self.eci_config_polling(500)
@@ -85,8 +126,9 @@ impl MockCloud {
     /// The `eci:` section without an AccessKey: STS and the metadata service are this cloud.
     pub fn eci_config_keyless(&self) -> String {
         format!(
-            "eci:\n  endpoint: {0}\n  sts_endpoint: {0}\n  metadata_endpoint: {0}\n  status_interval_ms: 500\n  log_poll_interval_ms: 300\n",
-            self.endpoint
+            "eci:\n  endpoint: {0}\n  sts_endpoint: {0}\n  metadata_endpoint: {0}\n  status_interval_ms: 500\n  log_poll_interval_ms: 300\n{1}",
+            self.endpoint,
+            self.services()
         )
     }
 
@@ -105,8 +147,9 @@ impl MockCloud {
     /// The same, with vk listing the node's groups every `status_interval_ms`.
     pub fn eci_config_polling(&self, status_interval_ms: u64) -> String {
         format!(
-            "eci:\n  endpoint: {}\n  access_key_id: {ACCESS_KEY_ID}\n  access_key_secret: {ACCESS_KEY_SECRET}\n  status_interval_ms: {status_interval_ms}\n  log_poll_interval_ms: 300\n",
-            self.endpoint
+            "eci:\n  endpoint: {}\n  access_key_id: {ACCESS_KEY_ID}\n  access_key_secret: {ACCESS_KEY_SECRET}\n  status_interval_ms: {status_interval_ms}\n  log_poll_interval_ms: 300\n{}",
+            self.endpoint,
+            self.services()
         )
     }
 }

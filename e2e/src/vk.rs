@@ -267,6 +267,35 @@ impl Vk {
             .expect("running vk doctor")
     }
 
+    /// This vk's config file as written.
+    pub fn config_yaml(&self) -> String {
+        std::fs::read_to_string(&self.config).expect("vk's config file")
+    }
+
+    /// `vk doctor` as [`Vk::doctor`] but with another config file body (e.g. one broken
+    /// setting); vk itself keeps running with its own.
+    pub fn doctor_with_config(&self, config_yaml: &str) -> std::process::Output {
+        let path = self
+            .config
+            .with_file_name(format!("{}.yaml", unique("doctor")));
+        std::fs::write(&path, config_yaml).expect("doctor config");
+        let out = Command::new(vk_binary())
+            .arg("doctor")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--config")
+            .arg(&path)
+            .args(["--node-name", &self.node, "--node-ip", &cluster().node_ip])
+            .arg("--cert-dir")
+            .arg(&self.cert_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running vk doctor");
+        let _ = std::fs::remove_file(&path);
+        out
+    }
+
     /// SIGKILL: no chance to clean up, as after a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -209,3 +209,112 @@ async fn a_failing_refresh_loses_no_pod() {
     assert_eq!(s.cloud().groups(&s.vk.node).await.unwrap().len(), 3);
     std::fs::remove_file(&token_file).unwrap();
 }
+
+/// The Node's `CloudCredentials` condition, (status, reason, message).
+async fn credentials_condition(s: &TestBed) -> Option<(String, String, String)> {
+    let node = s.nodes.get(&s.vk.node).await.ok()?;
+    node.status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "CloudCredentials")
+        .map(|c| {
+            (
+                c.status,
+                c.reason.unwrap_or_default(),
+                c.message.unwrap_or_default(),
+            )
+        })
+}
+
+#[tokio::test]
+async fn a_failing_refresh_shows_on_the_node_until_a_refresh_works() {
+    let token = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", unique("canary-cond"));
+    let token_file = std::env::temp_dir().join(unique("vk-rrsa-token"));
+    std::fs::write(&token_file, &token).unwrap();
+    let token_path = token_file.display().to_string();
+    // Keys of 40 s are refreshed from 20 s on: the failure shows while they still work.
+    let s = Options::eci("vk-rrsa-cond", "simulate", &["--sts-lifetime-secs", "40"])
+        .without_static_keys()
+        .vk_env(&[
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1234567:role/vk-eci"),
+            (
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1234567:oidc-provider/ack-rrsa-c1",
+            ),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token_path),
+        ])
+        .start()
+        .await;
+    run_pods(&s, 2).await;
+    let (status, reason, _) = credentials_condition(&s).await.expect("the condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "CredentialsValid")
+    );
+
+    s.cloud().set_sts_failing(true).await;
+    wait_for(
+        "CloudCredentials=False on the node",
+        Duration::from_secs(40),
+        || async {
+            credentials_condition(&s)
+                .await
+                .is_some_and(|(status, _, _)| status == "False")
+        },
+    )
+    .await;
+    let (_, reason, message) = credentials_condition(&s).await.unwrap();
+    assert_eq!(reason, "CredentialRefreshFailed");
+    assert!(
+        message.contains("refreshing the cloud credentials failed")
+            && message.contains("rrsa")
+            && message.contains("stay valid"),
+        "{message}"
+    );
+    // The node stays Ready and the pods run on the keys still valid.
+    let node = s.nodes.get(&s.vk.node).await.unwrap();
+    assert_eq!(
+        e2e::pods::node_condition(&node, "Ready").map(|(s, _)| s),
+        Some("True".into())
+    );
+    for i in 0..2 {
+        wait_phase(
+            &s.pods,
+            &format!("creds-{i}"),
+            "Running",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+
+    s.cloud().set_sts_failing(false).await;
+    wait_for(
+        "CloudCredentials=True again",
+        Duration::from_secs(30),
+        || async {
+            credentials_condition(&s)
+                .await
+                .is_some_and(|(status, reason, _)| status == "True" && reason == "CredentialsValid")
+        },
+    )
+    .await;
+    for i in 0..2 {
+        wait_phase(
+            &s.pods,
+            &format!("creds-{i}"),
+            "Running",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    assert_eq!(s.cloud().groups(&s.vk.node).await.unwrap().len(), 2);
+    // No secret in what the node shows.
+    let shown = serde_json::to_string(&s.nodes.get(&s.vk.node).await.unwrap()).unwrap();
+    let report = s.cloud().sts_report().await;
+    assert!(!shown.contains(&token));
+    for key in &report.issued {
+        assert!(!shown.contains(&key.access_key_secret));
+        assert!(!shown.contains(&key.security_token));
+    }
+    std::fs::remove_file(&token_file).unwrap();
+}

@@ -110,6 +110,10 @@ const ECI_VALUES: &[&str] = &[
     "clusterDns={10.96.0.10}",
     "podDisruptionBudget.enabled=true",
     "node.labels.topology\\.kubernetes\\.io/zone=cn-shanghai-b",
+    "nodes[0].zoneId=cn-shanghai-b",
+    "nodes[1].zoneId=cn-shanghai-g",
+    "nodes[1].vswitchId=vsw-2",
+    "nodes[1].kubeletPort=10300",
 ];
 
 #[test]
@@ -190,6 +194,21 @@ async fn rendered_manifests_pass_server_side_dry_run_and_match_the_base_rbac() {
     assert_eq!(config["eci"]["vswitch_id"], "vsw-1");
     assert_eq!(config["cluster_dns"][0], "10.96.0.10");
     assert_eq!(config["taint"]["value"], "eci");
+    // Two nodes, one per zone, each with its kubelet port (the container exposes both).
+    assert_eq!(config["nodes"][0]["zone_id"], "cn-shanghai-b");
+    assert_eq!(config["nodes"][0]["kubelet_port"], 10250);
+    assert_eq!(config["nodes"][1]["vswitch_id"], "vsw-2");
+    assert_eq!(config["nodes"][1]["kubelet_port"], 10300);
+    let ports: Vec<i64> = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["containerPort"].as_i64())
+        .collect();
+    assert!(
+        ports.contains(&10250) && ports.contains(&10300),
+        "{ports:?}"
+    );
     // No secret ever lands in the ConfigMap.
     assert!(config["eci"].get("access_key_secret").is_none());
 }

@@ -11,9 +11,24 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The demo network of the mock cloud: a zone, its vSwitch, the VPC's security group.
+const NETWORK: &str =
+    "  zone_id: cn-hangzhou-j\n  vswitch_id: vsw-vk-demo-j\n  security_group_id: sg-vk-demo\n";
+
+/// The failed check `name` of a report and its fix line.
+fn failed_check(report: &str, name: &str) -> String {
+    report
+        .lines()
+        .skip_while(|l| !(l.starts_with("FAIL") && l.split_whitespace().nth(1) == Some(name)))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test]
 async fn doctor_passes_on_a_working_node() {
     let s = Options::eci("vk-doctor-ok", "simulate", &[])
+        .config(NETWORK)
         .serving_cert()
         .start()
         .await;
@@ -24,15 +39,27 @@ async fn doctor_passes_on_a_working_node() {
         "{report}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for check in ["api", "rbac", "node", "serving-cert", "client-ca", "cloud"] {
+    for check in [
+        "api",
+        "rbac",
+        "node",
+        "serving-cert",
+        "client-ca",
+        "cloud",
+        "zone",
+        "vswitch",
+        "security-group",
+        "quota",
+    ] {
         assert!(
             report
                 .lines()
-                .any(|l| l.starts_with("ok") && l.contains(check)),
+                .any(|l| l.starts_with("ok") && l.split_whitespace().nth(1) == Some(check)),
             "{check} did not pass: {report}"
         );
     }
     assert!(report.contains("checks passed"), "{report}");
+    println!("{report}");
 }
 
 #[tokio::test]
@@ -102,5 +129,66 @@ async fn doctor_names_the_fix_for_each_broken_setting() {
     assert!(
         report.contains("fix: apply manifests/base/rbac.yaml"),
         "{report}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_names_the_fix_for_each_broken_network_and_quota_setting() {
+    let s = Options::eci("vk-doctor-net", "simulate", &[])
+        .config(NETWORK)
+        .start_node()
+        .await;
+    let config = s.vk.config_yaml();
+    assert!(config.contains(NETWORK), "{config}");
+    // (broken setting, the check that fails, what its fix must say)
+    let cases = [
+        (
+            NETWORK.replace("cn-hangzhou-j", "cn-hangzhou-z"),
+            "zone",
+            "fix: set zone_id to one of cn-hangzhou-j, cn-hangzhou-k",
+        ),
+        (
+            NETWORK.replace("vsw-vk-demo-j", "vsw-missing"),
+            "vswitch",
+            "fix: set vswitch_id to an existing vSwitch of the cluster's VPC",
+        ),
+        (
+            // ECI's comma-separated list: each vSwitch is checked.
+            NETWORK.replace("vsw-vk-demo-j", "vsw-vk-demo-j,vsw-gone"),
+            "vswitch",
+            "fix: set vswitch_id to an existing vSwitch of the cluster's VPC",
+        ),
+        (
+            NETWORK.replace("vsw-vk-demo-j", "vsw-vk-demo-k"),
+            "vswitch",
+            "fix: set zone_id: cn-hangzhou-k (the vSwitch's zone)",
+        ),
+        (
+            NETWORK.replace("sg-vk-demo", "sg-vk-other-vpc"),
+            "security-group",
+            "fix: set security_group_id to a security group of vpc-vk-demo",
+        ),
+        (
+            format!("{NETWORK}  capacity:\n    cpu_millis: 2000000\n"),
+            "quota",
+            "fix: set eci.capacity.cpu_millis to 1000000 or less",
+        ),
+    ];
+    for (network, check, fix) in cases {
+        let out = s.vk.doctor_with_config(&config.replace(NETWORK, &network));
+        let report = stdout(&out);
+        assert!(!out.status.success(), "{check}: {report}");
+        let failed = failed_check(&report, check);
+        assert!(failed.contains(fix), "{check}: {fix}\n{report}");
+    }
+    // The quota case names the figures.
+    let out = s.vk.doctor_with_config(&config.replace(
+        NETWORK,
+        &format!("{NETWORK}  capacity:\n    cpu_millis: 2000000\n"),
+    ));
+    let quota = failed_check(&stdout(&out), "quota");
+    assert!(
+        quota.contains("1000 vCPUs") && quota.contains("below the 2000 vCPUs"),
+        "{quota}"
     );
 }

@@ -16,6 +16,9 @@ use kube::api::{Api, ListParams, PostParams};
 use vk_core::node::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE};
 use vk_core::provider::Provider;
 
+use crate::doctor_cloud::EciAccount;
+use crate::node_set::CloudPlacement;
+
 /// One API permission vk needs: (API group, resource, verb, namespace or cluster-wide), as
 /// `manifests/base/rbac.yaml` grants them (a test keeps the two equal).
 pub const PERMISSIONS: &[(&str, &str, &str, Option<&str>)] = &[
@@ -135,14 +138,14 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in &self.checks {
             match &c.outcome {
-                Outcome::Ok(found) => writeln!(f, "ok    {:<13} {found}", c.name)?,
+                Outcome::Ok(found) => writeln!(f, "ok    {:<14} {found}", c.name)?,
                 Outcome::Warn { found, fix } => {
-                    writeln!(f, "warn  {:<13} {found}", c.name)?;
-                    writeln!(f, "      {:<13} fix: {fix}", "")?;
+                    writeln!(f, "warn  {:<14} {found}", c.name)?;
+                    writeln!(f, "      {:<14} fix: {fix}", "")?;
                 }
                 Outcome::Fail { found, fix } => {
-                    writeln!(f, "FAIL  {:<13} {found}", c.name)?;
-                    writeln!(f, "      {:<13} fix: {fix}", "")?;
+                    writeln!(f, "FAIL  {:<14} {found}", c.name)?;
+                    writeln!(f, "      {:<14} fix: {fix}", "")?;
                 }
             }
         }
@@ -159,13 +162,22 @@ impl fmt::Display for Report {
     }
 }
 
-/// What the checks look at: vk's Kubernetes client (its own identity), its node, its provider.
+/// One virtual node of the config: its name, provider and cloud placement.
+pub struct DoctorNode {
+    pub name: String,
+    pub provider: Arc<dyn Provider>,
+    pub placement: CloudPlacement,
+}
+
+/// What the checks look at: vk's Kubernetes client (its own identity), its nodes, their
+/// providers, and (eci) the cloud account.
 pub struct Doctor {
     pub client: kube::Client,
-    pub node_name: String,
-    pub provider: Arc<dyn Provider>,
+    pub nodes: Vec<DoctorNode>,
     /// `csr` mode: the serving certificate comes from a kubelet-serving CSR.
     pub serving_cert_from_csr: bool,
+    /// eci: the account's network and quota are checked too.
+    pub cloud: Option<EciAccount>,
 }
 
 impl Doctor {
@@ -174,13 +186,34 @@ impl Doctor {
         let reachable = self.api(&mut report).await;
         if reachable {
             report.push("rbac", self.rbac().await);
-            report.push("node", self.node().await);
-            if self.serving_cert_from_csr {
-                report.push("serving-cert", self.serving_cert().await);
+            for node in &self.nodes {
+                report.push("node", self.node(&node.name).await);
+                if self.serving_cert_from_csr {
+                    report.push("serving-cert", self.serving_cert(&node.name).await);
+                }
             }
             report.push("client-ca", self.client_ca().await);
         }
-        report.push("cloud", self.cloud().await);
+        // The nodes share one account: its credentials are checked once.
+        let Some(first) = self.nodes.first() else {
+            return report;
+        };
+        let cloud = self.cloud(first.provider.as_ref()).await;
+        let cloud_ok = matches!(cloud, Outcome::Ok(_));
+        report.push("cloud", cloud);
+        if let (Some(account), true) = (&self.cloud, cloud_ok) {
+            for node in &self.nodes {
+                for (name, outcome) in account.network(&node.name, &node.placement).await {
+                    report.push(name, outcome);
+                }
+            }
+            let advertised = self
+                .nodes
+                .iter()
+                .map(|n| n.provider.capacity().cpu_millis)
+                .sum();
+            report.push("quota", account.quota(advertised, self.nodes.len()).await);
+        }
         report
     }
 
@@ -260,9 +293,8 @@ impl Doctor {
         }
     }
 
-    async fn node(&self) -> Outcome {
+    async fn node(&self, name: &str) -> Outcome {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let name = &self.node_name;
         let node = match nodes.get_opt(name).await {
             Ok(Some(node)) => node,
             Ok(None) => {
@@ -312,9 +344,9 @@ impl Doctor {
         }
     }
 
-    async fn serving_cert(&self) -> Outcome {
+    async fn serving_cert(&self, node: &str) -> Outcome {
         let csrs: Api<CertificateSigningRequest> = Api::all(self.client.clone());
-        let prefix = format!("vk-serving-{}-", self.node_name);
+        let prefix = format!("vk-serving-{node}-");
         let list = match csrs.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) => {
@@ -337,7 +369,7 @@ impl Doctor {
         ours.sort_by_key(|c| c.metadata.creation_timestamp.clone().map(|t| t.0));
         let Some(newest) = ours.pop() else {
             return Outcome::Warn {
-                found: format!("no kubelet-serving CSR for {} yet", self.node_name),
+                found: format!("no kubelet-serving CSR for {node} yet"),
                 fix: "`vk run` submits one at start (or uses the key and certificate kept in --cert-dir)".into(),
             };
         };
@@ -393,9 +425,10 @@ impl Doctor {
         }
     }
 
-    async fn cloud(&self) -> Outcome {
-        let provider = self.provider.name().to_string();
-        match self.provider.ping().await {
+    async fn cloud(&self, provider: &dyn Provider) -> Outcome {
+        let ping = provider.ping().await;
+        let provider = provider.name().to_string();
+        match ping {
             Ok(()) => Outcome::Ok(format!(
                 "the {provider} provider reaches its cloud with its credentials"
             )),

@@ -10,9 +10,12 @@
 pub mod apiclient;
 pub mod cli;
 pub mod doctor;
+pub mod doctor_cloud;
 pub mod eci;
+pub mod health;
 pub mod mock;
 pub mod mockcloud;
+pub mod node_set;
 pub mod probe_net;
 mod pty;
 mod sandbox;

@@ -11,8 +11,9 @@ use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
 use providers::cli;
-use providers::eci::{EciConfig, EciProvider};
-use providers::mock::{MockConfig, MockProvider};
+use providers::eci::EciConfig;
+use providers::mock::MockConfig;
+use providers::node_set::{self, CloudPlacement, NodeEntry, NodeProviders, PlannedNode};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use vk_core::kubelet::{KubeletAuth, KubeletServer, StreamingConfig};
@@ -36,8 +37,9 @@ enum Command {
     /// Register the virtual node and run the pods bound to it.
     Run(RunArgs),
     /// Check, with the same flags and config as `vk run`, what the node needs (API access, every
-    /// RBAC permission, the Node and its Lease, the serving certificate, the client CA, the
-    /// cloud's credentials); prints a fix for each failed check and exits non-zero.
+    /// RBAC permission, each Node and its Lease, the serving certificates, the client CA, the
+    /// cloud's credentials, and on eci each node's zone, vSwitch and security group and the
+    /// account's vCPU quota); prints a fix for each failed check and exits non-zero.
     Doctor(RunArgs),
 }
 
@@ -161,6 +163,9 @@ struct FileConfig {
     /// Re-issue pods' service-account tokens this often (default: at 80% of their lifetime).
     token_refresh_seconds: Option<u64>,
     kubelet: KubeletFile,
+    /// Several virtual nodes from this process, one per zone or vSwitch
+    /// ([`providers::node_set`]); empty: the one node above.
+    nodes: Vec<NodeEntry>,
     mock: MockConfig,
     eci: EciConfig,
 }
@@ -182,8 +187,28 @@ struct Settings {
     cluster_domain: String,
     token_refresh: Option<std::time::Duration>,
     kubelet: KubeletSettings,
+    nodes: Vec<NodeEntry>,
     mock: MockConfig,
     eci: EciConfig,
+}
+
+impl Settings {
+    /// Every node this process runs, with its placement and certificate directory.
+    fn planned_nodes(&self) -> anyhow::Result<Vec<PlannedNode>> {
+        let eci = self.node.provider == "eci";
+        let placement = CloudPlacement {
+            zone_id: self.eci.zone_id.clone(),
+            vswitch_id: self.eci.vswitch_id.clone(),
+            security_group_id: self.eci.security_group_id.clone(),
+        };
+        Ok(node_set::plan(
+            &self.node,
+            &placement,
+            eci.then_some(self.eci.region_id.as_str()),
+            &self.kubelet.cert_dir,
+            &self.nodes,
+        )?)
+    }
 }
 
 /// How the kubelet API on :10250 is served.
@@ -319,6 +344,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
             .token_refresh_seconds
             .map(std::time::Duration::from_secs),
         kubelet,
+        nodes: file.nodes,
         mock: file.mock,
         eci: file.eci,
     })
@@ -392,71 +418,18 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::Client,
     Ok((providers::apiclient::client(config)?, cluster_url))
 }
 
-/// Plain HTTP: `/healthz`, `/readyz`, `/livez`, and vk's own metrics at `/metrics`.
-async fn serve_health(
-    port: u16,
-    metrics: Arc<vk_core::metrics::Metrics>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper::service::service_fn;
-    use hyper::{Response, StatusCode};
-    use hyper_util::rt::TokioIo;
-
-    let addr = SocketAddr::from(([0, 0, 0, 0], port));
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("the health port {port} is in use; choose another with --health-port")
-    })?;
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            accepted = listener.accept() => accepted?,
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move {
-                    let (status, kind, body) = match req.uri().path() {
-                        "/healthz" | "/readyz" | "/livez" => {
-                            (StatusCode::OK, "text/plain", Bytes::from_static(b"ok"))
-                        }
-                        "/metrics" => (
-                            StatusCode::OK,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            Bytes::from(metrics.encode()),
-                        ),
-                        _ => (
-                            StatusCode::NOT_FOUND,
-                            "text/plain",
-                            Bytes::from_static(b"not found"),
-                        ),
-                    };
-                    Response::builder()
-                        .status(status)
-                        .header(hyper::header::CONTENT_TYPE, kind)
-                        .body(Full::new(body))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 /// Bind :10250, obtain the serving certificate (possibly waiting for CSR approval), then
 /// serve the kubelet API until cancelled.
 async fn serve_kubelet_api(
     client: kube::Client,
-    node: NodeConfig,
-    settings: KubeletSettings,
+    planned: PlannedNode,
+    settings: Arc<KubeletSettings>,
     provider: Arc<dyn Provider>,
     pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
     metrics: Arc<vk_core::metrics::Metrics>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let node = planned.node;
     let addr = SocketAddr::from(([0, 0, 0, 0], node.kubelet_port));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -474,8 +447,8 @@ async fn serve_kubelet_api(
             node_name: node.name.clone(),
             ips: vec![ip],
             hostnames: vec![node.name.clone()],
-            dir: settings.cert_dir.clone(),
-            mode: settings.cert,
+            dir: planned.cert_dir,
+            mode: settings.cert.clone(),
             requested_duration: None,
         },
         cancel.clone(),
@@ -498,52 +471,58 @@ async fn serve_kubelet_api(
     tracing::info!(%addr, "serving the kubelet API");
     KubeletServer::new(&node.name, provider, pods, auth)
         .with_metrics(&metrics)
-        .with_streaming(settings.streaming)
+        .with_streaming(settings.streaming.clone())
         .serve(listener, Arc::new(tls), cancel)
         .await?;
     Ok(())
 }
 
-/// The configured provider.
-/// The eci provider counts its cloud calls into `metrics`.
-fn provider(
+/// The configured provider, one per node ([`node_set::providers`]).
+fn providers(
     settings: &Settings,
+    nodes: &[PlannedNode],
     metrics: vk_core::metrics::ProviderMetrics,
-) -> anyhow::Result<Arc<dyn Provider>> {
-    Ok(match settings.node.provider.as_str() {
-        "mock" => Arc::new(MockProvider::new(settings.mock.clone())),
-        "eci" => {
-            let mut config = settings.eci.clone();
-            // Every container group is tagged with the node; listing filters on it.
-            config.node_name = settings.node.name.clone();
-            if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
-                config.access_key_secret = secret;
-            }
-            let provider = EciProvider::recording(config, metrics)
-                .context("configuring the eci provider (the `eci:` section of the config file)")?;
-            // Which source of the credential chain signs the calls (never the secret).
-            let credentials = provider.client().credentials();
-            tracing::info!(
-                source = credentials.source_name(),
-                from = %credentials.describe(),
-                "eci credentials"
-            );
-            Arc::new(provider)
-        }
-        other => bail!("unknown provider {other:?}; available: mock, eci"),
-    })
+) -> anyhow::Result<NodeProviders> {
+    let mut eci = settings.eci.clone();
+    if let Ok(secret) = std::env::var("VK_ECI_ACCESS_KEY_SECRET") {
+        eci.access_key_secret = secret;
+    }
+    Ok(node_set::providers(
+        &settings.node.provider,
+        &settings.mock,
+        &eci,
+        nodes,
+        metrics,
+    )?)
 }
 
 async fn doctor(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    let provider = provider(&settings, Default::default())?;
+    let planned = settings.planned_nodes()?;
+    let NodeProviders {
+        each: providers,
+        eci_client,
+    } = providers(&settings, &planned, Default::default())?;
     let (client, _) = kube_client(kubeconfig.as_deref()).await?;
+    // The network and quota checks ask the eci provider's account (with its credentials).
+    let cloud = eci_client
+        .map(|c| providers::doctor_cloud::EciAccount::new(c, &settings.eci))
+        .transpose()?;
+    let nodes = planned
+        .into_iter()
+        .zip(providers)
+        .map(|(planned, provider)| providers::doctor::DoctorNode {
+            name: planned.node.name,
+            provider,
+            placement: planned.placement,
+        })
+        .collect();
     let report = providers::doctor::Doctor {
         client,
-        node_name: settings.node.name.clone(),
-        provider,
+        nodes,
         serving_cert_from_csr: matches!(settings.kubelet.cert, ServingCertMode::Csr { .. }),
+        cloud,
     }
     .run()
     .await;
@@ -557,32 +536,23 @@ async fn doctor(args: RunArgs) -> anyhow::Result<()> {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kubeconfig = args.kubeconfig.clone();
     let settings = settings(args)?;
-    // One registry: the pod controller, the provider and the kubelet API record into it.
+    let planned = settings.planned_nodes()?;
+    // One registry: the pod controllers, the providers and the kubelet APIs record into it.
     let metrics = Arc::new(vk_core::metrics::Metrics::new());
-    let provider = provider(&settings, metrics.provider())?;
+    let providers = providers(&settings, &planned, metrics.provider())?.each;
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     let cancel = CancellationToken::new();
     tracing::info!(
-        node = %settings.node.name,
+        nodes = ?planned.iter().map(|p| p.node.name.as_str()).collect::<Vec<_>>(),
         provider = %settings.node.provider,
         version = vk_core::node::VERSION,
         "starting"
     );
 
-    let node = NodeController::new(client.clone(), settings.node.clone(), provider.clone())
-        .with_metrics(metrics.clone());
-    let mut pod_config = PodControllerConfig::new(&settings.node.name, &settings.node.internal_ip);
-    pod_config.workers = settings.pod_workers;
-    pod_config.token_refresh_interval = settings.token_refresh;
-    pod_config.kubernetes_service = kubernetes_service;
-    pod_config.cluster_dns = settings.cluster_dns;
-    pod_config.cluster_domain = settings.cluster_domain;
-    let pods = PodController::new(client.clone(), pod_config, provider.clone())
-        .with_metrics(metrics.clone());
-
     if settings.health_port != 0 {
-        let health = serve_health(settings.health_port, metrics.clone(), cancel.clone());
+        let health =
+            providers::health::serve(settings.health_port, metrics.clone(), cancel.clone());
         tokio::spawn(async move {
             if let Err(e) = health.await {
                 tracing::error!(error = %format!("{e:#}"), "health endpoint stopped");
@@ -590,42 +560,62 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    let kubelet_task = tokio::spawn(serve_kubelet_api(
-        client,
-        settings.node.clone(),
-        settings.kubelet,
-        provider,
-        pods.store(),
-        metrics,
-        cancel.clone(),
-    ));
+    // Each node: its controller, its pods, its kubelet API; all share the client and metrics.
+    let kubelet = Arc::new(settings.kubelet);
+    let mut node_tasks = tokio::task::JoinSet::new();
+    let mut kubelet_tasks = tokio::task::JoinSet::new();
+    let mut pod_tasks = Vec::new();
+    for (planned, provider) in planned.into_iter().zip(providers) {
+        let name = planned.node.name.clone();
+        let node = NodeController::new(client.clone(), planned.node.clone(), provider.clone())
+            .with_metrics(metrics.clone());
+        let mut pod_config = PodControllerConfig::new(&name, &planned.node.internal_ip);
+        pod_config.workers = settings.pod_workers;
+        pod_config.token_refresh_interval = settings.token_refresh;
+        pod_config.kubernetes_service = kubernetes_service.clone();
+        pod_config.cluster_dns = settings.cluster_dns.clone();
+        pod_config.cluster_domain = settings.cluster_domain.clone();
+        let pods = PodController::new(client.clone(), pod_config, provider.clone())
+            .with_metrics(metrics.clone());
+        let serve = serve_kubelet_api(
+            client.clone(),
+            planned,
+            kubelet.clone(),
+            provider,
+            pods.store(),
+            metrics.clone(),
+            cancel.clone(),
+        );
+        let node_name = name.clone();
+        kubelet_tasks.spawn(async move { (node_name, serve.await) });
+        let run = node.run(cancel.clone());
+        node_tasks.spawn(async move { (name, run.await) });
+        pod_tasks.push(tokio::spawn(pods.run(cancel.clone())));
+    }
 
-    let node_task = tokio::spawn(node.run(cancel.clone()));
-    let pod_task = tokio::spawn(pods.run(cancel.clone()));
-    tokio::select! {
+    let outcome = tokio::select! {
         _ = cli::shutdown_signal() => {
             tracing::info!("stopping; cloud instances stay running for the next start");
-            cancel.cancel();
+            Ok(())
         }
-        result = node_task => {
-            cancel.cancel();
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => bail!("the node controller stopped: {e}"),
-                Err(e) => bail!("the node controller crashed: {e}"),
-            }
-        }
-        result = kubelet_task => {
-            cancel.cancel();
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => bail!("the kubelet API stopped: {e:#}"),
-                Err(e) => bail!("the kubelet API crashed: {e}"),
-            }
-        }
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), pod_task).await;
-    Ok(())
+        Some(result) = node_tasks.join_next() => match result {
+            Ok((_, Ok(()))) => Ok(()),
+            Ok((name, Err(e))) => Err(anyhow::anyhow!("the node controller of {name} stopped: {e}")),
+            Err(e) => Err(anyhow::anyhow!("a node controller crashed: {e}")),
+        },
+        Some(result) = kubelet_tasks.join_next() => match result {
+            Ok((_, Ok(()))) => Ok(()),
+            Ok((name, Err(e))) => Err(anyhow::anyhow!("the kubelet API of {name} stopped: {e:#}")),
+            Err(e) => Err(anyhow::anyhow!("a kubelet API crashed: {e}")),
+        },
+    };
+    cancel.cancel();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::future::join_all(pod_tasks),
+    )
+    .await;
+    outcome
 }
 
 #[tokio::main]
@@ -705,6 +695,46 @@ mod tests {
         assert!(
             format!("{err:#}").contains("is not an IP address"),
             "{err:#}"
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_nodes_list_gives_one_node_per_zone_with_its_own_port_and_cert_dir() {
+        let file =
+            std::env::temp_dir().join(format!("vk-nodes-config-{}.yaml", std::process::id()));
+        std::fs::write(
+            &file,
+            "provider: eci\nnode_name: vk\neci:\n  region_id: cn-hangzhou\n  security_group_id: sg-1\nnodes:\n- zone_id: cn-hangzhou-j\n  vswitch_id: vsw-j\n- zone_id: cn-hangzhou-k\n  vswitch_id: vsw-k\n",
+        )
+        .unwrap();
+        let argv = [
+            "vk",
+            "run",
+            "--node-ip",
+            "10.0.0.1",
+            "--cert-dir",
+            "/c",
+            "--config",
+        ];
+        let mut argv: Vec<&str> = argv.to_vec();
+        argv.push(file.to_str().unwrap());
+        let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!("parsed `vk run`")
+        };
+        let nodes = settings(args).unwrap().planned_nodes().unwrap();
+        let names: Vec<_> = nodes.iter().map(|n| n.node.name.as_str()).collect();
+        assert_eq!(names, ["vk-cn-hangzhou-j", "vk-cn-hangzhou-k"]);
+        assert_eq!(nodes[1].node.kubelet_port, 10251);
+        assert_eq!(nodes[1].cert_dir, Path::new("/c/vk-cn-hangzhou-k"));
+        assert_eq!(nodes[1].placement.vswitch_id.as_deref(), Some("vsw-k"));
+        assert_eq!(
+            nodes[1].placement.security_group_id.as_deref(),
+            Some("sg-1")
+        );
+        assert_eq!(
+            nodes[1].node.extra_labels["topology.kubernetes.io/zone"],
+            "cn-hangzhou-k"
         );
         std::fs::remove_file(&file).unwrap();
     }

@@ -122,6 +122,9 @@ pub struct ContainerGroup {
     pub container_group_name: String,
     pub region_id: String,
     pub zone_id: String,
+    #[serde(rename = "VSwitchId")]
+    pub vswitch_id: String,
+    pub security_group_id: String,
     pub cpu: f64,
     pub memory: f64,
     pub restart_policy: String,

@@ -164,10 +164,55 @@ impl ClientConfig {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-pub struct EciClient {
-    http: Client<Connector, Full<Bytes>>,
+/// Where an action goes: ECI itself, or another product of the same account (VPC, ECS,
+/// Quota Center, for `vk doctor`), each with its endpoint and API version.
+#[derive(Clone, Debug)]
+pub struct ServiceTarget {
     endpoint: Uri,
     host: String,
+    version: &'static str,
+}
+
+impl ServiceTarget {
+    /// `endpoint` is `scheme://host[:port]`; `version` the product's API version.
+    pub fn new(endpoint: &str, version: &'static str) -> Result<Self, EciError> {
+        let parsed: Uri = endpoint
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| EciError::Config(format!("endpoint {endpoint:?}: {e}")))?;
+        let (Some(scheme), Some(authority)) = (parsed.scheme_str(), parsed.authority()) else {
+            return Err(EciError::Config(format!(
+                "endpoint {endpoint:?} needs a scheme and a host, e.g. https://eci.cn-hangzhou.aliyuncs.com"
+            )));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(EciError::Config(format!(
+                "endpoint {endpoint:?}: only http and https are supported"
+            )));
+        }
+        let host = authority.to_string();
+        let endpoint = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| EciError::Config(e.to_string()))?;
+        Ok(Self {
+            endpoint,
+            host,
+            version,
+        })
+    }
+
+    /// `host[:port]`, as the `Host` header carries it.
+    pub fn host_name(&self) -> &str {
+        &self.host
+    }
+}
+
+pub struct EciClient {
+    http: Client<Connector, Full<Bytes>>,
+    eci: ServiceTarget,
     config: ClientConfig,
     credentials: Arc<CredentialProvider>,
     writes: TokenBucket,
@@ -180,32 +225,9 @@ impl EciClient {
             CredentialProvider::fixed(&config.access_key_id, &config.access_key_secret)
         });
         credentials.record_into(config.metrics.clone());
-        let endpoint: Uri = config
-            .endpoint
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|e| EciError::Config(format!("endpoint {:?}: {e}", config.endpoint)))?;
-        let (Some(scheme), Some(authority)) = (endpoint.scheme_str(), endpoint.authority()) else {
-            return Err(EciError::Config(format!(
-                "endpoint {:?} needs a scheme and a host, e.g. https://eci.cn-hangzhou.aliyuncs.com",
-                config.endpoint
-            )));
-        };
-        if scheme != "http" && scheme != "https" {
-            return Err(EciError::Config(format!(
-                "endpoint {:?}: only http and https are supported",
-                config.endpoint
-            )));
-        }
-        let host = authority.to_string();
-        let endpoint = Uri::builder()
-            .scheme(scheme)
-            .authority(authority.clone())
-            .path_and_query("/")
-            .build()
-            .map_err(|e| EciError::Config(e.to_string()))?;
+        let eci = ServiceTarget::new(&config.endpoint, API_VERSION)?;
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = if scheme == "https" {
+        let builder = if eci.endpoint.scheme_str() == Some("https") {
             builder.with_native_roots().map_err(|e| {
                 EciError::Config(format!("loading the system's CA certificates: {e}"))
             })?
@@ -221,8 +243,7 @@ impl EciClient {
         let connector = builder.https_or_http().enable_http1().build();
         Ok(Self {
             http: Client::builder(TokioExecutor::new()).build(connector),
-            endpoint,
-            host,
+            eci,
             writes: TokenBucket::new(config.write_rate.burst, config.write_rate.per_second),
             reads: TokenBucket::new(config.read_rate.burst, config.read_rate.per_second),
             credentials,
@@ -321,6 +342,17 @@ impl EciClient {
     pub async fn call<T: DeserializeOwned>(
         &self,
         action: &str,
+        params: Params,
+    ) -> Result<T, EciError> {
+        self.call_at(&self.eci, action, params).await
+    }
+
+    /// [`Self::call`] to another product of the account (`target`), signed with the same
+    /// keys, under the same read rate limit.
+    pub async fn call_at<T: DeserializeOwned>(
+        &self,
+        target: &ServiceTarget,
+        action: &str,
         mut params: Params,
     ) -> Result<T, EciError> {
         params.set("RegionId", &self.config.region_id);
@@ -338,7 +370,7 @@ impl EciClient {
                 .await
                 .map_err(EciError::Credentials)?;
             let started = Instant::now();
-            let answer = self.call_once(action, &params, &credentials).await;
+            let answer = self.call_once(target, action, &params, &credentials).await;
             let outcome = answer
                 .as_ref()
                 .map_or_else(EciError::outcome, |_| CallOutcome::Ok);
@@ -368,6 +400,7 @@ impl EciClient {
     /// never hit URL length limits; the signature covers them all the same.
     async fn call_once<T: DeserializeOwned>(
         &self,
+        target: &ServiceTarget,
         action: &str,
         params: &Params,
         credentials: &Credentials,
@@ -377,8 +410,8 @@ impl EciClient {
             message,
         };
         let request = match self.config.signature {
-            SignatureMethod::Acs3 => self.acs3_request(action, params, credentials),
-            SignatureMethod::HmacSha1 => self.rpc_request(action, params, credentials),
+            SignatureMethod::Acs3 => self.acs3_request(target, action, params, credentials),
+            SignatureMethod::HmacSha1 => self.rpc_request(target, action, params, credentials),
         }
         .map_err(|e| transport(e.to_string()))?;
         let exchange = async {
@@ -437,11 +470,11 @@ impl EciClient {
 }
 
 impl EciClient {
-    fn base_request(&self) -> hyper::http::request::Builder {
+    fn base_request(&self, target: &ServiceTarget) -> hyper::http::request::Builder {
         Request::builder()
             .method(Method::POST)
-            .uri(self.endpoint.clone())
-            .header(header::HOST, &self.host)
+            .uri(target.endpoint.clone())
+            .header(header::HOST, &target.host)
             .header(header::CONTENT_TYPE, FORM)
             .header(header::ACCEPT, "application/json")
             .header(
@@ -454,6 +487,7 @@ impl EciClient {
     /// parameters in a form body (so large creates never hit URL limits), its hash signed.
     fn acs3_request(
         &self,
+        target: &ServiceTarget,
         action: &str,
         params: &Params,
         credentials: &Credentials,
@@ -461,10 +495,10 @@ impl EciClient {
         let body = params.to_form();
         let payload = sign_acs3::hashed_payload(body.as_bytes());
         let mut headers: Vec<(String, String)> = vec![
-            ("host".into(), self.host.clone()),
+            ("host".into(), target.host.clone()),
             ("content-type".into(), FORM.into()),
             ("x-acs-action".into(), action.into()),
-            ("x-acs-version".into(), API_VERSION.into()),
+            ("x-acs-version".into(), target.version.into()),
             ("x-acs-date".into(), now_iso8601()),
             ("x-acs-signature-nonce".into(), random_uuid()),
             ("x-acs-content-sha256".into(), payload.clone()),
@@ -478,7 +512,7 @@ impl EciClient {
             &headers,
             &payload,
         );
-        let mut request = self.base_request().header(
+        let mut request = self.base_request(target).header(
             header::AUTHORIZATION,
             sign_acs3::authorization(
                 &credentials.access_key_id,
@@ -497,11 +531,12 @@ impl EciClient {
     /// The RPC signature 1.0: common fields and `Signature` among the form parameters.
     fn rpc_request(
         &self,
+        target: &ServiceTarget,
         action: &str,
         params: &Params,
         credentials: &Credentials,
     ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
-        let mut signed = common_params(action, &credentials.access_key_id);
+        let mut signed = common_params(action, target.version, &credentials.access_key_id);
         if let Some(token) = &credentials.security_token {
             signed.push("SecurityToken", token.expose());
         }
@@ -514,7 +549,7 @@ impl EciClient {
             credentials.access_key_secret.expose(),
         );
         signed.push("Signature", signature);
-        self.base_request()
+        self.base_request(target)
             .body(Full::new(Bytes::from(signed.to_form())))
     }
 }
@@ -528,10 +563,10 @@ fn now_iso8601() -> String {
 }
 
 /// The parameters every RPC call carries besides its own.
-fn common_params(action: &str, access_key_id: &str) -> Params {
+fn common_params(action: &str, version: &str, access_key_id: &str) -> Params {
     let mut p = Params::new();
     p.push("Action", action)
-        .push("Version", API_VERSION)
+        .push("Version", version)
         .push("Format", "JSON")
         .push("AccessKeyId", access_key_id)
         .push("SignatureMethod", sign::SIGNATURE_METHOD)

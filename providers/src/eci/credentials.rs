@@ -118,6 +118,19 @@ impl Fetch for StaticKeys {
     }
 }
 
+/// What [`CredentialProvider::health`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialHealth {
+    /// Nothing failed since the last successful fetch (or nothing was fetched yet).
+    Fine,
+    /// The last fetch failed; `valid_for` is what is left of the current keys (`None`: none
+    /// left, calls fail until a fetch works).
+    RefreshFailing {
+        error: CredentialError,
+        valid_for: Option<Duration>,
+    },
+}
+
 /// Refresh at 80% of the keys' life or 5 minutes before they expire, whichever comes first,
 /// but never before half their life (very short-lived keys would otherwise be refetched on
 /// every call).
@@ -141,8 +154,9 @@ pub struct CredentialProvider {
     /// Held while fetching: one refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
-    /// The last failed fetch: callers without valid keys get its error for
-    /// [`RETRY_FETCH_AFTER`] instead of each asking the source again.
+    /// The last failed fetch, until a fetch succeeds: callers without valid keys get its error
+    /// for [`RETRY_FETCH_AFTER`] instead of each asking the source again; [`Self::health`]
+    /// reports it.
     failed: Mutex<Option<(Instant, CredentialError)>>,
     /// Where failed fetches are counted; set once by the client that signs with these keys.
     metrics: OnceLock<ProviderMetrics>,
@@ -196,6 +210,25 @@ impl CredentialProvider {
     /// How many times keys were fetched from the source.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last fetch from the source worked; no call is made.
+    pub fn health(&self) -> CredentialHealth {
+        let Some((_, error)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return CredentialHealth::Fine;
+        };
+        let now = Instant::now();
+        let valid_for = self
+            .snapshot()
+            .and_then(|c| c.expires_at)
+            .and_then(|at| at.checked_duration_since(now))
+            .filter(|left| !left.is_zero());
+        CredentialHealth::RefreshFailing { error, valid_for }
     }
 
     fn snapshot(&self) -> Option<Arc<Cached>> {
@@ -300,6 +333,7 @@ impl CredentialProvider {
             .cached
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cached);
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(credentials)
     }
 }
@@ -413,9 +447,17 @@ mod tests {
         let (source, provider) = counting(100, 0);
         provider.record_into(metrics.provider());
         provider.get().await.unwrap();
+        assert_eq!(provider.health(), CredentialHealth::Fine);
         source.fail.store(true, Ordering::SeqCst);
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(provider.get().await.unwrap().access_key_id, "STS.1");
+        // Reported while the keys still work: 40 s of them are left.
+        match provider.health() {
+            CredentialHealth::RefreshFailing { valid_for, .. } => {
+                assert_eq!(valid_for, Some(Duration::from_secs(40)))
+            }
+            other => panic!("{other:?}"),
+        }
         // The early refresh failed (the keys are still valid): counted all the same.
         let failures = "vk_provider_credential_refresh_failures_total";
         assert!(
@@ -434,8 +476,17 @@ mod tests {
         source.fail.store(false, Ordering::SeqCst);
         assert_eq!(provider.get().await.unwrap_err(), e);
         assert_eq!(provider.fetches(), fetches);
+        assert!(matches!(
+            provider.health(),
+            CredentialHealth::RefreshFailing {
+                valid_for: None,
+                ..
+            }
+        ));
         tokio::time::advance(RETRY_FETCH_AFTER).await;
         assert_eq!(provider.get().await.unwrap().access_key_id, "STS.2");
+        // A fetch that works clears it.
+        assert_eq!(provider.health(), CredentialHealth::Fine);
         assert!(
             metrics.encode().contains(&format!("{failures} 2\n")),
             "{}",

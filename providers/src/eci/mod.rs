@@ -21,6 +21,7 @@ mod group_ids;
 mod logs;
 pub mod mapping;
 pub mod metrics;
+pub mod network;
 pub mod params;
 pub mod pod;
 mod provider;
@@ -99,6 +100,8 @@ pub struct EciConfig {
     /// How calls are signed: `acs3` (default) or `hmac-sha1`.
     pub signature: SignatureMethod,
     pub capacity: EciCapacity,
+    /// VPC, ECS and Quota Center, for `vk doctor`'s network and quota checks.
+    pub services: network::AccountServices,
 }
 
 impl Default for EciConfig {
@@ -128,6 +131,7 @@ impl Default for EciConfig {
             read_rate: client.read_rate,
             signature: client.signature,
             capacity: EciCapacity::default(),
+            services: Default::default(),
         }
     }
 }
@@ -159,6 +163,7 @@ impl std::fmt::Debug for EciConfig {
             .field("read_rate", &self.read_rate)
             .field("signature", &self.signature)
             .field("capacity", &self.capacity)
+            .field("services", &self.services)
             .finish()
     }
 }

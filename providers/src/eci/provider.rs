@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use vk_core::provider::{
     ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
-    Provider, ProviderError, ResolvedPod, StatusSource,
+    Provider, ProviderCondition, ProviderError, ResolvedPod, StatusSource,
 };
 
 use super::EciConfig;
 use super::api::ContainerGroup;
 use super::client::EciClient;
+use super::credentials::CredentialHealth;
 use super::credentials_chain;
 use super::exec;
 use super::group_ids::GroupIds;
@@ -87,6 +88,25 @@ impl EciProvider {
             .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
         Ok(Self {
             client: Arc::new(client),
+            placement: Placement {
+                zone_id: config.zone_id.clone(),
+                security_group_id: config.security_group_id.clone(),
+                vswitch_id: config.vswitch_id.clone(),
+            },
+            config,
+            groups: GroupIds::default(),
+            running: Mutex::default(),
+        })
+    }
+
+    /// Another node's provider over the same client: one set of credentials and one rate
+    /// limit for the whole account, as ECI's quotas are per account (`vk run` with `nodes:`).
+    pub fn sharing(client: Arc<EciClient>, config: EciConfig) -> Result<Self, ProviderError> {
+        if config.node_name.is_empty() {
+            return Err(ProviderError::invalid("EciConfig", "node_name is empty"));
+        }
+        Ok(Self {
+            client,
             placement: Placement {
                 zone_id: config.zone_id.clone(),
                 security_group_id: config.security_group_id.clone(),
@@ -333,6 +353,16 @@ impl Provider for EciProvider {
         }
     }
 
+    /// `CloudCredentials`: False while fetching new keys fails (the message says how long the
+    /// current ones last), True again once a fetch works.
+    fn node_conditions(&self) -> Vec<ProviderCondition> {
+        let credentials = self.client.credentials();
+        vec![credential_condition(
+            credentials.source_name(),
+            credentials.health(),
+        )]
+    }
+
     /// One cheap authenticated call: reachability and credentials both count. A throttled
     /// answer comes from a reachable service that accepted the signature, so it counts as up:
     /// a NotReady node would stop scheduling and, after a while, evict running pods.
@@ -432,5 +462,44 @@ impl Provider for EciProvider {
         };
         tracing::debug!(%pod, container, group = %id, "ECI exec session open");
         Ok(exec::bridge(ws, io).await)
+    }
+}
+
+/// The Node condition for the credentials' health (the error names its source and cause, never
+/// a key: [`super::credentials::CredentialError`] carries none).
+fn credential_condition(source: &str, health: CredentialHealth) -> ProviderCondition {
+    let (healthy, reason, message) = match health {
+        CredentialHealth::Fine => (
+            true,
+            "CredentialsValid",
+            format!("the cloud credentials ({source}) are valid"),
+        ),
+        CredentialHealth::RefreshFailing {
+            error,
+            valid_for: Some(left),
+        } => (
+            false,
+            "CredentialRefreshFailed",
+            format!(
+                "refreshing the cloud credentials failed: {error}; the current keys stay valid for {}s more",
+                left.as_secs()
+            ),
+        ),
+        CredentialHealth::RefreshFailing {
+            error,
+            valid_for: None,
+        } => (
+            false,
+            "CredentialRefreshFailed",
+            format!(
+                "refreshing the cloud credentials failed: {error}; no valid keys are left, cloud calls fail until a refresh works"
+            ),
+        ),
+    };
+    ProviderCondition {
+        type_: "CloudCredentials".into(),
+        healthy,
+        reason: reason.into(),
+        message,
     }
 }

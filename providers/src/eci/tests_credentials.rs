@@ -89,6 +89,13 @@ async fn a_failing_refresh_is_a_typed_error_and_recovers() {
     let token = token_file("failing", "eyJhbGciOi.token.sig");
     let provider = rrsa_provider(&cloud, "creds-failing", &token);
     provider.list().await.unwrap();
+    let condition = |p: &EciProvider| {
+        let c = p.node_conditions();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].type_, "CloudCredentials");
+        (c[0].healthy, c[0].reason.clone(), c[0].message.clone())
+    };
+    assert_eq!(condition(&provider).1, "CredentialsValid");
     cloud.sts().set_failing(true);
     // Past the keys' expiry, with STS down: the call fails, typed, without a panic.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -108,10 +115,23 @@ async fn a_failing_refresh_is_a_typed_error_and_recovers() {
         .await
         .unwrap_err();
     assert!(matches!(e, EciError::Credentials(_)), "{e:?}");
+    // The node shows it, with the cause and no key left.
+    let (healthy, reason, message) = condition(&provider);
+    assert!(!healthy);
+    assert_eq!(reason, "CredentialRefreshFailed");
+    assert!(
+        message.contains("ServiceUnavailable") && message.contains("no valid keys are left"),
+        "{message}"
+    );
+    for key in cloud.sts().report().issued {
+        assert!(!message.contains(&key.access_key_secret));
+        assert!(!message.contains(&key.security_token));
+    }
     cloud.sts().set_failing(false);
     // A failure stands for a moment, so callers do not each ask STS again.
     tokio::time::sleep(RETRY_FETCH_AFTER).await;
     provider.list().await.unwrap();
+    assert!(condition(&provider).0, "a refresh that works clears it");
     // An unreadable token file is a failure of the same kind.
     std::fs::remove_file(&token).unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;

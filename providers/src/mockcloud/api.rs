@@ -11,8 +11,9 @@ use super::create_extras::GroupExtras;
 use super::engine::Engine;
 use super::exec_session::{EXEC_PATH, PendingExec};
 use super::faults::Injected;
-use super::network::PlacementFilter;
+use super::placement::PlacementFilter;
 use super::sts::Sts;
+use super::{network, quota};
 use crate::eci::api::{
     CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
     ExecContainerCommandResponse, RequestIdResponse, errors,
@@ -108,7 +109,10 @@ pub(super) async fn dispatch(
         }
         "DescribeContainerGroupEvents" => ok(&engine.describe_events(p)?),
         "DescribeContainerGroupMetric" => ok(&engine.group_metric(p).await?),
-        "DescribeRegions" => ok(&super::regions::describe(&engine.config().region_id)),
+        "DescribeRegions" => ok(&super::regions::describe(
+            &engine.config().region_id,
+            &engine.config().network,
+        )),
         "DeleteContainerGroups" => {
             engine.delete_many(p)?;
             ok(&RequestIdResponse::default())
@@ -169,6 +173,16 @@ pub(super) async fn dispatch(
                 ..Default::default()
             })
         }
+        // The zones, the account's network and quotas (`vk doctor` asks).
+        a if network::handles(a) => {
+            network::dispatch(&engine.config().network, &engine.config().region_id, a, p)
+        }
+        quota::LIST_PRODUCT_QUOTAS => quota::list_product_quotas(
+            &engine.config().quota_center,
+            &engine.config().region_id,
+            quota::used_vcpu(engine),
+            p,
+        ),
         other => Err(ApiError::new(
             errors::INVALID_ACTION,
             format!("Specified api {other:?} is not found, please check your url and method."),

@@ -13,7 +13,7 @@ use super::api::ApiError;
 use super::engine::Engine;
 use super::sts::Sts;
 use super::verify::{self, AuthorizationError};
-use crate::eci::api::{API_VERSION, errors};
+use crate::eci::api::errors;
 use crate::eci::params::Params;
 
 /// One API request as the server read it.
@@ -300,10 +300,12 @@ fn fresh(engine: &Engine, nonces: &Nonces, claimed: &Claimed<'_>) -> Result<Call
             "Specified signature nonce was used already.",
         ));
     }
-    if claimed.version != API_VERSION {
+    // ECI's actions, or another product's (VPC, ECS, Quota Center) in its own version.
+    let version = super::network::api_version(claimed.action);
+    if claimed.version != version {
         return Err(ApiError::new(
             errors::INVALID_VERSION,
-            format!("Specified parameter Version is not valid; this service speaks {API_VERSION}."),
+            format!("Specified parameter Version is not valid; this service speaks {version}."),
         ));
     }
     Ok(Caller {

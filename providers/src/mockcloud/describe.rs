@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::api::ApiError;
 use super::engine::Engine;
-use super::network::PlacementFilter;
+use super::placement::PlacementFilter;
 use super::render;
 use super::view::{DescribeGroupsAnswer, DescribeStatusAnswer};
 use crate::eci::api::errors;

@@ -19,7 +19,7 @@ use super::faults::Faults;
 use super::group::{CState, ContainerRt, Group};
 use super::lifecycle;
 use super::metrics::GroupSnapshot;
-use super::network::private_ip_free;
+use super::placement::private_ip_free;
 use super::specs::group_size;
 use super::tokens::{Remembered, TokenTable};
 use crate::eci::api::{errors, group_status};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::api::ApiError;
 use super::engine::Engine;
 use super::group::Group;
-use super::network::PlacementFilter;
+use super::placement::PlacementFilter;
 use crate::eci::api::Event;
 use crate::eci::params::{ParamError, Params};
 use crate::eci::pod::tags;

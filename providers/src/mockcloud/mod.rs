@@ -37,9 +37,11 @@ mod lifecycle;
 pub mod logstore;
 pub mod metadata;
 mod metrics;
-mod network;
+pub mod network;
+mod placement;
 mod probes;
 mod procstat;
+pub mod quota;
 mod regions;
 mod render;
 mod server;
@@ -128,6 +130,11 @@ pub struct MockCloudConfig {
     pub client_token_ttl_secs: u64,
     /// The STS and ECS metadata faces (temporary keys).
     pub sts: sts::StsConfig,
+    /// Zones, vSwitches and security groups (`DescribeRegions`, `DescribeVSwitches`,
+    /// `DescribeSecurityGroups`).
+    pub network: network::NetworkConfig,
+    /// Quota Center's ECI vCPU quota (`ListProductQuotas`).
+    pub quota_center: quota::QuotaCenterConfig,
 }
 
 impl Default for MockCloudConfig {
@@ -154,6 +161,8 @@ impl Default for MockCloudConfig {
             exec_token_ttl_ms: 30_000,
             client_token_ttl_secs: 24 * 3600,
             sts: Default::default(),
+            network: Default::default(),
+            quota_center: Default::default(),
         }
     }
 }

@@ -1,148 +1,220 @@
-//! Where a group lives and how it is reached, as ECI reports it: zone, vSwitch, VPC, security
-//! group, resource group, ENI, public and IPv6 addresses; and the filters of
-//! `DescribeContainerGroups` / `DescribeContainerGroupStatus` / `DescribeContainerGroupEvents`
-//! on them (`ZoneId`, `VSwitchId`, `SecurityGroupId`, `ResourceGroupId`, `ComputeCategory`),
-//! with `WithEvent`.
-//!
-//! What the caller did not give, ECI takes from the region's defaults (its default vSwitch,
-//! security group and resource group); the simulator names those after the region.
+//! The account's network as the mock cloud knows it, and the actions that describe it: VPC
+//! `DescribeVSwitches` and ECS
+//! `DescribeSecurityGroups`, in their products' API versions and answer shapes. The network is
+//! configurable (`network:` in the cloud's config); the default is a demo VPC with one vSwitch
+//! in each of two zones, its security group, and a security group of another VPC. The zones
+//! ECI serves are answered by `regions` (ECI `DescribeRegions`) from the same config.
 
-use ring::digest;
+use serde::{Deserialize, Serialize};
 
 use super::api::ApiError;
-use super::create_extras::GroupExtras;
-use super::engine::State;
-use super::group::Group;
-use crate::eci::params::{ParamError, Params};
+use super::quota;
+use crate::eci::api::{API_VERSION, errors};
+use crate::eci::network::{
+    DescribeSecurityGroupsResponse, DescribeVSwitchesResponse, ECS_VERSION, SecurityGroup,
+    SecurityGroups, VPC_VERSION, VSwitch, VSwitches,
+};
+use crate::eci::params::Params;
 
-/// Lower-case hex of the first `bytes` bytes of SHA-256(`seed`): stable ids and digests.
-pub fn stable_hex(seed: &str, bytes: usize) -> String {
-    digest::digest(&digest::SHA256, seed.as_bytes())
-        .as_ref()
-        .iter()
-        .take(bytes)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VSwitchConfig {
+    pub id: String,
+    pub vpc_id: String,
+    pub zone_id: String,
+    pub cidr_block: String,
+    pub available_ips: u64,
 }
 
-impl Group {
-    pub fn zone(&self, region: &str) -> String {
-        self.request
-            .zone_id
-            .clone()
-            .unwrap_or_else(|| format!("{region}-a"))
-    }
-
-    /// The first of the vSwitches given (ECI takes up to ten, comma-separated, and picks one).
-    pub fn vswitch(&self, region: &str) -> String {
-        self.request
-            .vswitch_id
-            .as_deref()
-            .and_then(|v| v.split(',').map(str::trim).find(|v| !v.is_empty()))
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("vsw-{region}-default"))
-    }
-
-    /// The vSwitch's VPC.
-    pub fn vpc(&self, region: &str) -> String {
-        format!("vpc-{}", stable_hex(&self.vswitch(region), 10))
-    }
-
-    pub fn security_group(&self, region: &str) -> String {
-        self.request
-            .security_group_id
-            .clone()
-            .unwrap_or_else(|| format!("sg-{region}-default"))
-    }
-
-    pub fn resource_group(&self) -> String {
-        self.extras
-            .resource_group_id
-            .clone()
-            .unwrap_or_else(|| "rg-default".into())
-    }
-
-    pub fn eni(&self) -> String {
-        format!("eni-{}", stable_hex(self.id(), 10))
-    }
-
-    /// The EIP's address, when the group has one.
-    pub fn internet_ip(&self) -> Option<String> {
-        self.extras.has_eip().then(|| {
-            let n = self.seq;
-            format!("47.96.{}.{}", (n / 254) % 256, n % 254 + 1)
-        })
-    }
-
-    pub fn ipv6(&self) -> Option<String> {
-        (self.extras.ipv6_address_count > 0)
-            .then(|| format!("2408:4005:3ff:a00::{:x}", self.seq + 1))
-    }
-
-    pub fn compute_category(&self) -> String {
-        self.extras
-            .compute_category
-            .first()
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-/// `PrivateIpAddress` must be idle.
-pub(super) fn private_ip_free(state: &State, extras: &GroupExtras) -> Result<(), ApiError> {
-    match extras.private_ip {
-        Some(ip) if state.groups.values().any(|g| g.ip == ip.to_string()) => Err(ApiError::new(
-            ("InvalidPrivateIpAddress.Duplicated", 400),
-            format!("The private IP address {ip} is in use by another instance."),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The placement filters of the listing actions, and `WithEvent`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlacementFilter {
-    pub zone_id: Option<String>,
-    pub vswitch_id: Option<String>,
-    pub security_group_id: Option<String>,
-    pub resource_group_id: Option<String>,
-    pub compute_category: Option<String>,
-    /// The reference gives `WithEvent` no default; the simulator answers each group's events
-    /// unless told `WithEvent=false` (the eci provider reads them without asking).
-    pub with_event: bool,
-}
-
-impl Default for PlacementFilter {
+impl Default for VSwitchConfig {
     fn default() -> Self {
         Self {
-            zone_id: None,
-            vswitch_id: None,
-            security_group_id: None,
-            resource_group_id: None,
-            compute_category: None,
-            with_event: true,
+            id: String::new(),
+            vpc_id: String::new(),
+            zone_id: String::new(),
+            cidr_block: "172.16.0.0/20".into(),
+            available_ips: 4000,
         }
     }
 }
 
-impl PlacementFilter {
-    pub fn decode(p: &Params) -> Result<Self, ParamError> {
-        Ok(Self {
-            zone_id: p.string("ZoneId"),
-            vswitch_id: p.string("VSwitchId"),
-            security_group_id: p.string("SecurityGroupId"),
-            resource_group_id: p.string("ResourceGroupId"),
-            compute_category: p.string("ComputeCategory"),
-            with_event: p.flag("WithEvent", true)?,
-        })
-    }
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityGroupConfig {
+    pub id: String,
+    pub vpc_id: String,
+}
 
-    pub fn matches(&self, g: &Group, region: &str) -> bool {
-        let is = |want: &Option<String>, have: String| want.as_ref().is_none_or(|w| *w == have);
-        is(&self.zone_id, g.zone(region))
-            && is(&self.vswitch_id, g.vswitch(region))
-            && is(&self.security_group_id, g.security_group(region))
-            && is(&self.resource_group_id, g.resource_group())
-            && is(&self.compute_category, g.compute_category())
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkConfig {
+    /// The zones of the cloud's region where ECI runs.
+    pub zones: Vec<String>,
+    /// Zones ECI lists as unavailable (e.g. sold out).
+    pub unavailable_zones: Vec<String>,
+    pub vswitches: Vec<VSwitchConfig>,
+    pub security_groups: Vec<SecurityGroupConfig>,
+}
+
+/// The demo network's names, which the e2e setups and the README use.
+pub const DEMO_VPC: &str = "vpc-vk-demo";
+pub const DEMO_SECURITY_GROUP: &str = "sg-vk-demo";
+pub const DEMO_ZONES: [(&str, &str); 2] = [
+    ("cn-hangzhou-j", "vsw-vk-demo-j"),
+    ("cn-hangzhou-k", "vsw-vk-demo-k"),
+];
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            zones: DEMO_ZONES.iter().map(|(z, _)| z.to_string()).collect(),
+            unavailable_zones: Vec::new(),
+            vswitches: DEMO_ZONES
+                .iter()
+                .enumerate()
+                .map(|(i, (zone, id))| VSwitchConfig {
+                    id: id.to_string(),
+                    vpc_id: DEMO_VPC.into(),
+                    zone_id: zone.to_string(),
+                    cidr_block: format!("172.16.{}.0/20", i * 16),
+                    ..Default::default()
+                })
+                .collect(),
+            security_groups: vec![
+                SecurityGroupConfig {
+                    id: DEMO_SECURITY_GROUP.into(),
+                    vpc_id: DEMO_VPC.into(),
+                },
+                SecurityGroupConfig {
+                    id: "sg-vk-other-vpc".into(),
+                    vpc_id: "vpc-vk-other".into(),
+                },
+            ],
+        }
+    }
+}
+
+/// The API version an action is called with: the other products' own, else ECI's.
+pub fn api_version(action: &str) -> &'static str {
+    match action {
+        "DescribeVSwitches" => VPC_VERSION,
+        "DescribeSecurityGroups" => ECS_VERSION,
+        quota::LIST_PRODUCT_QUOTAS => crate::eci::network::QUOTAS_VERSION,
+        _ => API_VERSION,
+    }
+}
+
+/// Whether this face answers `action`.
+pub fn handles(action: &str) -> bool {
+    matches!(action, "DescribeVSwitches" | "DescribeSecurityGroups")
+}
+
+fn json<T: Serialize>(body: &T) -> Result<String, ApiError> {
+    serde_json::to_string(body).map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// Answer one of [`handles`]'s actions (the RequestId is set by the caller).
+pub fn dispatch(
+    network: &NetworkConfig,
+    region_id: &str,
+    action: &str,
+    p: &Params,
+) -> Result<String, ApiError> {
+    match action {
+        "DescribeVSwitches" => {
+            let id = p.get("VSwitchId");
+            let vpc = p.get("VpcId");
+            let zone = p.get("ZoneId");
+            let found: Vec<VSwitch> = network
+                .vswitches
+                .iter()
+                .filter(|v| id.is_none_or(|i| i == v.id))
+                .filter(|v| vpc.is_none_or(|i| i == v.vpc_id))
+                .filter(|v| zone.is_none_or(|z| z == v.zone_id))
+                .map(|v| VSwitch {
+                    vswitch_id: v.id.clone(),
+                    vpc_id: v.vpc_id.clone(),
+                    zone_id: v.zone_id.clone(),
+                    cidr_block: v.cidr_block.clone(),
+                    status: "Available".into(),
+                    available_ip_address_count: v.available_ips,
+                })
+                .collect();
+            json(&DescribeVSwitchesResponse {
+                request_id: String::new(),
+                total_count: found.len() as u64,
+                page_number: 1,
+                page_size: p.parse("PageSize")?.unwrap_or(10),
+                vswitches: VSwitches { vswitch: found },
+            })
+        }
+        "DescribeSecurityGroups" => {
+            let ids: Option<Vec<String>> = match p.get("SecurityGroupIds") {
+                None => None,
+                Some(text) => Some(serde_json::from_str(text).map_err(|_| {
+                    ApiError::new(
+                        errors::INVALID_PARAMETER,
+                        "The specified SecurityGroupIds is not a JSON array of strings.",
+                    )
+                })?),
+            };
+            let vpc = p.get("VpcId");
+            let found: Vec<SecurityGroup> = network
+                .security_groups
+                .iter()
+                .filter(|g| ids.as_ref().is_none_or(|ids| ids.contains(&g.id)))
+                .filter(|g| p.get("SecurityGroupId").is_none_or(|i| i == g.id))
+                .filter(|g| vpc.is_none_or(|v| v == g.vpc_id))
+                .map(|g| SecurityGroup {
+                    security_group_id: g.id.clone(),
+                    vpc_id: g.vpc_id.clone(),
+                    security_group_name: g.id.clone(),
+                    security_group_type: "normal".into(),
+                })
+                .collect();
+            json(&DescribeSecurityGroupsResponse {
+                request_id: String::new(),
+                region_id: region_id.into(),
+                total_count: found.len() as u64,
+                page_number: 1,
+                page_size: p.parse("PageSize")?.unwrap_or(10),
+                security_groups: SecurityGroups {
+                    security_group: found,
+                },
+            })
+        }
+        other => Err(ApiError::new(
+            errors::INVALID_ACTION,
+            format!("Specified api {other:?} is not found, please check your url and method."),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vswitches_and_groups_are_filtered_as_asked() {
+        let network = NetworkConfig::default();
+        let mut p = Params::new();
+        p.push("VSwitchId", "vsw-vk-demo-k");
+        let body = dispatch(&network, "cn-hangzhou", "DescribeVSwitches", &p).unwrap();
+        let v: DescribeVSwitchesResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(v.vswitches.vswitch.len(), 1);
+        assert_eq!(v.vswitches.vswitch[0].zone_id, "cn-hangzhou-k");
+
+        let mut p = Params::new();
+        p.push("SecurityGroupIds", r#"["sg-vk-other-vpc"]"#);
+        let body = dispatch(&network, "cn-hangzhou", "DescribeSecurityGroups", &p).unwrap();
+        let g: DescribeSecurityGroupsResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(g.security_groups.security_group[0].vpc_id, "vpc-vk-other");
+
+        let mut p = Params::new();
+        p.push("SecurityGroupIds", "sg-1");
+        let e = dispatch(&network, "cn-hangzhou", "DescribeSecurityGroups", &p).unwrap_err();
+        assert_eq!(e.code, errors::INVALID_PARAMETER.0);
+        assert_eq!(api_version("DescribeVSwitches"), VPC_VERSION);
+        assert_eq!(api_version("CreateContainerGroup"), API_VERSION);
     }
 }

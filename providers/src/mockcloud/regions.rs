@@ -1,10 +1,9 @@
-//! `DescribeRegions`: the one region the simulator serves, its endpoint and its zones (the
-//! zone a group gets when it names none is the first).
+//! `DescribeRegions`: the one region the simulator serves, its endpoint and its zones: those of
+//! the configured network (`network.zones`), the unavailable ones left out of the recommended.
 
 use serde::Serialize;
 
-/// The zone suffixes the simulator offers in its region.
-const ZONES: &[&str] = &["a", "b", "c"];
+use super::network::NetworkConfig;
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -20,17 +19,24 @@ pub struct RegionView {
     pub region_endpoint: String,
     pub zones: Vec<String>,
     pub recommend_zones: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable_zones: Vec<String>,
 }
 
-pub fn describe(region: &str) -> RegionsAnswer {
-    let zones: Vec<String> = ZONES.iter().map(|z| format!("{region}-{z}")).collect();
+pub fn describe(region: &str, network: &NetworkConfig) -> RegionsAnswer {
     RegionsAnswer {
         request_id: String::new(),
         regions: vec![RegionView {
             region_id: region.to_string(),
             region_endpoint: format!("eci.{region}.aliyuncs.com"),
-            recommend_zones: zones.iter().take(1).cloned().collect(),
-            zones,
+            zones: network.zones.clone(),
+            recommend_zones: network
+                .zones
+                .iter()
+                .filter(|z| !network.unavailable_zones.contains(z))
+                .cloned()
+                .collect(),
+            unavailable_zones: network.unavailable_zones.clone(),
         }],
     }
 }

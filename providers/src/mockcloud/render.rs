@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::create_extras::ContainerExtras;
 use super::group::{CState, ContainerRt, Group};
-use super::network::stable_hex;
+use super::placement::stable_hex;
 use super::view::{
     ConditionView, ConfigFileToPathView, ContainerStatusView, ContainerView, GroupView,
     HttpGetView, InitContainerView, PodIpView, PodStateView, PodStatusView, ProbeView, StatusView,

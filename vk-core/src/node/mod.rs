@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use lease::{LEASE_DURATION_SECONDS, LEASE_NAMESPACE, LeaseRenewer, RENEW_INTERVAL};
 pub use object::{
-    NodeConfig, NodeTaint, Readiness, VERSION, node_object, node_status, status_changed,
+    NodeConfig, NodeTaint, Readiness, VERSION, add_provider_conditions, node_object, node_status,
+    status_changed,
 };
 
 use crate::provider::Provider;
@@ -104,14 +105,21 @@ impl NodeController {
     }
 
     /// Write the node status; unless `force`d (the heartbeat), only when something changed
-    /// (readiness, or the provider's capacity).
+    /// (readiness, the provider's capacity or its own conditions).
     async fn sync_status(&mut self, force: bool) -> Result<(), NodeError> {
-        let status = node_status(
+        let now = Timestamp::now();
+        let mut status = node_status(
             &self.config,
             &self.provider.capacity(),
             &self.readiness,
             self.last_status.as_ref(),
-            Timestamp::now(),
+            now,
+        );
+        add_provider_conditions(
+            &mut status,
+            &self.provider.node_conditions(),
+            self.last_status.as_ref(),
+            now,
         );
         if !force
             && self

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::provider::NodeCapacity;
+use crate::provider::{NodeCapacity, ProviderCondition};
 
 /// The project's version as reported in `nodeInfo.kubeletVersion`.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"), "-vk-serverless");
@@ -252,6 +252,35 @@ pub fn node_status(
     }
 }
 
+/// Append the provider's own conditions (after Ready and the pressure conditions), with
+/// transition times kept from `previous` as for the others.
+pub fn add_provider_conditions(
+    status: &mut NodeStatus,
+    conditions: &[ProviderCondition],
+    previous: Option<&NodeStatus>,
+    now: Timestamp,
+) {
+    let prev = |t: &str| {
+        previous
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+    };
+    let list = status.conditions.get_or_insert_with(Vec::new);
+    for c in conditions {
+        if list.iter().any(|have| have.type_ == c.type_) {
+            continue;
+        }
+        list.push(condition(
+            &c.type_,
+            c.healthy,
+            &c.reason,
+            &c.message,
+            now,
+            prev(&c.type_),
+        ));
+    }
+}
+
 /// True when `a` and `b` differ in anything but heartbeat times.
 pub fn status_changed(a: &NodeStatus, b: &NodeStatus) -> bool {
     let strip = |s: &NodeStatus| {
@@ -339,5 +368,44 @@ mod tests {
         let ready = &b.conditions.as_ref().unwrap()[0];
         assert_eq!(ready.last_transition_time, Some(Time(t0)));
         assert_eq!(ready.last_heartbeat_time, Some(Time(t1)));
+    }
+
+    #[test]
+    fn provider_conditions_follow_the_others_and_keep_their_transition_time() {
+        let config = NodeConfig::new("vk-1", "10.0.0.9", "mock");
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let t1 = Timestamp::from_second(1_700_000_060).unwrap();
+        let failing = ProviderCondition {
+            type_: "CloudCredentials".into(),
+            healthy: false,
+            reason: "CredentialRefreshFailed".into(),
+            message: "STS answered 503".into(),
+        };
+        let mut a = node_status(&config, &capacity(), &Readiness::Ready, None, t0);
+        add_provider_conditions(&mut a, std::slice::from_ref(&failing), None, t0);
+        let conditions = a.conditions.as_ref().unwrap();
+        assert_eq!(conditions[0].type_, "Ready");
+        let added = conditions.last().unwrap();
+        assert_eq!(
+            (added.type_.as_str(), added.status.as_str()),
+            ("CloudCredentials", "False")
+        );
+        assert_eq!(added.reason.as_deref(), Some("CredentialRefreshFailed"));
+
+        let mut same = node_status(&config, &capacity(), &Readiness::Ready, Some(&a), t1);
+        add_provider_conditions(&mut same, std::slice::from_ref(&failing), Some(&a), t1);
+        assert!(!status_changed(&a, &same));
+
+        let healthy = ProviderCondition {
+            healthy: true,
+            reason: "CredentialsRefreshed".into(),
+            ..failing
+        };
+        let mut b = node_status(&config, &capacity(), &Readiness::Ready, Some(&a), t1);
+        add_provider_conditions(&mut b, &[healthy], Some(&a), t1);
+        assert!(status_changed(&a, &b));
+        let cleared = b.conditions.as_ref().unwrap().last().unwrap();
+        assert_eq!(cleared.status, "True");
+        assert_eq!(cleared.last_transition_time, Some(Time(t1)));
     }
 }

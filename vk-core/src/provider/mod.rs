@@ -109,6 +109,13 @@ pub trait Provider: Send + Sync + 'static {
     /// Is the backend reachable? A failure turns the node NotReady.
     async fn ping(&self) -> Result<(), ProviderError>;
 
+    /// Conditions of the backend the Node should show besides `Ready`, asked at each status
+    /// sync (cheap: no cloud call). A type once reported should stay reported, flipping its
+    /// status, since a condition left out of a later sync is not removed from the Node.
+    fn node_conditions(&self) -> Vec<ProviderCondition> {
+        Vec::new()
+    }
+
     /// Current usage of the node's pods.
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError>;
 

@@ -369,6 +369,17 @@ pub struct NodeCapacity {
     pub ephemeral_storage_bytes: u64,
 }
 
+/// A condition the provider reports on its Node besides `Ready` (e.g. whether its cloud
+/// credentials can be refreshed). The node controller writes it; `healthy` is its `True`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderCondition {
+    pub type_: String,
+    pub healthy: bool,
+    pub reason: String,
+    /// Read by operators: the cause, never a secret.
+    pub message: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogOptions {
     pub tail_lines: Option<u64>,
