@@ -26,9 +26,11 @@ pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
 mod executor_process_exec;
+mod executor_process_runtime;
 pub mod executor_sim;
 pub mod faults;
 mod group;
+mod hooks;
 mod lifecycle;
 pub mod logstore;
 pub mod metadata;
@@ -38,12 +40,15 @@ mod procstat;
 mod render;
 mod server;
 pub mod sts;
+mod termination;
 #[cfg(test)]
 mod tests_names;
 #[cfg(test)]
 mod tests_probes;
 #[cfg(test)]
 mod tests_process;
+#[cfg(test)]
+mod tests_security;
 mod tokens;
 pub mod verify;
 

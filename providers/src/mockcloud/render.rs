@@ -64,6 +64,17 @@ fn container(c: &ContainerRt) -> Container {
         environment_vars: c.def.env.clone(),
         volume_mounts: c.def.volume_mounts.clone(),
         ports: c.def.ports.clone(),
+        security_context: c
+            .def
+            .security_context
+            .as_ref()
+            .map(|s| api::ContainerSecurityContext {
+                run_as_user: s.run_as_user,
+                read_only_root_filesystem: s.read_only_root_filesystem == Some(true),
+                capability: api::Capability {
+                    adds: s.capability_add.clone(),
+                },
+            }),
     }
 }
 
