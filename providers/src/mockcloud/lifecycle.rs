@@ -273,10 +273,35 @@ impl Driver {
         exit
     }
 
+    /// A container that must run as non-root but names no user would run as root here (the
+    /// catalog's images have no user of their own): it is not started, as the kubelet refuses
+    /// it. `None` when the group went away.
+    fn refused_as_root(&self, kind: Kind, idx: usize) -> Option<bool> {
+        self.update(|g, now| {
+            let c = g.container(kind, idx)?;
+            let s = c.def.security_context.as_ref()?;
+            if s.run_as_non_root != Some(true) || s.run_as_user.is_some() {
+                return Some(false);
+            }
+            let message = "container has runAsNonRoot and image will run as root".to_string();
+            c.state = CState::Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: Some(message.clone()),
+            };
+            g.event("Warning", "Failed", format!("Error: {message}"), now);
+            Some(true)
+        })
+        .map(|refused| refused.unwrap_or(false))
+    }
+
     /// Run a container until it is done for good; its last exit code, `None` when the group
     /// went away or was restarted.
     async fn container_loop(&self, kind: Kind, idx: usize, image: ImageEntry) -> Option<i32> {
         let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
+        if self.refused_as_root(kind, idx)? {
+            // As the kubelet: the container waits in CreateContainerConfigError.
+            return std::future::pending().await;
+        }
         loop {
             let (ctx, grace) = self.update(|g, now| {
                 let grace = hooks::grace(g.request.termination_grace_period_seconds);

@@ -249,3 +249,34 @@ async fn containers_sharing_the_process_namespace_see_each_other() {
         .expect("delete");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[tokio::test]
+async fn a_non_root_container_without_a_user_is_not_started() {
+    let work = work_dir("nonroot");
+    let cloud = process_cloud(work.clone()).await;
+    let provider = provider(&cloud, "node-s");
+    let mut app = shell("app", "exec sleep 600");
+    app.security = ContainerSecurity {
+        run_as_non_root: Some(true),
+        ..Default::default()
+    };
+    let p = pod("sec-5", RestartPolicy::Always, vec![app]);
+    provider.create(&p).await.expect("create");
+    let status = wait_for(&provider, "sec-5", "refused", |s| {
+        matches!(&s.containers[0].state,
+            ContainerState::Waiting { reason, .. } if reason == "CreateContainerConfigError")
+    })
+    .await;
+    match &status.containers[0].state {
+        ContainerState::Waiting { message, .. } => assert_eq!(
+            message.as_deref(),
+            Some("container has runAsNonRoot and image will run as root")
+        ),
+        other => panic!("{other:?}"),
+    }
+    provider
+        .delete(&p.pod, Duration::ZERO)
+        .await
+        .expect("delete");
+    let _ = std::fs::remove_dir_all(&work);
+}
