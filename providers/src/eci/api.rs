@@ -114,6 +114,7 @@ pub struct Container {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerSecurityContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as_user: Option<i64>,
     pub read_only_root_filesystem: bool,
     pub capability: Capability,
