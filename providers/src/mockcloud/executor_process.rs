@@ -14,7 +14,10 @@
 //! network, as ECI's do). The sandbox is built by [`crate::sandbox`], shared with the mock
 //! provider. Exec joins the running container's sandbox ([`sandbox::join`]); an interactive
 //! exec streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
-//! controlling terminal, sized as the client asks, see `executor_process_exec`).
+//! controlling terminal, sized as the client asks, see `executor_process_exec`). The user,
+//! group and capabilities of every process, a read-only root, the termination-message file,
+//! the group's shared PID namespace and SIGTERM before a kill are in
+//! `executor_process_runtime`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
