@@ -185,3 +185,28 @@ impl ProcessExecutor {
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
     }
 }
+
+/// What to tell a person whose machine lacks setpriv.
+pub const SETPRIV_MISSING: &str = "setpriv (util-linux) is needed by the process executor to run a container as its user with its capabilities: install it with `apt-get install -y util-linux`, or run vk-cloud with --executor simulate";
+
+/// Is setpriv there (on the host's `PATH`, which the sandboxes bind)? The error says what
+/// to do.
+pub async fn check_setpriv() -> Result<(), String> {
+    let setpriv = sandbox::on_path(Path::new("setpriv"));
+    match Command::new(&setpriv)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+    {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(_) => Err(format!(
+            "{} --version failed. {SETPRIV_MISSING}",
+            setpriv.display()
+        )),
+        Err(e) => Err(format!(
+            "running {}: {e}. {SETPRIV_MISSING}",
+            setpriv.display()
+        )),
+    }
+}
