@@ -4,8 +4,9 @@ set -euo pipefail
 say() { printf '[prereqs] %s\n' "$*" >&2; }
 missing=()
 # mvn, java, javac: the fabric8 client the Jenkins test execs with (e2e/fabric8); nsenter: exec
-# into a running sandbox; python3's venv: the Python SDKs the tests drive.
-for tool in jq openssl curl python3 setsid nsenter ip bwrap mvn java javac; do
+# into a running sandbox; setpriv: a container's user and capabilities; python3's venv: the
+# Python SDKs the tests drive.
+for tool in jq openssl curl python3 setsid nsenter setpriv ip bwrap mvn java javac; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -16,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     pkgs=()
     for t in "${missing[@]}"; do
-      case $t in setsid | nsenter) pkgs+=(util-linux) ;; ip) pkgs+=(iproute2) ;; bwrap) pkgs+=(bubblewrap) ;;
+      case $t in setsid | nsenter | setpriv) pkgs+=(util-linux) ;; ip) pkgs+=(iproute2) ;; bwrap) pkgs+=(bubblewrap) ;;
         mvn) pkgs+=(maven) ;; java | javac) pkgs+=(default-jdk-headless) ;; *) pkgs+=("$t") ;; esac
     done
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null

@@ -84,8 +84,7 @@ ABSENT = {
     "ContainerGroups.TenantSecurityGroupId", "ContainerGroups.TenantVSwitchId",
     # Only when the group was created with `ComputeCategory`.
     "ContainerGroups.ComputeCategory",
-    # TODO(securityContext/EphemeralStorage/Sysctl helper): echoed by that work; expected
-    # present once it is merged.
+    # Only when the group was created with sysctls / extra ephemeral storage.
     "ContainerGroups.EciSecurityContext", "ContainerGroups.EphemeralStorage",
     "ContainerGroupsContainers.SecurityContext", "ContainerGroupsInitContainers.SecurityContext",
     # A variable with a value has no ValueFrom (the simulator takes no FieldRef variables).

@@ -80,7 +80,8 @@ pub async fn wait_phase(api: &Api<Pod>, name: &str, want: &str, timeout: Duratio
 /// events in the background, after the status they go with, so a test that saw the status
 /// waits for them.
 pub async fn wait_events(events: &Api<Event>, object: &str, reasons: &[&str]) -> Vec<Event> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Generous: on a loaded 2-core machine a pod's first start can take most of a minute.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let params = ListParams::default().fields(&format!("involvedObject.name={object}"));
     loop {
         let items = events

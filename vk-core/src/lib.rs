@@ -8,6 +8,7 @@
 pub mod kubelet;
 pub mod metrics;
 pub mod node;
+pub mod pod_runtime;
 pub mod pods;
 pub mod probe;
 pub mod provider;

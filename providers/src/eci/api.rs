@@ -105,6 +105,25 @@ pub struct Container {
     pub environment_vars: Vec<EnvironmentVar>,
     pub volume_mounts: Vec<VolumeMount>,
     pub ports: Vec<Port>,
+    /// As created (`RunAsUser`, `ReadOnlyRootFilesystem`, `Capability.Adds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<ContainerSecurityContext>,
+}
+
+/// A described container's `SecurityContext`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSecurityContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    pub read_only_root_filesystem: bool,
+    pub capability: Capability,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Capability {
+    pub adds: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

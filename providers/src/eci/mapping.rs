@@ -139,16 +139,16 @@ fn probe_events(group: &ContainerGroup, fallback: Timestamp) -> Vec<InstanceEven
         .events
         .iter()
         .filter(|e| {
-            e.reason == "Unhealthy" || (e.reason == "Killing" && e.message.contains(" probe"))
+            matches!(
+                e.reason.as_str(),
+                "Unhealthy" | "FailedPostStartHook" | "FailedPreStopHook"
+            ) || (e.reason == "Killing"
+                && (e.message.contains(" probe") || e.message.contains(" postStart hook")))
         })
         .map(|e| {
             let last_seen = parse_time(&e.last_timestamp).unwrap_or(fallback);
             InstanceEvent {
-                container: e
-                    .message
-                    .strip_prefix("Container ")
-                    .and_then(|rest| rest.split_once(" failed "))
-                    .map(|(name, _)| name.to_string()),
+                container: event_container(&e.message),
                 warning: e.kind == "Warning",
                 reason: e.reason.clone(),
                 message: e.message.clone(),
@@ -158,6 +158,19 @@ fn probe_events(group: &ContainerGroup, fallback: Timestamp) -> Vec<InstanceEven
             }
         })
         .collect()
+}
+
+/// The container an event names: `Container x failed ...` (a kill), or `... for Container
+/// "x" in Pod ...` (a hook).
+fn event_container(message: &str) -> Option<String> {
+    if let Some((name, _)) = message
+        .strip_prefix("Container ")
+        .and_then(|rest| rest.split_once(" failed "))
+    {
+        return Some(name.to_string());
+    }
+    let rest = message.split_once("for Container \"")?.1;
+    Some(rest.split_once('"')?.0.to_string())
 }
 
 #[cfg(test)]
@@ -403,5 +416,24 @@ mod tests {
         assert_eq!(unhealthy.last_seen.as_second(), 1_704_067_230);
         assert_eq!(status.events[1].container.as_deref(), Some("app"));
         assert!(status.events[1].warning);
+    }
+
+    #[test]
+    fn hook_failures_are_kept_with_their_container() {
+        let mut group = ContainerGroup {
+            status: "Running".into(),
+            ..Default::default()
+        };
+        group.events.push(api::Event {
+            count: 1,
+            kind: "Warning".into(),
+            reason: "FailedPostStartHook".into(),
+            message: "Exec lifecycle hook ([\"false\"]) for Container \"app\" in Pod \"g\" failed - error: command 'false' exited with 1: ".into(),
+            ..Default::default()
+        });
+        let status = instance_status(PodRef::default(), &group);
+        assert_eq!(status.events.len(), 1);
+        assert_eq!(status.events[0].reason, "FailedPostStartHook");
+        assert_eq!(status.events[0].container.as_deref(), Some("app"));
     }
 }

@@ -10,10 +10,12 @@ use vk_core::provider::{
 };
 
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
+use super::pod_runtime::{self, RuntimeWarning};
 use super::request::{
     ConfigFile, ContainerDef, CreateContainerGroup, GroupNames, ImageRegistryCredential, ProbeDef,
     VolumeDef,
 };
+use super::request_security::MAX_EPHEMERAL_STORAGE_GIB;
 use super::sizing;
 
 /// Tags every group of this provider carries.
@@ -84,12 +86,16 @@ fn probe(c: &ContainerSpec, kind: &str, p: Option<&Probe>) -> Option<ProbeDef> {
     def
 }
 
-fn container(c: &ContainerSpec) -> ContainerDef {
+fn container(
+    pod: &ResolvedPod,
+    c: &ContainerSpec,
+    warnings: &mut Vec<RuntimeWarning>,
+) -> Result<ContainerDef, ProviderError> {
     if c.startup_probe.is_some() {
         tracing::warn!(container = %c.name, "ECI has no startup probe; it is not sent");
     }
     let (cpu, memory) = sizing::container_ask(c);
-    ContainerDef {
+    Ok(ContainerDef {
         name: c.name.clone(),
         image: c.image.clone(),
         cpu: (cpu > 0.0).then_some(cpu),
@@ -129,7 +135,10 @@ fn container(c: &ContainerSpec) -> ContainerDef {
         tty: c.tty,
         liveness_probe: probe(c, "liveness", c.liveness_probe.as_ref()),
         readiness_probe: probe(c, "readiness", c.readiness_probe.as_ref()),
-    }
+        security_context: pod_runtime::security_context(pod, c, warnings)?,
+        lifecycle: pod_runtime::lifecycle(c, warnings),
+        termination_message: pod_runtime::termination_message(c),
+    })
 }
 
 /// The file volumes and emptyDirs of the pod.
@@ -167,6 +176,16 @@ pub fn create_request(
     node_name: &str,
     placement: &Placement,
 ) -> Result<CreateContainerGroup, ProviderError> {
+    create_request_warning(pod, node_name, placement, &mut Vec::new())
+}
+
+/// [`create_request`], adding to `warnings` what the pod asks for that ECI does not do.
+pub fn create_request_warning(
+    pod: &ResolvedPod,
+    node_name: &str,
+    placement: &Placement,
+    warnings: &mut Vec<RuntimeWarning>,
+) -> Result<CreateContainerGroup, ProviderError> {
     if let Some(sidecar) = pod
         .init_containers
         .iter()
@@ -190,6 +209,28 @@ pub fn create_request(
         ));
     };
     let sized = cpu > 0.0 || memory > 0.0;
+    let ephemeral_storage = pod_runtime::ephemeral_storage_gib(pod);
+    if let Some(gib) = ephemeral_storage
+        && gib > MAX_EPHEMERAL_STORAGE_GIB
+    {
+        return Err(ProviderError::invalid(
+            "TooLarge",
+            format!(
+                "the pod asks for {gib} GiB of ephemeral storage beyond the free 30 GiB; ECI adds at most {MAX_EPHEMERAL_STORAGE_GIB}"
+            ),
+        ));
+    }
+    let containers = pod
+        .containers
+        .iter()
+        .map(|c| container(pod, c, warnings))
+        .collect::<Result<_, _>>()?;
+    let init_containers = pod
+        .init_containers
+        .iter()
+        .map(|c| container(pod, c, warnings))
+        .collect::<Result<_, _>>()?;
+    let sysctls = pod_runtime::sysctls(&pod.security, warnings)?;
     let restart_policy = match pod.restart_policy {
         RestartPolicy::Always => "Always",
         RestartPolicy::OnFailure => "OnFailure",
@@ -215,8 +256,8 @@ pub fn create_request(
             tag(tags::POD_NAME, &pod.pod.name),
             tag(tags::NODE, node_name),
         ],
-        containers: pod.containers.iter().map(container).collect(),
-        init_containers: pod.init_containers.iter().map(container).collect(),
+        containers,
+        init_containers,
         volumes: volumes(pod),
         image_registry_credentials: pod
             .image_pull_credentials
@@ -228,6 +269,9 @@ pub fn create_request(
             })
             .collect(),
         names: GroupNames::of(pod),
+        share_process_namespace: pod.share_process_namespace,
+        ephemeral_storage,
+        sysctls,
     })
 }
 

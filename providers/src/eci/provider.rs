@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use vk_core::provider::{
-    ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity, PodRef, PodStats,
-    Provider, ProviderCondition, ProviderError, ResolvedPod, StatusSource,
+    ExecIo, ExecOutcome, InstanceEvent, InstanceStatus, LogOptions, LogStream, NodeCapacity,
+    PodRef, PodStats, Provider, ProviderCondition, ProviderError, ResolvedPod, StatusSource,
 };
 
 use super::EciConfig;
@@ -26,6 +26,7 @@ use super::logs;
 use super::mapping::instance_status;
 use super::metrics::{self, DescribeMultiContainerGroupMetric, METRIC_TYPE_SUMMARY};
 use super::pod::{self, Placement, tags};
+use super::pod_runtime::RuntimeWarning;
 use super::request::{DescribeContainerGroups, ExecContainerCommand, UpdateContainerGroup};
 use vk_core::metrics::ProviderMetrics;
 
@@ -39,6 +40,9 @@ pub struct EciProvider {
     groups: GroupIds,
     /// The running groups of the last listing, for `stats`.
     running: Mutex<Option<RunningGroups>>,
+    /// Per pod UID: what its create could not give ECI, reported with its status as Warning
+    /// events (recorded once).
+    warnings: Mutex<HashMap<String, Vec<RuntimeWarning>>>,
 }
 
 /// Group id -> pod of the node's running groups, as a listing found them.
@@ -86,17 +90,7 @@ impl EciProvider {
         client_config.metrics = metrics;
         let client = EciClient::new(client_config)
             .map_err(|e| ProviderError::invalid("EciConfig", e.to_string()))?;
-        Ok(Self {
-            client: Arc::new(client),
-            placement: Placement {
-                zone_id: config.zone_id.clone(),
-                security_group_id: config.security_group_id.clone(),
-                vswitch_id: config.vswitch_id.clone(),
-            },
-            config,
-            groups: GroupIds::default(),
-            running: Mutex::default(),
-        })
+        Self::sharing(Arc::new(client), config)
     }
 
     /// Another node's provider over the same client: one set of credentials and one rate
@@ -115,6 +109,7 @@ impl EciProvider {
             config,
             groups: GroupIds::default(),
             running: Mutex::default(),
+            warnings: Mutex::default(),
         })
     }
 
@@ -204,6 +199,26 @@ impl EciProvider {
         Ok(self.note_running(&groups))
     }
 
+    /// The group's status with the pod's create warnings as events, dated at the group's
+    /// creation so that each is one occurrence.
+    fn status_of(&self, pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
+        let mut status = instance_status(pod, group);
+        let warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = warnings.get(&status.pod.uid) {
+            let at = status.created_at.unwrap_or_else(jiff::Timestamp::now);
+            status.events.extend(list.iter().map(|w| InstanceEvent {
+                container: w.container.clone(),
+                warning: true,
+                reason: w.reason.clone(),
+                message: w.message.clone(),
+                count: 1,
+                first_seen: at,
+                last_seen: at,
+            }));
+        }
+        status
+    }
+
     fn not_found(pod: &PodRef) -> ProviderError {
         ProviderError::NotFound(format!(
             "no ECI container group for pod {pod} (uid {})",
@@ -222,7 +237,19 @@ impl Provider for EciProvider {
         if self.groups.contains(&pod.pod.uid) {
             return Ok(());
         }
-        let request = pod::create_request(pod, &self.config.node_name, &self.placement)?;
+        let mut warnings = Vec::new();
+        let request = pod::create_request_warning(
+            pod,
+            &self.config.node_name,
+            &self.placement,
+            &mut warnings,
+        )?;
+        if !warnings.is_empty() {
+            self.warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pod.pod.uid.clone(), warnings);
+        }
         let answer = match self.client.create_container_group(&request).await {
             Ok(answer) => answer,
             // An earlier create of this pod ran but its answer was lost, and the pod resolves
@@ -283,6 +310,10 @@ impl Provider for EciProvider {
         }
         tracing::info!(%pod, group = %id, ?grace, "ECI container group deleted");
         self.groups.remove(&pod.uid);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pod.uid);
         Ok(())
     }
 
@@ -296,7 +327,7 @@ impl Provider for EciProvider {
                 continue;
             };
             ids.insert(pod.uid.clone(), group.container_group_id.clone());
-            statuses.push(instance_status(pod, group));
+            statuses.push(self.status_of(pod, group));
         }
         self.groups.finish_listing(mark, ids);
         self.note_running(&groups);
@@ -307,7 +338,7 @@ impl Provider for EciProvider {
         Ok(self
             .find(pod)
             .await?
-            .map(|g| instance_status(pod.clone(), &g)))
+            .map(|g| self.status_of(pod.clone(), &g)))
     }
 
     fn status_source(&self) -> StatusSource {

@@ -8,7 +8,12 @@ use std::collections::BTreeSet;
 use super::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use super::params::{ParamError, Params};
 pub use super::query::{DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand};
+pub use super::request_lifecycle::{HookDef, LifecycleDef, TerminationMessageDef};
 pub use super::request_names::GroupNames;
+pub use super::request_security::{SecurityContextDef, Sysctl};
+use super::request_security::{
+    decode_ephemeral_storage, decode_share_process_namespace, decode_sysctls, encode_sysctls,
+};
 
 /// At most this many containers (app plus init) per group, as ECI allows.
 pub const MAX_CONTAINERS: usize = 20;
@@ -38,6 +43,10 @@ pub struct ContainerDef {
     /// Probes (`request_probes`).
     pub liveness_probe: Option<ProbeDef>,
     pub readiness_probe: Option<ProbeDef>,
+    /// `request_security`, `request_lifecycle`.
+    pub security_context: Option<SecurityContextDef>,
+    pub lifecycle: LifecycleDef,
+    pub termination_message: TerminationMessageDef,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +128,11 @@ pub struct CreateContainerGroup {
     pub image_registry_credentials: Vec<ImageRegistryCredential>,
     /// `HostName`, `DnsPolicy`, `DnsConfig.*`, `HostAliase.N.*`.
     pub names: GroupNames,
+    /// `ShareProcessNamespace`, `EphemeralStorage`, `SecurityContext.Sysctl.N.*`
+    /// (`request_security`).
+    pub share_process_namespace: bool,
+    pub ephemeral_storage: Option<u32>,
+    pub sysctls: Vec<Sysctl>,
 }
 
 impl CreateContainerGroup {
@@ -152,6 +166,11 @@ impl CreateContainerGroup {
             p.push(format!("{pre}.Password"), &c.password);
         }
         self.names.encode(p);
+        if self.share_process_namespace {
+            p.push("ShareProcessNamespace", "true");
+        }
+        p.push_opt("EphemeralStorage", self.ephemeral_storage);
+        encode_sysctls(p, &self.sysctls);
     }
 
     /// Decode and validate as the service does.
@@ -253,6 +272,9 @@ impl CreateContainerGroup {
             volumes,
             image_registry_credentials: decode_registry_credentials(p)?,
             names: GroupNames::decode(p)?,
+            share_process_namespace: decode_share_process_namespace(p)?,
+            ephemeral_storage: decode_ephemeral_storage(p)?,
+            sysctls: decode_sysctls(p)?,
         })
     }
 }
@@ -369,6 +391,11 @@ fn encode_container(p: &mut Params, pre: &str, c: &ContainerDef) {
         p.push(format!("{pre}.Tty"), "true");
     }
     encode_probes(p, pre, c);
+    if let Some(s) = &c.security_context {
+        s.encode(p, pre);
+    }
+    c.lifecycle.encode(p, pre);
+    c.termination_message.encode(p, pre);
 }
 
 fn decode_containers(p: &Params, prefix: &str) -> Result<Vec<ContainerDef>, ParamError> {
@@ -451,6 +478,9 @@ fn decode_container(m: &Params, pre: &str) -> Result<ContainerDef, ParamError> {
         tty: m.flag("Tty", false).map_err(named)?,
         liveness_probe: ProbeDef::decode(m, "LivenessProbe").map_err(named)?,
         readiness_probe: ProbeDef::decode(m, "ReadinessProbe").map_err(named)?,
+        security_context: SecurityContextDef::decode(m).map_err(named)?,
+        lifecycle: LifecycleDef::decode(m).map_err(named)?,
+        termination_message: TerminationMessageDef::decode(m).map_err(named)?,
     })
 }
 

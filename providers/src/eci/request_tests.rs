@@ -238,3 +238,52 @@ fn describe_log_and_exec_round_trip() {
     p.set("TTY", "true");
     assert!(ExecContainerCommand::decode(&p).is_err());
 }
+
+#[test]
+fn runtime_parameters_round_trip_and_errors_name_the_full_parameter() {
+    let mut req = sample();
+    req.share_process_namespace = true;
+    req.ephemeral_storage = Some(20);
+    req.sysctls = vec![Sysctl {
+        name: "net.ipv4.tcp_syncookies".into(),
+        value: "1".into(),
+    }];
+    req.containers[0].security_context = Some(SecurityContextDef {
+        run_as_user: Some(1000),
+        read_only_root_filesystem: Some(true),
+        ..Default::default()
+    });
+    req.containers[0].lifecycle.pre_stop = Some(HookDef::Exec(vec!["true".into()]));
+    req.containers[0].termination_message.path = Some("/tmp/msg".into());
+    let mut p = Params::new();
+    req.encode(&mut p);
+    assert_eq!(p.get("ShareProcessNamespace"), Some("true"));
+    assert_eq!(p.get("EphemeralStorage"), Some("20"));
+    assert_eq!(CreateContainerGroup::decode(&p).unwrap(), req);
+
+    let refused = |name: &str, value: &str| {
+        let mut bad = p.clone();
+        bad.set(name, value);
+        match CreateContainerGroup::decode(&bad) {
+            Err(ParamError::Invalid { name, .. }) => name,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        refused("Container.1.SecurityContext.RunAsUser", "root"),
+        "Container.1.SecurityContext.RunAsUser"
+    );
+    assert_eq!(
+        refused("Container.1.LifecyclePreStopHandlerTcpSocketPort", "0"),
+        "Container.1.LifecyclePreStopHandlerTcpSocketPort"
+    );
+    assert_eq!(
+        refused("Container.1.TerminationMessagePolicy", "Always"),
+        "Container.1.TerminationMessagePolicy"
+    );
+    assert_eq!(refused("EphemeralStorage", "-1"), "EphemeralStorage");
+    assert_eq!(
+        refused("ShareProcessNamespace", "yes"),
+        "ShareProcessNamespace"
+    );
+}

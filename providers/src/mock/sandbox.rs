@@ -159,6 +159,8 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
         binds: &binds,
         workdir: target.workdir(),
         env: &target.env(),
+        read_only_root: false,
+        shared_pid: false,
     })
     .await
 }

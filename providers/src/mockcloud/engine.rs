@@ -80,7 +80,7 @@ impl Inner {
     }
 
     /// Drop a group and clean up its sandbox once its runs have stopped.
-    fn remove(self: &Arc<Self>, id: &str) -> bool {
+    pub(super) fn remove(self: &Arc<Self>, id: &str) -> bool {
         let removed = {
             let mut state = self.lock();
             let Some(seq) = state.by_id.remove(id) else {
@@ -103,6 +103,12 @@ impl Inner {
 }
 
 impl State {
+    /// Group `id`, to change.
+    pub(super) fn group_mut(&mut self, id: &str) -> Option<&mut Group> {
+        let seq = *self.by_id.get(id)?;
+        self.groups.get_mut(&seq)
+    }
+
     /// Group `id`, or the API's error for a group that does not exist.
     fn group(&self, id: &str) -> Result<&Group, ApiError> {
         self.by_id
@@ -243,6 +249,7 @@ impl Engine {
             volumes: req.volumes.clone(),
             ip: ip.clone(),
             names: req.names.clone(),
+            share_process_namespace: req.share_process_namespace,
         });
         let cancel = CancellationToken::new();
         let init_reason = if req.init_containers.is_empty() {
@@ -301,8 +308,9 @@ impl Engine {
         self.inner.lock().group(id).is_ok()
     }
 
+    /// A group with running containers goes through Terminating (`termination`).
     pub fn delete(&self, id: &str) -> Result<(), ApiError> {
-        if self.inner.remove(id) {
+        if super::termination::delete(&self.inner, id) {
             Ok(())
         } else {
             Err(not_found(id))

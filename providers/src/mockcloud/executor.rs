@@ -25,6 +25,8 @@ pub struct GroupSpec {
     pub ip: String,
     /// `HostName`, `DnsPolicy`, `DnsConfig`, `HostAliase` as the group was created with.
     pub names: GroupNames,
+    /// `ShareProcessNamespace`: the containers share one PID namespace.
+    pub share_process_namespace: bool,
 }
 
 /// One run of one container.
@@ -130,6 +132,13 @@ pub trait Executor: Send + Sync + 'static {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, String>;
+
+    /// Ask the container's running main process to stop (SIGTERM), as a runtime does before
+    /// it kills; `false` when this executor cannot, and the run is simply dropped.
+    async fn terminate(&self, group: &GroupSpec, container: &ContainerDef) -> bool {
+        let _ = (group, container);
+        false
+    }
 
     /// Forget the group: its runs are over (or being stopped).
     async fn remove(&self, group_id: &str);

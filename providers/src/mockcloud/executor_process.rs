@@ -14,7 +14,10 @@
 //! network, as ECI's do). The sandbox is built by [`crate::sandbox`], shared with the mock
 //! provider. Exec joins the running container's sandbox ([`sandbox::join`]); an interactive
 //! exec streams its stdin/stdout/stderr (with `TTY`, through a pseudo-terminal that is also its
-//! controlling terminal, sized as the client asks, see `executor_process_exec`).
+//! controlling terminal, sized as the client asks, see `executor_process_exec`). The user,
+//! group and capabilities of every process, a read-only root, the termination-message file,
+//! the group's shared PID namespace and SIGTERM before a kill are in
+//! `executor_process_runtime`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -124,7 +127,12 @@ pub struct ProcessExecutor {
     work_dir: PathBuf,
     /// `config.nsenter`, found on the host's `PATH` (exec'd commands get the container's).
     nsenter: PathBuf,
+    /// util-linux's setpriv, found on the host's `PATH` (the sandbox binds the host's `/usr`).
+    pub(super) setpriv: PathBuf,
     runs: Arc<std::sync::Mutex<Runs>>,
+    /// Per group with a shared PID namespace: the pause sandbox holding it (pid, process).
+    pub(super) pauses:
+        std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::process::Child)>>,
 }
 
 /// The sandboxes running now, by (group, container), for their usage.
@@ -204,7 +212,9 @@ impl ProcessExecutor {
             config,
             work_dir,
             nsenter,
+            setpriv: on_path(Path::new("setpriv")),
             runs: Arc::default(),
+            pauses: Default::default(),
         }
     }
 
@@ -232,8 +242,16 @@ impl ProcessExecutor {
         &self.work_dir
     }
 
+    /// The outer process of the container's current run.
+    pub(super) fn run_pid(&self, group: &str, container: &str) -> Option<u32> {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.by_container
+            .get(&(group.to_string(), container.to_string()))
+            .map(|r| r.pid)
+    }
+
     /// Group ids come from the engine, but never let one escape the work directory.
-    fn group_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn group_dir(&self, id: &str) -> PathBuf {
         let safe: String = id
             .chars()
             .map(|c| {
@@ -253,7 +271,7 @@ impl ProcessExecutor {
             .join(sandbox::sanitize(volume))
     }
 
-    fn root_dir(&self, group: &str, container: &str) -> PathBuf {
+    pub(super) fn root_dir(&self, group: &str, container: &str) -> PathBuf {
         self.group_dir(group)
             .join("rootfs")
             .join(sandbox::sanitize(container))
@@ -282,8 +300,24 @@ impl ProcessExecutor {
     /// open when the container has `Stdin`, on a pseudo-terminal with `Tty`; the leader of its
     /// own process group, which the returned killer kills when dropped: the PID namespace's
     /// first process goes with it, and so does every process the container started.
-    fn spawn_sandbox(&self, args: &[String], container: &ContainerDef) -> Result<Spawned, String> {
-        let mut command = Command::new(&self.config.bwrap);
+    /// In a group with a shared PID namespace, bwrap runs in it: nsenter joins the pause
+    /// sandbox's namespace (`shared_pid`: its first process) first.
+    fn spawn_sandbox(
+        &self,
+        args: &[String],
+        container: &ContainerDef,
+        shared_pid: Option<u32>,
+    ) -> Result<Spawned, String> {
+        let mut command = match shared_pid {
+            Some(init) => {
+                let mut c = Command::new(&self.nsenter);
+                c.arg(format!("--target={init}"))
+                    .args(["--pid", "--"])
+                    .arg(&self.config.bwrap);
+                c
+            }
+            None => Command::new(&self.config.bwrap),
+        };
         command.args(args);
         let streams = Streams {
             stdin: container.stdin,
@@ -309,6 +343,7 @@ impl ProcessExecutor {
         let root = self.root_dir(&group.id, &container.name);
         // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
         let mut binds = etc::binds(&self.group_dir(&group.id), &identity(group)).await?;
+        binds.push(self.termination_bind(group, container).await?);
         for mount in &container.volume_mounts {
             binds.push(
                 sandbox::volume_bind(
@@ -328,6 +363,11 @@ impl ProcessExecutor {
             binds: &binds,
             workdir,
             env: &container_env(group, container),
+            read_only_root: container
+                .security_context
+                .as_ref()
+                .is_some_and(|s| s.read_only_root_filesystem == Some(true)),
+            shared_pid: group.share_process_namespace,
         })
         .await
     }
@@ -364,7 +404,7 @@ impl ProcessExecutor {
             init,
             workdir,
             &container_env(group, container),
-            argv,
+            &self.as_container(container, argv.to_vec()),
         ))
     }
 }
@@ -448,6 +488,9 @@ impl Executor for ProcessExecutor {
                 set_mode(&dir, 0o777).await?;
             }
         }
+        if group.share_process_namespace {
+            self.start_pause(group).await?;
+        }
         self.write_config_files(group).await
     }
 
@@ -460,13 +503,21 @@ impl Executor for ProcessExecutor {
         if command.is_empty() {
             return start_error("no command: the pod sets none and the image has none".into());
         }
+        let shared_pid = if ctx.group.share_process_namespace {
+            match self.pause_init(&ctx.group.id).await {
+                Ok(init) => Some(init),
+                Err(e) => return start_error(e),
+            }
+        } else {
+            None
+        };
         let mut args = match self.sandbox(&ctx.group, &ctx.container).await {
             Ok(args) => args,
             Err(e) => return start_error(e),
         };
         args.push("--".into());
-        args.extend(command);
-        let mut spawned = match self.spawn_sandbox(&args, &ctx.container) {
+        args.extend(self.as_container(&ctx.container, command));
+        let mut spawned = match self.spawn_sandbox(&args, &ctx.container, shared_pid) {
             Ok(spawned) => spawned,
             Err(e) => return start_error(e),
         };
@@ -493,10 +544,17 @@ impl Executor for ProcessExecutor {
             let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
         }
         drop(terminal);
-        match status {
+        let mut exit = match status {
             Ok(status) => exit_of(status),
-            Err(e) => start_error(format!("waiting for the container: {e}")),
+            Err(e) => return start_error(format!("waiting for the container: {e}")),
+        };
+        if let Some(message) = self
+            .termination_message(&ctx.group, &ctx.container, &exit, &ctx.log)
+            .await
+        {
+            exit.message = Some(message);
         }
+        exit
     }
 
     async fn exec(
@@ -589,7 +647,12 @@ impl Executor for ProcessExecutor {
             .collect()
     }
 
+    async fn terminate(&self, group: &GroupSpec, container: &ContainerDef) -> bool {
+        self.signal_main(group, container).await
+    }
+
     async fn remove(&self, group_id: &str) {
+        self.stop_pause(group_id);
         let dir = self.group_dir(group_id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
             && e.kind() != std::io::ErrorKind::NotFound

@@ -266,6 +266,7 @@ mod tests {
                 volumes: vec![],
                 ip: "192.168.0.1".into(),
                 names: Default::default(),
+                share_process_namespace: false,
             }),
             container: ContainerDef {
                 name: "app".into(),

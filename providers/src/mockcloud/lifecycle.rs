@@ -13,6 +13,7 @@ use super::catalog::ImageEntry;
 use super::engine::Inner;
 use super::executor::Exit;
 use super::group::{CState, Group, Kind, restarts};
+use super::hooks::{self, HookKind, HookTarget};
 use super::probes;
 use crate::eci::api::group_status;
 
@@ -166,7 +167,12 @@ impl Driver {
         } else {
             group_status::FAILED
         };
-        self.update(|g, now| g.finish(status, "Completed", now));
+        self.update(|g, now| {
+            // A terminating group is removed by its delete, in its own time.
+            if g.status != group_status::TERMINATING {
+                g.finish(status, "Completed", now);
+            }
+        });
     }
 
     /// Resolve every image; `None` when one is refused (the containers say why).
@@ -210,39 +216,110 @@ impl Driver {
         .flatten()
     }
 
+    /// One run of an app container with its probes and postStart hook. A failed liveness
+    /// probe or postStart hook stops the run as the kubelet does (preStop, SIGTERM, the kill
+    /// after the grace period); the lifecycle then restarts it by the restart policy.
+    async fn run_app(&self, ctx: super::executor::RunContext, idx: usize, grace: Duration) -> Exit {
+        let target = HookTarget {
+            group: ctx.group.clone(),
+            container: ctx.container.clone(),
+            log: ctx.log.clone(),
+        };
+        let probes = probes::run(
+            self.inner.clone(),
+            self.id.clone(),
+            self.generation,
+            idx,
+            ctx.group.clone(),
+            ctx.container.clone(),
+        );
+        let post_start = hooks::post_start_failure(
+            self.inner.clone(),
+            HookTarget {
+                group: target.group.clone(),
+                container: target.container.clone(),
+                log: target.log.clone(),
+            },
+        );
+        let run = self.inner.executor.run(ctx);
+        tokio::pin!(run);
+        let hook_failure = tokio::select! {
+            exit = &mut run => return exit,
+            _kill = probes => None,
+            why = post_start => Some(why),
+        };
+        if let Some(why) = &hook_failure {
+            let name = target.container.name.clone();
+            self.update(|g, now| {
+                g.event(
+                    "Warning",
+                    HookKind::PostStart.failed_reason(),
+                    why.clone(),
+                    now,
+                );
+                g.event(
+                    "Normal",
+                    "Killing",
+                    format!("Container {name} failed its postStart hook, will be restarted"),
+                    now,
+                );
+            });
+        }
+        let (exit, pre_stop_failure) = hooks::stop(&self.inner, &target, grace, run.as_mut()).await;
+        if let Some(why) = pre_stop_failure {
+            self.update(|g, now| {
+                g.event("Warning", HookKind::PreStop.failed_reason(), why, now);
+            });
+        }
+        exit
+    }
+
+    /// A container that must run as non-root but names no user would run as root here (the
+    /// catalog's images have no user of their own): it is not started, as the kubelet refuses
+    /// it. `None` when the group went away.
+    fn refused_as_root(&self, kind: Kind, idx: usize) -> Option<bool> {
+        self.update(|g, now| {
+            let c = g.container(kind, idx)?;
+            let s = c.def.security_context.as_ref()?;
+            if s.run_as_non_root != Some(true) || s.run_as_user.is_some() {
+                return Some(false);
+            }
+            let message = "container has runAsNonRoot and image will run as root".to_string();
+            c.state = CState::Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: Some(message.clone()),
+            };
+            g.event("Warning", "Failed", format!("Error: {message}"), now);
+            Some(true)
+        })
+        .map(|refused| refused.unwrap_or(false))
+    }
+
     /// Run a container until it is done for good; its last exit code, `None` when the group
     /// went away or was restarted.
     async fn container_loop(&self, kind: Kind, idx: usize, image: ImageEntry) -> Option<i32> {
         let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
+        if self.refused_as_root(kind, idx)? {
+            // As the kubelet: the container waits in CreateContainerConfigError.
+            return std::future::pending().await;
+        }
         loop {
-            let ctx = self.update(|g, now| g.start(kind, idx, image.clone(), now))??;
+            let (ctx, grace) = self.update(|g, now| {
+                let grace = hooks::grace(g.request.termination_grace_period_seconds);
+                g.start(kind, idx, image.clone(), now)
+                    .map(|ctx| (ctx, grace))
+            })??;
             let exit = if kind == Kind::App {
-                let probes = probes::run(
-                    self.inner.clone(),
-                    self.id.clone(),
-                    self.generation,
-                    idx,
-                    ctx.group.clone(),
-                    ctx.container.clone(),
-                );
-                tokio::select! {
-                    exit = self.inner.executor.run(ctx) => exit,
-                    // Dropping the run stops it, as the kubelet kills a container whose
-                    // liveness probe failed.
-                    _kill = probes => Exit {
-                        code: 137,
-                        signal: Some(9),
-                        reason: "Error".into(),
-                        message: None,
-                    },
-                }
+                self.run_app(ctx, idx, grace).await
             } else {
                 self.inner.executor.run(ctx).await
             };
             let code = exit.code;
             let again = self.update(|g, now| {
                 g.terminate(kind, idx, exit, now);
-                restarts(g.request.restart_policy.as_deref(), kind, code)
+                // A terminating group's containers stop for good.
+                g.status != group_status::TERMINATING
+                    && restarts(g.request.restart_policy.as_deref(), kind, code)
             })?;
             if !again {
                 return Some(code);

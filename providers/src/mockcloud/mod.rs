@@ -29,10 +29,12 @@ pub mod exec_session;
 pub mod executor;
 pub mod executor_process;
 mod executor_process_exec;
+mod executor_process_runtime;
 pub mod executor_sim;
 pub mod faults;
 mod group;
 mod group_metric;
+mod hooks;
 mod lifecycle;
 pub mod logstore;
 pub mod metadata;
@@ -47,6 +49,7 @@ mod render;
 mod server;
 mod specs;
 pub mod sts;
+mod termination;
 #[cfg(test)]
 mod tests_face;
 #[cfg(test)]
@@ -55,6 +58,8 @@ mod tests_names;
 mod tests_probes;
 #[cfg(test)]
 mod tests_process;
+#[cfg(test)]
+mod tests_security;
 mod tokens;
 pub mod verify;
 mod view;

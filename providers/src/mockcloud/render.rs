@@ -7,9 +7,10 @@ use super::create_extras::ContainerExtras;
 use super::group::{CState, ContainerRt, Group};
 use super::placement::stable_hex;
 use super::view::{
-    ConditionView, ConfigFileToPathView, ContainerStatusView, ContainerView, GroupView,
-    HttpGetView, InitContainerView, PodIpView, PodStateView, PodStatusView, ProbeView, StatusView,
-    TcpSocketView, TerminatedView, VolumeMountView, VolumeView,
+    CapabilityView, ConditionView, ConfigFileToPathView, ContainerStatusView, ContainerView,
+    EciSecurityContextView, GroupView, HttpGetView, InitContainerView, PodIpView, PodStateView,
+    PodStatusView, ProbeView, SecurityContextView, StatusView, SysctlView, TcpSocketView,
+    TerminatedView, VolumeMountView, VolumeView,
 };
 use crate::eci::api::{
     self, DnsConfig, DnsConfigOption, HostAlias, StateRunning, StateWaiting, container_state,
@@ -115,6 +116,17 @@ fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
         tty: c.def.tty,
         liveness_probe: c.def.liveness_probe.as_ref().map(probe),
         readiness_probe: c.def.readiness_probe.as_ref().map(probe),
+        security_context: c
+            .def
+            .security_context
+            .as_ref()
+            .map(|s| SecurityContextView {
+                run_as_user: s.run_as_user,
+                read_only_root_filesystem: s.read_only_root_filesystem == Some(true),
+                capability: CapabilityView {
+                    adds: s.capability_add.clone(),
+                },
+            }),
     }
 }
 
@@ -137,6 +149,7 @@ fn init_container(c: &ContainerRt, extras: &ContainerExtras) -> InitContainerVie
         environment_vars: v.environment_vars,
         volume_mounts: v.volume_mounts,
         ports: v.ports,
+        security_context: v.security_context,
     }
 }
 
@@ -251,6 +264,18 @@ pub fn group(g: &Group, region_id: &str, with_event: bool) -> GroupView {
                 hostnames: a.hostnames.clone(),
             })
             .collect(),
+        ephemeral_storage: g.request.ephemeral_storage,
+        eci_security_context: (!g.request.sysctls.is_empty()).then(|| EciSecurityContextView {
+            sysctls: g
+                .request
+                .sysctls
+                .iter()
+                .map(|s| SysctlView {
+                    name: s.name.clone(),
+                    value: s.value.clone(),
+                })
+                .collect(),
+        }),
     }
 }
 

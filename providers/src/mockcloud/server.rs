@@ -236,6 +236,9 @@ impl MockCloud {
                 check_nsenter(&config.process.nsenter)
                     .await
                     .map_err(StartError::Executor)?;
+                super::executor_process_runtime::check_setpriv()
+                    .await
+                    .map_err(StartError::Executor)?;
                 let executor = ProcessExecutor::new(config.process.clone());
                 tokio::fs::create_dir_all(executor.work_dir())
                     .await

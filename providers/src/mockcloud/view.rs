@@ -66,6 +66,42 @@ pub struct GroupView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<DnsConfig>,
     pub host_aliases: Vec<HostAlias>,
+    /// GiB added to the instance's disk (`EphemeralStorage`), when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<u32>,
+    /// The group's sysctls (`SecurityContext.Sysctl.N`), when any were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eci_security_context: Option<EciSecurityContextView>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EciSecurityContextView {
+    pub sysctls: Vec<SysctlView>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SysctlView {
+    pub name: String,
+    pub value: String,
+}
+
+/// A container's `SecurityContext` as ECI describes it (what it can express: the user, a
+/// read-only root and the added capabilities).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SecurityContextView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+    pub read_only_root_filesystem: bool,
+    pub capability: CapabilityView,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CapabilityView {
+    pub adds: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -135,6 +171,8 @@ pub struct ContainerView {
     pub liveness_probe: Option<ProbeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<ProbeView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContextView>,
 }
 
 /// An init container as ECI describes one: its command is `Command`, and it has no probes
@@ -158,6 +196,8 @@ pub struct InitContainerView {
     pub environment_vars: Vec<EnvironmentVar>,
     pub volume_mounts: Vec<VolumeMountView>,
     pub ports: Vec<Port>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContextView>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -27,14 +27,21 @@ pub(crate) async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, S
         .map_err(|e| format!("the container's root {}: {e}", root.display()))?;
     let deadline = tokio::time::Instant::now() + SETUP_WAIT;
     loop {
-        if let Some(init) = first_child(bwrap_pid) {
-            let theirs = std::fs::metadata(format!("/proc/{init}/root/"))
+        // The first process down the line of first children whose root is the container's:
+        // bwrap's child, or one level deeper when bwrap was started by nsenter to join a
+        // group's shared PID namespace.
+        let mut next = first_child(bwrap_pid);
+        for _ in 0..3 {
+            let Some(pid) = next else { break };
+            let theirs = std::fs::metadata(format!("/proc/{pid}/root/"))
                 .map(|m| (m.dev(), m.ino()))
                 .ok();
             if theirs == Some(want) {
-                return Ok(init);
+                return Ok(pid);
             }
-        } else if !Path::new(&format!("/proc/{bwrap_pid}")).exists() {
+            next = first_child(pid);
+        }
+        if !Path::new(&format!("/proc/{bwrap_pid}")).exists() {
             return Err("the container's sandbox is gone".into());
         }
         if tokio::time::Instant::now() >= deadline {
@@ -43,6 +50,17 @@ pub(crate) async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, S
             ));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The container's main process below its sandbox's first process `init`: bwrap's own init
+/// when it made a PID namespace (then its first child is the command), else `init` itself.
+pub(crate) fn main_process(init: u32) -> u32 {
+    let comm = std::fs::read_to_string(format!("/proc/{init}/comm")).unwrap_or_default();
+    if comm.trim() == "bwrap" {
+        first_child(init).unwrap_or(init)
+    } else {
+        init
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub(crate) mod etc;
 pub(crate) mod join;
+pub(crate) mod run_as;
 pub(crate) mod spawn;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,11 @@ pub(crate) struct Sandbox<'a> {
     /// The working directory inside the sandbox (made when missing).
     pub workdir: &'a str,
     pub env: &'a [(String, String)],
+    /// `/` read-only (`readOnlyRootFilesystem`); volumes, `/dev` and `/proc` stay writable.
+    pub read_only_root: bool,
+    /// Join this process's PID namespace instead of making one (`shareProcessNamespace`);
+    /// the caller runs bwrap in it.
+    pub shared_pid: bool,
 }
 
 /// The bwrap arguments for `sandbox`, up to (not including) `--` and the argv. Makes the
@@ -54,16 +60,15 @@ pub(crate) async fn bwrap_args(sandbox: &Sandbox<'_>) -> Result<Vec<String>, Str
         .await
         .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
     set_mode(&tmp, 0o1777).await?;
-    let mut args: Vec<String> = [
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--hostname",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = vec!["--die-with-parent".into()];
+    if !sandbox.shared_pid {
+        args.push("--unshare-pid".into());
+    }
+    args.extend(
+        ["--unshare-ipc", "--unshare-uts", "--hostname"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     // The kernel's limit for a hostname.
     args.push(sandbox.hostname.chars().take(63).collect());
     args.extend(["--bind".into(), path_str(sandbox.root)?, "/".into()]);
@@ -98,6 +103,9 @@ pub(crate) async fn bwrap_args(sandbox: &Sandbox<'_>) -> Result<Vec<String>, Str
     args.extend(["--dir".into(), workdir.clone(), "--chdir".into(), workdir]);
     for dir in remount {
         args.extend(["--remount-ro".into(), dir]);
+    }
+    if sandbox.read_only_root {
+        args.extend(["--remount-ro".into(), "/".into()]);
     }
     args.push("--clearenv".into());
     for (k, v) in sandbox.env {

@@ -5,6 +5,7 @@ mod exec;
 mod model;
 mod names;
 mod poll;
+mod runtime;
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -20,6 +21,9 @@ pub use exec::{ExecIo, ExecOutcome, TermSize};
 pub use model::*;
 pub use names::{DnsOption, HostAlias, PodDns};
 pub use poll::StatusPoller;
+pub use runtime::{
+    ContainerSecurity, Lifecycle, LifecycleHandler, PodSecurity, TerminationMessagePolicy,
+};
 
 /// Why a provider call failed. The class decides what the pod controller does next.
 #[derive(Debug, thiserror::Error)]

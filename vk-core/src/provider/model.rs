@@ -157,6 +157,19 @@ pub struct ContainerSpec {
     pub liveness_probe: Option<Probe>,
     #[serde(default)]
     pub readiness_probe: Option<Probe>,
+    /// `securityContext` (`runtime`).
+    #[serde(default)]
+    pub security: super::ContainerSecurity,
+    /// `lifecycle.postStart` / `preStop`.
+    #[serde(default)]
+    pub lifecycle: super::Lifecycle,
+    #[serde(default)]
+    pub termination_message_policy: super::TerminationMessagePolicy,
+    /// `resources.requests["ephemeral-storage"]`, `limits[...]`, in bytes.
+    #[serde(default)]
+    pub ephemeral_storage_request_bytes: Option<u64>,
+    #[serde(default)]
+    pub ephemeral_storage_limit_bytes: Option<u64>,
 }
 
 /// A file inside a volume (configMap, secret, downward API, projected token).
@@ -240,6 +253,12 @@ pub struct ResolvedPod {
     /// `hostAliases`, in order.
     #[serde(default)]
     pub host_aliases: Vec<super::HostAlias>,
+    /// The pod's `securityContext` (`runtime`).
+    #[serde(default)]
+    pub security: super::PodSecurity,
+    /// `shareProcessNamespace`: the containers see each other's processes.
+    #[serde(default)]
+    pub share_process_namespace: bool,
 }
 
 impl ResolvedPod {

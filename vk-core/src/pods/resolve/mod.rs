@@ -225,6 +225,7 @@ pub async fn resolve_pod_with_warnings(
         fqdn,
         hostname_as_fqdn,
         host_aliases: hosts::host_aliases(pod),
+        ..crate::pod_runtime::pod(pod)
     };
     Ok((resolved, ctx.warnings))
 }
@@ -424,6 +425,7 @@ async fn resolve_container(
         startup_probe,
         liveness_probe,
         readiness_probe,
+        ..crate::pod_runtime::container(c)
     })
 }
 
