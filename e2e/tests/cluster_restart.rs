@@ -1,7 +1,8 @@
 //! `e2e/cluster up` heals a cluster whose component died instead of starting afresh: after a
 //! SIGKILL of kube-apiserver, then of etcd, `up` starts just that component again, and the
 //! objects, the CA and the API address are the ones from before. `e2e/cluster restart` does the
-//! kill and the start in one step. On a cluster of the test's own (the shared one stays up).
+//! kill and the start in one step; a state missing a key is started afresh, with the reason.
+//! On a cluster of the test's own (the shared one stays up).
 
 use e2e::own_cluster::OwnCluster;
 
@@ -124,4 +125,19 @@ fn up_restarts_a_dead_apiserver_or_etcd_with_data_ca_and_ports_kept() {
 
     let said = cluster.up();
     assert!(said.contains("already up"), "up on a whole cluster: {said}");
+
+    // A state it cannot heal is started afresh, and `up` says why.
+    std::fs::remove_file(cluster.state.join("pki/sa.key")).expect("removing the SA key");
+    let said = cluster.up();
+    assert!(
+        said.contains("starting afresh") && said.contains("pki/sa.key is missing"),
+        "up on a state without its SA key: {said}"
+    );
+    let fresh = std::fs::read(cluster.state.join("pki/ca.crt")).expect("reading the new CA");
+    assert!(fresh != before.ca, "a fresh start kept the old CA");
+    let out = cluster.kubectl(&["get", "configmap", "survivor"]);
+    assert!(
+        !out.status.success(),
+        "the fresh cluster has the old objects"
+    );
 }
