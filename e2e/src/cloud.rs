@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use providers::eci::{EciConfig, EciProvider};
@@ -17,11 +18,41 @@ pub struct MockCloud {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
+    /// Where its stderr goes, when not to the test's ([`MockCloud::start_logged`]).
+    pub log: Option<PathBuf>,
 }
 
 impl MockCloud {
     /// Start it with the given executor (`process` or `simulate`) and extra flags.
     pub fn start(executor: &str, extra: &[&str]) -> MockCloud {
+        Self::start_with(executor, extra, &[], None)
+    }
+
+    /// The same with extra environment variables (e.g. `RUST_LOG`), its stderr to a file of
+    /// its own ([`MockCloud::logs`]).
+    pub fn start_logged(executor: &str, extra: &[&str], env: &[(String, String)]) -> MockCloud {
+        let log = std::env::temp_dir().join(format!("{}.log", crate::unique("vk-cloud")));
+        Self::start_with(executor, extra, env, Some(log))
+    }
+
+    /// What it logged so far (empty unless started with [`MockCloud::start_logged`]).
+    pub fn logs(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default()
+    }
+
+    fn start_with(
+        executor: &str,
+        extra: &[&str],
+        env: &[(String, String)],
+        log: Option<PathBuf>,
+    ) -> MockCloud {
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("the cloud's log file")),
+            None => Stdio::inherit(),
+        };
         let bin = vk_binary().with_file_name("vk-cloud");
         let work = std::env::temp_dir().join(crate::unique("vk-cloud"));
         let mut cmd = Command::new(&bin);
@@ -35,9 +66,10 @@ impl MockCloud {
             .arg("--work-dir")
             .arg(&work)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         // SAFETY: prctl is async-signal-safe; the kernel kills the cloud if the test dies.
         unsafe {
             cmd.pre_exec(|| {
@@ -56,6 +88,7 @@ impl MockCloud {
         MockCloud {
             child,
             endpoint: format!("http://{}", first.trim()),
+            log,
         }
     }
 

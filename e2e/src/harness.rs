@@ -39,6 +39,7 @@ pub struct Options {
     ready_timeout: Duration,
     cluster_dns: bool,
     vk_env: Vec<(String, String)>,
+    cloud_env: Vec<(String, String)>,
     static_keys: bool,
 }
 
@@ -54,6 +55,7 @@ impl Options {
             ready_timeout: Duration::from_secs(60),
             cluster_dns: true,
             vk_env: Vec::new(),
+            cloud_env: Vec::new(),
             static_keys: true,
         }
     }
@@ -105,6 +107,14 @@ impl Options {
         self
     }
 
+    /// eci: extra environment variables of the mock cloud (e.g. `RUST_LOG`); its log then goes
+    /// to a file of its own ([`MockCloud::logs`]) instead of the test's stderr.
+    pub fn cloud_env(mut self, vars: &[(&str, &str)]) -> Options {
+        self.cloud_env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
     /// eci: no AccessKey in vk's config, so the credential chain picks the source; the STS and
     /// metadata addresses point at the mock cloud.
     pub fn without_static_keys(mut self) -> Options {
@@ -139,7 +149,11 @@ impl Options {
                 cloud_flags,
             } => {
                 let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
-                let cloud = MockCloud::start(executor, &flags);
+                let cloud = if self.cloud_env.is_empty() {
+                    MockCloud::start(executor, &flags)
+                } else {
+                    MockCloud::start_logged(executor, &flags, &self.cloud_env)
+                };
                 let section = if self.static_keys {
                     cloud.eci_config()
                 } else {

@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod dns;
 pub mod fabric8;
 pub mod harness;
+pub mod own_cluster;
 pub mod pods;
 pub mod python;
 pub mod vk;
@@ -57,7 +58,7 @@ pub fn example<T: serde::de::DeserializeOwned>(file: &str) -> T {
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-fn cluster_script(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn cluster_script(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(repo_root().join("e2e/cluster"))
         .args(args)
         .output()
