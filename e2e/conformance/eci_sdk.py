@@ -408,6 +408,10 @@ ok("bad parameters")
 fails_with("SignatureDoesNotMatch", lambda: client("wrong-secret").describe_container_groups(
     eci.DescribeContainerGroupsRequest(region_id=REGION)), "wrong secret (ACS3)")
 ok("wrong secret (ACS3)")
+fails_with("SignatureDoesNotMatch", lambda: client(
+    "wrong-secret", signature_algorithm="v2").describe_container_groups(
+    eci.DescribeContainerGroupsRequest(region_id=REGION)), "wrong secret (HMAC-SHA1, current SDK)")
+ok("wrong secret (HMAC-SHA1, current SDK)")
 
 # --- The older SDK (aliyun-python-sdk-core): the RPC signature 1.0, HMAC-SHA1 -----------------
 from aliyunsdkcore.acs_exception.exceptions import ServerException

@@ -61,6 +61,7 @@ fn official_sdks_drive_the_mock_cloud() {
             "RestartContainerGroup",
             "bad parameters",
             "wrong secret (ACS3)",
+            "wrong secret (HMAC-SHA1, current SDK)",
             "every action (HMAC-SHA1)",
             "CreateContainerGroup (HMAC-SHA1)",
             "unknown action",

@@ -116,6 +116,7 @@ fn the_rules_and_the_dashboard_are_well_formed() {
     let used = vk_names(&exprs.join("\n"));
     for name in [
         "vk_pod_start_seconds_bucket",
+        "vk_pod_start_phase_seconds_bucket",
         "vk_pod_status_writes_total",
         "vk_provider_calls_total",
         "vk_provider_credential_refresh_failures_total",
@@ -167,6 +168,10 @@ async fn every_vk_metric_the_dashboard_and_rules_use_is_exposed() {
         "vk_provider_calls_total{action=\"CreateContainerGroup\",outcome=\"ok\"} 1",
         "vk_streaming_sessions_total{kind=\"exec\"} 1",
         "vk_pod_start_seconds_count 1",
+        "vk_pod_start_phase_seconds_count{phase=\"queued\"} 1",
+        "vk_pod_start_phase_seconds_count{phase=\"resolve\"} 1",
+        "vk_pod_start_phase_seconds_count{phase=\"create\"} 1",
+        "vk_pod_start_phase_seconds_count{phase=\"instance\"} 1",
     ] {
         assert!(answer.contains(line), "{line} missing:\n{answer}");
     }

@@ -42,7 +42,8 @@ pub struct EciProvider {
     running: Mutex<Option<RunningGroups>>,
     /// Per pod UID: what its create could not give ECI, reported with its status as Warning
     /// events (recorded once).
-    warnings: Mutex<HashMap<String, Vec<RuntimeWarning>>>,
+    /// Per pod UID: what its create could not express, and when the create was made.
+    warnings: Mutex<HashMap<String, (jiff::Timestamp, Vec<RuntimeWarning>)>>,
 }
 
 /// Group id -> pod of the node's running groups, as a listing found them.
@@ -199,13 +200,14 @@ impl EciProvider {
         Ok(self.note_running(&groups))
     }
 
-    /// The group's status with the pod's create warnings as events, dated at the group's
-    /// creation so that each is one occurrence.
+    /// The group's status with the pod's create warnings as events, dated at this process's
+    /// create so that each is one occurrence (not at the group's `CreationTime`: whole
+    /// seconds, which can fall before this process started and be taken as recorded).
     fn status_of(&self, pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
         let mut status = instance_status(pod, group);
         let warnings = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(list) = warnings.get(&status.pod.uid) {
-            let at = status.created_at.unwrap_or_else(jiff::Timestamp::now);
+        if let Some((at, list)) = warnings.get(&status.pod.uid) {
+            let at = *at;
             status.events.extend(list.iter().map(|w| InstanceEvent {
                 container: w.container.clone(),
                 warning: true,
@@ -248,7 +250,7 @@ impl Provider for EciProvider {
             self.warnings
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(pod.pod.uid.clone(), warnings);
+                .insert(pod.pod.uid.clone(), (jiff::Timestamp::now(), warnings));
         }
         let answer = match self.client.create_container_group(&request).await {
             Ok(answer) => answer,

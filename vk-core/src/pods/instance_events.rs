@@ -26,6 +26,9 @@ impl SeenEvents {
         since: Timestamp,
         events: &'a [InstanceEvent],
     ) -> Vec<&'a InstanceEvent> {
+        // Clouds date events in whole seconds: one from the second this process started is
+        // new, not recorded already.
+        let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
         let mut fresh = Vec::new();
         let mut now_seen = HashMap::new();
         for e in events {
@@ -142,6 +145,15 @@ mod tests {
         let fresh = seen.fresh(since(), &both);
         assert_eq!(fresh.len(), 1);
         assert_eq!(fresh[0].count, 1);
+    }
+
+    #[test]
+    fn an_event_of_the_second_this_process_started_is_new() {
+        // vk started at 100.6 s; the cloud dates an event of 100.9 s as 100 s.
+        let started = Timestamp::from_millisecond(100_600).unwrap();
+        let mut seen = SeenEvents::default();
+        assert_eq!(seen.fresh(started, &[event("x", 1, 100)]).len(), 1);
+        assert!(seen.fresh(started, &[event("y", 1, 99)]).is_empty());
     }
 
     fn pod(status: serde_json::Value) -> Pod {

@@ -17,7 +17,7 @@ use super::decide::backoff;
 use super::error::PodError;
 use super::pod_api::pod_ref;
 use super::report::{CreateOutcome, Report};
-use crate::metrics::Outcome;
+use crate::metrics::{Outcome, PhaseLabel};
 use crate::provider::PodRef;
 
 /// Reconcile one pod, measured. The pod is taken as the API holds it
@@ -75,6 +75,16 @@ impl PodContext {
                     result: create.outcome.label(),
                 })
                 .inc();
+            if create.outcome == CreateOutcome::Ok {
+                let seen = self
+                    .records
+                    .read(&pod.uid, |rec| rec.and_then(|rec| rec.first_seen));
+                if let Some(seen) = seen {
+                    self.phase("queued", create.began.saturating_duration_since(seen));
+                }
+                self.phase("resolve", create.resolve);
+                self.phase("create", create.call);
+            }
         }
         for write in &report.status_writes {
             self.metrics
@@ -95,6 +105,14 @@ impl PodContext {
                     self.metrics
                         .pod_start_seconds
                         .observe(write.at.saturating_duration_since(seen).as_secs_f64());
+                    // Only for starts measured whole (this process saw the pod new and created
+                    // its instance), so the phases add up to `pod_start_seconds`.
+                    let created = self
+                        .records
+                        .read(&pod.uid, |rec| rec.and_then(|r| r.created));
+                    if let Some(created) = created {
+                        self.phase("instance", write.at.saturating_duration_since(created));
+                    }
                 }
             }
             tracing::debug!(
@@ -105,6 +123,15 @@ impl PodContext {
                 "status written"
             );
         }
+    }
+}
+
+impl PodContext {
+    fn phase(&self, phase: &'static str, took: Duration) {
+        self.metrics
+            .pod_start_phase_seconds
+            .get_or_create(&PhaseLabel { phase })
+            .observe(took.as_secs_f64());
     }
 }
 
