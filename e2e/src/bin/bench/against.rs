@@ -49,6 +49,8 @@ struct Figures {
     run: usize,
     /// bind -> Running as seen by the watch, sorted.
     bind_to_running: Vec<Duration>,
+    /// create returned -> bound as seen by the watch (the scheduler's part), sorted.
+    create_to_bound: Vec<Duration>,
     running: usize,
     total: Duration,
     idle_rss_kb: Option<u64>,
@@ -247,6 +249,11 @@ async fn burst(
         .filter_map(|s| Some(s.running?.saturating_duration_since(s.bound?)))
         .collect();
     bind_to_running.sort();
+    let mut create_to_bound: Vec<Duration> = seen
+        .values()
+        .filter_map(|s| Some(s.bound?.saturating_duration_since(s.created?)))
+        .collect();
+    create_to_bound.sort();
     let running = seen.values().filter(|s| s.running.is_some()).count();
     println!(
         "  {running}/{count} Running in {}, bind -> Running p50 {}",
@@ -270,6 +277,7 @@ async fn burst(
         subject,
         run,
         bind_to_running,
+        create_to_bound,
         running,
         total,
         idle_rss_kb,
@@ -307,13 +315,13 @@ fn print_table(count: usize, no_token: bool, all: &[Figures]) {
         }
     );
     println!(
-        "| kubelet | run | p50 | p90 | p99 | max | Running | pods/s | RSS idle | RSS peak | CPU (burst) |"
+        "| kubelet | run | p50 | p90 | p99 | max | Running | pods/s | create -> bound p50 | RSS idle | RSS peak | CPU (burst) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for f in all {
         let b = &f.bind_to_running;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {}/{count} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {}/{count} | {:.1} | {} | {} | {} | {} |",
             f.subject.label(),
             f.run,
             ms(percentile(b, 0.50)),
@@ -322,6 +330,7 @@ fn print_table(count: usize, no_token: bool, all: &[Figures]) {
             ms(b.last().copied().unwrap_or_default()),
             f.running,
             f.running as f64 / f.total.as_secs_f64(),
+            ms(percentile(&f.create_to_bound, 0.50)),
             mb(f.idle_rss_kb),
             mb(f.peak_rss_kb),
             f.cpu
