@@ -179,6 +179,11 @@ pub struct Vk {
 }
 
 impl Vk {
+    /// The process id of the running vk (the bench reads its /proc figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Start `vk run` for `node` with the given config file body (YAML).
     pub fn start(kubeconfig: &std::path::Path, node: &str, config_yaml: &str) -> Vk {
         Self::start_with_env(kubeconfig, node, config_yaml, Vec::new())

@@ -2,6 +2,9 @@
 //!
 //!   bench pod-startup [--pods 100]   100 pods at once on a mock node with zero latency:
 //!                                    bind -> Running (observed by a watch) p50/p99, throughput
+//!   bench pod-startup --against go-vk [--runs 1]
+//!                                    the same burst through vk, the Go virtual-kubelet and the
+//!                                    floor, interleaved: one table with RSS and CPU
 //!   bench log-stream [--bytes 1073741824] [--proto both] [--apiserver]
 //!                                    follow a container writing 1 GiB through the kubelet API
 //!                                    on loopback (and through kube-apiserver): MB/s and RSS
@@ -12,6 +15,7 @@
 //!                                    exec stdout through kube-apiserver (kubectl and kube-rs):
 //!                                    MB/s at the client; concurrent sessions' output checked
 
+mod against;
 mod exec;
 mod floor;
 mod log_stream;
@@ -54,6 +58,13 @@ enum Bench {
         /// with `--workers` patches at once (the control plane's floor for this figure).
         #[arg(long)]
         floor: bool,
+        /// Also run the burst through another kubelet and the floor, interleaved, and print
+        /// one table (`go-vk`: the Go virtual-kubelet; its binary in `GO_VK_BIN`).
+        #[arg(long, value_enum, conflicts_with = "floor")]
+        against: Option<against::Against>,
+        /// Rounds of (vk, other, floor) with `--against`.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
     },
     /// Log streaming through the kubelet API: throughput and memory while following a
     /// container that writes `--bytes`.
@@ -207,6 +218,21 @@ async fn create_pods(
     Ok(seen)
 }
 
+/// Every pod mounts the namespace's root CA; until the controller-manager has published it,
+/// a pod would wait for it (CreateContainerConfigError), which is not what the bench measures.
+async fn wait_root_ca(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let ca_deadline = Instant::now() + Duration::from_secs(30);
+    while config_maps.get_opt("kube-root-ca.crt").await?.is_none() {
+        anyhow::ensure!(
+            Instant::now() < ca_deadline,
+            "kube-root-ca.crt not published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -240,17 +266,7 @@ async fn pod_startup(
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    // Every pod mounts the namespace's root CA; until the controller-manager has published it,
-    // a pod would wait for it (CreateContainerConfigError), which is not what this measures.
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    let ca_deadline = Instant::now() + Duration::from_secs(30);
-    while config_maps.get_opt("kube-root-ca.crt").await?.is_none() {
-        anyhow::ensure!(
-            Instant::now() < ca_deadline,
-            "kube-root-ca.crt not published"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_root_ca(&client, &ns.name).await?;
 
     let mut rx = watch_pods(pods.clone()).await;
 
@@ -558,7 +574,12 @@ async fn main() -> anyhow::Result<()> {
             workers,
             no_token,
             floor,
-        } => pod_startup(pods, workers, no_token, floor).await,
+            against,
+            runs,
+        } => match against {
+            Some(against) => against::run(against, pods, workers, no_token, runs).await,
+            None => pod_startup(pods, workers, no_token, floor).await,
+        },
         Bench::LogStream {
             bytes,
             chunk_bytes,
