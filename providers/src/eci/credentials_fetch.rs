@@ -34,8 +34,8 @@ pub const DEFAULT_METADATA_ENDPOINT: &str = "http://100.100.100.200";
 const METADATA_TOKEN_TTL_SECS: u32 = 21_600;
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// `Credentials` of an AssumeRole* answer.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// `Credentials` of an AssumeRole* answer (its Debug hides the secret and the token).
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StsCredentials {
     pub access_key_id: String,
@@ -74,8 +74,8 @@ pub struct AssumeRoleWithOidcResponse {
     pub oidc_token_info: OidcTokenInfo,
 }
 
-/// The metadata service's answer for a role.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The metadata service's answer for a role (its Debug hides the secret and the token).
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetadataRoleCredentials {
     /// `Success`
@@ -86,6 +86,30 @@ pub struct MetadataRoleCredentials {
     pub expiration: String,
     #[serde(default)]
     pub last_updated: String,
+}
+
+impl std::fmt::Debug for StsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<hidden>")
+            .field("security_token", &"<hidden>")
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MetadataRoleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataRoleCredentials")
+            .field("code", &self.code)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<hidden>")
+            .field("security_token", &"<hidden>")
+            .field("expiration", &self.expiration)
+            .field("last_updated", &self.last_updated)
+            .finish()
+    }
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -425,6 +449,19 @@ mod tests {
         assert_eq!(a.oidc_token_info.issuer, "https://dev-xxxxxx.okta.com");
         assert_eq!(valid_for(&a.credentials.expiration), Ok(Duration::ZERO));
         assert!(valid_for("tomorrow").is_err());
+        // Printed (a log line, a panic message), the answer shows neither secret nor token.
+        let printed = format!("{a:?}");
+        assert!(printed.contains("STS.NUgYrLnoC37mZZCNnAbez"), "{printed}");
+        assert!(!printed.contains("CVwjCkNzTMupZ8Nb") && !printed.contains("CAIShwJ1q6Ft5B2y"));
+        let m: MetadataRoleCredentials = serde_json::from_str(
+            r#"{"Code":"Success","AccessKeyId":"STS.id","AccessKeySecret":"s3cr3t","SecurityToken":"t0k3n","Expiration":"2021-10-20T04:27:09Z"}"#,
+        )
+        .unwrap();
+        let printed = format!("{m:?}");
+        assert!(
+            !printed.contains("s3cr3t") && !printed.contains("t0k3n"),
+            "{printed}"
+        );
     }
 
     #[test]
