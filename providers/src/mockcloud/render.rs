@@ -7,10 +7,10 @@ use super::create_extras::ContainerExtras;
 use super::group::{CState, ContainerRt, Group};
 use super::placement::stable_hex;
 use super::view::{
-    CapabilityView, ConditionView, ConfigFileToPathView, ContainerStatusView, ContainerView,
-    EciSecurityContextView, GroupView, HttpGetView, InitContainerView, PodIpView, PodStateView,
-    PodStatusView, ProbeView, SecurityContextView, StatusView, SysctlView, TcpSocketView,
-    TerminatedView, VolumeMountView, VolumeView,
+    CapabilityView, ConditionView, ConfigFileToPathView, ContainerCommon, ContainerStatusView,
+    ContainerView, EciSecurityContextView, GroupView, HttpGetView, InitContainerView, PodIpView,
+    PodStateView, PodStatusView, ProbeView, SecurityContextView, StatusView, SysctlView,
+    TcpSocketView, TerminatedView, VolumeMountView, VolumeView,
 };
 use crate::eci::api::{
     self, DnsConfig, DnsConfigOption, HostAlias, StateRunning, StateWaiting, container_state,
@@ -89,8 +89,8 @@ fn probe(p: &ProbeDef) -> ProbeView {
     view
 }
 
-fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
-    ContainerView {
+fn common(c: &ContainerRt, extras: &ContainerExtras) -> ContainerCommon {
+    ContainerCommon {
         name: c.def.name.clone(),
         image: c.def.image.clone(),
         cpu: c.def.cpu.unwrap_or_default(),
@@ -99,7 +99,6 @@ fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
         restart_count: c.restart_count,
         working_dir: c.def.working_dir.clone().unwrap_or_default(),
         image_pull_policy: c.def.image_pull_policy.clone().unwrap_or_default(),
-        commands: c.def.commands.clone(),
         args: c.def.args.clone(),
         ready: c.ready && matches!(c.state, CState::Running { .. }),
         current_state: state(&c.state),
@@ -111,11 +110,6 @@ fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
         },
         volume_mounts: c.def.volume_mounts.iter().map(mount).collect(),
         ports: c.def.ports.clone(),
-        stdin: c.def.stdin,
-        stdin_once: c.def.stdin_once,
-        tty: c.def.tty,
-        liveness_probe: c.def.liveness_probe.as_ref().map(probe),
-        readiness_probe: c.def.readiness_probe.as_ref().map(probe),
         security_context: c
             .def
             .security_context
@@ -130,26 +124,22 @@ fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
     }
 }
 
+fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
+    ContainerView {
+        common: common(c, extras),
+        commands: c.def.commands.clone(),
+        stdin: c.def.stdin,
+        stdin_once: c.def.stdin_once,
+        tty: c.def.tty,
+        liveness_probe: c.def.liveness_probe.as_ref().map(probe),
+        readiness_probe: c.def.readiness_probe.as_ref().map(probe),
+    }
+}
+
 fn init_container(c: &ContainerRt, extras: &ContainerExtras) -> InitContainerView {
-    let v = container(c, extras);
     InitContainerView {
-        name: v.name,
-        image: v.image,
-        cpu: v.cpu,
-        memory: v.memory,
-        gpu: v.gpu,
-        working_dir: v.working_dir,
-        image_pull_policy: v.image_pull_policy,
-        command: v.commands,
-        args: v.args,
-        ready: v.ready,
-        restart_count: v.restart_count,
-        current_state: v.current_state,
-        previous_state: v.previous_state,
-        environment_vars: v.environment_vars,
-        volume_mounts: v.volume_mounts,
-        ports: v.ports,
-        security_context: v.security_context,
+        common: common(c, extras),
+        command: c.def.commands.clone(),
     }
 }
 

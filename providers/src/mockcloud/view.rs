@@ -145,9 +145,10 @@ pub struct ProbeView {
     pub failure_threshold: u32,
 }
 
+/// What ECI describes alike for app and init containers.
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ContainerView {
+pub struct ContainerCommon {
     pub name: String,
     pub image: String,
     pub cpu: f64,
@@ -155,7 +156,6 @@ pub struct ContainerView {
     pub gpu: u32,
     pub working_dir: String,
     pub image_pull_policy: String,
-    pub commands: Vec<String>,
     pub args: Vec<String>,
     pub ready: bool,
     pub restart_count: i32,
@@ -164,6 +164,16 @@ pub struct ContainerView {
     pub environment_vars: Vec<EnvironmentVar>,
     pub volume_mounts: Vec<VolumeMountView>,
     pub ports: Vec<Port>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContextView>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerView {
+    #[serde(flatten)]
+    pub common: ContainerCommon,
+    pub commands: Vec<String>,
     pub stdin: bool,
     pub stdin_once: bool,
     pub tty: bool,
@@ -171,8 +181,6 @@ pub struct ContainerView {
     pub liveness_probe: Option<ProbeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<ProbeView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<SecurityContextView>,
 }
 
 /// An init container as ECI describes one: its command is `Command`, and it has no probes
@@ -180,24 +188,9 @@ pub struct ContainerView {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InitContainerView {
-    pub name: String,
-    pub image: String,
-    pub cpu: f64,
-    pub memory: f64,
-    pub gpu: u32,
-    pub working_dir: String,
-    pub image_pull_policy: String,
+    #[serde(flatten)]
+    pub common: ContainerCommon,
     pub command: Vec<String>,
-    pub args: Vec<String>,
-    pub ready: bool,
-    pub restart_count: i32,
-    pub current_state: ContainerState,
-    pub previous_state: ContainerState,
-    pub environment_vars: Vec<EnvironmentVar>,
-    pub volume_mounts: Vec<VolumeMountView>,
-    pub ports: Vec<Port>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<SecurityContextView>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

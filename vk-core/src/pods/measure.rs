@@ -57,10 +57,11 @@ impl PodContext {
     /// Metrics and timing logs from one reconcile's report.
     fn measure(&self, pod: &PodRef, report: &Report) {
         if let Some(create) = &report.create {
-            let since_seen = self
+            let seen = self
                 .records
-                .read(&pod.uid, |rec| rec.and_then(|rec| rec.first_seen))
-                .map(|seen| ms(create.began.saturating_duration_since(seen)));
+                .read(&pod.uid, |rec| rec.and_then(|rec| rec.first_seen));
+            let queued = seen.map(|seen| create.began.saturating_duration_since(seen));
+            let since_seen = queued.map(ms);
             tracing::debug!(
                 pod = %pod,
                 since_seen_ms = since_seen,
@@ -76,11 +77,8 @@ impl PodContext {
                 })
                 .inc();
             if create.outcome == CreateOutcome::Ok {
-                let seen = self
-                    .records
-                    .read(&pod.uid, |rec| rec.and_then(|rec| rec.first_seen));
-                if let Some(seen) = seen {
-                    self.phase("queued", create.began.saturating_duration_since(seen));
+                if let Some(queued) = queued {
+                    self.phase("queued", queued);
                 }
                 self.phase("resolve", create.resolve);
                 self.phase("create", create.call);
@@ -97,19 +95,16 @@ impl PodContext {
                 })
                 .inc();
             if write.ok && write.became_running {
-                let seen = self
+                let (seen, created) = self
                     .records
-                    .update_existing(&pod.uid, |rec| rec.first_seen.take())
-                    .flatten();
+                    .update_existing(&pod.uid, |rec| (rec.first_seen.take(), rec.created))
+                    .unwrap_or_default();
                 if let Some(seen) = seen {
                     self.metrics
                         .pod_start_seconds
                         .observe(write.at.saturating_duration_since(seen).as_secs_f64());
                     // Only for starts measured whole (this process saw the pod new and created
                     // its instance), so the phases add up to `pod_start_seconds`.
-                    let created = self
-                        .records
-                        .read(&pod.uid, |rec| rec.and_then(|r| r.created));
                     if let Some(created) = created {
                         self.phase("instance", write.at.saturating_duration_since(created));
                     }
