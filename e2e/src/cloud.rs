@@ -5,7 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use providers::eci::{EciConfig, EciProvider};
+use eci::{EciConfig, EciProvider};
 use vk_core::provider::Provider;
 
 use crate::vk::vk_binary;
@@ -112,9 +112,9 @@ impl MockCloud {
 
     /// The container groups the cloud holds for `node`, as DescribeContainerGroups answers
     /// them (zone, vSwitch, security group, tags).
-    pub async fn node_groups(&self, node: &str) -> Vec<providers::eci::api::ContainerGroup> {
-        use providers::eci::pod::{tag, tags};
-        use providers::eci::query::DescribeContainerGroups;
+    pub async fn node_groups(&self, node: &str) -> Vec<eci::wire::api::ContainerGroup> {
+        use eci::pod::{tag, tags};
+        use eci::wire::query::DescribeContainerGroups;
         let provider = EciProvider::new(EciConfig {
             endpoint: self.endpoint.clone(),
             access_key_id: ACCESS_KEY_ID.into(),
@@ -166,7 +166,7 @@ impl MockCloud {
     }
 
     /// What the cloud's STS and metadata faces saw and issued (`GET /admin/sts`).
-    pub async fn sts_report(&self) -> providers::mockcloud::sts::StsReport {
+    pub async fn sts_report(&self) -> cloudsim::sts::StsReport {
         let body = http_request(&self.endpoint, "GET", "/admin/sts", "").await;
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /admin/sts: {e}: {body}"))
     }

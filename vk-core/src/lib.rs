@@ -5,6 +5,7 @@
 //! - [`pods`]: the pods bound to this node, resolved, run through the provider, and mirrored back;
 //! - [`kubelet`]: the kubelet HTTPS API (:10250) that kube-apiserver calls for logs and stats.
 
+pub mod cli;
 pub mod kubelet;
 pub mod metrics;
 pub mod node;

@@ -1,0 +1,144 @@
+//! `vk-cloud`: a mock Alibaba Cloud ECI service that really runs containers.
+//!
+//!     vk-cloud serve --listen 127.0.0.1:0 --executor process \
+//!         --access-key-id test --access-key-secret secret
+//!
+//! prints the bound address (`127.0.0.1:PORT`) as the first line on stdout, then serves the
+//! ECI OpenAPI (2018-08-08) at `http://ADDR/` and fault injection at `/admin/faults` until
+//! SIGTERM or SIGINT.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use cloudsim::faults::FaultConfig;
+use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
+use vk_core::cli;
+
+#[derive(Parser)]
+#[command(
+    name = "vk-cloud",
+    version,
+    about = "A mock Alibaba Cloud ECI service (OpenAPI 2018-08-08) that really runs containers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed first.
+    #[arg(long, env = "VK_CLOUD_LISTEN", default_value = "127.0.0.1:0")]
+    listen: String,
+    /// `simulate`: timers and synthetic logs; `process`: real processes in bubblewrap
+    /// sandboxes (needs `bwrap`: apt-get install -y bubblewrap).
+    #[arg(long, env = "VK_CLOUD_EXECUTOR", value_enum)]
+    executor: Option<ExecutorKind>,
+    /// The AccessKeyId requests must be signed with (more keys: `access_keys` in the config).
+    #[arg(long, env = "VK_CLOUD_ACCESS_KEY_ID")]
+    access_key_id: Option<String>,
+    /// Its AccessKeySecret.
+    #[arg(long, env = "VK_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true)]
+    access_key_secret: Option<String>,
+    /// The region served (requests naming another are refused).
+    #[arg(long, env = "VK_CLOUD_REGION_ID")]
+    region_id: Option<String>,
+    /// YAML or JSON config file: every field of MockCloudConfig (latencies, quotas, page
+    /// size, log limits, image catalog, simulate/process settings, faults).
+    #[arg(long, env = "VK_CLOUD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the process executor keeps sandboxes (default: a temp directory).
+    #[arg(long, env = "VK_CLOUD_WORK_DIR")]
+    work_dir: Option<PathBuf>,
+    /// Pull any image, not only those in the catalog (busybox, alpine, golang, ...).
+    #[arg(long)]
+    allow_unknown_images: bool,
+    /// Initial faults as JSON, e.g. '{"error_rate":0.3,"latency_ms":50}'.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Temporary keys (STS, metadata) live this long, whatever the caller asks.
+    #[arg(long)]
+    sts_lifetime_secs: Option<u64>,
+    /// The RAM role the ECS metadata face hands out keys for.
+    #[arg(long)]
+    metadata_role: Option<String>,
+}
+
+fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            serde_yaml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))?
+        }
+        None => MockCloudConfig::default(),
+    };
+    if let Some(executor) = args.executor {
+        config.executor = executor;
+    }
+    if let Some(region) = args.region_id {
+        config.region_id = region;
+    }
+    if let Some(dir) = args.work_dir {
+        config.process.work_dir = Some(dir);
+    }
+    if args.allow_unknown_images {
+        config.catalog.allow_unknown = true;
+    }
+    if let Some(faults) = &args.faults {
+        config.faults = serde_json::from_str::<FaultConfig>(faults)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    if args.sts_lifetime_secs.is_some() {
+        config.sts.lifetime_secs = args.sts_lifetime_secs;
+    }
+    if args.metadata_role.is_some() {
+        config.sts.metadata_role = args.metadata_role;
+    }
+    match (args.access_key_id, args.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            config.access_keys.insert(id, secret);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
+    }
+    if config.access_keys.is_empty() {
+        anyhow::bail!(
+            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
+        );
+    }
+    Ok((config, args.listen))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, listen) = config(args)?;
+    let executor = config.executor;
+    let cloud = MockCloud::start(config, &listen).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")?;
+    drop(stdout);
+    tracing::info!(addr = %cloud.addr(), ?executor, "vk-cloud serving the ECI API");
+    cloud.run_until(cli::shutdown_signal()).await;
+    tracing::info!("vk-cloud stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    cli::init_tracing();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    };
+    cli::exit_status("vk-cloud", result)
+}

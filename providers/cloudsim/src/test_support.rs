@@ -1,0 +1,74 @@
+//! Helpers shared by the component tests of the providers (mock, eci) and the simulator: an exec
+//! client, reading a stream to its end, finding processes, waiting for a condition.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, DuplexStream};
+use vk_core::provider::ExecIo;
+
+/// The client's side of an exec: the streams to hand to `Provider::exec`, and the ends that
+/// read what the command printed.
+pub struct ExecClient {
+    pub io: ExecIo,
+    pub stdout: DuplexStream,
+    pub stderr: DuplexStream,
+}
+
+/// A client that sends `stdin` (then its end) when given; with `tty` there is no stderr
+/// stream (it goes to the terminal).
+pub fn exec_client(stdin: Option<&'static [u8]>, tty: bool) -> ExecClient {
+    let (out_w, stdout) = tokio::io::duplex(1 << 16);
+    let (err_w, stderr) = tokio::io::duplex(1 << 16);
+    ExecClient {
+        io: ExecIo {
+            stdin: stdin.map(|b| Box::new(b) as Box<dyn AsyncRead + Send + Unpin>),
+            stdout: Some(Box::new(out_w)),
+            stderr: (!tty).then(|| Box::new(err_w) as _),
+            tty,
+            resize: None,
+        },
+        stdout,
+        stderr,
+    }
+}
+
+/// Everything a stream carries until its end, as text.
+pub async fn read_all(mut r: DuplexStream) -> String {
+    let mut s = String::new();
+    r.read_to_string(&mut s).await.unwrap();
+    s
+}
+
+/// Processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let alive = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| !r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen");
+}
