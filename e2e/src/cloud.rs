@@ -132,7 +132,7 @@ impl MockCloud {
         loop {
             let page = provider
                 .client()
-                .describe_container_groups(&query)
+                .send(&query)
                 .await
                 .expect("DescribeContainerGroups");
             groups.extend(page.container_groups);

@@ -18,20 +18,10 @@ use vk_core::metrics::{CallOutcome, ProviderMetrics};
 
 use crate::credentials::{CredentialProvider, Credentials};
 pub use crate::error::EciError;
-use crate::metrics::{
-    DescribeMultiContainerGroupMetric, DescribeMultiContainerGroupMetricResponse,
-};
 use crate::ratelimit::TokenBucket;
-use crate::wire::api::{
-    API_VERSION, CreateContainerGroupResponse, DescribeContainerGroupStatusResponse,
-    DescribeContainerGroupsResponse, DescribeContainerLogResponse, ErrorResponse,
-    ExecContainerCommandResponse, RequestIdResponse,
-};
+use crate::wire::action::Action;
+use crate::wire::api::{API_VERSION, ErrorResponse};
 use crate::wire::params::Params;
-use crate::wire::request::{
-    CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
-    UpdateContainerGroup,
-};
 use crate::wire::sign;
 use crate::wire::sign_acs3;
 
@@ -260,82 +250,9 @@ impl EciClient {
         &self.credentials
     }
 
-    pub async fn create_container_group(
-        &self,
-        req: &CreateContainerGroup,
-    ) -> Result<CreateContainerGroupResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("CreateContainerGroup", p).await
-    }
-
-    pub async fn describe_container_groups(
-        &self,
-        req: &DescribeContainerGroups,
-    ) -> Result<DescribeContainerGroupsResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("DescribeContainerGroups", p).await
-    }
-
-    pub async fn describe_container_group_status(
-        &self,
-        req: &DescribeContainerGroups,
-    ) -> Result<DescribeContainerGroupStatusResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("DescribeContainerGroupStatus", p).await
-    }
-
-    pub async fn delete_container_group(&self, id: &str) -> Result<(), EciError> {
-        let mut p = Params::new();
-        p.push("ContainerGroupId", id);
-        self.call::<RequestIdResponse>("DeleteContainerGroup", p)
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn update_container_group(&self, req: &UpdateContainerGroup) -> Result<(), EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call::<RequestIdResponse>("UpdateContainerGroup", p)
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn restart_container_group(&self, id: &str) -> Result<(), EciError> {
-        let mut p = Params::new();
-        p.push("ContainerGroupId", id);
-        self.call::<RequestIdResponse>("RestartContainerGroup", p)
-            .await
-            .map(|_| ())
-    }
-
-    pub async fn describe_container_log(
-        &self,
-        req: &DescribeContainerLog,
-    ) -> Result<DescribeContainerLogResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("DescribeContainerLog", p).await
-    }
-
-    pub async fn describe_multi_container_group_metric(
-        &self,
-        req: &DescribeMultiContainerGroupMetric,
-    ) -> Result<DescribeMultiContainerGroupMetricResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("DescribeMultiContainerGroupMetric", p).await
-    }
-
-    pub async fn exec_container_command(
-        &self,
-        req: &ExecContainerCommand,
-    ) -> Result<ExecContainerCommandResponse, EciError> {
-        let mut p = Params::new();
-        req.encode(&mut p);
-        self.call("ExecContainerCommand", p).await
+    /// Send one action (rate limited, retried, counted): every ECI call goes this way.
+    pub async fn send<A: Action>(&self, request: &A) -> Result<A::Response, EciError> {
+        self.call(A::NAME, request.params()).await
     }
 
     /// One action, rate limited and retried. `RegionId` is always this client's region.

@@ -118,7 +118,7 @@ impl Follower {
             req.tail = Some(MAX_TAIL);
             req.start_time = self.position.start_time().or(req.start_time);
         }
-        let answer = self.client.describe_container_log(&req).await?;
+        let answer = self.client.send(&req).await?;
         Ok(self
             .position
             .take_new(&answer.content, self.opts.timestamps))
@@ -128,7 +128,7 @@ impl Follower {
     async fn finished(&self) -> Result<bool, ProviderError> {
         let answer = self
             .client
-            .describe_container_groups(&DescribeContainerGroups {
+            .send(&DescribeContainerGroups {
                 container_group_ids: vec![self.group_id.clone()],
                 ..Default::default()
             })

@@ -26,6 +26,7 @@ use crate::mapping::instance_status;
 use crate::metrics::{self, DescribeMultiContainerGroupMetric, METRIC_TYPE_SUMMARY};
 use crate::pod::{self, Placement, tags};
 use crate::pod_runtime::RuntimeWarning;
+use crate::wire::action::DeleteContainerGroup;
 use crate::wire::api::ContainerGroup;
 use crate::wire::request::{DescribeContainerGroups, ExecContainerCommand, UpdateContainerGroup};
 use vk_core::metrics::ProviderMetrics;
@@ -145,7 +146,7 @@ impl EciProvider {
         query.tags.extend(extra);
         let mut groups = Vec::new();
         loop {
-            let page = self.client.describe_container_groups(&query).await?;
+            let page = self.client.send(&query).await?;
             groups.extend(page.container_groups);
             if page.next_token.is_empty() {
                 return Ok(groups);
@@ -252,7 +253,7 @@ impl Provider for EciProvider {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(pod.pod.uid.clone(), (jiff::Timestamp::now(), warnings));
         }
-        let answer = match self.client.create_container_group(&request).await {
+        let answer = match self.client.send(&request).await {
             Ok(answer) => answer,
             // An earlier create of this pod ran but its answer was lost, and the pod resolves
             // differently now (service-account tokens are re-issued on every resolve): the
@@ -293,8 +294,8 @@ impl Provider for EciProvider {
             volumes,
             client_token: None,
         };
-        match self.client.update_container_group(&update).await {
-            Ok(()) => Ok(()),
+        match self.client.send(&update).await {
+            Ok(_) => Ok(()),
             // A finished group has nothing left to update.
             Err(e) if e.code() == Some("IncorrectStatus") => Ok(()),
             Err(e) => Err(e.into()),
@@ -305,8 +306,8 @@ impl Provider for EciProvider {
         let Some(id) = self.group_id(pod).await? else {
             return Ok(());
         };
-        match self.client.delete_container_group(&id).await {
-            Ok(()) => {}
+        match self.client.send(&DeleteContainerGroup::new(&id)).await {
+            Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
@@ -370,7 +371,7 @@ impl Provider for EciProvider {
         }
         let answer = self
             .client
-            .describe_container_log(&logs::request(&id, container, opts))
+            .send(&logs::request(&id, container, opts))
             .await?;
         let content = Bytes::from(answer.content);
         Ok(futures::stream::iter((!content.is_empty()).then_some(Ok(content))).boxed())
@@ -402,7 +403,7 @@ impl Provider for EciProvider {
     async fn ping(&self) -> Result<(), ProviderError> {
         match self
             .client
-            .describe_container_groups(&DescribeContainerGroups {
+            .send(&DescribeContainerGroups {
                 tags: vec![self.node_tag()],
                 limit: Some(1),
                 ..Default::default()
@@ -429,10 +430,7 @@ impl Provider for EciProvider {
                 container_group_ids: chunk.to_vec(),
                 metric_type: Some(METRIC_TYPE_SUMMARY.into()),
             };
-            let answer = self
-                .client
-                .describe_multi_container_group_metric(&request)
-                .await?;
+            let answer = self.client.send(&request).await?;
             stats.extend(metrics::pod_stats(answer.monitor_datas, &pods));
         }
         Ok(stats)
@@ -468,7 +466,7 @@ impl Provider for EciProvider {
             stdin: io.stdin.is_some(),
             sync: false,
         };
-        let answer = match self.client.exec_container_command(&request).await {
+        let answer = match self.client.send(&request).await {
             Ok(answer) => answer,
             Err(e) if e.code() == Some("IncorrectStatus") => {
                 return Err(ProviderError::invalid(

@@ -10,6 +10,7 @@ use vk_core::provider::{
 
 use crate::pod::{client_token, create_request};
 use crate::tests_support::*;
+use crate::wire::action::{DescribeContainerGroupStatus, RestartContainerGroup};
 use crate::wire::request::{DescribeContainerGroups, ExecContainerCommand};
 
 fn exit_code(state: &ContainerState) -> Option<i32> {
@@ -226,11 +227,7 @@ async fn client_token_makes_creates_idempotent() {
         other.client_token.as_deref(),
         Some(client_token(&pod).as_str())
     );
-    let err = first
-        .client()
-        .create_container_group(&other)
-        .await
-        .unwrap_err();
+    let err = first.client().send(&other).await.unwrap_err();
     assert_eq!(err.code(), Some("IdempotentParameterMismatch"));
     assert!(matches!(
         ProviderError::from(err),
@@ -266,7 +263,7 @@ async fn a_retried_create_with_reissued_tokens_adopts_the_group() {
         create_request(&with_token(b"first"), "node-a", &Default::default()).expect("request");
     let first_id = provider(&cloud, "node-a")
         .client()
-        .create_container_group(&lost)
+        .send(&lost)
         .await
         .expect("create")
         .container_group_id;
@@ -323,7 +320,7 @@ async fn list_is_per_node_and_paginated() {
 
     let page = a
         .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .expect("describe");
     assert_eq!(page.container_groups.len(), 3);
@@ -331,7 +328,9 @@ async fn list_is_per_node_and_paginated() {
     assert!(!page.next_token.is_empty());
     let status = a
         .client()
-        .describe_container_group_status(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroupStatus(
+            DescribeContainerGroups::default(),
+        ))
         .await
         .expect("status");
     assert_eq!(status.data.len(), 9);
@@ -364,7 +363,7 @@ async fn exec_restart_and_update() {
 
     let answer = provider
         .client()
-        .exec_container_command(&ExecContainerCommand {
+        .send(&ExecContainerCommand {
             container_group_id: id.clone(),
             container_name: "app".into(),
             command: vec!["echo".into(), "hello".into()],
@@ -378,7 +377,7 @@ async fn exec_restart_and_update() {
 
     provider
         .client()
-        .restart_container_group(&id)
+        .send(&RestartContainerGroup::new(&id))
         .await
         .expect("restart");
     let restarted = wait_for(&provider, "uid-e", "restarted", |s| {

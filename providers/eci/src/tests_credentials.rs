@@ -111,7 +111,7 @@ async fn a_failing_refresh_is_a_typed_error_and_recovers() {
     }
     let e = provider
         .client()
-        .describe_container_groups(&Default::default())
+        .send(&crate::wire::query::DescribeContainerGroups::default())
         .await
         .unwrap_err();
     assert!(matches!(e, EciError::Credentials(_)), "{e:?}");
@@ -244,7 +244,7 @@ async fn static_and_sts_keys_from_config_and_environment() {
     })));
     let client = Arc::new(EciClient::new(client).unwrap());
     let e = client
-        .describe_container_groups(&Default::default())
+        .send(&crate::wire::query::DescribeContainerGroups::default())
         .await
         .unwrap_err();
     assert!(e.is_expired_token(), "{e}");

@@ -135,7 +135,7 @@ async fn the_websocket_uri_is_single_use_and_expires() {
     let ask = || async {
         provider
             .client()
-            .exec_container_command(&ExecContainerCommand {
+            .send(&ExecContainerCommand {
                 container_group_id: id.clone(),
                 container_name: "app".into(),
                 command: vec!["echo".into(), "once".into()],
@@ -602,7 +602,7 @@ async fn the_exec_address_takes_only_a_proper_websocket_upgrade() {
     let id = group_id(&provider).await;
     let answer = provider
         .client()
-        .exec_container_command(&ExecContainerCommand {
+        .send(&ExecContainerCommand {
             container_group_id: id,
             container_name: "app".into(),
             command: vec!["echo".into(), "still good".into()],

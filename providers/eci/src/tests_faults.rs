@@ -33,23 +33,17 @@ async fn every_call_is_authenticated() {
     };
     let describe = DescribeContainerGroups::default();
 
-    let err = client(KEY_ID, "wrong")
-        .describe_container_groups(&describe)
-        .await
-        .unwrap_err();
+    let err = client(KEY_ID, "wrong").send(&describe).await.unwrap_err();
     assert_eq!(api_error(&err), (400, "SignatureDoesNotMatch"));
     assert!(!err.is_retryable());
-    let err = client("nobody", SECRET)
-        .describe_container_groups(&describe)
-        .await
-        .unwrap_err();
+    let err = client("nobody", SECRET).send(&describe).await.unwrap_err();
     assert_eq!(api_error(&err), (404, "InvalidAccessKeyId.NotFound"));
     assert!(matches!(
         ProviderError::from(err),
         ProviderError::Transient(_)
     ));
     client(KEY_ID, SECRET)
-        .describe_container_groups(&describe)
+        .send(&describe)
         .await
         .expect("signed");
 
@@ -174,7 +168,7 @@ async fn throttling_is_retried_until_it_succeeds() {
         ..Default::default()
     });
     let err = client
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .unwrap_err();
     assert_eq!(api_error(&err), (400, "Throttling.User"));
@@ -276,7 +270,7 @@ async fn injected_group_faults_show_in_the_status() {
     provider.create(&running("old")).await.expect("create");
     let groups = provider
         .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .expect("describe")
         .container_groups;
@@ -360,11 +354,7 @@ async fn pods_the_service_refuses_are_invalid_specs() {
     )
     .expect("request");
     req.containers.push(req.containers[0].clone());
-    let err = provider
-        .client()
-        .create_container_group(&req)
-        .await
-        .unwrap_err();
+    let err = provider.client().send(&req).await.unwrap_err();
     assert_eq!(api_error(&err), (400, "InvalidParameter"));
     assert!(matches!(
         ProviderError::from(err),
@@ -384,14 +374,14 @@ async fn every_call_is_counted_by_action_and_outcome_with_its_latency() {
     };
     let describe = DescribeContainerGroups::default();
     let good = client(&cloud.endpoint(), SECRET);
-    good.describe_container_groups(&describe).await.unwrap();
+    good.send(&describe).await.unwrap();
     cloud.engine().faults().set(FaultConfig {
         throttle_calls: 1,
         ..Default::default()
     });
-    good.describe_container_groups(&describe).await.unwrap_err();
+    good.send(&describe).await.unwrap_err();
     client(&cloud.endpoint(), "wrong")
-        .describe_container_groups(&describe)
+        .send(&describe)
         .await
         .unwrap_err();
     cloud.engine().faults().set(FaultConfig {
@@ -399,7 +389,9 @@ async fn every_call_is_counted_by_action_and_outcome_with_its_latency() {
         ..Default::default()
     });
     let err = good
-        .describe_container_group_status(&describe)
+        .send(&crate::wire::action::DescribeContainerGroupStatus(
+            describe.clone(),
+        ))
         .await
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -407,10 +399,7 @@ async fn every_call_is_counted_by_action_and_outcome_with_its_latency() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let nowhere = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    client(&nowhere, SECRET)
-        .describe_container_groups(&describe)
-        .await
-        .unwrap_err();
+    client(&nowhere, SECRET).send(&describe).await.unwrap_err();
 
     let text = metrics.encode();
     let calls = |outcome: &str, action: &str| {

@@ -123,7 +123,7 @@ async fn resolver_hostname_and_host_aliases_reach_the_sandbox() {
     // DescribeContainerGroups echoes what the group was created with.
     let described = provider
         .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .expect("describe")
         .container_groups;

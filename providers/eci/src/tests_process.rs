@@ -204,7 +204,7 @@ async fn exec_runs_in_the_containers_sandbox_and_delete_stops_it() {
     let output = loop {
         let answer = provider
             .client()
-            .exec_container_command(&exec(&["cat", "/data/state"]))
+            .send(&exec(&["cat", "/data/state"]))
             .await
             .expect("exec");
         if answer.sync_response == "ready\n" || tokio::time::Instant::now() > deadline {
@@ -215,7 +215,7 @@ async fn exec_runs_in_the_containers_sandbox_and_delete_stops_it() {
     assert_eq!(output, "ready\n");
     let answer = provider
         .client()
-        .exec_container_command(&exec(&[
+        .send(&exec(&[
             "sh",
             "-c",
             "echo $HOSTNAME; ls /proc | grep -c '^[0-9]'",

@@ -49,7 +49,7 @@ async fn logs(provider: &EciProvider, pod: &PodRef, container: &str) -> String {
 async fn exec(provider: &EciProvider, id: &str, container: &str, command: &[&str]) -> String {
     provider
         .client()
-        .exec_container_command(&ExecContainerCommand {
+        .send(&ExecContainerCommand {
             container_group_id: id.to_string(),
             container_name: container.into(),
             command: command.iter().map(|s| s.to_string()).collect(),
@@ -126,7 +126,7 @@ async fn a_non_root_read_only_container_runs_its_pre_stop_hook_on_delete() {
     // ECI echoes the context.
     let described = provider
         .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .expect("describe");
     let security = described.container_groups[0].containers[0]

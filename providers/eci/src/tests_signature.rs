@@ -24,11 +24,11 @@ async fn both_methods_are_accepted_and_a_wrong_secret_is_refused_on_both() {
     let cloud = cloud(|_| {}).await;
     for method in [SignatureMethod::Acs3, SignatureMethod::HmacSha1] {
         client(&cloud.endpoint(), SECRET, method)
-            .describe_container_groups(&DescribeContainerGroups::default())
+            .send(&DescribeContainerGroups::default())
             .await
             .unwrap_or_else(|e| panic!("{method:?}: {e}"));
         let e = client(&cloud.endpoint(), "wrong", method)
-            .describe_container_groups(&DescribeContainerGroups::default())
+            .send(&DescribeContainerGroups::default())
             .await
             .unwrap_err();
         assert_eq!(code(&e), "SignatureDoesNotMatch", "{method:?}: {e}");

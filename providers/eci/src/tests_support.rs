@@ -128,7 +128,7 @@ pub async fn process_cloud(work: std::path::PathBuf) -> MockCloud {
 pub async fn group_id(provider: &EciProvider) -> String {
     provider
         .client()
-        .describe_container_groups(&DescribeContainerGroups::default())
+        .send(&DescribeContainerGroups::default())
         .await
         .expect("describe")
         .container_groups[0]

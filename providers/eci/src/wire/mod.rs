@@ -5,6 +5,7 @@
 //! these types and nothing else of this crate; its sizing, quotas, rate limits and signature
 //! checks are its own, so a mistake in the client's rules is caught by the simulator.
 
+pub mod action;
 pub mod api;
 pub mod exec;
 pub mod metrics;
