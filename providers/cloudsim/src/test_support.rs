@@ -72,3 +72,15 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
     panic!("{what} did not happen");
 }
+
+/// One pod's instance from the provider's listing (what vk-core sees), `None` when it has none.
+pub async fn status_of(
+    provider: &dyn vk_core::provider::Provider,
+    pod: &vk_core::provider::PodRef,
+) -> Result<Option<vk_core::provider::InstanceStatus>, vk_core::provider::ProviderError> {
+    Ok(provider
+        .list()
+        .await?
+        .into_iter()
+        .find(|s| s.pod.uid == pod.uid))
+}

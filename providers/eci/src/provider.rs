@@ -337,13 +337,6 @@ impl Provider for EciProvider {
         Ok(statuses)
     }
 
-    async fn status(&self, pod: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        Ok(self
-            .find(pod)
-            .await?
-            .map(|g| self.status_of(pod.clone(), &g)))
-    }
-
     fn status_source(&self) -> StatusSource {
         StatusSource::Poll(Duration::from_millis(
             self.config.status_interval_ms.max(100),

@@ -69,8 +69,7 @@ async fn create_list_logs_delete() {
     // A successful container is Terminated with its exit code, not Running.
     assert_eq!(exit_code(&done.containers[0].state), Some(0));
     assert!(!done.containers[0].ready);
-    let status = provider
-        .status(&pod.pod)
+    let status = cloudsim::test_support::status_of(&provider, &pod.pod)
         .await
         .expect("status")
         .expect("exists");
@@ -99,7 +98,12 @@ async fn create_list_logs_delete() {
         .await
         .expect("delete");
     assert!(provider.list().await.expect("list").is_empty());
-    assert!(provider.status(&pod.pod).await.expect("status").is_none());
+    assert!(
+        cloudsim::test_support::status_of(&provider, &pod.pod)
+            .await
+            .expect("status")
+            .is_none()
+    );
     // Deleting again is not an error.
     provider
         .delete(&pod.pod, Duration::ZERO)

@@ -539,8 +539,7 @@ async fn cat_containers_with_a_terminal_or_stdin_keep_running() {
         assert_eq!(outcome, ExecOutcome::Exited(0), "{container}: {out}");
         assert_eq!(out, term, "{container}");
     }
-    let status = provider
-        .status(&p.pod)
+    let status = cloudsim::test_support::status_of(&provider, &p.pod)
         .await
         .expect("status")
         .expect("known");

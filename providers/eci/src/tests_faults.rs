@@ -254,8 +254,7 @@ async fn injected_group_faults_show_in_the_status() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let still = provider
-        .status(&pending.pod)
+    let still = cloudsim::test_support::status_of(&provider, &pending.pod)
         .await
         .expect("status")
         .expect("exists");

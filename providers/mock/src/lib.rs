@@ -382,12 +382,6 @@ impl Provider for MockProvider {
         Ok(state.instances.values().map(|i| i.status.clone()).collect())
     }
 
-    async fn status(&self, pod: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        self.restore();
-        let state = lock(&self.shared.state);
-        Ok(state.instances.get(&pod_key(pod)).map(|i| i.status.clone()))
-    }
-
     fn status_source(&self) -> StatusSource {
         let taken = self
             .events

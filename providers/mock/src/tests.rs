@@ -140,7 +140,12 @@ async fn pending_running_succeeded_keeps_exit_code() {
     };
     assert_eq!(finished_at.duration_since(started).as_millis(), 2000);
     // The terminal status stays as it is.
-    assert_eq!(p.status(&done.pod).await.unwrap(), Some(done));
+    assert_eq!(
+        cloudsim::test_support::status_of(&p, &done.pod)
+            .await
+            .unwrap(),
+        Some(done)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -348,7 +353,12 @@ async fn delete_stops_containers_and_pushes_gone() {
         StatusEvent::Gone(spec.pod.clone())
     );
     assert!(p.list().await.unwrap().is_empty());
-    assert_eq!(p.status(&spec.pod).await.unwrap(), None);
+    assert_eq!(
+        cloudsim::test_support::status_of(&p, &spec.pod)
+            .await
+            .unwrap(),
+        None
+    );
 
     // Idempotent, and nothing is left running: no further events.
     p.delete(&spec.pod, Duration::ZERO).await.unwrap();

@@ -135,7 +135,10 @@ async fn attach_sends_stdin_to_the_process_and_its_output_back_and_detaching_lea
     stdin.write_all(b"again\n").await.unwrap();
     assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("again"));
     assert_eq!(first.await.unwrap().unwrap(), ExecOutcome::Exited(0));
-    let status = p.status(&pod).await.unwrap().unwrap();
+    let status = cloudsim::test_support::status_of(&*p, &pod)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         matches!(status.containers[0].state, ContainerState::Running { .. }),
         "{status:?}"

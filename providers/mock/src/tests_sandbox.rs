@@ -296,7 +296,10 @@ async fn cat_main_processes_with_a_terminal_or_stdin_keep_running_and_exec_joins
             "{container}: the main process is in the sandbox: {out}"
         );
     }
-    let status = p.status(&status.pod).await.unwrap().unwrap();
+    let status = cloudsim::test_support::status_of(&p, &status.pod)
+        .await
+        .unwrap()
+        .unwrap();
     for c in &status.containers {
         assert!(
             matches!(c.state, ContainerState::Running { .. }),

@@ -93,9 +93,6 @@ pub trait Provider: Send + Sync + 'static {
     /// All instances of this node, and only of this node.
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError>;
 
-    /// One instance's status, `None` when it does not exist.
-    async fn status(&self, pod: &PodRef) -> Result<Option<InstanceStatus>, ProviderError>;
-
     /// Called once at start-up.
     fn status_source(&self) -> StatusSource;
 

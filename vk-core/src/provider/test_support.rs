@@ -64,9 +64,6 @@ impl Provider for ScriptedProvider {
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
         Ok(Vec::new())
     }
-    async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        Ok(None)
-    }
     fn status_source(&self) -> StatusSource {
         StatusSource::Poll(Duration::from_secs(3600))
     }

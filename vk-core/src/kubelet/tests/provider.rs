@@ -109,10 +109,6 @@ impl Provider for TestProvider {
         }])
     }
 
-    async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        Ok(None)
-    }
-
     fn status_source(&self) -> StatusSource {
         StatusSource::Poll(Duration::from_secs(60))
     }

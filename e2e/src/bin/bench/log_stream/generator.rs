@@ -100,10 +100,6 @@ impl Provider for Generator {
         Ok(vec![])
     }
 
-    async fn status(&self, _: &PodRef) -> Result<Option<InstanceStatus>, ProviderError> {
-        Ok(None)
-    }
-
     fn status_source(&self) -> StatusSource {
         StatusSource::Poll(Duration::from_secs(3600))
     }
