@@ -181,7 +181,7 @@ impl Instance {
         status.state = ContainerState::Running { started_at: now };
         // Probes run for app containers and sidecars; until they pass, not started or ready.
         let (started, ready) = if kind == Kind::App || sidecar {
-            crate::probes::initial(spec)
+            vk_core::probe::initial(spec)
         } else {
             (true, true)
         };

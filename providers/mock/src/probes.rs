@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use tokio::io::AsyncReadExt;
 use vk_core::probe::{self, Checker, Kill, Outcome, ProbeUpdate};
-use vk_core::provider::{ContainerSpec, ContainerState, InstanceEvent, PodRef, ProbeHandler};
+use vk_core::provider::{ContainerState, InstanceEvent, PodRef, ProbeHandler};
 
 use super::Shared;
 use crate::exec::target_of;
@@ -123,11 +123,6 @@ pub(crate) async fn run(shared: Arc<Shared>, key: String, id: u64, kind: Kind, i
         i.container_event(&spec.name, false, "Killing", kill.message.clone(), now);
     });
     kill
-}
-
-/// `started` and `ready` of a container that just started.
-pub(crate) fn initial(spec: &ContainerSpec) -> (bool, bool) {
-    probe::initial(spec)
 }
 
 impl Instance {

@@ -18,6 +18,7 @@ use vk_core::provider::Provider;
 
 use crate::doctor_cloud::EciAccount;
 use crate::node_set::CloudPlacement;
+pub use crate::outcome::Outcome;
 
 /// One API permission vk needs: (API group, resource, verb, namespace or cluster-wide), as
 /// `manifests/base/rbac.yaml` grants them (a test keeps the two equal).
@@ -94,21 +95,6 @@ pub const PERMISSIONS: &[(&str, &str, &str, Option<&str>)] = &[
         Some(LEASE_NAMESPACE),
     ),
 ];
-
-/// What one check found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ok(String),
-    /// Not broken, but worth a look (e.g. the node is not registered yet).
-    Warn {
-        found: String,
-        fix: String,
-    },
-    Fail {
-        found: String,
-        fix: String,
-    },
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {

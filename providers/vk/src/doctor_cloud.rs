@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::doctor::Outcome;
 use crate::node_set::CloudPlacement;
+use crate::outcome::Outcome;
 use eci::network::{AccountApis, Region, VSwitch};
 use eci::{EciClient, EciConfig, EciError};
 

@@ -6,6 +6,7 @@ mod doctor;
 mod doctor_cloud;
 mod health;
 mod node_set;
+mod outcome;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
