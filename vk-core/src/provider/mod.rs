@@ -48,6 +48,16 @@ impl ProviderError {
         }
     }
 
+    /// The message alone, without the class the `Display` form starts with.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::InvalidSpec { message, .. }
+            | Self::NotFound(message)
+            | Self::Unsupported(message)
+            | Self::Transient(message) => message,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Transient(_))
     }
