@@ -29,7 +29,10 @@ fn choose(offered: &[String]) -> Result<Subprotocol, HandshakeError> {
         SUBPROTOCOLS
     };
     match super::handshake::choose(offered, supported, Preference::Client) {
-        Some(name) => Subprotocol::from_name(name).ok_or(HandshakeError::NotOffered(name.into())),
+        // Every supported name is a known one; `NotOffered` (500) would be a bug here.
+        Some(name) => {
+            Subprotocol::from_name(name).ok_or_else(|| HandshakeError::NotOffered(name.to_owned()))
+        }
         None => Err(HandshakeError::Subprotocol {
             offered: offered.to_vec(),
             supported: SUBPROTOCOLS.iter().map(|p| (*p).to_owned()).collect(),
