@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use backon::{ExponentialBuilder, Retryable as _};
 use jiff::{SignedDuration, Timestamp};
 use kube::runtime::events::{Recorder, Reporter};
 use rustls::server::ResolvesServerCert;
@@ -25,6 +26,20 @@ const FILES_POLL: Duration = Duration::from_secs(30);
 const MIN_RENEW_INTERVAL: SignedDuration = SignedDuration::from_mins(1);
 const RETRY_FIRST: Duration = Duration::from_secs(60);
 const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+
+/// A failed renewal is retried without end: after a minute, doubling up to half an hour.
+fn renewal_retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(RETRY_FIRST)
+        .with_factor(2.0)
+        .with_max_delay(RETRY_MAX)
+        .without_max_times()
+}
+
+/// Every failure but cancellation is worth another try.
+fn retryable(err: &CertError) -> bool {
+    !matches!(err, CertError::Cancelled)
+}
 
 /// The node's kubelet serving certificate, kept current in the background until the
 /// cancellation token given to [`ServingCert::start`] fires.
@@ -177,7 +192,6 @@ async fn rotate(
     mut due: Timestamp,
     cancel: CancellationToken,
 ) {
-    let mut retry = RETRY_FIRST;
     loop {
         let now = Timestamp::now();
         if now < due {
@@ -187,25 +201,31 @@ async fn rotate(
             }
         }
         info!(not_after = %facts.not_after, "renewing the kubelet serving certificate");
-        match renewer.issue(&cancel).await {
+        let not_after = facts.not_after;
+        let renewed = (|| renewer.issue(&cancel))
+            .retry(renewal_retries())
+            .when(retryable)
+            .notify(|e, retry| {
+                error!(
+                    %not_after,
+                    "renewing the kubelet serving certificate failed, retrying in {retry:?}: {e}"
+                );
+            });
+        let renewed = tokio::select! {
+            _ = cancel.cancelled() => return,
+            renewed = renewed => renewed,
+        };
+        match renewed {
             Ok(next) => {
                 resolver.replace(next.certified);
                 facts = next.facts;
                 due = next_due(&facts);
-                retry = RETRY_FIRST;
                 info!(not_after = %facts.not_after, renew_at = %due, "serving the renewed kubelet certificate");
             }
             Err(CertError::Cancelled) => return,
+            // Not reached (only cancellation ends the retries); a new round would start.
             Err(e) => {
-                error!(
-                    not_after = %facts.not_after,
-                    "renewing the kubelet serving certificate failed, retrying in {retry:?}: {e}"
-                );
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(retry) => {}
-                }
-                retry = (retry * 2).min(RETRY_MAX);
+                error!(not_after = %facts.not_after, "renewing the kubelet serving certificate failed: {e}");
             }
         }
     }

@@ -245,3 +245,28 @@ async fn files_mode_serves_and_reloads_changed_files() {
     task.await.unwrap();
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn renewal_retries_start_at_a_minute_and_double_up_to_half_an_hour_without_end() {
+    use backon::BackoffBuilder as _;
+    // backon's factor is an f32: compare whole seconds.
+    let delays: Vec<u64> = renewal_retries()
+        .build()
+        .take(8)
+        .map(|d| d.as_secs())
+        .collect();
+    assert_eq!(delays, [60, 120, 240, 480, 960, 1800, 1800, 1800]);
+    assert_eq!(renewal_retries().build().take(1000).count(), 1000);
+}
+
+#[test]
+fn every_renewal_failure_but_cancellation_is_retried() {
+    assert!(!retryable(&CertError::Cancelled));
+    assert!(retryable(&CertError::CsrDeleted {
+        name: "csr-1".into()
+    }));
+    assert!(retryable(&CertError::Pem {
+        what: "certificate".into(),
+        reason: "no PEM block".into()
+    }));
+}

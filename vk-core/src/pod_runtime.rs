@@ -134,7 +134,9 @@ fn lifecycle(c: &Container) -> Lifecycle {
         let Some(h) = hook else { continue };
         match handler(c, h) {
             Ok(handler) => *slot = handler,
-            Err(why) => out.invalid.push((format!("lifecycle.{name}"), why)),
+            Err(why) => out
+                .invalid
+                .push((format!("lifecycle.{name}"), why.to_string())),
         }
     }
     if l.stop_signal.is_some() {
@@ -147,7 +149,7 @@ fn lifecycle(c: &Container) -> Lifecycle {
 }
 
 /// The handler with its named port looked up; `None` for an empty one (the API refuses those).
-fn handler(c: &Container, h: &K8sHandler) -> Result<Option<LifecycleHandler>, String> {
+fn handler(c: &Container, h: &K8sHandler) -> Result<Option<LifecycleHandler>, HookPortError> {
     if let Some(exec) = &h.exec {
         return Ok(Some(LifecycleHandler::Exec {
             command: exec.command.clone().unwrap_or_default(),
@@ -181,8 +183,17 @@ fn handler(c: &Container, h: &K8sHandler) -> Result<Option<LifecycleHandler>, St
         .map(|s| LifecycleHandler::Sleep { seconds: s.seconds }))
 }
 
+/// A hook's port that names no port of the container.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum HookPortError {
+    #[error("port {0:?} is not a named port of the container")]
+    UnknownName(String),
+    #[error("port {0} is not between 1 and 65535")]
+    OutOfRange(i32),
+}
+
 /// A port number, or a port name of the container (as for probes).
-fn port(c: &Container, port: &IntOrString) -> Result<u16, String> {
+fn port(c: &Container, port: &IntOrString) -> Result<u16, HookPortError> {
     let number = match port {
         IntOrString::Int(n) => *n,
         IntOrString::String(name) => c
@@ -192,12 +203,12 @@ fn port(c: &Container, port: &IntOrString) -> Result<u16, String> {
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .map(|p| p.container_port)
             .or_else(|| name.parse().ok())
-            .ok_or_else(|| format!("port {name:?} is not a named port of the container"))?,
+            .ok_or_else(|| HookPortError::UnknownName(name.clone()))?,
     };
     u16::try_from(number)
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| format!("port {number} is not between 1 and 65535"))
+        .ok_or(HookPortError::OutOfRange(number))
 }
 
 #[cfg(test)]
@@ -268,6 +279,23 @@ mod tests {
         assert_eq!(l.pre_stop, None);
         assert_eq!(l.invalid.len(), 1);
         assert_eq!(l.invalid[0].0, "lifecycle.preStop");
+        assert_eq!(
+            l.invalid[0].1,
+            r#"port "nope" is not a named port of the container"#
+        );
+        let c = container_of(json!({
+            "name": "app",
+            "lifecycle": {"postStart": {"httpGet": {"port": 70000}}}
+        }));
+        let l = container(&c).lifecycle;
+        assert_eq!(l.post_start, None);
+        assert_eq!(
+            l.invalid,
+            vec![(
+                "lifecycle.postStart".to_string(),
+                "port 70000 is not between 1 and 65535".to_string()
+            )]
+        );
     }
 
     #[test]

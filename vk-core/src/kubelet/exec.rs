@@ -24,7 +24,7 @@ use crate::metrics::{OpenSession, StreamingMetrics};
 use super::KubeletServer;
 use super::logs::has_container;
 use super::response::{KubeletBody, failure, method_not_allowed};
-use crate::provider::{ExecOutcome, PodRef, Provider, ProviderError};
+use crate::provider::{ExecOutcome, PodRef, Provider};
 use crate::stream::CommandSession;
 use crate::stream::remotecommand::{
     DEFAULT_STREAM_CREATION_TIMEOUT, Operation, RemoteCommandSession, SUPPORTED_PROTOCOLS,
@@ -339,7 +339,7 @@ async fn run_session(
     let outcome = tokio::select! {
         result = run => match result {
             Ok(outcome) => outcome,
-            Err(err) => ExecOutcome::Error(provider_message(err)),
+            Err(err) => ExecOutcome::Error(err.message().to_owned()),
         },
         () = session.closed() => {
             tracing::debug!(%pod, container, "streaming client went away");
@@ -348,15 +348,6 @@ async fn run_session(
     };
     if let Err(err) = session.finish(outcome).await {
         tracing::debug!(%pod, container, %err, "reporting the session's status");
-    }
-}
-
-pub(super) fn provider_message(err: ProviderError) -> String {
-    match err {
-        ProviderError::InvalidSpec { message, .. }
-        | ProviderError::NotFound(message)
-        | ProviderError::Unsupported(message)
-        | ProviderError::Transient(message) => message,
     }
 }
 

@@ -17,7 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::KubeletServer;
 use super::response::{KubeletBody, TEXT_PLAIN, failure, with_body};
-use crate::provider::{LogOptions, LogStream, PodRef, ProviderError};
+use crate::provider::{ErrorClass, LogOptions, LogStream, PodRef, ProviderError};
 
 /// A query parameter the kubelet would reject; answered with 400.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -172,16 +172,18 @@ fn log_failure(
     pod_name: &str,
     container: &str,
 ) -> Response<KubeletBody> {
-    match err {
+    let message = err.message().to_owned();
+    match err.class() {
         // The kubelet answers a missing previous instance as a bad request, not a missing pod.
-        ProviderError::NotFound(_) if opts.previous => failure(
+        ErrorClass::NotFound if opts.previous => failure(
             StatusCode::BAD_REQUEST,
             format!("previous terminated container {container:?} in pod {pod_name:?} not found"),
         ),
-        ProviderError::NotFound(message) => failure(StatusCode::NOT_FOUND, message),
-        ProviderError::Unsupported(message) => failure(StatusCode::BAD_REQUEST, message),
-        ProviderError::InvalidSpec { message, .. } => failure(StatusCode::BAD_REQUEST, message),
-        ProviderError::Transient(message) => failure(StatusCode::SERVICE_UNAVAILABLE, message),
+        ErrorClass::NotFound => failure(StatusCode::NOT_FOUND, message),
+        ErrorClass::Unsupported | ErrorClass::InvalidSpec => {
+            failure(StatusCode::BAD_REQUEST, message)
+        }
+        ErrorClass::Transient => failure(StatusCode::SERVICE_UNAVAILABLE, message),
     }
 }
 
@@ -475,5 +477,26 @@ mod tests {
         let limited = limit_bytes(ready(items.clone()), Some(250));
         let frames = frames_of(Coalesce::new(limited, 32 * 1024)).await;
         assert_eq!(frames, vec![items.concat()[..250].to_vec()]);
+    }
+
+    #[test]
+    fn a_failure_with_a_kept_cause_is_answered_by_its_class() {
+        let cause = || std::io::Error::other("the cloud said 404");
+        let opts = parse("").expect("options");
+        let gone = ProviderError::NotFound("no such container".into()).caused_by(cause());
+        assert_eq!(
+            log_failure(gone, &opts, "p", "c").status(),
+            StatusCode::NOT_FOUND
+        );
+        let busy = ProviderError::transient_from(cause());
+        assert_eq!(
+            log_failure(busy, &opts, "p", "c").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let bad = ProviderError::invalid("Bad", "no").caused_by(cause());
+        assert_eq!(
+            log_failure(bad, &opts, "p", "c").status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

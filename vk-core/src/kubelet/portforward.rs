@@ -14,10 +14,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
 use super::KubeletServer;
-use super::exec::{SessionSlot, boxed, provider_message};
+use super::exec::{SessionSlot, boxed};
 use super::response::{KubeletBody, failure, method_not_allowed};
 use crate::provider::{PodRef, PortForwardStream, Provider};
-use crate::stream::portforward::{self, PortForwarder, SessionConfig, websocket};
+use crate::stream::portforward::{self, ForwardError, PortForwarder, SessionConfig, websocket};
 
 /// The pod a port-forward request is for.
 #[derive(Debug, PartialEq, Eq)]
@@ -116,18 +116,15 @@ struct ProviderForwarder {
 
 #[async_trait]
 impl PortForwarder for ProviderForwarder {
-    async fn forward(&self, port: u16, stream: PortForwardStream) -> Result<(), String> {
+    async fn forward(&self, port: u16, stream: PortForwardStream) -> Result<(), ForwardError> {
         tracing::debug!(pod = %self.pod, port, "port-forward");
         self.provider
             .port_forward(&self.pod, port, stream)
             .await
-            .map_err(|err| {
-                format!(
-                    "error forwarding port {port} to pod {}, uid {}: {}",
-                    self.pod,
-                    self.pod.uid,
-                    provider_message(err)
-                )
+            .map_err(|source| ForwardError::Provider {
+                port,
+                pod: self.pod.clone(),
+                source,
             })
     }
 }

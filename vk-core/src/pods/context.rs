@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable as _};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::runtime::events::EventType;
@@ -23,6 +24,15 @@ use super::references::References;
 use super::status::{has_started, pod_phase};
 use super::watched::{ObjectChange, WatchedNamespaces};
 use crate::provider::{PodRef, Provider, StatusEvent};
+
+/// Start-up's `list` is retried without end: 0.2 s, doubling up to 10 s.
+pub(super) fn load_retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_factor(2.0)
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times()
+}
 
 /// Shared by every reconcile.
 pub struct PodContext {
@@ -72,28 +82,28 @@ impl PodContext {
         self
     }
 
-    /// Fill the records from one `list` call, retrying until the provider answers.
+    /// Fill the records from one `list` call, retrying (per [`load_retries`]) until the
+    /// provider answers or `cancel` fires.
     pub async fn load_instances(&self, cancel: &CancellationToken) {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match self.provider.list().await {
-                Ok(list) => {
-                    tracing::info!(instances = list.len(), "loaded the provider's instances");
-                    for status in list {
-                        self.records
-                            .update(&status.pod.uid.clone(), |r| r.instance = Some(status));
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "listing the provider's instances failed; retrying")
+        let listed = (|| self.provider.list())
+            .retry(load_retries())
+            .notify(|e, after| {
+                tracing::warn!(error = %e, ?after, "listing the provider's instances failed; retrying");
+            });
+        let list = tokio::select! {
+            _ = cancel.cancelled() => return,
+            listed = listed => listed,
+        };
+        match list {
+            Ok(list) => {
+                tracing::info!(instances = list.len(), "loaded the provider's instances");
+                for status in list {
+                    self.records
+                        .update(&status.pod.uid.clone(), |r| r.instance = Some(status));
                 }
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
+            // Not reached: the retries have no end.
+            Err(e) => tracing::warn!(error = %e, "listing the provider's instances failed"),
         }
     }
 

@@ -25,7 +25,7 @@ use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{
     desired_status, failed_status, owned_part, pod_phase, refused_status, waiting_status,
 };
-use crate::provider::{InstanceStatus, ProviderError};
+use crate::provider::{ErrorClass, InstanceStatus};
 
 impl PodContext {
     /// One reconcile of `pod` (the API's copy as [`PodContext::current`] gives it); what it
@@ -310,8 +310,9 @@ impl PodContext {
         });
         match result {
             Ok(()) => {}
-            Err(ProviderError::InvalidSpec { reason, message }) => {
-                return self.refuse(pod, &reason, &message, report).await;
+            Err(e) if e.class() == ErrorClass::InvalidSpec => {
+                let reason = e.reason().unwrap_or("InvalidSpec");
+                return self.refuse(pod, reason, e.message(), report).await;
             }
             Err(e) => {
                 self.event(

@@ -516,3 +516,45 @@ async fn failures_back_off_and_a_success_starts_the_count_again() {
     reconcile(pod.clone(), ctx.clone()).await.unwrap();
     assert_eq!(ctx.records.read("uid-1", |r| r.unwrap().failures), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn loading_the_instances_retries_with_backoff_until_the_provider_answers() {
+    use backon::BackoffBuilder as _;
+    // backon's factor is an f32: compare whole milliseconds.
+    let delays: Vec<u128> = crate::pods::context::load_retries()
+        .build()
+        .take(8)
+        .map(|d| d.as_millis())
+        .collect();
+    assert_eq!(delays, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    provider.failing_lists.store(3, Ordering::SeqCst);
+    let ctx = context(&api, provider.clone(), &[]);
+    let started = tokio::time::Instant::now();
+    ctx.load_instances(&tokio_util::sync::CancellationToken::new())
+        .await;
+    assert_eq!(provider.lists.load(Ordering::SeqCst), 4);
+    // 0.2 + 0.4 + 0.8 s, give or take the timer's millisecond ticks.
+    let waited = started.elapsed().as_millis();
+    assert!((1400..1410).contains(&waited), "{waited} ms");
+}
+
+#[tokio::test(start_paused = true)]
+async fn loading_the_instances_stops_when_cancelled() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    provider.failing_lists.store(u32::MAX, Ordering::SeqCst);
+    let ctx = context(&api, provider.clone(), &[]);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        stop.cancel();
+    });
+    tokio::time::timeout(Duration::from_secs(60), ctx.load_instances(&cancel))
+        .await
+        .expect("returns once cancelled");
+    // Calls at 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 and 22.6 s; the next would be at 32.6 s.
+    assert_eq!(provider.lists.load(Ordering::SeqCst), 8);
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::decide::Decision;
-use crate::provider::ProviderError;
+use crate::provider::{ErrorClass, ProviderError};
 
 /// What one reconcile did that is measured.
 #[derive(Debug, Default)]
@@ -37,7 +37,7 @@ impl CreateOutcome {
     pub fn of(result: &Result<(), ProviderError>) -> Self {
         match result {
             Ok(()) => Self::Ok,
-            Err(ProviderError::InvalidSpec { .. }) => Self::Invalid,
+            Err(e) if e.class() == ErrorClass::InvalidSpec => Self::Invalid,
             Err(_) => Self::Error,
         }
     }
@@ -60,4 +60,20 @@ pub(super) struct StatusWrite {
     pub phase: String,
     /// The write made the pod Running.
     pub became_running: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_spec_counts_as_invalid_with_or_without_its_cause() {
+        let invalid = || ProviderError::invalid("TooLarge", "64 CPUs");
+        assert_eq!(CreateOutcome::of(&Err(invalid())), CreateOutcome::Invalid);
+        let caused = invalid().caused_by(std::io::Error::other("quota"));
+        assert_eq!(CreateOutcome::of(&Err(caused)), CreateOutcome::Invalid);
+        let transient = ProviderError::transient_from(std::io::Error::other("reset"));
+        assert_eq!(CreateOutcome::of(&Err(transient)), CreateOutcome::Error);
+        assert_eq!(CreateOutcome::of(&Ok(())), CreateOutcome::Ok);
+    }
 }

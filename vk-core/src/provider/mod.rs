@@ -1,6 +1,7 @@
 //! The contract between vk-core and a backend. Controllers own every Kubernetes semantic;
 //! a provider turns a [`ResolvedPod`] into a cloud instance and reports [`InstanceStatus`].
 
+mod error;
 mod exec;
 mod model;
 mod names;
@@ -17,6 +18,7 @@ use futures::stream::BoxStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+pub use error::{BoxError, ErrorClass, ProviderError};
 pub use exec::{ExecIo, ExecOutcome, TermSize};
 pub use model::*;
 pub use names::{DnsOption, HostAlias, PodDns};
@@ -24,34 +26,6 @@ pub use poll::StatusPoller;
 pub use runtime::{
     ContainerSecurity, Lifecycle, LifecycleHandler, PodSecurity, TerminationMessagePolicy,
 };
-
-/// Why a provider call failed. The class decides what the pod controller does next.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// Worth retrying with backoff (throttling, 5xx, network).
-    #[error("transient provider error: {0}")]
-    Transient(String),
-    /// The pod can never run as specified (too big, unsupported feature, bad image name).
-    #[error("{reason}: {message}")]
-    InvalidSpec { reason: String, message: String },
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("not supported by this provider: {0}")]
-    Unsupported(String),
-}
-
-impl ProviderError {
-    pub fn invalid(reason: &str, message: impl Into<String>) -> Self {
-        Self::InvalidSpec {
-            reason: reason.to_string(),
-            message: message.into(),
-        }
-    }
-
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
-    }
-}
 
 /// How status changes reach vk-core.
 pub enum StatusSource {

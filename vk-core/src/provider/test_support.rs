@@ -11,12 +11,16 @@ use super::{
     Provider, ProviderError, ResolvedPod, StatusSource,
 };
 
-/// Records every call; `update` fails while `failing_updates` is above zero.
+/// Records every call; `update` fails while `failing_updates` is above zero, `list` while
+/// `failing_lists` is (and counts its calls in `lists`).
 #[derive(Default)]
 pub(crate) struct ScriptedProvider {
     calls: StdMutex<Vec<String>>,
     updates: StdMutex<Vec<ResolvedPod>>,
     pub(crate) failing_updates: AtomicU32,
+    pub(crate) failing_lists: AtomicU32,
+    /// `list` calls so far.
+    pub(crate) lists: AtomicU32,
 }
 
 impl ScriptedProvider {
@@ -62,6 +66,12 @@ impl Provider for ScriptedProvider {
         Ok(())
     }
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        let failing = self.failing_lists.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_lists.store(failing - 1, Ordering::SeqCst);
+            return Err(ProviderError::Transient("injected".into()));
+        }
         Ok(Vec::new())
     }
     fn status_source(&self) -> StatusSource {

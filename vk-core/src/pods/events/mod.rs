@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable as _};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as ApiEvent;
@@ -96,51 +97,65 @@ impl EventRecorder {
     }
 }
 
-/// Make one call, retrying a failed one twice; `Err(true)`: the event to patch is gone.
+/// A failed call is tried twice more, 0.5 s and then 1 s later.
+fn call_retries() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_factor(2.0)
+        .with_max_times(2)
+}
+
+/// Whether another try may help: not when the namespace is being deleted, the request is
+/// invalid or we may not (a 4xx other than 429).
+fn retryable(err: &kube::Error) -> bool {
+    !matches!(err, kube::Error::Api(e) if (400..500).contains(&e.code) && e.code != 429)
+}
+
+/// Make one call, retried per [`call_retries`]; `Err(true)`: the event to patch is gone.
 async fn call(client: kube::Client, call: Call) -> Result<(), bool> {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=3 {
-        let result = match &call {
-            Call::Create(event) => {
-                let ns = event.metadata.namespace.as_deref().unwrap_or("default");
-                Api::<ApiEvent>::namespaced(client.clone(), ns)
-                    .create(&PostParams::default(), event)
-                    .await
-                    .map(|_| ())
-            }
-            Call::Patch {
-                namespace,
-                name,
-                series,
-            } => {
-                let patch = serde_json::json!({ "series": series });
-                Api::<ApiEvent>::namespaced(client.clone(), namespace)
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ())
-            }
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 && matches!(call, Call::Patch { .. }) => {
-                return Err(true);
-            }
-            // The namespace is being deleted, the request is invalid, or we may not: a retry
-            // will not help.
-            Err(kube::Error::Api(e)) if (400..500).contains(&e.code) && e.code != 429 => {
-                tracing::debug!(error = %e, "publishing an event failed");
-                return Err(false);
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, attempt, "publishing an event failed");
-                if attempt < 3 {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+    let call = &call;
+    let once = || {
+        let client = client.clone();
+        async move {
+            match call {
+                Call::Create(event) => {
+                    let ns = event.metadata.namespace.as_deref().unwrap_or("default");
+                    Api::<ApiEvent>::namespaced(client, ns)
+                        .create(&PostParams::default(), event)
+                        .await
+                        .map(|_| ())
+                }
+                Call::Patch {
+                    namespace,
+                    name,
+                    series,
+                } => {
+                    let patch = serde_json::json!({ "series": series });
+                    Api::<ApiEvent>::namespaced(client, namespace)
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(|_| ())
                 }
             }
         }
+    };
+    let result = once
+        .retry(call_retries())
+        .when(retryable)
+        .notify(|e, after| {
+            tracing::debug!(error = %e, ?after, "publishing an event failed; retrying");
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 && matches!(call, Call::Patch { .. }) => {
+            Err(true)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "publishing an event failed");
+            Err(false)
+        }
     }
-    Err(false)
 }
 
 async fn publish(

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use backon::BackoffBuilder as _;
+
 use k8s_openapi::api::events::v1::EventSeries;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
@@ -303,4 +305,32 @@ async fn events_wait_while_status_writes_are_in_flight_but_not_longer_than_the_h
     let start = tokio::time::Instant::now();
     priority.until_quiet(start + HOLD_MAX).await;
     assert_eq!(start.elapsed(), HOLD_MAX);
+}
+
+fn api_error(code: u16) -> kube::Error {
+    kube::Error::Api(Box::new(kube::core::Status {
+        code,
+        ..Default::default()
+    }))
+}
+
+#[test]
+fn a_failed_call_is_tried_twice_more_half_a_second_then_a_second_later() {
+    let delays: Vec<Duration> = call_retries().build().collect();
+    assert_eq!(
+        delays,
+        vec![Duration::from_millis(500), Duration::from_secs(1)]
+    );
+}
+
+#[test]
+fn only_throttling_server_and_network_failures_are_retried() {
+    for code in [429, 500, 503] {
+        assert!(retryable(&api_error(code)), "{code}");
+    }
+    for code in [400, 403, 404, 409, 422] {
+        assert!(!retryable(&api_error(code)), "{code}");
+    }
+    let down = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "down");
+    assert!(retryable(&kube::Error::ReadEvents(down)));
 }

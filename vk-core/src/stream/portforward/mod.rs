@@ -29,6 +29,7 @@ pub use splice::splice;
 pub use upgrade::accept;
 
 pub use crate::provider::PortForwardStream;
+use crate::provider::{PodRef, ProviderError};
 use crate::stream::spdy::SpdyConfig;
 
 /// The SPDY subprotocol, the only version there is.
@@ -49,9 +50,39 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 /// top of the provider; all protocol handling stays in this module.
 #[async_trait]
 pub trait PortForwarder: Send + Sync + 'static {
-    /// Copies between `stream` and `port` until one side is done. `Err` is the text the
-    /// client gets on the error stream (the kubelet's `error forwarding port ...`).
-    async fn forward(&self, port: u16, stream: PortForwardStream) -> Result<(), String>;
+    /// Copies between `stream` and `port` until one side is done. The `Err`'s text is what
+    /// the client gets on the error stream.
+    async fn forward(&self, port: u16, stream: PortForwardStream) -> Result<(), ForwardError>;
+}
+
+/// Why one forwarded connection failed; its text goes to the client on the error stream.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The provider could not connect to the port (or copying through it failed), worded as
+    /// the kubelet words it.
+    #[error(
+        "error forwarding port {port} to pod {pod}, uid {uid}: {message}",
+        uid = .pod.uid,
+        message = .source.message()
+    )]
+    Provider {
+        port: u16,
+        pod: PodRef,
+        #[source]
+        source: ProviderError,
+    },
+    /// Reading or writing the forwarded connection failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A port that is not a decimal number from 1 to 65535, as the kubelet words it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("port {0:?} must be > 0")]
+    Zero(String),
+    #[error("unable to parse {0:?} as a port")]
+    Unparsable(String),
 }
 
 /// Timeouts and bounds of a port-forward connection.
@@ -87,27 +118,57 @@ impl Default for SessionConfig {
 }
 
 /// A port as the kubelet parses it from a header or query parameter: decimal, 1 to 65535.
-pub fn parse_port(value: &str) -> Result<u16, String> {
+pub fn parse_port(value: &str) -> Result<u16, PortError> {
     // Go's ParseUint takes no sign, which Rust's parse would.
     let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-    match value.parse::<u16>().ok().filter(|_| digits).ok_or(()) {
-        Ok(0) => Err(format!("port {value:?} must be > 0")),
-        Ok(port) => Ok(port),
-        Err(()) => Err(format!("unable to parse {value:?} as a port")),
+    match value.parse::<u16>().ok().filter(|_| digits) {
+        Some(0) => Err(PortError::Zero(value.to_owned())),
+        Some(port) => Ok(port),
+        None => Err(PortError::Unparsable(value.to_owned())),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_port;
+    use super::{ForwardError, PortError, parse_port};
+    use crate::provider::{PodRef, ProviderError};
 
     #[test]
     fn ports_are_decimal_and_between_1_and_65535() {
         assert_eq!(parse_port("80"), Ok(80));
         assert_eq!(parse_port("65535"), Ok(65535));
-        assert_eq!(parse_port("0"), Err(r#"port "0" must be > 0"#.to_string()));
+        let zero = parse_port("0").expect_err("zero");
+        assert_eq!(zero, PortError::Zero("0".into()));
+        assert_eq!(zero.to_string(), r#"port "0" must be > 0"#);
         for bad in ["", "65536", "-1", "+80", "8o", " 80"] {
-            assert!(parse_port(bad).is_err(), "{bad:?}");
+            assert_eq!(
+                parse_port(bad),
+                Err(PortError::Unparsable(bad.into())),
+                "{bad:?}"
+            );
         }
+        assert_eq!(
+            parse_port("8o").unwrap_err().to_string(),
+            r#"unable to parse "8o" as a port"#
+        );
+    }
+
+    #[test]
+    fn a_provider_failure_reads_as_the_kubelets_and_keeps_its_cause() {
+        let err = ForwardError::Provider {
+            port: 8080,
+            pod: PodRef {
+                namespace: "ns".into(),
+                name: "web".into(),
+                uid: "u-1".into(),
+            },
+            source: ProviderError::NotFound("nothing listens on 8080".into()),
+        };
+        assert_eq!(
+            err.to_string(),
+            "error forwarding port 8080 to pod ns/web, uid u-1: nothing listens on 8080"
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.to_string().contains("nothing listens"), "{source}");
     }
 }

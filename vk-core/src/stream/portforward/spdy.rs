@@ -24,7 +24,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{PORT_HEADER, PortForwarder, REQUEST_ID_HEADER, STREAM_TYPE_HEADER, parse_port};
+use super::{
+    PORT_HEADER, PortError, PortForwarder, REQUEST_ID_HEADER, STREAM_TYPE_HEADER, parse_port,
+};
 use crate::stream::spdy::frame::RstStatus;
 use crate::stream::spdy::{SendStream, SpdyConnection, SpdyStream};
 
@@ -44,19 +46,30 @@ impl StreamType {
 }
 
 /// The port and type a stream's headers name, checked as the kubelet does.
-fn classify(stream: &SpdyStream) -> Result<(u16, StreamType), String> {
+fn classify(stream: &SpdyStream) -> Result<(u16, StreamType), StreamHeaderError> {
     let headers = stream.headers();
     let port = match headers.get(PORT_HEADER) {
-        None | Some("") => return Err(format!("{PORT_HEADER:?} header is required")),
+        None | Some("") => return Err(StreamHeaderError::Missing(PORT_HEADER)),
         Some(value) => parse_port(value)?,
     };
     let kind = match headers.get(STREAM_TYPE_HEADER) {
-        None | Some("") => return Err(format!("{STREAM_TYPE_HEADER:?} header is required")),
+        None | Some("") => return Err(StreamHeaderError::Missing(STREAM_TYPE_HEADER)),
         Some("error") => StreamType::Error,
         Some("data") => StreamType::Data,
-        Some(other) => return Err(format!("invalid stream type {other:?}")),
+        Some(other) => return Err(StreamHeaderError::StreamType(other.to_owned())),
     };
     Ok((port, kind))
+}
+
+/// Why a stream's headers do not name a forwarded connection.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum StreamHeaderError {
+    #[error("{0:?} header is required")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("invalid stream type {0:?}")]
+    StreamType(String),
 }
 
 /// The pair a stream belongs to. Old clients send no `requestID`; their error and data streams
@@ -192,9 +205,9 @@ async fn forward(
     mut error: SendStream,
 ) {
     let result = forwarder.forward(port, Box::new(data)).await;
-    if let Err(message) = result {
-        tracing::debug!(%request, port, %message, "port-forward failed");
-        let _ = error.write_all(message.as_bytes()).await;
+    if let Err(err) = result {
+        tracing::debug!(%request, port, error = %err, "port-forward failed");
+        let _ = error.write_all(err.to_string().as_bytes()).await;
     }
     let _ = error.shutdown().await;
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{PortForwardStream, PortForwarder};
+use super::{ForwardError, PortForwardStream, PortForwarder};
 
 pub const ECHO: u16 = 80;
 pub const REFUSED: u16 = 81;
@@ -30,28 +30,22 @@ impl TestForwarder {
 
 #[async_trait]
 impl PortForwarder for TestForwarder {
-    async fn forward(&self, port: u16, mut stream: PortForwardStream) -> Result<(), String> {
+    async fn forward(&self, port: u16, mut stream: PortForwardStream) -> Result<(), ForwardError> {
         self.calls.lock().unwrap().push(port);
         match port {
             ECHO => {
                 let mut buf = [0u8; 4096];
                 loop {
-                    let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+                    let n = stream.read(&mut buf).await?;
                     if n == 0 {
                         let _ = stream.shutdown().await;
                         return Ok(());
                     }
-                    stream
-                        .write_all(&buf[..n])
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    stream.write_all(&buf[..n]).await?;
                 }
             }
             GREETER => {
-                stream
-                    .write_all(GREETING)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                stream.write_all(GREETING).await?;
                 let _ = stream.shutdown().await;
                 Ok(())
             }
@@ -60,7 +54,10 @@ impl PortForwarder for TestForwarder {
                 let _ = stream.read_to_end(&mut sink).await;
                 std::future::pending().await
             }
-            _ => Err(REFUSED_MESSAGE.to_string()),
+            _ => Err(ForwardError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                REFUSED_MESSAGE,
+            ))),
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue, UPGRADE};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, UPGRADE};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -32,11 +32,33 @@ pub type UpgradeResponse = Response<Full<Bytes>>;
 pub struct Rejection {
     pub status: StatusCode,
     pub message: String,
-    /// Sent as `X-Accepted-Stream-Protocol-Versions` (one header per protocol).
-    pub accepted: Vec<String>,
+    /// Headers the response carries besides the content type (for example
+    /// `X-Accepted-Stream-Protocol-Versions`, or `Sec-WebSocket-Version`), in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Rejection {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Rejection {
+        Rejection {
+            status,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Lists `protocols` as `X-Accepted-Stream-Protocol-Versions` (one header each).
+    pub fn with_accepted<S: AsRef<str>>(mut self, protocols: &[S]) -> Rejection {
+        for p in protocols {
+            if let Ok(v) = HeaderValue::from_str(p.as_ref()) {
+                self.headers.push((
+                    HeaderName::from_static(HEADER_ACCEPTED_PROTOCOL_VERSIONS),
+                    v,
+                ));
+            }
+        }
+        self
+    }
+
     /// A plain-text error response, as Go's `http.Error` writes it.
     pub fn into_response(self) -> UpgradeResponse {
         let mut response = Response::new(Full::new(Bytes::from(format!("{}\n", self.message))));
@@ -50,10 +72,8 @@ impl Rejection {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
-        for p in &self.accepted {
-            if let Ok(v) = HeaderValue::from_str(p) {
-                headers.append(HEADER_ACCEPTED_PROTOCOL_VERSIONS, v);
-            }
+        for (name, value) in self.headers {
+            headers.append(name, value);
         }
         response
     }
@@ -95,13 +115,12 @@ pub fn negotiate_protocol(
     if values.is_empty() {
         // Go's header map has no Host entry; count as it would.
         let count = headers.keys_len() - usize::from(headers.contains_key(hyper::header::HOST));
-        return Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            message: format!(
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!(
                 "unable to upgrade: header X-Stream-Protocol-Version does not exist in request with {count} headers"
             ),
-            accepted: Vec::new(),
-        });
+        ));
     }
     let client: Vec<&str> = values
         .iter()
@@ -110,26 +129,22 @@ pub fn negotiate_protocol(
         .filter(|p| !p.is_empty())
         .collect();
     if client.is_empty() {
-        return Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            message: format!(
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!(
                 "unable to upgrade: header X-Stream-Protocol-Version contains {}, but no valid protocols",
                 go_list(&values)
             ),
-            accepted: Vec::new(),
-        });
+        ));
     }
     match client.iter().find(|p| server_protocols.contains(p)) {
         Some(p) => Ok((*p).to_owned()),
-        None => Err(Rejection {
-            status: StatusCode::FORBIDDEN,
-            message: format!(
+        None => Err(Rejection::new(StatusCode::FORBIDDEN, format!(
                 "unable to upgrade: unable to negotiate protocol: client supports {}, server accepts {}",
                 go_list(&client),
                 go_list(server_protocols)
-            ),
-            accepted: server_protocols.iter().map(|p| (*p).to_owned()).collect(),
-        }),
+            ))
+        .with_accepted(server_protocols)),
     }
 }
 
@@ -166,18 +181,16 @@ pub fn upgrade<B>(
 ) -> Result<(UpgradeResponse, PendingUpgrade), Rejection> {
     let protocol = negotiate_protocol(req.headers(), server_protocols)?;
     if !is_spdy_upgrade(req.headers()) {
-        return Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            message: "unable to upgrade: missing upgrade headers in request".to_owned(),
-            accepted: Vec::new(),
-        });
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: missing upgrade headers in request",
+        ));
     }
     let Ok(chosen) = HeaderValue::from_str(&protocol) else {
-        return Err(Rejection {
-            status: StatusCode::BAD_REQUEST,
-            message: "unable to upgrade: invalid protocol".to_owned(),
-            accepted: Vec::new(),
-        });
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: invalid protocol".to_owned(),
+        ));
     };
     let on_upgrade = hyper::upgrade::on(&mut *req);
     let mut response = Response::new(Full::new(Bytes::new()));

@@ -23,14 +23,16 @@
 //! the client to close, so output still in flight is not cut off by a reset.
 
 mod channel;
+pub mod handshake;
 mod session;
 mod upgrade;
 
 #[cfg(test)]
 mod tests;
 
+pub use handshake::{Handshake, HandshakeError, is_websocket_request};
 pub use session::{WebSocketConfig, WebSocketSession};
-pub use upgrade::{PendingWebSocket, is_websocket_request, negotiate_subprotocol, upgrade};
+pub use upgrade::{PendingWebSocket, negotiate_subprotocol, upgrade};
 
 use super::remotecommand::status::StatusForm;
 

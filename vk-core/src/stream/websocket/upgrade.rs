@@ -1,73 +1,42 @@
 //! The HTTP/1.1 upgrade to WebSocket (RFC 6455) with hyper 1, and the subprotocol choice.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{
-    CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
-};
+use hyper::Request;
+use hyper::header::HeaderMap;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use super::handshake::{Handshake, HandshakeError, Preference, offered_subprotocols};
 use super::session::{WebSocketConfig, WebSocketSession};
 use super::{SUBPROTOCOLS, Subprotocol};
 use crate::stream::remotecommand::StreamOptions;
-use crate::stream::spdy::upgrade::{Rejection, UpgradeResponse, is_upgrade_request};
-
-/// Whether the request asks for a WebSocket upgrade (wsstream's `IsWebSocketRequest`:
-/// `Upgrade: websocket` and a `Connection` that mentions upgrade).
-pub fn is_websocket_request(headers: &HeaderMap) -> bool {
-    headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
-        && is_upgrade_request(headers)
-}
-
-/// The client's `Sec-WebSocket-Protocol` list, in its order.
-fn offered(headers: &HeaderMap) -> Vec<&str> {
-    headers
-        .get_all(SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
-}
+use crate::stream::spdy::upgrade::{Rejection, UpgradeResponse};
 
 /// Picks the subprotocol: v5 if offered at all (the kubelet hands those requests to its v5
 /// stream translator), else the first offered one we know, else none named; 403 if the client
 /// named only protocols we do not speak.
 pub fn negotiate_subprotocol(headers: &HeaderMap) -> Result<Subprotocol, Rejection> {
-    let offered = offered(headers);
+    choose(&offered_subprotocols(headers)).map_err(Rejection::from)
+}
+
+fn choose(offered: &[String]) -> Result<Subprotocol, HandshakeError> {
     if offered.is_empty() {
         return Ok(Subprotocol::Unnamed);
     }
-    if offered.contains(&Subprotocol::V5Channel.name()) {
-        return Ok(Subprotocol::V5Channel);
-    }
-    offered
-        .iter()
-        .find_map(|p| Subprotocol::from_name(p))
-        .ok_or_else(|| Rejection {
-            status: StatusCode::FORBIDDEN,
-            message: format!(
-                "requested protocol(s) are not supported: [{}]; supports [{}]",
-                offered.join(" "),
-                SUBPROTOCOLS.join(" ")
-            ),
-            accepted: Vec::new(),
-        })
-}
-
-fn bad_request(message: &str) -> Rejection {
-    Rejection {
-        status: StatusCode::BAD_REQUEST,
-        message: message.to_owned(),
-        accepted: Vec::new(),
+    let v5 = Subprotocol::V5Channel.name();
+    let supported: &[&str] = if offered.iter().any(|p| p == v5) {
+        &[v5]
+    } else {
+        SUBPROTOCOLS
+    };
+    match super::handshake::choose(offered, supported, Preference::Client) {
+        // Every supported name is a known one; `NotOffered` (500) would be a bug here.
+        Some(name) => {
+            Subprotocol::from_name(name).ok_or_else(|| HandshakeError::NotOffered(name.to_owned()))
+        }
+        None => Err(HandshakeError::Subprotocol {
+            offered: offered.to_vec(),
+            supported: SUBPROTOCOLS.iter().map(|p| (*p).to_owned()).collect(),
+        }),
     }
 }
 
@@ -107,47 +76,11 @@ pub fn upgrade<B>(
     opts: StreamOptions,
     config: WebSocketConfig,
 ) -> Result<(UpgradeResponse, PendingWebSocket), Rejection> {
-    if req.method() != Method::GET {
-        return Err(Rejection {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: "a WebSocket upgrade must be a GET".to_owned(),
-            accepted: Vec::new(),
-        });
-    }
-    if !is_websocket_request(req.headers()) {
-        return Err(bad_request("missing WebSocket upgrade headers"));
-    }
-    if req
-        .headers()
-        .get(SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return Err(bad_request("unsupported Sec-WebSocket-Version (13 only)"));
-    }
-    let Some(key) = req
-        .headers()
-        .get(SEC_WEBSOCKET_KEY)
-        .filter(|k| !k.is_empty())
-    else {
-        return Err(bad_request("missing Sec-WebSocket-Key"));
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let protocol = negotiate_subprotocol(req.headers())?;
+    let handshake = Handshake::from_request(req)?;
+    let protocol = choose(handshake.offered())?;
+    let named = (protocol != Subprotocol::Unnamed).then_some(protocol.name());
+    let response = handshake.response(named)?;
     let on_upgrade = hyper::upgrade::on(&mut *req);
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
-        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    if protocol != Subprotocol::Unnamed {
-        headers.insert(
-            SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(protocol.name()),
-        );
-    }
     Ok((
         response,
         PendingWebSocket {
@@ -161,6 +94,12 @@ pub fn upgrade<B>(
 
 #[cfg(test)]
 mod tests {
+    use hyper::header::{
+        HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    };
+    use hyper::{Method, StatusCode};
+
+    use super::super::is_websocket_request;
     use super::*;
 
     fn request(protocols: &[&str]) -> Request<()> {
@@ -227,6 +166,11 @@ mod tests {
         old.headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
         let r = upgrade(&mut old, opts(), WebSocketConfig::default()).expect_err("version");
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.into_response().headers()[SEC_WEBSOCKET_VERSION], "13");
+        let mut keyless = request(&[]);
+        keyless.headers_mut().remove("sec-websocket-key");
+        let r = upgrade(&mut keyless, opts(), WebSocketConfig::default()).expect_err("key");
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         let mut spdy = request(&[]);
         spdy.headers_mut()

@@ -189,9 +189,9 @@ async fn forward_port(
         }
     };
     let (result, ()) = tokio::join!(forwarder.forward(port, Box::new(forwarded)), pump);
-    if let Err(message) = result {
-        tracing::debug!(port, %message, "port-forward failed");
-        out.send(error_channel, message.as_bytes()).await;
+    if let Err(err) = result {
+        tracing::debug!(port, error = %err, "port-forward failed");
+        out.send(error_channel, err.to_string().as_bytes()).await;
     }
 }
 

@@ -18,24 +18,23 @@ mod tunnel;
 #[cfg(test)]
 mod tests;
 
-use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
+use hyper::header::HeaderMap;
 use hyper::upgrade::OnUpgrade;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 pub use channels::serve as serve_channels;
 pub use tunnel::serve as serve_tunnel;
 
-use super::{PORT_HEADER, SUPPORTED_PROTOCOLS, parse_port};
-use crate::stream::spdy::upgrade::{Rejection, UpgradeResponse, is_upgrade_request};
+use super::{PORT_HEADER, PortError, SUPPORTED_PROTOCOLS, parse_port};
+use crate::stream::spdy::upgrade::{Rejection, UpgradeResponse};
+pub use crate::stream::websocket::handshake::is_websocket_request;
+use crate::stream::websocket::handshake::{
+    Handshake, HandshakeError, Preference, choose, offered_subprotocols,
+};
 
-pub const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
 /// Binary channels, and the same in base64 text messages.
 pub const V4_BINARY: &str = "v4.channel.k8s.io";
 pub const V4_BASE64: &str = "v4.base64.channel.k8s.io";
@@ -70,37 +69,8 @@ impl WebSocketForm {
     }
 }
 
-/// `Upgrade: websocket` with `Connection: Upgrade`.
-pub fn is_websocket_request(headers: &HeaderMap) -> bool {
-    is_upgrade_request(headers)
-        && headers.get_all(UPGRADE).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.eq_ignore_ascii_case("websocket"))
-        })
-}
-
-/// The subprotocols the client offers, in its order.
-fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(PROTOCOL_HEADER)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
 fn is_tunnel(protocol: &str) -> bool {
     protocol.starts_with(TUNNEL_PREFIX) && protocol.ends_with(TUNNEL_SUFFIX)
-}
-
-fn rejection(status: StatusCode, message: String) -> Rejection {
-    Rejection {
-        status,
-        message,
-        accepted: Vec::new(),
-    }
 }
 
 /// The form of a WebSocket request, decided as the kubelet does: any tunnelling subprotocol
@@ -108,7 +78,7 @@ fn rejection(status: StatusCode, message: String) -> Rejection {
 /// the ports from the query and the first subprotocol offered that is one of ours (none
 /// offered: binary).
 pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, Rejection> {
-    let offered = offered_protocols(headers);
+    let offered = offered_subprotocols(headers);
     let tunnels: Vec<&str> = offered
         .iter()
         .map(String::as_str)
@@ -116,16 +86,18 @@ pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, R
         .collect();
     if !tunnels.is_empty() {
         let inner = |p: &str| p.trim_start_matches(TUNNEL_PREFIX).to_owned();
-        return match tunnels
+        let supported: Vec<String> = SUPPORTED_PROTOCOLS
             .iter()
-            .find(|p| SUPPORTED_PROTOCOLS.contains(&inner(p).as_str()))
-        {
+            .map(|p| format!("{TUNNEL_PREFIX}{p}"))
+            .collect();
+        let supported: Vec<&str> = supported.iter().map(String::as_str).collect();
+        return match choose(&tunnels, &supported, Preference::Client) {
             Some(p) => Ok(WebSocketForm::Tunnel {
-                protocol: (*p).to_owned(),
+                protocol: p.to_owned(),
             }),
-            None => Err(Rejection {
-                status: StatusCode::FORBIDDEN,
-                message: format!(
+            None => Err(Rejection::new(
+                StatusCode::FORBIDDEN,
+                format!(
                     "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
                     tunnels
                         .iter()
@@ -134,16 +106,14 @@ pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, R
                         .join(" "),
                     SUPPORTED_PROTOCOLS.join(" ")
                 ),
-                accepted: SUPPORTED_PROTOCOLS
-                    .iter()
-                    .map(|p| (*p).to_owned())
-                    .collect(),
-            }),
+            )
+            .with_accepted(SUPPORTED_PROTOCOLS)),
         };
     }
-    let ports = ports_from_query(query).map_err(|m| rejection(StatusCode::BAD_REQUEST, m))?;
+    let ports = ports_from_query(query)
+        .map_err(|e| Rejection::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     if ports.len() > MAX_PORTS {
-        return Err(rejection(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "{} ports requested, at most {MAX_PORTS} fit in a WebSocket connection",
@@ -154,10 +124,7 @@ pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, R
     let chosen = if offered.is_empty() {
         Some("")
     } else {
-        offered
-            .iter()
-            .map(String::as_str)
-            .find(|p| [V4_BINARY, V4_BASE64].contains(p))
+        choose(&offered, &[V4_BINARY, V4_BASE64], Preference::Client)
     };
     match chosen {
         Some(protocol) => Ok(WebSocketForm::Channels {
@@ -165,29 +132,43 @@ pub fn form(headers: &HeaderMap, query: Option<&str>) -> Result<WebSocketForm, R
             base64: protocol == V4_BASE64,
             ports,
         }),
-        None => Err(rejection(
-            StatusCode::FORBIDDEN,
-            format!(
-                "unable to upgrade websocket connection: requested protocol(s) are not supported: [{}]; supports [{V4_BINARY} {V4_BASE64}]",
-                offered.join(" ")
-            ),
-        )),
+        None => {
+            let refused = HandshakeError::Subprotocol {
+                offered,
+                supported: vec![V4_BINARY.to_owned(), V4_BASE64.to_owned()],
+            };
+            Err(Rejection::new(
+                refused.status(),
+                format!("unable to upgrade websocket connection: {refused}"),
+            ))
+        }
     }
 }
 
+/// Why the `port` query parameters name no ports, as the kubelet words it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortQueryError {
+    #[error("query parameter {:?} is required", PORT_HEADER)]
+    Missing,
+    #[error("query parameter {:?} cannot be empty", PORT_HEADER)]
+    Empty,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
 /// The `port` query parameters (repeated and/or comma-separated), as the kubelet reads them.
-pub fn ports_from_query(query: Option<&str>) -> Result<Vec<u16>, String> {
+pub fn ports_from_query(query: Option<&str>) -> Result<Vec<u16>, PortQueryError> {
     let values: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(k, _)| k == PORT_HEADER)
         .map(|(_, v)| v.into_owned())
         .collect();
     if values.is_empty() {
-        return Err(format!("query parameter {PORT_HEADER:?} is required"));
+        return Err(PortQueryError::Missing);
     }
     let mut ports = Vec::new();
     for value in &values {
         if value.is_empty() {
-            return Err(format!("query parameter {PORT_HEADER:?} cannot be empty"));
+            return Err(PortQueryError::Empty);
         }
         for p in value.split(',') {
             ports.push(parse_port(p)?);
@@ -214,55 +195,13 @@ impl PendingWebSocket {
 }
 
 /// Answers a WebSocket upgrade (RFC 6455 section 4.2.2), choosing `protocol` (none when
-/// empty).
+/// empty), which must be one the client offered (see [`form`]).
 pub fn upgrade<B>(
     req: &mut Request<B>,
     protocol: &str,
 ) -> Result<(UpgradeResponse, PendingWebSocket), Rejection> {
-    let headers = req.headers();
-    if !is_websocket_request(headers) {
-        return Err(rejection(
-            StatusCode::BAD_REQUEST,
-            "unable to upgrade: not a WebSocket upgrade request".to_owned(),
-        ));
-    }
-    if headers
-        .get("sec-websocket-version")
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return Err(rejection(
-            StatusCode::BAD_REQUEST,
-            "unable to upgrade: Sec-WebSocket-Version must be 13".to_owned(),
-        ));
-    }
-    let key = headers.get("sec-websocket-key").map(HeaderValue::as_bytes);
-    let Some(key) = key.filter(|k| {
-        base64::engine::general_purpose::STANDARD
-            .decode(k)
-            .is_ok_and(|raw| raw.len() == 16)
-    }) else {
-        return Err(rejection(
-            StatusCode::BAD_REQUEST,
-            "unable to upgrade: missing or invalid Sec-WebSocket-Key".to_owned(),
-        ));
-    };
-    let accept = HeaderValue::from_str(&derive_accept_key(key));
-    let chosen = HeaderValue::from_str(protocol);
-    let (Ok(accept), Ok(chosen)) = (accept, chosen) else {
-        return Err(rejection(
-            StatusCode::BAD_REQUEST,
-            "unable to upgrade: invalid protocol".to_owned(),
-        ));
-    };
+    let handshake = Handshake::from_request(req)?;
+    let response = handshake.response((!protocol.is_empty()).then_some(protocol))?;
     let on_upgrade = hyper::upgrade::on(&mut *req);
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = response.headers_mut();
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert("sec-websocket-accept", accept);
-    if !protocol.is_empty() {
-        h.insert(PROTOCOL_HEADER, chosen);
-    }
     Ok((response, PendingWebSocket { on_upgrade }))
 }

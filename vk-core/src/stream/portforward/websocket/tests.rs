@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
@@ -366,4 +367,38 @@ async fn an_idle_channel_session_is_closed_and_its_forwards_cancelled() {
         .expect("the session ends")
         .unwrap();
     assert_eq!(forwarder.calls(), vec![83]);
+}
+
+#[test]
+fn the_upgrade_checks_the_handshake_and_answers_only_an_offered_protocol() {
+    let request = |method: hyper::Method, key: &str| {
+        Request::builder()
+            .method(method)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", key)
+            .header("sec-websocket-protocol", V4_BINARY)
+            .body(())
+            .expect("request")
+    };
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    let (response, _) = upgrade(&mut request(hyper::Method::GET, KEY), V4_BINARY).expect("101");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(response.headers()["sec-websocket-protocol"], V4_BINARY);
+    let refused = |mut req: Request<()>, protocol: &str| {
+        upgrade(&mut req, protocol).expect_err("refused").status
+    };
+    assert_eq!(
+        refused(request(hyper::Method::POST, KEY), V4_BINARY),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        refused(request(hyper::Method::GET, "short"), V4_BINARY),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        refused(request(hyper::Method::GET, KEY), V4_BASE64),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 }

@@ -11,7 +11,16 @@ use super::state::{Outgoing, Shared};
 use super::stream::SpdyStream;
 use super::{CloseReason, SpdyConfig};
 use crate::stream::spdy::codec::{FramedRead, FramedWrite, ReadError};
-use crate::stream::spdy::frame::{Frame, GoAwayStatus, RstStatus};
+use crate::stream::spdy::frame::{Frame, FrameError, GoAwayStatus, RstStatus};
+
+/// Why the writer stopped early.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("encoding a frame: {0}")]
+    Encode(#[from] FrameError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// Batches of frames are written together up to this size.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -133,7 +142,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
 ) {
-    let result: Result<(), String> = async {
+    let result: Result<(), WriteError> = async {
         loop {
             let first = tokio::select! {
                 biased;
@@ -151,7 +160,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         if let Frame::Data(d) = &frame {
                             data += d.payload.len();
                         }
-                        io.buffer(&frame).map_err(|e| e.to_string())?;
+                        io.buffer(&frame)?;
                     }
                     Outgoing::Shutdown => {
                         shutdown = true;
@@ -169,7 +178,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             tokio::select! {
                 biased;
                 _ = shared.hard_stop.cancelled() => return Ok(()),
-                r = io.flush() => r.map_err(|e| e.to_string())?,
+                r = io.flush() => r?,
             }
             shared.touch();
             shared.wrote(frames, data);
@@ -177,7 +186,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 tokio::select! {
                     biased;
                     _ = shared.hard_stop.cancelled() => {}
-                    r = io.shutdown() => r.map_err(|e| e.to_string())?,
+                    r = io.shutdown() => r?,
                 }
                 return Ok(());
             }
@@ -186,8 +195,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     .await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "SPDY write failed");
-        shared.close(CloseReason::Io(e.clone()), GoAwayStatus::INTERNAL_ERROR);
-        shared.mark_closed(CloseReason::Io(e));
+        let reason = CloseReason::Io(e.to_string());
+        shared.close(reason.clone(), GoAwayStatus::INTERNAL_ERROR);
+        shared.mark_closed(reason);
     }
 }
 
