@@ -88,7 +88,7 @@ impl EciError {
 impl From<EciError> for ProviderError {
     fn from(e: EciError) -> Self {
         if e.is_not_found() {
-            return ProviderError::NotFound(e.to_string());
+            return ProviderError::NotFound(e.to_string()).caused_by(e);
         }
         match e.code() {
             Some(code)
@@ -100,11 +100,12 @@ impl From<EciError> for ProviderError {
                     EciError::Api { message, .. } => message.clone(),
                     other => other.to_string(),
                 };
-                ProviderError::invalid(code, message)
+                let code = code.to_string();
+                ProviderError::invalid(&code, message).caused_by(e)
             }
             // Throttling, 5xx, the network, and also auth or status conflicts: nothing about
             // the pod is wrong, so the pod controller retries with backoff.
-            _ => ProviderError::Transient(e.to_string()),
+            _ => ProviderError::transient_from(e),
         }
     }
 }
@@ -112,6 +113,7 @@ impl From<EciError> for ProviderError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vk_core::provider::ErrorClass;
 
     fn api(status: u16, code: &str) -> EciError {
         EciError::Api {
@@ -125,11 +127,11 @@ mod tests {
 
     #[test]
     fn errors_map_to_provider_classes() {
-        let class = |e: EciError| match ProviderError::from(e) {
-            ProviderError::Transient(_) => "transient",
-            ProviderError::InvalidSpec { .. } => "invalid",
-            ProviderError::NotFound(_) => "notfound",
-            ProviderError::Unsupported(_) => "unsupported",
+        let class = |e: EciError| match ProviderError::from(e).class() {
+            ErrorClass::Transient => "transient",
+            ErrorClass::InvalidSpec => "invalid",
+            ErrorClass::NotFound => "notfound",
+            ErrorClass::Unsupported => "unsupported",
         };
         assert_eq!(class(api(400, "Throttling.User")), "transient");
         assert_eq!(class(api(503, "ServiceUnavailable")), "transient");

@@ -234,7 +234,7 @@ async fn client_token_makes_creates_idempotent() {
     let err = first.client().send(&other).await.unwrap_err();
     assert_eq!(err.code(), Some("IdempotentParameterMismatch"));
     assert!(matches!(
-        ProviderError::from(err),
+        ProviderError::from(err).plain(),
         ProviderError::InvalidSpec { .. }
     ));
 }

@@ -100,7 +100,7 @@ async fn a_failing_refresh_is_a_typed_error_and_recovers() {
     // Past the keys' expiry, with STS down: the call fails, typed, without a panic.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let e = provider.list().await.unwrap_err();
-    match &e {
+    match e.plain() {
         ProviderError::Transient(m) => {
             assert!(
                 m.contains("rrsa") && m.contains("ServiceUnavailable"),

@@ -98,32 +98,35 @@ async fn exec_errors_name_the_cause() {
         .exec(&unknown_pod, "app", vec!["true".into()], ExecIo::empty())
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
+    assert!(matches!(err.plain(), ProviderError::NotFound(_)), "{err}");
     let err = provider
         .exec(&pod, "nosuch", vec!["true".into()], ExecIo::empty())
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
+    assert!(matches!(err.plain(), ProviderError::NotFound(_)), "{err}");
     let err = provider
         .exec(&pod, "quick", vec!["true".into()], ExecIo::empty())
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ProviderError::InvalidSpec { reason, .. } if reason == "ContainerNotRunning"),
+        matches!(err.plain(), ProviderError::InvalidSpec { reason, .. } if reason == "ContainerNotRunning"),
         "{err}"
     );
     let err = provider
         .exec(&pod, "app", vec![], ExecIo::empty())
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidSpec { .. }), "{err}");
+    assert!(
+        matches!(err.plain(), ProviderError::InvalidSpec { .. }),
+        "{err}"
+    );
     // ECI's own limit: at most 20 words.
     let err = provider
         .exec(&pod, "app", vec!["echo".into(); 21], ExecIo::empty())
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ProviderError::InvalidSpec { reason, .. } if reason == "InvalidParameter"),
+        matches!(err.plain(), ProviderError::InvalidSpec { reason, .. } if reason == "InvalidParameter"),
         "{err}"
     );
 }
