@@ -6,58 +6,26 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::Face;
 use super::auth::{Call, Nonces, authenticate};
 use super::create_extras::GroupExtras;
+use super::error::{Answer, ApiError, error_body};
 use super::exec_session::{EXEC_PATH, PendingExec};
+use super::face::Face;
 use super::ids::request_id;
 use super::placement::PlacementFilter;
 use super::sts::Sts;
 use super::{network, quota};
 use crate::engine::faults::Injected;
 use eci::wire::api::{
-    CreateContainerGroupResponse, DescribeContainerLogResponse, ErrorResponse,
-    ExecContainerCommandResponse, RequestIdResponse, errors,
+    CreateContainerGroupResponse, DescribeContainerLogResponse, ExecContainerCommandResponse,
+    RequestIdResponse, errors,
 };
 use eci::wire::metrics::DescribeMultiContainerGroupMetric;
-use eci::wire::params::{ParamError, Params};
+use eci::wire::params::Params;
 use eci::wire::request::{
     CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
     UpdateContainerGroup,
 };
-
-/// An error answer: the service's code, its HTTP status, and a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: &'static str,
-    pub status: u16,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: errors::Code, message: impl Into<String>) -> Self {
-        Self {
-            code: code.0,
-            status: code.1,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<ParamError> for ApiError {
-    fn from(e: ParamError) -> Self {
-        match e {
-            ParamError::Missing(_) => Self::new(errors::MISSING_PARAMETER, e.to_string()),
-            ParamError::Invalid { .. } => Self::new(errors::INVALID_PARAMETER, e.to_string()),
-        }
-    }
-}
-
-/// An answer: HTTP status and JSON body.
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-}
 
 fn ok<T: Serialize>(body: &T) -> Result<String, ApiError> {
     serde_json::to_string(body).map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e.to_string()))
@@ -183,7 +151,7 @@ pub(super) async fn dispatch(
         quota::LIST_PRODUCT_QUOTAS => quota::list_product_quotas(
             &face.config().quota_center,
             &face.config().region_id,
-            quota::used_vcpu(face),
+            quota::used_vcpu(face.engine()),
             p,
         ),
         other => Err(ApiError::new(
@@ -248,17 +216,6 @@ fn log_content(face: &Face, q: &DescribeContainerLog) -> Result<String, ApiError
         }
     }
     Ok(out)
-}
-
-pub(super) fn error_body(e: &ApiError, request_id: &str, host: &str) -> String {
-    serde_json::to_string(&ErrorResponse {
-        request_id: request_id.to_string(),
-        host_id: host.to_string(),
-        code: e.code.to_string(),
-        message: e.message.clone(),
-        recommend: format!("https://api.aliyun.com/troubleshoot?q={}", e.code),
-    })
-    .unwrap_or_default()
 }
 
 /// Put the RequestId into a success body.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use hyper::HeaderMap;
 use jiff::Timestamp;
 
-use super::Face;
-use super::api::ApiError;
+use super::error::ApiError;
+use super::face::Face;
 use super::sts::Sts;
 use super::verify::{self, AuthorizationError};
 use eci::wire::api::errors;

@@ -3,32 +3,18 @@
 //! request's fingerprint, and the request itself kept as the group's face record, which
 //! `render`, `placement` and the listing filters read back.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
 
-use super::Face;
-use super::api::ApiError;
 use super::create_extras::GroupExtras;
+use super::error::ApiError;
+use super::face::Face;
+use super::record::Record;
 use super::specs::group_size;
-use crate::engine::group::Group;
 use crate::engine::{NewGroup, RestartPolicy};
 use eci::wire::request::CreateContainerGroup;
-
-/// What ECI was asked, as the group's face record.
-#[derive(Debug, Default)]
-pub struct Record {
-    pub request: CreateContainerGroup,
-    /// What the shared decoder leaves out (`create_extras`).
-    pub extras: GroupExtras,
-}
-
-/// The ECI record of a group (an empty one for a group some other face created).
-pub fn record(g: &Group) -> &Record {
-    static NONE: LazyLock<Record> = LazyLock::new(Record::default);
-    g.face::<Record>().unwrap_or(&NONE)
-}
 
 fn random_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -100,7 +86,7 @@ impl Face {
         req: CreateContainerGroup,
         extras: GroupExtras,
     ) -> Result<String, ApiError> {
-        Ok(self.engine.create(new_group(req, extras)?)?)
+        Ok(self.engine().create(new_group(req, extras)?)?)
     }
 
     /// Everything a create checks, without creating: `DryRun=true`.
@@ -110,7 +96,7 @@ impl Face {
         extras: &GroupExtras,
     ) -> Result<(), ApiError> {
         group_size(req)?;
-        Ok(self.engine.check_create(extras.private_ip)?)
+        Ok(self.engine().check_create(extras.private_ip)?)
     }
 }
 

@@ -2,8 +2,8 @@
 //! `ContainerGroupIds`, a JSON array of at most 20 ids, all or none: an unknown id fails the
 //! call before anything is deleted.
 
-use super::Face;
-use super::api::ApiError;
+use super::error::ApiError;
+use super::face::Face;
 use eci::wire::api::errors;
 use eci::wire::params::{ParamError, Params};
 
@@ -22,7 +22,7 @@ impl Face {
             )
             .into());
         }
-        if let Some(unknown) = ids.iter().find(|id| !self.engine.exists(id)) {
+        if let Some(unknown) = ids.iter().find(|id| !self.engine().exists(id)) {
             return Err(ApiError::new(
                 errors::GROUP_NOT_FOUND,
                 format!("The specified ContainerGroupId {unknown:?} does not exist."),
@@ -30,7 +30,7 @@ impl Face {
         }
         for id in &ids {
             // Gone meanwhile (another delete): that one is done already.
-            let _ = self.engine.delete(id);
+            let _ = self.engine().delete(id);
         }
         Ok(())
     }

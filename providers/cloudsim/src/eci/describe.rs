@@ -3,10 +3,10 @@
 
 use jiff::Timestamp;
 
-use super::Face;
-use super::api::ApiError;
-use super::create::record;
+use super::error::ApiError;
+use super::face::Face;
 use super::placement::PlacementFilter;
+use super::record::record;
 use super::render;
 use super::view::{DescribeGroupsAnswer, DescribeStatusAnswer};
 use eci::wire::api::errors;
@@ -22,8 +22,8 @@ impl Face {
         placement: &PlacementFilter,
         since: Option<Timestamp>,
     ) -> Vec<u64> {
-        let region = &self.config.region_id;
-        let state = self.engine.state();
+        let region = &self.config().region_id;
+        let state = self.engine().state();
         state
             .groups()
             .filter(|g| {
@@ -87,9 +87,10 @@ impl Face {
         q: &DescribeContainerGroups,
         placement: &PlacementFilter,
     ) -> Result<DescribeGroupsAnswer, ApiError> {
-        let (seqs, next_token, total) = self.page(q, placement, None, self.config.max_page_size)?;
-        let state = self.engine.state();
-        let region = &self.config.region_id;
+        let (seqs, next_token, total) =
+            self.page(q, placement, None, self.config().max_page_size)?;
+        let state = self.engine().state();
+        let region = &self.config().region_id;
         Ok(DescribeGroupsAnswer {
             request_id: String::new(),
             next_token,
@@ -116,7 +117,7 @@ impl Face {
                 .ok()
         });
         let (seqs, next_token, total) = self.page(q, placement, since, STATUS_PAGE)?;
-        let state = self.engine.state();
+        let state = self.engine().state();
         Ok(DescribeStatusAnswer {
             request_id: String::new(),
             next_token,

@@ -6,10 +6,10 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::Face;
-use super::api::ApiError;
-use super::create::record;
+use super::error::ApiError;
+use super::face::Face;
 use super::placement::PlacementFilter;
+use super::record::record;
 use super::render;
 use crate::engine::group::{Event, Group};
 use eci::wire::params::{ParamError, Params};
@@ -186,7 +186,7 @@ impl Face {
         let placement = PlacementFilter::decode(p)?;
         let q = EventQuery::decode(p).map_err(ApiError::from)?;
         let (seqs, _, total) = self.page(&listing, &placement, None, MAX_GROUPS)?;
-        let state = self.engine.state();
+        let state = self.engine().state();
         Ok(EventsAnswer {
             request_id: String::new(),
             total_count: total,

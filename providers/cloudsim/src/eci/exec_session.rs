@@ -29,7 +29,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 use tokio_util::sync::CancellationToken;
 
-use super::Face;
+use super::error::ApiError;
+use crate::engine::Engine;
 use crate::engine::executor::ExecStreams;
 use eci::wire::exec::{
     CLOSE, ExecStatus, RESIZE, Resize, STATUS, STDIN, SUBPROTOCOL, frame, normal_close,
@@ -120,7 +121,12 @@ fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &s
 
 /// `GET /exec/?s=TOKEN` with a WebSocket upgrade: check, take the session, answer 101 and run
 /// it on the upgraded connection.
-pub fn upgrade(face: &Face, stop: &CancellationToken, req: Request<Incoming>) -> Response<Body> {
+pub fn upgrade(
+    engine: &Engine,
+    sessions: &ExecSessions,
+    stop: &CancellationToken,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let is_websocket = req.method() == hyper::Method::GET
         && header_has_token(&req, header::CONNECTION, "upgrade")
         && header_has_token(&req, header::UPGRADE, "websocket")
@@ -160,14 +166,14 @@ pub fn upgrade(face: &Face, stop: &CancellationToken, req: Request<Incoming>) ->
         .find_map(|pair| pair.strip_prefix("s="))
         .unwrap_or_default()
         .to_string();
-    let Some(exec) = face.exec_sessions().take(&token) else {
+    let Some(exec) = sessions.take(&token) else {
         return refuse(
             StatusCode::FORBIDDEN,
             "Forbidden.ExecSession",
             "The exec session is unknown, already used or expired; call ExecContainerCommand again.",
         );
     };
-    let face = face.clone();
+    let engine = engine.clone();
     let stop = stop.clone();
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -176,7 +182,7 @@ pub fn upgrade(face: &Face, stop: &CancellationToken, req: Request<Incoming>) ->
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                run(face, exec, ws, stop).await;
+                run(engine, exec, ws, stop).await;
             }
             Err(e) => tracing::warn!(error = %e, "the exec WebSocket upgrade failed"),
         }
@@ -205,18 +211,16 @@ pub fn upgrade(face: &Face, stop: &CancellationToken, req: Request<Incoming>) ->
 }
 
 /// One session: the command with the socket's streams, then its status and a Close.
-async fn run<S>(face: Face, exec: PendingExec, ws: WebSocketStream<S>, stop: CancellationToken)
+async fn run<S>(engine: Engine, exec: PendingExec, ws: WebSocketStream<S>, stop: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, source) = ws.split();
-    let (spec, def, group_cancel) = match face.engine().exec_target(&exec.group_id, &exec.container)
-    {
+    let (spec, def, group_cancel) = match engine.exec_target(&exec.group_id, &exec.container) {
         Ok(target) => target,
         Err(e) => {
-            let status =
-                serde_json::to_vec(&ExecStatus::failed(super::api::ApiError::from(e).message))
-                    .unwrap_or_default();
+            let status = serde_json::to_vec(&ExecStatus::failed(ApiError::from(e).message))
+                .unwrap_or_default();
             let _ = sink.send(frame(STATUS, &status)).await;
             let _ = sink.send(normal_close()).await;
             return;
@@ -245,7 +249,7 @@ where
         tty: exec.tty,
         resize: resize_rx,
     };
-    let executor = face.engine().executor().clone();
+    let executor = engine.executor().clone();
     let mut command = Box::pin(async move {
         executor
             .exec_interactive(&spec, &def, &exec.command, streams)

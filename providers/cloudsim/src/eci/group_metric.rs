@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::Face;
-use super::api::ApiError;
+use super::error::ApiError;
+use super::face::Face;
 use eci::wire::api::errors;
 use eci::wire::metrics::{DescribeMultiContainerGroupMetric, MetricRecord};
 use eci::wire::params::{ParamError, Params};

@@ -4,8 +4,8 @@
 
 use jiff::Timestamp;
 
-use super::Face;
-use super::api::ApiError;
+use super::error::ApiError;
+use super::face::Face;
 use crate::engine::executor::{RunningContainer, Usage};
 use eci::wire::metrics::{
     ContainerMetric, CpuMetric, DescribeMultiContainerGroupMetric,
@@ -19,11 +19,11 @@ impl Face {
         &self,
         req: &DescribeMultiContainerGroupMetric,
     ) -> Result<DescribeMultiContainerGroupMetricResponse, ApiError> {
-        let groups = self.engine.snapshot_running(&req.container_group_ids);
+        let groups = self.engine().snapshot_running(&req.container_group_ids);
         // One executor call for all the groups: the process executor reads /proc once.
         let running: Vec<RunningContainer> =
             groups.iter().flat_map(|g| g.running.clone()).collect();
-        let mut usages = self.engine.executor().usage(&running).await.into_iter();
+        let mut usages = self.engine().executor().usage(&running).await.into_iter();
         let stamp = super::render::time(Timestamp::now());
         let monitor_datas = groups
             .into_iter()

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::quota;
 use eci::wire::api::{API_VERSION, errors};
 use eci::wire::network::{

@@ -9,7 +9,7 @@
 
 use ring::digest;
 
-use super::create::record;
+use super::record::record;
 use crate::engine::group::Group;
 use eci::wire::params::{ParamError, Params};
 

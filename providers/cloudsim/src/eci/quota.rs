@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Face;
-use super::api::ApiError;
+use super::error::ApiError;
+use crate::engine::Engine;
 use eci::wire::api::errors;
 use eci::wire::network::{ListProductQuotasResponse, ProductQuota, VCPU_QUOTA_CODE};
 use eci::wire::params::Params;
@@ -13,8 +13,8 @@ use eci::wire::params::Params;
 pub const LIST_PRODUCT_QUOTAS: &str = "ListProductQuotas";
 
 /// The vCPUs of the groups holding resources now (not finished or failed to schedule).
-pub fn used_vcpu(face: &Face) -> f64 {
-    face.engine()
+pub fn used_vcpu(engine: &Engine) -> f64 {
+    engine
         .state()
         .groups()
         .filter(|g| !g.is_terminal())

@@ -3,9 +3,9 @@
 
 use jiff::Timestamp;
 
-use super::create::{Record, record};
 use super::create_extras::ContainerExtras;
 use super::placement::stable_hex;
+use super::record::{Record, record};
 use super::view::{
     CapabilityView, ConditionView, ConfigFileToPathView, ContainerCommon, ContainerStatusView,
     ContainerView, EciSecurityContextView, GroupView, HttpGetView, InitContainerView, PodIpView,

@@ -19,9 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Call, Nonces};
 use super::config::MockCloudConfig;
+use super::face::Face;
 use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
-use super::{Face, api, exec_session};
+use super::{api, exec_session};
 use crate::engine::Engine;
 use crate::engine::executor::process::{ProcessExecutor, check_bwrap, check_nsenter};
 use crate::engine::executor::simulate::SimulateExecutor;
@@ -120,7 +121,12 @@ impl Server {
         let path = req.uri().path();
         if path == exec_session::EXEC_PATH || path == exec_session::EXEC_PATH.trim_end_matches('/')
         {
-            return Ok(exec_session::upgrade(&self.face, &self.stop, req));
+            return Ok(exec_session::upgrade(
+                self.face.engine(),
+                self.face.exec_sessions(),
+                &self.stop,
+                req,
+            ));
         }
         let latency = faults.latency_ms();
         if latency > 0 {
@@ -171,7 +177,7 @@ impl Server {
             }
         });
         if let Err(e) = parsed {
-            let e = api::ApiError::from(e);
+            let e = super::error::ApiError::from(e);
             return Ok(respond(
                 e.status,
                 format!(r#"{{"Code":"{}","Message":{:?}}}"#, e.code, e.message),

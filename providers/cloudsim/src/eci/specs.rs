@@ -4,7 +4,7 @@
 //! A group is billed the smallest specification that covers what it asks for, vCPUs first,
 //! then memory; nothing asked for is 2 vCPU / 4 GiB.
 
-use super::api::ApiError;
+use super::error::ApiError;
 use eci::wire::api::errors;
 use eci::wire::request::{ContainerDef, CreateContainerGroup};
 

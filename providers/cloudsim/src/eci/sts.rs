@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::api::{Answer, ApiError, error_body};
+use super::error::{Answer, ApiError, error_body};
 use super::ids::request_id;
 use eci::wire::api::errors;
 use eci::wire::params::Params;

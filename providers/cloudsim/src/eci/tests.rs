@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Face;
-use super::api::{ApiError, dispatch};
+use super::api::dispatch;
 use super::config::MockCloudConfig;
+use super::error::ApiError;
+use super::face::Face;
 use crate::engine::executor::simulate::SimulateExecutor;
 use eci::wire::params::Params;
 

@@ -12,6 +12,7 @@ use super::catalog::ImageEntry;
 use super::executor::{Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
 use eci::wire::request::ContainerDef;
+use vk_core::provider::ContainerSpec;
 
 /// Where a group is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,7 +270,7 @@ impl Group {
         c.rotate(max);
         c.state = CState::Running { started: now };
         c.started_once = true;
-        (c.started, c.ready) = vk_core::probe::initial(&super::probes::probe_spec(&c.def));
+        (c.started, c.ready) = vk_core::probe::initial(&probe_spec(&c.def));
         let ctx = RunContext {
             group: spec,
             container: c.def.clone(),
@@ -321,6 +322,16 @@ impl Group {
             }
         }
         self.set_status(status, now);
+    }
+}
+
+/// The probes of a container, in the terms vk-core's state machine takes.
+pub fn probe_spec(def: &ContainerDef) -> ContainerSpec {
+    ContainerSpec {
+        name: def.name.clone(),
+        liveness_probe: def.liveness_probe.as_ref().map(|p| p.to_probe()),
+        readiness_probe: def.readiness_probe.as_ref().map(|p| p.to_probe()),
+        ..Default::default()
     }
 }
 

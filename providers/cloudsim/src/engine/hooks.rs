@@ -13,9 +13,9 @@ use std::time::Duration;
 use vk_core::probe::Outcome;
 use vk_core::provider::ProbeHandler;
 
-use crate::engine::Inner;
-use crate::engine::executor::{Exit, GroupSpec};
-use crate::engine::logstore::LogStore;
+use super::executor::{Exit, GroupSpec};
+use super::inner::Inner;
+use super::logstore::LogStore;
 use eci::wire::request::{ContainerDef, HookDef};
 
 /// Where the sandbox's ports are reached: the host's loopback, which it shares.

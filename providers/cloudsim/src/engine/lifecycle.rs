@@ -9,13 +9,13 @@ use std::time::Duration;
 use rand::Rng as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Inner;
-use crate::engine::Phase;
-use crate::engine::catalog::ImageEntry;
-use crate::engine::executor::Exit;
-use crate::engine::group::{CState, Group, Kind, restarts};
-use crate::engine::hooks::{self, HookKind, HookTarget};
-use crate::engine::probes;
+use super::catalog::ImageEntry;
+use super::executor::Exit;
+use super::group::Phase;
+use super::group::{CState, Group, Kind, restarts};
+use super::hooks::{self, HookKind, HookTarget};
+use super::inner::Inner;
+use super::probes;
 
 /// Back-off between restarts doubles up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -180,7 +180,7 @@ impl Driver {
         self.update(|g, now| {
             let mut refused = Vec::new();
             let mut resolve =
-                |c: &mut crate::engine::group::ContainerRt| match catalog.resolve(&c.def.image) {
+                |c: &mut super::group::ContainerRt| match catalog.resolve(&c.def.image) {
                     Ok(entry) => Some(entry),
                     Err(message) => {
                         c.state = CState::Waiting {
@@ -218,12 +218,7 @@ impl Driver {
     /// One run of an app container with its probes and postStart hook. A failed liveness
     /// probe or postStart hook stops the run as the kubelet does (preStop, SIGTERM, the kill
     /// after the grace period); the lifecycle then restarts it by the restart policy.
-    async fn run_app(
-        &self,
-        ctx: crate::engine::executor::RunContext,
-        idx: usize,
-        grace: Duration,
-    ) -> Exit {
+    async fn run_app(&self, ctx: super::executor::RunContext, idx: usize, grace: Duration) -> Exit {
         let target = HookTarget {
             group: ctx.group.clone(),
             container: ctx.container.clone(),

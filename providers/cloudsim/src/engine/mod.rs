@@ -10,12 +10,14 @@
 //! (`eci::wire::request::{ContainerDef, VolumeDef, GroupNames}`).
 
 pub mod catalog;
+mod config;
 mod error;
 pub mod executor;
 pub mod faults;
 pub mod flow_control;
 pub mod group;
 mod hooks;
+mod inner;
 mod lifecycle;
 pub mod logstore;
 mod probes;
@@ -23,59 +25,24 @@ mod termination;
 mod tokens;
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+pub use config::EngineConfig;
 pub use error::EngineError;
 pub use group::{Phase, RestartPolicy};
+pub use inner::{State, StateRef};
 
 use eci::wire::request::{ContainerDef, GroupNames, VolumeDef};
 use executor::{Executor, GroupSpec, RunningContainer};
 use faults::Faults;
 use group::{CState, ContainerRt, Group};
-use tokens::{Remembered, TokenTable};
-
-/// The engine's settings (the faces' own settings are theirs).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EngineConfig {
-    /// Scheduling -> Pending.
-    pub schedule_latency_ms: u64,
-    /// Pending -> containers starting (sandbox, image pull).
-    pub provision_latency_ms: u64,
-    /// Random extra latency, up to this, on both steps.
-    pub latency_jitter_ms: u64,
-    /// First restart back-off; doubles per restart up to five minutes.
-    pub restart_backoff_ms: u64,
-    /// Lines kept per container run.
-    pub max_log_lines: usize,
-    pub catalog: catalog::ImageCatalog,
-    pub faults: faults::FaultConfig,
-    /// Addresses given out are `<prefix>x.y`.
-    pub ip_prefix: String,
-    /// An idempotency token stands for its first request this long.
-    pub client_token_ttl_secs: u64,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            schedule_latency_ms: 200,
-            provision_latency_ms: 300,
-            latency_jitter_ms: 200,
-            restart_backoff_ms: 1000,
-            max_log_lines: 100_000,
-            catalog: Default::default(),
-            faults: Default::default(),
-            ip_prefix: "172.16.".into(),
-            client_token_ttl_secs: 24 * 3600,
-        }
-    }
-}
+use inner::{Inner, invalid_state, not_found};
+use tokens::Remembered;
 
 /// A group to create, as a face decoded and checked it.
 pub struct NewGroup {
@@ -103,143 +70,10 @@ pub struct NewGroup {
     pub face: Arc<dyn Any + Send + Sync>,
 }
 
-pub(crate) struct Inner {
-    pub config: EngineConfig,
-    pub executor: Arc<dyn Executor>,
-    pub faults: Arc<Faults>,
-    state: Mutex<State>,
-}
-
-/// The groups, read by the faces through [`Engine::state`].
-pub struct State {
-    /// By creation sequence number, which orders pages.
-    groups: BTreeMap<u64, Group>,
-    by_id: HashMap<String, u64>,
-    /// ClientToken -> the request it came with and the group it made, for a while.
-    tokens: TokenTable,
-    next_seq: u64,
-}
-
 /// Cheap to clone; all clones share the groups.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
-}
-
-impl Inner {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Apply `f` to the group if it still exists in this generation.
-    pub fn with_group<R>(
-        &self,
-        id: &str,
-        generation: u64,
-        f: impl FnOnce(&mut Group, Timestamp) -> R,
-    ) -> Option<R> {
-        let mut state = self.lock();
-        let seq = *state.by_id.get(id)?;
-        let group = state.groups.get_mut(&seq)?;
-        (group.generation == generation).then(|| f(group, Timestamp::now()))
-    }
-
-    /// Drop a group and clean up its sandbox once its runs have stopped.
-    pub(super) fn remove(self: &Arc<Self>, id: &str) -> bool {
-        let removed = {
-            let mut state = self.lock();
-            let Some(seq) = state.by_id.remove(id) else {
-                return false;
-            };
-            state.groups.remove(&seq)
-        };
-        if let Some(group) = removed {
-            group.cancel.cancel();
-            let inner = self.clone();
-            let id = id.to_string();
-            tokio::spawn(async move {
-                // The lifecycle task drops its runs when it sees the cancel; give it a moment.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                inner.executor.remove(&id).await;
-            });
-        }
-        true
-    }
-}
-
-impl State {
-    /// Group `id`, to change.
-    pub(super) fn group_mut(&mut self, id: &str) -> Option<&mut Group> {
-        let seq = *self.by_id.get(id)?;
-        self.groups.get_mut(&seq)
-    }
-
-    /// Group `id`.
-    pub fn get(&self, id: &str) -> Option<&Group> {
-        self.by_id.get(id).and_then(|s| self.groups.get(s))
-    }
-
-    /// The group created `seq`-th.
-    pub fn by_seq(&self, seq: u64) -> Option<&Group> {
-        self.groups.get(&seq)
-    }
-
-    /// Every group, in creation order.
-    pub fn groups(&self) -> impl Iterator<Item = &Group> {
-        self.groups.values()
-    }
-
-    /// Group `id`, or the error for a group that does not exist.
-    fn group(&self, id: &str) -> Result<&Group, EngineError> {
-        self.get(id).ok_or_else(|| not_found(id))
-    }
-
-    /// Container `container` of group `id` (with the group), or the error for whichever
-    /// does not exist.
-    fn container(&self, id: &str, container: &str) -> Result<(&Group, &ContainerRt), EngineError> {
-        let group = self.group(id)?;
-        let c = group
-            .find_container(container)
-            .ok_or_else(|| EngineError::ContainerNotFound {
-                id: id.to_string(),
-                container: container.to_string(),
-            })?;
-        Ok((group, c))
-    }
-
-    /// No other group has address `ip`.
-    fn address_free(&self, ip: Option<Ipv4Addr>) -> Result<(), EngineError> {
-        match ip {
-            Some(ip) if self.groups.values().any(|g| g.ip == ip.to_string()) => {
-                Err(EngineError::AddressInUse { ip })
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-fn not_found(id: &str) -> EngineError {
-    EngineError::GroupNotFound { id: id.to_string() }
-}
-
-fn invalid_state(id: &str, phase: Phase) -> EngineError {
-    EngineError::InvalidState {
-        id: id.to_string(),
-        phase,
-    }
-}
-
-/// The groups, read-only, under the engine's lock.
-pub struct StateRef<'a>(MutexGuard<'a, State>);
-
-impl std::ops::Deref for StateRef<'_> {
-    type Target = State;
-
-    fn deref(&self) -> &State {
-        &self.0
-    }
+    inner: Arc<Inner>,
 }
 
 /// A group's size and what runs in it now, for usage figures.
@@ -253,17 +87,7 @@ pub struct GroupSnapshot {
 impl Engine {
     pub fn new(config: EngineConfig, executor: Arc<dyn Executor>) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                faults: Arc::new(Faults::new(config.faults.clone())),
-                executor,
-                state: Mutex::new(State {
-                    groups: BTreeMap::new(),
-                    by_id: HashMap::new(),
-                    tokens: TokenTable::new(Duration::from_secs(config.client_token_ttl_secs)),
-                    next_seq: 0,
-                }),
-                config,
-            }),
+            inner: Arc::new(Inner::new(config, executor)),
         }
     }
 
@@ -569,5 +393,61 @@ impl Engine {
                 now,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group named `name` with idempotency token `pod-uid`; its name is the fingerprint.
+    fn create(name: &str) -> NewGroup {
+        NewGroup {
+            id: format!("g-{name}-{}", rand::random::<u32>()),
+            name: name.into(),
+            cpu: 2.0,
+            memory_gib: 4.0,
+            containers: vec![eci::wire::request::ContainerDef {
+                name: "app".into(),
+                image: "busybox".into(),
+                ..Default::default()
+            }],
+            init_containers: Vec::new(),
+            volumes: Vec::new(),
+            names: Default::default(),
+            share_process_namespace: false,
+            restart_policy: Default::default(),
+            active_deadline: None,
+            termination_grace: None,
+            private_ip: None,
+            idempotency: Some(("pod-uid".into(), name.into())),
+            face: std::sync::Arc::new(()),
+        }
+    }
+
+    fn engine_with_ttl(ttl_secs: u64) -> Engine {
+        let config = EngineConfig {
+            client_token_ttl_secs: ttl_secs,
+            ..Default::default()
+        };
+        let executor = super::executor::simulate::SimulateExecutor::new(Default::default());
+        Engine::new(config, std::sync::Arc::new(executor))
+    }
+
+    #[tokio::test]
+    async fn the_engine_honours_a_token_only_within_its_lifetime() {
+        let engine = engine_with_ttl(24 * 3600);
+        let first = engine.create(create("a")).unwrap();
+        assert_eq!(engine.create(create("a")).unwrap(), first);
+        let err = engine.create(create("b")).unwrap_err();
+        assert!(matches!(err, EngineError::IdempotentMismatch), "{err}");
+        assert_eq!(engine.len(), 1);
+
+        // A lifetime of zero: the token is forgotten at once, so a reuse creates anew.
+        let engine = engine_with_ttl(0);
+        let first = engine.create(create("a")).unwrap();
+        let second = engine.create(create("b")).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(engine.len(), 2);
     }
 }

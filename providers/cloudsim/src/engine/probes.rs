@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use vk_core::probe::{self, Checker, Kill, Outcome, ProbeUpdate};
-use vk_core::provider::{ContainerSpec, ProbeHandler};
+use vk_core::provider::ProbeHandler;
 
-use crate::engine::Inner;
-use crate::engine::executor::{Executor, GroupSpec};
-use crate::engine::group::{CState, Group, Kind};
+use super::executor::{Executor, GroupSpec};
+use super::group::{CState, Group, Kind, probe_spec};
+use super::inner::Inner;
 use eci::wire::request::ContainerDef;
 
 /// Where the sandbox's ports are reached: the host's loopback, which it shares.
@@ -22,16 +22,6 @@ const SANDBOX_HOST: &str = "127.0.0.1";
 /// An exec that cannot reach the container is tried again this often, this far apart.
 const START_RETRIES: u32 = 5;
 const START_RETRY_DELAY: Duration = Duration::from_millis(100);
-
-/// The probes of a container, in the terms vk-core's state machine takes.
-pub fn probe_spec(def: &ContainerDef) -> ContainerSpec {
-    ContainerSpec {
-        name: def.name.clone(),
-        liveness_probe: def.liveness_probe.as_ref().map(|p| p.to_probe()),
-        readiness_probe: def.readiness_probe.as_ref().map(|p| p.to_probe()),
-        ..Default::default()
-    }
-}
 
 struct SandboxChecker {
     executor: Arc<dyn Executor>,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::engine::Inner;
-use crate::engine::Phase;
-use crate::engine::group::CState;
-use crate::engine::hooks::{self, HookKind, HookTarget};
+use super::group::CState;
+use super::group::Phase;
+use super::hooks::{self, HookKind, HookTarget};
+use super::inner::Inner;
 
 /// Start deleting group `id`; `false` when there is no such group.
 pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
