@@ -257,7 +257,7 @@ where
     });
     let result = loop {
         tokio::select! {
-            result = &mut command => break Some(result),
+            result = &mut command => break Some(result.map_err(|e| e.to_string())),
             Some((channel, data)) = out_rx.recv() => {
                 if sink.send(frame(channel, &data)).await.is_err() {
                     break None;

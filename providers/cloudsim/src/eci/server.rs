@@ -26,7 +26,7 @@ use super::{api, exec_session};
 use crate::engine::Engine;
 use crate::engine::executor::process::{ProcessExecutor, check_bwrap, check_nsenter};
 use crate::engine::executor::simulate::SimulateExecutor;
-use crate::engine::executor::{Executor, ExecutorKind};
+use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
 use crate::engine::faults::FaultConfig;
 use eci::wire::params::Params;
 
@@ -51,8 +51,8 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Executor(String),
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
 }
 
 struct Server {
@@ -247,11 +247,9 @@ impl MockCloud {
                 let executor = ProcessExecutor::new(config.process.clone());
                 tokio::fs::create_dir_all(executor.work_dir())
                     .await
-                    .map_err(|e| {
-                        StartError::Executor(format!(
-                            "creating the work directory {}: {e}",
-                            executor.work_dir().display()
-                        ))
+                    .map_err(|source| ExecutorError::WorkDir {
+                        dir: executor.work_dir().to_path_buf(),
+                        source,
                     })?;
                 if config.process.work_dir.is_none() {
                     own_work_dir = Some(executor.work_dir().to_path_buf());

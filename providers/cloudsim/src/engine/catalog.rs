@@ -85,9 +85,9 @@ pub fn repository(image: &str) -> &str {
 
 impl ImageCatalog {
     /// The image's configuration, or why it cannot be pulled.
-    pub fn resolve(&self, image: &str) -> Result<ImageEntry, String> {
+    pub fn resolve(&self, image: &str) -> Result<ImageEntry, PullError> {
         if image.trim().is_empty() {
-            return Err("the image name is empty".into());
+            return Err(PullError::EmptyName);
         }
         let repo = repository(image);
         let short = repo.rsplit('/').next().unwrap_or(repo);
@@ -100,10 +100,22 @@ impl ImageCatalog {
         if self.allow_unknown {
             return Ok(self.unknown_entry.clone());
         }
-        Err(format!(
-            "Failed to pull image \"{image}\": repository {repo} not found in the mock cloud's image catalog"
-        ))
+        Err(PullError::NotFound {
+            image: image.to_string(),
+            repository: repo.to_string(),
+        })
     }
+}
+
+/// Why an image cannot be pulled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    #[error("the image name is empty")]
+    EmptyName,
+    #[error(
+        "Failed to pull image \"{image}\": repository {repository} not found in the mock cloud's image catalog"
+    )]
+    NotFound { image: String, repository: String },
 }
 
 /// The argv of a container, Kubernetes style.
@@ -153,7 +165,7 @@ mod tests {
         assert_eq!(catalog.resolve("busybox:1.36").unwrap(), shell());
         assert!(catalog.resolve("docker.io/library/golang:1.22").is_ok());
         let err = catalog.resolve("example.com/nope:1").unwrap_err();
-        assert!(err.contains("nope"), "{err}");
+        assert!(err.to_string().contains("nope"), "{err}");
         assert!(catalog.resolve("").is_err());
         let open = ImageCatalog {
             allow_unknown: true,

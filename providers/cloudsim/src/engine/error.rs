@@ -26,6 +26,6 @@ pub enum EngineError {
     #[error("volume {volume:?} is not a volume of the container group")]
     UnknownVolume { volume: String },
     /// The executor failed the operation.
-    #[error("{0}")]
-    Executor(String),
+    #[error(transparent)]
+    Executor(#[from] super::executor::ExecutorError),
 }

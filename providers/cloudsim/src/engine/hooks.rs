@@ -13,7 +13,7 @@ use std::time::Duration;
 use vk_core::probe::Outcome;
 use vk_core::provider::ProbeHandler;
 
-use super::executor::{Exit, GroupSpec};
+use super::executor::{ExecutorError, Exit, GroupSpec};
 use super::inner::Inner;
 use super::logstore::LogStore;
 use eci::wire::request::{ContainerDef, HookDef};
@@ -40,6 +40,46 @@ impl HookKind {
     }
 }
 
+/// Why a hook failed, in the kubelet's words (the text of its `Failed...Hook` event).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(
+        "Exec lifecycle hook ({command:?}) for Container {container:?} in Pod {pod:?} failed - error: {source}"
+    )]
+    Exec {
+        command: Vec<String>,
+        container: String,
+        pod: String,
+        #[source]
+        source: ExecutorError,
+    },
+    #[error(
+        "Exec lifecycle hook ({command:?}) for Container {container:?} in Pod {pod:?} failed - error: command '{}' exited with {code}: {output}",
+        command.join(" ")
+    )]
+    Exited {
+        command: Vec<String>,
+        container: String,
+        pod: String,
+        code: i32,
+        output: String,
+    },
+    #[error(
+        "{protocol} lifecycle hook for Container {container:?} in Pod {pod:?} failed - error: {why}"
+    )]
+    Network {
+        protocol: &'static str,
+        container: String,
+        pod: String,
+        why: String,
+    },
+    #[error("PreStopHook for Container {container:?} did not finish within the grace period{}", grace.map(|g| format!(" of {g:?}")).unwrap_or_default())]
+    TimedOut {
+        container: String,
+        grace: Option<Duration>,
+    },
+}
+
 /// Everything a hook needs, cloned out of the group.
 pub struct HookTarget {
     pub group: Arc<GroupSpec>,
@@ -49,7 +89,7 @@ pub struct HookTarget {
 
 /// Run `kind`'s hook of the container, if it has one; `Err` says why it failed, in the
 /// kubelet's words. Events are the caller's.
-pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(), String> {
+pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(), HookError> {
     let hook = match kind {
         HookKind::PostStart => target.container.lifecycle.post_start.as_ref(),
         HookKind::PreStop => target.container.lifecycle.pre_stop.as_ref(),
@@ -65,10 +105,11 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
                 .executor
                 .exec(&target.group, &target.container, command)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "Exec lifecycle hook ({command:?}) for Container {name:?} in Pod {group:?} failed - error: {e}"
-                    )
+                .map_err(|source| HookError::Exec {
+                    command: command.clone(),
+                    container: name.clone(),
+                    pod: group.clone(),
+                    source,
                 })?;
             let text = String::from_utf8_lossy(&out.output);
             for line in text.lines() {
@@ -77,12 +118,13 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
             if out.exit_code == 0 {
                 Ok(())
             } else {
-                Err(format!(
-                    "Exec lifecycle hook ({command:?}) for Container {name:?} in Pod {group:?} failed - error: command '{}' exited with {}: {}",
-                    command.join(" "),
-                    out.exit_code,
-                    text.trim_end()
-                ))
+                Err(HookError::Exited {
+                    command: command.clone(),
+                    container: name.clone(),
+                    pod: group.clone(),
+                    code: out.exit_code,
+                    output: text.trim_end().to_string(),
+                })
             }
         }
         HookDef::HttpGet { .. } | HookDef::TcpSocket { .. } => {
@@ -91,14 +133,16 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
             }
             let handler = network_handler(hook);
             match crate::probe_net::check(&handler, SANDBOX_HOST).await {
-                Some(Outcome::Failure(why)) => Err(format!(
-                    "{} lifecycle hook for Container {name:?} in Pod {group:?} failed - error: {why}",
-                    if matches!(hook, HookDef::HttpGet { .. }) {
+                Some(Outcome::Failure(why)) => Err(HookError::Network {
+                    protocol: if matches!(hook, HookDef::HttpGet { .. }) {
                         "HTTP"
                     } else {
                         "TCP"
-                    }
-                )),
+                    },
+                    container: name.clone(),
+                    pod: group.clone(),
+                    why,
+                }),
                 _ => Ok(()),
             }
         }
@@ -132,7 +176,7 @@ fn network_handler(hook: &HookDef) -> ProbeHandler {
 
 /// A future that fails with the postStart hook's error, and otherwise never ends: raced
 /// against the run, it ends the run only when the hook fails.
-pub async fn post_start_failure(inner: Arc<Inner>, target: HookTarget) -> String {
+pub async fn post_start_failure(inner: Arc<Inner>, target: HookTarget) -> HookError {
     match run(&inner, &target, HookKind::PostStart).await {
         Ok(()) => std::future::pending().await,
         Err(why) => why,
@@ -147,15 +191,15 @@ pub async fn stop<F: Future<Output = Exit>>(
     target: &HookTarget,
     grace: Duration,
     running: std::pin::Pin<&mut F>,
-) -> (Exit, Option<String>) {
+) -> (Exit, Option<HookError>) {
     let deadline = tokio::time::Instant::now() + grace;
     let hook = run(inner, target, HookKind::PreStop);
     let hook_error = match tokio::time::timeout_at(deadline, hook).await {
         Ok(result) => result.err(),
-        Err(_) => Some(format!(
-            "PreStopHook for Container {:?} did not finish within the grace period of {grace:?}",
-            target.container.name
-        )),
+        Err(_) => Some(HookError::TimedOut {
+            container: target.container.name.clone(),
+            grace: Some(grace),
+        }),
     };
     let killed = Exit {
         code: 137,

@@ -122,7 +122,7 @@ impl Driver {
         if let Err(e) = self.inner.executor.prepare(&spec).await {
             self.update(|g, now| {
                 g.finish(Phase::Failed, "FailedCreatePodSandBox", now);
-                g.event("Warning", "FailedCreatePodSandBox", e, now);
+                g.event("Warning", "FailedCreatePodSandBox", e.to_string(), now);
             });
             return;
         }
@@ -182,7 +182,8 @@ impl Driver {
             let mut resolve =
                 |c: &mut super::group::ContainerRt| match catalog.resolve(&c.def.image) {
                     Ok(entry) => Some(entry),
-                    Err(message) => {
+                    Err(e) => {
+                        let message = e.to_string();
                         c.state = CState::Waiting {
                             reason: "ErrImagePull".into(),
                             message: Some(message.clone()),
@@ -253,7 +254,7 @@ impl Driver {
                 g.event(
                     "Warning",
                     HookKind::PostStart.failed_reason(),
-                    why.clone(),
+                    why.to_string(),
                     now,
                 );
                 g.event(
@@ -267,7 +268,12 @@ impl Driver {
         let (exit, pre_stop_failure) = hooks::stop(&self.inner, &target, grace, run.as_mut()).await;
         if let Some(why) = pre_stop_failure {
             self.update(|g, now| {
-                g.event("Warning", HookKind::PreStop.failed_reason(), why, now);
+                g.event(
+                    "Warning",
+                    HookKind::PreStop.failed_reason(),
+                    why.to_string(),
+                    now,
+                );
             });
         }
         exit

@@ -287,11 +287,7 @@ impl Engine {
             }
             spec
         };
-        self.inner
-            .executor
-            .update_volumes(&spec)
-            .await
-            .map_err(EngineError::Executor)?;
+        self.inner.executor.update_volumes(&spec).await?;
         let mut state = self.inner.lock();
         if let Some(group) = state.group_mut(id) {
             group.spec = Arc::new(spec);

@@ -59,7 +59,7 @@ impl Checker for SandboxChecker {
                     attempts += 1;
                     tokio::time::sleep(START_RETRY_DELAY).await;
                 }
-                Err(err) => return Outcome::Error(err),
+                Err(err) => return Outcome::Error(err.to_string()),
             }
         }
     }

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use super::group::CState;
 use super::group::Phase;
-use super::hooks::{self, HookKind, HookTarget};
+use super::hooks::{self, HookError, HookKind, HookTarget};
 use super::inner::Inner;
 
 /// Start deleting group `id`; `false` when there is no such group.
@@ -85,14 +85,19 @@ async fn stop_one(
     let hook = hooks::run(inner, target, HookKind::PreStop);
     let failure = match tokio::time::timeout_at(deadline, hook).await {
         Ok(result) => result.err(),
-        Err(_) => Some(format!(
-            "PreStopHook for Container {:?} did not finish within the grace period",
-            target.container.name
-        )),
+        Err(_) => Some(HookError::TimedOut {
+            container: target.container.name.clone(),
+            grace: None,
+        }),
     };
     if let Some(why) = failure {
         inner.with_group(id, generation, |g, now| {
-            g.event("Warning", HookKind::PreStop.failed_reason(), why, now);
+            g.event(
+                "Warning",
+                HookKind::PreStop.failed_reason(),
+                why.to_string(),
+                now,
+            );
         });
     }
     if !inner

@@ -4,7 +4,9 @@
 //! (timers and synthetic logs, cheap for thousands of groups) and `process` (real processes
 //! in bubblewrap sandboxes).
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +22,7 @@ pub mod simulate;
 
 use crate::engine::catalog::ImageEntry;
 use crate::engine::logstore::LogStore;
+use crate::sandbox::SandboxError;
 use eci::wire::request::{ContainerDef, GroupNames, VolumeDef};
 
 /// Which executor runs the containers.
@@ -29,6 +32,62 @@ pub enum ExecutorKind {
     #[default]
     Simulate,
     Process,
+}
+
+/// Why an executor could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// A program the executor runs (bwrap, nsenter, setpriv) could not be started; `hint`
+    /// says what to do.
+    #[error("{verb} {}: {source}. {hint}", program.display())]
+    Program {
+        /// `running` or `starting`.
+        verb: &'static str,
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("{} --version failed. {hint}", program.display())]
+    VersionFailed {
+        program: PathBuf,
+        hint: &'static str,
+    },
+    #[error("{} cannot create a sandbox here ({status}): {stderr}", program.display())]
+    NoSandbox {
+        program: PathBuf,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("creating the work directory {}: {source}", dir.display())]
+    WorkDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {0:?} is not running")]
+    NotRunning(String),
+    #[error("no command")]
+    NoCommand,
+    #[error("the command did not finish within {0:?}")]
+    TimedOut(Duration),
+    #[error("waiting for the command: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("the command's supervisor ended unexpectedly")]
+    SupervisorGone,
+    #[error("the command's terminal is missing")]
+    NoTerminal,
+    #[error("starting the group's pause sandbox: {0}")]
+    PauseStart(#[source] std::io::Error),
+    #[error("the pause sandbox exited at once")]
+    PauseExited,
+    #[error("the group's shared PID namespace is gone")]
+    SharedPidGone,
+    /// The interactive exec's client went away.
+    #[error("the client went away")]
+    ClientGone,
 }
 
 /// What a group's containers share, as the engine accepted it.
@@ -123,10 +182,10 @@ pub trait Executor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Create what the group's containers share (volumes, config files) before any runs.
-    async fn prepare(&self, group: &GroupSpec) -> Result<(), String>;
+    async fn prepare(&self, group: &GroupSpec) -> Result<(), ExecutorError>;
 
     /// Rewrite the group's config-file volumes (UpdateContainerGroup).
-    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), String>;
+    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), ExecutorError>;
 
     /// Run the container until it exits. Dropping the future stops the run.
     async fn run(&self, ctx: RunContext) -> Exit;
@@ -137,7 +196,7 @@ pub trait Executor: Send + Sync + 'static {
         group: &GroupSpec,
         container: &ContainerDef,
         command: &[String],
-    ) -> Result<ExecOutput, String>;
+    ) -> Result<ExecOutput, ExecutorError>;
 
     /// Run a command in the container's sandbox with streams; its exit code, or why it could
     /// not run. Dropping the future kills the command.
@@ -147,7 +206,7 @@ pub trait Executor: Send + Sync + 'static {
         container: &ContainerDef,
         command: &[String],
         streams: ExecStreams,
-    ) -> Result<i32, String>;
+    ) -> Result<i32, ExecutorError>;
 
     /// Ask the container's running main process to stop (SIGTERM), as a runtime does before
     /// it kills; `false` when this executor cannot, and the run is simply dropped.

@@ -32,11 +32,12 @@ use tokio::process::Command;
 use crate::engine::catalog::argv;
 use crate::engine::executor::procstat::ProcTable;
 use crate::engine::executor::{
-    ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext, RunningContainer, Usage,
+    ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, RunContext,
+    RunningContainer, Usage,
 };
 use crate::engine::logstore::LogStore;
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
-use crate::sandbox::{self, Sandbox, etc, join, on_path, set_mode};
+use crate::sandbox::{self, Sandbox, SandboxError, etc, join, on_path, set_mode};
 use eci::wire::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,26 +76,41 @@ pub const BWRAP_MISSING: &str = "bubblewrap (bwrap) is needed by the process exe
 /// What to tell a person whose machine lacks nsenter.
 pub const NSENTER_MISSING: &str = "nsenter (util-linux) is needed by the process executor to run exec'd commands inside their container: install it with `apt-get install -y util-linux`, or run vk-cloud with --executor simulate";
 
+/// nsenter (which runs a command in a container) could not be started.
+pub(super) fn nsenter_failed(nsenter: &Path, source: std::io::Error) -> ExecutorError {
+    ExecutorError::Program {
+        verb: "running",
+        program: nsenter.to_path_buf(),
+        source,
+        hint: NSENTER_MISSING,
+    }
+}
+
 /// Is nsenter there? The error says what to do.
-pub async fn check_nsenter(nsenter: &Path) -> Result<(), String> {
+pub async fn check_nsenter(nsenter: &Path) -> Result<(), ExecutorError> {
     let output = Command::new(on_path(nsenter))
         .arg("--version")
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| format!("running {}: {e}. {NSENTER_MISSING}", nsenter.display()))?;
+        .map_err(|source| ExecutorError::Program {
+            verb: "running",
+            program: nsenter.to_path_buf(),
+            source,
+            hint: NSENTER_MISSING,
+        })?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} --version failed. {NSENTER_MISSING}",
-            nsenter.display()
-        ))
+        Err(ExecutorError::VersionFailed {
+            program: nsenter.to_path_buf(),
+            hint: NSENTER_MISSING,
+        })
     }
 }
 
 /// Is bwrap there and able to make a sandbox? The error says what to do.
-pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
+pub async fn check_bwrap(bwrap: &Path) -> Result<(), ExecutorError> {
     let output = Command::new(bwrap)
         .args([
             "--ro-bind",
@@ -109,16 +125,20 @@ pub async fn check_bwrap(bwrap: &Path) -> Result<(), String> {
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| format!("running {}: {e}. {BWRAP_MISSING}", bwrap.display()))?;
+        .map_err(|source| ExecutorError::Program {
+            verb: "running",
+            program: bwrap.to_path_buf(),
+            source,
+            hint: BWRAP_MISSING,
+        })?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} cannot create a sandbox here ({}): {}",
-            bwrap.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
+        Err(ExecutorError::NoSandbox {
+            program: bwrap.to_path_buf(),
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -126,7 +146,7 @@ pub struct ProcessExecutor {
     pub(super) config: ProcessConfig,
     work_dir: PathBuf,
     /// `config.nsenter`, found on the host's `PATH` (exec'd commands get the container's).
-    nsenter: PathBuf,
+    pub(super) nsenter: PathBuf,
     /// util-linux's setpriv, found on the host's `PATH` (the sandbox binds the host's `/usr`).
     pub(super) setpriv: PathBuf,
     runs: Arc<std::sync::Mutex<Runs>>,
@@ -277,7 +297,7 @@ impl ProcessExecutor {
             .join(sandbox::sanitize(container))
     }
 
-    async fn write_config_files(&self, group: &GroupSpec) -> Result<(), String> {
+    async fn write_config_files(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
         for volume in &group.volumes {
             let VolumeDef::ConfigFile {
                 name,
@@ -307,7 +327,7 @@ impl ProcessExecutor {
         args: &[String],
         container: &ContainerDef,
         shared_pid: Option<u32>,
-    ) -> Result<Spawned, String> {
+    ) -> Result<Spawned, ExecutorError> {
         let mut command = match shared_pid {
             Some(init) => {
                 let mut c = Command::new(&self.nsenter);
@@ -326,11 +346,11 @@ impl ProcessExecutor {
             tty: container.tty.then_some(None),
             ptmx: None,
         };
-        spawn(command, &streams).map_err(|e| {
-            format!(
-                "starting {}: {e}. {BWRAP_MISSING}",
-                self.config.bwrap.display()
-            )
+        spawn(command, &streams).map_err(|source| ExecutorError::Program {
+            verb: "starting",
+            program: self.config.bwrap.clone(),
+            source,
+            hint: BWRAP_MISSING,
         })
     }
 
@@ -339,7 +359,7 @@ impl ProcessExecutor {
         &self,
         group: &GroupSpec,
         container: &ContainerDef,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, ExecutorError> {
         let root = self.root_dir(&group.id, &container.name);
         // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
         let mut binds = etc::binds(&self.group_dir(&group.id), &identity(group)).await?;
@@ -370,6 +390,7 @@ impl ProcessExecutor {
             shared_pid: group.share_process_namespace,
         })
         .await
+        .map_err(ExecutorError::from)
     }
 
     /// A command that runs `argv` inside the running container's sandbox (see
@@ -379,7 +400,7 @@ impl ProcessExecutor {
         group: &GroupSpec,
         container: &ContainerDef,
         argv: &[String],
-    ) -> Result<Command, String> {
+    ) -> Result<Command, ExecutorError> {
         let key = (group.id.clone(), container.name.clone());
         // The engine reports a container Running as its run starts; the sandbox may be a moment
         // behind.
@@ -394,7 +415,7 @@ impl ProcessExecutor {
                 None if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                None => return Err(format!("container {:?} is not running", container.name)),
+                None => return Err(ExecutorError::NotRunning(container.name.clone())),
             }
         };
         let init = join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
@@ -462,12 +483,12 @@ pub(super) fn exit_of(status: std::process::ExitStatus) -> Exit {
     }
 }
 
-fn start_error(message: String) -> Exit {
+fn start_error(why: impl std::fmt::Display) -> Exit {
     Exit {
         code: 128,
         signal: None,
         reason: "StartError".into(),
-        message: Some(message),
+        message: Some(why.to_string()),
     }
 }
 
@@ -477,12 +498,12 @@ impl Executor for ProcessExecutor {
         "process"
     }
 
-    async fn prepare(&self, group: &GroupSpec) -> Result<(), String> {
+    async fn prepare(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
         for volume in &group.volumes {
             let dir = self.volume_dir(&group.id, volume.name());
             tokio::fs::create_dir_all(&dir)
                 .await
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                .map_err(SandboxError::io("creating", &dir))?;
             // An emptyDir is writable by any user in the group, as the kubelet makes it.
             if matches!(volume, VolumeDef::EmptyDir { .. }) {
                 set_mode(&dir, 0o777).await?;
@@ -494,14 +515,14 @@ impl Executor for ProcessExecutor {
         self.write_config_files(group).await
     }
 
-    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), String> {
+    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
         self.write_config_files(group).await
     }
 
     async fn run(&self, ctx: RunContext) -> Exit {
         let command = argv(&ctx.image, &ctx.container.commands, &ctx.container.args);
         if command.is_empty() {
-            return start_error("no command: the pod sets none and the image has none".into());
+            return start_error("no command: the pod sets none and the image has none");
         }
         let shared_pid = if ctx.group.share_process_namespace {
             match self.pause_init(&ctx.group.id).await {
@@ -546,7 +567,7 @@ impl Executor for ProcessExecutor {
         drop(terminal);
         let mut exit = match status {
             Ok(status) => exit_of(status),
-            Err(e) => return start_error(format!("waiting for the container: {e}")),
+            Err(e) => return start_error(format_args!("waiting for the container: {e}")),
         };
         if let Some(message) = self
             .termination_message(&ctx.group, &ctx.container, &exit, &ctx.log)
@@ -562,7 +583,7 @@ impl Executor for ProcessExecutor {
         group: &GroupSpec,
         container: &ContainerDef,
         command: &[String],
-    ) -> Result<ExecOutput, String> {
+    ) -> Result<ExecOutput, ExecutorError> {
         let joined = self.join(group, container, command).await?;
         let pipes = Streams {
             stdin: false,
@@ -571,8 +592,8 @@ impl Executor for ProcessExecutor {
             tty: None,
             ptmx: None,
         };
-        let spawned = spawn(joined, &pipes)
-            .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+        let spawned =
+            spawn(joined, &pipes).map_err(|source| nsenter_failed(&self.nsenter, source))?;
         // Like a CRI runtime's ExecSync: the command is killed when it overruns its timeout
         // or its caller gives up; once it has exited, what it left in the background stays.
         let mut overrun = spawned.group;
@@ -582,8 +603,8 @@ impl Executor for ProcessExecutor {
         let timeout = Duration::from_millis(self.config.exec_timeout_ms.max(1));
         let status = tokio::time::timeout(timeout, child.wait())
             .await
-            .map_err(|_| format!("the command did not finish within {timeout:?}"))?
-            .map_err(|e| format!("waiting for the command: {e}"))?;
+            .map_err(|_| ExecutorError::TimedOut(timeout))?
+            .map_err(ExecutorError::Wait)?;
         overrun.disarm();
         // A background job may hold the pipes: take what came within a moment (containerd's
         // drain of exec IO).
@@ -605,7 +626,7 @@ impl Executor for ProcessExecutor {
         container: &ContainerDef,
         command: &[String],
         streams: ExecStreams,
-    ) -> Result<i32, String> {
+    ) -> Result<i32, ExecutorError> {
         self.exec_streams(group, container, command, streams).await
     }
 

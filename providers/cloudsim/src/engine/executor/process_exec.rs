@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use vk_core::provider::TermSize;
 
-use crate::engine::executor::process::{NSENTER_MISSING, OUTPUT_DRAIN, ProcessExecutor, exit_of};
-use crate::engine::executor::{ExecStreams, GroupSpec};
+use crate::engine::executor::process::{OUTPUT_DRAIN, ProcessExecutor, exit_of, nsenter_failed};
+use crate::engine::executor::{ExecStreams, ExecutorError, GroupSpec};
 use crate::sandbox::spawn::{Streams, spawn, supervise};
 use eci::wire::exec as exec_ws;
 use eci::wire::request::ContainerDef;
@@ -30,11 +30,11 @@ impl ProcessExecutor {
         container: &ContainerDef,
         command: &[String],
         streams: ExecStreams,
-    ) -> Result<i32, String> {
+    ) -> Result<i32, ExecutorError> {
         let joined = self.join(group, container, command).await?;
         let (done, result) = oneshot::channel();
         if streams.tty {
-            exec_tty(joined, streams, done)?;
+            exec_tty(&self.nsenter, joined, streams, done)?;
         } else {
             let ExecStreams {
                 stdin,
@@ -49,8 +49,8 @@ impl ProcessExecutor {
                 tty: None,
                 ptmx: None,
             };
-            let mut spawned = spawn(joined, &pipes)
-                .map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+            let mut spawned =
+                spawn(joined, &pipes).map_err(|source| nsenter_failed(&self.nsenter, source))?;
             // The command is the container's now: nothing here kills it or its jobs.
             spawned.group.disarm();
             let to = spawned.stdin.take();
@@ -82,19 +82,18 @@ impl ProcessExecutor {
                 let _ = done.send(exit_code_of(status));
             });
         }
-        result
-            .await
-            .map_err(|_| "the command's supervisor ended unexpectedly".to_string())?
+        result.await.map_err(|_| ExecutorError::SupervisorGone)?
     }
 }
 
 /// An interactive exec with a pseudo-terminal: stdin, stdout and stderr are its slave, which
 /// is also the command's controlling terminal; sizes go to its master.
 fn exec_tty(
+    nsenter: &std::path::Path,
     joined: tokio::process::Command,
     streams: ExecStreams,
-    done: oneshot::Sender<Result<i32, String>>,
-) -> Result<(), String> {
+    done: oneshot::Sender<Result<i32, ExecutorError>>,
+) -> Result<(), ExecutorError> {
     let ExecStreams {
         stdin,
         output,
@@ -108,15 +107,14 @@ fn exec_tty(
         tty: Some(None),
         ptmx: None,
     };
-    let mut spawned =
-        spawn(joined, &terminal).map_err(|e| format!("running nsenter: {e}. {NSENTER_MISSING}"))?;
+    let mut spawned = spawn(joined, &terminal).map_err(|source| nsenter_failed(nsenter, source))?;
     spawned.group.disarm();
     let (Some(mut to_terminal), Some(from_terminal), Some(master)) = (
         spawned.stdin.take(),
         spawned.stdout.take(),
         spawned.pty.take(),
     ) else {
-        return Err("the command's terminal is missing".into());
+        return Err(ExecutorError::NoTerminal);
     };
     let child = spawned.child;
     let feed_stdin = async move {
@@ -153,10 +151,8 @@ fn exec_tty(
     Ok(())
 }
 
-fn exit_code_of(status: std::io::Result<std::process::ExitStatus>) -> Result<i32, String> {
-    status
-        .map(|s| exit_of(s).code)
-        .map_err(|e| format!("waiting for the command: {e}"))
+fn exit_code_of(status: std::io::Result<std::process::ExitStatus>) -> Result<i32, ExecutorError> {
+    status.map(|s| exit_of(s).code).map_err(ExecutorError::Wait)
 }
 
 async fn drain(mut resize: tokio::sync::mpsc::Receiver<(u16, u16)>) {

@@ -12,10 +12,10 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::engine::executor::process::ProcessExecutor;
-use crate::engine::executor::{Exit, GroupSpec};
+use crate::engine::executor::{ExecutorError, Exit, GroupSpec};
 use crate::engine::logstore::LogStore;
 use crate::sandbox::run_as::RunAs;
-use crate::sandbox::{self, Bind, join, set_mode};
+use crate::sandbox::{self, Bind, SandboxError, join, set_mode};
 use eci::wire::request::ContainerDef;
 
 /// The kubelet's limits: a message file is read up to 4096 bytes; the log fallback takes
@@ -54,16 +54,16 @@ impl ProcessExecutor {
         &self,
         group: &GroupSpec,
         container: &ContainerDef,
-    ) -> Result<Bind, String> {
+    ) -> Result<Bind, ExecutorError> {
         let file = self.termination_file(&group.id, &container.name);
         if let Some(dir) = file.parent() {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                .map_err(SandboxError::io("creating", dir))?;
         }
         tokio::fs::write(&file, b"")
             .await
-            .map_err(|e| format!("creating {}: {e}", file.display()))?;
+            .map_err(SandboxError::io("creating", &file))?;
         set_mode(&file, 0o666).await?;
         Ok(Bind {
             source: file,
@@ -108,7 +108,7 @@ impl ProcessExecutor {
     }
 
     /// Starts the sandbox that holds the group's shared PID namespace (a pause process).
-    pub(super) async fn start_pause(&self, group: &GroupSpec) -> Result<(), String> {
+    pub(super) async fn start_pause(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
         let mut command = Command::new(&self.config.bwrap);
         command
             .args([
@@ -130,10 +130,8 @@ impl ProcessExecutor {
             .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("starting the group's pause sandbox: {e}"))?;
-        let pid = child.id().ok_or("the pause sandbox exited at once")?;
+        let child = command.spawn().map_err(ExecutorError::PauseStart)?;
+        let pid = child.id().ok_or(ExecutorError::PauseExited)?;
         self.pauses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -142,16 +140,16 @@ impl ProcessExecutor {
     }
 
     /// The first process of the group's shared PID namespace, once it exists.
-    pub(super) async fn pause_init(&self, group: &str) -> Result<u32, String> {
+    pub(super) async fn pause_init(&self, group: &str) -> Result<u32, ExecutorError> {
         let pid = self
             .pauses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(group)
             .map(|(pid, _)| *pid)
-            .ok_or("the group's shared PID namespace is gone")?;
+            .ok_or(ExecutorError::SharedPidGone)?;
         // Its root is the host's: any child of bwrap is already in the new namespace.
-        join::namespace_init(pid, Path::new("/")).await
+        Ok(join::namespace_init(pid, Path::new("/")).await?)
     }
 
     pub(super) fn stop_pause(&self, group: &str) {
@@ -168,10 +166,8 @@ impl ProcessExecutor {
             return false;
         };
         let root = self.root_dir(&group.id, &container.name);
-        let Ok(init) =
-            tokio::time::timeout(Duration::from_secs(1), join::namespace_init(bwrap, &root))
-                .await
-                .unwrap_or_else(|_| Err("timed out".into()))
+        let Ok(Ok(init)) =
+            tokio::time::timeout(Duration::from_secs(1), join::namespace_init(bwrap, &root)).await
         else {
             return false;
         };
@@ -191,7 +187,7 @@ pub const SETPRIV_MISSING: &str = "setpriv (util-linux) is needed by the process
 
 /// Is setpriv there (on the host's `PATH`, which the sandboxes bind)? The error says what
 /// to do.
-pub async fn check_setpriv() -> Result<(), String> {
+pub async fn check_setpriv() -> Result<(), ExecutorError> {
     let setpriv = sandbox::on_path(Path::new("setpriv"));
     match Command::new(&setpriv)
         .arg("--version")
@@ -200,13 +196,15 @@ pub async fn check_setpriv() -> Result<(), String> {
         .await
     {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(_) => Err(format!(
-            "{} --version failed. {SETPRIV_MISSING}",
-            setpriv.display()
-        )),
-        Err(e) => Err(format!(
-            "running {}: {e}. {SETPRIV_MISSING}",
-            setpriv.display()
-        )),
+        Ok(_) => Err(ExecutorError::VersionFailed {
+            program: setpriv,
+            hint: SETPRIV_MISSING,
+        }),
+        Err(source) => Err(ExecutorError::Program {
+            verb: "running",
+            program: setpriv,
+            source,
+            hint: SETPRIV_MISSING,
+        }),
     }
 }

@@ -13,7 +13,8 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::executor::{
-    ExecOutput, ExecStreams, Executor, Exit, GroupSpec, RunContext, RunningContainer, Usage,
+    ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, RunContext,
+    RunningContainer, Usage,
 };
 use eci::wire::request::ContainerDef;
 
@@ -103,11 +104,11 @@ impl Executor for SimulateExecutor {
         "simulate"
     }
 
-    async fn prepare(&self, _group: &GroupSpec) -> Result<(), String> {
+    async fn prepare(&self, _group: &GroupSpec) -> Result<(), ExecutorError> {
         Ok(())
     }
 
-    async fn update_volumes(&self, _group: &GroupSpec) -> Result<(), String> {
+    async fn update_volumes(&self, _group: &GroupSpec) -> Result<(), ExecutorError> {
         Ok(())
     }
 
@@ -149,7 +150,7 @@ impl Executor for SimulateExecutor {
         _group: &GroupSpec,
         container: &ContainerDef,
         command: &[String],
-    ) -> Result<ExecOutput, String> {
+    ) -> Result<ExecOutput, ExecutorError> {
         let output = match command.split_first() {
             Some((head, rest)) if head == "echo" || head.ends_with("/echo") => {
                 format!("{}\n", rest.join(" "))
@@ -171,7 +172,7 @@ impl Executor for SimulateExecutor {
         container: &ContainerDef,
         command: &[String],
         streams: ExecStreams,
-    ) -> Result<i32, String> {
+    ) -> Result<i32, ExecutorError> {
         let ExecStreams { stdin, output, .. } = streams;
         let say = |text: String| {
             let output = output.clone();
@@ -179,11 +180,11 @@ impl Executor for SimulateExecutor {
                 output
                     .send((eci::wire::exec::STDOUT, bytes::Bytes::from(text)))
                     .await
-                    .map_err(|_| "the client went away".to_string())
+                    .map_err(|_| ExecutorError::ClientGone)
             }
         };
         let Some((head, rest)) = command.split_first() else {
-            return Err("no command".into());
+            return Err(ExecutorError::NoCommand);
         };
         let program = head.rsplit('/').next().unwrap_or(head);
         match program {
@@ -197,7 +198,7 @@ impl Executor for SimulateExecutor {
                         output
                             .send((eci::wire::exec::STDOUT, chunk))
                             .await
-                            .map_err(|_| "the client went away".to_string())?;
+                            .map_err(|_| ExecutorError::ClientGone)?;
                     }
                 }
                 Ok(0)
