@@ -1,6 +1,6 @@
 //! A simulated cloud that really runs containers: one engine of container groups
 //! ([`engine`]: lifecycle, executors, logs, exec, probes and hooks, faults) behind one face
-//! per cloud API. The first face is Alibaba Cloud ECI ([`eci`](crate::eci)): an HTTP server
+//! per cloud API. The first face is Alibaba Cloud ECI ([`crate::eci`]): an HTTP server
 //! speaking the OpenAPI 2018-08-08 RPC style, signed requests, the service's error codes,
 //! STS and the ECS metadata service; the `eci` provider drives it exactly as it would drive
 //! the service. The engine knows nothing of a face: it takes neutral requests
@@ -17,6 +17,8 @@ pub mod probe_net;
 pub mod pty;
 pub mod sandbox;
 pub mod test_support;
+#[cfg(test)]
+mod tests_layers;
 
 pub use crate::eci::config::{MockCloudConfig, QuotaConfig};
 pub use crate::eci::server::MockCloud;

@@ -31,10 +31,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use crate::engine::Engine;
-use crate::engine::executor::ExecStreams;
+use crate::engine::executor::{ExecStreams, Output};
 use eci::wire::exec::{
-    CLOSE, ExecStatus, RESIZE, Resize, STATUS, STDIN, SUBPROTOCOL, frame, normal_close,
+    CLOSE, ExecStatus, RESIZE, Resize, STATUS, STDERR, STDIN, STDOUT, SUBPROTOCOL, frame,
+    normal_close,
 };
+
+/// The socket's channel for a command's output.
+fn channel(output: Output) -> u8 {
+    match output {
+        Output::Stdout => STDOUT,
+        Output::Stderr => STDERR,
+    }
+}
 
 /// The path of the WebSocket URIs handed out.
 pub const EXEC_PATH: &str = "/exec/";
@@ -258,8 +267,8 @@ where
     let result = loop {
         tokio::select! {
             result = &mut command => break Some(result.map_err(|e| e.to_string())),
-            Some((channel, data)) = out_rx.recv() => {
-                if sink.send(frame(channel, &data)).await.is_err() {
+            Some((output, data)) = out_rx.recv() => {
+                if sink.send(frame(channel(output), &data)).await.is_err() {
                     break None;
                 }
             }
@@ -277,8 +286,8 @@ where
         return;
     };
     // What it wrote before it ended (its senders are gone now, so this ends).
-    while let Some((channel, data)) = out_rx.recv().await {
-        if sink.send(frame(channel, &data)).await.is_err() {
+    while let Some((output, data)) = out_rx.recv().await {
+        if sink.send(frame(channel(output), &data)).await.is_err() {
             return;
         }
     }

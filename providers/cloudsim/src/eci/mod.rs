@@ -5,6 +5,14 @@
 //! `placement`, `network`, `quota`, `regions`), temporary keys (`sts`, `metadata`) and the
 //! interactive exec socket (`exec_session`; framing in `eci::wire::exec`). Engine errors
 //! become ECI's codes and HTTP statuses here (`error::ApiError`).
+//!
+//! Modelled on purpose: request signatures (ACS3-HMAC-SHA256 and HMAC-SHA1, nonces,
+//! timestamps), ClientToken idempotency (tokens forgotten after `client_token_ttl_secs`), the
+//! create/delete quota (token bucket, `Throttling.User`), the sizing table (`specs`, its own
+//! copy), page sizes and log limits, DescribeMultiContainerGroupMetric (at most 20 groups per
+//! call; `process` measures the sandbox's processes in `/proc`), injectable faults
+//! ([`crate::engine::faults`]), and temporary keys from STS AssumeRoleWithOIDC (`sts`) or the
+//! ECS metadata service (`metadata`).
 
 pub mod api;
 pub mod auth;

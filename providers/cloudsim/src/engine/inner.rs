@@ -23,7 +23,7 @@ pub(super) struct Inner {
     state: Mutex<State>,
 }
 
-/// The groups, read by the faces through [`Engine::state`].
+/// The groups, read by the faces through [`Engine::state`](super::Engine::state).
 pub struct State {
     /// By creation sequence number, which orders pages.
     pub(super) groups: BTreeMap<u64, Group>,

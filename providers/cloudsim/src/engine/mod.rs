@@ -1,7 +1,7 @@
 //! The simulator's engine, the same under every cloud face: container groups by creation
 //! order, idempotency tokens, and the operations the faces call (create, delete, restart,
 //! update, logs, exec targets, usage snapshots, fault injection). Lifecycle tasks
-//! (`lifecycle`) change groups through [`Inner::with_group`], which ignores a task whose group
+//! (`lifecycle`) change groups through `Inner::with_group`, which ignores a task whose group
 //! is gone or was restarted since.
 //!
 //! A face turns its API's request into a [`NewGroup`] (sizes already decided, its own record

@@ -142,14 +142,21 @@ pub struct ExecOutput {
     pub exit_code: i32,
 }
 
+/// Which of a command's outputs a chunk came on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
 /// The streams of an interactive exec (the WebSocket session's side).
 pub struct ExecStreams {
     /// Bytes for the command's stdin; `None`: it has none (`/dev/null`). The channel closing
     /// is EOF.
     pub stdin: Option<mpsc::Receiver<Bytes>>,
-    /// Output chunks by channel (`eci::wire::exec::STDOUT` or `STDERR`). A failed send means the
+    /// Output chunks by stream. A failed send means the
     /// client is gone: the command is killed.
-    pub output: mpsc::Sender<(u8, Bytes)>,
+    pub output: mpsc::Sender<(Output, Bytes)>,
     /// A terminal was asked for: everything comes on stdout (`process` gives the command a
     /// pseudo-terminal).
     pub tty: bool,

@@ -15,9 +15,8 @@ use tokio::sync::oneshot;
 use vk_core::provider::TermSize;
 
 use crate::engine::executor::process::{OUTPUT_DRAIN, ProcessExecutor, exit_of, nsenter_failed};
-use crate::engine::executor::{ExecStreams, ExecutorError, GroupSpec};
+use crate::engine::executor::{ExecStreams, ExecutorError, GroupSpec, Output};
 use crate::sandbox::spawn::{Streams, spawn, supervise};
-use eci::wire::exec as exec_ws;
 use eci::wire::request::ContainerDef;
 
 /// After the command exits, how long a terminal's output may take to be read out.
@@ -69,8 +68,8 @@ impl ProcessExecutor {
             let child = spawned.child;
             let outputs = async move {
                 tokio::join!(
-                    forward(out, exec_ws::STDOUT, output.clone()),
-                    forward(err, exec_ws::STDERR, output)
+                    forward(out, Output::Stdout, output.clone()),
+                    forward(err, Output::Stderr, output)
                 );
             };
             // The command lives on its own task: the session going away must not end it.
@@ -140,7 +139,7 @@ fn exec_tty(
         std::future::pending::<()>().await;
     };
     // Everything the command writes to its terminal is stdout.
-    let outputs = async move { forward(Some(from_terminal), exec_ws::STDOUT, output).await };
+    let outputs = async move { forward(Some(from_terminal), Output::Stdout, output).await };
     tokio::spawn(async move {
         let background = async move {
             tokio::join!(feed_stdin, apply_sizes);
@@ -163,8 +162,8 @@ async fn drain(mut resize: tokio::sync::mpsc::Receiver<(u16, u16)>) {
 /// them, so the command never blocks on a full pipe.
 async fn forward(
     from: Option<impl AsyncRead + Unpin>,
-    channel: u8,
-    to: tokio::sync::mpsc::Sender<(u8, Bytes)>,
+    channel: Output,
+    to: tokio::sync::mpsc::Sender<(Output, Bytes)>,
 ) {
     let Some(mut from) = from else { return };
     let mut buf = vec![0u8; 32 * 1024];

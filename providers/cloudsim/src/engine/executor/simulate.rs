@@ -13,7 +13,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::executor::{
-    ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, RunContext,
+    ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, Output, RunContext,
     RunningContainer, Usage,
 };
 use eci::wire::request::ContainerDef;
@@ -178,7 +178,7 @@ impl Executor for SimulateExecutor {
             let output = output.clone();
             async move {
                 output
-                    .send((eci::wire::exec::STDOUT, bytes::Bytes::from(text)))
+                    .send((Output::Stdout, bytes::Bytes::from(text)))
                     .await
                     .map_err(|_| ExecutorError::ClientGone)
             }
@@ -196,7 +196,7 @@ impl Executor for SimulateExecutor {
                 if let Some(mut stdin) = stdin {
                     while let Some(chunk) = stdin.recv().await {
                         output
-                            .send((eci::wire::exec::STDOUT, chunk))
+                            .send((Output::Stdout, chunk))
                             .await
                             .map_err(|_| ExecutorError::ClientGone)?;
                     }
