@@ -1,4 +1,4 @@
-//! The listing side of the engine: filters (ids, tags, name, status, placement, recent change) and
+//! The ECI face's listings: filters (ids, tags, name, status, placement, recent change) and
 //! pages in creation order, with the page's last position as the NextToken.
 
 use jiff::Timestamp;
