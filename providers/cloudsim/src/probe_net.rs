@@ -44,6 +44,33 @@ pub async fn check(handler: &ProbeHandler, default_host: &str) -> Option<Outcome
     })
 }
 
+/// Why an HTTPS or gRPC check got no answer, in the kubelet's words.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+    #[error(transparent)]
+    TlsConfig(#[from] rustls::Error),
+    #[error("bad host {host:?}: {source}")]
+    BadHost {
+        host: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("tls: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("health rpc failed: {0}")]
+    Rpc(#[source] hyper::Error),
+    #[error("health rpc failed: rpc error: code = {code} desc = {message}")]
+    RpcStatus { code: u32, message: String },
+    #[error("health rpc failed: empty response")]
+    EmptyResponse,
+    #[error("health rpc failed: malformed response")]
+    MalformedResponse,
+}
+
 /// The host part of a URL: IPv6 addresses in brackets.
 fn url_host(host: &str) -> String {
     if host.contains(':') {
@@ -86,7 +113,7 @@ async fn http_get(
     let status = if https {
         let tls = match tls_connect(host, tcp).await {
             Ok(tls) => tls,
-            Err(err) => return failed(err),
+            Err(err) => return failed(err.to_string()),
         };
         send_http1(TokioIo::new(tls), request).await
     } else {
@@ -95,22 +122,17 @@ async fn http_get(
     match status {
         Ok(code) if (200..400).contains(&code) => Outcome::Success,
         Ok(code) => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
-        Err(err) => failed(err),
+        Err(err) => failed(err.to_string()),
     }
 }
 
-async fn send_http1<T>(io: T, request: Request<Empty<Bytes>>) -> Result<u16, String>
+async fn send_http1<T>(io: T, request: Request<Empty<Bytes>>) -> Result<u16, CheckError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
     let driver = tokio::spawn(conn);
-    let answer = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string());
+    let answer = sender.send_request(request).await;
     driver.abort();
     Ok(answer?.status().as_u16())
 }
@@ -118,20 +140,23 @@ where
 async fn tls_connect(
     host: &str,
     tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, CheckError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("bad host {host:?}: {e}"))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|source| {
+        CheckError::BadHost {
+            host: host.to_string(),
+            source,
+        }
+    })?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("tls: {e}"))
+        .map_err(CheckError::Handshake)
 }
 
 /// The kubelet's HTTPS probes skip certificate verification (`InsecureSkipVerify`); the
@@ -220,7 +245,7 @@ async fn grpc_health(host: &str, port: u16, service: &str) -> Outcome {
             "service unhealthy (responded with \"{}\")",
             serving_status(status)
         )),
-        Err(err) => Outcome::Failure(err),
+        Err(err) => Outcome::Failure(err.to_string()),
     }
 }
 
@@ -229,7 +254,7 @@ async fn grpc_call(
     sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
     authority: &str,
     service: &str,
-) -> Result<u64, String> {
+) -> Result<u64, CheckError> {
     // HealthCheckRequest { string service = 1 }, in a gRPC frame (no compression, length).
     let mut message = Vec::new();
     if !service.is_empty() {
@@ -244,30 +269,27 @@ async fn grpc_call(
         .header(hyper::header::CONTENT_TYPE, "application/grpc")
         .header("te", "trailers")
         .header(hyper::header::USER_AGENT, USER_AGENT)
-        .body(Full::new(Bytes::from(frame)))
-        .map_err(|e| e.to_string())?;
+        .body(Full::new(Bytes::from(frame)))?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| format!("health rpc failed: {e}"))?;
+        .map_err(CheckError::Rpc)?;
     let head_status = grpc_status(response.headers());
     let collected = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("health rpc failed: {e}"))?;
+        .map_err(CheckError::Rpc)?;
     let status = collected.trailers().and_then(grpc_status).or(head_status);
     if let Some((code, message)) = status.filter(|(code, _)| *code != 0) {
-        return Err(format!(
-            "health rpc failed: rpc error: code = {code} desc = {message}"
-        ));
+        return Err(CheckError::RpcStatus { code, message });
     }
     let mut body = collected.to_bytes();
     if body.len() < 5 {
-        return Err("health rpc failed: empty response".into());
+        return Err(CheckError::EmptyResponse);
     }
     body.advance(5);
-    serving_field(&body).ok_or_else(|| "health rpc failed: malformed response".into())
+    serving_field(&body).ok_or(CheckError::MalformedResponse)
 }
 
 fn grpc_status(headers: &hyper::HeaderMap) -> Option<(u32, String)> {

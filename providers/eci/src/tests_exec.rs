@@ -443,7 +443,7 @@ async fn a_command_outlives_its_client_until_the_container_stops() {
         })
         .await;
     }
-    assert_eq!(cloud.engine().exec_sessions().pending(), 0);
+    assert_eq!(cloud.exec_sessions().pending(), 0);
 }
 
 /// Jenkins' durable task: the step's script starts in the background through exec and must
@@ -628,7 +628,7 @@ async fn the_exec_address_takes_only_a_proper_websocket_upgrade() {
     )
     .await;
     assert!(other.starts_with("HTTP/1.1 400"), "{other}");
-    assert_eq!(cloud.engine().exec_sessions().pending(), 1);
+    assert_eq!(cloud.exec_sessions().pending(), 1);
     // The token still works once.
     let ws = connect(&answer.web_socket_uri, Duration::from_secs(10))
         .await
@@ -637,5 +637,5 @@ async fn the_exec_address_takes_only_a_proper_websocket_upgrade() {
     let (outcome, out) = tokio::join!(crate::exec::bridge(ws, c.io), read_all(c.stdout));
     assert_eq!(outcome, ExecOutcome::Exited(0));
     assert_eq!(out, "still good\n");
-    assert_eq!(cloud.engine().exec_sessions().pending(), 0);
+    assert_eq!(cloud.exec_sessions().pending(), 0);
 }

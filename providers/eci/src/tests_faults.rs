@@ -10,7 +10,7 @@ use crate::tests_support::*;
 use crate::wire::params::Params;
 use crate::wire::request::DescribeContainerGroups;
 use crate::wire::sign;
-use cloudsim::faults::FaultConfig;
+use cloudsim::engine::faults::FaultConfig;
 
 fn api_error(e: &EciError) -> (u16, &str) {
     match e {

@@ -9,8 +9,8 @@ use vk_core::provider::{
 
 use super::{EciConfig, EciProvider, RetryPolicy};
 use crate::wire::request::DescribeContainerGroups;
-use cloudsim::executor_process::check_bwrap;
-use cloudsim::executor_sim::{ENV_EXIT_CODE, ENV_RUN_MS};
+use cloudsim::engine::executor::process::check_bwrap;
+use cloudsim::engine::executor::simulate::{ENV_EXIT_CODE, ENV_RUN_MS};
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 
 pub const KEY_ID: &str = "testid";

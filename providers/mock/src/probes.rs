@@ -48,7 +48,7 @@ impl Checker for LocalChecker {
         };
         let init = match join::namespace_init(joinable.bwrap, &joinable.root).await {
             Ok(init) => init,
-            Err(e) => return Outcome::Error(e),
+            Err(e) => return Outcome::Error(e.to_string()),
         };
         let nsenter = cloudsim::sandbox::on_path(std::path::Path::new("nsenter"));
         let joined = join::join_command(&nsenter, init, target.workdir(), &target.env(), command);

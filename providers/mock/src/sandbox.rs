@@ -119,10 +119,14 @@ pub(crate) async fn write_volumes(pod: &PodRef, volumes: &[Volume]) -> Result<()
             .await
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
         match &volume.source {
-            VolumeSource::EmptyDir { .. } => sandbox::set_mode(&dir, 0o777).await?,
+            VolumeSource::EmptyDir { .. } => sandbox::set_mode(&dir, 0o777)
+                .await
+                .map_err(|e| e.to_string())?,
             VolumeSource::Files(files) => {
                 for file in files {
-                    sandbox::write_file(&dir, &file.path, &file.content, file.mode).await?;
+                    sandbox::write_file(&dir, &file.path, &file.content, file.mode)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -139,7 +143,9 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
         name: &target.pod_name,
         ip: &target.ip,
     };
-    let mut binds = etc::binds(&pod_dir(pod), &who).await?;
+    let mut binds = etc::binds(&pod_dir(pod), &who)
+        .await
+        .map_err(|e| e.to_string())?;
     for mount in &target.container.volume_mounts {
         binds.push(
             sandbox::volume_bind(
@@ -148,7 +154,8 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
                 &mount.mount_path,
                 mount.read_only,
             )
-            .await?,
+            .await
+            .map_err(|e| e.to_string())?,
         );
     }
     let host_dirs: Vec<PathBuf> = HOST_DIRS.iter().map(PathBuf::from).collect();
@@ -163,6 +170,7 @@ pub(crate) async fn bwrap_args(pod: &PodRef, target: &Target) -> Result<Vec<Stri
         shared_pid: false,
     })
     .await
+    .map_err(|e| e.to_string())
 }
 
 /// bwrap running `argv` in the container's sandbox.

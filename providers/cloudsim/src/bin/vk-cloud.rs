@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use cloudsim::faults::FaultConfig;
+use cloudsim::engine::faults::FaultConfig;
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 use vk_core::cli;
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Bind;
+use super::error::SandboxError;
 use eci::wire::request_names::{DNS_POLICY_NONE, DnsConfigDef, GroupNames};
 
 /// A Linux hostname holds at most 64 bytes.
@@ -154,11 +155,11 @@ fn symlinked(path: &str) -> bool {
 
 /// Writes the sandbox's `/etc/hosts` (and `/etc/resolv.conf` when it has its own) under
 /// `dir` (the group's or pod's directory); the binds that put them in the sandbox.
-pub async fn binds(dir: &Path, who: &Identity<'_>) -> Result<Vec<Bind>, String> {
+pub async fn binds(dir: &Path, who: &Identity<'_>) -> Result<Vec<Bind>, SandboxError> {
     let dir = dir.join("etc");
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        .map_err(SandboxError::io("creating", &dir))?;
     let bind = |source: PathBuf, target: &str| Bind {
         source,
         target: target.into(),
@@ -183,15 +184,15 @@ pub async fn binds(dir: &Path, who: &Identity<'_>) -> Result<Vec<Bind>, String> 
 }
 
 /// Write then rename, so a sandbox starting at the same moment never binds half a file.
-async fn write(path: &Path, content: &str) -> Result<PathBuf, String> {
+async fn write(path: &Path, content: &str) -> Result<PathBuf, SandboxError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = path.with_extension(format!("tmp{}", NEXT.fetch_add(1, Ordering::Relaxed)));
     tokio::fs::write(&tmp, content)
         .await
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        .map_err(SandboxError::io("writing", &tmp))?;
     tokio::fs::rename(&tmp, path)
         .await
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        .map_err(SandboxError::io("writing", path))?;
     Ok(path.to_path_buf())
 }
 

@@ -16,15 +16,20 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::error::SandboxError;
+
 /// How long a just-started container may take to finish setting up its sandbox.
 pub const SETUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The first process of the sandbox that `bwrap_pid` (the outer bwrap) made, once its root is
 /// `root` (the container's root directory on the host). `Err` says why it cannot be joined.
-pub async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, String> {
+pub async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, SandboxError> {
     let want = std::fs::metadata(root)
         .map(|m| (m.dev(), m.ino()))
-        .map_err(|e| format!("the container's root {}: {e}", root.display()))?;
+        .map_err(|source| SandboxError::Root {
+            root: root.to_path_buf(),
+            source,
+        })?;
     let deadline = tokio::time::Instant::now() + SETUP_WAIT;
     loop {
         // The first process down the line of first children whose root is the container's:
@@ -42,12 +47,10 @@ pub async fn namespace_init(bwrap_pid: u32, root: &Path) -> Result<u32, String> 
             next = first_child(pid);
         }
         if !Path::new(&format!("/proc/{bwrap_pid}")).exists() {
-            return Err("the container's sandbox is gone".into());
+            return Err(SandboxError::Gone);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "the container's sandbox was not set up within {SETUP_WAIT:?}"
-            ));
+            return Err(SandboxError::NotSetUp(SETUP_WAIT));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

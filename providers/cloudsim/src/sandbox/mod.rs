@@ -9,6 +9,7 @@
 //! [`join`] runs an exec'd command inside a running sandbox, as `runc exec` does;
 //! [`spawn`] starts either on pipes or on a pseudo-terminal.
 
+mod error;
 pub mod etc;
 pub mod join;
 pub mod run_as;
@@ -17,6 +18,8 @@ pub mod spawn;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+
+pub use error::SandboxError;
 
 /// The host's directories every sandbox sees read-only (each skipped when absent).
 pub const HOST_DIRS: [&str; 6] = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"];
@@ -54,11 +57,11 @@ pub struct Sandbox<'a> {
 
 /// The bwrap arguments for `sandbox`, up to (not including) `--` and the argv. Makes the
 /// root's `/tmp`; the binds' sources must exist.
-pub async fn bwrap_args(sandbox: &Sandbox<'_>) -> Result<Vec<String>, String> {
+pub async fn bwrap_args(sandbox: &Sandbox<'_>) -> Result<Vec<String>, SandboxError> {
     let tmp = sandbox.root.join("tmp");
     tokio::fs::create_dir_all(&tmp)
         .await
-        .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        .map_err(SandboxError::io("creating", &tmp))?;
     set_mode(&tmp, 0o1777).await?;
     let mut args: Vec<String> = vec!["--die-with-parent".into()];
     if !sandbox.shared_pid {
@@ -121,14 +124,14 @@ pub async fn volume_bind(
     sub_path: &str,
     mount_path: &str,
     read_only: bool,
-) -> Result<Bind, String> {
+) -> Result<Bind, SandboxError> {
     if sub_path.split('/').any(|s| s == "..") {
-        return Err(format!("subPath {sub_path:?} leaves its volume"));
+        return Err(SandboxError::SubPathLeavesVolume(sub_path.to_string()));
     }
     let source = volume_dir.join(sub_path.trim_start_matches('/'));
     tokio::fs::create_dir_all(&source)
         .await
-        .map_err(|e| format!("creating {}: {e}", source.display()))?;
+        .map_err(SandboxError::io("creating", &source))?;
     Ok(Bind {
         source,
         target: mount_path.to_string(),
@@ -165,24 +168,29 @@ pub fn container_env<'a>(
 /// Writes a volume's file (`path` relative to the volume's `dir`) with `mode`: to a temporary
 /// name of its own first (containers starting together write the same files), then renamed,
 /// so a container never reads half a file.
-pub async fn write_file(dir: &Path, path: &str, bytes: &[u8], mode: u32) -> Result<(), String> {
+pub async fn write_file(
+    dir: &Path,
+    path: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), SandboxError> {
     if path.starts_with('/') || path.split('/').any(|s| s == "..") {
-        return Err(format!("file {path:?} leaves its volume"));
+        return Err(SandboxError::FileLeavesVolume(path.to_string()));
     }
     let path = dir.join(path);
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+            .map_err(SandboxError::io("creating", &parent))?;
     }
     let tmp = path.with_extension(format!("vk-tmp-{:016x}", rand::random::<u64>()));
     tokio::fs::write(&tmp, bytes)
         .await
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        .map_err(SandboxError::io("writing", &tmp))?;
     set_mode(&tmp, mode).await?;
     tokio::fs::rename(&tmp, &path)
         .await
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+        .map_err(SandboxError::io("writing", &path))
 }
 
 /// [`write_file`] for base64 content (the cloud API's config files).
@@ -191,10 +199,13 @@ pub async fn write_base64_file(
     path: &str,
     content: &str,
     mode: u32,
-) -> Result<(), String> {
+) -> Result<(), SandboxError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(content)
-        .map_err(|e| format!("config file {path}: content is not base64: {e}"))?;
+        .map_err(|source| SandboxError::NotBase64 {
+            path: path.to_string(),
+            source,
+        })?;
     write_file(dir, path, &bytes, mode).await
 }
 
@@ -250,7 +261,7 @@ fn host_binds(
     targets: &[PathBuf],
     args: &mut Vec<String>,
     remount: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), SandboxError> {
     let d = path_str(dir)?;
     let below = targets.iter().any(|t| t != dir && t.starts_with(dir));
     let is_symlink = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
@@ -260,7 +271,7 @@ fn host_binds(
     }
     args.extend(["--tmpfs".into(), d.clone()]);
     remount.push(d);
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("listing {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(SandboxError::io("listing", &dir))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let p = path_str(&path)?;
@@ -271,7 +282,7 @@ fn host_binds(
         match entry.file_type() {
             Ok(t) if t.is_symlink() => {
                 let link = std::fs::read_link(&path)
-                    .map_err(|e| format!("reading the link {}: {e}", path.display()))?;
+                    .map_err(SandboxError::io("reading the link", &path))?;
                 args.extend(["--symlink".into(), path_str(&link)?, p]);
             }
             Ok(t) if t.is_dir() => host_binds(&path, targets, args, remount)?,
@@ -311,15 +322,15 @@ pub fn sanitize(name: &str) -> String {
         .to_string()
 }
 
-pub fn path_str(p: &Path) -> Result<String, String> {
+pub fn path_str(p: &Path) -> Result<String, SandboxError> {
     p.to_str()
         .map(str::to_string)
-        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+        .ok_or_else(|| SandboxError::NotUtf8(p.to_path_buf()))
 }
 
-pub async fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+pub async fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
     use std::os::unix::fs::PermissionsExt as _;
     tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .await
-        .map_err(|e| format!("chmod {}: {e}", path.display()))
+        .map_err(SandboxError::io("chmod", &path))
 }

@@ -1,0 +1,121 @@
+//! `CreateContainerGroup` into the engine: the billed size (`specs`), the restart policy,
+//! deadline and grace period in the engine's terms, an `eci-` id, the ClientToken with the
+//! request's fingerprint, and the request itself kept as the group's face record, which
+//! `render`, `placement` and the listing filters read back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+
+use super::create_extras::GroupExtras;
+use super::error::ApiError;
+use super::face::Face;
+use super::record::Record;
+use super::specs::group_size;
+use crate::engine::{NewGroup, RestartPolicy};
+use eci::wire::request::CreateContainerGroup;
+
+fn random_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("eci-{tail}")
+}
+
+/// `RestartPolicy`: `Always` unless told otherwise.
+fn restart_policy(policy: Option<&str>) -> RestartPolicy {
+    match policy {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    }
+}
+
+/// `TerminationGracePeriodSeconds`; a negative one is the default.
+fn grace(seconds: Option<i64>) -> Option<Duration> {
+    seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
+}
+
+/// `ActiveDeadlineSeconds`; a negative one is over at once.
+fn deadline(seconds: Option<i64>) -> Option<Duration> {
+    seconds.map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+}
+
+/// The engine's request for an ECI create.
+fn new_group(req: CreateContainerGroup, extras: GroupExtras) -> Result<NewGroup, ApiError> {
+    let (cpu, memory_gib) = group_size(&req)?;
+    let idempotency = req
+        .client_token
+        .clone()
+        .map(|token| (token, format!("{req:?}{extras:?}")));
+    Ok(NewGroup {
+        id: random_id(),
+        name: req.container_group_name.clone(),
+        cpu,
+        memory_gib,
+        containers: req.containers.clone(),
+        init_containers: req.init_containers.clone(),
+        volumes: req.volumes.clone(),
+        names: req.names.clone(),
+        share_process_namespace: req.share_process_namespace,
+        restart_policy: restart_policy(req.restart_policy.as_deref()),
+        active_deadline: deadline(req.active_deadline_seconds),
+        termination_grace: grace(req.termination_grace_period_seconds),
+        private_ip: extras.private_ip,
+        idempotency,
+        face: Arc::new(Record {
+            request: req,
+            extras,
+        }),
+    })
+}
+
+impl Face {
+    pub fn create(&self, req: CreateContainerGroup) -> Result<String, ApiError> {
+        self.create_with(req, GroupExtras::default())
+    }
+
+    /// Create with the parameters only the simulator decodes.
+    pub fn create_with(
+        &self,
+        req: CreateContainerGroup,
+        extras: GroupExtras,
+    ) -> Result<String, ApiError> {
+        Ok(self.engine().create(new_group(req, extras)?)?)
+    }
+
+    /// Everything a create checks, without creating: `DryRun=true`.
+    pub fn check_create(
+        &self,
+        req: &CreateContainerGroup,
+        extras: &GroupExtras,
+    ) -> Result<(), ApiError> {
+        group_size(req)?;
+        Ok(self.engine().check_create(extras.private_ip)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_period_defaults_to_the_engines() {
+        assert_eq!(grace(None), None);
+        assert_eq!(grace(Some(5)), Some(Duration::from_secs(5)));
+        assert_eq!(grace(Some(-1)), None);
+        assert_eq!(deadline(Some(-1)), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn restart_policies_default_to_always() {
+        assert_eq!(restart_policy(None), RestartPolicy::Always);
+        assert_eq!(restart_policy(Some("Never")), RestartPolicy::Never);
+        assert_eq!(restart_policy(Some("OnFailure")), RestartPolicy::OnFailure);
+    }
+}

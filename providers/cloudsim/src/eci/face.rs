@@ -1,0 +1,57 @@
+//! The ECI face's state over one engine.
+
+use std::sync::Arc;
+
+use super::config::MockCloudConfig;
+use super::exec_session::ExecSessions;
+use crate::engine::Engine;
+use crate::engine::executor::Executor;
+use crate::engine::faults::Faults;
+use crate::engine::flow_control::FlowControl;
+
+/// The ECI face over one engine: its settings, the create/delete quota and the interactive
+/// exec sessions waiting for their socket. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Face {
+    engine: Engine,
+    config: Arc<MockCloudConfig>,
+    quota: Arc<FlowControl>,
+    exec_sessions: Arc<ExecSessions>,
+}
+
+impl Face {
+    /// A new engine with `executor`, behind the ECI face.
+    pub fn new(config: MockCloudConfig, executor: Arc<dyn Executor>) -> Self {
+        Self {
+            engine: Engine::new(config.engine(), executor),
+            quota: Arc::new(FlowControl::new(
+                config.quota.burst,
+                config.quota.per_second,
+            )),
+            exec_sessions: Default::default(),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &MockCloudConfig {
+        &self.config
+    }
+
+    pub fn faults(&self) -> &Arc<Faults> {
+        self.engine.faults()
+    }
+
+    /// Take one token of the create/delete quota.
+    pub fn take_quota(&self) -> bool {
+        self.quota.admit()
+    }
+
+    /// Interactive exec sessions waiting for their WebSocket.
+    pub fn exec_sessions(&self) -> &ExecSessions {
+        &self.exec_sessions
+    }
+}

@@ -1,0 +1,366 @@
+//! The HTTP server: `GET /?...` and `POST /` (form body) for the API, `GET`/`POST
+//! /admin/faults` for fault injection, `GET /exec/?s=TOKEN` (WebSocket) for interactive exec,
+//! STS's AssumeRoleWithOIDC at `/` too, the ECS metadata face under `/latest/`, and `GET
+//! /admin/sts` (what STS saw). HTTP/1.1 with keep-alive, one task per connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{Call, Nonces};
+use super::config::MockCloudConfig;
+use super::face::Face;
+use super::metadata::{self, MetadataTokens};
+use super::sts::{self, Sts};
+use super::{api, exec_session};
+use crate::engine::Engine;
+use crate::engine::executor::process::{ProcessExecutor, check_bwrap, check_nsenter};
+use crate::engine::executor::simulate::SimulateExecutor;
+use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
+use crate::engine::faults::FaultConfig;
+use eci::wire::params::Params;
+
+/// Request bodies larger than this are refused (config files ride in creates).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// A running mock cloud. Dropping it stops the server (groups' tasks stop with the runtime).
+pub struct MockCloud {
+    addr: SocketAddr,
+    face: Face,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    sts: Arc<Sts>,
+    /// A work directory the cloud chose itself, removed when it stops.
+    own_work_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+}
+
+struct Server {
+    face: Face,
+    nonces: Nonces,
+    sts: Arc<Sts>,
+    metadata: MetadataTokens,
+    /// Cancelled when the cloud stops; ends exec sessions.
+    stop: CancellationToken,
+}
+
+type Body = Full<Bytes>;
+
+fn respond(status: u16, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
+}
+
+/// The connection is dropped without an answer (the `api_down` fault).
+#[derive(Debug, thiserror::Error)]
+#[error("the API is down (injected)")]
+struct Down;
+
+impl Server {
+    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, Down> {
+        let faults = self.face.faults();
+        if req.uri().path() == "/admin/faults" {
+            return Ok(self.admin(req).await);
+        }
+        if req.uri().path() == "/admin/sts" {
+            let method = req.method().clone();
+            let body = Limited::new(req.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let (status, answer) = self.sts.admin(method.as_str(), &body);
+            return Ok(respond(status, answer));
+        }
+        if faults.api_down() {
+            return Err(Down);
+        }
+        if metadata::is_metadata(req.uri().path()) {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let answer =
+                self.metadata
+                    .handle(&self.sts, req.method().as_str(), req.uri().path(), header);
+            let mut response = respond(answer.status, answer.body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(answer.content_type),
+            );
+            return Ok(response);
+        }
+        let path = req.uri().path();
+        if path == exec_session::EXEC_PATH || path == exec_session::EXEC_PATH.trim_end_matches('/')
+        {
+            return Ok(exec_session::upgrade(
+                self.face.engine(),
+                self.face.exec_sessions(),
+                &self.stop,
+                req,
+            ));
+        }
+        let latency = faults.latency_ms();
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        if req.uri().path() != "/" {
+            return Ok(respond(404, r#"{"Code":"InvalidAction.NotFound","Message":"Specified api is not found, please check your url and method."}"#.into()));
+        }
+        let method = req.method().clone();
+        if method != Method::GET && method != Method::POST {
+            return Ok(respond(
+                405,
+                r#"{"Code":"UnsupportedHTTPMethod","Message":"Only GET and POST are supported."}"#
+                    .into(),
+            ));
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("eci.aliyuncs.com")
+            .to_string();
+        let mut query = Params::new();
+        let parsed = query.extend_from_form(req.uri().query().unwrap_or_default());
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Ok(respond(
+                    413,
+                    r#"{"Code":"InvalidParameter","Message":"The request body is too large."}"#
+                        .into(),
+                ));
+            }
+        };
+        // RPC parameters ride in the query or a form body; any other body is only hashed.
+        let form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let mut params = query.clone();
+        let parsed = parsed.and_then(|()| {
+            if form {
+                params.extend_from_form(&String::from_utf8_lossy(&body))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = parsed {
+            let e = super::error::ApiError::from(e);
+            return Ok(respond(
+                e.status,
+                format!(r#"{{"Code":"{}","Message":{:?}}}"#, e.code, e.message),
+            ));
+        }
+        if sts::is_sts(&params) {
+            let answer = self.sts.handle(&params, &host);
+            return Ok(respond(answer.status, answer.body));
+        }
+        let call = Call {
+            method: method.as_str(),
+            params: &params,
+            query: &query,
+            headers: &parts.headers,
+            body: &body,
+        };
+        let answer = api::handle(&self.face, &self.nonces, &self.sts, &call, &host).await;
+        Ok(respond(answer.status, answer.body))
+    }
+
+    async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
+        let faults = self.face.faults();
+        match *req.method() {
+            Method::GET => respond(
+                200,
+                serde_json::to_string(&faults.get()).unwrap_or_default(),
+            ),
+            Method::POST => {
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+                };
+                match serde_json::from_slice::<FaultConfig>(&body) {
+                    Ok(config) => {
+                        let (vanish, expire) = faults.set(config);
+                        self.face.engine().vanish(&vanish);
+                        self.face.engine().expire(&expire);
+                        respond(
+                            200,
+                            serde_json::to_string(&faults.get()).unwrap_or_default(),
+                        )
+                    }
+                    Err(e) => respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+                }
+            }
+            _ => respond(405, r#"{"error":"GET or POST"}"#.into()),
+        }
+    }
+}
+
+impl MockCloud {
+    /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
+    pub async fn start(config: MockCloudConfig, listen: &str) -> Result<Self, StartError> {
+        let mut own_work_dir = None;
+        let executor: Arc<dyn Executor> = match config.executor {
+            ExecutorKind::Simulate => Arc::new(SimulateExecutor::new(config.simulate.clone())),
+            ExecutorKind::Process => {
+                check_bwrap(&config.process.bwrap)
+                    .await
+                    .map_err(StartError::Executor)?;
+                check_nsenter(&config.process.nsenter)
+                    .await
+                    .map_err(StartError::Executor)?;
+                crate::engine::executor::process_runtime::check_setpriv()
+                    .await
+                    .map_err(StartError::Executor)?;
+                let executor = ProcessExecutor::new(config.process.clone());
+                tokio::fs::create_dir_all(executor.work_dir())
+                    .await
+                    .map_err(|source| ExecutorError::WorkDir {
+                        dir: executor.work_dir().to_path_buf(),
+                        source,
+                    })?;
+                if config.process.work_dir.is_none() {
+                    own_work_dir = Some(executor.work_dir().to_path_buf());
+                }
+                Arc::new(executor)
+            }
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+        let sts = Arc::new(Sts::new(config.sts.clone()));
+        let face = Face::new(config, executor);
+        let cancel = CancellationToken::new();
+        let server = Arc::new(Server {
+            face: face.clone(),
+            nonces: Nonces::default(),
+            sts: sts.clone(),
+            metadata: MetadataTokens::default(),
+            stop: cancel.clone(),
+        });
+        let task = tokio::spawn(serve(listener, server, cancel.clone()));
+        Ok(Self {
+            addr,
+            face,
+            cancel,
+            task: Some(task),
+            sts,
+            own_work_dir,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, the provider's endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.face.engine()
+    }
+
+    /// Interactive exec sessions handed out and not yet connected.
+    pub fn exec_sessions(&self) -> &super::exec_session::ExecSessions {
+        self.face.exec_sessions()
+    }
+
+    /// The STS and metadata faces' state: calls seen, keys issued, a failure switch.
+    pub fn sts(&self) -> &Sts {
+        &self.sts
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting.
+    pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        shutdown.await;
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        // The sandboxed processes die with this process (--die-with-parent); their files go now.
+        if let Some(dir) = self.own_work_dir.take()
+            && let Err(e) = tokio::fs::remove_dir_all(&dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove the work directory");
+        }
+    }
+}
+
+impl Drop for MockCloud {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn serve(listener: TcpListener, server: Arc<Server>, cancel: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let server = server.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let server = server.clone();
+                async move { server.handle(req).await }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = conn => {}
+            }
+        });
+    }
+}

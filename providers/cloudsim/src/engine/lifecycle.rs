@@ -1,0 +1,348 @@
+//! One task per group walks its lifecycle: Scheduling, Pending (sandbox and image pulls),
+//! init containers one by one, then the app containers together, restarts by the restart
+//! policy with doubling back-off, and the final status. Delete, restart and expiry cancel
+//! the task; dropping it drops the runs, which stops them. An active deadline fails the group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::ImageEntry;
+use super::executor::Exit;
+use super::group::Phase;
+use super::group::{CState, Group, Kind, restarts};
+use super::hooks::{self, HookKind, HookTarget};
+use super::inner::Inner;
+use super::probes;
+
+/// Back-off between restarts doubles up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+pub(crate) fn spawn(
+    inner: Arc<Inner>,
+    id: String,
+    generation: u64,
+    cancel: CancellationToken,
+    schedule: bool,
+) {
+    tokio::spawn(async move {
+        let deadline = inner
+            .with_group(&id, generation, |g, _| {
+                g.active_deadline.map(|d| {
+                    let age = g.created.duration_until(jiff::Timestamp::now());
+                    d.saturating_sub(age.unsigned_abs())
+                })
+            })
+            .flatten();
+        let deadline_sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let driver = Driver {
+            inner: inner.clone(),
+            id: id.clone(),
+            generation,
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {}
+            _ = driver.run(schedule) => {}
+            _ = deadline_sleep => {
+                inner.with_group(&id, generation, |g, now| {
+                    g.finish(Phase::Failed, "DeadlineExceeded", now);
+                    g.event("Warning", "DeadlineExceeded", "The container group ran longer than its ActiveDeadlineSeconds.".into(), now);
+                });
+            }
+        }
+    });
+}
+
+struct Driver {
+    inner: Arc<Inner>,
+    id: String,
+    generation: u64,
+}
+
+impl Driver {
+    fn update<R>(&self, f: impl FnOnce(&mut Group, jiff::Timestamp) -> R) -> Option<R> {
+        self.inner.with_group(&self.id, self.generation, f)
+    }
+
+    /// A configured latency plus jitter.
+    fn latency(&self, base_ms: u64) -> Duration {
+        let jitter = self.inner.config.latency_jitter_ms;
+        let extra = if jitter > 0 {
+            rand::rng().random_range(0..=jitter)
+        } else {
+            0
+        };
+        Duration::from_millis(base_ms.saturating_add(extra))
+    }
+
+    async fn run(&self, schedule: bool) {
+        if schedule {
+            tokio::time::sleep(self.latency(self.inner.config.schedule_latency_ms)).await;
+            if self.inner.faults.roll_schedule_failure() {
+                self.update(|g, now| {
+                    g.finish(Phase::ScheduleFailed, "ScheduleFailed", now);
+                    g.event(
+                        "Warning",
+                        "FailedScheduling",
+                        "Schedule eci failed: no resources in the zone (injected).".into(),
+                        now,
+                    );
+                });
+                return;
+            }
+            let scheduled = self.update(|g, now| {
+                g.set_status(Phase::Pending, now);
+                g.event(
+                    "Normal",
+                    "Scheduled",
+                    format!("Successfully assigned {} to a node", g.spec.name),
+                    now,
+                );
+            });
+            if scheduled.is_none() {
+                return;
+            }
+        }
+        while self.inner.faults.stuck_pending() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(self.latency(self.inner.config.provision_latency_ms)).await;
+        let Some(spec) = self.update(|g, _| g.spec.clone()) else {
+            return;
+        };
+        // Idempotent, so a restart prepares again: it may come while Pending, before the first.
+        if let Err(e) = self.inner.executor.prepare(&spec).await {
+            self.update(|g, now| {
+                g.finish(Phase::Failed, "FailedCreatePodSandBox", now);
+                g.event("Warning", "FailedCreatePodSandBox", e.to_string(), now);
+            });
+            return;
+        }
+        let Some(images) = self.pull() else {
+            // An image the catalog refuses never arrives: the group stays Pending with the
+            // container waiting in ErrImagePull, until it is deleted.
+            return std::future::pending().await;
+        };
+        let (init_images, app_images) = images;
+        for (idx, image) in init_images.into_iter().enumerate() {
+            match self.container_loop(Kind::Init, idx, image).await {
+                Some(0) => {}
+                Some(code) => {
+                    self.update(|g, now| {
+                        g.finish(Phase::Failed, "Init:Error", now);
+                        g.event(
+                            "Warning",
+                            "Failed",
+                            format!("Init container {idx} exited with {code}"),
+                            now,
+                        );
+                    });
+                    return;
+                }
+                None => return,
+            }
+        }
+        let runs = app_images
+            .into_iter()
+            .enumerate()
+            .map(|(idx, image)| self.container_loop(Kind::App, idx, image));
+        let Some(codes) = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .collect::<Option<Vec<i32>>>()
+        else {
+            return;
+        };
+        let status = if codes.iter().all(|c| *c == 0) {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        self.update(|g, now| {
+            // A terminating group is removed by its delete, in its own time.
+            if g.status != Phase::Terminating {
+                g.finish(status, "Completed", now);
+            }
+        });
+    }
+
+    /// Resolve every image; `None` when one is refused (the containers say why).
+    fn pull(&self) -> Option<(Vec<ImageEntry>, Vec<ImageEntry>)> {
+        let catalog = &self.inner.config.catalog;
+        self.update(|g, now| {
+            let mut refused = Vec::new();
+            let mut resolve =
+                |c: &mut super::group::ContainerRt| match catalog.resolve(&c.def.image) {
+                    Ok(entry) => Some(entry),
+                    Err(e) => {
+                        let message = e.to_string();
+                        c.state = CState::Waiting {
+                            reason: "ErrImagePull".into(),
+                            message: Some(message.clone()),
+                        };
+                        refused.push(message);
+                        None
+                    }
+                };
+            let init: Vec<_> = g.init.iter_mut().map(&mut resolve).collect();
+            let apps: Vec<_> = g.apps.iter_mut().map(&mut resolve).collect();
+            if refused.is_empty() {
+                let name = g.spec.name.clone();
+                g.event(
+                    "Normal",
+                    "Pulled",
+                    format!("Pulled the images of {name}"),
+                    now,
+                );
+                Some((
+                    init.into_iter().flatten().collect(),
+                    apps.into_iter().flatten().collect(),
+                ))
+            } else {
+                for message in refused {
+                    g.event("Warning", "Failed", message, now);
+                }
+                None
+            }
+        })
+        .flatten()
+    }
+
+    /// One run of an app container with its probes and postStart hook. A failed liveness
+    /// probe or postStart hook stops the run as the kubelet does (preStop, SIGTERM, the kill
+    /// after the grace period); the lifecycle then restarts it by the restart policy.
+    async fn run_app(&self, ctx: super::executor::RunContext, idx: usize, grace: Duration) -> Exit {
+        let target = HookTarget {
+            group: ctx.group.clone(),
+            container: ctx.container.clone(),
+            log: ctx.log.clone(),
+        };
+        let probes = probes::run(
+            self.inner.clone(),
+            self.id.clone(),
+            self.generation,
+            idx,
+            ctx.group.clone(),
+            ctx.container.clone(),
+        );
+        let post_start = hooks::post_start_failure(
+            self.inner.clone(),
+            HookTarget {
+                group: target.group.clone(),
+                container: target.container.clone(),
+                log: target.log.clone(),
+            },
+        );
+        let run = self.inner.executor.run(ctx);
+        tokio::pin!(run);
+        let hook_failure = tokio::select! {
+            exit = &mut run => return exit,
+            _kill = probes => None,
+            why = post_start => Some(why),
+        };
+        if let Some(why) = &hook_failure {
+            let name = target.container.name.clone();
+            self.update(|g, now| {
+                g.event(
+                    "Warning",
+                    HookKind::PostStart.failed_reason(),
+                    why.to_string(),
+                    now,
+                );
+                g.event(
+                    "Normal",
+                    "Killing",
+                    format!("Container {name} failed its postStart hook, will be restarted"),
+                    now,
+                );
+            });
+        }
+        let (exit, pre_stop_failure) = hooks::stop(&self.inner, &target, grace, run.as_mut()).await;
+        if let Some(why) = pre_stop_failure {
+            self.update(|g, now| {
+                g.event(
+                    "Warning",
+                    HookKind::PreStop.failed_reason(),
+                    why.to_string(),
+                    now,
+                );
+            });
+        }
+        exit
+    }
+
+    /// A container that must run as non-root but names no user would run as root here (the
+    /// catalog's images have no user of their own): it is not started, as the kubelet refuses
+    /// it. `None` when the group went away.
+    fn refused_as_root(&self, kind: Kind, idx: usize) -> Option<bool> {
+        self.update(|g, now| {
+            let c = g.container(kind, idx)?;
+            let s = c.def.security_context.as_ref()?;
+            if s.run_as_non_root != Some(true) || s.run_as_user.is_some() {
+                return Some(false);
+            }
+            let message = "container has runAsNonRoot and image will run as root".to_string();
+            c.state = CState::Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: Some(message.clone()),
+            };
+            g.event("Warning", "Failed", format!("Error: {message}"), now);
+            Some(true)
+        })
+        .map(|refused| refused.unwrap_or(false))
+    }
+
+    /// Run a container until it is done for good; its last exit code, `None` when the group
+    /// went away or was restarted.
+    async fn container_loop(&self, kind: Kind, idx: usize, image: ImageEntry) -> Option<i32> {
+        let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
+        if self.refused_as_root(kind, idx)? {
+            // As the kubelet: the container waits in CreateContainerConfigError.
+            return std::future::pending().await;
+        }
+        loop {
+            let (ctx, grace) = self.update(|g, now| {
+                let grace = g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE);
+                g.start(kind, idx, image.clone(), now)
+                    .map(|ctx| (ctx, grace))
+            })??;
+            let exit = if kind == Kind::App {
+                self.run_app(ctx, idx, grace).await
+            } else {
+                self.inner.executor.run(ctx).await
+            };
+            let code = exit.code;
+            let again = self.update(|g, now| {
+                g.terminate(kind, idx, exit, now);
+                // A terminating group's containers stop for good.
+                g.status != Phase::Terminating && restarts(g.restart_policy, kind, code)
+            })?;
+            if !again {
+                return Some(code);
+            }
+            self.update(|g, now| {
+                let message = format!("back-off {backoff:?} restarting failed container");
+                let name = g.container(kind, idx).map(|c| {
+                    c.back_off("CrashLoopBackOff", message.clone());
+                    c.def.name.clone()
+                });
+                g.event(
+                    "Warning",
+                    "BackOff",
+                    format!("{message} {}", name.unwrap_or_default()),
+                    now,
+                );
+            })?;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! DeleteContainerGroup of a group with running containers, as ECI does it: the group turns
+//! `Terminating` (still listed, its logs still readable), every running container is stopped
+//! the way a runtime stops it (preStop hook, SIGTERM, the kill when
+//! `TerminationGracePeriodSeconds` is over: [`hooks::stop`]), then the group goes. A group
+//! with nothing running, or one the `simulate` executor runs without preStop hooks, goes at
+//! once.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::group::CState;
+use super::group::Phase;
+use super::hooks::{self, HookError, HookKind, HookTarget};
+use super::inner::Inner;
+
+/// Start deleting group `id`; `false` when there is no such group.
+pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
+    let plan = {
+        let mut state = inner.lock();
+        let Some(g) = state.group_mut(id) else {
+            return false;
+        };
+        if g.status == Phase::Terminating {
+            return true;
+        }
+        let targets: Vec<HookTarget> = g
+            .apps
+            .iter()
+            .filter(|c| matches!(c.state, CState::Running { .. }))
+            .map(|c| HookTarget {
+                group: g.spec.clone(),
+                container: c.def.clone(),
+                log: c.log.clone(),
+            })
+            .collect();
+        let simulated = inner.executor.name() == "simulate"
+            && targets
+                .iter()
+                .all(|t| t.container.lifecycle.pre_stop.is_none());
+        if targets.is_empty() || simulated {
+            None
+        } else {
+            let now = Timestamp::now();
+            g.set_status(Phase::Terminating, now);
+            g.event(
+                "Normal",
+                "Killing",
+                "Stopping the containers of the group".into(),
+                now,
+            );
+            Some((
+                targets,
+                g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
+                g.generation,
+            ))
+        }
+    };
+    let Some((targets, grace, generation)) = plan else {
+        inner.remove(id);
+        return true;
+    };
+    let inner = inner.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + grace;
+        let stops = targets
+            .iter()
+            .map(|t| stop_one(&inner, &id, generation, t, deadline));
+        futures::future::join_all(stops).await;
+        inner.remove(&id);
+    });
+    true
+}
+
+/// preStop, SIGTERM, and the wait for the container's run to end (the lifecycle task records
+/// its exit), up to `deadline`.
+async fn stop_one(
+    inner: &Inner,
+    id: &str,
+    generation: u64,
+    target: &HookTarget,
+    deadline: tokio::time::Instant,
+) {
+    let hook = hooks::run(inner, target, HookKind::PreStop);
+    let failure = match tokio::time::timeout_at(deadline, hook).await {
+        Ok(result) => result.err(),
+        Err(_) => Some(HookError::TimedOut {
+            container: target.container.name.clone(),
+            grace: None,
+        }),
+    };
+    if let Some(why) = failure {
+        inner.with_group(id, generation, |g, now| {
+            g.event(
+                "Warning",
+                HookKind::PreStop.failed_reason(),
+                why.to_string(),
+                now,
+            );
+        });
+    }
+    if !inner
+        .executor
+        .terminate(&target.group, &target.container)
+        .await
+    {
+        return;
+    }
+    let name = target.container.name.as_str();
+    while tokio::time::Instant::now() < deadline {
+        let running = inner
+            .with_group(id, generation, |g, _| {
+                g.apps
+                    .iter()
+                    .any(|c| c.def.name == name && matches!(c.state, CState::Running { .. }))
+            })
+            .unwrap_or(false);
+        if !running {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
