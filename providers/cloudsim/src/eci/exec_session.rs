@@ -25,9 +25,9 @@ use rand::Rng as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Message, Role};
 use tokio_util::sync::CancellationToken;
+use vk_core::stream::websocket::handshake::{Handshake, Preference};
 
 use super::error::ApiError;
 use crate::engine::Engine;
@@ -119,15 +119,6 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     response
 }
 
-fn header_has_token(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
-    req.headers().get_all(name).iter().any(|v| {
-        v.to_str()
-            .unwrap_or_default()
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
-}
-
 /// `GET /exec/?s=TOKEN` with a WebSocket upgrade: check, take the session, answer 101 and run
 /// it on the upgraded connection.
 pub fn upgrade(
@@ -136,36 +127,27 @@ pub fn upgrade(
     stop: &CancellationToken,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let is_websocket = req.method() == hyper::Method::GET
-        && header_has_token(&req, header::CONNECTION, "upgrade")
-        && header_has_token(&req, header::UPGRADE, "websocket")
-        && req
-            .headers()
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v == "13");
-    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
-    let (true, Some(key)) = (is_websocket, key) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameter",
-            "This address takes a WebSocket (RFC 6455, version 13) upgrade.",
-        );
+    let handshake = match Handshake::from_request(&req) {
+        Ok(handshake) => handshake,
+        Err(e) => {
+            return refuse(
+                e.status(),
+                "InvalidParameter",
+                &format!("This address takes a WebSocket (RFC 6455, version 13) upgrade: {e}."),
+            );
+        }
     };
-    let offered: Vec<String> = req
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or_default().split(','))
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if !offered.is_empty() && !offered.iter().any(|p| p == SUBPROTOCOL) {
+    let Ok(protocol) = handshake.negotiate(&[SUBPROTOCOL], Preference::Client) else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "InvalidParameter",
             &format!("The exec socket speaks the subprotocol {SUBPROTOCOL} only."),
         );
-    }
+    };
+    let response = match handshake.response(protocol) {
+        Ok(response) => response,
+        Err(e) => return refuse(e.status(), "InternalError", &e.to_string()),
+    };
     // Tokens are alphanumeric: no decoding needed.
     let token = req
         .uri()
@@ -196,26 +178,6 @@ pub fn upgrade(
             Err(e) => tracing::warn!(error = %e, "the exec WebSocket upgrade failed"),
         }
     });
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("websocket"),
-    );
-    headers.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("Upgrade"),
-    );
-    if let Ok(accept) = header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    if !offered.is_empty() {
-        headers.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            header::HeaderValue::from_static(SUBPROTOCOL),
-        );
-    }
     response
 }
 
