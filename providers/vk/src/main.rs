@@ -890,6 +890,35 @@ mod tests {
     }
 
     #[test]
+    fn leader_election_is_off_unless_enabled_and_refuses_overlapping_timings() {
+        let off = LeaderElectionFile::default();
+        assert!(leader_settings(false, &off, "vk").unwrap().is_none());
+        let by_flag = leader_settings(true, &off, "vk").unwrap().unwrap();
+        assert_eq!(by_flag.name, "vk-vk");
+        assert_eq!(by_flag.lease_duration, Duration::from_secs(15));
+        assert!(!by_flag.identity.is_empty());
+        let file: FileConfig = serde_yaml::from_str(
+            "leader_election:\n  enabled: true\n  namespace: ops\n  name: vk-a\n  identity: r1\n  lease_duration_seconds: 9\n  renew_deadline_seconds: 6\n  retry_period_seconds: 1\n",
+        )
+        .unwrap();
+        let config = leader_settings(false, &file.leader_election, "vk")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (config.namespace.as_str(), config.name.as_str(), config.identity.as_str()),
+            ("ops", "vk-a", "r1")
+        );
+        assert_eq!(config.retry_period, Duration::from_secs(1));
+        let file: FileConfig = serde_yaml::from_str(
+            "leader_election:\n  enabled: true\n  lease_duration_seconds: 5\n  renew_deadline_seconds: 10\n",
+        )
+        .unwrap();
+        let err = leader_settings(false, &file.leader_election, "vk").unwrap_err();
+        assert!(format!("{err:#}").contains("renew deadline"), "{err:#}");
+        assert!(serde_yaml::from_str::<FileConfig>("leader_election:\n  enable: true\n").is_err());
+    }
+
+    #[test]
     fn streaming_limits_come_from_the_config_file_with_kubelet_defaults() {
         let file: FileConfig = serde_yaml::from_str(
             "kubelet:\n  streaming_idle_timeout_seconds: 60\n  max_streaming_sessions: 8\n",

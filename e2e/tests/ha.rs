@@ -1,0 +1,204 @@
+//! Two vk replicas for one eci node against the simulator, with leader election on: one runs
+//! the node, the other stands by. SIGKILL of the active one: the standby takes over before the
+//! node's heartbeat runs out (the Node never leaves Ready), no pod is created twice in the
+//! cloud, running pods stay Running and a new pod runs. SIGTERM of the new active one: it hands
+//! the Lease over at once (well before it would have expired) to the restarted first replica.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::harness::{Options, TestBed};
+use e2e::pods::{node_condition, pod_for_node, wait_phase};
+use e2e::vk::Vk;
+use e2e::wait_for;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{EnvVar, Node, Pod};
+use kube::api::Api;
+
+/// Tighter than the defaults (15/10/2): the test cluster marks a silent node NotReady after
+/// 30 s (the usual grace is 40 s or more).
+const LEADER: &str = "leader_election:\n  enabled: true\n  lease_duration_seconds: 10\n  renew_deadline_seconds: 6\n  retry_period_seconds: 1\n";
+const LEASE_DURATION: i64 = 10;
+
+/// A pod whose container runs until deleted on the simulator.
+fn long_running(name: &str, node: &str) -> Pod {
+    let mut pod = pod_for_node(name, node, &["main"], &[]);
+    pod.spec.as_mut().unwrap().containers[0].env = Some(vec![EnvVar {
+        name: "MOCKCLOUD_RUN_MS".into(),
+        value: Some("forever".into()),
+        ..Default::default()
+    }]);
+    pod
+}
+
+async fn leader_lease(s: &TestBed) -> Option<Lease> {
+    Api::<Lease>::namespaced(s.client.clone(), "vk-system")
+        .get_opt(&format!("vk-{}", s.vk.node))
+        .await
+        .expect("reading the leader Lease")
+}
+
+/// Whether `vk` (identity `<host>_<pid>`) holds the leader Lease.
+async fn holds(s: &TestBed, vk: &Vk) -> bool {
+    let Some(pid) = vk.pid() else { return false };
+    leader_lease(s)
+        .await
+        .and_then(|l| l.spec?.holder_identity)
+        .is_some_and(|h| h.ends_with(&format!("_{pid}")))
+}
+
+/// The kubelet port the Node advertises (the active replica's).
+async fn advertised_port(s: &TestBed) -> Option<i32> {
+    let node = s.nodes.get(&s.vk.node).await.ok()?;
+    Some(node.status?.daemon_endpoints?.kubelet_endpoint?.port)
+}
+
+/// Container groups in the cloud per pod UID (the tag vk puts on each group it creates).
+async fn groups_per_uid(s: &TestBed) -> BTreeMap<String, usize> {
+    let mut per_uid = BTreeMap::new();
+    for group in s.cloud().node_groups(&s.vk.node).await {
+        let uid = group
+            .tags
+            .iter()
+            .find(|t| t.key == eci::wire::tags::POD_UID)
+            .map(|t| t.value.clone())
+            .unwrap_or_else(|| format!("untagged {}", group.container_group_id));
+        *per_uid.entry(uid).or_insert(0) += 1;
+    }
+    per_uid
+}
+
+/// Every Ready condition of the Node that was not True, as a watch saw them.
+fn watch_ready(nodes: &Api<Node>, node: &str) -> Arc<Mutex<Vec<String>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut events = kube::runtime::watcher::watch_object(nodes.clone(), node).boxed();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            let bad = match event {
+                Ok(Some(node)) => match node_condition(&node, "Ready") {
+                    Some((status, _)) if status == "True" => None,
+                    other => Some(format!("Ready {other:?}")),
+                },
+                Ok(None) => Some("the Node was deleted".into()),
+                Err(_) => None,
+            };
+            if let Some(bad) = bad {
+                record.lock().unwrap().push(bad);
+            }
+        }
+    });
+    seen
+}
+
+async fn run_new_pod(s: &TestBed, name: &str) -> String {
+    let pod = s.run_pod(&long_running(name, &s.vk.node)).await;
+    pod.metadata.uid.expect("uid")
+}
+
+#[tokio::test]
+async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands_over() {
+    let mut s = Options::eci("vk-ha", "simulate", &[])
+        .config(LEADER)
+        .start()
+        .await;
+    let node = s.vk.node.clone();
+    // The first replica created the Lease and runs the node.
+    wait_for("the first replica to hold the leader Lease", Duration::from_secs(30), || {
+        holds(&s, &s.vk)
+    })
+    .await;
+    let mut standby = s.vk.replica("b");
+    wait_for("the second replica to stand by", Duration::from_secs(60), || {
+        let logs = standby.logs();
+        async move { logs.contains("another replica is active; standing by") }
+    })
+    .await;
+    assert!(!holds(&s, &standby).await);
+    assert_eq!(advertised_port(&s).await, Some(s.vk.kubelet_port as i32));
+
+    let not_ready = watch_ready(&s.nodes, &node);
+    let mut uids = BTreeMap::new();
+    for i in 0..3 {
+        let name = format!("before-{i}");
+        uids.insert(name.clone(), run_new_pod(&s, &name).await);
+    }
+
+    // SIGKILL of the active replica: the standby takes over after the Lease expires.
+    s.vk.kill();
+    wait_for("the standby to take the Lease over", Duration::from_secs(60), || {
+        holds(&s, &standby)
+    })
+    .await;
+    wait_for(
+        "the Node to advertise the new active replica's kubelet port",
+        Duration::from_secs(30),
+        || async { advertised_port(&s).await == Some(standby.kubelet_port as i32) },
+    )
+    .await;
+    uids.insert("after-kill".into(), run_new_pod(&s, "after-kill").await);
+
+    // The killed replica comes back as the standby.
+    s.vk.restart();
+    wait_for("the restarted replica to stand by", Duration::from_secs(60), || {
+        let logs = s.vk.logs();
+        async move { logs.contains("another replica is active; standing by") }
+    })
+    .await;
+    assert!(!holds(&s, &s.vk).await);
+
+    // SIGTERM of the active replica: it stops its work, releases the Lease, and the standby
+    // takes it well before it would have expired.
+    let before = leader_lease(&s).await.and_then(|l| l.spec).expect("lease");
+    let last_renewal = before.renew_time.expect("renewTime").0;
+    assert_eq!(standby.terminate(), Some(0), "{}", standby.logs());
+    assert!(
+        standby.logs().contains("leader Lease released"),
+        "{}",
+        standby.logs()
+    );
+    wait_for("the first replica to take the Lease back", Duration::from_secs(30), || {
+        holds(&s, &s.vk)
+    })
+    .await;
+    let after = leader_lease(&s).await.and_then(|l| l.spec).expect("lease");
+    let acquired = after.acquire_time.expect("acquireTime").0;
+    assert!(
+        acquired < last_renewal + jiff::SignedDuration::from_secs(LEASE_DURATION),
+        "taken at {acquired}, not before expiry of the renewal at {last_renewal}: not handed over"
+    );
+    // Created, taken over after the kill, handed over on SIGTERM.
+    assert_eq!(after.lease_transitions, Some(2));
+    wait_for(
+        "the Node to advertise the first replica's kubelet port again",
+        Duration::from_secs(30),
+        || async { advertised_port(&s).await == Some(s.vk.kubelet_port as i32) },
+    )
+    .await;
+    uids.insert("after-term".into(), run_new_pod(&s, "after-term").await);
+
+    // Every pod still Running as the same object, with exactly one group each in the cloud.
+    for (name, uid) in &uids {
+        let pod = wait_phase(&s.pods, name, "Running", Duration::from_secs(5)).await;
+        assert_eq!(pod.metadata.uid.as_ref(), Some(uid), "{name} was re-created");
+        let restarts: i32 = pod
+            .status
+            .and_then(|st| st.container_statuses)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.restart_count)
+            .sum();
+        assert_eq!(restarts, 0, "{name} restarted");
+    }
+    let groups = groups_per_uid(&s).await;
+    let want: BTreeMap<String, usize> = uids.values().map(|u| (u.clone(), 1)).collect();
+    assert_eq!(groups, want, "container groups per pod UID (pods: {uids:?})");
+
+    let not_ready = not_ready.lock().unwrap().clone();
+    assert!(
+        not_ready.is_empty(),
+        "the Node left Ready during the hand-overs: {not_ready:?}"
+    );
+}
