@@ -324,6 +324,11 @@ impl Vk {
         out
     }
 
+    /// The exit status once vk exited by itself (without waiting); None while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: no chance to clean up, as after a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

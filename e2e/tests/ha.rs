@@ -202,3 +202,41 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
         "the Node left Ready during the hand-overs: {not_ready:?}"
     );
 }
+
+/// An active replica that finds another holder in the Lease (as after a partition, when a
+/// standby rightly took over) stops running the node and exits non-zero at once, so that two
+/// replicas never run it together; the Deployment then restarts it as a standby.
+#[tokio::test]
+async fn an_active_replica_that_loses_the_lease_stops_and_exits_non_zero() {
+    let mut s = Options::eci("vk-ha-lost", "simulate", &[])
+        .config(LEADER)
+        .start()
+        .await;
+    wait_for("vk to hold the leader Lease", Duration::from_secs(30), || {
+        holds(&s, &s.vk)
+    })
+    .await;
+    let api = Api::<Lease>::namespaced(s.client.clone(), "vk-system");
+    let name = format!("vk-{}", s.vk.node);
+    let mut lease = api.get(&name).await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("another-replica".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        jiff::Timestamp::now(),
+    ));
+    spec.lease_duration_seconds = Some(60);
+    api.replace(&name, &Default::default(), &lease)
+        .await
+        .unwrap();
+    wait_for("vk to exit", Duration::from_secs(30), || {
+        let done = s.vk.exited().is_some();
+        async move { done }
+    })
+    .await;
+    let logs = s.vk.logs();
+    assert!(
+        logs.contains("the leader Lease is held by another-replica now"),
+        "{logs}"
+    );
+    assert_ne!(s.vk.exited().and_then(|e| e.code()), Some(0), "{logs}");
+}

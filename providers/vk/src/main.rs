@@ -596,6 +596,7 @@ async fn doctor(args: RunArgs) -> anyhow::Result<()> {
         nodes,
         serving_cert_from_csr: matches!(settings.kubelet.cert, ServingCertMode::Csr { .. }),
         cloud,
+        leader_namespace: settings.leader.as_ref().map(|l| l.namespace.clone()),
     }
     .run()
     .await;
