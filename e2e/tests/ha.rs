@@ -106,15 +106,21 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
         .await;
     let node = s.vk.node.clone();
     // The first replica created the Lease and runs the node.
-    wait_for("the first replica to hold the leader Lease", Duration::from_secs(30), || {
-        holds(&s, &s.vk)
-    })
+    wait_for(
+        "the first replica to hold the leader Lease",
+        Duration::from_secs(30),
+        || holds(&s, &s.vk),
+    )
     .await;
     let mut standby = s.vk.replica("b");
-    wait_for("the second replica to stand by", Duration::from_secs(60), || {
-        let logs = standby.logs();
-        async move { logs.contains("another replica is active; standing by") }
-    })
+    wait_for(
+        "the second replica to stand by",
+        Duration::from_secs(60),
+        || {
+            let logs = standby.logs();
+            async move { logs.contains("another replica is active; standing by") }
+        },
+    )
     .await;
     assert!(!holds(&s, &standby).await);
     assert_eq!(advertised_port(&s).await, Some(s.vk.kubelet_port as i32));
@@ -128,9 +134,11 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
 
     // SIGKILL of the active replica: the standby takes over after the Lease expires.
     s.vk.kill();
-    wait_for("the standby to take the Lease over", Duration::from_secs(60), || {
-        holds(&s, &standby)
-    })
+    wait_for(
+        "the standby to take the Lease over",
+        Duration::from_secs(60),
+        || holds(&s, &standby),
+    )
     .await;
     wait_for(
         "the Node to advertise the new active replica's kubelet port",
@@ -142,10 +150,14 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
 
     // The killed replica comes back as the standby.
     s.vk.restart();
-    wait_for("the restarted replica to stand by", Duration::from_secs(60), || {
-        let logs = s.vk.logs();
-        async move { logs.contains("another replica is active; standing by") }
-    })
+    wait_for(
+        "the restarted replica to stand by",
+        Duration::from_secs(60),
+        || {
+            let logs = s.vk.logs();
+            async move { logs.contains("another replica is active; standing by") }
+        },
+    )
     .await;
     assert!(!holds(&s, &s.vk).await);
 
@@ -159,9 +171,11 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
         "{}",
         standby.logs()
     );
-    wait_for("the first replica to take the Lease back", Duration::from_secs(30), || {
-        holds(&s, &s.vk)
-    })
+    wait_for(
+        "the first replica to take the Lease back",
+        Duration::from_secs(30),
+        || holds(&s, &s.vk),
+    )
     .await;
     let after = leader_lease(&s).await.and_then(|l| l.spec).expect("lease");
     let acquired = after.acquire_time.expect("acquireTime").0;
@@ -182,7 +196,11 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
     // Every pod still Running as the same object, with exactly one group each in the cloud.
     for (name, uid) in &uids {
         let pod = wait_phase(&s.pods, name, "Running", Duration::from_secs(5)).await;
-        assert_eq!(pod.metadata.uid.as_ref(), Some(uid), "{name} was re-created");
+        assert_eq!(
+            pod.metadata.uid.as_ref(),
+            Some(uid),
+            "{name} was re-created"
+        );
         let restarts: i32 = pod
             .status
             .and_then(|st| st.container_statuses)
@@ -194,7 +212,10 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
     }
     let groups = groups_per_uid(&s).await;
     let want: BTreeMap<String, usize> = uids.values().map(|u| (u.clone(), 1)).collect();
-    assert_eq!(groups, want, "container groups per pod UID (pods: {uids:?})");
+    assert_eq!(
+        groups, want,
+        "container groups per pod UID (pods: {uids:?})"
+    );
 
     let not_ready = not_ready.lock().unwrap().clone();
     assert!(
@@ -212,9 +233,11 @@ async fn an_active_replica_that_loses_the_lease_stops_and_exits_non_zero() {
         .config(LEADER)
         .start()
         .await;
-    wait_for("vk to hold the leader Lease", Duration::from_secs(30), || {
-        holds(&s, &s.vk)
-    })
+    wait_for(
+        "vk to hold the leader Lease",
+        Duration::from_secs(30),
+        || holds(&s, &s.vk),
+    )
     .await;
     let api = Api::<Lease>::namespaced(s.client.clone(), "vk-system");
     let name = format!("vk-{}", s.vk.node);

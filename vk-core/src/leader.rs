@@ -304,8 +304,7 @@ impl LeaderElector {
                     None => return Ok(()),
                 },
             };
-            if Record::of(current.spec.as_ref()).holder.as_deref() != Some(&self.config.identity)
-            {
+            if Record::of(current.spec.as_ref()).holder.as_deref() != Some(&self.config.identity) {
                 return Ok(());
             }
             let mut lease = current;
@@ -497,7 +496,13 @@ mod tests {
             ..held_by("a", 0)
         };
         assert_eq!(
-            decide(Some(&Record::of(Some(&spec_of(&empty)))), t(0), t(0), "b", D),
+            decide(
+                Some(&Record::of(Some(&spec_of(&empty)))),
+                t(0),
+                t(0),
+                "b",
+                D
+            ),
             Action::Acquire { transitions: 4 }
         );
     }

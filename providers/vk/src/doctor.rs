@@ -238,7 +238,10 @@ impl Doctor {
     async fn rbac(&self) -> Outcome {
         let reviews: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
         let mut denied = Vec::new();
-        let leader = self.leader_namespace.as_deref().map_or(&[][..], |_| LEADER_PERMISSIONS);
+        let leader = self
+            .leader_namespace
+            .as_deref()
+            .map_or(&[][..], |_| LEADER_PERMISSIONS);
         let permissions: Vec<_> = PERMISSIONS
             .iter()
             .copied()

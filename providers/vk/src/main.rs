@@ -737,6 +737,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(result) = kubelet_tasks.join_next() => kubelet_outcome(result),
     };
     active.cancel();
+    if lost {
+        // Another replica may run the nodes soon: exiting now stops every write of ours at
+        // once, without waiting for the pod workers.
+        cancel.cancel();
+        return outcome;
+    }
     let stopped = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         futures::future::join_all(pod_tasks),
@@ -746,7 +752,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     node_tasks.shutdown().await;
     // The nodes are no longer run from here: hand the Lease over (unless it is not ours any
     // more, or a pod worker may still be writing: then it expires as after a crash).
-    if let Some(elector) = elector.as_mut().filter(|_| !lost) {
+    if let Some(elector) = elector.as_mut() {
         if stopped {
             if let Err(e) = elector.release().await {
                 tracing::warn!(error = %e, "releasing the leader Lease failed; it expires instead");
@@ -906,7 +912,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (config.namespace.as_str(), config.name.as_str(), config.identity.as_str()),
+            (
+                config.namespace.as_str(),
+                config.name.as_str(),
+                config.identity.as_str()
+            ),
             ("ops", "vk-a", "r1")
         );
         assert_eq!(config.retry_period, Duration::from_secs(1));
