@@ -132,6 +132,19 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
         uids.insert(name.clone(), run_new_pod(&s, &name).await);
     }
 
+    // One pod ends while no replica is active: its final status must not be lost.
+    let mut finishing = pod_for_node("finishes", &node, &["main"], &[]);
+    finishing.spec.as_mut().unwrap().containers[0].env = Some(
+        [("MOCKCLOUD_RUN_MS", "3000"), ("MOCKCLOUD_EXIT_CODE", "0")]
+            .map(|(name, value)| EnvVar {
+                name: name.into(),
+                value: Some(value.into()),
+                ..Default::default()
+            })
+            .to_vec(),
+    );
+    let finishing_uid = s.run_pod(&finishing).await.metadata.uid.expect("uid");
+
     // SIGKILL of the active replica: the standby takes over after the Lease expires.
     s.vk.kill();
     wait_for(
@@ -147,6 +160,16 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
     )
     .await;
     uids.insert("after-kill".into(), run_new_pod(&s, "after-kill").await);
+    let done = wait_phase(&s.pods, "finishes", "Succeeded", Duration::from_secs(60)).await;
+    let exit = done
+        .status
+        .and_then(|st| st.container_statuses)
+        .unwrap_or_default()[0]
+        .state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .map(|t| t.exit_code);
+    assert_eq!(exit, Some(0));
 
     // The killed replica comes back as the standby.
     s.vk.restart();
@@ -211,7 +234,9 @@ async fn the_standby_takes_over_without_notready_or_duplicates_and_sigterm_hands
         assert_eq!(restarts, 0, "{name} restarted");
     }
     let groups = groups_per_uid(&s).await;
-    let want: BTreeMap<String, usize> = uids.values().map(|u| (u.clone(), 1)).collect();
+    let mut want: BTreeMap<String, usize> = uids.values().map(|u| (u.clone(), 1)).collect();
+    // The finished pod's group is still there (the pod was not deleted).
+    want.insert(finishing_uid, 1);
     assert_eq!(
         groups, want,
         "container groups per pod UID (pods: {uids:?})"
