@@ -700,6 +700,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
+    metrics.leader.set(1);
     let mut node_tasks = tokio::task::JoinSet::new();
     let mut pod_tasks = Vec::new();
     for (name, node, pods) in controllers {
@@ -737,6 +738,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(result) = kubelet_tasks.join_next() => kubelet_outcome(result),
     };
     active.cancel();
+    metrics.leader.set(0);
     if lost {
         // Another replica may run the nodes soon: exiting now stops every write of ours at
         // once, without waiting for the pod workers.
