@@ -288,3 +288,62 @@ async fn an_active_replica_that_loses_the_lease_stops_and_exits_non_zero() {
     );
     assert_ne!(s.vk.exited().and_then(|e| e.code()), Some(0), "{logs}");
 }
+
+/// Replicas racing for a Lease nobody holds yet (the API server's optimistic concurrency
+/// decides): exactly one wins; when it releases, exactly one of the others takes it, with one
+/// more transition.
+#[tokio::test]
+async fn of_replicas_racing_for_a_lease_exactly_one_wins_and_a_release_passes_it_to_one() {
+    use vk_core::leader::{LeaderConfig, LeaderElector};
+    let client = e2e::client().await;
+    let ns = e2e::TestNamespace::new(&client, "vk-ha-race").await;
+    let mut electors: Vec<LeaderElector> = (0..4)
+        .map(|i| {
+            let mut config = LeaderConfig::new(&ns.name, "race", &format!("replica-{i}"));
+            config.lease_duration = Duration::from_secs(30);
+            config.renew_deadline = Duration::from_secs(20);
+            config.retry_period = Duration::from_millis(200);
+            LeaderElector::new(client.clone(), config)
+        })
+        .collect();
+    // Each round: all but `skip` try for 3 s; who got it.
+    async fn race(electors: &mut [LeaderElector], skip: Option<usize>) -> Vec<usize> {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stop.cancel();
+        });
+        let tries = electors
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(i, e)| {
+                let cancel = cancel.clone();
+                async move { e.acquire(&cancel).await.then_some(i) }
+            });
+        futures::future::join_all(tries)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+    let winners = race(&mut electors, None).await;
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let first = winners[0];
+    let lease = Api::<Lease>::namespaced(client.clone(), &ns.name);
+    let spec = lease.get("race").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity, Some(format!("replica-{first}")));
+    assert_eq!(spec.lease_transitions, Some(0));
+
+    electors[first].release().await.unwrap();
+    let winners = race(&mut electors, Some(first)).await;
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_ne!(winners[0], first);
+    let spec = lease.get("race").await.unwrap().spec.unwrap();
+    assert_eq!(
+        spec.holder_identity,
+        Some(format!("replica-{}", winners[0]))
+    );
+    assert_eq!(spec.lease_transitions, Some(1));
+}
