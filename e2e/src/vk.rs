@@ -249,6 +249,29 @@ impl Vk {
         self.child = Some(cmd.spawn().expect("starting vk"));
     }
 
+    /// Another replica of this vk (run with leader election on): the same node, config file,
+    /// identity and environment, its own kubelet port, certificate directory and log (under
+    /// `<temp>/vk-e2e-<node>-<replica>`). Killed on drop: drop it before the node is deleted.
+    pub fn replica(&self, replica: &str) -> Vk {
+        let dir = std::env::temp_dir().join(format!("vk-e2e-{}-{replica}", self.node));
+        std::fs::create_dir_all(&dir).expect("replica dir");
+        let config = dir.join("config.yaml");
+        std::fs::copy(&self.config, &config).expect("the replica's config");
+        let mut vk = Vk {
+            child: None,
+            node: self.node.clone(),
+            kubelet_port: free_port(),
+            cert_dir: dir.join("certs"),
+            log: dir.join("vk.log"),
+            config,
+            kubeconfig: self.kubeconfig.clone(),
+            env: self.env.clone(),
+        };
+        let _ = std::fs::remove_file(&vk.log);
+        vk.spawn();
+        vk
+    }
+
     /// `vk doctor` with this vk's flags and config file (optionally another kubeconfig, extra
     /// environment variables); its output.
     pub fn doctor(
@@ -299,6 +322,11 @@ impl Vk {
             .expect("running vk doctor");
         let _ = std::fs::remove_file(&path);
         out
+    }
+
+    /// The exit status once vk exited by itself (without waiting); None while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// SIGKILL: no chance to clean up, as after a crash.

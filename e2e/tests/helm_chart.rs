@@ -234,6 +234,46 @@ fn the_schema_refuses_values_that_would_break_the_node() {
     assert!(text(&out.stderr).contains("eci.rrsa.roleArn is required"));
 }
 
+/// High availability: two replicas with leader election, rolled one at a time, each named in the
+/// Lease by its pod name; a PodDisruptionBudget; the Role on leases in the release namespace.
+#[test]
+fn two_replicas_with_leader_election_render_for_high_availability() {
+    let rendered = render(
+        "vk-ha",
+        &[
+            "provider=mock",
+            "replicas=2",
+            "leaderElection.enabled=true",
+            "leaderElection.leaseDurationSeconds=20",
+            "podDisruptionBudget.enabled=true",
+        ],
+    );
+    let docs = documents(&rendered);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "POD_NAME"),
+        "{env}"
+    );
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let config: Value =
+        serde_yaml::from_str(config["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(config["leader_election"]["enabled"], true);
+    assert_eq!(config["leader_election"]["lease_duration_seconds"], 20);
+    assert!(docs.iter().any(|d| d["kind"] == "PodDisruptionBudget"));
+    assert!(docs.iter().any(|d| d["kind"] == "Role"
+        && d["metadata"]["namespace"] == "vk-ha"
+        && d["rules"][0]["resources"][0] == "leases"));
+    // Without leader election the chart stays single-replica.
+    let single = render("vk-ha", &["provider=mock"]);
+    assert!(!single.contains("leader_election"), "{single}");
+}
+
 /// The config.yaml the chart renders for the mock provider is one vk runs with.
 #[tokio::test]
 async fn the_rendered_config_starts_a_virtual_node() {

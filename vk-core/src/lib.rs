@@ -4,9 +4,11 @@
 //! - [`node`]: the Node object, its status and heartbeat Lease;
 //! - [`pods`]: the pods bound to this node, resolved, run through the provider, and mirrored back;
 //! - [`kubelet`]: the kubelet HTTPS API (:10250) that kube-apiserver calls for logs and stats.
+//! - [`leader`]: leader election on a Lease, for replicas of vk that share their nodes.
 
 pub mod cli;
 pub mod kubelet;
+pub mod leader;
 pub mod metrics;
 pub mod node;
 pub mod pod_runtime;

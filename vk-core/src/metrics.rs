@@ -167,6 +167,9 @@ pub struct Metrics {
     pub provider_creates: Family<Outcome, Counter>,
     /// The node's heartbeat: Lease renewals by result.
     pub node_lease_renewals: Family<Outcome, Counter>,
+    /// 1 while this process runs its nodes (the active replica; always, without leader
+    /// election), 0 while it stands by.
+    pub leader: Gauge,
     provider: ProviderMetrics,
     streaming: StreamingMetrics,
 }
@@ -217,6 +220,12 @@ impl Metrics {
             "Renewals of the node's Lease (its heartbeat), by result",
             node_lease_renewals.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs its nodes (the holder of the leader Lease), 0 while it stands by",
+            leader.clone(),
+        );
         let provider = ProviderMetrics::default();
         registry.register(
             "provider_calls",
@@ -252,6 +261,7 @@ impl Metrics {
             status_write_seconds,
             provider_creates,
             node_lease_renewals,
+            leader,
             provider,
             streaming,
         }

@@ -96,6 +96,14 @@ pub const PERMISSIONS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// With leader election on, also these, in the leader Lease's namespace (`manifests/base`
+/// grants them in vk-system).
+pub const LEADER_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
     pub name: &'static str,
@@ -164,6 +172,8 @@ pub struct Doctor {
     pub serving_cert_from_csr: bool,
     /// eci: the account's network and quota are checked too.
     pub cloud: Option<EciAccount>,
+    /// With leader election: the namespace of the leader Lease.
+    pub leader_namespace: Option<String>,
 }
 
 impl Doctor {
@@ -228,7 +238,20 @@ impl Doctor {
     async fn rbac(&self) -> Outcome {
         let reviews: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
         let mut denied = Vec::new();
-        for (group, resource, verb, namespace) in PERMISSIONS {
+        let leader = self
+            .leader_namespace
+            .as_deref()
+            .map_or(&[][..], |_| LEADER_PERMISSIONS);
+        let permissions: Vec<_> = PERMISSIONS
+            .iter()
+            .copied()
+            .chain(
+                leader
+                    .iter()
+                    .map(|(g, r, v)| (*g, *r, *v, self.leader_namespace.as_deref())),
+            )
+            .collect();
+        for (group, resource, verb, namespace) in &permissions {
             let (resource, subresource) = match resource.split_once('/') {
                 Some((r, s)) => (r, Some(s.to_string())),
                 None => (*resource, None),
@@ -269,7 +292,7 @@ impl Doctor {
         if denied.is_empty() {
             Outcome::Ok(format!(
                 "all {} permissions vk needs are granted",
-                PERMISSIONS.len()
+                permissions.len()
             ))
         } else {
             Outcome::Fail {
@@ -446,7 +469,8 @@ impl Doctor {
 mod tests {
     use super::*;
 
-    /// The permissions checked are exactly those `manifests/base/rbac.yaml` grants.
+    /// The permissions checked (with leader election in vk-system) are exactly those
+    /// `manifests/base/rbac.yaml` grants.
     #[test]
     fn the_checked_permissions_are_the_base_rbac() {
         let path = concat!(
@@ -487,6 +511,14 @@ mod tests {
                     n.map(str::to_string),
                 )
             })
+            .chain(LEADER_PERMISSIONS.iter().map(|(g, r, v)| {
+                (
+                    g.to_string(),
+                    r.to_string(),
+                    v.to_string(),
+                    Some("vk-system".to_string()),
+                )
+            }))
             .collect();
         granted.sort();
         checked.sort();

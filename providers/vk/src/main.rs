@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use vk_core::cli;
 use vk_core::kubelet::{KubeletAuth, KubeletServer, StreamingConfig};
+use vk_core::leader::{LeaderConfig, LeaderElector, Lost};
 use vk_core::node::{NodeConfig, NodeController, NodeTaint};
 use vk_core::pods::{PodController, PodControllerConfig};
 use vk_core::provider::Provider;
@@ -121,6 +122,10 @@ struct RunArgs {
     /// DEV ONLY: serve the kubelet API without authentication or authorization.
     #[arg(long, env = "VK_DISABLE_KUBELET_AUTH")]
     disable_kubelet_auth: bool,
+    /// Run as one of several replicas: only the holder of the leader Lease runs the nodes
+    /// (`leader_election` in the config file for its namespace, name and timings).
+    #[arg(long, env = "VK_LEADER_ELECT")]
+    leader_elect: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -152,6 +157,22 @@ struct KubeletFile {
     max_streaming_sessions: Option<usize>,
 }
 
+/// `leader_election:` in the config file ([`vk_core::leader`]).
+#[derive(Deserialize, Debug, Default)]
+#[serde(default, deny_unknown_fields)]
+struct LeaderElectionFile {
+    enabled: bool,
+    /// Namespace of the leader Lease (default `$POD_NAMESPACE`, else vk-system).
+    namespace: Option<String>,
+    /// Its name (default `vk-<node_name>`).
+    name: Option<String>,
+    /// This replica (default `$POD_NAME`, else host name and process id).
+    identity: Option<String>,
+    lease_duration_seconds: Option<u64>,
+    renew_deadline_seconds: Option<u64>,
+    retry_period_seconds: Option<u64>,
+}
+
 #[derive(Deserialize, Debug, Default)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
@@ -173,6 +194,8 @@ struct FileConfig {
     /// Several virtual nodes from this process, one per zone or vSwitch
     /// ([`crate::node_set`]); empty: the one node above.
     nodes: Vec<NodeEntry>,
+    /// Several replicas, one active at a time (off unless enabled).
+    leader_election: LeaderElectionFile,
     mock: MockConfig,
     eci: EciConfig,
 }
@@ -195,6 +218,8 @@ struct Settings {
     token_refresh: Option<std::time::Duration>,
     kubelet: KubeletSettings,
     nodes: Vec<NodeEntry>,
+    /// Some: wait for the leader Lease before running the nodes.
+    leader: Option<LeaderConfig>,
     mock: MockConfig,
     eci: EciConfig,
 }
@@ -282,6 +307,45 @@ fn kubelet_settings(args: &RunArgs, file: &KubeletFile) -> anyhow::Result<Kubele
     })
 }
 
+/// The leader election settings when enabled by `--leader-elect` or the config file.
+fn leader_settings(
+    enabled_by_flag: bool,
+    file: &LeaderElectionFile,
+    node_name: &str,
+) -> anyhow::Result<Option<LeaderConfig>> {
+    if !(enabled_by_flag || file.enabled) {
+        return Ok(None);
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let namespace = file
+        .namespace
+        .clone()
+        .or_else(|| env("POD_NAMESPACE"))
+        .unwrap_or_else(|| "vk-system".into());
+    let name = file
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("vk-{node_name}"));
+    let identity = file
+        .identity
+        .clone()
+        .unwrap_or_else(vk_core::leader::default_identity);
+    let mut config = LeaderConfig::new(&namespace, &name, &identity);
+    if let Some(s) = file.lease_duration_seconds {
+        config.lease_duration = Duration::from_secs(s);
+    }
+    if let Some(s) = file.renew_deadline_seconds {
+        config.renew_deadline = Duration::from_secs(s);
+    }
+    if let Some(s) = file.retry_period_seconds {
+        config.retry_period = Duration::from_secs(s);
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("leader_election: {e}"))?;
+    Ok(Some(config))
+}
+
 fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(p) => read_config(p)?,
@@ -304,6 +368,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     if node_ip.parse::<std::net::IpAddr>().is_err() {
         bail!("--node-ip {node_ip:?} is not an IP address");
     }
+    let leader = leader_settings(args.leader_elect, &file.leader_election, &node_name)?;
     let mut node = NodeConfig::new(&node_name, &node_ip, &provider);
     node.kubelet_port = args.kubelet_port.or(file.kubelet_port).unwrap_or(10250);
     node.extra_labels = file.labels;
@@ -352,6 +417,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
             .map(std::time::Duration::from_secs),
         kubelet,
         nodes: file.nodes,
+        leader,
         mock: file.mock,
         eci: file.eci,
     })
@@ -530,6 +596,7 @@ async fn doctor(args: RunArgs) -> anyhow::Result<()> {
         nodes,
         serving_cert_from_csr: matches!(settings.kubelet.cert, ServingCertMode::Csr { .. }),
         cloud,
+        leader_namespace: settings.leader.as_ref().map(|l| l.namespace.clone()),
     }
     .run()
     .await;
@@ -549,11 +616,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let providers = providers(&settings, &planned, metrics.provider())?.each;
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
+    // `cancel`: the whole process (kubelet APIs, health port); `active`: what only the active
+    // replica runs (node and pod controllers); `stop`: SIGTERM or SIGINT.
     let cancel = CancellationToken::new();
+    let active = cancel.child_token();
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            cli::shutdown_signal().await;
+            stop.cancel();
+        });
+    }
     tracing::info!(
         nodes = ?planned.iter().map(|p| p.node.name.as_str()).collect::<Vec<_>>(),
         provider = %settings.node.provider,
         version = vk_core::node::VERSION,
+        leader_election = settings.leader.is_some(),
         "starting"
     );
 
@@ -567,10 +646,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     // Each node: its controller, its pods, its kubelet API; all share the client and metrics.
+    // The kubelet APIs start at once (a standby serves its own too); the controllers only on
+    // the active replica.
     let kubelet = Arc::new(settings.kubelet);
-    let mut node_tasks = tokio::task::JoinSet::new();
     let mut kubelet_tasks = tokio::task::JoinSet::new();
-    let mut pod_tasks = Vec::new();
+    let mut controllers = Vec::new();
     for (planned, provider) in planned.into_iter().zip(providers) {
         let name = planned.node.name.clone();
         let node = NodeController::new(client.clone(), planned.node.clone(), provider.clone())
@@ -594,34 +674,107 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let node_name = name.clone();
         kubelet_tasks.spawn(async move { (node_name, serve.await) });
-        let run = node.run(cancel.clone());
-        node_tasks.spawn(async move { (name, run.await) });
-        pod_tasks.push(tokio::spawn(pods.run(cancel.clone())));
+        controllers.push((name, node, pods));
     }
 
+    let mut elector = settings
+        .leader
+        .map(|config| LeaderElector::new(client.clone(), config));
+    if let Some(elector) = elector.as_mut() {
+        tracing::info!(
+            lease = %format!("{}/{}", elector.config().namespace, elector.config().name),
+            identity = %elector.config().identity,
+            "waiting for the leader Lease before running the nodes"
+        );
+        let acquired = tokio::select! {
+            acquired = elector.acquire(&stop) => acquired,
+            Some(result) = kubelet_tasks.join_next() => {
+                cancel.cancel();
+                return kubelet_outcome(result);
+            }
+        };
+        if !acquired {
+            tracing::info!("stopping as a standby");
+            cancel.cancel();
+            return Ok(());
+        }
+    }
+
+    metrics.leader.set(1);
+    let mut node_tasks = tokio::task::JoinSet::new();
+    let mut pod_tasks = Vec::new();
+    for (name, node, pods) in controllers {
+        let run = node.run(active.clone());
+        node_tasks.spawn(async move { (name, run.await) });
+        pod_tasks.push(tokio::spawn(pods.run(active.clone())));
+    }
+
+    let holding = async {
+        match elector.as_mut() {
+            Some(elector) => elector.hold(&stop).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut lost = false;
     let outcome = tokio::select! {
-        _ = cli::shutdown_signal() => {
+        _ = stop.cancelled() => {
             tracing::info!("stopping; cloud instances stay running for the next start");
             Ok(())
         }
+        why = holding => match why {
+            Lost::Cancelled => Ok(()),
+            why => {
+                lost = true;
+                Err(anyhow::anyhow!(
+                    "{why}; stopping the nodes so that two replicas never run them at once"
+                ))
+            }
+        },
         Some(result) = node_tasks.join_next() => match result {
             Ok((_, Ok(()))) => Ok(()),
             Ok((name, Err(e))) => Err(anyhow::anyhow!("the node controller of {name} stopped: {e}")),
             Err(e) => Err(anyhow::anyhow!("a node controller crashed: {e}")),
         },
-        Some(result) = kubelet_tasks.join_next() => match result {
-            Ok((_, Ok(()))) => Ok(()),
-            Ok((name, Err(e))) => Err(anyhow::anyhow!("the kubelet API of {name} stopped: {e:#}")),
-            Err(e) => Err(anyhow::anyhow!("a kubelet API crashed: {e}")),
-        },
+        Some(result) = kubelet_tasks.join_next() => kubelet_outcome(result),
     };
-    cancel.cancel();
-    let _ = tokio::time::timeout(
+    active.cancel();
+    metrics.leader.set(0);
+    if lost {
+        // Another replica may run the nodes soon: exiting now stops every write of ours at
+        // once, without waiting for the pod workers.
+        cancel.cancel();
+        return outcome;
+    }
+    let stopped = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         futures::future::join_all(pod_tasks),
     )
-    .await;
+    .await
+    .is_ok();
+    node_tasks.shutdown().await;
+    // The nodes are no longer run from here: hand the Lease over (unless it is not ours any
+    // more, or a pod worker may still be writing: then it expires as after a crash).
+    if let Some(elector) = elector.as_mut() {
+        if stopped {
+            if let Err(e) = elector.release().await {
+                tracing::warn!(error = %e, "releasing the leader Lease failed; it expires instead");
+            }
+        } else {
+            tracing::warn!("pod workers still busy; the leader Lease is left to expire");
+        }
+    }
+    cancel.cancel();
     outcome
+}
+
+fn kubelet_outcome(
+    result: Result<(String, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    match result {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((name, Err(e))) => Err(anyhow::anyhow!("the kubelet API of {name} stopped: {e:#}")),
+        Err(e) => Err(anyhow::anyhow!("a kubelet API crashed: {e}")),
+    }
 }
 
 #[tokio::main]
@@ -743,6 +896,39 @@ mod tests {
             "cn-hangzhou-k"
         );
         std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_enabled_and_refuses_overlapping_timings() {
+        let off = LeaderElectionFile::default();
+        assert!(leader_settings(false, &off, "vk").unwrap().is_none());
+        let by_flag = leader_settings(true, &off, "vk").unwrap().unwrap();
+        assert_eq!(by_flag.name, "vk-vk");
+        assert_eq!(by_flag.lease_duration, Duration::from_secs(15));
+        assert!(!by_flag.identity.is_empty());
+        let file: FileConfig = serde_yaml::from_str(
+            "leader_election:\n  enabled: true\n  namespace: ops\n  name: vk-a\n  identity: r1\n  lease_duration_seconds: 9\n  renew_deadline_seconds: 6\n  retry_period_seconds: 1\n",
+        )
+        .unwrap();
+        let config = leader_settings(false, &file.leader_election, "vk")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                config.namespace.as_str(),
+                config.name.as_str(),
+                config.identity.as_str()
+            ),
+            ("ops", "vk-a", "r1")
+        );
+        assert_eq!(config.retry_period, Duration::from_secs(1));
+        let file: FileConfig = serde_yaml::from_str(
+            "leader_election:\n  enabled: true\n  lease_duration_seconds: 5\n  renew_deadline_seconds: 10\n",
+        )
+        .unwrap();
+        let err = leader_settings(false, &file.leader_election, "vk").unwrap_err();
+        assert!(format!("{err:#}").contains("renew deadline"), "{err:#}");
+        assert!(serde_yaml::from_str::<FileConfig>("leader_election:\n  enable: true\n").is_err());
     }
 
     #[test]
