@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::Retryable as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Uri, header};
@@ -59,6 +60,37 @@ impl RetryPolicy {
             .max(1);
         let half = step / 2;
         Duration::from_millis(half + rand::rng().random_range(0..=step - half))
+    }
+}
+
+/// The policy as backon's schedule: a delay before each retry, `max_attempts - 1` of them.
+impl backon::BackoffBuilder for RetryPolicy {
+    type Backoff = RetryDelays;
+
+    fn build(self) -> RetryDelays {
+        RetryDelays {
+            policy: self,
+            attempt: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RetryDelays {
+    policy: RetryPolicy,
+    attempt: u32,
+}
+
+impl Iterator for RetryDelays {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self.attempt + 1 >= self.policy.max_attempts {
+            return None;
+        }
+        let delay = self.policy.delay(self.attempt);
+        self.attempt += 1;
+        Some(delay)
     }
 }
 
@@ -277,7 +309,25 @@ impl EciClient {
             "CreateContainerGroup" | "DeleteContainerGroup" => &self.writes,
             _ => &self.reads,
         };
-        let mut attempt = 0;
+        (|| self.attempt(target, action, &params, bucket))
+            .retry(self.config.retry)
+            .when(EciError::is_retryable)
+            .notify(|e, delay| {
+                tracing::debug!(%action, ?delay, error = %e, "ECI call failed; retrying");
+            })
+            .await
+    }
+
+    /// One attempt: wait for the rate limit, sign with the current keys, send, count. When
+    /// the service finds the STS token expired before we do (clock skew), fetch new keys and
+    /// send again once.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        target: &ServiceTarget,
+        action: &str,
+        params: &Params,
+        bucket: &TokenBucket,
+    ) -> Result<T, EciError> {
         let mut refetched = false;
         loop {
             bucket.acquire().await;
@@ -287,28 +337,19 @@ impl EciClient {
                 .await
                 .map_err(EciError::Credentials)?;
             let started = Instant::now();
-            let answer = self.call_once(target, action, &params, &credentials).await;
+            let answer = self.call_once(target, action, params, &credentials).await;
             let outcome = answer
                 .as_ref()
                 .map_or_else(EciError::outcome, |_| CallOutcome::Ok);
             let seconds = started.elapsed().as_secs_f64();
             self.config.metrics.record_call(action, outcome, seconds);
             match answer {
-                Ok(answer) => return Ok(answer),
-                // The service finds the STS token expired before we do (clock skew): once,
-                // fetch new keys and try again.
                 Err(e) if e.is_expired_token() && !refetched => {
                     tracing::info!(%action, "the service says the STS token expired; fetching new credentials");
                     self.credentials.invalidate(&credentials);
                     refetched = true;
                 }
-                Err(e) if e.is_retryable() && attempt + 1 < self.config.retry.max_attempts => {
-                    let delay = self.config.retry.delay(attempt);
-                    tracing::debug!(%action, attempt, ?delay, error = %e, "ECI call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+                answer => return answer,
             }
         }
     }
@@ -501,6 +542,35 @@ pub fn random_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_allows_max_attempts_with_growing_jittered_delays() {
+        use backon::BackoffBuilder as _;
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            base_delay_ms: 100,
+            max_delay_ms: 300,
+        };
+        let delays: Vec<Duration> = policy.build().collect();
+        assert_eq!(
+            delays.len(),
+            3,
+            "a retry before each attempt after the first"
+        );
+        // Equal jitter: at least half of each step (100, 200, then capped at 300 ms).
+        for (delay, step) in delays.iter().zip([100, 200, 300]) {
+            let ms = delay.as_millis() as u64;
+            assert!(
+                (step / 2..=step).contains(&ms),
+                "{ms} ms for a {step} ms step"
+            );
+        }
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..policy
+        };
+        assert_eq!(once.build().count(), 0);
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {
