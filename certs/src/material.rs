@@ -16,7 +16,6 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::CertError;
 use crate::config::SubjectAltNames;
-use crate::tls::crypto_provider;
 
 /// A certificate chain with its private key, checked to belong together, ready to serve.
 #[derive(Clone, Debug)]
@@ -49,6 +48,12 @@ impl ServingMaterial {
             facts,
         })
     }
+}
+
+/// The provider this crate builds every config with, named explicitly so nothing depends on
+/// which provider another crate installed as the process default.
+pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Parses every CERTIFICATE block; the first is the leaf.

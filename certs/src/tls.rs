@@ -5,23 +5,16 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use rustls::RootCertStore;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::server::{ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::CertError;
-use crate::material::parse_certificates;
+use crate::material::{crypto_provider, parse_certificates};
 
 const CLIENT_CA_NAMESPACE: &str = "kube-system";
 const CLIENT_CA_CONFIG_MAP: &str = "extension-apiserver-authentication";
 const CLIENT_CA_KEY: &str = "client-ca-file";
-
-/// The provider this crate builds every config with, named explicitly so nothing depends on
-/// which provider another crate installed as the process default.
-pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// The TLS config of the kubelet API: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`.
 ///

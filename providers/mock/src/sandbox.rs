@@ -35,17 +35,9 @@ pub(crate) const NSENTER_MISSING: &str =
 /// The directory of a pod's sandboxes: `<tmp>/vk-mock-exec/<pod uid>` (the UID with anything
 /// but ASCII letters, digits and `-` replaced by `_`).
 pub(crate) fn pod_dir(pod: &PodRef) -> PathBuf {
-    let dir_name: String = pod_key(pod)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    std::env::temp_dir().join("vk-mock-exec").join(dir_name)
+    std::env::temp_dir()
+        .join("vk-mock-exec")
+        .join(cloudsim::sandbox::dir_name(&pod_key(pod)))
 }
 
 fn volume_dir(pod: &PodRef, volume: &str) -> PathBuf {

@@ -85,7 +85,7 @@ impl KubeletServer {
             node_name: node_name.into(),
             provider,
             pods,
-            gate: Arc::new(Gate::new(node_name, auth)),
+            gate: Arc::new(Gate::new(node_name, review::reviewer_for(auth))),
             started: Timestamp::now(),
             streaming: Arc::new(exec::Streaming::new(
                 StreamingConfig::default(),

@@ -9,7 +9,17 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::auth::{AuthError, ClientIdentity, NodeAccess, Reviewer};
+use super::auth::{AuthError, ClientIdentity, KubeletAuth, NodeAccess, Reviewer};
+
+/// Who reviews the kubelet API's requests under `auth`: the API server (TokenReview and
+/// SubjectAccessReview), a given reviewer, or nobody.
+pub(crate) fn reviewer_for(auth: KubeletAuth) -> Option<std::sync::Arc<dyn Reviewer>> {
+    match auth {
+        KubeletAuth::Webhook { client } => Some(std::sync::Arc::new(KubeReviewer::new(client))),
+        KubeletAuth::Reviewer(reviewer) => Some(reviewer),
+        KubeletAuth::DisabledForDev => None,
+    }
+}
 
 pub struct KubeReviewer {
     client: kube::Client,

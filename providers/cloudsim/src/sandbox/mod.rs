@@ -334,3 +334,17 @@ pub async fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
         .await
         .map_err(SandboxError::io("chmod", &path))
 }
+
+/// `name` as one safe directory name: anything but ASCII letters, digits and `-` becomes `_`,
+/// so an id or a pod UID can never name a path outside the directory it is joined to.
+pub fn dir_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

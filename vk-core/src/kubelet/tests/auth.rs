@@ -290,7 +290,7 @@ async fn decisions_expire_like_the_kubelet_caches() {
             .token("t", ClientIdentity::new("dave", &[]))
             .allow("dave", "get", "stats"),
     );
-    let gate = Gate::new(NODE, KubeletAuth::Reviewer(reviewer.clone()));
+    let gate = Gate::new(NODE, Some(reviewer.clone()));
     let token = HeaderValue::from_static("Bearer t");
     let method = Method::GET;
     let admit = |path: &'static str| gate.admit(&method, path, Some(&token), None);

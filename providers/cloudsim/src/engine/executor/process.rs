@@ -272,17 +272,7 @@ impl ProcessExecutor {
 
     /// Group ids come from the engine, but never let one escape the work directory.
     pub(super) fn group_dir(&self, id: &str) -> PathBuf {
-        let safe: String = id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.work_dir.join(safe)
+        self.work_dir.join(sandbox::dir_name(id))
     }
 
     fn volume_dir(&self, group: &str, volume: &str) -> PathBuf {
