@@ -44,13 +44,25 @@ pub struct StsCall {
     pub duration_seconds: Option<u64>,
 }
 
-/// Keys issued (by STS or the metadata face), revealed for tests.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Keys issued (by STS or the metadata face), revealed for tests through the admin answer;
+/// `Debug` (what a log line would print) hides the secret and the token.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct IssuedKey {
     pub access_key_id: String,
     pub access_key_secret: String,
     pub security_token: String,
     pub expiration: String,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"<hidden>")
+            .field("security_token", &"<hidden>")
+            .field("expiration", &self.expiration)
+            .finish()
+    }
 }
 
 /// What `GET /admin/sts` answers.
@@ -299,5 +311,26 @@ impl Sts {
             },
             credentials,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_keys_print_without_their_secret_and_token() {
+        let key = IssuedKey {
+            access_key_id: "STS.id".into(),
+            access_key_secret: "s3cr3t".into(),
+            security_token: "t0k3n".into(),
+            expiration: "2026-12-03T00:00:00Z".into(),
+        };
+        let printed = format!("{key:?}");
+        assert!(printed.contains("STS.id"), "{printed}");
+        assert!(
+            !printed.contains("s3cr3t") && !printed.contains("t0k3n"),
+            "{printed}"
+        );
     }
 }
