@@ -1,6 +1,7 @@
 //! The crate's layering, read from its own sources: no module imports another that
-//! (transitively) imports it back, and nothing below the faces (the engine, the sandboxes,
-//! the probes' network checks) imports a face. Imports are the paths written in `use`
+//! (transitively) imports it back, nothing below the faces (the engine, the sandboxes,
+//! the probes' network checks) imports a face, and nothing below them names the `eci`
+//! client crate's types either (the engine has its own, `engine::spec`). Imports are the paths written in `use`
 //! statements and in code (`crate::`, `super::`, `self::`, and a child module named
 //! directly); a path counts for the deepest module it names.
 
@@ -283,6 +284,57 @@ fn nothing_below_the_faces_imports_a_face() {
             name(m)
         );
     }
+}
+
+/// Where a module's code names the `eci` client crate: `eci::...` or `::eci::...`, not
+/// `crate::eci::...` (the face) nor `x_eci::...`; each as the path written from there.
+fn eci_paths(code: &str) -> Vec<String> {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let b = code.as_bytes();
+    code.match_indices("eci::")
+        .filter(|(at, _)| {
+            let before = &b[..*at];
+            match before {
+                [.., c] if ident(*c) => false,
+                [.., c, b':', b':'] if ident(*c) => false,
+                _ => true,
+            }
+        })
+        .map(|(at, _)| {
+            let len = code[at..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(code.len() - at);
+            code[at..at + len].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_below_the_faces_names_the_eci_crate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mods = modules(&src);
+    let below =
+        |m: &Module| !m.is_empty() && !m.first().is_some_and(|f| f == "eci" || f == "tests_layers");
+    assert!(
+        mods.keys()
+            .any(|m| m.first().is_some_and(|f| f == "engine"))
+    );
+    assert!(
+        mods.keys()
+            .any(|m| m.first().is_some_and(|f| f == "sandbox"))
+    );
+    for (m, text) in mods.iter().filter(|(m, _)| below(m)) {
+        let named = eci_paths(&code_of(text));
+        assert!(
+            named.is_empty(),
+            "{} names the eci crate: {named:?}",
+            name(m)
+        );
+    }
+    assert_eq!(
+        eci_paths("use eci::wire::{A, B};\nlet x = ::eci::wire::X;\ncrate::eci::F; my_eci::G;"),
+        ["eci::wire::", "eci::wire::X"]
+    );
 }
 
 #[test]

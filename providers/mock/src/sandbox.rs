@@ -21,9 +21,9 @@ use tokio::process::Command;
 use vk_core::provider::{ContainerSpec, PodRef, ResolvedPod, Volume, VolumeSource};
 
 use super::pod_key;
+use cloudsim::engine::spec::Names;
 use cloudsim::sandbox::spawn::{Streams, spawn};
 use cloudsim::sandbox::{self, HOST_DIRS, Sandbox, SandboxKiller, etc, join};
-use eci::wire::request_names::GroupNames;
 
 /// What to tell a person whose machine lacks bubblewrap.
 pub(crate) const BWRAP_MISSING: &str = "bubblewrap (bwrap) runs the mock's container processes: install it with `apt-get install -y bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`";
@@ -60,7 +60,7 @@ pub(crate) struct Target {
     /// It has an annotated main process, whose sandbox exec joins.
     pub main_process: bool,
     /// The pod's hostname, resolver and host aliases, as an ECI group has them.
-    pub names: GroupNames,
+    pub names: Names,
     /// The pod's name, the hostname without another.
     pub pod_name: String,
     pub ip: String,
@@ -74,7 +74,7 @@ impl Target {
             volumes: pod.volumes.clone(),
             container_id: String::new(),
             main_process,
-            names: GroupNames::of(pod),
+            names: Names::of(pod),
             pod_name: pod.pod.name.clone(),
             ip: ip.to_string(),
         }

@@ -96,7 +96,10 @@ pub(super) async fn dispatch(
         "UpdateContainerGroup" => {
             let req = UpdateContainerGroup::decode(p)?;
             face.engine()
-                .update(&req.container_group_id, req.volumes)
+                .update(
+                    &req.container_group_id,
+                    super::to_engine::volumes(&req.volumes)?,
+                )
                 .await?;
             ok(&RequestIdResponse::default())
         }

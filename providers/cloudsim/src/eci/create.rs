@@ -1,5 +1,5 @@
-//! `CreateContainerGroup` into the engine: the billed size (`specs`), the restart policy,
-//! deadline and grace period in the engine's terms, an `eci-` id, the ClientToken with the
+//! `CreateContainerGroup` into the engine: the billed size (`specs`), the containers, volumes
+//! and names (`to_engine`), the restart policy, deadline and grace period in the engine's terms, an `eci-` id, the ClientToken with the
 //! request's fingerprint, and the request itself kept as the group's face record, which
 //! `render`, `placement` and the listing filters read back.
 
@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::face::Face;
 use super::record::Record;
 use super::specs::group_size;
+use super::to_engine;
 use crate::engine::{NewGroup, RestartPolicy};
 use eci::wire::request::CreateContainerGroup;
 
@@ -58,10 +59,14 @@ fn new_group(req: CreateContainerGroup, extras: GroupExtras) -> Result<NewGroup,
         name: req.container_group_name.clone(),
         cpu,
         memory_gib,
-        containers: req.containers.clone(),
-        init_containers: req.init_containers.clone(),
-        volumes: req.volumes.clone(),
-        names: req.names.clone(),
+        containers: req.containers.iter().map(to_engine::container).collect(),
+        init_containers: req
+            .init_containers
+            .iter()
+            .map(to_engine::container)
+            .collect(),
+        volumes: to_engine::volumes(&req.volumes)?,
+        names: to_engine::names(&req.names),
         share_process_namespace: req.share_process_namespace,
         restart_policy: restart_policy(req.restart_policy.as_deref()),
         active_deadline: deadline(req.active_deadline_seconds),
@@ -96,6 +101,7 @@ impl Face {
         extras: &GroupExtras,
     ) -> Result<(), ApiError> {
         group_size(req)?;
+        to_engine::volumes(&req.volumes)?;
         Ok(self.engine().check_create(extras.private_ip)?)
     }
 }

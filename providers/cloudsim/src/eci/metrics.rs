@@ -34,9 +34,9 @@ impl Face {
                     .map(|c| {
                         let usage = usages.next().flatten().unwrap_or_default();
                         ContainerMetric {
-                            name: c.def.name.clone(),
-                            cpu: cpu_metric(usage, c.def.cpu.unwrap_or(g.cpu)),
-                            memory: memory_metric(usage, c.def.memory.unwrap_or(g.memory_gib)),
+                            name: c.spec.name.clone(),
+                            cpu: cpu_metric(usage, c.spec.cpu.unwrap_or(g.cpu)),
+                            memory: memory_metric(usage, c.spec.memory_gib.unwrap_or(g.memory_gib)),
                         }
                     })
                     .collect();

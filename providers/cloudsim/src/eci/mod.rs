@@ -2,7 +2,8 @@
 //! `api`), request signatures (`auth`, checked by `verify` with code of its own apart from
 //! the client's signer), the answers' shapes (`render`, `view`, `describe`, `events`,
 //! `metrics`, `group_metric`), ECI's own checks and tables (`create_extras`, `specs`,
-//! `placement`, `network`, `quota`, `regions`), temporary keys (`sts`, `metadata`) and the
+//! `placement`, `network`, `quota`, `regions`), the request in the engine's terms
+//! (`to_engine`), temporary keys (`sts`, `metadata`) and the
 //! interactive exec socket (`exec_session`; framing in `eci::wire::exec`). Engine errors
 //! become ECI's codes and HTTP statuses here (`error::ApiError`).
 //!
@@ -40,6 +41,7 @@ mod specs;
 pub mod sts;
 #[cfg(test)]
 mod tests;
+mod to_engine;
 pub mod verify;
 mod view;
 

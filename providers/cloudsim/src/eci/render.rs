@@ -1,6 +1,12 @@
 //! The engine's groups in the API's shapes (`view`): `DescribeContainerGroups` entries and
-//! `DescribeContainerGroupStatus` entries.
+//! `DescribeContainerGroupStatus` entries. What the engine keeps (containers' commands,
+//! environment and mounts, the volumes as last updated) comes from the engine; what only ECI
+//! echoes (pull policy, ports, probes and security context as given, an emptyDir's medium)
+//! from the request in the group's face record.
 
+use std::sync::LazyLock;
+
+use base64::Engine as _;
 use jiff::Timestamp;
 
 use super::create_extras::ContainerExtras;
@@ -14,11 +20,14 @@ use super::view::{
 };
 use crate::engine::Phase;
 use crate::engine::group::{CState, ContainerRt, Event, Group};
+use crate::engine::spec::{Mount, VolumeSpec};
 use eci::wire::api::{
     self, DnsConfig, DnsConfigOption, HostAlias, StateRunning, StateWaiting, container_state,
     group_status,
 };
-use eci::wire::request::{ProbeCheck, ProbeDef, VolumeDef};
+use eci::wire::request::{
+    ContainerDef, ProbeCheck, ProbeDef, VOLUME_CONFIG_FILE, VOLUME_EMPTY_DIR, VolumeDef,
+};
 use eci::wire::request_names::DnsConfigDef;
 
 /// ECI's name for a group's phase (`Status`).
@@ -85,12 +94,12 @@ fn state(s: &CState) -> api::ContainerState {
     }
 }
 
-fn mount(m: &eci::wire::api::VolumeMount) -> VolumeMountView {
+fn mount(m: &Mount) -> VolumeMountView {
     VolumeMountView {
-        name: m.name.clone(),
-        mount_path: m.mount_path.clone(),
+        name: m.volume.clone(),
+        mount_path: m.path.clone(),
         read_only: m.read_only,
-        sub_path: m.sub_path.clone(),
+        sub_path: m.sub_path.clone().unwrap_or_default(),
         mount_propagation: "None".into(),
     }
 }
@@ -119,79 +128,105 @@ fn probe(p: &ProbeDef) -> ProbeView {
     view
 }
 
-fn common(c: &ContainerRt, extras: &ContainerExtras) -> ContainerCommon {
+/// The container as ECI was asked for it (an empty one in a group another face created).
+fn asked<'a>(g: &'a Group, c: &ContainerRt) -> &'a ContainerDef {
+    static NONE: LazyLock<ContainerDef> = LazyLock::new(ContainerDef::default);
+    let request = &record(g).request;
+    request
+        .containers
+        .iter()
+        .chain(&request.init_containers)
+        .find(|d| d.name == c.spec.name)
+        .unwrap_or(&NONE)
+}
+
+fn common(c: &ContainerRt, def: &ContainerDef, extras: &ContainerExtras) -> ContainerCommon {
     ContainerCommon {
-        name: c.def.name.clone(),
-        image: c.def.image.clone(),
-        cpu: c.def.cpu.unwrap_or_default(),
-        memory: c.def.memory.unwrap_or_default(),
+        name: c.spec.name.clone(),
+        image: c.spec.image.clone(),
+        cpu: c.spec.cpu.unwrap_or_default(),
+        memory: c.spec.memory_gib.unwrap_or_default(),
         gpu: extras.gpu,
         restart_count: c.restart_count,
-        working_dir: c.def.working_dir.clone().unwrap_or_default(),
-        image_pull_policy: c.def.image_pull_policy.clone().unwrap_or_default(),
-        args: c.def.args.clone(),
+        working_dir: c.spec.working_dir.clone().unwrap_or_default(),
+        image_pull_policy: def.image_pull_policy.clone().unwrap_or_default(),
+        args: c.spec.args.clone(),
         ready: c.ready && matches!(c.state, CState::Running { .. }),
         current_state: state(&c.state),
         previous_state: c.previous.as_ref().map(state).unwrap_or_default(),
         environment_vars: if extras.environment_var_hide {
             Vec::new()
         } else {
-            c.def.env.clone()
+            c.spec
+                .env
+                .iter()
+                .map(|e| api::EnvironmentVar {
+                    key: e.name.clone(),
+                    value: e.value.clone(),
+                })
+                .collect()
         },
-        volume_mounts: c.def.volume_mounts.iter().map(mount).collect(),
-        ports: c.def.ports.clone(),
-        security_context: c
-            .def
-            .security_context
-            .as_ref()
-            .map(|s| SecurityContextView {
-                run_as_user: s.run_as_user,
-                read_only_root_filesystem: s.read_only_root_filesystem == Some(true),
-                capability: CapabilityView {
-                    adds: s.capability_add.clone(),
-                },
-            }),
+        volume_mounts: c.spec.mounts.iter().map(mount).collect(),
+        ports: def.ports.clone(),
+        security_context: def.security_context.as_ref().map(|s| SecurityContextView {
+            run_as_user: s.run_as_user,
+            read_only_root_filesystem: s.read_only_root_filesystem == Some(true),
+            capability: CapabilityView {
+                adds: s.capability_add.clone(),
+            },
+        }),
     }
 }
 
-fn container(c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
+fn container(g: &Group, c: &ContainerRt, extras: &ContainerExtras) -> ContainerView {
+    let def = asked(g, c);
     ContainerView {
-        common: common(c, extras),
-        commands: c.def.commands.clone(),
-        stdin: c.def.stdin,
-        stdin_once: c.def.stdin_once,
-        tty: c.def.tty,
-        liveness_probe: c.def.liveness_probe.as_ref().map(probe),
-        readiness_probe: c.def.readiness_probe.as_ref().map(probe),
+        common: common(c, def, extras),
+        commands: c.spec.command.clone(),
+        stdin: c.spec.stdin,
+        stdin_once: def.stdin_once,
+        tty: c.spec.tty,
+        liveness_probe: def.liveness_probe.as_ref().map(probe),
+        readiness_probe: def.readiness_probe.as_ref().map(probe),
     }
 }
 
-fn init_container(c: &ContainerRt, extras: &ContainerExtras) -> InitContainerView {
+fn init_container(g: &Group, c: &ContainerRt, extras: &ContainerExtras) -> InitContainerView {
     InitContainerView {
-        common: common(c, extras),
-        command: c.def.commands.clone(),
+        common: common(c, asked(g, c), extras),
+        command: c.spec.command.clone(),
     }
 }
 
-fn volume(v: &VolumeDef) -> VolumeView {
+/// A volume as the engine has it now (an update replaces files), with what ECI was asked of
+/// an emptyDir.
+fn volume(g: &Group, v: &VolumeSpec) -> VolumeView {
     let mut view = VolumeView {
         name: v.name().to_string(),
-        kind: v.kind().to_string(),
         ..Default::default()
     };
     match v {
-        VolumeDef::EmptyDir {
-            medium, size_limit, ..
-        } => {
-            view.empty_dir_volume_medium = Some(medium.clone().unwrap_or_default());
-            view.empty_dir_volume_size_limit = size_limit.clone();
+        VolumeSpec::EmptyDir { name } => {
+            view.kind = VOLUME_EMPTY_DIR.into();
+            let asked = record(g).request.volumes.iter().find_map(|a| match a {
+                VolumeDef::EmptyDir {
+                    name: asked,
+                    medium,
+                    size_limit,
+                } if asked == name => Some((medium, size_limit)),
+                _ => None,
+            });
+            let (medium, size_limit) = asked.unzip();
+            view.empty_dir_volume_medium = Some(medium.cloned().flatten().unwrap_or_default());
+            view.empty_dir_volume_size_limit = size_limit.cloned().flatten();
         }
-        VolumeDef::ConfigFile { files, .. } => {
+        VolumeSpec::Files { files, .. } => {
+            view.kind = VOLUME_CONFIG_FILE.into();
             view.config_file_volume_config_file_to_paths = files
                 .iter()
                 .map(|f| ConfigFileToPathView {
                     path: f.path.clone(),
-                    content: f.content.clone(),
+                    content: base64::engine::general_purpose::STANDARD.encode(&f.content),
                 })
                 .collect()
         }
@@ -267,15 +302,15 @@ pub fn group(g: &Group, region_id: &str, with_event: bool) -> GroupView {
             .apps
             .iter()
             .enumerate()
-            .map(|(i, c)| container(c, &extras(&face_extras.containers, i)))
+            .map(|(i, c)| container(g, c, &extras(&face_extras.containers, i)))
             .collect(),
         init_containers: g
             .init
             .iter()
             .enumerate()
-            .map(|(i, c)| init_container(c, &extras(&face_extras.init_containers, i)))
+            .map(|(i, c)| init_container(g, c, &extras(&face_extras.init_containers, i)))
             .collect(),
-        volumes: g.spec.volumes.iter().map(volume).collect(),
+        volumes: g.spec.volumes.iter().map(|v| volume(g, v)).collect(),
         dns_config: dns_config(&request.names.dns_config),
         host_aliases: request
             .names
@@ -320,7 +355,7 @@ fn dns_config(c: &DnsConfigDef) -> Option<DnsConfig> {
 fn container_id(g: &Group, c: &ContainerRt, run: i32) -> String {
     format!(
         "containerd://{}",
-        stable_hex(&format!("{}/{}/{run}", g.id(), c.def.name), 32)
+        stable_hex(&format!("{}/{}/{run}", g.id(), c.spec.name), 32)
     )
 }
 
@@ -372,8 +407,8 @@ fn pod_phase(status: Phase) -> &'static str {
 /// limits equal to requests), none sized is BestEffort.
 fn qos_class(g: &Group) -> &'static str {
     let all = g.init.iter().chain(&g.apps);
-    let sized = |c: &&ContainerRt| c.def.cpu.is_some() && c.def.memory.is_some();
-    let unsized_ = |c: &&ContainerRt| c.def.cpu.is_none() && c.def.memory.is_none();
+    let sized = |c: &&ContainerRt| c.spec.cpu.is_some() && c.spec.memory_gib.is_some();
+    let unsized_ = |c: &&ContainerRt| c.spec.cpu.is_none() && c.spec.memory_gib.is_none();
     if all.clone().all(|c| sized(&c)) {
         "Guaranteed"
     } else if all.clone().all(|c| unsized_(&c)) {
@@ -436,12 +471,12 @@ pub fn status(g: &Group) -> StatusView {
                 .apps
                 .iter()
                 .map(|c| ContainerStatusView {
-                    name: c.def.name.clone(),
-                    image: c.def.image.clone(),
+                    name: c.spec.name.clone(),
+                    image: c.spec.image.clone(),
                     image_id: format!(
                         "{}@sha256:{}",
-                        crate::engine::catalog::repository(&c.def.image),
-                        stable_hex(&c.def.image, 32)
+                        crate::engine::catalog::repository(&c.spec.image),
+                        stable_hex(&c.spec.image, 32)
                     ),
                     ready: c.ready && running(c),
                     started: c.started && running(c),

@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::ImageEntry;
 use super::executor::{Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
-use eci::wire::request::ContainerDef;
-use vk_core::provider::ContainerSpec;
+use super::spec::ContainerSpec;
 
 /// Where a group is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +92,7 @@ impl CState {
 }
 
 pub struct ContainerRt {
-    pub def: ContainerDef,
+    pub spec: ContainerSpec,
     pub state: CState,
     pub previous: Option<CState>,
     pub restart_count: i32,
@@ -106,9 +105,9 @@ pub struct ContainerRt {
 }
 
 impl ContainerRt {
-    pub fn new(def: ContainerDef, reason: &str, max_log_lines: usize) -> Self {
+    pub fn new(spec: ContainerSpec, reason: &str, max_log_lines: usize) -> Self {
         Self {
-            def,
+            spec,
             state: CState::waiting(reason),
             previous: None,
             restart_count: 0,
@@ -210,7 +209,7 @@ impl Group {
         self.init
             .iter()
             .chain(&self.apps)
-            .find(|c| c.def.name == name)
+            .find(|c| c.spec.name == name)
     }
 
     /// The face's record of the group, when it is a `T`.
@@ -270,15 +269,15 @@ impl Group {
         c.rotate(max);
         c.state = CState::Running { started: now };
         c.started_once = true;
-        (c.started, c.ready) = vk_core::probe::initial(&probe_spec(&c.def));
+        (c.started, c.ready) = vk_core::probe::initial(&probe_spec(&c.spec));
         let ctx = RunContext {
             group: spec,
-            container: c.def.clone(),
+            container: c.spec.clone(),
             image,
             log: c.log.clone(),
             restart_count: c.restart_count,
         };
-        let name = c.def.name.clone();
+        let name = c.spec.name.clone();
         self.event(
             "Normal",
             "Started",
@@ -326,11 +325,11 @@ impl Group {
 }
 
 /// The probes of a container, in the terms vk-core's state machine takes.
-pub fn probe_spec(def: &ContainerDef) -> ContainerSpec {
-    ContainerSpec {
-        name: def.name.clone(),
-        liveness_probe: def.liveness_probe.as_ref().map(|p| p.to_probe()),
-        readiness_probe: def.readiness_probe.as_ref().map(|p| p.to_probe()),
+pub fn probe_spec(c: &ContainerSpec) -> vk_core::provider::ContainerSpec {
+    vk_core::provider::ContainerSpec {
+        name: c.name.clone(),
+        liveness_probe: c.liveness_probe.clone(),
+        readiness_probe: c.readiness_probe.clone(),
         ..Default::default()
     }
 }

@@ -1,7 +1,7 @@
-//! Lifecycle hooks as ECI runs them, with the kubelet's semantics: `postStart` right after a
+//! Lifecycle hooks as a cloud runs them, with the kubelet's semantics: `postStart` right after a
 //! container starts (a failure kills the run, which restarts by the restart policy), `preStop`
 //! before a container is stopped (delete, restart, a failed liveness probe), bounded by the
-//! group's `TerminationGracePeriodSeconds`, then SIGTERM, then the kill when the grace is
+//! group's termination grace period, then SIGTERM, then the kill when the grace is
 //! over. An exec hook runs in the container's sandbox as its user, its output going to the
 //! container's log; HTTP and TCP hooks reach the sandbox on the host's loopback. The
 //! `simulate` executor runs no processes: its hooks are recorded as events and succeed.
@@ -16,12 +16,12 @@ use vk_core::provider::ProbeHandler;
 use super::executor::{ExecutorError, Exit, GroupSpec};
 use super::inner::Inner;
 use super::logstore::LogStore;
-use eci::wire::request::{ContainerDef, HookDef};
+use super::spec::{ContainerSpec, Hook};
 
 /// Where the sandbox's ports are reached: the host's loopback, which it shares.
 const SANDBOX_HOST: &str = "127.0.0.1";
 
-/// ECI's default `TerminationGracePeriodSeconds`, the kubelet's too.
+/// The kubelet's default termination grace period (ECI's too).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub enum HookError {
 /// Everything a hook needs, cloned out of the group.
 pub struct HookTarget {
     pub group: Arc<GroupSpec>,
-    pub container: ContainerDef,
+    pub container: ContainerSpec,
     pub log: Arc<LogStore>,
 }
 
@@ -91,8 +91,8 @@ pub struct HookTarget {
 /// kubelet's words. Events are the caller's.
 pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(), HookError> {
     let hook = match kind {
-        HookKind::PostStart => target.container.lifecycle.post_start.as_ref(),
-        HookKind::PreStop => target.container.lifecycle.pre_stop.as_ref(),
+        HookKind::PostStart => target.container.post_start.as_ref(),
+        HookKind::PreStop => target.container.pre_stop.as_ref(),
     };
     let Some(hook) = hook else {
         return Ok(());
@@ -100,7 +100,7 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
     let name = &target.container.name;
     let group = &target.group.name;
     match hook {
-        HookDef::Exec(command) => {
+        Hook::Exec(command) => {
             let out = inner
                 .executor
                 .exec(&target.group, &target.container, command)
@@ -127,14 +127,14 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
                 })
             }
         }
-        HookDef::HttpGet { .. } | HookDef::TcpSocket { .. } => {
+        Hook::HttpGet { .. } | Hook::TcpSocket { .. } => {
             if inner.executor.name() == "simulate" {
                 return Ok(());
             }
             let handler = network_handler(hook);
             match crate::probe_net::check(&handler, SANDBOX_HOST).await {
                 Some(Outcome::Failure(why)) => Err(HookError::Network {
-                    protocol: if matches!(hook, HookDef::HttpGet { .. }) {
+                    protocol: if matches!(hook, Hook::HttpGet { .. }) {
                         "HTTP"
                     } else {
                         "TCP"
@@ -149,26 +149,26 @@ pub async fn run(inner: &Inner, target: &HookTarget, kind: HookKind) -> Result<(
     }
 }
 
-fn network_handler(hook: &HookDef) -> ProbeHandler {
+fn network_handler(hook: &Hook) -> ProbeHandler {
     match hook {
-        HookDef::HttpGet {
+        Hook::HttpGet {
             host,
             port,
             path,
-            scheme,
+            https,
             headers,
         } => ProbeHandler::HttpGet {
             host: host.clone(),
             port: *port,
-            path: path.clone().unwrap_or_else(|| "/".into()),
-            https: scheme.as_deref() == Some("HTTPS"),
+            path: path.clone(),
+            https: *https,
             headers: headers.clone(),
         },
-        HookDef::TcpSocket { host, port } => ProbeHandler::TcpSocket {
+        Hook::TcpSocket { host, port } => ProbeHandler::TcpSocket {
             host: host.clone(),
             port: *port,
         },
-        HookDef::Exec(command) => ProbeHandler::Exec {
+        Hook::Exec(command) => ProbeHandler::Exec {
             command: command.clone(),
         },
     }

@@ -180,7 +180,7 @@ impl Driver {
         self.update(|g, now| {
             let mut refused = Vec::new();
             let mut resolve =
-                |c: &mut super::group::ContainerRt| match catalog.resolve(&c.def.image) {
+                |c: &mut super::group::ContainerRt| match catalog.resolve(&c.spec.image) {
                     Ok(entry) => Some(entry),
                     Err(e) => {
                         let message = e.to_string();
@@ -285,8 +285,8 @@ impl Driver {
     fn refused_as_root(&self, kind: Kind, idx: usize) -> Option<bool> {
         self.update(|g, now| {
             let c = g.container(kind, idx)?;
-            let s = c.def.security_context.as_ref()?;
-            if s.run_as_non_root != Some(true) || s.run_as_user.is_some() {
+            let s = &c.spec.security;
+            if !s.run_as_non_root || s.run_as_user.is_some() {
                 return Some(false);
             }
             let message = "container has runAsNonRoot and image will run as root".to_string();
@@ -332,7 +332,7 @@ impl Driver {
                 let message = format!("back-off {backoff:?} restarting failed container");
                 let name = g.container(kind, idx).map(|c| {
                     c.back_off("CrashLoopBackOff", message.clone());
-                    c.def.name.clone()
+                    c.spec.name.clone()
                 });
                 g.event(
                     "Warning",

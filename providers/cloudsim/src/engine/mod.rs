@@ -6,8 +6,7 @@
 //!
 //! A face turns its API's request into a [`NewGroup`] (sizes already decided, its own record
 //! of the request kept opaque in [`NewGroup::face`]) and maps [`EngineError`] to its API's
-//! errors. Container and volume definitions are still ECI's wire types
-//! (`eci::wire::request::{ContainerDef, VolumeDef, GroupNames}`).
+//! errors. Containers, volumes and names are the engine's own definitions ([`spec`]).
 
 pub mod catalog;
 mod config;
@@ -21,6 +20,7 @@ mod inner;
 mod lifecycle;
 pub mod logstore;
 mod probes;
+pub mod spec;
 mod termination;
 mod tokens;
 
@@ -37,11 +37,11 @@ pub use error::EngineError;
 pub use group::{Phase, RestartPolicy};
 pub use inner::{State, StateRef};
 
-use eci::wire::request::{ContainerDef, GroupNames, VolumeDef};
 use executor::{Executor, GroupSpec, RunningContainer};
 use faults::Faults;
 use group::{CState, ContainerRt, Group};
 use inner::{Inner, invalid_state, not_found};
+use spec::{ContainerSpec, Names, VolumeSpec};
 use tokens::Remembered;
 
 /// A group to create, as a face decoded and checked it.
@@ -52,10 +52,10 @@ pub struct NewGroup {
     /// The size it is billed and measured against.
     pub cpu: f64,
     pub memory_gib: f64,
-    pub containers: Vec<ContainerDef>,
-    pub init_containers: Vec<ContainerDef>,
-    pub volumes: Vec<VolumeDef>,
-    pub names: GroupNames,
+    pub containers: Vec<ContainerSpec>,
+    pub init_containers: Vec<ContainerSpec>,
+    pub volumes: Vec<VolumeSpec>,
+    pub names: Names,
     pub share_process_namespace: bool,
     pub restart_policy: RestartPolicy,
     /// The group fails when it runs longer.
@@ -263,8 +263,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Replace the contents of config-file volumes of a live group.
-    pub async fn update(&self, id: &str, volumes: Vec<VolumeDef>) -> Result<(), EngineError> {
+    /// Replace the files of file volumes of a live group.
+    pub async fn update(&self, id: &str, volumes: Vec<VolumeSpec>) -> Result<(), EngineError> {
         let spec = {
             let state = self.inner.lock();
             let group = state.group(id)?;
@@ -273,7 +273,7 @@ impl Engine {
             }
             let mut spec = (*group.spec).clone();
             for v in volumes {
-                let VolumeDef::ConfigFile { .. } = v else {
+                let VolumeSpec::Files { .. } = v else {
                     return Err(EngineError::VolumeNotUpdatable {
                         volume: v.name().to_string(),
                     });
@@ -323,7 +323,7 @@ impl Engine {
         &self,
         id: &str,
         container: &str,
-    ) -> Result<(Arc<GroupSpec>, ContainerDef, CancellationToken), EngineError> {
+    ) -> Result<(Arc<GroupSpec>, ContainerSpec, CancellationToken), EngineError> {
         let state = self.inner.lock();
         let (group, c) = state.container(id, container)?;
         if !matches!(c.state, CState::Running { .. }) {
@@ -331,7 +331,7 @@ impl Engine {
                 container: container.to_string(),
             });
         }
-        Ok((group.spec.clone(), c.def.clone(), group.cancel.clone()))
+        Ok((group.spec.clone(), c.spec.clone(), group.cancel.clone()))
     }
 
     /// Each group of `ids` that exists (unknown ids are left out): its size and its running
@@ -351,7 +351,7 @@ impl Engine {
                     .filter_map(|c| match c.state {
                         CState::Running { started } => Some(RunningContainer {
                             group_id: g.id().to_string(),
-                            def: c.def.clone(),
+                            spec: c.spec.clone(),
                             started,
                         }),
                         _ => None,
@@ -403,7 +403,7 @@ mod tests {
             name: name.into(),
             cpu: 2.0,
             memory_gib: 4.0,
-            containers: vec![eci::wire::request::ContainerDef {
+            containers: vec![spec::ContainerSpec {
                 name: "app".into(),
                 image: "busybox".into(),
                 ..Default::default()

@@ -15,7 +15,7 @@ use vk_core::provider::ProbeHandler;
 use super::executor::{Executor, GroupSpec};
 use super::group::{CState, Group, Kind, probe_spec};
 use super::inner::Inner;
-use eci::wire::request::ContainerDef;
+use super::spec::ContainerSpec;
 
 /// Where the sandbox's ports are reached: the host's loopback, which it shares.
 const SANDBOX_HOST: &str = "127.0.0.1";
@@ -26,7 +26,7 @@ const START_RETRY_DELAY: Duration = Duration::from_millis(100);
 struct SandboxChecker {
     executor: Arc<dyn Executor>,
     group: Arc<GroupSpec>,
-    container: ContainerDef,
+    container: ContainerSpec,
 }
 
 #[async_trait]
@@ -74,7 +74,7 @@ pub(crate) async fn run(
     generation: u64,
     idx: usize,
     group: Arc<GroupSpec>,
-    container: ContainerDef,
+    container: ContainerSpec,
 ) -> Kill {
     let spec = probe_spec(&container);
     let checker = SandboxChecker {

@@ -30,14 +30,12 @@ pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
             .filter(|c| matches!(c.state, CState::Running { .. }))
             .map(|c| HookTarget {
                 group: g.spec.clone(),
-                container: c.def.clone(),
+                container: c.spec.clone(),
                 log: c.log.clone(),
             })
             .collect();
         let simulated = inner.executor.name() == "simulate"
-            && targets
-                .iter()
-                .all(|t| t.container.lifecycle.pre_stop.is_none());
+            && targets.iter().all(|t| t.container.pre_stop.is_none());
         if targets.is_empty() || simulated {
             None
         } else {
@@ -113,7 +111,7 @@ async fn stop_one(
             .with_group(id, generation, |g, _| {
                 g.apps
                     .iter()
-                    .any(|c| c.def.name == name && matches!(c.state, CState::Running { .. }))
+                    .any(|c| c.spec.name == name && matches!(c.state, CState::Running { .. }))
             })
             .unwrap_or(false);
         if !running {

@@ -20,12 +20,6 @@ pub enum SandboxError {
     SubPathLeavesVolume(String),
     #[error("file {0:?} leaves its volume")]
     FileLeavesVolume(String),
-    #[error("config file {path}: content is not base64: {source}")]
-    NotBase64 {
-        path: String,
-        #[source]
-        source: base64::DecodeError,
-    },
     /// The container's root directory on the host cannot be looked at.
     #[error("the container's root {}: {source}", root.display())]
     Root {

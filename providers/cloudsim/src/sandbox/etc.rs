@@ -1,13 +1,12 @@
-//! The files that name a pod (an ECI group) inside its sandboxes, as ECI's runtime writes them
-//! from the group's `HostName`, `DnsPolicy`, `DnsConfig` and `HostAliase` parameters (the mock
-//! provider gets the same from the pod, [`GroupNames::of`]):
+//! The files that name a pod (a group) inside its sandboxes, as a cloud's runtime writes them
+//! from the group's [`Names`] (the mock provider gets the same from the pod, [`Names::of`]):
 //!
 //! - `/etc/hosts`: the managed hosts file a kubelet writes (localhost lines, the group's IP
 //!   with its hostname, then the host aliases block);
-//! - `/etc/resolv.conf`: with `DnsPolicy=None`, exactly the `DnsConfig`; with `Default` (or
-//!   no policy) and a `DnsConfig`, the machine's resolver with the `DnsConfig` added; with
-//!   neither, the machine's own file is left in place;
-//! - the hostname: `HostName`, else the group's name.
+//! - `/etc/resolv.conf`: a resolver that is the whole configuration, exactly it; one added to
+//!   the cloud's, the machine's resolver with its entries added; none, the machine's own file
+//!   is left in place;
+//! - the hostname: the names' hostname, else the group's name.
 //!
 //! The files are written under the group's directory and bound read-only over the host's
 //! (the sandbox binds `/etc` from the host first).
@@ -17,23 +16,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Bind;
 use super::error::SandboxError;
-use eci::wire::request_names::{DNS_POLICY_NONE, DnsConfigDef, GroupNames};
+use crate::engine::spec::Names;
+use vk_core::provider::{DnsOption, PodDns};
 
 /// A Linux hostname holds at most 64 bytes.
 const MAX_HOSTNAME: usize = 64;
 
-/// Who a sandbox is: its names, the name to fall back on without a `HostName` (the group's
+/// Who a sandbox is: its names, the name to fall back on without a hostname (the group's
 /// or pod's), its IP address.
 pub struct Identity<'a> {
-    pub names: &'a GroupNames,
+    pub names: &'a Names,
     pub name: &'a str,
     pub ip: &'a str,
 }
 
 /// The sandbox's hostname (`uname -n`, `$HOSTNAME`).
-pub fn host_name(names: &GroupNames, name: &str) -> String {
+pub fn host_name(names: &Names, name: &str) -> String {
     let name = names
-        .host_name
+        .hostname
         .as_deref()
         .filter(|h| !h.is_empty())
         .unwrap_or(name);
@@ -66,18 +66,18 @@ fn hosts_file(who: &Identity<'_>) -> String {
 }
 
 /// The sandbox's `/etc/resolv.conf`, given the machine's; None: keep the machine's.
-fn resolv_conf(names: &GroupNames, machine: &str) -> Option<String> {
-    let config = &names.dns_config;
-    if names.dns_policy.as_deref() == Some(DNS_POLICY_NONE) {
+fn resolv_conf(names: &Names, machine: &str) -> Option<String> {
+    let config = names.dns.as_ref()?;
+    if !config.on_cloud_resolver {
         return Some(render(config));
     }
-    if config.is_empty() {
+    if config.nameservers.is_empty() && config.searches.is_empty() && config.options.is_empty() {
         return None;
     }
     let mut merged = parse(machine);
-    for s in &config.name_servers {
-        if !merged.name_servers.contains(s) {
-            merged.name_servers.push(s.clone());
+    for s in &config.nameservers {
+        if !merged.nameservers.contains(s) {
+            merged.nameservers.push(s.clone());
         }
     }
     for s in &config.searches {
@@ -94,12 +94,12 @@ fn resolv_conf(names: &GroupNames, machine: &str) -> Option<String> {
     Some(render(&merged))
 }
 
-fn render(config: &DnsConfigDef) -> String {
+fn render(config: &PodDns) -> String {
     let mut out = String::new();
     if !config.searches.is_empty() {
         out.push_str(&format!("search {}\n", config.searches.join(" ")));
     }
-    for s in &config.name_servers {
+    for s in &config.nameservers {
         out.push_str(&format!("nameserver {s}\n"));
     }
     if !config.options.is_empty() {
@@ -117,14 +117,12 @@ fn render(config: &DnsConfigDef) -> String {
 }
 
 /// A resolv.conf's nameservers, search list (the last `search` line wins) and options.
-fn parse(text: &str) -> DnsConfigDef {
-    let mut config = DnsConfigDef::default();
+fn parse(text: &str) -> PodDns {
+    let mut config = PodDns::default();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
         match fields.next() {
-            Some("nameserver") => config
-                .name_servers
-                .extend(fields.next().map(str::to_string)),
+            Some("nameserver") => config.nameservers.extend(fields.next().map(str::to_string)),
             Some("search") => config.searches = fields.map(str::to_string).collect(),
             Some("options") => {
                 config.options = fields
@@ -133,7 +131,7 @@ fn parse(text: &str) -> DnsConfigDef {
                             Some((n, v)) => (n, Some(v.to_string())),
                             None => (f, None),
                         };
-                        eci::wire::request_names::DnsOptionDef {
+                        DnsOption {
                             name: name.to_string(),
                             value,
                         }
@@ -199,9 +197,9 @@ async fn write(path: &Path, content: &str) -> Result<PathBuf, SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eci::wire::request_names::{DnsOptionDef, HostAliaseDef};
+    use vk_core::provider::HostAlias;
 
-    fn hosts(names: &GroupNames) -> String {
+    fn hosts(names: &Names) -> String {
         hosts_file(&Identity {
             names,
             name: "ci-build-1",
@@ -211,14 +209,14 @@ mod tests {
 
     #[test]
     fn hosts_file_as_a_kubelet_writes_it() {
-        let g = GroupNames {
-            host_name: Some("agent".into()),
+        let g = Names {
+            hostname: Some("agent".into()),
             host_aliases: vec![
-                HostAliaseDef {
+                HostAlias {
                     ip: "10.1.2.3".into(),
                     hostnames: vec!["registry.local".into(), "cache.local".into()],
                 },
-                HostAliaseDef {
+                HostAlias {
                     ip: "10.1.2.4".into(),
                     hostnames: vec!["git.local".into()],
                 },
@@ -229,48 +227,55 @@ mod tests {
             hosts(&g),
             "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n192.168.0.7\tagent\n\n# Entries added by HostAliases.\n10.1.2.3\tregistry.local\tcache.local\n10.1.2.4\tgit.local\n"
         );
-        let fqdn = GroupNames {
-            host_name: Some("web-0.web.ci.svc.cluster.local".into()),
+        let fqdn = Names {
+            hostname: Some("web-0.web.ci.svc.cluster.local".into()),
             ..Default::default()
         };
         assert!(hosts(&fqdn).ends_with("192.168.0.7\tweb-0.web.ci.svc.cluster.local\tweb-0\n"));
         // No HostName: the group's name.
-        assert_eq!(
-            host_name(&GroupNames::default(), "ci-build-1"),
-            "ci-build-1"
-        );
+        assert_eq!(host_name(&Names::default(), "ci-build-1"), "ci-build-1");
     }
 
     #[test]
     fn resolv_conf_by_policy() {
-        let config = DnsConfigDef {
-            name_servers: vec!["10.96.0.10".into()],
+        let config = PodDns {
+            on_cloud_resolver: false,
+            nameservers: vec!["10.96.0.10".into()],
             searches: vec!["ci.svc.cluster.local".into()],
-            options: vec![DnsOptionDef {
+            options: vec![DnsOption {
                 name: "ndots".into(),
                 value: Some("5".into()),
             }],
         };
         let machine =
             "# generated\nnameserver 10.255.255.53\nsearch corp.example\noptions ndots:1 edns0\n";
-        let none = GroupNames {
-            dns_policy: Some("None".into()),
-            dns_config: config.clone(),
+        let none = Names {
+            dns: Some(config.clone()),
             ..Default::default()
         };
         assert_eq!(
             resolv_conf(&none, machine).unwrap(),
             "search ci.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
         );
-        let default = GroupNames {
-            dns_policy: Some("Default".into()),
-            dns_config: config,
+        let default = Names {
+            dns: Some(PodDns {
+                on_cloud_resolver: true,
+                ..config
+            }),
             ..Default::default()
         };
         assert_eq!(
             resolv_conf(&default, machine).unwrap(),
             "search corp.example ci.svc.cluster.local\nnameserver 10.255.255.53\nnameserver 10.96.0.10\noptions ndots:5 edns0\n"
         );
-        assert_eq!(resolv_conf(&GroupNames::default(), machine), None);
+        assert_eq!(resolv_conf(&Names::default(), machine), None);
+        let nothing_added = Names {
+            dns: Some(PodDns {
+                on_cloud_resolver: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(resolv_conf(&nothing_added, machine), None);
     }
 }

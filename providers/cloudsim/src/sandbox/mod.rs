@@ -17,8 +17,6 @@ pub mod spawn;
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-
 pub use error::SandboxError;
 
 /// The host's directories every sandbox sees read-only (each skipped when absent).
@@ -191,22 +189,6 @@ pub async fn write_file(
     tokio::fs::rename(&tmp, &path)
         .await
         .map_err(SandboxError::io("writing", &path))
-}
-
-/// [`write_file`] for base64 content (the cloud API's config files).
-pub async fn write_base64_file(
-    dir: &Path,
-    path: &str,
-    content: &str,
-    mode: u32,
-) -> Result<(), SandboxError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(content)
-        .map_err(|source| SandboxError::NotBase64 {
-            path: path.to_string(),
-            source,
-        })?;
-    write_file(dir, path, &bytes, mode).await
 }
 
 /// Kills a sandbox's process group when dropped (the run or exec ended, or was abandoned).

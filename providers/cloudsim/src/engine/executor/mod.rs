@@ -22,8 +22,8 @@ pub mod simulate;
 
 use crate::engine::catalog::ImageEntry;
 use crate::engine::logstore::LogStore;
+use crate::engine::spec::{ContainerSpec, Names, VolumeSpec};
 use crate::sandbox::SandboxError;
-use eci::wire::request::{ContainerDef, GroupNames, VolumeDef};
 
 /// Which executor runs the containers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -95,19 +95,19 @@ pub enum ExecutorError {
 pub struct GroupSpec {
     pub id: String,
     pub name: String,
-    pub volumes: Vec<VolumeDef>,
+    pub volumes: Vec<VolumeSpec>,
     /// The group's private IP (its `/etc/hosts` line).
     pub ip: String,
-    /// `HostName`, `DnsPolicy`, `DnsConfig`, `HostAliase` as the group was created with.
-    pub names: GroupNames,
-    /// `ShareProcessNamespace`: the containers share one PID namespace.
+    /// Its hostname, resolver and host aliases.
+    pub names: Names,
+    /// The containers share one PID namespace.
     pub share_process_namespace: bool,
 }
 
 /// One run of one container.
 pub struct RunContext {
     pub group: Arc<GroupSpec>,
-    pub container: ContainerDef,
+    pub container: ContainerSpec,
     pub image: ImageEntry,
     pub log: Arc<LogStore>,
     /// 0 for the first run, then the restart count.
@@ -168,7 +168,7 @@ pub struct ExecStreams {
 #[derive(Clone, Debug)]
 pub struct RunningContainer {
     pub group_id: String,
-    pub def: ContainerDef,
+    pub spec: ContainerSpec,
     /// When its current run started.
     pub started: Timestamp,
 }
@@ -188,10 +188,10 @@ pub struct Usage {
 pub trait Executor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
-    /// Create what the group's containers share (volumes, config files) before any runs.
+    /// Create what the group's containers share (volumes, their files) before any runs.
     async fn prepare(&self, group: &GroupSpec) -> Result<(), ExecutorError>;
 
-    /// Rewrite the group's config-file volumes (UpdateContainerGroup).
+    /// Rewrite the group's file volumes (an update).
     async fn update_volumes(&self, group: &GroupSpec) -> Result<(), ExecutorError>;
 
     /// Run the container until it exits. Dropping the future stops the run.
@@ -201,7 +201,7 @@ pub trait Executor: Send + Sync + 'static {
     async fn exec(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
     ) -> Result<ExecOutput, ExecutorError>;
 
@@ -210,14 +210,14 @@ pub trait Executor: Send + Sync + 'static {
     async fn exec_interactive(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError>;
 
     /// Ask the container's running main process to stop (SIGTERM), as a runtime does before
     /// it kills; `false` when this executor cannot, and the run is simply dropped.
-    async fn terminate(&self, group: &GroupSpec, container: &ContainerDef) -> bool {
+    async fn terminate(&self, group: &GroupSpec, container: &ContainerSpec) -> bool {
         let _ = (group, container);
         false
     }

@@ -36,9 +36,9 @@ use crate::engine::executor::{
     RunningContainer, Usage,
 };
 use crate::engine::logstore::LogStore;
+use crate::engine::spec::{ContainerSpec, VolumeSpec};
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
 use crate::sandbox::{self, Sandbox, SandboxError, etc, join, on_path, set_mode};
-use eci::wire::request::{ContainerDef, VolumeDef};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -289,18 +289,12 @@ impl ProcessExecutor {
 
     async fn write_config_files(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
         for volume in &group.volumes {
-            let VolumeDef::ConfigFile {
-                name,
-                default_mode,
-                files,
-            } = volume
-            else {
+            let VolumeSpec::Files { name, files } = volume else {
                 continue;
             };
             let dir = self.volume_dir(&group.id, name);
             for file in files {
-                let mode = file.mode.or(*default_mode).unwrap_or(0o644);
-                sandbox::write_base64_file(&dir, &file.path, &file.content, mode).await?;
+                sandbox::write_file(&dir, &file.path, &file.content, file.mode).await?;
             }
         }
         Ok(())
@@ -315,7 +309,7 @@ impl ProcessExecutor {
     fn spawn_sandbox(
         &self,
         args: &[String],
-        container: &ContainerDef,
+        container: &ContainerSpec,
         shared_pid: Option<u32>,
     ) -> Result<Spawned, ExecutorError> {
         let mut command = match shared_pid {
@@ -348,18 +342,18 @@ impl ProcessExecutor {
     pub(super) async fn sandbox(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
     ) -> Result<Vec<String>, ExecutorError> {
         let root = self.root_dir(&group.id, &container.name);
         // The group's /etc/hosts and /etc/resolv.conf, then the volumes.
         let mut binds = etc::binds(&self.group_dir(&group.id), &identity(group)).await?;
         binds.push(self.termination_bind(group, container).await?);
-        for mount in &container.volume_mounts {
+        for mount in &container.mounts {
             binds.push(
                 sandbox::volume_bind(
-                    &self.volume_dir(&group.id, &mount.name),
-                    &mount.sub_path,
-                    &mount.mount_path,
+                    &self.volume_dir(&group.id, &mount.volume),
+                    mount.sub_path.as_deref().unwrap_or_default(),
+                    &mount.path,
                     mount.read_only,
                 )
                 .await?,
@@ -373,10 +367,7 @@ impl ProcessExecutor {
             binds: &binds,
             workdir,
             env: &container_env(group, container),
-            read_only_root: container
-                .security_context
-                .as_ref()
-                .is_some_and(|s| s.read_only_root_filesystem == Some(true)),
+            read_only_root: container.security.read_only_root,
             shared_pid: group.share_process_namespace,
         })
         .await
@@ -388,7 +379,7 @@ impl ProcessExecutor {
     pub(super) async fn join(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         argv: &[String],
     ) -> Result<Command, ExecutorError> {
         let key = (group.id.clone(), container.name.clone());
@@ -430,14 +421,14 @@ fn identity(group: &GroupSpec) -> etc::Identity<'_> {
 }
 
 /// The environment of a container's processes, main and exec'd alike.
-fn container_env(group: &GroupSpec, container: &ContainerDef) -> Vec<(String, String)> {
+fn container_env(group: &GroupSpec, container: &ContainerSpec) -> Vec<(String, String)> {
     sandbox::container_env(
         &etc::host_name(&group.names, &group.name),
         container.tty,
         container
             .env
             .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str())),
+            .map(|e| (e.name.as_str(), e.value.as_str())),
     )
 }
 
@@ -495,7 +486,7 @@ impl Executor for ProcessExecutor {
                 .await
                 .map_err(SandboxError::io("creating", &dir))?;
             // An emptyDir is writable by any user in the group, as the kubelet makes it.
-            if matches!(volume, VolumeDef::EmptyDir { .. }) {
+            if matches!(volume, VolumeSpec::EmptyDir { .. }) {
                 set_mode(&dir, 0o777).await?;
             }
         }
@@ -510,7 +501,7 @@ impl Executor for ProcessExecutor {
     }
 
     async fn run(&self, ctx: RunContext) -> Exit {
-        let command = argv(&ctx.image, &ctx.container.commands, &ctx.container.args);
+        let command = argv(&ctx.image, &ctx.container.command, &ctx.container.args);
         if command.is_empty() {
             return start_error("no command: the pod sets none and the image has none");
         }
@@ -571,7 +562,7 @@ impl Executor for ProcessExecutor {
     async fn exec(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
     ) -> Result<ExecOutput, ExecutorError> {
         let joined = self.join(group, container, command).await?;
@@ -613,7 +604,7 @@ impl Executor for ProcessExecutor {
     async fn exec_interactive(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError> {
@@ -625,7 +616,7 @@ impl Executor for ProcessExecutor {
     async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
         let keys: Vec<(String, String)> = running
             .iter()
-            .map(|c| (c.group_id.clone(), c.def.name.clone()))
+            .map(|c| (c.group_id.clone(), c.spec.name.clone()))
             .collect();
         let pids: Vec<Option<u32>> = {
             let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
@@ -658,7 +649,7 @@ impl Executor for ProcessExecutor {
             .collect()
     }
 
-    async fn terminate(&self, group: &GroupSpec, container: &ContainerDef) -> bool {
+    async fn terminate(&self, group: &GroupSpec, container: &ContainerSpec) -> bool {
         self.signal_main(group, container).await
     }
 

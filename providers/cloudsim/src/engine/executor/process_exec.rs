@@ -16,8 +16,8 @@ use vk_core::provider::TermSize;
 
 use crate::engine::executor::process::{OUTPUT_DRAIN, ProcessExecutor, exit_of, nsenter_failed};
 use crate::engine::executor::{ExecStreams, ExecutorError, GroupSpec, Output};
+use crate::engine::spec::ContainerSpec;
 use crate::sandbox::spawn::{Streams, spawn, supervise};
-use eci::wire::request::ContainerDef;
 
 /// After the command exits, how long a terminal's output may take to be read out.
 const TERMINAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -26,7 +26,7 @@ impl ProcessExecutor {
     pub(super) async fn exec_streams(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError> {

@@ -1,8 +1,8 @@
 //! What the `process` executor applies around a container's command, as a container runtime
 //! does: the user, group and capabilities of every process of the container
 //! ([`crate::sandbox::run_as`]); the termination-message file (a host file bound at the
-//! container's `TerminationMessagePath`, read when the run ends); the group's shared PID
-//! namespace (`ShareProcessNamespace`: a pause sandbox holds it, every container's bwrap runs
+//! container's termination-message path, read when the run ends); the group's shared PID
+//! namespace (a pause sandbox holds it, every container's bwrap runs
 //! in it through nsenter); and SIGTERM to a container's main process before it is killed.
 
 use std::path::{Path, PathBuf};
@@ -14,9 +14,9 @@ use tokio::process::Command;
 use crate::engine::executor::process::ProcessExecutor;
 use crate::engine::executor::{ExecutorError, Exit, GroupSpec};
 use crate::engine::logstore::LogStore;
+use crate::engine::spec::ContainerSpec;
 use crate::sandbox::run_as::RunAs;
 use crate::sandbox::{self, Bind, SandboxError, join, set_mode};
-use eci::wire::request::ContainerDef;
 
 /// The kubelet's limits: a message file is read up to 4096 bytes; the log fallback takes
 /// the last 80 lines, up to 2048 bytes.
@@ -25,20 +25,20 @@ const FALLBACK_LINES: usize = 80;
 const FALLBACK_BYTES: usize = 2048;
 
 /// The user, group and capabilities the container asked for.
-pub(super) fn run_as(container: &ContainerDef) -> RunAs {
-    let s = container.security_context.clone().unwrap_or_default();
+pub(super) fn run_as(container: &ContainerSpec) -> RunAs {
+    let s = &container.security;
     let id = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
     RunAs {
         uid: id(s.run_as_user),
         gid: id(s.run_as_group),
-        add: s.capability_add,
-        privileged: s.privileged == Some(true),
+        add: s.capabilities_add.clone(),
+        privileged: s.privileged,
     }
 }
 
 impl ProcessExecutor {
     /// `argv` as the container's processes run it.
-    pub(super) fn as_container(&self, container: &ContainerDef, argv: Vec<String>) -> Vec<String> {
+    pub(super) fn as_container(&self, container: &ContainerSpec, argv: Vec<String>) -> Vec<String> {
         run_as(container).wrap(&self.setpriv, argv)
     }
 
@@ -53,7 +53,7 @@ impl ProcessExecutor {
     pub(super) async fn termination_bind(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
     ) -> Result<Bind, ExecutorError> {
         let file = self.termination_file(&group.id, &container.name);
         if let Some(dir) = file.parent() {
@@ -67,17 +67,17 @@ impl ProcessExecutor {
         set_mode(&file, 0o666).await?;
         Ok(Bind {
             source: file,
-            target: container.termination_message.effective_path().to_string(),
+            target: container.termination_message.path.clone(),
             read_only: false,
         })
     }
 
     /// The message of a run that ended with `exit`: the file's contents, else (with
-    /// `FallbackToLogsOnError` and a failed run) the tail of its log.
+    /// the fallback to logs and a failed run) the tail of its log.
     pub(super) async fn termination_message(
         &self,
         group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         exit: &Exit,
         log: &LogStore,
     ) -> Option<String> {
@@ -88,7 +88,7 @@ impl ProcessExecutor {
         if !message.is_empty() {
             return Some(message);
         }
-        if !(container.termination_message.falls_back_to_logs() && exit.code != 0) {
+        if !(container.termination_message.fallback_to_logs && exit.code != 0) {
             return None;
         }
         let lines: Vec<String> = log
@@ -161,7 +161,7 @@ impl ProcessExecutor {
     }
 
     /// SIGTERM to the container's main process; `false` when it is not running.
-    pub(super) async fn signal_main(&self, group: &GroupSpec, container: &ContainerDef) -> bool {
+    pub(super) async fn signal_main(&self, group: &GroupSpec, container: &ContainerSpec) -> bool {
         let Some(bwrap) = self.run_pid(&group.id, &container.name) else {
             return false;
         };

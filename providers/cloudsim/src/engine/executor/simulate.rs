@@ -16,7 +16,7 @@ use crate::engine::executor::{
     ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, Output, RunContext,
     RunningContainer, Usage,
 };
-use eci::wire::request::ContainerDef;
+use crate::engine::spec::ContainerSpec;
 
 pub const ENV_RUN_MS: &str = "MOCKCLOUD_RUN_MS";
 pub const ENV_EXIT_CODE: &str = "MOCKCLOUD_EXIT_CODE";
@@ -59,16 +59,16 @@ impl SimulateExecutor {
         Self { config }
     }
 
-    fn env<'a>(c: &'a ContainerDef, key: &str) -> Option<&'a str> {
+    fn env<'a>(c: &'a ContainerSpec, key: &str) -> Option<&'a str> {
         c.env
             .iter()
             .rev()
-            .find(|e| e.key == key)
+            .find(|e| e.name == key)
             .map(|e| e.value.trim())
     }
 
     /// The run time and exit code of one run.
-    fn plan(&self, c: &ContainerDef) -> (Option<Duration>, i32, Duration) {
+    fn plan(&self, c: &ContainerSpec) -> (Option<Duration>, i32, Duration) {
         let mut rng = rand::rng();
         let run = match Self::env(c, ENV_RUN_MS) {
             Some("forever") => None,
@@ -148,7 +148,7 @@ impl Executor for SimulateExecutor {
     async fn exec(
         &self,
         _group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
     ) -> Result<ExecOutput, ExecutorError> {
         let output = match command.split_first() {
@@ -169,7 +169,7 @@ impl Executor for SimulateExecutor {
     async fn exec_interactive(
         &self,
         _group: &GroupSpec,
-        container: &ContainerDef,
+        container: &ContainerSpec,
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError> {
@@ -223,11 +223,11 @@ impl Executor for SimulateExecutor {
         running
             .iter()
             .map(|c| {
-                let share = stable_fraction(&c.group_id, &c.def.name);
-                let cores = c.def.cpu.unwrap_or(0.25) * (0.1 + 0.5 * share);
+                let share = stable_fraction(&c.group_id, &c.spec.name);
+                let cores = c.spec.cpu.unwrap_or(0.25) * (0.1 + 0.5 * share);
                 let nano_cores = (cores * 1e9) as u64;
                 let ran = now.duration_since(c.started).as_secs_f64().max(0.0);
-                let gib = c.def.memory.unwrap_or(0.5) * (0.2 + 0.3 * share);
+                let gib = c.spec.memory_gib.unwrap_or(0.5) * (0.2 + 0.3 * share);
                 let bytes = (gib * (1u64 << 30) as f64) as u64;
                 Some(Usage {
                     nano_cores,
@@ -257,7 +257,7 @@ mod tests {
     use super::*;
     use crate::engine::catalog::ImageEntry;
     use crate::engine::logstore::LogStore;
-    use eci::wire::api::EnvironmentVar;
+    use crate::engine::spec::EnvVar;
 
     fn ctx(env: &[(&str, &str)], log: Arc<LogStore>) -> RunContext {
         RunContext {
@@ -269,12 +269,12 @@ mod tests {
                 names: Default::default(),
                 share_process_namespace: false,
             }),
-            container: ContainerDef {
+            container: ContainerSpec {
                 name: "app".into(),
                 env: env
                     .iter()
-                    .map(|(k, v)| EnvironmentVar {
-                        key: k.to_string(),
+                    .map(|(k, v)| EnvVar {
+                        name: k.to_string(),
                         value: v.to_string(),
                     })
                     .collect(),
