@@ -369,3 +369,78 @@ async fn events_metric_regions_and_batch_delete() {
         .unwrap();
     assert!(e.engine().is_empty());
 }
+
+#[tokio::test]
+async fn config_files_are_echoed_as_last_updated_and_must_be_base64() {
+    let e = engine(10);
+    let volumes = [
+        ("Volume.1.Name", "cache"),
+        ("Volume.1.Type", "EmptyDirVolume"),
+        ("Volume.1.EmptyDirVolume.Medium", "Memory"),
+        ("Volume.2.Name", "cfg"),
+        ("Volume.2.Type", "ConfigFileVolume"),
+        (
+            "Volume.2.ConfigFileVolume.ConfigFileToPath.1.Path",
+            "a.conf",
+        ),
+        (
+            "Volume.2.ConfigFileVolume.ConfigFileToPath.1.Content",
+            "b25l",
+        ),
+    ];
+    let id = create(&e, &volumes).await;
+    let g = describe(&e, &id, &[]).await;
+    assert_eq!(g["Volumes"][0]["EmptyDirVolumeMedium"], "Memory");
+    let files = &g["Volumes"][1]["ConfigFileVolumeConfigFileToPaths"];
+    assert_eq!(files[0]["Content"], "b25l");
+
+    let update = |content: &'static str| {
+        let e = e.clone();
+        let id = id.clone();
+        async move {
+            let pairs = [
+                ("ContainerGroupId", id.as_str()),
+                ("Volume.1.Name", "cfg"),
+                ("Volume.1.Type", "ConfigFileVolume"),
+                (
+                    "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Path",
+                    "a.conf",
+                ),
+                (
+                    "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content",
+                    content,
+                ),
+            ];
+            call(&e, "UpdateContainerGroup", &pairs).await
+        }
+    };
+    update("dHdv").await.unwrap();
+    let g = describe(&e, &id, &[]).await;
+    let files = &g["Volumes"][1]["ConfigFileVolumeConfigFileToPaths"];
+    assert_eq!(files[0]["Content"], "dHdv");
+    assert_eq!(g["Volumes"][0]["EmptyDirVolumeMedium"], "Memory");
+
+    let err = update("not base64!").await.unwrap_err();
+    assert_eq!(err.code, "InvalidParameter");
+    assert!(
+        err.message
+            .contains("\"Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content\""),
+        "{}",
+        err.message
+    );
+    let bad_file = [
+        ("Volume.1.Name", "cfg"),
+        ("Volume.1.Type", "ConfigFileVolume"),
+        (
+            "Volume.1.ConfigFileVolume.ConfigFileToPath.1.Path",
+            "a.conf",
+        ),
+        ("Volume.1.ConfigFileVolume.ConfigFileToPath.1.Content", "%%"),
+    ];
+    let mut bad: Vec<_> = GROUP.iter().chain(&bad_file).copied().collect();
+    let err = call(&e, "CreateContainerGroup", &bad).await.unwrap_err();
+    assert_eq!(err.code, "InvalidParameter");
+    bad.push(("DryRun", "true"));
+    let err = call(&e, "CreateContainerGroup", &bad).await.unwrap_err();
+    assert_eq!(err.code, "InvalidParameter");
+}
