@@ -39,7 +39,7 @@ pub async fn read_all(mut r: DuplexStream) -> String {
     s
 }
 
-/// Processes whose command line contains `marker`.
+/// Live processes (not zombies) whose command line contains `marker`.
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
