@@ -97,7 +97,7 @@ fn state(s: &CState) -> api::ContainerState {
 fn mount(m: &Mount) -> VolumeMountView {
     VolumeMountView {
         name: m.volume.clone(),
-        mount_path: m.path.clone(),
+        mount_path: m.mount_path.clone(),
         read_only: m.read_only,
         sub_path: m.sub_path.clone().unwrap_or_default(),
         mount_propagation: "None".into(),

@@ -38,7 +38,7 @@ pub fn container(c: &ContainerDef) -> ContainerSpec {
             .iter()
             .map(|m| Mount {
                 volume: m.name.clone(),
-                path: m.mount_path.clone(),
+                mount_path: m.mount_path.clone(),
                 sub_path: Some(m.sub_path.clone()).filter(|s| !s.is_empty()),
                 read_only: m.read_only,
             })

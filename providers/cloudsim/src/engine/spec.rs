@@ -3,6 +3,9 @@
 //! (defaults applied, encodings undone); what only the face echoes stays in its own record.
 //! Probes and the resolver use vk-core's neutral types, which the kubelet side shares.
 
+/// The parts the engine takes from vk-core's neutral model as they are: an environment
+/// variable, a volume mount, and a file of a [`VolumeSpec::Files`] volume.
+pub use vk_core::provider::{EnvVar, VolumeFile as FileSpec, VolumeMount as Mount};
 use vk_core::provider::{HostAlias, PodDns, Probe, ResolvedPod};
 
 /// Where the container writes its termination message when nothing else is said (the
@@ -41,26 +44,7 @@ pub struct ContainerSpec {
     pub termination_message: TerminationMessage,
 }
 
-/// An environment variable.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EnvVar {
-    pub name: String,
-    pub value: String,
-}
-
-/// A volume of the group in a container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Mount {
-    /// The group's volume.
-    pub volume: String,
-    /// An absolute path in the container.
-    pub path: String,
-    /// A path inside the volume; `None`: all of it.
-    pub sub_path: Option<String>,
-    pub read_only: bool,
-}
-
-/// A `postStart` or `preStop` hook.
+/// A `postStart` or `preStop` hook (vk-core's handlers without `sleep`, which no face sends).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hook {
     /// A command in the container, as its user.
@@ -124,16 +108,6 @@ impl VolumeSpec {
             Self::EmptyDir { name } | Self::Files { name, .. } => name,
         }
     }
-}
-
-/// A file of a [`VolumeSpec::Files`] volume.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileSpec {
-    /// Relative to the volume, without `..`.
-    pub path: String,
-    pub content: Vec<u8>,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// A group's hostname, resolver and extra `/etc/hosts` lines.

@@ -353,7 +353,7 @@ impl ProcessExecutor {
                 sandbox::volume_bind(
                     &self.volume_dir(&group.id, &mount.volume),
                     mount.sub_path.as_deref().unwrap_or_default(),
-                    &mount.path,
+                    &mount.mount_path,
                     mount.read_only,
                 )
                 .await?,
