@@ -8,7 +8,8 @@ use vk_core::provider::{DnsOption, HostAlias, PodDns};
 
 use super::error::ApiError;
 use crate::engine::spec::{
-    ContainerSpec, EnvVar, FileSpec, Hook, Mount, Names, Security, TerminationMessage, VolumeSpec,
+    ContainerSpec, EnvVar, FileSpec, Hook, Main, Mount, Names, Security, TerminationMessage,
+    VolumeSpec,
 };
 use eci::wire::params::ParamError;
 use eci::wire::request::{ContainerDef, HookDef, VolumeDef};
@@ -21,6 +22,10 @@ pub fn container(c: &ContainerDef) -> ContainerSpec {
     let security = c.security_context.clone().unwrap_or_default();
     ContainerSpec {
         name: c.name.clone(),
+        // ECI runs what the request says; it has no native sidecars or startup probes.
+        main: Main::Command,
+        sidecar: false,
+        startup_probe: None,
         image: c.image.clone(),
         command: c.commands.clone(),
         args: c.args.clone(),

@@ -330,6 +330,7 @@ pub fn probe_spec(c: &ContainerSpec) -> vk_core::provider::ContainerSpec {
         name: c.name.clone(),
         liveness_probe: c.liveness_probe.clone(),
         readiness_probe: c.readiness_probe.clone(),
+        startup_probe: c.startup_probe.clone(),
         ..Default::default()
     }
 }

@@ -17,6 +17,12 @@ pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 pub struct ContainerSpec {
     /// Unique in the group, init containers included.
     pub name: String,
+    /// What the container's main process is: its command (the default), or a timer.
+    pub main: Main,
+    /// An init container that keeps running beside the app containers (a native sidecar,
+    /// the kubelet's `restartPolicy: Always`): the next container starts once it has
+    /// started, it restarts whenever it exits, and it stops when the group ends.
+    pub sidecar: bool,
     /// An image the catalog resolves.
     pub image: String,
     /// Replaces the image's entrypoint; empty: the image's.
@@ -38,10 +44,32 @@ pub struct ContainerSpec {
     /// Kubelet semantics, defaults applied (vk-core's probe state machine runs them).
     pub liveness_probe: Option<Probe>,
     pub readiness_probe: Option<Probe>,
+    pub startup_probe: Option<Probe>,
     pub post_start: Option<Hook>,
     pub pre_stop: Option<Hook>,
     pub security: Security,
     pub termination_message: TerminationMessage,
+}
+
+/// What a container's main process is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Main {
+    /// Its command and arguments (or the image's), as the executor runs them.
+    #[default]
+    Command,
+    /// No process: a timer that writes a log line per interval and exits as told. The
+    /// `process` executor still gives the container a sandbox when something execs into it.
+    Simulated(SimulatedMain),
+}
+
+/// A main process that is only a timer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedMain {
+    /// How long it runs; `None`: until it is stopped.
+    pub run: Option<std::time::Duration>,
+    pub exit_code: i32,
+    /// One log line per interval; `None`: the executor's setting.
+    pub log_interval: Option<std::time::Duration>,
 }
 
 /// A `postStart` or `preStop` hook (vk-core's handlers without `sleep`, which no face sends).

@@ -16,7 +16,7 @@ use crate::engine::executor::{
     ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, Output, RunContext,
     RunningContainer, Usage,
 };
-use crate::engine::spec::ContainerSpec;
+use crate::engine::spec::{ContainerSpec, Main};
 
 pub const ENV_RUN_MS: &str = "MOCKCLOUD_RUN_MS";
 pub const ENV_EXIT_CODE: &str = "MOCKCLOUD_EXIT_CODE";
@@ -67,8 +67,14 @@ impl SimulateExecutor {
             .map(|e| e.value.trim())
     }
 
-    /// The run time and exit code of one run.
+    /// The run time, exit code and log interval of one run.
     fn plan(&self, c: &ContainerSpec) -> (Option<Duration>, i32, Duration) {
+        if let Main::Simulated(main) = &c.main {
+            let interval = main
+                .log_interval
+                .unwrap_or(Duration::from_millis(self.config.log_interval_ms));
+            return (main.run, main.exit_code, interval);
+        }
         let mut rng = rand::rng();
         let run = match Self::env(c, ENV_RUN_MS) {
             Some("forever") => None,
@@ -319,5 +325,27 @@ mod tests {
         });
         let exit = exec.run(ctx(&[], Arc::new(LogStore::new(10)))).await;
         assert_eq!(exit.code, 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_simulated_main_overrides_the_settings_and_the_environment() {
+        let exec = SimulateExecutor::new(SimulateConfig {
+            run_ms: Some(5),
+            exit_code: 0,
+            ..Default::default()
+        });
+        let log = Arc::new(LogStore::new(100));
+        let mut ctx = ctx(&[(ENV_EXIT_CODE, "9")], log.clone());
+        ctx.container.main = Main::Simulated(crate::engine::spec::SimulatedMain {
+            run: Some(Duration::from_millis(2500)),
+            exit_code: 3,
+            log_interval: Some(Duration::from_millis(1000)),
+        });
+        let start = tokio::time::Instant::now();
+        let exit = exec.run(ctx).await;
+        assert_eq!(exit, Exit::code(3));
+        assert_eq!(start.elapsed(), Duration::from_millis(2500));
+        let lines: Vec<String> = log.select(None, None).into_iter().map(|l| l.1).collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
     }
 }
