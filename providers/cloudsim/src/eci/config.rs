@@ -124,6 +124,7 @@ impl MockCloudConfig {
             provision_latency_ms: self.provision_latency_ms,
             latency_jitter_ms: self.latency_jitter_ms,
             restart_backoff_ms: self.restart_backoff_ms,
+            max_restart_backoff_ms: EngineConfig::default().max_restart_backoff_ms,
             max_log_lines: self.max_log_lines,
             catalog: self.catalog.clone(),
             faults: self.faults.clone(),

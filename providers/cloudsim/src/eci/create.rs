@@ -71,6 +71,7 @@ fn new_group(req: CreateContainerGroup, extras: GroupExtras) -> Result<NewGroup,
         restart_policy: restart_policy(req.restart_policy.as_deref()),
         active_deadline: deadline(req.active_deadline_seconds),
         termination_grace: grace(req.termination_grace_period_seconds),
+        start_latency: None,
         private_ip: extras.private_ip,
         idempotency,
         face: Arc::new(Record {

@@ -11,8 +11,10 @@ pub struct EngineConfig {
     pub provision_latency_ms: u64,
     /// Random extra latency, up to this, on both steps.
     pub latency_jitter_ms: u64,
-    /// First restart back-off; doubles per restart up to five minutes.
+    /// First restart back-off; doubles per restart up to `max_restart_backoff_ms`.
     pub restart_backoff_ms: u64,
+    /// The longest back-off (the kubelet's: five minutes).
+    pub max_restart_backoff_ms: u64,
     /// Lines kept per container run.
     pub max_log_lines: usize,
     pub catalog: catalog::ImageCatalog,
@@ -30,6 +32,7 @@ impl Default for EngineConfig {
             provision_latency_ms: 300,
             latency_jitter_ms: 200,
             restart_backoff_ms: 1000,
+            max_restart_backoff_ms: 300_000,
             max_log_lines: 100_000,
             catalog: Default::default(),
             faults: Default::default(),

@@ -157,6 +157,7 @@ impl ContainerRt {
                 started: Some(started),
                 finished: now,
             };
+            self.log.close();
         }
     }
 }
@@ -189,6 +190,8 @@ pub struct Group {
     pub restart_policy: RestartPolicy,
     pub active_deadline: Option<Duration>,
     pub termination_grace: Option<Duration>,
+    /// From create until the containers start, instead of the configured latencies.
+    pub start_latency: Option<Duration>,
     /// The face's record of the request that created the group.
     pub face: Arc<dyn Any + Send + Sync>,
 }
@@ -307,6 +310,7 @@ impl Group {
             started,
             finished: now,
         };
+        c.log.close();
         self.updated = now;
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -21,7 +21,19 @@ pub(super) struct Inner {
     pub executor: Arc<dyn Executor>,
     pub faults: Arc<Faults>,
     state: Mutex<State>,
+    observer: OnceLock<Observer>,
 }
+
+/// What a face hears of its groups, under the engine's lock (so in the order it happened):
+/// it must not call back into the engine.
+pub enum Change<'a> {
+    /// The group may have changed (a face compares what it renders with what it last saw).
+    Changed(&'a Group),
+    /// The group is gone; this is how it was last.
+    Removed(&'a Group),
+}
+
+pub type Observer = Arc<dyn Fn(Change<'_>) + Send + Sync>;
 
 /// The groups, read by the faces through [`Engine::state`](super::Engine::state).
 pub struct State {
@@ -44,7 +56,20 @@ impl Inner {
                 tokens: TokenTable::new(Duration::from_secs(config.client_token_ttl_secs)),
                 next_seq: 0,
             }),
+            observer: OnceLock::new(),
             config,
+        }
+    }
+
+    /// Set the observer (once; a second is refused).
+    pub(super) fn observe(&self, observer: Observer) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// Tell the observer, if there is one.
+    pub(super) fn notify(&self, change: Change<'_>) {
+        if let Some(observer) = self.observer.get() {
+            observer(change);
         }
     }
 
@@ -64,7 +89,25 @@ impl Inner {
         let mut state = self.lock();
         let seq = *state.by_id.get(id)?;
         let group = state.groups.get_mut(&seq)?;
-        (group.generation == generation).then(|| f(group, Timestamp::now()))
+        if group.generation != generation {
+            return None;
+        }
+        let result = f(group, Timestamp::now());
+        self.notify(Change::Changed(group));
+        Some(result)
+    }
+
+    /// Apply `f` to the group whatever its generation, and tell the observer.
+    pub(super) fn change<R>(
+        &self,
+        state: &mut State,
+        id: &str,
+        f: impl FnOnce(&mut Group) -> R,
+    ) -> Option<R> {
+        let group = state.group_mut(id)?;
+        let result = f(group);
+        self.notify(Change::Changed(group));
+        Some(result)
     }
 
     /// Drop a group and clean up its sandbox once its runs have stopped.
@@ -74,7 +117,11 @@ impl Inner {
             let Some(seq) = state.by_id.remove(id) else {
                 return false;
             };
-            state.groups.remove(&seq)
+            let removed = state.groups.remove(&seq);
+            if let Some(group) = &removed {
+                self.notify(Change::Removed(group));
+            }
+            removed
         };
         if let Some(group) = removed {
             group.cancel.cancel();

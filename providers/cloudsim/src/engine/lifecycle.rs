@@ -1,7 +1,8 @@
 //! One task per group walks its lifecycle: Scheduling, Pending (sandbox and image pulls),
-//! init containers one by one, then the app containers together, restarts by the restart
-//! policy with doubling back-off, and the final status. Delete, restart and expiry cancel
-//! the task; dropping it drops the runs, which stops them. An active deadline fails the group.
+//! init containers one by one (a native sidecar starts and keeps running beside the rest),
+//! then the app containers together, restarts by the restart policy with doubling back-off,
+//! and the final status. Delete, restart and expiry cancel the task; dropping it drops the
+//! runs, which stops them. An active deadline fails the group.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,6 @@ use super::group::{CState, Group, Kind, restarts};
 use super::hooks::{self, HookKind, HookTarget};
 use super::inner::Inner;
 use super::probes;
-
-/// Back-off between restarts doubles up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub(crate) fn spawn(
     inner: Arc<Inner>,
@@ -61,6 +59,7 @@ pub(crate) fn spawn(
     });
 }
 
+#[derive(Clone)]
 struct Driver {
     inner: Arc<Inner>,
     id: String,
@@ -84,8 +83,13 @@ impl Driver {
     }
 
     async fn run(&self, schedule: bool) {
+        let Some(start_latency) = self.update(|g, _| g.start_latency) else {
+            return;
+        };
         if schedule {
-            tokio::time::sleep(self.latency(self.inner.config.schedule_latency_ms)).await;
+            if start_latency.is_none() {
+                tokio::time::sleep(self.latency(self.inner.config.schedule_latency_ms)).await;
+            }
             if self.inner.faults.roll_schedule_failure() {
                 self.update(|g, now| {
                     g.finish(Phase::ScheduleFailed, "ScheduleFailed", now);
@@ -114,7 +118,10 @@ impl Driver {
         while self.inner.faults.stuck_pending() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(self.latency(self.inner.config.provision_latency_ms)).await;
+        match start_latency {
+            Some(latency) => tokio::time::sleep(latency).await,
+            None => tokio::time::sleep(self.latency(self.inner.config.provision_latency_ms)).await,
+        }
         let Some(spec) = self.update(|g, _| g.spec.clone()) else {
             return;
         };
@@ -132,7 +139,25 @@ impl Driver {
             return std::future::pending().await;
         };
         let (init_images, app_images) = images;
+        // Sidecars stop with this task, whatever way it ends.
+        let sidecars = tokio_util::sync::CancellationToken::new();
+        let _stop_sidecars = sidecars.clone().drop_guard();
         for (idx, image) in init_images.into_iter().enumerate() {
+            let Some(sidecar) = self.is_sidecar(idx) else {
+                return;
+            };
+            if sidecar {
+                let driver = self.clone();
+                let stop = sidecars.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => {}
+                        _ = driver.container_loop(Kind::Init, idx, image) => {}
+                    }
+                });
+                continue;
+            }
             match self.container_loop(Kind::Init, idx, image).await {
                 Some(0) => {}
                 Some(code) => {
@@ -172,6 +197,11 @@ impl Driver {
                 g.finish(status, "Completed", now);
             }
         });
+    }
+
+    /// Init container `idx` is a native sidecar; `None` when the group went away.
+    fn is_sidecar(&self, idx: usize) -> Option<bool> {
+        self.update(|g, _| g.init.get(idx).is_some_and(|c| c.spec.sidecar))
     }
 
     /// Resolve every image; `None` when one is refused (the containers say why).
@@ -216,10 +246,17 @@ impl Driver {
         .flatten()
     }
 
-    /// One run of an app container with its probes and postStart hook. A failed liveness
-    /// probe or postStart hook stops the run as the kubelet does (preStop, SIGTERM, the kill
-    /// after the grace period); the lifecycle then restarts it by the restart policy.
-    async fn run_app(&self, ctx: super::executor::RunContext, idx: usize, grace: Duration) -> Exit {
+    /// One run of an app container or sidecar with its probes and postStart hook. A failed
+    /// liveness or startup probe or postStart hook stops the run as the kubelet does
+    /// (preStop, SIGTERM, the kill after the grace period); the lifecycle then restarts it by
+    /// the restart policy.
+    async fn run_app(
+        &self,
+        ctx: super::executor::RunContext,
+        kind: Kind,
+        idx: usize,
+        grace: Duration,
+    ) -> Exit {
         let target = HookTarget {
             group: ctx.group.clone(),
             container: ctx.container.clone(),
@@ -229,6 +266,7 @@ impl Driver {
             self.inner.clone(),
             self.id.clone(),
             self.generation,
+            kind,
             idx,
             ctx.group.clone(),
             ctx.container.clone(),
@@ -304,6 +342,8 @@ impl Driver {
     /// went away or was restarted.
     async fn container_loop(&self, kind: Kind, idx: usize, image: ImageEntry) -> Option<i32> {
         let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
+        let max_backoff =
+            Duration::from_millis(self.inner.config.max_restart_backoff_ms).max(backoff);
         if self.refused_as_root(kind, idx)? {
             // As the kubelet: the container waits in CreateContainerConfigError.
             return std::future::pending().await;
@@ -314,16 +354,20 @@ impl Driver {
                 g.start(kind, idx, image.clone(), now)
                     .map(|ctx| (ctx, grace))
             })??;
-            let exit = if kind == Kind::App {
-                self.run_app(ctx, idx, grace).await
+            let exit = if kind == Kind::App || ctx.container.sidecar {
+                self.run_app(ctx, kind, idx, grace).await
             } else {
                 self.inner.executor.run(ctx).await
             };
             let code = exit.code;
             let again = self.update(|g, now| {
                 g.terminate(kind, idx, exit, now);
-                // A terminating group's containers stop for good.
-                g.status != Phase::Terminating && restarts(g.restart_policy, kind, code)
+                // A terminating group's containers stop for good; a sidecar runs as long
+                // as the group.
+                let sidecar = g.container(kind, idx).is_some_and(|c| c.spec.sidecar);
+                g.status != Phase::Terminating
+                    && !g.is_terminal()
+                    && (sidecar || restarts(g.restart_policy, kind, code))
             })?;
             if !again {
                 return Some(code);
@@ -342,7 +386,7 @@ impl Driver {
                 );
             })?;
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(max_backoff);
         }
     }
 }

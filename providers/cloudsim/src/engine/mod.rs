@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::EngineConfig;
 pub use error::EngineError;
 pub use group::{Phase, RestartPolicy};
-pub use inner::{State, StateRef};
+pub use inner::{Change, Observer, State, StateRef};
 
 use executor::{Executor, GroupSpec, RunningContainer};
 use faults::Faults;
@@ -62,6 +62,9 @@ pub struct NewGroup {
     pub active_deadline: Option<Duration>,
     /// How long a stopping container gets before the kill; `None`: 30 s.
     pub termination_grace: Option<Duration>,
+    /// From create until the containers start, instead of the configured scheduling and
+    /// provisioning latencies.
+    pub start_latency: Option<Duration>,
     /// The group's address instead of one from `ip_prefix`; it must be free.
     pub private_ip: Option<Ipv4Addr>,
     /// An idempotency token and what identifies the request it came with.
@@ -102,6 +105,12 @@ impl Engine {
 
     pub fn faults(&self) -> &Arc<Faults> {
         &self.inner.faults
+    }
+
+    /// Hear of every change to a group, under the engine's lock (see [`Change`]); one
+    /// observer per engine: `false` when there is one already.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.inner.observe(observer)
     }
 
     /// How many groups exist (any phase).
@@ -193,6 +202,7 @@ impl Engine {
             restart_policy: new.restart_policy,
             active_deadline: new.active_deadline,
             termination_grace: new.termination_grace,
+            start_latency: new.start_latency,
             face: new.face,
         };
         group.event(
@@ -209,6 +219,7 @@ impl Engine {
             state.tokens.insert(&token, remembered, now);
         }
         state.by_id.insert(id.clone(), seq);
+        self.inner.notify(inner::Change::Changed(&group));
         state.groups.insert(seq, group);
         drop(state);
         lifecycle::spawn(self.inner.clone(), id.clone(), 0, cancel, true);
@@ -252,6 +263,7 @@ impl Engine {
             now,
         );
         let (generation, cancel) = (group.generation, group.cancel.clone());
+        self.inner.notify(inner::Change::Changed(group));
         drop(state);
         lifecycle::spawn(
             self.inner.clone(),
@@ -289,7 +301,7 @@ impl Engine {
         };
         self.inner.executor.update_volumes(&spec).await?;
         let mut state = self.inner.lock();
-        if let Some(group) = state.group_mut(id) {
+        self.inner.change(&mut state, id, |group| {
             group.spec = Arc::new(spec);
             group.event(
                 "Normal",
@@ -297,7 +309,7 @@ impl Engine {
                 "Updated the config file volumes".into(),
                 Timestamp::now(),
             );
-        }
+        });
         Ok(())
     }
 
@@ -388,6 +400,7 @@ impl Engine {
                 "The instance expired and was reclaimed.".into(),
                 now,
             );
+            self.inner.notify(inner::Change::Changed(group));
         }
     }
 }
@@ -395,6 +408,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use group::Group;
 
     /// A group named `name` with idempotency token `pod-uid`; its name is the fingerprint.
     fn create(name: &str) -> NewGroup {
@@ -415,6 +429,7 @@ mod tests {
             restart_policy: Default::default(),
             active_deadline: None,
             termination_grace: None,
+            start_latency: None,
             private_ip: None,
             idempotency: Some(("pod-uid".into(), name.into())),
             face: std::sync::Arc::new(()),
@@ -445,5 +460,101 @@ mod tests {
         let second = engine.create(create("b")).unwrap();
         assert_ne!(first, second);
         assert_eq!(engine.len(), 2);
+    }
+
+    fn timer(name: &str, run_ms: Option<u64>, exit_code: i32) -> spec::ContainerSpec {
+        spec::ContainerSpec {
+            name: name.into(),
+            image: "busybox".into(),
+            main: spec::Main::Simulated(spec::SimulatedMain {
+                run: run_ms.map(Duration::from_millis),
+                exit_code,
+                log_interval: Some(Duration::ZERO),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fast_engine() -> Engine {
+        let config = EngineConfig {
+            schedule_latency_ms: 0,
+            provision_latency_ms: 0,
+            latency_jitter_ms: 0,
+            restart_backoff_ms: 10,
+            max_restart_backoff_ms: 10,
+            ..Default::default()
+        };
+        let executor = super::executor::simulate::SimulateExecutor::new(Default::default());
+        Engine::new(config, std::sync::Arc::new(executor))
+    }
+
+    async fn wait_for(engine: &Engine, id: &str, what: impl Fn(&Group) -> bool) {
+        for _ in 0..500 {
+            if engine.state().get(id).is_some_and(&what) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("group {id} never got there");
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_runs_beside_the_apps_restarts_and_stops_with_the_group() {
+        let engine = fast_engine();
+        let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = changes.clone();
+        assert!(
+            engine.observe(std::sync::Arc::new(move |change: Change<'_>| {
+                let (removed, g) = match change {
+                    Change::Changed(g) => (false, g),
+                    Change::Removed(g) => (true, g),
+                };
+                seen.lock()
+                    .unwrap()
+                    .push((g.id().to_string(), g.status, removed));
+            }))
+        );
+        assert!(!engine.observe(std::sync::Arc::new(|_: Change<'_>| {})));
+        let mut new = create("sidecar");
+        new.idempotency = None;
+        let mut sidecar = timer("proxy", Some(30), 1);
+        sidecar.sidecar = true;
+        new.init_containers = vec![sidecar, timer("setup", Some(0), 0)];
+        new.containers = vec![timer("app", Some(200), 0)];
+        new.restart_policy = RestartPolicy::Never;
+        new.start_latency = Some(Duration::from_millis(20));
+        let id = engine.create(new).unwrap();
+
+        // The app starts although the sidecar never completes; the sidecar restarts
+        // (despite Never) while the app runs.
+        wait_for(&engine, &id, |g| {
+            matches!(g.apps[0].state, group::CState::Running { .. }) && g.init[0].restart_count >= 1
+        })
+        .await;
+        wait_for(&engine, &id, |g| g.status == Phase::Succeeded).await;
+        {
+            let state = engine.state();
+            let g = state.get(&id).unwrap();
+            assert!(matches!(g.init[1].state, group::CState::Terminated { .. }));
+            let restarts = g.init[0].restart_count;
+            drop(state);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let state = engine.state();
+            let g = state.get(&id).unwrap();
+            assert_eq!(
+                g.init[0].restart_count, restarts,
+                "the sidecar stopped with the group"
+            );
+            assert!(!matches!(g.init[0].state, group::CState::Running { .. }));
+        }
+        engine.delete(&id).unwrap();
+        let changes = changes.lock().unwrap();
+        assert!(changes.iter().all(|(g, _, _)| *g == id));
+        assert!(changes.iter().any(|(_, phase, _)| *phase == Phase::Running));
+        assert_eq!(
+            changes.last().map(|c| c.2),
+            Some(true),
+            "the last change is the removal"
+        );
     }
 }

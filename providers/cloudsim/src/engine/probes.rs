@@ -65,13 +65,16 @@ impl Checker for SandboxChecker {
     }
 }
 
-/// Runs the probes of app container `idx` for its current run (generation `generation` of
-/// group `id`) until a liveness failure calls for a kill, which it records and returns.
-/// Without a liveness probe it never returns; drop it when the run ends.
+/// Runs the probes of container `idx` (an app container or a sidecar) for its current run
+/// (generation `generation` of group `id`) until a liveness or startup failure calls for a
+/// kill, which it records and returns. Without such a probe it never returns; drop it when
+/// the run ends.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     inner: Arc<Inner>,
     id: String,
     generation: u64,
+    kind: Kind,
     idx: usize,
     group: Arc<GroupSpec>,
     container: ContainerSpec,
@@ -85,7 +88,7 @@ pub(crate) async fn run(
     let report = {
         let (inner, id) = (inner.clone(), id.clone());
         move |update: ProbeUpdate| {
-            inner.with_group(&id, generation, |g, now| apply(g, idx, update, now));
+            inner.with_group(&id, generation, |g, now| apply(g, kind, idx, update, now));
         }
     };
     let kill = probe::run(&spec, &checker, &report).await;
@@ -95,10 +98,10 @@ pub(crate) async fn run(
     kill
 }
 
-fn apply(g: &mut Group, idx: usize, update: ProbeUpdate, now: jiff::Timestamp) {
+fn apply(g: &mut Group, kind: Kind, idx: usize, update: ProbeUpdate, now: jiff::Timestamp) {
     match update {
         ProbeUpdate::Status { started, ready } => {
-            if let Some(c) = g.container(Kind::App, idx)
+            if let Some(c) = g.container(kind, idx)
                 && matches!(c.state, CState::Running { .. })
             {
                 c.started = started;

@@ -47,6 +47,7 @@ pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
                 "Stopping the containers of the group".into(),
                 now,
             );
+            inner.notify(super::inner::Change::Changed(g));
             Some((
                 targets,
                 g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
