@@ -61,6 +61,8 @@ pub struct Event {
     pub count: u32,
     pub first: Timestamp,
     pub last: Timestamp,
+    /// The container it is about, when the engine knows (probes).
+    pub container: Option<String>,
 }
 
 /// Keep this many events per group (the oldest go).
@@ -236,9 +238,22 @@ impl Group {
 
     /// Record an event; the same reason and message again counts up instead.
     pub fn event(&mut self, kind: &str, reason: &str, message: String, now: Timestamp) {
+        self.container_event(None, kind, reason, message, now);
+    }
+
+    /// Record an event about one container (or none); the same again counts up instead.
+    pub fn container_event(
+        &mut self,
+        container: Option<&str>,
+        kind: &str,
+        reason: &str,
+        message: String,
+        now: Timestamp,
+    ) {
         if let Some(last) = self.events.last_mut()
             && last.reason == reason
             && last.message == message
+            && last.container.as_deref() == container
         {
             last.count += 1;
             last.last = now;
@@ -252,6 +267,7 @@ impl Group {
             message,
             first: now,
             last: now,
+            container: container.map(str::to_string),
         });
         if self.events.len() > MAX_EVENTS {
             self.events.remove(0);

@@ -2,7 +2,7 @@
 //! lock. The lifecycle tasks (`lifecycle`, `termination`, `probes`, `hooks`) and the
 //! operations (`Engine`) all work through it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -40,6 +40,8 @@ pub struct State {
     /// By creation sequence number, which orders pages.
     pub(super) groups: BTreeMap<u64, Group>,
     pub(super) by_id: HashMap<String, u64>,
+    /// The addresses the groups hold.
+    pub(super) ips: HashSet<String>,
     /// ClientToken -> the request it came with and the group it made, for a while.
     pub(super) tokens: TokenTable,
     pub(super) next_seq: u64,
@@ -53,6 +55,7 @@ impl Inner {
             state: Mutex::new(State {
                 groups: BTreeMap::new(),
                 by_id: HashMap::new(),
+                ips: HashSet::new(),
                 tokens: TokenTable::new(Duration::from_secs(config.client_token_ttl_secs)),
                 next_seq: 0,
             }),
@@ -119,6 +122,7 @@ impl Inner {
             };
             let removed = state.groups.remove(&seq);
             if let Some(group) = &removed {
+                state.ips.remove(&group.ip);
                 self.notify(Change::Removed(group));
             }
             removed
@@ -184,7 +188,7 @@ impl State {
     /// No other group has address `ip`.
     pub(super) fn address_free(&self, ip: Option<Ipv4Addr>) -> Result<(), EngineError> {
         match ip {
-            Some(ip) if self.groups.values().any(|g| g.ip == ip.to_string()) => {
+            Some(ip) if self.ips.contains(&ip.to_string()) => {
                 Err(EngineError::AddressInUse { ip })
             }
             _ => Ok(()),

@@ -44,6 +44,9 @@ use inner::{Inner, invalid_state, not_found};
 use spec::{ContainerSpec, Names, VolumeSpec};
 use tokens::Remembered;
 
+/// How many addresses a prefix gives out (`x.y`: 256 × 254).
+const ADDRESSES: u64 = 256 * 254;
+
 /// A group to create, as a face decoded and checked it.
 pub struct NewGroup {
     /// The id the face chose for it (unused when an idempotency token answers an older group).
@@ -152,13 +155,21 @@ impl Engine {
         let max_lines = self.inner.config.max_log_lines;
         let ip = match new.private_ip {
             Some(ip) => ip.to_string(),
-            None => format!(
-                "{}{}.{}",
-                self.inner.config.ip_prefix,
-                (seq / 254) % 256,
-                seq % 254 + 1
-            ),
+            // The next free address after the sequence number's own (a group asked for
+            // an address of its own may hold that one).
+            None => (seq..seq + ADDRESSES)
+                .map(|n| {
+                    format!(
+                        "{}{}.{}",
+                        self.inner.config.ip_prefix,
+                        (n / 254) % 256,
+                        n % 254 + 1
+                    )
+                })
+                .find(|ip| !state.ips.contains(ip))
+                .unwrap_or_default(),
         };
+        state.ips.insert(ip.clone());
 
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
@@ -228,6 +239,12 @@ impl Engine {
 
     pub fn exists(&self, id: &str) -> bool {
         self.inner.lock().get(id).is_some()
+    }
+
+    /// Stop everything of group `id` at once, without hooks or grace, and forget it (a face
+    /// whose API deletes that way); `false` when there is no such group.
+    pub fn remove(&self, id: &str) -> bool {
+        self.inner.remove(id)
     }
 
     /// A group with running containers goes through Terminating (`termination`).

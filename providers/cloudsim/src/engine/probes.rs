@@ -80,6 +80,7 @@ pub(crate) async fn run(
     container: ContainerSpec,
 ) -> Kill {
     let spec = probe_spec(&container);
+    let name = container.name.clone();
     let checker = SandboxChecker {
         executor: inner.executor.clone(),
         group,
@@ -93,7 +94,7 @@ pub(crate) async fn run(
     };
     let kill = probe::run(&spec, &checker, &report).await;
     inner.with_group(&id, generation, |g, now| {
-        g.event("Normal", "Killing", kill.message.clone(), now);
+        g.container_event(Some(&name), "Normal", "Killing", kill.message.clone(), now);
     });
     kill
 }
@@ -109,6 +110,9 @@ fn apply(g: &mut Group, kind: Kind, idx: usize, update: ProbeUpdate, now: jiff::
                 g.updated = now;
             }
         }
-        ProbeUpdate::Unhealthy { message, .. } => g.event("Warning", "Unhealthy", message, now),
+        ProbeUpdate::Unhealthy { message, .. } => {
+            let name = g.container(kind, idx).map(|c| c.spec.name.clone());
+            g.container_event(name.as_deref(), "Warning", "Unhealthy", message, now);
+        }
     }
 }
