@@ -12,7 +12,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, Uri, header};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use vk_core::metrics::{CallOutcome, ProviderMetrics};

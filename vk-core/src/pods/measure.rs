@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use rand::Rng;
+use rand::RngExt;
 use tracing::Instrument;
 
 use super::context::PodContext;
