@@ -17,7 +17,10 @@
 //! controlling terminal, sized as the client asks, see `executor_process_exec`). The user,
 //! group and capabilities of every process, a read-only root, the termination-message file,
 //! the group's shared PID namespace and SIGTERM before a kill are in
-//! `executor_process_runtime`.
+//! `executor_process_runtime`. While a main process runs, attach joins it: its stdin, its
+//! output as it comes, its terminal (`process_attach`). A container whose main is a timer
+//! ([`Main::Simulated`]) runs no process: its sandbox is a holder started by the first exec
+//! and killed with the run (`process_holder`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

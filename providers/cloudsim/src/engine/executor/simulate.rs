@@ -263,7 +263,7 @@ impl Executor for SimulateExecutor {
 
     async fn remove(&self, _group_id: &str) {}
 
-    /// Plausible figures ([`simulated_usage`]).
+    /// Plausible figures (`simulated_usage`).
     async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
         let now = jiff::Timestamp::now();
         running

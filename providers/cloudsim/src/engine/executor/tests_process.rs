@@ -110,6 +110,37 @@ async fn sh(
     )
 }
 
+/// An interactive exec of `words` without stdin; its result and its stdout.
+async fn interactive(
+    exec: &ProcessExecutor,
+    group: &GroupSpec,
+    container: &ContainerSpec,
+    words: &[&str],
+) -> (Result<i32, ExecutorError>, String) {
+    let (output, mut out_rx) = mpsc::channel(16);
+    let (_resize, resize) = mpsc::channel(1);
+    let streams = ExecStreams {
+        stdin: None,
+        output,
+        tty: false,
+        resize,
+    };
+    let read = async {
+        let mut out = String::new();
+        while let Some((on, chunk)) = out_rx.recv().await {
+            if on == Output::Stdout {
+                out.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+        out
+    };
+    let command = argv(words);
+    tokio::join!(
+        exec.exec_interactive(group, container, &command, streams),
+        read
+    )
+}
+
 /// The bwrap of the run's holder, if it has one.
 fn holder_of(exec: &ProcessExecutor, group: &str, container: &str) -> Option<u32> {
     match exec.current(group, container)? {
@@ -167,6 +198,18 @@ async fn a_timer_container_gets_a_sandbox_on_its_first_exec_and_loses_it_with_it
     assert_eq!(holder_of(&exec, &group.id, "app"), Some(holder));
     let (out, code) = sh(&exec, &group, &app, "pwd; hostname; pgrep -x sleep | wc -l").await;
     assert_eq!((out.as_str(), code), ("/\npod-timer-1\n1\n", 0));
+
+    // An interactive exec joins it too.
+    let (code, out) = interactive(
+        &exec,
+        &group,
+        &app,
+        &["sh", "-c", "echo streamed; pgrep -x sleep"],
+    )
+    .await;
+    assert_eq!(code.unwrap(), 0, "{out}");
+    assert!(out.starts_with("streamed\n"), "{out}");
+    assert_eq!(holder_of(&exec, &group.id, "app"), Some(holder));
 
     // The timer exits as planned; its holder goes, and the job with it.
     assert_eq!(run.await.unwrap(), Exit::code(0));
