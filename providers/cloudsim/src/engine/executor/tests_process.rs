@@ -448,3 +448,36 @@ async fn attach_needs_a_main_process() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_container_in_a_shared_pid_namespace_is_exec_able_and_measured() {
+    let (exec, _dir) = executor("timer-shared").await;
+    let mut shared = (*group("timer-4")).clone();
+    shared.share_process_namespace = true;
+    let group = Arc::new(shared);
+    let app = timer("app", None);
+    exec.prepare(&group).await.unwrap();
+    let (run, _) = start(&exec, &group, &app);
+    wait_until("the timer runs", || {
+        exec.current(&group.id, "app").is_some()
+    })
+    .await;
+    // The holder runs in the group's PID namespace (its pause process's).
+    let (out, code) = sh(&exec, &group, &app, "echo in; hostname").await;
+    assert_eq!((out.as_str(), code), ("in\npod-timer-4\n", 0));
+    assert!(holder_of(&exec, &group.id, "app").is_some());
+
+    // A timer has the simulate executor's figures.
+    let running = crate::engine::executor::RunningContainer {
+        group_id: group.id.clone(),
+        spec: app.clone(),
+        started: jiff::Timestamp::now(),
+    };
+    let usage = exec.usage(&[running]).await;
+    assert!(
+        usage[0].is_some_and(|u| u.working_set_bytes > 0),
+        "{usage:?}"
+    );
+    run.abort();
+    exec.remove(&group.id).await;
+}
