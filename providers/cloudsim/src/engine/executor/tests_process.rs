@@ -141,6 +141,14 @@ async fn interactive(
     )
 }
 
+/// How many clients listen to the main process's stdout.
+fn listeners(exec: &ProcessExecutor, group: &str, container: &str) -> usize {
+    match exec.current(group, container) {
+        Some(Current::Process { main, .. }) => main.stdout.receiver_count(),
+        _ => 0,
+    }
+}
+
 /// The bwrap of the run's holder, if it has one.
 fn holder_of(exec: &ProcessExecutor, group: &str, container: &str) -> Option<u32> {
     match exec.current(group, container)? {
@@ -336,8 +344,10 @@ async fn attach_gets_the_output_from_then_on_and_writes_to_stdin() {
 
     // A later client gets only what comes after it attached.
     let mut second = attach(&exec, &group, &cat);
-    // Give the second client a moment to subscribe before the next output.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the second client listens", || {
+        listeners(&exec, &group.id, "cat") == 2
+    })
+    .await;
     first.write("two\n").await;
     assert_eq!(second.read_until(Output::Stdout, "two\n").await, "two\n");
     assert_eq!(first.read_until(Output::Stdout, "two\n").await, "two\n");
@@ -406,10 +416,26 @@ async fn attach_keeps_stderr_apart_without_a_terminal_and_resizes_one() {
 
     let mut client = attach(&exec, &group, &tty);
     client.resize.send((100, 40)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    client.write("x\n").await;
-    // The terminal echoes the input; all of it is stdout.
-    client.read_until(Output::Stdout, "40 100").await;
+    // The size applies beside the input: ask until the terminal has it. Everything the
+    // terminal says (the echoed input too) is stdout.
+    let mut seen = String::new();
+    for _ in 0..50 {
+        client.write("x\n").await;
+        let read = async {
+            while let Some((on, chunk)) = client.output.recv().await {
+                assert_eq!(on, Output::Stdout);
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains("40 100") {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(200), read).await;
+        if seen.contains("40 100") {
+            break;
+        }
+    }
+    assert!(seen.contains("40 100"), "{seen:?}");
     pipes_run.abort();
     tty_run.abort();
 }
