@@ -1,8 +1,9 @@
 //! What runs a container. The engine owns the lifecycle (scheduling, init containers in order,
 //! restarts, group status); an executor only prepares a group's shared sandbox, runs one
-//! container run to its exit, and runs commands in a container. Two exist: `simulate`
-//! (timers and synthetic logs, cheap for thousands of groups) and `process` (real processes
-//! in bubblewrap sandboxes).
+//! container run to its exit, runs commands in a container and attaches to its main process.
+//! Two exist: `simulate` (timers and synthetic logs, cheap for thousands of groups) and
+//! `process` (real processes in bubblewrap sandboxes; a container whose main is a timer gets
+//! a sandbox only when something execs into it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,10 +16,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub mod process;
+mod process_attach;
 mod process_exec;
+mod process_holder;
+mod process_main;
 pub mod process_runtime;
 pub mod procstat;
 pub mod simulate;
+#[cfg(test)]
+mod tests_process;
 
 use crate::engine::catalog::ImageEntry;
 use crate::engine::logstore::LogStore;
@@ -88,6 +94,12 @@ pub enum ExecutorError {
     /// The interactive exec's client went away.
     #[error("the client went away")]
     ClientGone,
+    /// This executor has no main processes to attach to (its name).
+    #[error("the {0} executor cannot attach to a container")]
+    CannotAttach(&'static str),
+    /// The container's main is a timer: no process to attach to.
+    #[error("container {0:?} has no main process to attach to: its main is simulated")]
+    NoMainProcess(String),
 }
 
 /// What a group's containers share, as the engine accepted it.
@@ -214,6 +226,23 @@ pub trait Executor: Send + Sync + 'static {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError>;
+
+    /// Attach `streams` to the container's running main process until the client goes away
+    /// (a send on `streams.output` fails) or the process exits; it never stops the process.
+    /// The client gets the output from now on (stdout, and stderr on its own unless the
+    /// container has a terminal; a client too slow to keep up misses chunks rather than
+    /// slowing the process), its stdin bytes go to the process's stdin when the container has
+    /// one (its stdin ending does not close the process's), its sizes to the process's
+    /// terminal. By default: [`ExecutorError::CannotAttach`].
+    async fn attach(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerSpec,
+        streams: ExecStreams,
+    ) -> Result<(), ExecutorError> {
+        let _ = (group, container, streams);
+        Err(ExecutorError::CannotAttach(self.name()))
+    }
 
     /// Ask the container's running main process to stop (SIGTERM), as a runtime does before
     /// it kills; `false` when this executor cannot, and the run is simply dropped.

@@ -17,7 +17,10 @@
 //! controlling terminal, sized as the client asks, see `executor_process_exec`). The user,
 //! group and capabilities of every process, a read-only root, the termination-message file,
 //! the group's shared PID namespace and SIGTERM before a kill are in
-//! `executor_process_runtime`.
+//! `executor_process_runtime`. While a main process runs, attach joins it: its stdin, its
+//! output as it comes, its terminal (`process_attach`). A container whose main is a timer
+//! ([`Main::Simulated`]) runs no process: its sandbox is a holder started by the first exec
+//! and killed with the run (`process_holder`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,17 +29,18 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 use tokio::process::Command;
 
 use crate::engine::catalog::argv;
+use crate::engine::executor::process_main::{Holder, MainProcess};
 use crate::engine::executor::procstat::ProcTable;
+use crate::engine::executor::simulate::simulated_usage;
 use crate::engine::executor::{
     ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, RunContext,
     RunningContainer, Usage,
 };
-use crate::engine::logstore::LogStore;
-use crate::engine::spec::{ContainerSpec, VolumeSpec};
+use crate::engine::spec::{ContainerSpec, Main, VolumeSpec};
 use crate::sandbox::spawn::{Spawned, Streams, spawn};
 use crate::sandbox::{self, Sandbox, SandboxError, etc, join, on_path, set_mode};
 
@@ -155,7 +159,8 @@ pub struct ProcessExecutor {
         std::sync::Mutex<std::collections::HashMap<String, (u32, tokio::process::Child)>>,
 }
 
-/// The sandboxes running now, by (group, container), for their usage.
+/// The runs going on now, by (group, container): exec joins them, attach and usage find
+/// their processes.
 #[derive(Default)]
 struct Runs {
     by_container: std::collections::HashMap<(String, String), Run>,
@@ -165,11 +170,31 @@ struct Runs {
 struct Run {
     /// Tells this run from a later one of the same container.
     serial: u64,
-    /// The sandbox's outer bwrap: the container is it and everything below it.
-    pid: u32,
-    /// Earlier (time, CPU time) samples, oldest first, starting with (start, 0).
-    samples: std::collections::VecDeque<(Instant, u64)>,
+    main: RunMain,
 }
+
+/// What a run runs as the container's main.
+pub(super) enum RunMain {
+    /// A process in its sandbox.
+    Process {
+        /// The sandbox's outer bwrap: the container is it and everything below it.
+        pid: u32,
+        samples: Samples,
+        /// What attach joins.
+        main: Arc<MainProcess>,
+    },
+    /// A timer; its sandbox is started by the first exec.
+    Timer(Arc<Holder>),
+}
+
+/// A run as exec and attach find it.
+pub(super) enum Current {
+    Process { pid: u32, main: Arc<MainProcess> },
+    Timer(Arc<Holder>),
+}
+
+/// Earlier (time, CPU time) samples of a run, oldest first, starting with (start, 0).
+pub(super) struct Samples(std::collections::VecDeque<(Instant, u64)>);
 
 /// After an exec'd command exits, how long its output may stay open (a background job
 /// holding it) before the rest is left unread.
@@ -182,35 +207,44 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Samples kept per run; more frequent askers get a window from the oldest of them.
 const MAX_SAMPLES: usize = 32;
 
-impl Run {
+impl Samples {
+    fn new(start: Instant) -> Self {
+        Self([(start, 0)].into())
+    }
+
     /// The usage rate, in nano-cores, up to a CPU time of `cpu_ns` now: since the newest
     /// sample at least [`RATE_WINDOW`] old, else since the oldest one (the start).
     fn rate(&mut self, cpu_ns: u64, now: Instant) -> u64 {
-        while self.samples.len() >= 2
-            && now.saturating_duration_since(self.samples[1].0) >= RATE_WINDOW
-        {
-            self.samples.pop_front();
+        let samples = &mut self.0;
+        while samples.len() >= 2 && now.saturating_duration_since(samples[1].0) >= RATE_WINDOW {
+            samples.pop_front();
         }
-        let (since, before) = self.samples.front().copied().unwrap_or((now, cpu_ns));
+        let (since, before) = samples.front().copied().unwrap_or((now, cpu_ns));
         let window = now.saturating_duration_since(since).as_nanos().max(1);
         let used = u128::from(cpu_ns.saturating_sub(before));
-        if self.samples.len() >= MAX_SAMPLES {
-            self.samples.remove(1);
+        if samples.len() >= MAX_SAMPLES {
+            samples.remove(1);
         }
-        self.samples.push_back((now, cpu_ns));
+        samples.push_back((now, cpu_ns));
         u64::try_from(used * 1_000_000_000 / window).unwrap_or(u64::MAX)
     }
 }
 
-/// Forgets a run when it ends, unless a later run of the container replaced it.
-struct Registered {
+/// Ends a run's attachments or holder and forgets the run when it ends (however it ends),
+/// unless a later run of the container replaced it.
+pub(super) struct Registered {
     runs: Arc<std::sync::Mutex<Runs>>,
     key: (String, String),
     serial: u64,
+    ending: Current,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        match &self.ending {
+            Current::Process { main, .. } => main.end(),
+            Current::Timer(holder) => holder.kill(),
+        }
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         if runs
             .by_container
@@ -218,6 +252,18 @@ impl Drop for Registered {
             .is_some_and(|r| r.serial == self.serial)
         {
             runs.by_container.remove(&self.key);
+        }
+    }
+}
+
+impl RunMain {
+    fn current(&self) -> Current {
+        match self {
+            Self::Process { pid, main, .. } => Current::Process {
+                pid: *pid,
+                main: main.clone(),
+            },
+            Self::Timer(holder) => Current::Timer(holder.clone()),
         }
     }
 }
@@ -238,36 +284,49 @@ impl ProcessExecutor {
         }
     }
 
-    fn register(&self, group: &str, container: &str, pid: u32) -> Registered {
+    /// A run starts: exec, attach and usage find it until the returned guard drops.
+    pub(super) fn register(&self, group: &str, container: &str, main: RunMain) -> Registered {
         let key = (group.to_string(), container.to_string());
+        let ending = main.current();
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         runs.next_serial += 1;
         let serial = runs.next_serial;
-        runs.by_container.insert(
-            key.clone(),
-            Run {
-                serial,
-                pid,
-                samples: [(Instant::now(), 0)].into(),
-            },
-        );
+        let replaced = runs.by_container.insert(key.clone(), Run { serial, main });
+        drop(runs);
+        // An earlier run's holder never outlives it (its guard kills it too).
+        if let Some(Run {
+            main: RunMain::Timer(holder),
+            ..
+        }) = replaced
+        {
+            holder.kill();
+        }
         Registered {
             runs: self.runs.clone(),
             key,
             serial,
+            ending,
         }
+    }
+
+    /// The container's current run, if it has one.
+    pub(super) fn current(&self, group: &str, container: &str) -> Option<Current> {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.by_container
+            .get(&(group.to_string(), container.to_string()))
+            .map(|r| r.main.current())
     }
 
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
     }
 
-    /// The outer process of the container's current run.
+    /// The outer process of the container's current run, when its main is a process.
     pub(super) fn run_pid(&self, group: &str, container: &str) -> Option<u32> {
-        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        runs.by_container
-            .get(&(group.to_string(), container.to_string()))
-            .map(|r| r.pid)
+        match self.current(group, container)? {
+            Current::Process { pid, .. } => Some(pid),
+            Current::Timer(_) => None,
+        }
     }
 
     /// Group ids come from the engine, but never let one escape the work directory.
@@ -306,7 +365,7 @@ impl ProcessExecutor {
     /// first process goes with it, and so does every process the container started.
     /// In a group with a shared PID namespace, bwrap runs in it: nsenter joins the pause
     /// sandbox's namespace (`shared_pid`: its first process) first.
-    fn spawn_sandbox(
+    pub(super) fn spawn_sandbox(
         &self,
         args: &[String],
         container: &ContainerSpec,
@@ -375,29 +434,29 @@ impl ProcessExecutor {
     }
 
     /// A command that runs `argv` inside the running container's sandbox (see
-    /// [`sandbox::join`]), or why it cannot.
+    /// [`sandbox::join`]), or why it cannot. A container whose main is a timer gets its
+    /// holder now if it has none yet (see `process_holder`).
     pub(super) async fn join(
         &self,
         group: &GroupSpec,
         container: &ContainerSpec,
         argv: &[String],
     ) -> Result<Command, ExecutorError> {
-        let key = (group.id.clone(), container.name.clone());
         // The engine reports a container Running as its run starts; the sandbox may be a moment
         // behind.
         let deadline = tokio::time::Instant::now() + join::SETUP_WAIT;
-        let bwrap = loop {
-            let pid = {
-                let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-                runs.by_container.get(&key).map(|r| r.pid)
-            };
-            match pid {
-                Some(pid) => break pid,
+        let current = loop {
+            match self.current(&group.id, &container.name) {
+                Some(current) => break current,
                 None if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 None => return Err(ExecutorError::NotRunning(container.name.clone())),
             }
+        };
+        let bwrap = match current {
+            Current::Process { pid, .. } => pid,
+            Current::Timer(holder) => self.holder_bwrap(&holder, group, container).await?,
         };
         let init = join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
         let workdir = container.working_dir.as_deref().unwrap_or("/");
@@ -439,15 +498,6 @@ async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut bytes).await;
     }
     bytes
-}
-
-/// Copy lines from a pipe into the log.
-async fn pump(reader: impl AsyncRead + Unpin, log: Arc<LogStore>) {
-    let mut lines = BufReader::new(reader).split(b'\n');
-    while let Ok(Some(line)) = lines.next_segment().await {
-        let line = String::from_utf8_lossy(&line);
-        log.push(line.strip_suffix('\r').unwrap_or(&line));
-    }
 }
 
 pub(super) fn exit_of(status: std::process::ExitStatus) -> Exit {
@@ -501,6 +551,9 @@ impl Executor for ProcessExecutor {
     }
 
     async fn run(&self, ctx: RunContext) -> Exit {
+        if let Main::Simulated(main) = &ctx.container.main {
+            return self.run_timer_main(&ctx, main).await;
+        }
         let command = argv(&ctx.image, &ctx.container.command, &ctx.container.args);
         if command.is_empty() {
             return start_error("no command: the pod sets none and the image has none");
@@ -523,29 +576,30 @@ impl Executor for ProcessExecutor {
             Ok(spawned) => spawned,
             Err(e) => return start_error(e),
         };
-        // An open stdin nobody writes to (ECI has no attach): `cat` waits on it for the
-        // container's life. It closes when the run ends. On a terminal the master (kept
-        // below) holds it open.
-        let _stdin = spawned.stdin.take();
+        // With `stdin` the process's stdin is open for attached clients (`cat` waits on it
+        // for the container's life); it closes when the run ends. On a terminal the master
+        // (kept for resizes) holds it open.
         let _sandbox = spawned.group;
-        let terminal = spawned.pty.take();
+        let main = Arc::new(MainProcess::new(spawned.stdin.take(), spawned.pty.take()));
         let mut child = spawned.child;
-        let _registered = child
-            .id()
-            .map(|pid| self.register(&ctx.group.id, &ctx.container.name, pid));
+        let _registered = child.id().map(|pid| {
+            let run = RunMain::Process {
+                pid,
+                samples: Samples::new(Instant::now()),
+                main: main.clone(),
+            };
+            self.register(&ctx.group.id, &ctx.container.name, run)
+        });
         // On a terminal everything comes on its master (stdout); reading it ends (EIO) when
         // the last process holding the terminal is gone.
-        let pumps: Vec<_> = [spawned.stdout.take(), spawned.stderr.take()]
-            .into_iter()
-            .flatten()
-            .map(|output| tokio::spawn(pump(output, ctx.log.clone())))
-            .collect();
+        let pumps = main.pump(spawned.stdout.take(), spawned.stderr.take(), &ctx.log);
         let status = child.wait().await;
         // The PID namespace is gone with its first process, so the pipes close now.
         for pump in pumps {
             let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
         }
-        drop(terminal);
+        // Attached clients end once they have the output.
+        main.end();
         let mut exit = match status {
             Ok(status) => exit_of(status),
             Err(e) => return start_error(format_args!("waiting for the container: {e}")),
@@ -611,19 +665,27 @@ impl Executor for ProcessExecutor {
         self.exec_streams(group, container, command, streams).await
     }
 
+    async fn attach(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerSpec,
+        streams: ExecStreams,
+    ) -> Result<(), ExecutorError> {
+        self.attach_main(group, container, streams).await
+    }
+
     /// The sandbox's processes as `/proc` shows them (one pass for all the containers): CPU
-    /// time and resident memory of the whole tree, the rate from the last sample.
+    /// time and resident memory of the whole tree, the rate from the last sample. A container
+    /// whose main is a timer has the `simulate` executor's figures.
     async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
         let keys: Vec<(String, String)> = running
             .iter()
             .map(|c| (c.group_id.clone(), c.spec.name.clone()))
             .collect();
-        let pids: Vec<Option<u32>> = {
-            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-            keys.iter()
-                .map(|k| runs.by_container.get(k).map(|r| r.pid))
-                .collect()
-        };
+        let pids: Vec<Option<u32>> = keys
+            .iter()
+            .map(|(group, container)| self.run_pid(group, container))
+            .collect();
         let trees = tokio::task::spawn_blocking(move || {
             let table = ProcTable::read();
             pids.into_iter()
@@ -633,14 +695,25 @@ impl Executor for ProcessExecutor {
         .await
         .unwrap_or_else(|_| vec![None; keys.len()]);
         let now = Instant::now();
+        let wall = jiff::Timestamp::now();
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .zip(trees)
-            .map(|(key, tree)| {
+        running
+            .iter()
+            .zip(keys.iter().zip(trees))
+            .map(|(c, (key, tree))| {
+                if matches!(c.spec.main, Main::Simulated(_)) {
+                    return Some(simulated_usage(c, wall));
+                }
                 let tree = tree?;
-                let run = runs.by_container.get_mut(key)?;
+                let Some(Run {
+                    main: RunMain::Process { samples, .. },
+                    ..
+                }) = runs.by_container.get_mut(key)
+                else {
+                    return None;
+                };
                 Some(Usage {
-                    nano_cores: run.rate(tree.cpu_ns, now),
+                    nano_cores: samples.rate(tree.cpu_ns, now),
                     core_nano_seconds: tree.cpu_ns,
                     working_set_bytes: tree.rss_bytes,
                     rss_bytes: tree.rss_bytes,
@@ -654,6 +727,21 @@ impl Executor for ProcessExecutor {
     }
 
     async fn remove(&self, group_id: &str) {
+        // Timer runs' holders go now, with what exec started in them.
+        let holders: Vec<Arc<Holder>> = {
+            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.by_container
+                .iter()
+                .filter(|((group, _), _)| group == group_id)
+                .filter_map(|(_, run)| match &run.main {
+                    RunMain::Timer(holder) => Some(holder.clone()),
+                    RunMain::Process { .. } => None,
+                })
+                .collect()
+        };
+        for holder in holders {
+            holder.kill();
+        }
         self.stop_pause(group_id);
         let dir = self.group_dir(group_id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await
@@ -672,22 +760,18 @@ mod tests {
     fn the_usage_rate_is_taken_over_a_second_when_it_can() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut run = Run {
-            serial: 1,
-            pid: 1,
-            samples: [(t0, 0)].into(),
-        };
+        let mut run = Samples::new(t0);
         // Half a second of CPU in the first second: half a core.
         assert_eq!(run.rate(500_000_000, t0 + ms(1000)), 500_000_000);
         // A tenth of a second later the window still reaches back to the start.
         assert_eq!(run.rate(600_000_000, t0 + ms(1100)), 545_454_545);
         // A second later: one full core since the newest sample a second old.
         assert_eq!(run.rate(1_600_000_000, t0 + ms(2100)), 1_000_000_000);
-        assert_eq!(run.samples.len(), 2);
+        assert_eq!(run.0.len(), 2);
         // Asked very often, the samples kept stay bounded.
         for i in 0..100 {
             run.rate(1_600_000_000, t0 + ms(2100) + Duration::from_micros(i));
         }
-        assert!(run.samples.len() <= MAX_SAMPLES);
+        assert!(run.0.len() <= MAX_SAMPLES);
     }
 }

@@ -16,11 +16,15 @@ use crate::engine::executor::{
     ExecOutput, ExecStreams, Executor, ExecutorError, Exit, GroupSpec, Output, RunContext,
     RunningContainer, Usage,
 };
-use crate::engine::spec::{ContainerSpec, Main};
+use crate::engine::logstore::LogStore;
+use crate::engine::spec::{ContainerSpec, Main, SimulatedMain};
 
 pub const ENV_RUN_MS: &str = "MOCKCLOUD_RUN_MS";
 pub const ENV_EXIT_CODE: &str = "MOCKCLOUD_EXIT_CODE";
 pub const ENV_LOG_INTERVAL_MS: &str = "MOCKCLOUD_LOG_INTERVAL_MS";
+
+/// A timer's log interval when nothing says otherwise.
+pub const DEFAULT_LOG_INTERVAL_MS: u64 = 1000;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -45,7 +49,7 @@ impl Default for SimulateConfig {
             exit_code: 0,
             failure_rate: 0.0,
             failure_exit_code: 1,
-            log_interval_ms: 1000,
+            log_interval_ms: DEFAULT_LOG_INTERVAL_MS,
         }
     }
 }
@@ -68,12 +72,9 @@ impl SimulateExecutor {
     }
 
     /// The run time, exit code and log interval of one run.
-    fn plan(&self, c: &ContainerSpec) -> (Option<Duration>, i32, Duration) {
+    fn plan(&self, c: &ContainerSpec) -> TimerPlan {
         if let Main::Simulated(main) = &c.main {
-            let interval = main
-                .log_interval
-                .unwrap_or(Duration::from_millis(self.config.log_interval_ms));
-            return (main.run, main.exit_code, interval);
+            return TimerPlan::of(main, Duration::from_millis(self.config.log_interval_ms));
         }
         let mut rng = rand::rng();
         let run = match Self::env(c, ENV_RUN_MS) {
@@ -100,8 +101,77 @@ impl SimulateExecutor {
         let interval = Self::env(c, ENV_LOG_INTERVAL_MS)
             .and_then(|v| v.parse().ok())
             .unwrap_or(self.config.log_interval_ms);
-        (run, exit, Duration::from_millis(interval))
+        TimerPlan {
+            run,
+            exit_code: exit,
+            log_interval: Duration::from_millis(interval),
+        }
     }
+}
+
+/// What a timer standing in for a main process does: how long it runs (`None`: until it is
+/// stopped), the code it exits with, and how often it writes a log line (zero: only the
+/// start and end lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimerPlan {
+    pub run: Option<Duration>,
+    pub exit_code: i32,
+    pub log_interval: Duration,
+}
+
+impl TimerPlan {
+    /// The plan of a timer main; `default_interval` when it names no log interval.
+    pub(crate) fn of(main: &SimulatedMain, default_interval: Duration) -> Self {
+        Self {
+            run: main.run,
+            exit_code: main.exit_code,
+            log_interval: main.log_interval.unwrap_or(default_interval),
+        }
+    }
+}
+
+/// Runs a timer in place of container `name`'s main process (its run `restart_count` + 1):
+/// a start line, a line per interval and an end line into `log`, then the planned exit.
+/// The `simulate` executor runs every container so; the `process` executor the containers
+/// whose main is [`Main::Simulated`]. Dropping the future stops it.
+pub(crate) async fn run_timer(
+    name: &str,
+    restart_count: i32,
+    plan: TimerPlan,
+    log: &LogStore,
+) -> Exit {
+    let TimerPlan {
+        run,
+        exit_code,
+        log_interval: interval,
+    } = plan;
+    log.push(&format!(
+        "{name}: started (run {}, simulated)",
+        restart_count + 1
+    ));
+    let deadline = run.map(|d| tokio::time::Instant::now() + d);
+    let mut n = 0u64;
+    loop {
+        let tick = (!interval.is_zero()).then(|| tokio::time::sleep(interval));
+        match (deadline, tick) {
+            (Some(deadline), Some(tick)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tick => {}
+                }
+            }
+            (Some(deadline), None) => {
+                tokio::time::sleep_until(deadline).await;
+                break;
+            }
+            (None, Some(tick)) => tick.await,
+            (None, None) => std::future::pending::<()>().await,
+        }
+        n += 1;
+        log.push(&format!("{name}: line {n}"));
+    }
+    log.push(&format!("{name}: exiting with code {exit_code}"));
+    Exit::code(exit_code)
 }
 
 #[async_trait]
@@ -119,35 +189,8 @@ impl Executor for SimulateExecutor {
     }
 
     async fn run(&self, ctx: RunContext) -> Exit {
-        let name = &ctx.container.name;
-        let (run, exit, interval) = self.plan(&ctx.container);
-        ctx.log.push(&format!(
-            "{name}: started (run {}, simulated)",
-            ctx.restart_count + 1
-        ));
-        let deadline = run.map(|d| tokio::time::Instant::now() + d);
-        let mut n = 0u64;
-        loop {
-            let tick = (!interval.is_zero()).then(|| tokio::time::sleep(interval));
-            match (deadline, tick) {
-                (Some(deadline), Some(tick)) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => break,
-                        _ = tick => {}
-                    }
-                }
-                (Some(deadline), None) => {
-                    tokio::time::sleep_until(deadline).await;
-                    break;
-                }
-                (None, Some(tick)) => tick.await,
-                (None, None) => std::future::pending::<()>().await,
-            }
-            n += 1;
-            ctx.log.push(&format!("{name}: line {n}"));
-        }
-        ctx.log.push(&format!("{name}: exiting with code {exit}"));
-        Exit::code(exit)
+        let plan = self.plan(&ctx.container);
+        run_timer(&ctx.container.name, ctx.restart_count, plan, &ctx.log).await
     }
 
     /// The simulated shell understands `echo`; anything else answers with what it would run.
@@ -220,29 +263,32 @@ impl Executor for SimulateExecutor {
 
     async fn remove(&self, _group_id: &str) {}
 
-    /// Plausible figures: each container keeps a steady share of its size (from 10% to 60%
-    /// of its vCPUs, 20% to 50% of its memory; a quarter vCPU and 512 MiB when it asked for
-    /// none), chosen by its group and name, so repeated samples agree and CPU time grows
-    /// with the run.
+    /// Plausible figures (`simulated_usage`).
     async fn usage(&self, running: &[RunningContainer]) -> Vec<Option<Usage>> {
         let now = jiff::Timestamp::now();
         running
             .iter()
-            .map(|c| {
-                let share = stable_fraction(&c.group_id, &c.spec.name);
-                let cores = c.spec.cpu.unwrap_or(0.25) * (0.1 + 0.5 * share);
-                let nano_cores = (cores * 1e9) as u64;
-                let ran = now.duration_since(c.started).as_secs_f64().max(0.0);
-                let gib = c.spec.memory_gib.unwrap_or(0.5) * (0.2 + 0.3 * share);
-                let bytes = (gib * (1u64 << 30) as f64) as u64;
-                Some(Usage {
-                    nano_cores,
-                    core_nano_seconds: (cores * ran * 1e9) as u64,
-                    working_set_bytes: bytes,
-                    rss_bytes: bytes,
-                })
-            })
+            .map(|c| Some(simulated_usage(c, now)))
             .collect()
+    }
+}
+
+/// The figures of a container with no process to measure, at `now`: a steady share of its
+/// size (from 10% to 60% of its vCPUs, 20% to 50% of its memory; a quarter vCPU and 512 MiB
+/// when it asked for none), chosen by its group and name, so repeated samples agree and CPU
+/// time grows with the run.
+pub(crate) fn simulated_usage(c: &RunningContainer, now: jiff::Timestamp) -> Usage {
+    let share = stable_fraction(&c.group_id, &c.spec.name);
+    let cores = c.spec.cpu.unwrap_or(0.25) * (0.1 + 0.5 * share);
+    let nano_cores = (cores * 1e9) as u64;
+    let ran = now.duration_since(c.started).as_secs_f64().max(0.0);
+    let gib = c.spec.memory_gib.unwrap_or(0.5) * (0.2 + 0.3 * share);
+    let bytes = (gib * (1u64 << 30) as f64) as u64;
+    Usage {
+        nano_cores,
+        core_nano_seconds: (cores * ran * 1e9) as u64,
+        working_set_bytes: bytes,
+        rss_bytes: bytes,
     }
 }
 
