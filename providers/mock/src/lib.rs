@@ -1,32 +1,32 @@
-//! An in-process provider that simulates instances with timers instead of calling a cloud.
-//! It exists so vk-core's controllers, the kubelet-like API and the e2e suite can run without
-//! an account: behaviour comes from [`MockConfig`] and per-pod `mock.vk.io/*` annotations (see
-//! [`annotations`]), and every state change is pushed on the status channel.
+//! An in-process provider: a thin face over the cloud simulator's engine ([`cloudsim::engine`])
+//! with no HTTP in between. It exists so vk-core's controllers, the kubelet-like API and the
+//! e2e suite can run without an account: behaviour comes from [`MockConfig`] and per-pod
+//! `mock.vk.io/*` annotations (see [`annotations`]), and every change of a pod's group is
+//! pushed on the status channel as the engine makes it.
+//!
+//! The engine runs the lifecycle (start latency, init containers in order, native sidecars,
+//! app containers, restarts with the configured back-off, probes) and, with its `process`
+//! executor, the containers: a container runs a timer unless annotation
+//! `mock.vk.io/process.<name>` gives it a real main process (its output is the log, its exit
+//! code the container's, `attach` joins it). `exec` runs real commands inside the container's
+//! bubblewrap sandbox (a timer container gets one on its first exec); `-t` gets a
+//! pseudo-terminal. See [`streams`].
 //!
 //! Semantics worth knowing:
 //! - `create` is idempotent by pod UID (by namespace/name when the UID is empty).
 //! - `delete` ignores the grace period: running containers end at once with exit code
 //!   [`STOP_EXIT_CODE`] (143, reason `Error`), a final `Changed` then `Gone` are pushed.
-//! - Logs of a container that has not started yet are empty (a follower waits for its start).
-//! - Restarts wait `restart_backoff_ms` (fixed) in `CrashLoopBackOff`.
+//! - Logs of a container that has not started yet are empty.
 //! - `port_forward` connects pod port `P` to `127.0.0.1:P`, or to the `host:port` in the
 //!   pod's `mock.vk.io/port-forward.P` annotation.
-//! - A container with annotation `mock.vk.io/process.<name>` runs that shell command as a real
-//!   main process ([`process`]): its output is the log, its exit code the container's, and
-//!   `attach` joins it ([`attach`]). `exec` runs real commands inside the container's
-//!   bubblewrap sandbox ([`sandbox`], [`exec`]); `-t` gets a pseudo-terminal ([`pty`]).
+//! - With `state_file`, the pods outlive a vk restart: a new process resumes them (their
+//!   containers start again) at their addresses, without counting a create.
 
-mod attach;
 mod config;
-mod driver;
-mod exec;
-mod instance;
-mod logs;
 mod persist;
 mod port_forward;
-mod probes;
-mod process;
-mod sandbox;
+mod render;
+mod streams;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -41,72 +41,66 @@ mod tests_port_forward;
 mod tests_probes;
 #[cfg(test)]
 mod tests_sandbox;
+mod to_engine;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::hash::Hasher as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use std::{hash::Hasher as _, sync::Arc};
 
 use async_trait::async_trait;
+use cloudsim::engine::catalog::ImageCatalog;
+use cloudsim::engine::executor::process::{ProcessConfig, ProcessExecutor};
+use cloudsim::engine::executor::{ExecutorError, GroupSpec};
+use cloudsim::engine::group::{CState, Group};
+use cloudsim::engine::spec::ContainerSpec as EngineContainer;
+use cloudsim::engine::{Change, Engine, EngineConfig, EngineError};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use vk_core::provider::{
-    ContainerState, ContainerStats, ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream,
-    NodeCapacity, PodRef, PodStats, PortForwardStream, Provider, ProviderError, ResolvedPod,
-    StatusEvent, StatusSource,
+    ContainerStats, ExecIo, ExecOutcome, InstanceStatus, LogOptions, LogStream, NodeCapacity,
+    PodRef, PodStats, PortForwardStream, Provider, ProviderError, ResolvedPod, StatusEvent,
+    StatusSource,
 };
 
 pub use config::{CapacityConfig, MockConfig, annotations};
-pub use instance::STOP_EXIT_CODE;
+pub use render::STOP_EXIT_CODE;
 
 use config::{CreateError, PodPlan};
-use driver::Driver;
-use instance::{Clock, Instance};
+use render::Record;
 
 /// Capacity of the status channel; events past it are dropped with a warning.
 const EVENT_BUFFER: usize = 4096;
+/// Lines kept per container run.
+const MAX_LOG_LINES: usize = 50_000;
 
 /// The mock provider: `MockProvider::new(config)`, then share it (`Arc<dyn Provider>`).
-/// `create` must run inside a tokio runtime, which drives the instances' timers; dropping the
+/// `create` must run inside a tokio runtime, which drives the engine's tasks; dropping the
 /// provider stops them.
 pub struct MockProvider {
     config: MockConfig,
-    /// Whether the instances in `state_file` were resumed (done on first use, in a runtime).
-    restored: std::sync::atomic::AtomicBool,
-    shared: Arc<Shared>,
-    events: Mutex<Option<mpsc::Receiver<StatusEvent>>>,
-}
-
-/// State shared with the driver tasks.
-pub(crate) struct Shared {
+    engine: Engine,
+    /// Whether the pods in `state_file` were resumed (done on first use, in a runtime).
+    restored: AtomicBool,
     state: Mutex<State>,
-    events: mpsc::Sender<StatusEvent>,
-    pub clock: Clock,
-    /// Containers' real main processes, for attach.
-    processes: process::Registry,
-    /// Containers' sandboxes, for exec.
-    sandboxes: sandbox::Sandboxes,
+    events: Mutex<Option<mpsc::Receiver<StatusEvent>>>,
 }
 
 #[derive(Default)]
 struct State {
-    /// By pod key (the UID).
-    instances: BTreeMap<String, Instance>,
     /// Failed create calls so far, for `create-error: transient:N`.
     create_attempts: HashMap<String, u32>,
-    next_id: u64,
-    next_ip: u32,
-    /// What `state_file` persists: the spec of every instance, and creates per pod key.
+    /// What `state_file` persists: the spec of every pod, and creates per pod key.
     persisted: persist::Persisted,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The pod's key, which is also its group's id in the engine.
 fn pod_key(pod: &PodRef) -> String {
     if pod.uid.is_empty() {
         format!("{}/{}", pod.namespace, pod.name)
@@ -115,50 +109,91 @@ fn pod_key(pod: &PodRef) -> String {
     }
 }
 
-impl Shared {
-    /// Never blocks: the caller may hold the state lock, which keeps events in state order.
-    fn push(&self, event: StatusEvent) {
-        match self.events.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(event)) => {
-                tracing::warn!(?event, "mock status channel full, event dropped");
-            }
-            Err(TrySendError::Closed(_)) => {}
+/// Never blocks: it runs under the engine's lock, which keeps events in the order of changes.
+fn push(events: &mpsc::Sender<StatusEvent>, event: StatusEvent) {
+    match events.try_send(event) {
+        Ok(()) => {}
+        Err(TrySendError::Full(event)) => {
+            tracing::warn!(?event, "mock status channel full, event dropped");
         }
+        Err(TrySendError::Closed(_)) => {}
     }
+}
 
-    /// Apply a step to one instance (if it still exists as instance `id`) and push its status
-    /// when the step changed it.
-    pub fn update<R>(
-        &self,
-        key: &str,
-        id: u64,
-        f: impl FnOnce(&mut Instance, Timestamp) -> R,
-    ) -> Option<R> {
-        let mut state = lock(&self.state);
-        let instance = state.instances.get_mut(key).filter(|i| i.id == id)?;
-        let before = instance.status.clone();
-        let result = f(instance, self.clock.now());
-        if instance.status != before {
-            self.push(StatusEvent::Changed(instance.status.clone()));
-        }
-        Some(result)
+/// Where the pods' sandboxes live: `<tmp>/vk-mock-exec/<pod key>` (see
+/// [`cloudsim::engine::executor::process`] for the layout).
+fn work_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("vk-mock-exec")
+}
+
+/// The directory of a pod's sandboxes.
+#[cfg(test)]
+fn pod_dir(pod: &PodRef) -> std::path::PathBuf {
+    work_dir().join(cloudsim::sandbox::dir_name(&pod_key(pod)))
+}
+
+/// The writable root of a container of the pod.
+#[cfg(test)]
+fn root_dir(pod: &PodRef, container: &str) -> std::path::PathBuf {
+    pod_dir(pod)
+        .join("rootfs")
+        .join(cloudsim::sandbox::sanitize(container))
+}
+
+/// The engine's settings for the mock's config.
+fn engine_config(config: &MockConfig) -> EngineConfig {
+    EngineConfig {
+        schedule_latency_ms: 0,
+        provision_latency_ms: config.start_latency_ms,
+        latency_jitter_ms: 0,
+        // A fixed back-off.
+        restart_backoff_ms: config.restart_backoff_ms,
+        max_restart_backoff_ms: config.restart_backoff_ms,
+        max_log_lines: MAX_LOG_LINES,
+        catalog: ImageCatalog {
+            allow_unknown: true,
+            ..Default::default()
+        },
+        ip_prefix: config.pod_ip_prefix.clone(),
+        ..Default::default()
     }
 }
 
 impl MockProvider {
     pub fn new(config: MockConfig) -> Self {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let executor = ProcessExecutor::new(ProcessConfig {
+            work_dir: Some(work_dir()),
+            missing_program_is_error: true,
+            ..Default::default()
+        });
+        let engine = Engine::new(engine_config(&config), Arc::new(executor));
+        let clock = engine.clock();
+        engine.observe(Arc::new(move |change: Change<'_>| match change {
+            Change::Changed(g) => {
+                if let Some(record) = g.face::<Record>() {
+                    let status = render::status(g, record);
+                    if record.changed(&status) {
+                        push(&tx, StatusEvent::Changed(status));
+                    }
+                }
+            }
+            Change::Removed(g) => {
+                if let Some(record) = g.face::<Record>() {
+                    let status = render::stopped(g, record, clock.now());
+                    let pod = status.pod.clone();
+                    if record.changed(&status) {
+                        push(&tx, StatusEvent::Changed(status));
+                    }
+                    push(&tx, StatusEvent::Gone(pod));
+                }
+            }
+        }));
         Self {
             config,
-            restored: std::sync::atomic::AtomicBool::new(false),
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                events: tx,
-                clock: Clock::new(),
-                processes: process::Registry::default(),
-                sandboxes: sandbox::Sandboxes::default(),
-            }),
+            engine,
+            restored: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
             events: Mutex::new(Some(rx)),
         }
     }
@@ -167,20 +202,19 @@ impl MockProvider {
         &self.config
     }
 
-    /// Start an instance for `pod`; `counted` is false when resuming a persisted one.
+    /// Start a group for `pod`; `counted` is false when resuming a persisted one.
     fn start(&self, pod: &ResolvedPod, counted: bool) -> Result<(), ProviderError> {
-        let plan = PodPlan::new(pod, &self.config);
         let key = pod_key(&pod.pod);
-        let mut state = lock(&self.shared.state);
-        if state.instances.contains_key(&key) {
+        if self.engine.exists(&key) {
             return Ok(());
         }
-        let plan = plan?;
+        let plan = PodPlan::new(pod, &self.config)?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProviderError::Unsupported(
                 "the mock provider runs its timers on tokio: call create inside a runtime".into(),
             ));
         }
+        let mut state = lock(&self.state);
         match plan.create_error {
             Some(CreateError::Invalid) => {
                 return Err(ProviderError::invalid(
@@ -205,67 +239,51 @@ impl MockProvider {
             None => {}
         }
         state.create_attempts.remove(&key);
-
-        let id = state.next_id;
-        state.next_id += 1;
-        let ip = match state.persisted.ips.get(&key) {
-            Some(ip) => ip.clone(),
-            None => loop {
-                let n = state.next_ip;
-                state.next_ip = state.next_ip.wrapping_add(1);
-                let candidate = format!(
-                    "{}{}.{}",
-                    self.config.pod_ip_prefix,
-                    (n / 254) % 256,
-                    n % 254 + 1
-                );
-                // Resumed instances keep their addresses; never hand one out twice.
-                if !state.persisted.ips.values().any(|ip| *ip == candidate) {
-                    break candidate;
-                }
-            },
-        };
-        let instance = Instance::new(id, pod, ip.clone(), self.shared.clock.now());
+        if counted {
+            // A new pod never sees the files of an old one of the same key.
+            let dir = work_dir().join(cloudsim::sandbox::dir_name(&key));
+            if let Err(err) = std::fs::remove_dir_all(&dir)
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), %err, "removing a stale mock pod directory");
+            }
+        }
+        // A resumed pod keeps its address.
+        let ip = state.persisted.ips.get(&key).and_then(|ip| ip.parse().ok());
+        let interval = Duration::from_millis(self.config.log_interval_ms);
+        let new = to_engine::group(&key, pod, &plan, interval, ip);
+        match self.engine.create(new) {
+            Ok(_) => {}
+            // Another create of the same pod got there first.
+            Err(EngineError::IdempotentMismatch) => return Ok(()),
+            Err(err) => {
+                return Err(ProviderError::invalid("MockCreateFailed", err.to_string()));
+            }
+        }
+        let ip = self.engine.state().get(&key).map(|g| g.ip.clone());
         if counted {
             *state.persisted.creates.entry(key.clone()).or_insert(0) += 1;
         }
         state.persisted.instances.insert(key.clone(), pod.clone());
-        state.persisted.ips.insert(key.clone(), ip.clone());
-        self.save(&state);
-        let cancel = instance.cancel.clone();
-        self.shared
-            .push(StatusEvent::Changed(instance.status.clone()));
-        state.instances.insert(key.clone(), instance);
-        drop(state);
-
-        Driver {
-            shared: self.shared.clone(),
-            key,
-            id,
-            plan,
-            log_interval: Duration::from_millis(self.config.log_interval_ms),
-            backoff: Duration::from_millis(self.config.restart_backoff_ms),
-            cancel,
+        if let Some(ip) = ip {
+            state.persisted.ips.insert(key, ip);
         }
-        .spawn();
+        self.save(&state);
         Ok(())
     }
 
-    /// Resume the instances persisted by an earlier process (once).
+    /// Resume the pods persisted by an earlier process (once).
     fn restore(&self) {
         let Some(path) = &self.config.state_file else {
             return;
         };
-        if self
-            .restored
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if self.restored.swap(true, Ordering::SeqCst) {
             return;
         }
         let persisted = persist::Persisted::load(path);
         let specs: Vec<ResolvedPod> = persisted.instances.values().cloned().collect();
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = lock(&self.state);
             state.persisted.creates = persisted.creates;
             state.persisted.ips = persisted.ips;
         }
@@ -274,7 +292,7 @@ impl MockProvider {
                 tracing::warn!(pod = %pod.pod, error = %e, "could not resume a persisted mock instance");
             }
         }
-        tracing::info!(instances = lock(&self.shared.state).instances.len(), path = %path.display(), "resumed the mock cloud's instances");
+        tracing::info!(instances = self.engine.len(), path = %path.display(), "resumed the mock cloud's instances");
     }
 
     fn save(&self, state: &State) {
@@ -283,41 +301,56 @@ impl MockProvider {
         }
     }
 
-    /// Stops and forgets the pod's instance; `false` when there was none.
-    fn remove_instance(&self, pod: &PodRef, grace: Duration) -> bool {
-        let key = pod_key(pod);
-        let mut state = lock(&self.shared.state);
-        state.create_attempts.remove(&key);
-        let Some(mut instance) = state.instances.remove(&key) else {
-            return false;
-        };
-        state.persisted.instances.remove(&key);
-        state.persisted.ips.remove(&key);
-        self.save(&state);
-        tracing::debug!(%pod, ?grace, "mock instance deleted");
-        instance.cancel.cancel();
-        self.shared.sandboxes.stop_pod(&key);
-        let before = instance.status.clone();
-        instance.stop(self.shared.clock.now());
-        if instance.status != before {
-            self.shared
-                .push(StatusEvent::Changed(instance.status.clone()));
-        }
-        self.shared
-            .push(StatusEvent::Gone(instance.status.pod.clone()));
-        true
-    }
-
     fn not_found(pod: &PodRef) -> ProviderError {
         ProviderError::NotFound(format!("pod \"{pod}\" (uid {}) not found", pod.uid))
+    }
+
+    /// A running container of `pod`, as the executor takes it (for exec and attach); the
+    /// kubelet's errors for a pod or container that is not there or not running.
+    fn running(
+        &self,
+        pod: &PodRef,
+        container: &str,
+    ) -> Result<(Arc<GroupSpec>, EngineContainer), ProviderError> {
+        let state = self.engine.state();
+        let group = state
+            .get(&pod_key(pod))
+            .ok_or_else(|| Self::not_found(pod))?;
+        let c = group.find_container(container).ok_or_else(|| {
+            ProviderError::NotFound(format!(
+                "container {container} is not valid for pod {}",
+                pod.name
+            ))
+        })?;
+        match c.state {
+            CState::Running { .. } => Ok((group.spec.clone(), c.spec.clone())),
+            CState::Terminated { .. } => Err(ProviderError::invalid(
+                "ContainerNotRunning",
+                format!("cannot exec in a stopped container: container {container} is terminated"),
+            )),
+            CState::Waiting { .. } => Err(ProviderError::invalid(
+                "ContainerNotRunning",
+                format!("container not found ({container:?})"),
+            )),
+        }
+    }
+
+    /// The pod's status now, rendered from its group.
+    fn status_of(group: &Group) -> Option<InstanceStatus> {
+        group.face::<Record>().map(|r| render::status(group, r))
     }
 }
 
 impl Drop for MockProvider {
     fn drop(&mut self) {
-        for (key, instance) in &lock(&self.shared.state).instances {
-            instance.cancel.cancel();
-            self.shared.sandboxes.stop_pod(key);
+        let ids: Vec<String> = self
+            .engine
+            .state()
+            .groups()
+            .map(|g| g.id().to_string())
+            .collect();
+        for id in ids {
+            self.engine.remove(&id);
         }
     }
 }
@@ -336,25 +369,28 @@ impl Provider for MockProvider {
     async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
         self.restore();
         let key = pod_key(&pod.pod);
-        let id = lock(&self.shared.state)
-            .instances
-            .get(&key)
-            .map(|i| i.id)
-            .ok_or_else(|| Self::not_found(&pod.pod))?;
-        self.shared
-            .update(&key, id, |i, _| i.update(pod))
-            .ok_or_else(|| Self::not_found(&pod.pod))?;
         {
-            let mut state = lock(&self.shared.state);
-            state.persisted.instances.insert(key, pod.clone());
+            let state = self.engine.state();
+            let record = state
+                .get(&key)
+                .and_then(|g| g.face::<Record>())
+                .ok_or_else(|| Self::not_found(&pod.pod))?;
+            // The container lists of a pod are immutable; keep ours if the new spec disagrees.
+            let old = record.pod();
+            let same_shape = pod.init_containers.len() == old.init_containers.len()
+                && pod.containers.len() == old.containers.len();
+            if same_shape {
+                record.set_pod(pod.clone());
+            }
+        }
+        {
+            let mut state = lock(&self.state);
+            state.persisted.instances.insert(key.clone(), pod.clone());
             self.save(&state);
         }
-        // Files of volumes that containers already see follow the pod (configMap updates).
-        if tokio::fs::try_exists(sandbox::pod_dir(&pod.pod).join("volumes"))
-            .await
-            .unwrap_or(false)
-            && let Err(err) = sandbox::write_volumes(&pod.pod, &pod.volumes).await
-        {
+        // Files of volumes follow the pod (configMap updates); a new image shows at once.
+        let files = to_engine::file_volumes(pod);
+        if let Err(err) = self.engine.update(&key, files).await {
             tracing::warn!(pod = %pod.pod, %err, "updating the mock pod's volume files");
         }
         Ok(())
@@ -362,32 +398,27 @@ impl Provider for MockProvider {
 
     async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
         self.restore();
-        if !self.remove_instance(pod, grace) {
+        let key = pod_key(pod);
+        let mut state = lock(&self.state);
+        state.create_attempts.remove(&key);
+        if !self.engine.remove(&key) {
             return Ok(());
         }
-        // The pod's files (its volumes, what exec and kubectl cp wrote) go with it.
-        let dir = sandbox::pod_dir(pod);
-        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
-        if let Ok(Err(err)) = removed
-            && err.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(%pod, %err, "removing the mock pod's directory");
-        }
+        state.persisted.instances.remove(&key);
+        state.persisted.ips.remove(&key);
+        self.save(&state);
+        tracing::debug!(%pod, ?grace, "mock instance deleted");
         Ok(())
     }
 
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
         self.restore();
-        let state = lock(&self.shared.state);
-        Ok(state.instances.values().map(|i| i.status.clone()).collect())
+        let state = self.engine.state();
+        Ok(state.groups().filter_map(Self::status_of).collect())
     }
 
     fn status_source(&self) -> StatusSource {
-        let taken = self
-            .events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let taken = lock(&self.events).take();
         match taken {
             Some(rx) => StatusSource::Push(rx),
             None => {
@@ -404,21 +435,20 @@ impl Provider for MockProvider {
         container: &str,
         opts: &LogOptions,
     ) -> Result<LogStream, ProviderError> {
-        let state = lock(&self.shared.state);
-        let instance = state
-            .instances
+        let state = self.engine.state();
+        let group = state
             .get(&pod_key(pod))
             .ok_or_else(|| Self::not_found(pod))?;
-        let (status, logs) = instance.container(container).ok_or_else(|| {
+        let c = group.find_container(container).ok_or_else(|| {
             ProviderError::NotFound(format!(
                 "container \"{container}\" in pod \"{}\" not found",
                 pod.name
             ))
         })?;
         if !opts.previous {
-            return Ok(logs.current.stream(opts));
+            return Ok(c.log.stream(opts));
         }
-        match (&logs.previous, status.restart_count) {
+        match (&c.previous_log, c.restart_count) {
             (Some(previous), 1..) => Ok(previous.stream(opts)),
             _ => Err(ProviderError::NotFound(format!(
                 "previous terminated container \"{container}\" in pod \"{}\" not found",
@@ -443,7 +473,7 @@ impl Provider for MockProvider {
         Ok(())
     }
 
-    /// Runs the command as a local process; see [`exec`](self::exec) for the details.
+    /// Runs the command inside the container's sandbox; see [`streams`].
     async fn exec(
         &self,
         pod: &PodRef,
@@ -452,7 +482,22 @@ impl Provider for MockProvider {
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
         self.restore();
-        self.run_exec(pod, container, command, io).await
+        let (group, spec) = self.running(pod, container)?;
+        if command.is_empty() {
+            return Err(ProviderError::invalid(
+                "EmptyCommand",
+                "you must specify at least one command for the container",
+            ));
+        }
+        tracing::debug!(%pod, container, tty = io.tty, "mock exec");
+        let executor = self.engine.executor().clone();
+        let result = streams::bridge(io, |streams| async move {
+            executor
+                .exec_interactive(&group, &spec, &command, streams)
+                .await
+        })
+        .await;
+        Ok(streams::outcome(result))
     }
 
     /// Connects to a local address; see [`port_forward`](self::port_forward) for the mapping.
@@ -466,7 +511,8 @@ impl Provider for MockProvider {
         self.run_port_forward(pod, port, stream).await
     }
 
-    /// Joins the container's real main process; see [`attach`](self::attach).
+    /// Joins the container's real main process (annotation `mock.vk.io/process.<name>`).
+    /// The attach ends when the client goes away or the process exits, never stopping it.
     async fn attach(
         &self,
         pod: &PodRef,
@@ -474,29 +520,53 @@ impl Provider for MockProvider {
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
         self.restore();
-        self.run_attach(pod, container, io).await
+        let (group, spec) = self.running(pod, container)?;
+        let executor = self.engine.executor().clone();
+        let result = streams::bridge(io, |streams| async move {
+            executor.attach(&group, &spec, streams).await.map(|()| 0)
+        })
+        .await;
+        match result {
+            Err(ExecutorError::NoMainProcess(_)) => Err(ProviderError::invalid(
+                "NoMainProcess",
+                format!(
+                    "container {container} of pod {} has no process to attach to: the mock \
+                     runs one only for annotation {}.{container}",
+                    pod.name,
+                    annotations::PROCESS
+                ),
+            )),
+            Err(err) => {
+                tracing::debug!(%pod, container, %err, "mock attach ended");
+                // The kubelet reports success for an attach that ended, whatever happened.
+                Ok(ExecOutcome::Exited(0))
+            }
+            Ok(_) => Ok(ExecOutcome::Exited(0)),
+        }
     }
 
     async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
-        let now = self.shared.clock.now();
-        let state = lock(&self.shared.state);
+        let now = self.engine.now();
+        let state = self.engine.state();
         Ok(state
-            .instances
-            .values()
-            .map(|i| PodStats {
-                pod: Some(i.status.pod.clone()),
-                containers: i
-                    .status
-                    .init_containers
+            .groups()
+            .filter_map(|g| {
+                let pod = g.face::<Record>()?.pod().pod;
+                let containers = g
+                    .init
                     .iter()
-                    .chain(&i.status.containers)
+                    .chain(&g.apps)
                     .filter_map(|c| match c.state {
-                        ContainerState::Running { started_at } => {
-                            Some(container_stats(&c.name, started_at, now))
+                        CState::Running { started } => {
+                            Some(container_stats(&c.spec.name, started, now))
                         }
                         _ => None,
                     })
-                    .collect(),
+                    .collect();
+                Some(PodStats {
+                    pod: Some(pod),
+                    containers,
+                })
             })
             .collect())
     }

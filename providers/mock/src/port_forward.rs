@@ -16,7 +16,8 @@ use vk_core::provider::{InstancePhase, PodRef, PortForwardStream, ProviderError}
 use vk_core::stream::portforward::splice;
 
 use super::annotations::PORT_FORWARD_PREFIX;
-use super::{MockProvider, lock, pod_key};
+use super::{MockProvider, pod_key};
+use crate::render::Record;
 
 impl MockProvider {
     pub(super) async fn run_port_forward(
@@ -37,23 +38,21 @@ impl MockProvider {
         Ok(())
     }
 
-    /// Where port `port` of the pod is, read under the state lock.
+    /// Where port `port` of the pod is, read from its group.
     fn port_forward_address(&self, pod: &PodRef, port: u16) -> Result<String, ProviderError> {
-        let state = lock(&self.shared.state);
-        let instance = state
-            .instances
+        let state = self.engine.state();
+        let group = state
             .get(&pod_key(pod))
             .ok_or_else(|| Self::not_found(pod))?;
-        if instance.status.phase != InstancePhase::Running {
+        let status = Self::status_of(group).ok_or_else(|| Self::not_found(pod))?;
+        if status.phase != InstancePhase::Running {
             return Err(ProviderError::invalid(
                 "PodNotRunning",
-                format!(
-                    "pod {pod} is not running (phase {:?})",
-                    instance.status.phase
-                ),
+                format!("pod {pod} is not running (phase {:?})", status.phase),
             ));
         }
-        Ok(target_address(&instance.spec.annotations, port))
+        let record = group.face::<Record>().ok_or_else(|| Self::not_found(pod))?;
+        Ok(target_address(&record.pod().annotations, port))
     }
 }
 

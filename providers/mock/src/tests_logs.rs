@@ -44,9 +44,9 @@ async fn tail_since_limit_timestamps() {
     let all = text(p.logs(r, "c", &opts()).await.unwrap()).await;
     let lines: Vec<&str> = all.lines().collect();
     assert_eq!(lines.len(), 11, "{all}");
-    assert_eq!(lines[0], "c started (image busybox:c, command sleep 1)");
-    assert_eq!(lines[1], "c line 1");
-    assert_eq!(lines[10], "c line 10");
+    assert_eq!(lines[0], "c: started (run 1, simulated)");
+    assert_eq!(lines[1], "c: line 1");
+    assert_eq!(lines[10], "c: line 10");
 
     let tail = LogOptions {
         tail_lines: Some(2),
@@ -54,7 +54,7 @@ async fn tail_since_limit_timestamps() {
     };
     assert_eq!(
         text(p.logs(r, "c", &tail).await.unwrap()).await,
-        "c line 9\nc line 10\n"
+        "c: line 9\nc: line 10\n"
     );
 
     let since = LogOptions {
@@ -62,7 +62,7 @@ async fn tail_since_limit_timestamps() {
         ..opts()
     };
     let recent = text(p.logs(r, "c", &since).await.unwrap()).await;
-    assert!(recent.starts_with("c line 5\n"), "{recent}");
+    assert!(recent.starts_with("c: line 5\n"), "{recent}");
     assert_eq!(recent.lines().count(), 6);
 
     let limit = LogOptions {
@@ -79,7 +79,7 @@ async fn tail_since_limit_timestamps() {
     let stamped = text(p.logs(r, "c", &stamped).await.unwrap()).await;
     let first = stamped.lines().next().unwrap();
     let (at, line) = first.split_once(' ').unwrap();
-    assert_eq!(line, "c line 1");
+    assert_eq!(line, "c: line 1");
     let at: Timestamp = at.parse().unwrap();
     assert_eq!(at.duration_since(started_at).as_millis(), 100);
     assert!(first.starts_with(&started_at.to_string()[..10]));
@@ -101,7 +101,7 @@ async fn follow_ends_when_the_container_ends() {
         .expect("follow did not end with the container");
     assert_eq!(
         got,
-        "c started (image busybox:c, command sleep 1)\nc line 1\nc line 2\nc line 3\n"
+        "c: started (run 1, simulated)\nc: line 1\nc: line 2\nc: line 3\nc: exiting with code 0\n"
     );
 }
 
@@ -121,13 +121,13 @@ async fn follow_yields_new_lines_and_ends_on_delete() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(next, "c line 1\n");
+    assert_eq!(next, "c: line 1\n");
     tokio::time::sleep(Duration::from_millis(250)).await;
     p.delete(&spec.pod, Duration::ZERO).await.unwrap();
     let rest = tokio::time::timeout(Duration::from_secs(60), text(stream))
         .await
         .expect("follow did not end with the instance");
-    assert_eq!(rest, "c line 2\nc line 3\n");
+    assert_eq!(rest, "c: line 2\nc: line 3\n");
 }
 
 #[tokio::test(start_paused = true)]
@@ -163,10 +163,10 @@ async fn previous_logs() {
     let before = text(p.logs(&spec.pod, "c", &previous).await.unwrap()).await;
     assert_eq!(
         before,
-        "c started (image busybox:c, command sleep 1)\nc line 1\nc line 2\n"
+        "c: started (run 1, simulated)\nc: line 1\nc: line 2\nc: exiting with code 1\n"
     );
     let now = text(p.logs(&spec.pod, "c", &opts()).await.unwrap()).await;
-    assert_eq!(now, "c started (image busybox:c, command sleep 1)\n");
+    assert_eq!(now, "c: started (run 2, simulated)\n");
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use vk_core::provider::{ContainerState, Probe, ProbeHandler, Provider, RestartPolicy};
 
 use super::*;
-use crate::sandbox::root_dir;
+use crate::root_dir;
 use crate::tests::{pod, provider, wait_for};
 
 fn exec_probe(script: &str) -> Probe {

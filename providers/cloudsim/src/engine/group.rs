@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::ImageEntry;
+use super::clock::Clock;
 use super::executor::{Exit, GroupSpec, RunContext};
 use super::logstore::LogStore;
 use super::spec::ContainerSpec;
@@ -107,7 +108,7 @@ pub struct ContainerRt {
 }
 
 impl ContainerRt {
-    pub fn new(spec: ContainerSpec, reason: &str, max_log_lines: usize) -> Self {
+    pub fn new(spec: ContainerSpec, reason: &str, max_log_lines: usize, clock: Clock) -> Self {
         Self {
             spec,
             state: CState::waiting(reason),
@@ -116,7 +117,7 @@ impl ContainerRt {
             started_once: false,
             started: false,
             ready: false,
-            log: Arc::new(LogStore::new(max_log_lines)),
+            log: Arc::new(LogStore::with_clock(max_log_lines, clock)),
             previous_log: None,
         }
     }
@@ -127,10 +128,8 @@ impl ContainerRt {
             if matches!(self.state, CState::Terminated { .. }) {
                 self.previous = Some(self.state.clone());
             }
-            self.previous_log = Some(std::mem::replace(
-                &mut self.log,
-                Arc::new(LogStore::new(max_log_lines)),
-            ));
+            let fresh = Arc::new(LogStore::with_clock(max_log_lines, self.log.clock()));
+            self.previous_log = Some(std::mem::replace(&mut self.log, fresh));
             self.restart_count += 1;
         }
     }

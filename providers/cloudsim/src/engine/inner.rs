@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::clock::Clock;
 use super::config::EngineConfig;
 use super::error::EngineError;
 use super::executor::Executor;
@@ -22,6 +23,7 @@ pub(super) struct Inner {
     pub faults: Arc<Faults>,
     state: Mutex<State>,
     observer: OnceLock<Observer>,
+    pub clock: Clock,
 }
 
 /// What a face hears of its groups, under the engine's lock (so in the order it happened):
@@ -60,6 +62,7 @@ impl Inner {
                 next_seq: 0,
             }),
             observer: OnceLock::new(),
+            clock: Clock::new(),
             config,
         }
     }
@@ -95,9 +98,16 @@ impl Inner {
         if group.generation != generation {
             return None;
         }
-        let result = f(group, Timestamp::now());
+        let result = f(group, self.clock.now());
         self.notify(Change::Changed(group));
         Some(result)
+    }
+
+    /// Read the group if it still exists in this generation (the observer hears nothing).
+    pub fn peek<R>(&self, id: &str, generation: u64, f: impl FnOnce(&Group) -> R) -> Option<R> {
+        let state = self.lock();
+        let group = state.get(id)?;
+        (group.generation == generation).then(|| f(group))
     }
 
     /// Apply `f` to the group whatever its generation, and tell the observer.
@@ -188,9 +198,7 @@ impl State {
     /// No other group has address `ip`.
     pub(super) fn address_free(&self, ip: Option<Ipv4Addr>) -> Result<(), EngineError> {
         match ip {
-            Some(ip) if self.ips.contains(&ip.to_string()) => {
-                Err(EngineError::AddressInUse { ip })
-            }
+            Some(ip) if self.ips.contains(&ip.to_string()) => Err(EngineError::AddressInUse { ip }),
             _ => Ok(()),
         }
     }

@@ -27,9 +27,9 @@ pub(crate) fn spawn(
 ) {
     tokio::spawn(async move {
         let deadline = inner
-            .with_group(&id, generation, |g, _| {
+            .peek(&id, generation, |g| {
                 g.active_deadline.map(|d| {
-                    let age = g.created.duration_until(jiff::Timestamp::now());
+                    let age = g.created.duration_until(inner.clock.now());
                     d.saturating_sub(age.unsigned_abs())
                 })
             })
@@ -71,6 +71,10 @@ impl Driver {
         self.inner.with_group(&self.id, self.generation, f)
     }
 
+    fn peek<R>(&self, f: impl FnOnce(&Group) -> R) -> Option<R> {
+        self.inner.peek(&self.id, self.generation, f)
+    }
+
     /// A configured latency plus jitter.
     fn latency(&self, base_ms: u64) -> Duration {
         let jitter = self.inner.config.latency_jitter_ms;
@@ -83,7 +87,7 @@ impl Driver {
     }
 
     async fn run(&self, schedule: bool) {
-        let Some(start_latency) = self.update(|g, _| g.start_latency) else {
+        let Some(start_latency) = self.peek(|g| g.start_latency) else {
             return;
         };
         if schedule {
@@ -156,6 +160,11 @@ impl Driver {
                         _ = driver.container_loop(Kind::Init, idx, image) => {}
                     }
                 });
+                // As the kubelet: the next container starts once the sidecar has started
+                // (passed its startup probe, when it has one).
+                if !self.sidecar_started(idx).await {
+                    return;
+                }
                 continue;
             }
             match self.container_loop(Kind::Init, idx, image).await {
@@ -199,9 +208,25 @@ impl Driver {
         });
     }
 
+    /// Wait until sidecar `idx` runs and has started; `false` when the group went away.
+    async fn sidecar_started(&self, idx: usize) -> bool {
+        loop {
+            let started = self.peek(|g| {
+                g.init
+                    .get(idx)
+                    .is_some_and(|c| matches!(c.state, CState::Running { .. }) && c.started)
+            });
+            match started {
+                None => return false,
+                Some(true) => return true,
+                Some(false) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
     /// Init container `idx` is a native sidecar; `None` when the group went away.
     fn is_sidecar(&self, idx: usize) -> Option<bool> {
-        self.update(|g, _| g.init.get(idx).is_some_and(|c| c.spec.sidecar))
+        self.peek(|g| g.init.get(idx).is_some_and(|c| c.spec.sidecar))
     }
 
     /// Resolve every image; `None` when one is refused (the containers say why).

@@ -14,6 +14,8 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use vk_core::provider::{LogOptions, LogStream};
 
+use super::clock::Clock;
+
 /// A line longer than this is split, as container runtimes do.
 const MAX_LINE: usize = 16 * 1024;
 /// A non-follow read is sent in chunks of about this size.
@@ -37,18 +39,29 @@ impl Lines {
 pub struct LogStore {
     tx: watch::Sender<Lines>,
     max_lines: usize,
+    clock: Clock,
 }
 
 impl LogStore {
     pub fn new(max_lines: usize) -> Self {
+        Self::with_clock(max_lines, Clock::new())
+    }
+
+    /// A store whose lines are stamped by `clock` (the engine's).
+    pub fn with_clock(max_lines: usize, clock: Clock) -> Self {
         Self {
             tx: watch::channel(Lines::default()).0,
             max_lines: max_lines.max(1),
+            clock,
         }
     }
 
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
     pub fn push(&self, line: &str) {
-        self.push_at(Timestamp::now(), line);
+        self.push_at(self.clock.now(), line);
     }
 
     /// Append a line (split when too long); ignored once the run is closed.

@@ -9,6 +9,7 @@
 //! errors. Containers, volumes and names are the engine's own definitions ([`spec`]).
 
 pub mod catalog;
+pub mod clock;
 mod config;
 mod error;
 pub mod executor;
@@ -29,7 +30,6 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 pub use config::EngineConfig;
@@ -110,6 +110,15 @@ impl Engine {
         &self.inner.faults
     }
 
+    /// The engine's time (see [`clock`]).
+    pub fn now(&self) -> jiff::Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub fn clock(&self) -> clock::Clock {
+        self.inner.clock
+    }
+
     /// Hear of every change to a group, under the engine's lock (see [`Change`]); one
     /// observer per engine: `false` when there is one already.
     pub fn observe(&self, observer: Observer) -> bool {
@@ -138,7 +147,7 @@ impl Engine {
     /// Create a group and start its lifecycle; its id (an older group's, when its
     /// idempotency token answers for it).
     pub fn create(&self, new: NewGroup) -> Result<String, EngineError> {
-        let now = Timestamp::now();
+        let now = self.inner.clock.now();
         let mut state = self.inner.lock();
         if let Some((token, fingerprint)) = &new.idempotency
             && let Some(known) = state.tokens.get(token, now)
@@ -200,12 +209,12 @@ impl Engine {
             init: new
                 .init_containers
                 .into_iter()
-                .map(|c| ContainerRt::new(c, "ContainerCreating", max_lines))
+                .map(|c| ContainerRt::new(c, "ContainerCreating", max_lines, self.inner.clock))
                 .collect(),
             apps: new
                 .containers
                 .into_iter()
-                .map(|c| ContainerRt::new(c, init_reason, max_lines))
+                .map(|c| ContainerRt::new(c, init_reason, max_lines, self.inner.clock))
                 .collect(),
             cancel: cancel.clone(),
             generation: 0,
@@ -264,7 +273,7 @@ impl Engine {
         if !matches!(group.status, Phase::Pending | Phase::Running) {
             return Err(invalid_state(id, group.status));
         }
-        let now = Timestamp::now();
+        let now = self.inner.clock.now();
         group.cancel.cancel();
         group.cancel = CancellationToken::new();
         group.generation += 1;
@@ -324,7 +333,7 @@ impl Engine {
                 "Normal",
                 "Updated",
                 "Updated the config file volumes".into(),
-                Timestamp::now(),
+                self.inner.clock.now(),
             );
         });
         Ok(())
@@ -407,7 +416,7 @@ impl Engine {
             if group.is_terminal() {
                 continue;
             }
-            let now = Timestamp::now();
+            let now = self.inner.clock.now();
             group.cancel.cancel();
             group.generation += 1;
             group.finish(Phase::Expired, "Expired", now);

@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
-
 use super::group::CState;
 use super::group::Phase;
 use super::hooks::{self, HookError, HookKind, HookTarget};
@@ -39,7 +37,7 @@ pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
         if targets.is_empty() || simulated {
             None
         } else {
-            let now = Timestamp::now();
+            let now = inner.clock.now();
             g.set_status(Phase::Terminating, now);
             g.event(
                 "Normal",
@@ -109,7 +107,7 @@ async fn stop_one(
     let name = target.container.name.as_str();
     while tokio::time::Instant::now() < deadline {
         let running = inner
-            .with_group(id, generation, |g, _| {
+            .peek(id, generation, |g| {
                 g.apps
                     .iter()
                     .any(|c| c.spec.name == name && matches!(c.state, CState::Running { .. }))

@@ -103,3 +103,45 @@ pub fn join_command(
         .envs(env.iter().map(|(k, v)| (k, v)));
     command
 }
+
+/// Is `program` there for a command started in `workdir` of the sandbox whose first
+/// process is `init`, with `PATH` from `env`? Why not, in runc's words, when it is not.
+pub fn find_program(
+    init: u32,
+    program: &str,
+    env: &[(String, String)],
+    workdir: &str,
+) -> Result<(), String> {
+    let root = PathBuf::from(format!("/proc/{init}/root"));
+    let exists = |path: &Path| std::fs::symlink_metadata(path).is_ok();
+    let inside = |path: &str| root.join(path.trim_start_matches('/'));
+    if program.contains('/') {
+        let path = if program.starts_with('/') {
+            program.to_string()
+        } else {
+            format!("{workdir}/{program}")
+        };
+        if exists(&inside(&path)) {
+            return Ok(());
+        }
+        return Err(format!(
+            "exec: {program:?}: stat {program}: no such file or directory"
+        ));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if path
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .any(|dir| exists(&inside(&format!("{dir}/{program}"))))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "exec: {program:?}: executable file not found in $PATH"
+    ))
+}

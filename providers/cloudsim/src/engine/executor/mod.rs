@@ -100,6 +100,9 @@ pub enum ExecutorError {
     /// The container's main is a timer: no process to attach to.
     #[error("container {0:?} has no main process to attach to: its main is simulated")]
     NoMainProcess(String),
+    /// The program of an exec is not in the container (runc's words).
+    #[error("{0}")]
+    ProgramNotFound(String),
 }
 
 /// What a group's containers share, as the engine accepted it.

@@ -57,6 +57,9 @@ pub struct ProcessConfig {
     pub exec_timeout_ms: u64,
     /// util-linux's nsenter, which joins an exec'd command to its container's sandbox.
     pub nsenter: PathBuf,
+    /// An interactive exec of a program the container does not have is an error, as runc
+    /// reports it (the kubelet's way), instead of the shell's exit code 127.
+    pub missing_program_is_error: bool,
 }
 
 impl Default for ProcessConfig {
@@ -70,6 +73,7 @@ impl Default for ProcessConfig {
                 .collect(),
             exec_timeout_ms: 60_000,
             nsenter: PathBuf::from("nsenter"),
+            missing_program_is_error: false,
         }
     }
 }
@@ -442,6 +446,56 @@ impl ProcessExecutor {
         container: &ContainerSpec,
         argv: &[String],
     ) -> Result<Command, ExecutorError> {
+        let init = self.sandbox_init(group, container).await?;
+        let workdir = container.working_dir.as_deref().unwrap_or("/");
+        Ok(join::join_command(
+            &self.nsenter,
+            init,
+            workdir,
+            &container_env(group, container),
+            &self.as_container(container, argv.to_vec()),
+        ))
+    }
+
+    /// Like [`join`](Self::join) for an interactive exec, as a runtime runs one: `TERM` set
+    /// with a terminal, and (with `missing_program_is_error`) a missing program refused. Also
+    /// the first process of the sandbox joined, whose `/dev/pts` the terminal comes from.
+    pub(super) async fn join_interactive(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerSpec,
+        argv: &[String],
+        tty: bool,
+    ) -> Result<(Command, u32), ExecutorError> {
+        let init = self.sandbox_init(group, container).await?;
+        let workdir = container.working_dir.as_deref().unwrap_or("/");
+        let mut env = container_env(group, container);
+        if tty && !env.iter().any(|(k, _)| k == "TERM") {
+            env.push(("TERM".into(), "xterm".into()));
+        }
+        if self.config.missing_program_is_error
+            && let Some(program) = argv.first()
+        {
+            join::find_program(init, program, &env, workdir)
+                .map_err(ExecutorError::ProgramNotFound)?;
+        }
+        let command = join::join_command(
+            &self.nsenter,
+            init,
+            workdir,
+            &env,
+            &self.as_container(container, argv.to_vec()),
+        );
+        Ok((command, init))
+    }
+
+    /// The first process of the running container's sandbox (a timer container's holder,
+    /// started on demand), which a joined command enters.
+    async fn sandbox_init(
+        &self,
+        group: &GroupSpec,
+        container: &ContainerSpec,
+    ) -> Result<u32, ExecutorError> {
         // The engine reports a container Running as its run starts; the sandbox may be a moment
         // behind.
         let deadline = tokio::time::Instant::now() + join::SETUP_WAIT;
@@ -458,15 +512,7 @@ impl ProcessExecutor {
             Current::Process { pid, .. } => pid,
             Current::Timer(holder) => self.holder_bwrap(&holder, group, container).await?,
         };
-        let init = join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?;
-        let workdir = container.working_dir.as_deref().unwrap_or("/");
-        Ok(join::join_command(
-            &self.nsenter,
-            init,
-            workdir,
-            &container_env(group, container),
-            &self.as_container(container, argv.to_vec()),
-        ))
+        Ok(join::namespace_init(bwrap, &self.root_dir(&group.id, &container.name)).await?)
     }
 }
 

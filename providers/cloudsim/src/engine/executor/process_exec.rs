@@ -21,6 +21,9 @@ use crate::sandbox::spawn::{Streams, spawn, supervise};
 
 /// After the command exits, how long a terminal's output may take to be read out.
 const TERMINAL_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// With a terminal, how long the command waits for the client's terminal size before it
+/// starts (so it sees the size from its start, as under a CRI runtime).
+pub const FIRST_SIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl ProcessExecutor {
     pub(super) async fn exec_streams(
@@ -30,10 +33,20 @@ impl ProcessExecutor {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<i32, ExecutorError> {
-        let joined = self.join(group, container, command).await?;
+        let (joined, init) = self
+            .join_interactive(group, container, command, streams.tty)
+            .await?;
         let (done, result) = oneshot::channel();
         if streams.tty {
-            exec_tty(&self.nsenter, joined, streams, done)?;
+            let mut streams = streams;
+            let first_size = tokio::time::timeout(FIRST_SIZE_WAIT, streams.resize.recv())
+                .await
+                .ok()
+                .flatten()
+                .map(|(width, height)| TermSize { width, height });
+            // The terminal is the container's own (its /dev/pts), as `tty` inside shows.
+            let ptmx = std::path::PathBuf::from(format!("/proc/{init}/root/dev/pts/ptmx"));
+            exec_tty(&self.nsenter, joined, streams, first_size, ptmx, done)?;
         } else {
             let ExecStreams {
                 stdin,
@@ -91,6 +104,8 @@ fn exec_tty(
     nsenter: &std::path::Path,
     joined: tokio::process::Command,
     streams: ExecStreams,
+    first_size: Option<TermSize>,
+    ptmx: std::path::PathBuf,
     done: oneshot::Sender<Result<i32, ExecutorError>>,
 ) -> Result<(), ExecutorError> {
     let ExecStreams {
@@ -103,8 +118,8 @@ fn exec_tty(
         stdin: true,
         stdout: true,
         stderr: false,
-        tty: Some(None),
-        ptmx: None,
+        tty: Some(first_size),
+        ptmx: Some(ptmx),
     };
     let mut spawned = spawn(joined, &terminal).map_err(|source| nsenter_failed(nsenter, source))?;
     spawned.group.disarm();
