@@ -68,7 +68,7 @@ async fn kubectl_logs_behaves_as_on_a_real_kubelet() {
         last - first >= Duration::from_millis(1500),
         "lines did not arrive as produced: {arrivals:?}"
     );
-    assert!(arrivals.iter().any(|(_, l)| l.contains("golang line")));
+    assert!(arrivals.iter().any(|(_, l)| l.contains("golang: line")));
 
     let all = logs(&ns, &["build", "-c", "golang"]);
     assert!(all.lines().count() >= 5, "{all}");

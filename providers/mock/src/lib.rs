@@ -53,7 +53,7 @@ use async_trait::async_trait;
 use cloudsim::engine::catalog::ImageCatalog;
 use cloudsim::engine::executor::process::{ProcessConfig, ProcessExecutor};
 use cloudsim::engine::executor::{ExecutorError, GroupSpec};
-use cloudsim::engine::group::{CState, Group};
+use cloudsim::engine::group::{CState, ContainerRt, Group};
 use cloudsim::engine::spec::ContainerSpec as EngineContainer;
 use cloudsim::engine::{Change, Engine, EngineConfig, EngineError};
 use jiff::Timestamp;
@@ -313,14 +313,8 @@ impl MockProvider {
         container: &str,
     ) -> Result<(Arc<GroupSpec>, EngineContainer), ProviderError> {
         let state = self.engine.state();
-        let group = state
-            .get(&pod_key(pod))
-            .ok_or_else(|| Self::not_found(pod))?;
-        let c = group.find_container(container).ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "container {container} is not valid for pod {}",
-                pod.name
-            ))
+        let (group, c) = find(&state, pod, container, || {
+            format!("container {container} is not valid for pod {}", pod.name)
         })?;
         match c.state {
             CState::Running { .. } => Ok((group.spec.clone(), c.spec.clone())),
@@ -436,14 +430,11 @@ impl Provider for MockProvider {
         opts: &LogOptions,
     ) -> Result<LogStream, ProviderError> {
         let state = self.engine.state();
-        let group = state
-            .get(&pod_key(pod))
-            .ok_or_else(|| Self::not_found(pod))?;
-        let c = group.find_container(container).ok_or_else(|| {
-            ProviderError::NotFound(format!(
+        let (_, c) = find(&state, pod, container, || {
+            format!(
                 "container \"{container}\" in pod \"{}\" not found",
                 pod.name
-            ))
+            )
         })?;
         if !opts.previous {
             return Ok(c.log.stream(opts));
@@ -570,6 +561,23 @@ impl Provider for MockProvider {
             })
             .collect())
     }
+}
+
+/// The group of `pod` and its container `container`; `NotFound` for a pod that has none,
+/// and in the words `missing` gives for a container the pod does not have.
+fn find<'a>(
+    state: &'a cloudsim::engine::State,
+    pod: &PodRef,
+    container: &str,
+    missing: impl FnOnce() -> String,
+) -> Result<(&'a Group, &'a ContainerRt), ProviderError> {
+    let group = state
+        .get(&pod_key(pod))
+        .ok_or_else(|| MockProvider::not_found(pod))?;
+    let c = group
+        .find_container(container)
+        .ok_or_else(|| ProviderError::NotFound(missing()))?;
+    Ok((group, c))
 }
 
 /// Small plausible figures: a per-name constant rate, totals growing with uptime.

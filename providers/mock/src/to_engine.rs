@@ -2,7 +2,7 @@
 //! the group the engine runs for it. A container with a `mock.vk.io/process.<name>`
 //! annotation runs that script as its main process; any other runs a timer with the planned
 //! run time and exit code. What the mock does not simulate (security settings, lifecycle
-//! hooks, the active deadline) is left out, as before it ran on the engine.
+//! hooks; vk-core enforces the active deadline) is left out.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -60,7 +60,9 @@ pub(crate) fn group(
             RestartPolicy::Never => EngineRestart::Never,
         },
         active_deadline: None,
-        termination_grace: None,
+        // How long a container killed for a probe gets after its SIGTERM (a delete stops
+        // everything at once).
+        termination_grace: pod.termination_grace_period,
         start_latency: Some(plan.start_latency),
         private_ip: ip,
         idempotency: None,
