@@ -149,22 +149,29 @@ pub(crate) async fn run_timer(
         "{name}: started (run {}, simulated)",
         restart_count + 1
     ));
-    let deadline = run.map(|d| tokio::time::Instant::now() + d);
+    let start = tokio::time::Instant::now();
+    let deadline = run.and_then(|d| start.checked_add(d));
     let mut n = 0u64;
     loop {
-        let tick = (!interval.is_zero()).then(|| tokio::time::sleep(interval));
-        match (deadline, tick) {
-            (Some(deadline), Some(tick)) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    _ = tick => {}
-                }
+        // Line n+1 is due at start + (n+1) intervals, however late the last one was: a
+        // loaded machine delays lines but never loses them.
+        let due = (!interval.is_zero())
+            .then(|| {
+                u32::try_from(n + 1)
+                    .ok()
+                    .and_then(|k| interval.checked_mul(k))
+                    .and_then(|d| start.checked_add(d))
+            })
+            .flatten();
+        match (deadline, due) {
+            (Some(deadline), Some(due)) if due <= deadline => {
+                tokio::time::sleep_until(due).await;
             }
-            (Some(deadline), None) => {
+            (Some(deadline), _) => {
                 tokio::time::sleep_until(deadline).await;
                 break;
             }
-            (None, Some(tick)) => tick.await,
+            (None, Some(due)) => tokio::time::sleep_until(due).await,
             (None, None) => std::future::pending::<()>().await,
         }
         n += 1;
