@@ -41,6 +41,8 @@ mod specs;
 pub mod sts;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fuzz;
 mod to_engine;
 pub mod verify;
 mod view;
