@@ -55,7 +55,7 @@ use cloudsim::engine::executor::process::{ProcessConfig, ProcessExecutor};
 use cloudsim::engine::executor::{ExecutorError, GroupSpec};
 use cloudsim::engine::group::{CState, ContainerRt, Group};
 use cloudsim::engine::spec::ContainerSpec as EngineContainer;
-use cloudsim::engine::{Change, Engine, EngineConfig, EngineError};
+use cloudsim::engine::{Change, Engine, EngineConfig};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -205,6 +205,8 @@ impl MockProvider {
     /// Start a group for `pod`; `counted` is false when resuming a persisted one.
     fn start(&self, pod: &ResolvedPod, counted: bool) -> Result<(), ProviderError> {
         let key = pod_key(&pod.pod);
+        // Held from the check to the create: two creates of one pod make one group.
+        let mut state = lock(&self.state);
         if self.engine.exists(&key) {
             return Ok(());
         }
@@ -214,7 +216,6 @@ impl MockProvider {
                 "the mock provider runs its timers on tokio: call create inside a runtime".into(),
             ));
         }
-        let mut state = lock(&self.state);
         match plan.create_error {
             Some(CreateError::Invalid) => {
                 return Err(ProviderError::invalid(
@@ -252,13 +253,8 @@ impl MockProvider {
         let ip = state.persisted.ips.get(&key).and_then(|ip| ip.parse().ok());
         let interval = Duration::from_millis(self.config.log_interval_ms);
         let new = to_engine::group(&key, pod, &plan, interval, ip);
-        match self.engine.create(new) {
-            Ok(_) => {}
-            // Another create of the same pod got there first.
-            Err(EngineError::IdempotentMismatch) => return Ok(()),
-            Err(err) => {
-                return Err(ProviderError::invalid("MockCreateFailed", err.to_string()));
-            }
+        if let Err(err) = self.engine.create(new) {
+            return Err(ProviderError::invalid("MockCreateFailed", err.to_string()));
         }
         let ip = self.engine.state().get(&key).map(|g| g.ip.clone());
         if counted {
@@ -542,7 +538,7 @@ impl Provider for MockProvider {
         Ok(state
             .groups()
             .filter_map(|g| {
-                let pod = g.face::<Record>()?.pod().pod;
+                let pod = g.face::<Record>()?.pod_ref();
                 let containers = g
                     .init
                     .iter()

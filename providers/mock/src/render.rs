@@ -9,7 +9,8 @@ use cloudsim::engine::Phase;
 use cloudsim::engine::group::{CState, ContainerRt, Group};
 use jiff::Timestamp;
 use vk_core::provider::{
-    ContainerState, ContainerStatus, InstanceEvent, InstancePhase, InstanceStatus, ResolvedPod,
+    ContainerState, ContainerStatus, InstanceEvent, InstancePhase, InstanceStatus, PodRef,
+    ResolvedPod,
 };
 
 /// Exit code of a container stopped by `delete`: the mock's processes die of the SIGTERM at
@@ -39,6 +40,11 @@ impl Record {
 
     pub fn pod(&self) -> ResolvedPod {
         lock(&self.pod).clone()
+    }
+
+    /// Which pod this is (without copying its spec).
+    pub fn pod_ref(&self) -> PodRef {
+        lock(&self.pod).pod.clone()
     }
 
     pub fn set_pod(&self, pod: ResolvedPod) {

@@ -139,9 +139,14 @@ impl Inner {
         };
         if let Some(group) = removed {
             group.cancel.cancel();
+            // Outside a runtime (a face dropped after its runtime ended) nothing can clean the
+            // sandbox up later: its files stay rather than the drop panicking.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return true;
+            };
             let inner = self.clone();
             let id = id.to_string();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 // The lifecycle task drops its runs when it sees the cancel; give it a moment.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 inner.executor.remove(&id).await;
