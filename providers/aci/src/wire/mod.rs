@@ -1,0 +1,1 @@
+//! ACI's API as it is on the wire, and nothing else.
