@@ -7,6 +7,7 @@
 //! - [`leader`]: leader election on a Lease, for replicas of vk that share their nodes.
 
 pub mod cli;
+pub mod fuzz;
 pub mod kubelet;
 pub mod leader;
 pub mod metrics;

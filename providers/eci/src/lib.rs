@@ -35,6 +35,8 @@ mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
+mod tests_fuzz_answers;
+#[cfg(test)]
 mod tests_names;
 #[cfg(test)]
 mod tests_probes;

@@ -19,6 +19,7 @@ use super::EciConfig;
 use crate::client::EciClient;
 use crate::credentials::CredentialHealth;
 use crate::credentials_chain;
+use crate::error::EciError;
 use crate::exec;
 use crate::group_ids::GroupIds;
 use crate::logs;
@@ -145,11 +146,24 @@ impl EciProvider {
         };
         query.tags.extend(extra);
         let mut groups = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let page = self.client.send(&query).await?;
             groups.extend(page.container_groups);
             if page.next_token.is_empty() {
                 return Ok(groups);
+            }
+            // A token handed out twice would page forever: the listing is broken, say so.
+            if !seen.insert(page.next_token.clone()) {
+                return Err(EciError::Decode {
+                    action: "DescribeContainerGroups".into(),
+                    message: format!(
+                        "NextToken {:.64} came back again after {} groups; the listing does not end",
+                        page.next_token,
+                        groups.len()
+                    ),
+                }
+                .into());
             }
             query.next_token = Some(page.next_token);
         }

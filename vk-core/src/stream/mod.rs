@@ -14,6 +14,8 @@ pub mod portforward;
 pub mod remotecommand;
 mod session;
 pub mod spdy;
+#[cfg(test)]
+mod tests_fuzz;
 pub mod websocket;
 
 pub use session::CommandSession;

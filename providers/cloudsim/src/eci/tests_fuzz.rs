@@ -8,7 +8,6 @@
 //! long from a seed of the clock (printed, and `VK_FUZZ_SEED` replays one).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -18,6 +17,7 @@ use super::error::error_body;
 use super::face::Face;
 use crate::engine::executor::simulate::SimulateExecutor;
 use eci::wire::params::Params;
+use vk_core::fuzz::{Budget, Rng};
 
 /// Every action the face serves, and a few it does not.
 const ACTIONS: &[&str] = &[
@@ -142,32 +142,12 @@ const JUNK: &[&str] = &[
     "====",
 ];
 
-/// A small deterministic generator (xorshift64*): the same seed replays the same calls.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 /// A junk value: one of the list, a huge one, or a number gone wrong.
 fn junk(rng: &mut Rng) -> String {
     match rng.below(6) {
         0 => "x".repeat(1 + rng.below(200_000)),
-        1 => format!("-{}", rng.next()),
-        2 => format!("{}", rng.next()),
+        1 => format!("-{}", rng.next_u64()),
+        2 => format!("{}", rng.next_u64()),
         _ => rng.pick(JUNK).to_string(),
     }
 }
@@ -243,44 +223,24 @@ async fn check(face: &Face, action: &str, pairs: &[(String, String)]) -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_get_ecis_error_shape_never_a_panic_or_a_5xx() {
-    let seconds: Option<u64> = std::env::var("VK_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    let seed = std::env::var("VK_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| match seconds {
-            Some(_) => {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-                    | 1
-            }
-            None => 0x5eed_1234_abcd_0001,
-        });
-    let until = Instant::now() + Duration::from_secs(seconds.unwrap_or(0));
-    let mut rng = Rng(seed);
+    let mut budget = Budget::from_env(3000);
+    let seed = budget.seed;
+    let mut rng = budget.rng();
     let face = face();
-    let mut calls = 0u64;
     let mut failures = Vec::new();
-    loop {
+    while budget.another() {
         let action = *rng.pick(ACTIONS);
         let pairs = mutate(&mut rng);
         if let Err(why) = check(&face, action, &pairs).await {
             failures.push(format!("{action} {pairs:.400?}: {why}"));
         }
-        calls += 1;
-        let done = match seconds {
-            Some(_) => Instant::now() >= until,
-            None => calls >= 3000,
-        };
-        if done || failures.len() >= 10 {
+        if failures.len() >= 10 {
             break;
         }
     }
     eprintln!(
-        "[fuzz] the ECI face: {calls} calls, seed {seed}, {} groups made, {} bad answers",
+        "[fuzz] the ECI face: {} calls, seed {seed}, {} groups made, {} bad answers",
+        budget.done(),
         face.engine().len(),
         failures.len()
     );

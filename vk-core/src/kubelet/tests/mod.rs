@@ -4,6 +4,7 @@
 
 mod auth;
 mod exec;
+mod fuzz;
 mod logs;
 mod portforward;
 mod provider;

@@ -22,7 +22,7 @@
 //! At the end it stops reading input, writes the status, sends a Close frame and waits for
 //! the client to close, so output still in flight is not cut off by a reset.
 
-mod channel;
+pub(crate) mod channel;
 pub mod handshake;
 mod session;
 mod upgrade;
