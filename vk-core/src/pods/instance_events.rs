@@ -91,6 +91,24 @@ pub(super) fn newly_started(pod: &Pod, desired: &PodStatus) -> Vec<String> {
         .collect()
 }
 
+/// Ephemeral containers the desired status shows and the API's does not yet: each gets one
+/// Warning event.
+pub(super) fn newly_refused_ephemeral(pod: &Pod, desired: &PodStatus) -> Vec<String> {
+    let shown = |name: &str| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.ephemeral_container_statuses.as_ref())
+            .is_some_and(|l| l.iter().any(|c| c.name == name))
+    };
+    desired
+        .ephemeral_container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| !shown(&c.name))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,13 +17,14 @@ use super::decide::{
     tokens_valid_for, until,
 };
 use super::error::PodError;
-use super::instance_events::{container_field_path, newly_started};
+use super::instance_events::{container_field_path, newly_refused_ephemeral, newly_started};
 use super::pod_api::{delete_pod, patch_status, pod_ref};
 use super::record::Written;
 use super::report::{CreateOutcome, CreateReport, Report, StatusWrite};
 use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{
-    desired_status, failed_status, owned_part, pod_phase, refused_status, waiting_status,
+    EPHEMERAL_MESSAGE, EPHEMERAL_UNSUPPORTED, desired_status, failed_status, owned_part, pod_phase,
+    refused_status, waiting_status,
 };
 use crate::provider::{ErrorClass, InstanceStatus};
 
@@ -477,6 +478,15 @@ impl PodContext {
 
     /// `Started` for each container that runs now and did not in the API's last status.
     fn started_events(&self, pod: &Pod, desired: &PodStatus) {
+        for name in newly_refused_ephemeral(pod, desired) {
+            self.event_at(
+                pod,
+                Some(format!("spec.ephemeralContainers{{{name}}}")),
+                EventType::Warning,
+                EPHEMERAL_UNSUPPORTED,
+                format!("Ephemeral container {name} cannot start: {EPHEMERAL_MESSAGE}"),
+            );
+        }
         for name in newly_started(pod, desired) {
             self.event_at(
                 pod,

@@ -170,6 +170,52 @@ fn exited_ok(c: &K8sContainerStatus) -> bool {
         .is_some_and(|t| t.exit_code == 0)
 }
 
+/// The reason an ephemeral container (`kubectl debug`) shows on a virtual node.
+pub const EPHEMERAL_UNSUPPORTED: &str = "EphemeralContainersNotSupported";
+
+/// Why, in the container's status and the Warning event.
+pub const EPHEMERAL_MESSAGE: &str = "a serverless instance cannot take a container once it runs; \
+     use `kubectl exec` into one of the pod's containers, or `kubectl debug --copy-to` to start \
+     a copy of the pod with the debug container in it";
+
+/// Each ephemeral container of the spec as ended before it started (exit 128, the reason and
+/// what to do instead), keeping the time the API already shows so rewrites change nothing.
+fn ephemeral_statuses(
+    spec: &PodSpec,
+    current: &PodStatus,
+    now: Timestamp,
+) -> Vec<K8sContainerStatus> {
+    spec.ephemeral_containers
+        .iter()
+        .flatten()
+        .map(|c| {
+            let finished_at = current
+                .ephemeral_container_statuses
+                .iter()
+                .flatten()
+                .find(|s| s.name == c.name)
+                .and_then(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
+                .or_else(|| Some(time(now)));
+            K8sContainerStatus {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                started: Some(false),
+                state: Some(K8sState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 128,
+                        reason: Some(EPHEMERAL_UNSUPPORTED.into()),
+                        message: Some(EPHEMERAL_MESSAGE.into()),
+                        finished_at,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
 /// The status the pod should have given the provider's report (`None`: not created yet).
 /// `waiting_reason` is what containers show before the instance exists.
 pub fn desired_status(
@@ -307,6 +353,8 @@ pub fn desired_status(
         conditions: Some(conditions),
         container_statuses: Some(statuses),
         init_container_statuses: Some(init_statuses).filter(|s| !s.is_empty()),
+        ephemeral_container_statuses: Some(ephemeral_statuses(&spec, &current, now))
+            .filter(|s| !s.is_empty()),
         host_ip: Some(host_ip.to_string()),
         host_ips: Some(vec![HostIP {
             ip: host_ip.to_string(),
@@ -361,6 +409,8 @@ pub fn owned_part(status: &PodStatus) -> PodStatus {
         conditions: Some(conditions),
         container_statuses: strip(&status.container_statuses),
         init_container_statuses: strip(&status.init_container_statuses).filter(|s| !s.is_empty()),
+        ephemeral_container_statuses: strip(&status.ephemeral_container_statuses)
+            .filter(|s| !s.is_empty()),
         host_ip: status.host_ip.clone(),
         host_ips: status.host_ips.clone(),
         pod_ip: status.pod_ip.clone(),

@@ -439,3 +439,35 @@ fn a_pod_has_started_once_running_or_a_container_ran() {
     });
     assert!(has_started(&p));
 }
+
+#[test]
+fn an_ephemeral_container_is_shown_as_unable_to_start_and_stays_put() {
+    let mut p = pod(&["app"], &[]);
+    p.spec.as_mut().unwrap().ephemeral_containers =
+        Some(vec![k8s_openapi::api::core::v1::EphemeralContainer {
+            name: "debugger".into(),
+            image: Some("busybox:1.36".into()),
+            ..Default::default()
+        }]);
+    let i = instance(InstancePhase::Running, vec![running("app")]);
+    let first = status_of(&p, &i);
+    let shown = &first.ephemeral_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(shown.name, "debugger");
+    let t = shown.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(t.exit_code, 128);
+    assert_eq!(t.reason.as_deref(), Some(EPHEMERAL_UNSUPPORTED));
+    assert!(t.message.as_deref().unwrap().contains("kubectl exec"));
+    // The pod itself runs on; a later status keeps the first time, so nothing is rewritten.
+    assert_eq!(first.phase.as_deref(), Some("Running"));
+    p.status = Some(first.clone());
+    let later = desired_status(
+        &p,
+        Some(&i),
+        "mock",
+        "h",
+        "ContainerCreating",
+        Timestamp::now() + jiff::SignedDuration::from_secs(60),
+    );
+    assert_eq!(owned_part(&later), owned_part(&first));
+    assert!(owned_part(&first).ephemeral_container_statuses.is_some());
+}

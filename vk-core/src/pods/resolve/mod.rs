@@ -36,6 +36,7 @@ mod env;
 pub mod expand;
 mod fieldpath;
 mod hosts;
+pub mod node_features;
 mod probes;
 pub mod pull_secrets;
 pub mod quantity;
@@ -147,6 +148,7 @@ pub async fn resolve_pod_with_warnings(
         .spec
         .as_ref()
         .ok_or_else(|| ResolveError::Invalid("the pod has no spec".to_string()))?;
+    node_features::check(spec)?;
     let meta = &pod.metadata;
     let pod_ref = PodRef {
         namespace: meta
