@@ -212,6 +212,9 @@ async fn route(
             if is(p, "providers") && is(n, ns) && is(l, "locations") && is(o, "operations") =>
         {
             match face.ops.status(face.engine(), subscription, id) {
+                Some(op) if op.status == aci::wire::operation_status::IN_PROGRESS => {
+                    Answer::json(200, &op).header(headers::RETRY_AFTER, "1")
+                }
                 Some(op) => Answer::json(200, &op),
                 None => AciError::new(
                     404,
