@@ -53,6 +53,26 @@ fn federated_token(subject: &str) -> String {
     )
 }
 
+/// `vk-cloud` next to the test executable (`cargo build --bins` makes it), or `$VK_CLOUD_BIN`.
+fn vk_cloud_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("VK_CLOUD_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/vk-cloud
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test binary under target/<profile>/deps")
+        .join("vk-cloud");
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build -p cloudsim --bins` first",
+        bin.display()
+    );
+    bin
+}
+
 struct Cloud(Child);
 
 impl Drop for Cloud {
@@ -87,7 +107,7 @@ fn official_python_clients_drive_the_aci_face() {
     std::fs::write(&bad, federated_token("system:serviceaccount:other:sa"))
         .expect("the token file");
 
-    let bin = e2e::vk::vk_binary().with_file_name("vk-cloud");
+    let bin = vk_cloud_binary();
     let mut cmd = Command::new(&bin);
     cmd.args([
         "serve",
