@@ -274,8 +274,7 @@ async fn route(
                         container,
                         is(e, "attach"),
                         call.body,
-                        call.host,
-                        call.tls,
+                        (call.host, call.tls),
                     )
                 }
                 _ => method_or_route(call),

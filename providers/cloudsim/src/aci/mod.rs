@@ -30,6 +30,8 @@ pub mod server;
 mod tests;
 #[cfg(test)]
 mod tests_exec;
+#[cfg(test)]
+mod tests_groups;
 mod throttle;
 pub mod tls;
 mod to_engine;
