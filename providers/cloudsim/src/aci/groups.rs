@@ -85,6 +85,18 @@ fn all(face: &AciFace, subscription: &str, rg: Option<&str>) -> Vec<ContainerGro
             .map(|s| render::group(&s.record, None, s.at)),
     );
     groups.sort_by(|a, b| a.id.cmp(&b.id));
+    if !face.config().list_instance_views {
+        // As ACI's lists: provisioning states, but no instance views (a GET has them).
+        for g in &mut groups {
+            g.properties.instance_view = None;
+            for c in &mut g.properties.containers {
+                c.properties.instance_view = None;
+            }
+            for c in &mut g.properties.init_containers {
+                c.properties.instance_view = None;
+            }
+        }
+    }
     groups
 }
 

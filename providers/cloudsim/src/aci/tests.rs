@@ -329,3 +329,30 @@ async fn arm_checks_the_token_api_version_subscription_and_group() {
         (404, Some("ResourceGroupNotFound"))
     );
 }
+
+#[tokio::test]
+async fn injected_faults_answer_like_arm() {
+    let face = start(config()).await;
+    let set = |faults: Value| {
+        face.raw(
+            "POST",
+            "/admin/faults",
+            Some(faults.to_string().into_bytes()),
+            None,
+            &[],
+        )
+    };
+    assert_eq!(set(json!({"throttle_calls": 1})).await.status, 200);
+    let throttled = face.call("GET", &group_path("g"), None).await;
+    assert_eq!(throttled.status, 429);
+    assert!(throttled.headers.contains_key("retry-after"));
+    assert_eq!(face.call("GET", &group_path("g"), None).await.status, 404);
+    set(json!({"error_rate": 1.0})).await;
+    let failed = face.call("GET", &group_path("g"), None).await;
+    assert!([500, 503].contains(&failed.status), "{}", failed.status);
+    let code = failed.body["error"]["code"].as_str().unwrap();
+    assert!(["InternalServerError", "ServiceUnavailable"].contains(&code));
+    set(json!({})).await;
+    let bad = set(json!({"nope": 1})).await;
+    assert_eq!(bad.status, 400);
+}

@@ -186,6 +186,17 @@ async fn lists_page_and_tags_patch() {
     }
     let first = face.call("GET", &format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01"), None).await;
     assert_eq!(first.body["value"].as_array().unwrap().len(), 2);
+    let listed = &first.body["value"][0]["properties"];
+    assert_eq!(listed["provisioningState"], "Succeeded");
+    assert!(
+        listed.get("instanceView").is_none(),
+        "as ACI's, a list has no instance views"
+    );
+    assert!(
+        listed["containers"][0]["properties"]
+            .get("instanceView")
+            .is_none()
+    );
     let next = first.body["nextLink"].as_str().unwrap().to_string();
     let second = face.call("GET", &next, None).await;
     assert_eq!(second.body["value"][0]["name"], "c");
