@@ -1,6 +1,6 @@
 //! Conformance: Microsoft's own Python clients against `vk-cloud serve --face aci`.
 //! `azure-identity` takes tokens from the face's Azure AD endpoint (a client secret, and a
-//! workload identity's federated token file), `azure-mgmt-containerinstance` drives every
+//! workload identity's federated token file) and its instance metadata service, `azure-mgmt-containerinstance` drives every
 //! container group operation the aci provider uses and a few more (its long-running
 //! operation pollers must finish), `websocket-client` opens the exec and attach sockets with
 //! ACI's password handshake. Every answer must parse into the SDK's models, and errors must
@@ -32,6 +32,7 @@ const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const SECRET: &str = "conformance-secret";
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
 const FED_CLIENT: &str = "99999999-8888-7777-6666-555555555555";
+const MI_CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const ISSUER: &str = "https://oidc.example.test/cluster";
 const SUBJECT: &str = "system:serviceaccount:vk:virtual-kubelet";
 
@@ -95,6 +96,7 @@ fn official_python_clients_drive_the_aci_face() {
         "location": "westeurope",
         "clients": {CLIENT_ID: SECRET},
         "federated": [{"client_id": FED_CLIENT, "issuer": ISSUER, "subject": SUBJECT}],
+        "managed_identity_client_id": MI_CLIENT,
         "page_size": 2,
         "schedule_latency_ms": 50,
         "provision_latency_ms": 50,
@@ -148,6 +150,7 @@ fn official_python_clients_drive_the_aci_face() {
         .args([TENANT, CLIENT_ID, SECRET, SUBSCRIPTION, FED_CLIENT])
         .arg(&good)
         .arg(&bad)
+        .arg(MI_CLIENT)
         .output()
         .expect("running the SDK script");
     drop(cloud);
@@ -180,6 +183,7 @@ fn official_python_clients_drive_the_aci_face() {
             "wrong secret",
             "WorkloadIdentityCredential",
             "WorkloadIdentityCredential untrusted",
+            "ManagedIdentityCredential (IMDS)",
             "begin_delete",
         ],
         "{stdout}\n{stderr}"

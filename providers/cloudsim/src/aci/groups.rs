@@ -166,9 +166,19 @@ async fn create(
     let id = Record::engine_id(scope.subscription, scope.resource_group, name);
     let existing = {
         let state = face.engine().state();
-        state
-            .get(&id)
-            .and_then(|g| g.face.clone().downcast::<Record>().ok())
+        match state.get(&id) {
+            Some(g) if g.status == crate::engine::Phase::Terminating => {
+                return Err(AciError::new(
+                    409,
+                    codes::CONTAINER_GROUP_TRANSITIONING,
+                    format!(
+                        "The container group '{name}' is being deleted. Please retry once the deletion completed."
+                    ),
+                ));
+            }
+            Some(g) => g.face.clone().downcast::<Record>().ok(),
+            None => None,
+        }
     };
     let mut replaced = false;
     if let Some(old) = existing {
