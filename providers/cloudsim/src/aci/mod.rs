@@ -32,6 +32,8 @@ mod tests;
 mod tests_exec;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_tls;
 mod throttle;
 pub mod tls;
 mod to_engine;
