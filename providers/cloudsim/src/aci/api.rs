@@ -140,7 +140,7 @@ async fn checked(
         )
         .into());
     }
-    let rest = &segments[2..];
+    let rest = segments.get(2..).unwrap_or_default();
     if let [rg_word, rg, ..] = rest
         && rg_word.eq_ignore_ascii_case("resourceGroups")
         && !config.has_resource_group(rg)

@@ -31,6 +31,8 @@ mod tests;
 #[cfg(test)]
 mod tests_exec;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_groups;
 #[cfg(test)]
 mod tests_tls;
