@@ -12,7 +12,9 @@
 //! as the `vk-cloud` binary.
 
 pub mod eci;
+pub mod ecs;
 pub mod engine;
+pub mod face_kit;
 pub mod probe_net;
 pub mod pty;
 pub mod sandbox;

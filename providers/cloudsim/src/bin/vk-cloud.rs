@@ -1,17 +1,19 @@
-//! `vk-cloud`: a mock Alibaba Cloud ECI service that really runs containers.
+//! `vk-cloud`: a simulated cloud that really runs containers, behind one API face.
 //!
 //!     vk-cloud serve --listen 127.0.0.1:0 --executor process \
 //!         --access-key-id test --access-key-secret secret
 //!
 //! prints the bound address (`127.0.0.1:PORT`) as the first line on stdout, then serves the
 //! ECI OpenAPI (2018-08-08) at `http://ADDR/` and fault injection at `/admin/faults` until
-//! SIGTERM or SIGINT.
+//! SIGTERM or SIGINT. `--face ecs` serves AWS ECS (Fargate tasks), CloudWatch Logs and STS
+//! there instead (SigV4 with the given key; `--region-id` is the AWS region).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use cloudsim::ecs::{EcsCloud, EcsConfig};
 use cloudsim::engine::faults::FaultConfig;
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 use vk_core::cli;
@@ -20,7 +22,7 @@ use vk_core::cli;
 #[command(
     name = "vk-cloud",
     version,
-    about = "A mock Alibaba Cloud ECI service (OpenAPI 2018-08-08) that really runs containers"
+    about = "A simulated cloud (Alibaba Cloud ECI, or AWS ECS with --face ecs) that really runs containers"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,9 +35,23 @@ enum Command {
     Serve(ServeArgs),
 }
 
+/// Which cloud API the simulator answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum FaceKind {
+    /// Alibaba Cloud ECI (OpenAPI 2018-08-08), STS and the ECS metadata service.
+    #[default]
+    Eci,
+    /// AWS ECS (Fargate tasks), CloudWatch Logs and STS, SigV4-signed.
+    Ecs,
+}
+
 /// Flags override the config file.
 #[derive(Args, Debug)]
 struct ServeArgs {
+    /// The cloud API served; the config file is that face's (`eci`: MockCloudConfig,
+    /// `ecs`: EcsConfig).
+    #[arg(long, env = "VK_CLOUD_FACE", value_enum, default_value_t = FaceKind::Eci)]
+    face: FaceKind,
     /// Address to listen on; port 0 picks a free one. The bound address is printed first.
     #[arg(long, env = "VK_CLOUD_LISTEN", default_value = "127.0.0.1:0")]
     listen: String,
@@ -120,7 +136,72 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     Ok((config, args.listen))
 }
 
+/// The ECS face's config: the file (an EcsConfig), then the flags.
+fn ecs_config(args: ServeArgs) -> anyhow::Result<(EcsConfig, String)> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            serde_yaml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))?
+        }
+        None => EcsConfig::default(),
+    };
+    if args.metadata_role.is_some() {
+        anyhow::bail!("--metadata-role is an ECI face flag");
+    }
+    if let Some(executor) = args.executor {
+        config.executor = executor;
+    }
+    if let Some(region) = args.region_id {
+        config.region = region;
+    }
+    if let Some(dir) = args.work_dir {
+        config.process.work_dir = Some(dir);
+    }
+    if args.allow_unknown_images {
+        config.catalog.allow_unknown = true;
+    }
+    if let Some(faults) = &args.faults {
+        config.faults = serde_json::from_str::<FaultConfig>(faults)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    if args.sts_lifetime_secs.is_some() {
+        config.sts.lifetime_secs = args.sts_lifetime_secs;
+    }
+    match (args.access_key_id, args.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            config.access_keys.insert(id, secret);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
+    }
+    if config.access_keys.is_empty() {
+        anyhow::bail!(
+            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
+        );
+    }
+    Ok((config, args.listen))
+}
+
+async fn serve_ecs(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, listen) = ecs_config(args)?;
+    let (executor, region) = (config.executor, config.region.clone());
+    let cloud = EcsCloud::start(config, &listen).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")?;
+    drop(stdout);
+    tracing::info!(addr = %cloud.addr(), ?executor, %region, "vk-cloud serving ECS, CloudWatch Logs and STS");
+    cloud.run_until(cli::shutdown_signal()).await;
+    tracing::info!("vk-cloud stopped");
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.face == FaceKind::Ecs {
+        return serve_ecs(args).await;
+    }
     let (config, listen) = config(args)?;
     let executor = config.executor;
     let cloud = MockCloud::start(config, &listen).await?;

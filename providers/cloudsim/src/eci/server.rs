@@ -10,10 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,10 +21,7 @@ use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
 use super::{api, exec_session};
 use crate::engine::Engine;
-use crate::engine::executor::process::{ProcessExecutor, check_bwrap, check_nsenter};
-use crate::engine::executor::simulate::SimulateExecutor;
-use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
-use crate::engine::faults::FaultConfig;
+use crate::face_kit;
 use eci::wire::params::Params;
 
 /// Request bodies larger than this are refused (config files ride in creates).
@@ -44,16 +38,7 @@ pub struct MockCloud {
     own_work_dir: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Executor(#[from] ExecutorError),
-}
+pub use crate::face_kit::StartError;
 
 struct Server {
     face: Face,
@@ -199,74 +184,22 @@ impl Server {
     }
 
     async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
-        let faults = self.face.faults();
-        match *req.method() {
-            Method::GET => respond(
-                200,
-                serde_json::to_string(&faults.get()).unwrap_or_default(),
-            ),
-            Method::POST => {
-                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
-                };
-                match serde_json::from_slice::<FaultConfig>(&body) {
-                    Ok(config) => {
-                        let (vanish, expire) = faults.set(config);
-                        self.face.engine().vanish(&vanish);
-                        self.face.engine().expire(&expire);
-                        respond(
-                            200,
-                            serde_json::to_string(&faults.get()).unwrap_or_default(),
-                        )
-                    }
-                    Err(e) => respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
-                }
-            }
-            _ => respond(405, r#"{"error":"GET or POST"}"#.into()),
-        }
+        let method = req.method().clone();
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+        };
+        let (status, answer) = face_kit::admin_faults(self.face.engine(), method.as_str(), &body);
+        respond(status, answer)
     }
 }
 
 impl MockCloud {
     /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
     pub async fn start(config: MockCloudConfig, listen: &str) -> Result<Self, StartError> {
-        let mut own_work_dir = None;
-        let executor: Arc<dyn Executor> = match config.executor {
-            ExecutorKind::Simulate => Arc::new(SimulateExecutor::new(config.simulate.clone())),
-            ExecutorKind::Process => {
-                check_bwrap(&config.process.bwrap)
-                    .await
-                    .map_err(StartError::Executor)?;
-                check_nsenter(&config.process.nsenter)
-                    .await
-                    .map_err(StartError::Executor)?;
-                crate::engine::executor::process_runtime::check_setpriv()
-                    .await
-                    .map_err(StartError::Executor)?;
-                let executor = ProcessExecutor::new(config.process.clone());
-                tokio::fs::create_dir_all(executor.work_dir())
-                    .await
-                    .map_err(|source| ExecutorError::WorkDir {
-                        dir: executor.work_dir().to_path_buf(),
-                        source,
-                    })?;
-                if config.process.work_dir.is_none() {
-                    own_work_dir = Some(executor.work_dir().to_path_buf());
-                }
-                Arc::new(executor)
-            }
-        };
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen.to_string(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: listen.to_string(),
-            source,
-        })?;
+        let (executor, own_work_dir) =
+            face_kit::build_executor(config.executor, &config.simulate, &config.process).await?;
+        let (listener, addr) = face_kit::bind(listen).await?;
         let sts = Arc::new(Sts::new(config.sts.clone()));
         let face = Face::new(config, executor);
         let cancel = CancellationToken::new();
@@ -277,7 +210,10 @@ impl MockCloud {
             metadata: MetadataTokens::default(),
             stop: cancel.clone(),
         });
-        let task = tokio::spawn(serve(listener, server, cancel.clone()));
+        let task = tokio::spawn(face_kit::serve(listener, cancel.clone(), move |req| {
+            let server = server.clone();
+            async move { server.handle(req).await }
+        }));
         Ok(Self {
             addr,
             face,
@@ -319,48 +255,12 @@ impl MockCloud {
             let _ = task.await;
         }
         // The sandboxed processes die with this process (--die-with-parent); their files go now.
-        if let Some(dir) = self.own_work_dir.take()
-            && let Err(e) = tokio::fs::remove_dir_all(&dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove the work directory");
-        }
+        face_kit::remove_own_work_dir(self.own_work_dir.take()).await;
     }
 }
 
 impl Drop for MockCloud {
     fn drop(&mut self) {
         self.cancel.cancel();
-    }
-}
-
-async fn serve(listener: TcpListener, server: Arc<Server>, cancel: CancellationToken) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let server = server.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { server.handle(req).await }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = conn => {}
-            }
-        });
     }
 }

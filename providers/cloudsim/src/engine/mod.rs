@@ -265,6 +265,26 @@ impl Engine {
         }
     }
 
+    /// Stop every container of the group (preStop, SIGTERM, the kill after the grace period)
+    /// and keep it, ended, with its logs (see `termination`).
+    pub fn stop(&self, id: &str) -> Result<(), EngineError> {
+        if termination::stop(&self.inner, id) {
+            Ok(())
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    /// Clean up an ended group's sandbox (its files, its holder) and keep the group.
+    pub fn release(&self, id: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let id = id.to_string();
+        runtime.spawn(async move { inner.executor.remove(&id).await });
+    }
+
     /// Restart every container of a pending or running group (init containers first, as on start).
     pub fn restart(&self, id: &str) -> Result<(), EngineError> {
         let mut state = self.inner.lock();
