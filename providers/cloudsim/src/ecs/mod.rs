@@ -32,6 +32,8 @@ mod taskdefs;
 mod tasks;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_logs;
 
 pub use config::EcsConfig;
 pub use error::ApiError;

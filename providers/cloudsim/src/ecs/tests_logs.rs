@@ -1,0 +1,373 @@
+//! CloudWatch Logs, STS and the front door over HTTP: awslogs streams read with
+//! GetLogEvents' tokens to their end, a missing log group failing a task's start,
+//! FilterLogEvents and DescribeLogStreams; web identity keys accepted, expired and refused;
+//! signatures that fail each way; injected throttling.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::tests::{
+    Keys, call_as, cloud, cloud_with, definition, ecs, http, keys, run_request, signed_head,
+    wait_task,
+};
+
+async fn logs(cloud: &super::EcsCloud, action: &str, body: Value) -> (u16, Value) {
+    call_as(cloud, &keys(), "logs", action, body).await
+}
+
+#[tokio::test]
+async fn container_output_is_read_with_forward_tokens_without_repeats_or_gaps() {
+    // This reader polls faster than GetLogEvents' 25 calls a second.
+    let cloud = cloud_with(|c| {
+        c.rates.logs_api = super::config::Rate {
+            burst: 1000,
+            per_second: 1000.0,
+        }
+    })
+    .await;
+    let (status, _) = logs(
+        &cloud,
+        "CreateLogGroup",
+        json!({"logGroupName": "/ecs/web"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, again) = logs(
+        &cloud,
+        "CreateLogGroup",
+        json!({"logGroupName": "/ecs/web"}),
+    )
+    .await;
+    assert_eq!(again["__type"], "ResourceAlreadyExistsException");
+    let env: &[(&str, &str)] = &[
+        ("MOCKCLOUD_RUN_MS", "600"),
+        ("MOCKCLOUD_LOG_INTERVAL_MS", "20"),
+    ];
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("web", &[("app", env, true)], Some("/ecs/web")),
+    )
+    .await;
+    let task = ecs(&cloud, "RunTask", run_request("web")).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let id = arn.rsplit('/').next().unwrap().to_string();
+    let stream = format!("web/app/{id}");
+
+    // Follow the stream while it grows, then until a token comes back unchanged.
+    let mut seen: Vec<String> = Vec::new();
+    let mut token: Option<String> = None;
+    let mut last_ts = 0;
+    let mut stopped = false;
+    for _ in 0..400 {
+        let mut req = json!({"logGroupName": "/ecs/web", "logStreamName": stream, "startFromHead": true, "limit": 7});
+        if let Some(t) = &token {
+            req["nextToken"] = json!(t);
+        }
+        let (status, page) = logs(&cloud, "GetLogEvents", req).await;
+        assert_eq!(status, 200, "{page}");
+        for e in page["events"].as_array().unwrap() {
+            let ts = e["timestamp"].as_i64().unwrap();
+            assert!(
+                ts >= last_ts && ts > 1_600_000_000_000,
+                "milliseconds, in order"
+            );
+            last_ts = ts;
+            seen.push(e["message"].as_str().unwrap().to_string());
+        }
+        let next = page["nextForwardToken"].as_str().unwrap().to_string();
+        if stopped && token.as_deref() == Some(next.as_str()) {
+            break;
+        }
+        token = Some(next);
+        if !stopped {
+            let t = ecs(&cloud, "DescribeTasks", json!({"tasks": [arn]})).await;
+            stopped = t["tasks"][0]["lastStatus"] == "STOPPED";
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped);
+    assert!(seen.len() > 10, "{seen:?}");
+    assert!(seen[0].contains("started"), "{seen:?}");
+    assert!(
+        seen.last().unwrap().contains("exiting with code 0"),
+        "{seen:?}"
+    );
+    let lines: Vec<u64> = seen
+        .iter()
+        .filter_map(|l| l.strip_prefix("app: line ").and_then(|n| n.parse().ok()))
+        .collect();
+    assert_eq!(
+        lines,
+        (1..=lines.len() as u64).collect::<Vec<_>>(),
+        "no repeats, no gaps"
+    );
+
+    // Without a token: the newest events; backward from there the ones before.
+    let (_, tail) = logs(
+        &cloud,
+        "GetLogEvents",
+        json!({"logGroupName": "/ecs/web", "logStreamName": stream, "limit": 2}),
+    )
+    .await;
+    let tail_messages: Vec<&str> = tail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail_messages, seen[seen.len() - 2..]);
+    let back = tail["nextBackwardToken"].as_str().unwrap();
+    let (_, before) = logs(
+        &cloud,
+        "GetLogEvents",
+        json!({"logGroupName": "/ecs/web", "logStreamName": stream, "limit": 2, "nextToken": back}),
+    )
+    .await;
+    assert_eq!(
+        before["events"][1]["message"],
+        seen[seen.len() - 3].as_str()
+    );
+
+    let (_, streams) = logs(
+        &cloud,
+        "DescribeLogStreams",
+        json!({"logGroupName": "/ecs/web", "logStreamNamePrefix": "web/"}),
+    )
+    .await;
+    assert_eq!(streams["logStreams"][0]["logStreamName"], stream.as_str());
+    let (_, found) = logs(
+        &cloud,
+        "FilterLogEvents",
+        json!({"logGroupName": "/ecs/web", "filterPattern": "exiting"}),
+    )
+    .await;
+    assert_eq!(found["events"].as_array().unwrap().len(), 1);
+    assert_eq!(found["events"][0]["logStreamName"], stream.as_str());
+    let (_, missing) = logs(
+        &cloud,
+        "GetLogEvents",
+        json!({"logGroupName": "/ecs/web", "logStreamName": "nope"}),
+    )
+    .await;
+    assert_eq!(missing["__type"], "ResourceNotFoundException");
+    let (_, bad) = logs(
+        &cloud,
+        "GetLogEvents",
+        json!({"logGroupName": "/ecs/web", "logStreamName": stream, "nextToken": "junk"}),
+    )
+    .await;
+    assert_eq!(bad["__type"], "InvalidParameterException");
+    let (_, made) = logs(
+        &cloud,
+        "CreateLogStream",
+        json!({"logGroupName": "/ecs/none", "logStreamName": "s"}),
+    )
+    .await;
+    assert_eq!(made["__type"], "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_missing_log_group_fails_the_start_unless_it_may_be_created() {
+    let cloud = cloud().await;
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("nolog", &[("app", &[], true)], Some("/ecs/absent")),
+    )
+    .await;
+    let task = ecs(&cloud, "RunTask", run_request("nolog")).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap();
+    let stopped = wait_task(&cloud, arn, |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(stopped["stopCode"], "TaskFailedToStart");
+    assert!(
+        stopped["stoppedReason"]
+            .as_str()
+            .unwrap()
+            .contains("log group does not exist")
+    );
+    assert!(
+        stopped["containers"][0].get("exitCode").is_none(),
+        "{stopped}"
+    );
+
+    let mut def = definition("mklog", &[("app", &[], true)], Some("/ecs/made"));
+    def["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-create-group"] =
+        json!("true");
+    ecs(&cloud, "RegisterTaskDefinition", def).await;
+    let task = ecs(&cloud, "RunTask", run_request("mklog")).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap();
+    wait_task(&cloud, arn, |t| t["lastStatus"] == "RUNNING").await;
+    let (_, groups) = logs(
+        &cloud,
+        "DescribeLogGroups",
+        json!({"logGroupNamePrefix": "/ecs/"}),
+    )
+    .await;
+    assert_eq!(groups["logGroups"][0]["logGroupName"], "/ecs/made");
+}
+
+fn jwt(claims: Value) -> String {
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.sig", part(&json!({"alg": "RS256"})), part(&claims))
+}
+
+async fn sts(cloud: &super::EcsCloud, form: &str, keys: Option<&Keys>) -> (u16, String) {
+    let head = match keys {
+        Some(k) => signed_head(cloud, k, "sts", None, form),
+        None => vec![
+            ("host".to_string(), cloud.addr().to_string()),
+            (
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded; charset=utf-8".to_string(),
+            ),
+        ],
+    };
+    http(cloud, &head, form).await
+}
+
+fn element(xml: &str, name: &str) -> String {
+    fargate::wire::sts::element(xml, name).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn web_identity_keys_sign_calls_until_they_expire() {
+    let cloud = cloud_with(|c| c.sts.issuers = vec!["https://issuer.example".into()]).await;
+    let exp = jiff::Timestamp::now().as_second() + 600;
+    let token = jwt(
+        json!({"iss": "https://issuer.example", "sub": "system:serviceaccount:ns:sa", "aud": "sts.amazonaws.com", "exp": exp}),
+    );
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fvk&RoleSessionName=vk-1&WebIdentityToken={token}"
+    );
+    let (status, xml) = sts(&cloud, &form, None).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        element(&xml, "Arn"),
+        "arn:aws:sts::123456789012:assumed-role/vk/vk-1"
+    );
+    let temp = Keys {
+        id: element(&xml, "AccessKeyId"),
+        secret: element(&xml, "SecretAccessKey"),
+        token: Some(element(&xml, "SessionToken")),
+    };
+    assert!(temp.id.starts_with("ASIA"));
+    let (status, answer) = call_as(&cloud, &temp, "ecs", "ListTasks", json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, me) = sts(
+        &cloud,
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Some(&temp),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        element(&me, "Arn"),
+        "arn:aws:sts::123456789012:assumed-role/vk/vk-1"
+    );
+    let no_token = Keys {
+        token: None,
+        ..temp.clone()
+    };
+    let (_, refused) = call_as(&cloud, &no_token, "logs", "DescribeLogGroups", json!({})).await;
+    assert_eq!(refused["__type"], "UnrecognizedClientException");
+
+    let other = jwt(json!({"iss": "https://elsewhere", "sub": "x", "exp": exp}));
+    let (status, xml) = sts(&cloud, &form.replace(&token, &other), None).await;
+    assert_eq!(
+        (status, element(&xml, "Code")),
+        (400, "InvalidIdentityToken".into()),
+        "{xml}"
+    );
+    let old = jwt(json!({"iss": "https://issuer.example", "sub": "x", "exp": 1000}));
+    let (_, xml) = sts(&cloud, &form.replace(&token, &old), None).await;
+    assert_eq!(element(&xml, "Code"), "ExpiredTokenException");
+    let (_, xml) = sts(&cloud, &form.replace(&token, "not-a-jwt"), None).await;
+    assert_eq!(element(&xml, "Code"), "InvalidIdentityToken");
+    let (_, xml) = sts(&cloud, &form.replace("role%2Fvk", "user%2Fvk"), None).await;
+    assert_eq!(element(&xml, "Code"), "ValidationError");
+    let (status, xml) = sts(&cloud, "Action=GetCallerIdentity&Version=2011-06-15", None).await;
+    assert_eq!(
+        (status, element(&xml, "Code")),
+        (403, "MissingAuthenticationToken".into())
+    );
+
+    // Keys that live no time at all.
+    let cloud = cloud_with(|c| c.sts.lifetime_secs = Some(0)).await;
+    let (_, xml) = sts(&cloud, &form, None).await;
+    let temp = Keys {
+        id: element(&xml, "AccessKeyId"),
+        secret: element(&xml, "SecretAccessKey"),
+        token: Some(element(&xml, "SessionToken")),
+    };
+    let (status, expired) = call_as(&cloud, &temp, "ecs", "ListTasks", json!({})).await;
+    assert_eq!(
+        (status, expired["__type"].clone()),
+        (400, json!("ExpiredTokenException"))
+    );
+}
+
+#[tokio::test]
+async fn the_front_door_refuses_bad_signatures_and_throttles_on_demand() {
+    let cloud = cloud().await;
+    let wrong = Keys {
+        secret: "wrong".into(),
+        ..keys()
+    };
+    let (_, answer) = call_as(&cloud, &wrong, "ecs", "ListTasks", json!({})).await;
+    assert_eq!(answer["__type"], "InvalidSignatureException");
+    let unknown = Keys {
+        id: "AKIDNOBODY".into(),
+        ..keys()
+    };
+    let (_, answer) = call_as(&cloud, &unknown, "ecs", "ListTasks", json!({})).await;
+    assert_eq!(answer["__type"], "UnrecognizedClientException");
+    let body = "{}";
+    let head = vec![
+        ("host".to_string(), cloud.addr().to_string()),
+        (
+            "x-amz-target".to_string(),
+            "AmazonEC2ContainerServiceV20141113.ListTasks".to_string(),
+        ),
+    ];
+    let (status, answer) = http(&cloud, &head, body).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer.contains("MissingAuthenticationTokenException"),
+        "{answer}"
+    );
+    let head = vec![
+        ("host".to_string(), cloud.addr().to_string()),
+        (
+            "x-amz-target".to_string(),
+            "DynamoDB_20120810.GetItem".to_string(),
+        ),
+    ];
+    let (_, answer) = http(&cloud, &head, body).await;
+    assert!(answer.contains("UnknownOperationException"), "{answer}");
+    // A signature for Logs does not open ECS.
+    let target = "AmazonEC2ContainerServiceV20141113.ListTasks";
+    let mut head = signed_head(&cloud, &keys(), "logs", Some(target), body);
+    head.retain(|(k, _)| k != "x-amz-target");
+    head.push(("x-amz-target".into(), target.into()));
+    let (_, answer) = http(&cloud, &head, body).await;
+    assert!(answer.contains("InvalidSignatureException"), "{answer}");
+
+    cloud
+        .engine()
+        .faults()
+        .set(crate::engine::faults::FaultConfig {
+            throttle_calls: 1,
+            ..Default::default()
+        });
+    let (status, answer) = call_as(&cloud, &keys(), "logs", "DescribeLogGroups", json!({})).await;
+    assert_eq!(
+        (status, answer["__type"].clone()),
+        (400, json!("ThrottlingException"))
+    );
+    let (status, _) = call_as(&cloud, &keys(), "logs", "DescribeLogGroups", json!({})).await;
+    assert_eq!(status, 200);
+}
