@@ -169,10 +169,13 @@ pub async fn ecs_err(cloud: &EcsCloud, action: &str, body: Value, code: &str) ->
     answer["message"].as_str().unwrap_or_default().to_string()
 }
 
+/// A container of a test definition: name, environment, essential.
+pub type TestContainer<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+
 /// A Fargate definition of `containers` (name, env, essential), logging to `log_group`.
 pub fn definition(
     family: &str,
-    containers: &[(&str, &[(&str, &str)], bool)],
+    containers: &[TestContainer<'_>],
     log_group: Option<&str>,
 ) -> Value {
     let defs: Vec<Value> = containers
