@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::face::Face;
 use super::sigv4::{self, AuthError, Secret, Signed};
-use super::{logs, run, tasks};
+use super::{logs, logs_read, run, tasks};
 use crate::engine::faults::Injected;
 
 /// An answer: status, content type, body, request id.
@@ -135,8 +135,8 @@ fn logs_action(face: &Face, action: &str, body: &[u8]) -> Result<String, ApiErro
         "CreateLogStream" => logs::create_stream(face, &parse(body)?).map(|()| "{}".into()),
         "DescribeLogGroups" => ok(&logs::describe_groups(face, &parse(body)?)?),
         "DescribeLogStreams" => ok(&logs::describe_streams(face, &parse(body)?)?),
-        "GetLogEvents" => ok(&logs::get_events(face, &parse(body)?)?),
-        "FilterLogEvents" => ok(&logs::filter_events(face, &parse(body)?)?),
+        "GetLogEvents" => ok(&logs_read::get_events(face, &parse(body)?)?),
+        "FilterLogEvents" => ok(&logs_read::filter_events(face, &parse(body)?)?),
         other => Err(ApiError::new(
             codes::UNKNOWN_OPERATION,
             format!("Unknown operation {other}"),

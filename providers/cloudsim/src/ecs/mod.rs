@@ -8,7 +8,8 @@
 //! - `taskdefs` (with `sizes`, Fargate's size table): task definitions.
 //! - `run`: RunTask -> one engine group per task; `tasks`: Describe/Stop/List, tags,
 //!   ExecuteCommand (refused: no Session Manager data channel); `render`: a group as a task.
-//! - `logs`: CloudWatch Logs over the containers' output; `sts`: web identity -> keys.
+//! - `logs`: CloudWatch Logs over the containers' output (`logs_read`: GetLogEvents,
+//!   FilterLogEvents); `sts`: web identity -> keys.
 //! - `face`: the state, and the watcher that stops a task when an essential container exits.
 //!
 //! Modelled: task definition revisions and Fargate's size table, the task statuses from
@@ -21,6 +22,7 @@ pub mod config;
 mod error;
 mod face;
 mod logs;
+mod logs_read;
 mod paging;
 mod render;
 mod run;
@@ -34,6 +36,8 @@ mod tasks;
 mod tests;
 #[cfg(test)]
 mod tests_logs;
+#[cfg(test)]
+mod tests_tasks;
 
 pub use config::EcsConfig;
 pub use error::ApiError;

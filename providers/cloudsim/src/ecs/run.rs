@@ -195,7 +195,9 @@ pub fn run_task(face: &Face, req: RunTaskRequest) -> Result<TasksResponse, ApiEr
         let Some(log) = &c.log_configuration else {
             continue;
         };
-        let group = &log.options[AWSLOGS_GROUP];
+        let Some(group) = log.options.get(AWSLOGS_GROUP) else {
+            continue;
+        };
         let create = log
             .options
             .get(AWSLOGS_CREATE_GROUP)
@@ -351,11 +353,16 @@ fn started(
         let (Some(log), Some(name)) = (&c.log_configuration, &c.name) else {
             continue;
         };
+        let (Some(group), Some(prefix)) = (
+            log.options.get(AWSLOGS_GROUP),
+            log.options.get(AWSLOGS_STREAM_PREFIX),
+        ) else {
+            continue;
+        };
         let Ok(Some(store)) = face.engine().log(id, name, false) else {
             continue;
         };
-        let stream = format!("{}/{name}/{id}", log.options[AWSLOGS_STREAM_PREFIX]);
-        face.logs()
-            .attach(&log.options[AWSLOGS_GROUP], &stream, store, now);
+        let stream = format!("{prefix}/{name}/{id}");
+        face.logs().attach(group, &stream, store, now);
     }
 }

@@ -155,7 +155,7 @@ fn check(req: &RegisterTaskDefinitionRequest, config: &EcsConfig) -> Result<(u32
                     )));
                 }
             }
-            if log.options[AWSLOGS_REGION] != config.region {
+            if log.options.get(AWSLOGS_REGION) != Some(&config.region) {
                 return Err(ApiError::client(format!(
                     "Log driver awslogs option 'awslogs-region': this cloud serves {}.",
                     config.region

@@ -12,11 +12,13 @@
 //! fields are left out when empty, as the services and their SDKs do.
 //!
 //! - [`ecs_taskdef`]: task definitions (Register, Deregister, Describe, List).
-//! - [`ecs_task`]: tasks (RunTask, DescribeTasks, StopTask, ListTasks), tags, ExecuteCommand.
+//! - [`ecs_task`]: tasks (RunTask, DescribeTasks, StopTask, ListTasks); with
+//!   [`ecs_tags_exec`]: tags and ExecuteCommand.
 //! - [`logs`]: CloudWatch Logs (log groups and streams, GetLogEvents, FilterLogEvents).
 //! - [`sts`]: AssumeRoleWithWebIdentity and GetCallerIdentity, their XML answers and errors.
 //! - [`error`]: the JSON error body and the codes the simulator and the provider share.
 
+pub mod ecs_tags_exec;
 pub mod ecs_task;
 pub mod ecs_taskdef;
 pub mod error;
