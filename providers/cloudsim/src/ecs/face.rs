@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::EcsConfig;
-use super::logs::Logs;
+use super::log_groups::Logs;
 use super::sts::Sts;
 use super::taskdefs::TaskDefs;
 use crate::engine::executor::Executor;

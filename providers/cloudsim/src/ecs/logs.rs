@@ -4,7 +4,6 @@
 //! created and described here; `logs_read` reads them. Timestamps are the engine's, in
 //! milliseconds.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fargate::wire::error::codes;
@@ -13,99 +12,12 @@ use fargate::wire::logs::{
     DescribeLogGroupsResponse, DescribeLogStreamsRequest, DescribeLogStreamsResponse, LogGroup,
     LogStream,
 };
-use jiff::Timestamp;
 
 use super::error::ApiError;
 use super::face::Face;
+use super::log_groups::{Stream, check_name, ms, not_found};
 use super::paging;
 use crate::engine::logstore::LogStore;
-
-pub(super) struct Stream {
-    created: i64,
-    pub(super) store: Arc<LogStore>,
-}
-
-pub(super) struct Group {
-    created: i64,
-    pub(super) streams: BTreeMap<String, Stream>,
-}
-
-#[derive(Default)]
-pub struct Logs {
-    pub(super) groups: BTreeMap<String, Group>,
-}
-
-pub(super) fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-pub(super) fn not_found(what: &str) -> ApiError {
-    ApiError::new(
-        codes::RESOURCE_NOT_FOUND,
-        format!("The specified log {what} does not exist."),
-    )
-}
-
-fn check_name(field: &str, name: &str, max: usize, group: bool) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && if group {
-            name.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-/#".contains(&b))
-        } else {
-            !name.contains(':') && !name.contains('*')
-        };
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "{field}: {name:?} is not a valid name (1 to {max} characters{}).",
-            if group {
-                " of [.-_/#A-Za-z0-9]"
-            } else {
-                ", no ':' or '*'"
-            }
-        )))
-    }
-}
-
-impl Logs {
-    pub fn has_group(&self, name: &str) -> bool {
-        self.groups.contains_key(name)
-    }
-
-    pub fn ensure_group(&mut self, name: &str, now: Timestamp) {
-        self.groups
-            .entry(name.to_string())
-            .or_insert_with(|| Group {
-                created: ms(now),
-                streams: BTreeMap::new(),
-            });
-    }
-
-    /// A task container's stream, reading `store`.
-    pub fn attach(&mut self, group: &str, stream: &str, store: Arc<LogStore>, now: Timestamp) {
-        self.ensure_group(group, now);
-        if let Some(g) = self.groups.get_mut(group) {
-            g.streams.insert(
-                stream.to_string(),
-                Stream {
-                    created: ms(now),
-                    store,
-                },
-            );
-        }
-    }
-
-    pub(super) fn stream(&self, group: &str, stream: &str) -> Result<&Stream, ApiError> {
-        self.groups
-            .get(group)
-            .ok_or_else(|| not_found("group"))?
-            .streams
-            .get(stream)
-            .ok_or_else(|| not_found("stream"))
-    }
-}
 
 pub fn create_group(face: &Face, req: &CreateLogGroupRequest) -> Result<(), ApiError> {
     check_name("logGroupName", &req.log_group_name, 512, true)?;

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use super::error::ApiError;
 use super::face::Face;
-use super::logs::{ms, not_found};
+use super::log_groups::{ms, not_found};
 use super::paging;
 
 /// An answer carries at most this many bytes of events (messages plus 26 each).

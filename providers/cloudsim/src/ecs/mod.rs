@@ -21,6 +21,7 @@ mod api;
 pub mod config;
 mod error;
 mod face;
+mod log_groups;
 mod logs;
 mod logs_read;
 mod paging;
