@@ -38,6 +38,8 @@ mod tests;
 #[cfg(test)]
 mod tests_logs;
 #[cfg(test)]
+mod tests_process;
+#[cfg(test)]
 mod tests_tasks;
 
 pub use config::EcsConfig;
