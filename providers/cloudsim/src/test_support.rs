@@ -1,5 +1,6 @@
 //! Helpers shared by the component tests of the providers (mock, eci) and the simulator: an exec
-//! client, reading a stream to its end, finding processes, waiting for a condition.
+//! client, reading a stream to its end, finding processes, waiting for a condition, and the
+//! fuzz tests' deterministic generator.
 
 use std::time::Duration;
 
@@ -83,4 +84,45 @@ pub async fn status_of(
         .await?
         .into_iter()
         .find(|s| s.pod.uid == pod.uid))
+}
+
+/// A small deterministic generator for the faces' fuzz tests (xorshift64*): the same seed
+/// replays the same calls.
+pub struct FuzzRng(pub u64);
+
+impl FuzzRng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// The seed of a fuzz run: `VK_FUZZ_SEED` when set, else the clock's with
+    /// `VK_FUZZ_SECONDS` (a timed run), else `fixed`.
+    pub fn seed(fixed: u64) -> u64 {
+        let timed = std::env::var("VK_FUZZ_SECONDS").is_ok();
+        std::env::var("VK_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                if timed {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(1)
+                        | 1
+                } else {
+                    fixed
+                }
+            })
+    }
 }

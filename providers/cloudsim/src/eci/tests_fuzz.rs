@@ -142,25 +142,7 @@ const JUNK: &[&str] = &[
     "====",
 ];
 
-/// A small deterministic generator (xorshift64*): the same seed replays the same calls.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use crate::test_support::FuzzRng as Rng;
 
 /// A junk value: one of the list, a huge one, or a number gone wrong.
 fn junk(rng: &mut Rng) -> String {

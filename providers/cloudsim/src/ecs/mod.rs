@@ -36,6 +36,8 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_logs;
 #[cfg(test)]
 mod tests_process;
