@@ -148,8 +148,8 @@ use crate::test_support::FuzzRng as Rng;
 fn junk(rng: &mut Rng) -> String {
     match rng.below(6) {
         0 => "x".repeat(1 + rng.below(200_000)),
-        1 => format!("-{}", rng.next()),
-        2 => format!("{}", rng.next()),
+        1 => format!("-{}", rng.next_u64()),
+        2 => format!("{}", rng.next_u64()),
         _ => rng.pick(JUNK).to_string(),
     }
 }

@@ -28,7 +28,7 @@ fn junk(rng: &mut Rng) -> Value {
         9 => json!({}),
         10 => json!("\u{0}\u{7}\n:*/"),
         11 => json!([{"a": [1, {"b": null}]}]),
-        12 => json!(format!("-{}", rng.next())),
+        12 => json!(format!("-{}", rng.next_u64())),
         _ => json!(*rng.pick(&[
             "FARGATE",
             "EC2",
