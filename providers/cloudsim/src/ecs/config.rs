@@ -104,6 +104,9 @@ pub struct EcsConfig {
     /// From the end of the containers to STOPPED, through DEACTIVATING, STOPPING and
     /// DEPROVISIONING (a third each).
     pub stop_latency_ms: u64,
+    /// A stopped task is still described this long, then forgotten (ECS keeps them at least
+    /// an hour); its CloudWatch Logs streams stay.
+    pub stopped_retention_secs: u64,
     pub max_log_lines: usize,
     /// Signed requests further than this from the server's clock are refused.
     pub max_clock_skew_secs: u64,
@@ -111,7 +114,8 @@ pub struct EcsConfig {
     pub faults: faults::FaultConfig,
     /// Task addresses are `<prefix>x.y`.
     pub ip_prefix: String,
-    /// A clientToken stands for its first RunTask this long.
+    /// A clientToken stands for its first RunTask this long (as long as stopped tasks are
+    /// kept, by default: a token never answers a task already forgotten).
     pub client_token_ttl_secs: u64,
     pub rates: Rates,
     pub sts: StsConfig,
@@ -133,12 +137,13 @@ impl Default for EcsConfig {
             latency_jitter_ms: engine.latency_jitter_ms,
             activating_ms: 300,
             stop_latency_ms: 3000,
+            stopped_retention_secs: 3600,
             max_log_lines: engine.max_log_lines,
             max_clock_skew_secs: 900,
             catalog: engine.catalog,
             faults: engine.faults,
             ip_prefix: "10.0.".into(),
-            client_token_ttl_secs: 12 * 3600,
+            client_token_ttl_secs: 3600,
             rates: Rates::default(),
             sts: Default::default(),
         }

@@ -136,9 +136,20 @@ impl Face {
 
     async fn watch(self, mut rx: mpsc::UnboundedReceiver<Signal>, stop: CancellationToken) {
         let mut released = std::collections::HashSet::new();
+        let retention = std::time::Duration::from_secs(self.config.stopped_retention_secs);
+        let mut sweep = tokio::time::interval((retention / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(10),
+        ));
         loop {
             let signal = tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = sweep.tick() => {
+                    for id in self.forget_stopped(retention) {
+                        released.remove(&id);
+                    }
+                    continue;
+                }
                 s = rx.recv() => match s { Some(s) => s, None => return },
             };
             match signal {
@@ -157,6 +168,29 @@ impl Face {
                 }
             }
         }
+    }
+
+    /// Forget the tasks stopped longer than `retention` ago; their ids.
+    fn forget_stopped(&self, retention: std::time::Duration) -> Vec<String> {
+        let now = self.engine.now();
+        let old: Vec<String> = {
+            let state = self.engine.state();
+            state
+                .groups()
+                .filter(|g| g.face::<TaskRecord>().is_some())
+                .filter(|g| {
+                    g.finished.is_some_and(|f| {
+                        now.duration_since(f).unsigned_abs() >= retention && f <= now
+                    })
+                })
+                .map(|g| g.id().to_string())
+                .collect()
+        };
+        for id in &old {
+            self.engine.remove(id);
+            lock(&self.tasks).remove(id);
+        }
+        old
     }
 
     pub fn engine(&self) -> &Engine {

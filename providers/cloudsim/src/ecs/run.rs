@@ -319,13 +319,20 @@ pub fn run_task(face: &Face, req: RunTaskRequest) -> Result<TasksResponse, ApiEr
         }
         ids.push(got);
     }
-    Ok(TasksResponse {
-        tasks: ids
-            .iter()
-            .filter_map(|id| super::render::task(face, id, false))
-            .collect(),
-        failures: Vec::new(),
-    })
+    // A token may answer a task already forgotten (a token lifetime longer than the
+    // retention of stopped tasks): that one is a failure.
+    let mut answer = TasksResponse::default();
+    for id in ids {
+        match super::render::task(face, &id, false) {
+            Some(task) => answer.tasks.push(task),
+            None => answer.failures.push(Failure {
+                arn: Some(config.arn("ecs", &format!("task/{cluster_name}/{id}"))),
+                reason: Some("MISSING".into()),
+                detail: None,
+            }),
+        }
+    }
+    Ok(answer)
 }
 
 /// A new task's tags and log streams, or its failed start.

@@ -171,6 +171,40 @@ async fn container_output_is_read_with_forward_tokens_without_repeats_or_gaps() 
 }
 
 #[tokio::test]
+async fn stopped_tasks_are_forgotten_after_their_retention_but_their_logs_stay() {
+    let cloud = cloud_with(|c| c.stopped_retention_secs = 0).await;
+    let (status, _) = logs(
+        &cloud,
+        "CreateLogGroup",
+        json!({"logGroupName": "/ecs/short"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let env: &[(&str, &str)] = &[("MOCKCLOUD_RUN_MS", "50")];
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("short", &[("app", env, true)], Some("/ecs/short")),
+    )
+    .await;
+    let task = ecs(&cloud, "RunTask", run_request("short")).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let id = arn.rsplit('/').next().unwrap().to_string();
+    let mut gone = false;
+    for _ in 0..200 {
+        let answer = ecs(&cloud, "DescribeTasks", json!({"tasks": [arn]})).await;
+        if answer["failures"][0]["reason"] == "MISSING" {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the stopped task was forgotten");
+    let (_, events) = logs(&cloud, "GetLogEvents", json!({"logGroupName": "/ecs/short", "logStreamName": format!("web/app/{id}"), "startFromHead": true})).await;
+    assert!(!events["events"].as_array().unwrap().is_empty(), "{events}");
+}
+
+#[tokio::test]
 async fn a_missing_log_group_fails_the_start_unless_it_may_be_created() {
     let cloud = cloud().await;
     ecs(
