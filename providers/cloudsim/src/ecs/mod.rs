@@ -42,6 +42,8 @@ mod tests_logs;
 #[cfg(test)]
 mod tests_process;
 #[cfg(test)]
+mod tests_sts;
+#[cfg(test)]
 mod tests_tasks;
 
 pub use config::EcsConfig;
