@@ -41,13 +41,32 @@ fn json(result: Result<String, ApiError>, request_id: String) -> Answer {
     }
 }
 
+/// The action's request; a body that does not fit names the field that does not.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
-    Ok(serde_json::from_slice(body)?)
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    let serde_json::Value::Object(fields) = &value else {
+        return Err(ApiError::new(
+            codes::SERIALIZATION,
+            "The request body must be a JSON object.",
+        ));
+    };
+    serde_json::from_value(value.clone()).map_err(|e| {
+        // Every field has a default: alone, only a bad one fails.
+        let bad = fields.iter().find(|(k, v)| {
+            let alone = serde_json::json!({ k.as_str(): v });
+            serde_json::from_value::<T>(alone).is_err()
+        });
+        let message = match bad {
+            Some((field, _)) => format!("{field}: {e}"),
+            None => e.to_string(),
+        };
+        ApiError::new(codes::SERIALIZATION, message)
+    })
 }
 
 fn ok<T: Serialize>(value: &T) -> Result<String, ApiError> {

@@ -182,6 +182,14 @@ async fn tags_and_execute_command() {
     };
     assert_eq!(status, 400);
     assert!(answer.contains("SerializationException"), "{answer}");
+    let message = ecs_err(
+        &cloud,
+        "RunTask",
+        json!({"taskDefinition": "t", "count": "two"}),
+        "SerializationException",
+    )
+    .await;
+    assert!(message.starts_with("count: "), "{message}");
 }
 
 #[tokio::test]
