@@ -452,12 +452,15 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod tests_stop;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use group::Group;
 
     /// A group named `name` with idempotency token `pod-uid`; its name is the fingerprint.
-    fn create(name: &str) -> NewGroup {
+    pub(super) fn create(name: &str) -> NewGroup {
         NewGroup {
             id: format!("g-{name}-{}", rand::random::<u32>()),
             name: name.into(),
@@ -508,7 +511,7 @@ mod tests {
         assert_eq!(engine.len(), 2);
     }
 
-    fn timer(name: &str, run_ms: Option<u64>, exit_code: i32) -> spec::ContainerSpec {
+    pub(super) fn timer(name: &str, run_ms: Option<u64>, exit_code: i32) -> spec::ContainerSpec {
         spec::ContainerSpec {
             name: name.into(),
             image: "busybox".into(),
@@ -521,7 +524,7 @@ mod tests {
         }
     }
 
-    fn fast_engine() -> Engine {
+    pub(super) fn fast_engine() -> Engine {
         let config = EngineConfig {
             schedule_latency_ms: 0,
             provision_latency_ms: 0,
@@ -534,7 +537,7 @@ mod tests {
         Engine::new(config, std::sync::Arc::new(executor))
     }
 
-    async fn wait_for(engine: &Engine, id: &str, what: impl Fn(&Group) -> bool) {
+    pub(super) async fn wait_for(engine: &Engine, id: &str, what: impl Fn(&Group) -> bool) {
         for _ in 0..500 {
             if engine.state().get(id).is_some_and(&what) {
                 return;
@@ -542,48 +545,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("group {id} never got there");
-    }
-
-    #[tokio::test]
-    async fn a_stopped_group_is_kept_ended_with_its_logs() {
-        let engine = fast_engine();
-        let mut new = create("stop");
-        new.idempotency = None;
-        new.restart_policy = RestartPolicy::Never;
-        new.containers = vec![timer("app", None, 0), timer("done", Some(0), 0)];
-        let id = engine.create(new).unwrap();
-        wait_for(&engine, &id, |g| {
-            matches!(g.apps[0].state, group::CState::Running { .. })
-                && matches!(g.apps[1].state, group::CState::Terminated { .. })
-        })
-        .await;
-        engine.stop(&id).unwrap();
-        {
-            let state = engine.state();
-            let g = state.get(&id).expect("kept");
-            assert_eq!(g.status, Phase::Failed, "a container was killed");
-            assert!(matches!(
-                &g.apps[0].state,
-                group::CState::Terminated { exit, .. } if exit.code == 137
-            ));
-        }
-        let log = engine.log(&id, "app", false).unwrap().unwrap();
-        assert!(log.select(None, None)[0].1.contains("started"));
-        // Stopping again, or a group that never started, is fine; an unknown one is not.
-        engine.stop(&id).unwrap();
-        engine.faults().set(faults::FaultConfig {
-            stuck_pending: true,
-            ..Default::default()
-        });
-        let mut pending = create("pending");
-        pending.idempotency = None;
-        let waiting = engine.create(pending).unwrap();
-        engine.stop(&waiting).unwrap();
-        assert!(engine.state().get(&waiting).unwrap().is_terminal());
-        assert!(matches!(
-            engine.stop("nope"),
-            Err(EngineError::GroupNotFound { .. })
-        ));
     }
 
     #[tokio::test]
