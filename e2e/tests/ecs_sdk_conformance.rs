@@ -21,7 +21,13 @@ fn boto3_drives_the_ecs_face() {
     let python = e2e::python::venv("aws-boto3", SDKS);
     let cloud = MockCloud::start("simulate", &["--face", "ecs", "--region-id", "us-east-1"]);
     let out = Command::new(&python)
-        .args(["-c", SCRIPT, &cloud.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET])
+        .args([
+            "-c",
+            SCRIPT,
+            &cloud.endpoint,
+            ACCESS_KEY_ID,
+            ACCESS_KEY_SECRET,
+        ])
         // botocore reads no config of the machine's: only what the script gives it.
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
