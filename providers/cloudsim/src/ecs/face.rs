@@ -4,7 +4,8 @@
 //!
 //! The engine tells the face of every change (its observer); the face watches for an
 //! essential container that exited (the task then stops: ECS's rule) and for tasks that
-//! ended (their sandboxes are released; the task stays described, its logs readable).
+//! ended (their sandboxes are released; the task stays described, its logs readable), and
+//! shows a container's log stream once the container started.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,6 +88,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 enum Signal {
+    /// These containers of the task have started (their log streams appear).
+    Started(String, Vec<String>),
     EssentialExited(String),
     Ended(String),
 }
@@ -119,6 +122,15 @@ impl Face {
                 return;
             };
             let id = g.id().to_string();
+            let started: Vec<String> = g
+                .apps
+                .iter()
+                .filter(|c| c.started_once)
+                .map(|c| c.spec.name.clone())
+                .collect();
+            if !started.is_empty() {
+                let _ = tx.send(Signal::Started(id.clone(), started));
+            }
             if g.is_terminal() {
                 let _ = tx.send(Signal::Ended(id));
             } else if g.status != Phase::Terminating
@@ -153,6 +165,13 @@ impl Face {
                 s = rx.recv() => match s { Some(s) => s, None => return },
             };
             match signal {
+                Signal::Started(id, containers) => {
+                    let now = self.engine.now();
+                    let mut logs = self.logs();
+                    for c in containers {
+                        logs.container_started(&id, &c, now);
+                    }
+                }
                 Signal::EssentialExited(id) => {
                     self.set_stop(
                         &id,

@@ -1,5 +1,6 @@
 //! The CloudWatch Logs groups and their streams: a task container's stream reads the
-//! engine's log of that container; a stream made with CreateLogStream has a store of its own.
+//! engine's log of that container and appears when the container starts (as the awslogs
+//! driver creates it then); a stream made with CreateLogStream has a store of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use crate::engine::logstore::LogStore;
 pub(super) struct Stream {
     pub(super) created: i64,
     pub(super) store: Arc<LogStore>,
+    /// A task container's stream is hidden until the container starts.
+    pub(super) visible: bool,
 }
 
 pub(super) struct Group {
@@ -23,6 +26,8 @@ pub(super) struct Group {
 #[derive(Default)]
 pub struct Logs {
     pub(super) groups: BTreeMap<String, Group>,
+    /// (task id, container) -> (log group, stream) of the streams not yet visible.
+    pending: std::collections::HashMap<(String, String), (String, String)>,
 }
 
 pub(super) fn ms(t: Timestamp) -> i64 {
@@ -73,8 +78,14 @@ impl Logs {
             });
     }
 
-    /// A task container's stream, reading `store`.
-    pub fn attach(&mut self, group: &str, stream: &str, store: Arc<LogStore>, now: Timestamp) {
+    /// A task container's stream, reading `store`; it appears when the container starts.
+    pub fn attach(
+        &mut self,
+        (task, container): (&str, &str),
+        (group, stream): (&str, &str),
+        store: Arc<LogStore>,
+        now: Timestamp,
+    ) {
         self.ensure_group(group, now);
         if let Some(g) = self.groups.get_mut(group) {
             g.streams.insert(
@@ -82,8 +93,31 @@ impl Logs {
                 Stream {
                     created: ms(now),
                     store,
+                    visible: false,
                 },
             );
+            self.pending.insert(
+                (task.to_string(), container.to_string()),
+                (group.to_string(), stream.to_string()),
+            );
+        }
+    }
+
+    /// Container `container` of task `task` started: its stream appears.
+    pub fn container_started(&mut self, task: &str, container: &str, now: Timestamp) {
+        let Some((group, stream)) = self
+            .pending
+            .remove(&(task.to_string(), container.to_string()))
+        else {
+            return;
+        };
+        if let Some(s) = self
+            .groups
+            .get_mut(&group)
+            .and_then(|g| g.streams.get_mut(&stream))
+        {
+            s.visible = true;
+            s.created = ms(now);
         }
     }
 
@@ -93,6 +127,7 @@ impl Logs {
             .ok_or_else(|| not_found("group"))?
             .streams
             .get(stream)
+            .filter(|s| s.visible)
             .ok_or_else(|| not_found("stream"))
     }
 }

@@ -53,6 +53,7 @@ pub fn create_stream(face: &Face, req: &CreateLogStreamRequest) -> Result<(), Ap
         Stream {
             created: ms(now),
             store,
+            visible: true,
         },
     );
     Ok(())
@@ -114,6 +115,7 @@ pub fn describe_streams(
         group
             .streams
             .iter()
+            .filter(|(_, s)| s.visible)
             .filter(|(name, _)| {
                 req.log_stream_name_prefix
                     .as_deref()

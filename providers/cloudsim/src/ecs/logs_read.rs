@@ -139,6 +139,7 @@ pub fn filter_events(
         group
             .streams
             .iter()
+            .filter(|(_, s)| s.visible)
             .filter(|(name, _)| {
                 (req.log_stream_names.is_empty() || req.log_stream_names.contains(name))
                     && req

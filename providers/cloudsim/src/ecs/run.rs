@@ -370,6 +370,6 @@ fn started(
             continue;
         };
         let stream = format!("{prefix}/{name}/{id}");
-        face.logs().attach(group, &stream, store, now);
+        face.logs().attach((id, name), (group, &stream), store, now);
     }
 }

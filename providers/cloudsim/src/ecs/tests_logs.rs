@@ -18,12 +18,14 @@ async fn logs(cloud: &super::EcsCloud, action: &str, body: Value) -> (u16, Value
 
 #[tokio::test]
 async fn container_output_is_read_with_forward_tokens_without_repeats_or_gaps() {
-    // This reader polls faster than GetLogEvents' 25 calls a second.
+    // This reader polls faster than GetLogEvents' 25 calls a second; the container starts
+    // a moment after RunTask.
     let cloud = cloud_with(|c| {
         c.rates.logs_api = super::config::Rate {
             burst: 1000,
             per_second: 1000.0,
-        }
+        };
+        c.provision_latency_ms = 300;
     })
     .await;
     let (status, _) = logs(
@@ -54,6 +56,28 @@ async fn container_output_is_read_with_forward_tokens_without_repeats_or_gaps() 
     let arn = task["tasks"][0]["taskArn"].as_str().unwrap().to_string();
     let id = arn.rsplit('/').next().unwrap().to_string();
     let stream = format!("web/app/{id}");
+    // The stream appears when the container starts.
+    let (status, early) = logs(
+        &cloud,
+        "GetLogEvents",
+        json!({"logGroupName": "/ecs/web", "logStreamName": stream}),
+    )
+    .await;
+    assert_eq!(
+        (status, early["__type"].clone()),
+        (400, json!("ResourceNotFoundException"))
+    );
+    let (_, listed) = logs(
+        &cloud,
+        "DescribeLogStreams",
+        json!({"logGroupName": "/ecs/web"}),
+    )
+    .await;
+    assert_eq!(listed["logStreams"], json!([]));
+    wait_task(&cloud, &arn, |t| {
+        t["containers"][0]["lastStatus"] != "PENDING"
+    })
+    .await;
 
     // Follow the stream while it grows, then until a token comes back unchanged.
     let mut seen: Vec<String> = Vec::new();
@@ -66,6 +90,11 @@ async fn container_output_is_read_with_forward_tokens_without_repeats_or_gaps() 
             req["nextToken"] = json!(t);
         }
         let (status, page) = logs(&cloud, "GetLogEvents", req).await;
+        if token.is_none() && page["__type"] == "ResourceNotFoundException" {
+            // The face shows the stream a moment after the container started.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
         assert_eq!(status, 200, "{page}");
         for e in page["events"].as_array().unwrap() {
             let ts = e["timestamp"].as_i64().unwrap();
