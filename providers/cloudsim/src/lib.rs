@@ -14,7 +14,7 @@
 pub mod eci;
 pub mod ecs;
 pub mod engine;
-pub mod face_kit;
+pub mod launch;
 pub mod probe_net;
 pub mod pty;
 pub mod sandbox;

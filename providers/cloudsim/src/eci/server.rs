@@ -21,7 +21,7 @@ use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
 use super::{api, exec_session};
 use crate::engine::Engine;
-use crate::face_kit;
+use crate::launch;
 use eci::wire::params::Params;
 
 /// Request bodies larger than this are refused (config files ride in creates).
@@ -38,7 +38,7 @@ pub struct MockCloud {
     own_work_dir: Option<std::path::PathBuf>,
 }
 
-pub use crate::face_kit::StartError;
+pub use crate::launch::StartError;
 
 struct Server {
     face: Face,
@@ -189,7 +189,7 @@ impl Server {
             Ok(b) => b.to_bytes(),
             Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
         };
-        let (status, answer) = face_kit::admin_faults(self.face.engine(), method.as_str(), &body);
+        let (status, answer) = launch::admin_faults(self.face.engine(), method.as_str(), &body);
         respond(status, answer)
     }
 }
@@ -197,9 +197,11 @@ impl Server {
 impl MockCloud {
     /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
     pub async fn start(config: MockCloudConfig, listen: &str) -> Result<Self, StartError> {
-        let (executor, own_work_dir) =
-            face_kit::build_executor(config.executor, &config.simulate, &config.process).await?;
-        let (listener, addr) = face_kit::bind(listen).await?;
+        let launch::Launched {
+            executor,
+            own_work_dir,
+        } = launch::executor(config.executor, &config.simulate, &config.process).await?;
+        let (listener, addr) = launch::bind(listen).await?;
         let sts = Arc::new(Sts::new(config.sts.clone()));
         let face = Face::new(config, executor);
         let cancel = CancellationToken::new();
@@ -210,7 +212,7 @@ impl MockCloud {
             metadata: MetadataTokens::default(),
             stop: cancel.clone(),
         });
-        let task = tokio::spawn(face_kit::serve(listener, cancel.clone(), move |req| {
+        let task = tokio::spawn(launch::serve(listener, cancel.clone(), move |req| {
             let server = server.clone();
             async move { server.handle(req).await }
         }));
@@ -255,7 +257,7 @@ impl MockCloud {
             let _ = task.await;
         }
         // The sandboxed processes die with this process (--die-with-parent); their files go now.
-        face_kit::remove_own_work_dir(self.own_work_dir.take()).await;
+        launch::remove_work_dir(self.own_work_dir.take()).await;
     }
 }
 

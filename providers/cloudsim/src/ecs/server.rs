@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::face::Face;
 use super::sigv4::Signed;
 use crate::engine::Engine;
-use crate::face_kit::{self, StartError};
+use crate::launch::{self, StartError};
 use fargate::wire::JSON_CONTENT_TYPE;
 use fargate::wire::error::codes;
 
@@ -74,7 +74,7 @@ async fn handle(face: Face, req: Request<Incoming>) -> Result<Response<Full<Byte
         }
     };
     if parts.uri.path() == "/admin/faults" {
-        let (status, text) = face_kit::admin_faults(face.engine(), parts.method.as_str(), &body);
+        let (status, text) = launch::admin_faults(face.engine(), parts.method.as_str(), &body);
         return Ok(respond(Answer {
             status,
             content_type: "application/json",
@@ -117,13 +117,15 @@ async fn handle(face: Face, req: Request<Incoming>) -> Result<Response<Full<Byte
 impl EcsCloud {
     /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
     pub async fn start(config: EcsConfig, listen: &str) -> Result<Self, StartError> {
-        let (executor, own_work_dir) =
-            face_kit::build_executor(config.executor, &config.simulate, &config.process).await?;
-        let (listener, addr) = face_kit::bind(listen).await?;
+        let launch::Launched {
+            executor,
+            own_work_dir,
+        } = launch::executor(config.executor, &config.simulate, &config.process).await?;
+        let (listener, addr) = launch::bind(listen).await?;
         let cancel = CancellationToken::new();
         let face = Face::new(config, executor, cancel.clone());
         let serving = face.clone();
-        let task = tokio::spawn(face_kit::serve(listener, cancel.clone(), move |req| {
+        let task = tokio::spawn(launch::serve(listener, cancel.clone(), move |req| {
             handle(serving.clone(), req)
         }));
         Ok(Self {
@@ -155,7 +157,7 @@ impl EcsCloud {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        face_kit::remove_own_work_dir(self.own_work_dir.take()).await;
+        launch::remove_work_dir(self.own_work_dir.take()).await;
     }
 }
 

@@ -1,7 +1,7 @@
-//! What every face's HTTP server does the same way, whatever its API: build the executor its
-//! config names (checking the sandbox tools first), serve HTTP/1.1 connections until
-//! cancelled, answer the fault-injection admin endpoint (`GET`/`POST /admin/faults`), and
-//! remove a work directory the cloud made itself.
+//! What every face does: build the configured executor at start (checking the tools the
+//! `process` executor needs and making its work directory), the error a start fails with, the
+//! fault injection route (`/admin/faults`), binding the listener and serving HTTP/1.1
+//! connections until cancelled.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,15 +25,38 @@ use crate::engine::executor::simulate::{SimulateConfig, SimulateExecutor};
 use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
 use crate::engine::faults::FaultConfig;
 
-/// The executor of `kind`, and the work directory it made itself (the caller removes it when
-/// it stops: [`remove_own_work_dir`]).
-pub async fn build_executor(
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// The face's TLS certificate could not be made, read or written.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// An executor ready to run groups, and the work directory it chose itself (the caller removes
+/// it when it stops).
+pub struct Launched {
+    pub executor: Arc<dyn Executor>,
+    pub own_work_dir: Option<PathBuf>,
+}
+
+/// Build the executor of `kind` with its settings.
+pub async fn executor(
     kind: ExecutorKind,
     simulate: &SimulateConfig,
     process: &ProcessConfig,
-) -> Result<(Arc<dyn Executor>, Option<PathBuf>), ExecutorError> {
-    match kind {
-        ExecutorKind::Simulate => Ok((Arc::new(SimulateExecutor::new(simulate.clone())), None)),
+) -> Result<Launched, StartError> {
+    Ok(match kind {
+        ExecutorKind::Simulate => Launched {
+            executor: Arc::new(SimulateExecutor::new(simulate.clone())),
+            own_work_dir: None,
+        },
         ExecutorKind::Process => {
             check_bwrap(&process.bwrap).await?;
             check_nsenter(&process.nsenter).await?;
@@ -45,17 +68,20 @@ pub async fn build_executor(
                     dir: executor.work_dir().to_path_buf(),
                     source,
                 })?;
-            let own = process
+            let own_work_dir = process
                 .work_dir
                 .is_none()
                 .then(|| executor.work_dir().to_path_buf());
-            Ok((Arc::new(executor), own))
+            Launched {
+                executor: Arc::new(executor),
+                own_work_dir,
+            }
         }
-    }
+    })
 }
 
-/// Remove the work directory a cloud made itself (its sandboxed processes died with it).
-pub async fn remove_own_work_dir(dir: Option<PathBuf>) {
+/// Remove a work directory the executor chose itself.
+pub async fn remove_work_dir(dir: Option<PathBuf>) {
     if let Some(dir) = dir
         && let Err(e) = tokio::fs::remove_dir_all(&dir).await
         && e.kind() != std::io::ErrorKind::NotFound
@@ -64,29 +90,36 @@ pub async fn remove_own_work_dir(dir: Option<PathBuf>) {
     }
 }
 
-/// `GET` (the faults now) or `POST` (a JSON [`FaultConfig`] replacing them; its one-shot
-/// lists act on the engine at once) of `/admin/faults`: the status and the JSON answer.
+/// `GET /admin/faults` (the faults as JSON) and `POST /admin/faults` (a JSON
+/// [`FaultConfig`] replaces them; its one-shot `vanish` and `expire` act at once), the same
+/// on every face: the status and the body to answer with.
 pub fn admin_faults(engine: &Engine, method: &str, body: &[u8]) -> (u16, String) {
     let faults = engine.faults();
+    let current = || serde_json::to_string(&faults.get()).unwrap_or_default();
     match method {
-        "GET" => (
-            200,
-            serde_json::to_string(&faults.get()).unwrap_or_default(),
-        ),
+        "GET" => (200, current()),
         "POST" => match serde_json::from_slice::<FaultConfig>(body) {
             Ok(config) => {
                 let (vanish, expire) = faults.set(config);
                 engine.vanish(&vanish);
                 engine.expire(&expire);
-                (
-                    200,
-                    serde_json::to_string(&faults.get()).unwrap_or_default(),
-                )
+                (200, current())
             }
-            Err(e) => (400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+            Err(e) => (400, serde_json::json!({"error": e.to_string()}).to_string()),
         },
         _ => (405, r#"{"error":"GET or POST"}"#.into()),
     }
+}
+
+/// Bind `listen` (port 0 picks a free one): the listener and the address it got.
+pub async fn bind(listen: &str) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
+    let failed = |source| StartError::Listen {
+        addr: listen.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
 }
 
 /// Accept connections on `listener` until `cancel`, one task per connection (HTTP/1.1,
@@ -123,27 +156,4 @@ where
             }
         });
     }
-}
-
-/// Why a face's cloud did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Executor(#[from] ExecutorError),
-}
-
-/// Bind `listen` (port 0 picks a free one): the listener and the address it got.
-pub async fn bind(listen: &str) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
-    let failed = |source| StartError::Listen {
-        addr: listen.to_string(),
-        source,
-    };
-    let listener = TcpListener::bind(listen).await.map_err(failed)?;
-    let addr = listener.local_addr().map_err(failed)?;
-    Ok((listener, addr))
 }
