@@ -8,14 +8,17 @@
 //! - `taskdefs` (with `sizes`, Fargate's size table): task definitions.
 //! - `run`: RunTask -> one engine group per task; `tasks`: Describe/Stop/List, tags,
 //!   ExecuteCommand (refused: no Session Manager data channel); `render`: a group as a task.
-//! - `logs`: CloudWatch Logs over the containers' output (`logs_read`: GetLogEvents,
-//!   FilterLogEvents); `sts`: web identity -> keys.
-//! - `face`: the state, and the watcher that stops a task when an essential container exits.
+//! - `logs`: CloudWatch Logs' groups and streams (`log_groups`: the registry; `logs_read`:
+//!   GetLogEvents, FilterLogEvents); `sts`: web identity -> keys; `paging`: list tokens.
+//! - `face`: the state, and the watcher that stops a task when an essential container exits,
+//!   shows a container's stream when it starts, and forgets stopped tasks after a while.
 //!
 //! Modelled: task definition revisions and Fargate's size table, the task statuses from
 //! PROVISIONING to STOPPED with stop codes and reasons, essential containers, RunTask's
 //! clientToken, the documented launch rates (`ThrottlingException`), awslogs streams with
 //! GetLogEvents' tokens, STS's temporary keys and their expiry, injectable faults.
+//! Not modelled: ExecuteCommand's Session Manager channel, PutLogEvents, clusters beyond the
+//! configured names, services, container dependencies, health checks and secrets.
 
 mod api;
 pub mod config;
