@@ -1,9 +1,21 @@
 //! What every face does: build the configured executor at start (checking the tools the
-//! `process` executor needs and making its work directory), the error a start fails with, and
-//! the fault injection route (`/admin/faults`).
+//! `process` executor needs and making its work directory), the error a start fails with, the
+//! fault injection route (`/admin/faults`), binding the listener and serving HTTP/1.1
+//! connections until cancelled.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::engine::executor::process::{
@@ -96,5 +108,52 @@ pub fn admin_faults(engine: &Engine, method: &str, body: &[u8]) -> (u16, String)
             Err(e) => (400, serde_json::json!({"error": e.to_string()}).to_string()),
         },
         _ => (405, r#"{"error":"GET or POST"}"#.into()),
+    }
+}
+
+/// Bind `listen` (port 0 picks a free one): the listener and the address it got.
+pub async fn bind(listen: &str) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
+    let failed = |source| StartError::Listen {
+        addr: listen.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// Accept connections on `listener` until `cancel`, one task per connection (HTTP/1.1,
+/// keep-alive, upgrades), each request answered by `handle`; an `Err` drops the connection
+/// without an answer.
+pub async fn serve<H, F, E>(listener: TcpListener, cancel: CancellationToken, handle: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let handle = handle.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let service = service_fn(handle);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = conn => {}
+            }
+        });
     }
 }

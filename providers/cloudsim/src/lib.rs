@@ -14,6 +14,7 @@
 
 pub mod aci;
 pub mod eci;
+pub mod ecs;
 pub mod engine;
 pub mod launch;
 pub mod probe_net;

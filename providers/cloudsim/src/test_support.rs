@@ -1,5 +1,6 @@
 //! Helpers shared by the component tests of the providers (mock, eci) and the simulator: an exec
-//! client, reading a stream to its end, finding processes, waiting for a condition.
+//! client, reading a stream to its end, finding processes, waiting for a condition, and the
+//! fuzz tests' deterministic generator.
 
 use std::time::Duration;
 

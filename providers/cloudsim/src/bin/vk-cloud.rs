@@ -1,5 +1,5 @@
 //! `vk-cloud`: a simulated cloud that really runs containers, behind the API of Alibaba Cloud
-//! ECI (the default face) or Azure Container Instances.
+//! ECI (the default face), Azure Container Instances or AWS ECS.
 //!
 //!     vk-cloud serve --listen 127.0.0.1:0 --executor process \
 //!         --access-key-id test --access-key-secret secret
@@ -12,6 +12,9 @@
 //!
 //! serves ARM's `Microsoft.ContainerInstance` API, Azure AD's token endpoint and IMDS at
 //! `https://ADDR/` (a certificate signed by a CA made at start, written to `--ca-out`).
+//!
+//! `--face ecs` serves AWS ECS (Fargate tasks), CloudWatch Logs and STS at `http://ADDR/`
+//! instead (SigV4 with the given key; `--region-id` is the AWS region).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use cloudsim::aci::{AciCloud, AciConfig, TlsMode};
+use cloudsim::ecs::{EcsCloud, EcsConfig};
 use cloudsim::engine::faults::FaultConfig;
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 use vk_core::cli;
@@ -27,7 +31,7 @@ use vk_core::cli;
 #[command(
     name = "vk-cloud",
     version,
-    about = "A simulated cloud that really runs containers: Alibaba Cloud ECI (OpenAPI 2018-08-08) or Azure Container Instances (ARM)"
+    about = "A simulated cloud that really runs containers: Alibaba Cloud ECI (OpenAPI 2018-08-08), Azure Container Instances (ARM) or AWS ECS"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +52,8 @@ enum Face {
     Eci,
     /// Azure Container Instances (ARM, Azure AD tokens, IMDS), over HTTPS.
     Aci,
+    /// AWS ECS (Fargate tasks), CloudWatch Logs and STS, SigV4-signed.
+    Ecs,
 }
 
 /// Flags override the config file.
@@ -257,6 +263,68 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     Ok((config, args.listen))
 }
 
+/// The ECS face's config: the file (an EcsConfig), then the flags.
+fn ecs_config(args: ServeArgs) -> anyhow::Result<(EcsConfig, String)> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            serde_yaml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))?
+        }
+        None => EcsConfig::default(),
+    };
+    if args.metadata_role.is_some() {
+        anyhow::bail!("--metadata-role is an ECI face flag");
+    }
+    if let Some(executor) = args.executor {
+        config.executor = executor;
+    }
+    if let Some(region) = args.region_id {
+        config.region = region;
+    }
+    if let Some(dir) = args.work_dir {
+        config.process.work_dir = Some(dir);
+    }
+    if args.allow_unknown_images {
+        config.catalog.allow_unknown = true;
+    }
+    if let Some(faults) = &args.faults {
+        config.faults = serde_json::from_str::<FaultConfig>(faults)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    if args.sts_lifetime_secs.is_some() {
+        config.sts.lifetime_secs = args.sts_lifetime_secs;
+    }
+    match (args.access_key_id, args.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            config.access_keys.insert(id, secret);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
+    }
+    if config.access_keys.is_empty() {
+        anyhow::bail!(
+            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
+        );
+    }
+    Ok((config, args.listen))
+}
+
+async fn serve_ecs(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, listen) = ecs_config(args)?;
+    let (executor, region) = (config.executor, config.region.clone());
+    let cloud = EcsCloud::start(config, &listen).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")?;
+    drop(stdout);
+    tracing::info!(addr = %cloud.addr(), ?executor, %region, "vk-cloud serving ECS, CloudWatch Logs and STS");
+    cloud.run_until(cli::shutdown_signal()).await;
+    tracing::info!("vk-cloud stopped");
+    Ok(())
+}
+
 async fn serve_aci(args: ServeArgs) -> anyhow::Result<()> {
     let (config, listen, tls) = aci_config(args)?;
     let executor = config.executor;
@@ -274,6 +342,9 @@ async fn serve_aci(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.face == Face::Aci {
         return serve_aci(args).await;
+    }
+    if args.face == Face::Ecs {
+        return serve_ecs(args).await;
     }
     let (config, listen) = config(args)?;
     let executor = config.executor;

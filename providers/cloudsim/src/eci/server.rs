@@ -10,10 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -24,8 +21,7 @@ use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
 use super::{api, exec_session};
 use crate::engine::Engine;
-pub use crate::launch::StartError;
-use crate::launch::{self, Launched};
+use crate::launch;
 use eci::wire::params::Params;
 
 /// Request bodies larger than this are refused (config files ride in creates).
@@ -41,6 +37,8 @@ pub struct MockCloud {
     /// A work directory the cloud chose itself, removed when it stops.
     own_work_dir: Option<std::path::PathBuf>,
 }
+
+pub use crate::launch::StartError;
 
 struct Server {
     face: Face,
@@ -186,12 +184,12 @@ impl Server {
     }
 
     async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
-        let method = req.method().as_str().to_string();
+        let method = req.method().clone();
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
         };
-        let (status, answer) = launch::admin_faults(self.face.engine(), &method, &body);
+        let (status, answer) = launch::admin_faults(self.face.engine(), method.as_str(), &body);
         respond(status, answer)
     }
 }
@@ -199,20 +197,11 @@ impl Server {
 impl MockCloud {
     /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
     pub async fn start(config: MockCloudConfig, listen: &str) -> Result<Self, StartError> {
-        let Launched {
+        let launch::Launched {
             executor,
             own_work_dir,
         } = launch::executor(config.executor, &config.simulate, &config.process).await?;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: listen.to_string(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: listen.to_string(),
-            source,
-        })?;
+        let (listener, addr) = launch::bind(listen).await?;
         let sts = Arc::new(Sts::new(config.sts.clone()));
         let face = Face::new(config, executor);
         let cancel = CancellationToken::new();
@@ -223,7 +212,10 @@ impl MockCloud {
             metadata: MetadataTokens::default(),
             stop: cancel.clone(),
         });
-        let task = tokio::spawn(serve(listener, server, cancel.clone()));
+        let task = tokio::spawn(launch::serve(listener, cancel.clone(), move |req| {
+            let server = server.clone();
+            async move { server.handle(req).await }
+        }));
         Ok(Self {
             addr,
             face,
@@ -272,36 +264,5 @@ impl MockCloud {
 impl Drop for MockCloud {
     fn drop(&mut self) {
         self.cancel.cancel();
-    }
-}
-
-async fn serve(listener: TcpListener, server: Arc<Server>, cancel: CancellationToken) {
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let server = server.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                async move { server.handle(req).await }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = conn => {}
-            }
-        });
     }
 }

@@ -116,6 +116,17 @@ impl LogStore {
         }
     }
 
+    /// Every line kept, each with its absolute index (lines dropped from the front keep
+    /// their indices taken), for readers that page by position (CloudWatch Logs' tokens).
+    pub fn indexed(&self) -> Vec<(u64, Timestamp, String)> {
+        let log = self.tx.borrow();
+        log.lines
+            .iter()
+            .enumerate()
+            .map(|(i, (at, line))| (log.first.saturating_add(i as u64), *at, line.clone()))
+            .collect()
+    }
+
     /// The lines selected by the kubelet's `opts` (all but `previous`, which picks the run) as
     /// bytes, following the run with `follow`.
     pub fn stream(&self, opts: &LogOptions) -> LogStream {

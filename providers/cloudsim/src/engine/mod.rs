@@ -265,6 +265,26 @@ impl Engine {
         }
     }
 
+    /// Stop every container of the group (preStop, SIGTERM, the kill after the grace period)
+    /// and keep it, ended, with its logs (see `termination`).
+    pub fn stop(&self, id: &str) -> Result<(), EngineError> {
+        if termination::stop(&self.inner, id) {
+            Ok(())
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    /// Clean up an ended group's sandbox (its files, its holder) and keep the group.
+    pub fn release(&self, id: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let id = id.to_string();
+        runtime.spawn(async move { inner.executor.remove(&id).await });
+    }
+
     /// Restart every container of a pending or running group (init containers first, as on start).
     pub fn restart(&self, id: &str) -> Result<(), EngineError> {
         let mut state = self.inner.lock();
@@ -432,12 +452,15 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod tests_stop;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use group::Group;
 
     /// A group named `name` with idempotency token `pod-uid`; its name is the fingerprint.
-    fn create(name: &str) -> NewGroup {
+    pub(super) fn create(name: &str) -> NewGroup {
         NewGroup {
             id: format!("g-{name}-{}", rand::random::<u32>()),
             name: name.into(),
@@ -488,7 +511,7 @@ mod tests {
         assert_eq!(engine.len(), 2);
     }
 
-    fn timer(name: &str, run_ms: Option<u64>, exit_code: i32) -> spec::ContainerSpec {
+    pub(super) fn timer(name: &str, run_ms: Option<u64>, exit_code: i32) -> spec::ContainerSpec {
         spec::ContainerSpec {
             name: name.into(),
             image: "busybox".into(),
@@ -501,7 +524,7 @@ mod tests {
         }
     }
 
-    fn fast_engine() -> Engine {
+    pub(super) fn fast_engine() -> Engine {
         let config = EngineConfig {
             schedule_latency_ms: 0,
             provision_latency_ms: 0,
@@ -514,7 +537,7 @@ mod tests {
         Engine::new(config, std::sync::Arc::new(executor))
     }
 
-    async fn wait_for(engine: &Engine, id: &str, what: impl Fn(&Group) -> bool) {
+    pub(super) async fn wait_for(engine: &Engine, id: &str, what: impl Fn(&Group) -> bool) {
         for _ in 0..500 {
             if engine.state().get(id).is_some_and(&what) {
                 return;

@@ -4,6 +4,10 @@
 //! `TerminationGracePeriodSeconds` is over: [`hooks::stop`]), then the group goes. A group
 //! with nothing running, or one the `simulate` executor runs without preStop hooks, goes at
 //! once.
+//!
+//! A stop (ECS's StopTask, an essential container's exit) stops the containers the same way
+//! but keeps the group, ended (`Succeeded` when every app container exited 0, else `Failed`):
+//! its face still describes it and its logs stay readable.
 
 use std::sync::Arc;
 
@@ -68,6 +72,92 @@ pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
         inner.remove(&id);
     });
     true
+}
+
+/// Start stopping group `id` and keep it once ended; `false` when there is no such group.
+/// A group already ended or stopping is left as it is.
+pub(super) fn stop(inner: &Arc<Inner>, id: &str) -> bool {
+    let plan = {
+        let mut state = inner.lock();
+        let Some(g) = state.group_mut(id) else {
+            return false;
+        };
+        if g.is_terminal() || g.status == Phase::Terminating {
+            return true;
+        }
+        let targets: Vec<HookTarget> = g
+            .init
+            .iter()
+            .chain(&g.apps)
+            .filter(|c| matches!(c.state, CState::Running { .. }))
+            .map(|c| HookTarget {
+                group: g.spec.clone(),
+                container: c.spec.clone(),
+                log: c.log.clone(),
+            })
+            .collect();
+        let simulated = inner.executor.name() == "simulate"
+            && targets.iter().all(|t| t.container.pre_stop.is_none());
+        let now = inner.clock.now();
+        if targets.is_empty() || simulated {
+            end_stopped(g, now);
+            inner.notify(super::inner::Change::Changed(g));
+            None
+        } else {
+            g.set_status(Phase::Terminating, now);
+            g.event(
+                "Normal",
+                "Killing",
+                "Stopping the containers of the group".into(),
+                now,
+            );
+            inner.notify(super::inner::Change::Changed(g));
+            Some((
+                targets,
+                g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
+                g.generation,
+            ))
+        }
+    };
+    let Some((targets, grace, generation)) = plan else {
+        return true;
+    };
+    let inner = inner.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + grace;
+        let stops = targets
+            .iter()
+            .map(|t| stop_one(&inner, &id, generation, t, deadline));
+        futures::future::join_all(stops).await;
+        let mut state = inner.lock();
+        inner.change(&mut state, &id, |g| {
+            if !g.is_terminal() {
+                end_stopped(g, inner.clock.now());
+            }
+        });
+    });
+    true
+}
+
+/// The group's lifecycle ends here: what still runs is killed, the group is over.
+fn end_stopped(g: &mut super::group::Group, now: jiff::Timestamp) {
+    g.cancel.cancel();
+    g.generation += 1;
+    let clean = g
+        .apps
+        .iter()
+        .all(|c| matches!(&c.state, CState::Terminated { exit, .. } if exit.code == 0));
+    g.finish(
+        if clean {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        },
+        "Stopped",
+        now,
+    );
+    g.event("Normal", "Stopped", "The group was stopped".into(), now);
 }
 
 /// preStop, SIGTERM, and the wait for the container's run to end (the lifecycle task records

@@ -1,0 +1,232 @@
+//! RunTask's client token, StopTask, ListTasks' paging, DescribeTasks' failures, tags,
+//! ExecuteCommand's refusal, bad requests and RunTask's rates, over HTTP.
+
+use serde_json::json;
+
+use super::config::Rate;
+use super::tests::{
+    cloud, cloud_with, definition, ecs, ecs_err, http, keys, run_request, signed_head, wait_task,
+};
+
+#[tokio::test]
+async fn run_stop_list_and_the_client_token() {
+    let cloud = cloud().await;
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition(
+            "svc",
+            &[("app", &[("MOCKCLOUD_RUN_MS", "forever")], true)],
+            None,
+        ),
+    )
+    .await;
+    let mut run = run_request("svc:1");
+    run["clientToken"] = json!("pod-uid-1");
+    let first = ecs(&cloud, "RunTask", run.clone()).await;
+    let again = ecs(&cloud, "RunTask", run.clone()).await;
+    let arn = first["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    assert_eq!(again["tasks"][0]["taskArn"], arn.as_str());
+    run["startedBy"] = json!("someone else");
+    ecs_err(&cloud, "RunTask", run, "InvalidParameterException").await;
+    for _ in 0..2 {
+        ecs(&cloud, "RunTask", run_request("svc")).await;
+    }
+    let page = ecs(
+        &cloud,
+        "ListTasks",
+        json!({"family": "svc", "maxResults": 2}),
+    )
+    .await;
+    assert_eq!(page["taskArns"].as_array().unwrap().len(), 2);
+    let token = page["nextToken"].as_str().unwrap();
+    let rest = ecs(
+        &cloud,
+        "ListTasks",
+        json!({"family": "svc", "nextToken": token}),
+    )
+    .await;
+    assert_eq!(rest["taskArns"].as_array().unwrap().len(), 1);
+    assert!(rest.get("nextToken").is_none());
+
+    wait_task(&cloud, &arn, |t| t["lastStatus"] == "RUNNING").await;
+    let stopped = ecs(
+        &cloud,
+        "StopTask",
+        json!({"task": arn, "reason": "pod deleted"}),
+    )
+    .await;
+    assert_eq!(stopped["task"]["desiredStatus"], "STOPPED");
+    let task = wait_task(&cloud, &arn, |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(task["stopCode"], "UserInitiated");
+    assert_eq!(task["stoppedReason"], "pod deleted");
+    let running = ecs(&cloud, "ListTasks", json!({"family": "svc"})).await;
+    assert_eq!(running["taskArns"].as_array().unwrap().len(), 2);
+
+    let missing =
+        "arn:aws:ecs:us-east-1:123456789012:task/default/0123456789abcdef0123456789abcdef";
+    let answer = ecs(&cloud, "DescribeTasks", json!({"tasks": [arn, missing]})).await;
+    assert_eq!(answer["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(answer["failures"][0]["reason"], "MISSING");
+    assert_eq!(answer["failures"][0]["arn"], missing);
+    ecs_err(
+        &cloud,
+        "StopTask",
+        json!({"task": missing}),
+        "InvalidParameterException",
+    )
+    .await;
+    ecs_err(
+        &cloud,
+        "DescribeTasks",
+        json!({"tasks": []}),
+        "InvalidParameterException",
+    )
+    .await;
+    ecs_err(
+        &cloud,
+        "ListTasks",
+        json!({"cluster": "nope"}),
+        "ClusterNotFoundException",
+    )
+    .await;
+    let message = ecs_err(
+        &cloud,
+        "RunTask",
+        json!({"taskDefinition": "svc", "launchType": "FARGATE"}),
+        "InvalidParameterException",
+    )
+    .await;
+    assert!(message.contains("Network Configuration"), "{message}");
+    let mut bad = run_request("svc");
+    bad["overrides"] = json!({"containerOverrides": [{"name": "nope", "command": ["x"]}]});
+    let message = ecs_err(&cloud, "RunTask", bad, "InvalidParameterException").await;
+    assert!(message.contains("nope"), "{message}");
+    let mut ec2 = run_request("svc");
+    ec2["launchType"] = json!("EC2");
+    let answer = ecs(&cloud, "RunTask", ec2).await;
+    assert!(answer["tasks"].as_array().unwrap().is_empty());
+    assert_eq!(
+        answer["failures"][0]["reason"],
+        "No Container Instances were found in your cluster."
+    );
+}
+
+#[tokio::test]
+async fn tags_and_execute_command() {
+    let cloud = cloud().await;
+    let def = ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("t", &[("app", &[], true)], None),
+    )
+    .await;
+    let def_arn = def["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = ecs(&cloud, "RunTask", run_request("t")).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    for resource in [&def_arn, &arn] {
+        ecs(&cloud, "TagResource", json!({"resourceArn": resource, "tags": [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]})).await;
+        ecs(
+            &cloud,
+            "UntagResource",
+            json!({"resourceArn": resource, "tagKeys": ["a"]}),
+        )
+        .await;
+        let tags = ecs(
+            &cloud,
+            "ListTagsForResource",
+            json!({"resourceArn": resource}),
+        )
+        .await;
+        assert_eq!(tags["tags"], json!([{"key": "b", "value": "2"}]));
+    }
+    ecs_err(
+        &cloud,
+        "ListTagsForResource",
+        json!({"resourceArn": "arn:aws:ecs:us-east-1:123456789012:task/default/zzz"}),
+        "InvalidParameterException",
+    )
+    .await;
+    let message = ecs_err(
+        &cloud,
+        "ExecuteCommand",
+        json!({"task": arn, "command": "sh", "interactive": true}),
+        "InvalidParameterException",
+    )
+    .await;
+    assert!(message.contains("not enabled"), "{message}");
+    let mut run = run_request("t");
+    run["enableExecuteCommand"] = json!(true);
+    let task = ecs(&cloud, "RunTask", run).await;
+    let arn = task["tasks"][0]["taskArn"].as_str().unwrap();
+    ecs_err(
+        &cloud,
+        "ExecuteCommand",
+        json!({"task": arn, "command": "sh", "interactive": true}),
+        "TargetNotConnectedException",
+    )
+    .await;
+    ecs_err(&cloud, "Frobnicate", json!({}), "UnknownOperationException").await;
+    let (status, answer) = {
+        let head = signed_head(
+            &cloud,
+            &keys(),
+            "ecs",
+            Some("AmazonEC2ContainerServiceV20141113.RunTask"),
+            "{not json",
+        );
+        http(&cloud, &head, "{not json").await
+    };
+    assert_eq!(status, 400);
+    assert!(answer.contains("SerializationException"), "{answer}");
+    let message = ecs_err(
+        &cloud,
+        "RunTask",
+        json!({"taskDefinition": "t", "count": "two"}),
+        "SerializationException",
+    )
+    .await;
+    assert!(message.starts_with("count: "), "{message}");
+}
+
+#[tokio::test]
+async fn run_task_is_throttled_beyond_its_rate() {
+    let cloud = cloud_with(|c| {
+        c.rates.run_task = Rate {
+            burst: 2,
+            per_second: 0.0,
+        }
+    })
+    .await;
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("r", &[("app", &[], true)], None),
+    )
+    .await;
+    ecs(&cloud, "RunTask", run_request("r")).await;
+    ecs(&cloud, "RunTask", run_request("r")).await;
+    let message = ecs_err(&cloud, "RunTask", run_request("r"), "ThrottlingException").await;
+    assert_eq!(message, "Rate exceeded");
+    // Other calls have their own bucket.
+    ecs(&cloud, "ListTasks", json!({})).await;
+    let cloud = cloud_with(|c| {
+        c.rates.task_launch = Rate {
+            burst: 3,
+            per_second: 0.0,
+        }
+    })
+    .await;
+    ecs(
+        &cloud,
+        "RegisterTaskDefinition",
+        definition("r", &[("app", &[], true)], None),
+    )
+    .await;
+    let mut four = run_request("r");
+    four["count"] = json!(4);
+    ecs_err(&cloud, "RunTask", four, "ThrottlingException").await;
+}
