@@ -8,9 +8,11 @@
 //! - [`pacing`]: rate limits, ARM's remaining-calls headers, `Retry-After`, backoff.
 //! - [`sizing`]: ACI's CPU/memory granularity and group limits.
 
+pub mod client;
 pub mod credentials;
 pub mod credentials_chain;
 pub mod credentials_sources;
+pub mod error;
 pub mod http;
 pub mod pacing;
 pub mod sizing;
