@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod credentials_chain;
 pub mod credentials_sources;
 pub mod error;
+pub mod exec_script;
 pub mod http;
 pub mod mapping;
 pub mod pacing;
