@@ -1,23 +1,35 @@
 //! Azure Container Instances (ACI): each pod becomes a container group, managed through Azure
-//! Resource Manager (`Microsoft.ContainerInstance/containerGroups`).
+//! Resource Manager (`Microsoft.ContainerInstance/containerGroups`, api-version
+//! [`wire::API_VERSION`]).
 //!
 //! - [`wire`]: ARM's shapes on the wire (container groups, instance views, logs, exec, errors,
 //!   AAD tokens); the cloud simulator's ACI face decodes and answers with these.
 //! - [`http`]: the one HTTPS client (system roots plus an extra CA).
-//! - [`credentials`], [`credentials_sources`], [`credentials_chain`]: the bearer token.
-//! - [`pacing`]: rate limits, ARM's remaining-calls headers, `Retry-After`, backoff.
-//! - [`sizing`]: ACI's CPU/memory granularity and group limits.
+//! - [`credentials`], [`credentials_sources`], [`credentials_chain`]: the bearer token
+//!   (workload identity, client secret, managed identity), cached and refreshed.
+//! - [`pacing`], [`client`]: ARM calls under ARM's and ACI's limits, with retries.
+//! - [`sizing`], [`pod`], [`mapping`], [`status`]: pods to groups, instance views to statuses.
+//! - [`logs`]: one-shot reads and `follow` by polling the tail.
+//! - [`exec_script`], [`exec`]: exec with exit codes over ACI's terminal-only exec.
+//! - [`AciProvider`]: the `Provider`, built with [`AciProvider::new`] from an [`AciConfig`].
 
 pub mod client;
+mod config;
 pub mod credentials;
 pub mod credentials_chain;
 pub mod credentials_sources;
 pub mod error;
+pub mod exec;
 pub mod exec_script;
 pub mod http;
+pub mod logs;
 pub mod mapping;
 pub mod pacing;
 pub mod pod;
+mod provider;
 pub mod sizing;
 pub mod status;
 pub mod wire;
+
+pub use config::{AciCapacity, AciConfig};
+pub use provider::AciProvider;

@@ -1,0 +1,585 @@
+//! The `Provider` over ACI.
+//!
+//! Status comes from ONE paged list of the resource group's container groups per interval,
+//! filtered by the node tag (vk-core diffs the answers). ARM's list may leave out instance
+//! views; then at most `detail_reads_per_list` groups are read with a GET per listing — those
+//! never read first, then those whose provisioning state changed, then the longest unread —
+//! and a group whose containers have all terminated for good is never read again. Nothing
+//! polls per pod.
+//!
+//! A pod's group name derives from the pod ([`pod::group_name`]): create, delete, logs and
+//! exec need no lookup, a retried create replaces the same group, and after a restart the
+//! groups are found again by their tags (orphans are deleted by vk-core's sweep through
+//! [`Provider::delete`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use hyper::Method;
+use tokio::time::Instant;
+use vk_core::provider::{
+    ExecIo, ExecOutcome, InstanceEvent, InstanceStatus, LogOptions, LogStream, NodeCapacity,
+    PodRef, PodStats, Provider, ProviderCondition, ProviderError, ResolvedPod, StatusSource,
+};
+
+use crate::client::{AciError, ArmClient, Kind};
+use crate::config::AciConfig;
+use crate::credentials::CredentialHealth;
+use crate::credentials_chain;
+use crate::exec;
+use crate::http::{Http, Tls};
+use crate::logs;
+use crate::mapping::Warning;
+use crate::pod::{self, Placement, tags};
+use crate::status::instance_status;
+use crate::wire::{
+    self, ContainerExecRequest, ContainerExecResponse, ContainerGroup, ContainerGroupList,
+    TerminalSize, paths,
+};
+
+/// Tag holding a hash of the group's file volumes (see `refresh_volumes`).
+const FILES_TAG: &str = "vk-files";
+
+struct Detail {
+    at: Instant,
+    provisioning: Option<String>,
+    group: ContainerGroup,
+    /// Every container terminated and the group will not restart them: never read again.
+    settled: bool,
+}
+
+pub struct AciProvider {
+    client: Arc<ArmClient>,
+    tls: Tls,
+    config: AciConfig,
+    placement: Placement,
+    warnings: Mutex<HashMap<String, (jiff::Timestamp, Vec<Warning>)>>,
+    details: Mutex<HashMap<String, Detail>>,
+    /// Group name -> the files tag, as the last listing had them.
+    listed: Mutex<HashMap<String, Option<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AciProvider {
+    /// Check the configuration and build the client; no call is made until the first use.
+    pub fn new(config: AciConfig) -> Result<Self, ProviderError> {
+        Self::with_env(config, &credentials_chain::process_env)
+    }
+
+    /// [`Self::new`] with the credential chain reading `env` instead of the process's.
+    pub fn with_env(
+        config: AciConfig,
+        env: credentials_chain::Env<'_>,
+    ) -> Result<Self, ProviderError> {
+        let invalid = |m: String| ProviderError::invalid("AciConfig", m);
+        config.check().map_err(invalid)?;
+        let tls = Tls::new(config.extra_ca_file.as_deref()).map_err(invalid)?;
+        let http = Http::new(
+            &tls,
+            Duration::from_millis(config.request_timeout_ms.max(1)),
+        );
+        let tokens = credentials_chain::resolve(&config.credentials, env, &http)
+            .map_err(|e| invalid(e.to_string()))?;
+        let client = ArmClient::new(
+            http,
+            &config.endpoint,
+            &config.subscription_id,
+            &config.resource_group,
+            tokens,
+            config.pacing(),
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            client: Arc::new(client),
+            tls,
+            placement: Placement {
+                location: config.location.clone(),
+                subnet_id: config.subnet_id.clone(),
+                public_ip: config.public_ip,
+                limits: config.limits,
+            },
+            config,
+            warnings: Mutex::default(),
+            details: Mutex::default(),
+            listed: Mutex::default(),
+        })
+    }
+
+    pub fn client(&self) -> &Arc<ArmClient> {
+        &self.client
+    }
+
+    /// The group name of a pod.
+    pub fn group_name(pod: &PodRef) -> String {
+        pod::group_name(&pod.namespace, &pod.name, &pod.uid)
+    }
+
+    fn pod_of(group: &ContainerGroup) -> Option<PodRef> {
+        let tag = |k: &str| group.tags.get(k).cloned();
+        Some(PodRef {
+            uid: tag(tags::POD_UID)?,
+            namespace: tag(tags::NAMESPACE)?,
+            name: tag(tags::POD_NAME)?,
+        })
+    }
+
+    /// Every group of the resource group, all pages.
+    pub async fn all_groups(&self) -> Result<Vec<ContainerGroup>, ProviderError> {
+        let path = paths::groups_in_resource_group(
+            &self.client.subscription_id,
+            &self.client.resource_group,
+        );
+        let mut url = self.client.url(&path, &[]);
+        let mut groups = Vec::new();
+        loop {
+            let (page, _) = self
+                .client
+                .json::<ContainerGroupList>(Method::GET, &url, None::<&()>, Kind::Read)
+                .await?;
+            groups.extend(page.value);
+            match page.next_link.filter(|l| !l.is_empty()) {
+                Some(next) => url = next,
+                None => return Ok(groups),
+            }
+        }
+    }
+
+    async fn get_group(&self, name: &str) -> Result<Option<ContainerGroup>, AciError> {
+        let url = self.client.url(&self.client.group_path(name), &[]);
+        match self
+            .client
+            .json::<ContainerGroup>(Method::GET, &url, None::<&()>, Kind::Read)
+            .await
+        {
+            Ok((g, _)) => Ok(Some(g)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn has_view(group: &ContainerGroup) -> bool {
+        let p = &group.properties;
+        p.instance_view.is_some()
+            || p.containers
+                .iter()
+                .any(|c| c.properties.instance_view.is_some())
+    }
+
+    fn settled(group: &ContainerGroup) -> bool {
+        let p = &group.properties;
+        let state = p.instance_view.as_ref().and_then(|v| v.state.as_deref());
+        matches!(
+            state,
+            Some(
+                wire::group_state::SUCCEEDED
+                    | wire::group_state::FAILED
+                    | wire::group_state::STOPPED
+            )
+        ) || p.provisioning_state.as_deref().is_some_and(|s| {
+            matches!(
+                s,
+                wire::provisioning_state::FAILED | wire::provisioning_state::CANCELED
+            )
+        })
+    }
+
+    /// Instance views for the listed groups that lack one, under the per-listing budget.
+    async fn fill_views(&self, groups: &mut [ContainerGroup]) {
+        let mut wanted: Vec<(u8, Instant, String)> = Vec::new();
+        {
+            let details = lock(&self.details);
+            for g in groups.iter().filter(|g| !Self::has_view(g)) {
+                let name = g.name.clone().unwrap_or_default();
+                match details.get(&name) {
+                    None => wanted.push((0, Instant::now(), name)),
+                    Some(d) if d.settled => {}
+                    Some(d) if d.provisioning != g.properties.provisioning_state => {
+                        wanted.push((1, d.at, name))
+                    }
+                    Some(d) => wanted.push((2, d.at, name)),
+                }
+            }
+        }
+        wanted.sort();
+        wanted.truncate(self.config.detail_reads_per_list);
+        let fetched: Vec<(String, Result<Option<ContainerGroup>, AciError>)> =
+            futures::stream::iter(wanted)
+                .map(|(_, _, name)| async move {
+                    let r = self.get_group(&name).await;
+                    (name, r)
+                })
+                .buffer_unordered(4)
+                .collect()
+                .await;
+        let mut details = lock(&self.details);
+        for (name, result) in fetched {
+            match result {
+                Ok(Some(group)) => {
+                    details.insert(
+                        name,
+                        Detail {
+                            at: Instant::now(),
+                            provisioning: group.properties.provisioning_state.clone(),
+                            settled: Self::settled(&group),
+                            group,
+                        },
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(group = %name, error = %e, "reading a group's instance view failed; keeping the last one")
+                }
+            }
+        }
+        for g in groups.iter_mut().filter(|g| !Self::has_view(g)) {
+            if let Some(d) = details.get(g.name.as_deref().unwrap_or_default()) {
+                let tags = std::mem::take(&mut g.tags);
+                *g = d.group.clone();
+                g.tags = tags;
+            }
+        }
+    }
+
+    fn status_of(&self, pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
+        let mut status = instance_status(pod, group);
+        if let Some((at, list)) = lock(&self.warnings).get(&status.pod.uid) {
+            status.events.extend(list.iter().map(|w| InstanceEvent {
+                container: w.container.clone(),
+                warning: true,
+                reason: w.reason.clone(),
+                message: w.message.clone(),
+                count: 1,
+                first_seen: *at,
+                last_seen: *at,
+            }));
+        }
+        status
+    }
+
+    /// The group body for a pod, with the files tag.
+    fn body(
+        &self,
+        pod: &ResolvedPod,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<ContainerGroup, ProviderError> {
+        let mut group =
+            pod::container_group(pod, &self.config.node_name, &self.placement, warnings)?;
+        let files = serde_json::to_vec(&group.properties.volumes).unwrap_or_default();
+        let hash = files.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        group.tags.insert(FILES_TAG.into(), format!("{hash:016x}"));
+        Ok(group)
+    }
+
+    async fn put(
+        &self,
+        name: &str,
+        group: &ContainerGroup,
+        kind: Kind,
+    ) -> Result<(), ProviderError> {
+        let url = self.client.url(&self.client.group_path(name), &[]);
+        let (answer, _) = self
+            .client
+            .json::<ContainerGroup>(Method::PUT, &url, Some(group), kind)
+            .await?;
+        tracing::info!(group = %name, state = ?answer.properties.provisioning_state, "ACI container group put");
+        Ok(())
+    }
+
+    /// POST a container's exec or attach; its socket, connected and authenticated.
+    async fn socket(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        attach: bool,
+        size: Option<TerminalSize>,
+    ) -> Result<exec::Socket, ProviderError> {
+        let (s, r, g) = (
+            &self.client.subscription_id,
+            &self.client.resource_group,
+            Self::group_name(pod),
+        );
+        let path = if attach {
+            paths::container_attach(s, r, &g, container)
+        } else {
+            paths::container_exec(s, r, &g, container)
+        };
+        let body = ContainerExecRequest {
+            command: (!attach).then(|| "/bin/sh".to_string()),
+            terminal_size: size.or(Some(TerminalSize { rows: 24, cols: 80 })),
+        };
+        let url = self.client.url(&path, &[]);
+        let answer = match self
+            .client
+            .json::<ContainerExecResponse>(Method::POST, &url, Some(&body), Kind::Write)
+            .await
+        {
+            Ok((a, _)) => a,
+            Err(e) if e.is_not_found() => {
+                return Err(ProviderError::NotFound(format!(
+                    "container {container} of pod {pod}: {e}"
+                )));
+            }
+            Err(e)
+                if e.status() == Some(409)
+                    || e.code().is_some_and(|c| c.contains("NotRunning")) =>
+            {
+                return Err(ProviderError::invalid(
+                    "ContainerNotRunning",
+                    format!("container {container} of pod {pod}: {e}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if answer.web_socket_uri.is_empty() {
+            return Err(ProviderError::Transient(
+                "ACI answered the exec without a webSocketUri".into(),
+            ));
+        }
+        let timeout = Duration::from_millis(self.config.request_timeout_ms.max(1));
+        exec::connect(&answer.web_socket_uri, &answer.password, &self.tls, timeout)
+            .await
+            .map_err(ProviderError::Transient)
+    }
+}
+
+/// The first terminal size the client sends, waiting a moment for it.
+async fn first_size(io: &mut ExecIo) -> Option<TerminalSize> {
+    let rx = io.resize.as_mut()?;
+    let size = tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .ok()??;
+    Some(TerminalSize {
+        rows: size.height.max(1),
+        cols: size.width.max(1),
+    })
+}
+
+#[async_trait]
+impl Provider for AciProvider {
+    fn name(&self) -> &str {
+        "aci"
+    }
+
+    async fn create(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        let name = Self::group_name(&pod.pod);
+        if lock(&self.listed).contains_key(&name) {
+            return Ok(());
+        }
+        let mut warnings = Vec::new();
+        let group = self.body(pod, &mut warnings)?;
+        if !warnings.is_empty() {
+            lock(&self.warnings).insert(pod.pod.uid.clone(), (jiff::Timestamp::now(), warnings));
+        }
+        // An earlier create whose answer was lost, or a restart: adopt the group, never
+        // replace it (a PUT of a running group with new tokens would restart its containers).
+        if let Some(existing) = self.get_group(&name).await?
+            && existing.tags.get(tags::POD_UID) == Some(&pod.pod.uid)
+        {
+            tracing::info!(pod = %pod.pod, group = %name, "adopted the existing ACI container group");
+            return Ok(());
+        }
+        self.put(&name, &group, Kind::GroupWrite).await
+    }
+
+    /// With `refresh_volumes`, re-PUT a group whose file volumes changed (ACI restarts its
+    /// containers then); without it, a running group keeps the files it started with.
+    async fn update(&self, pod: &ResolvedPod) -> Result<(), ProviderError> {
+        if !self.config.refresh_volumes {
+            return Ok(());
+        }
+        let name = Self::group_name(&pod.pod);
+        let group = self.body(pod, &mut Vec::new())?;
+        let known = lock(&self.listed).get(&name).cloned();
+        match known {
+            None => Ok(()),
+            Some(tag) if tag.as_ref() == group.tags.get(FILES_TAG) => Ok(()),
+            Some(_) => self.put(&name, &group, Kind::Write).await,
+        }
+    }
+
+    async fn delete(&self, pod: &PodRef, grace: Duration) -> Result<(), ProviderError> {
+        let name = Self::group_name(pod);
+        let url = self.client.url(&self.client.group_path(&name), &[]);
+        match self
+            .client
+            .call(Method::DELETE, &url, None, Kind::GroupWrite)
+            .await
+        {
+            Ok(_) => tracing::info!(%pod, group = %name, ?grace, "ACI container group deleted"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        lock(&self.warnings).remove(&pod.uid);
+        lock(&self.details).remove(&name);
+        lock(&self.listed).remove(&name);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        let mut groups: Vec<ContainerGroup> = self
+            .all_groups()
+            .await?
+            .into_iter()
+            .filter(|g| {
+                g.tags.get(tags::NODE) == Some(&self.config.node_name) && Self::pod_of(g).is_some()
+            })
+            .collect();
+        let names: HashSet<String> = groups.iter().filter_map(|g| g.name.clone()).collect();
+        lock(&self.details).retain(|name, _| names.contains(name));
+        *lock(&self.listed) = groups
+            .iter()
+            .filter_map(|g| Some((g.name.clone()?, g.tags.get(FILES_TAG).cloned())))
+            .collect();
+        self.fill_views(&mut groups).await;
+        Ok(groups
+            .iter()
+            .filter_map(|g| Some(self.status_of(Self::pod_of(g)?, g)))
+            .collect())
+    }
+
+    fn status_source(&self) -> StatusSource {
+        StatusSource::Poll(Duration::from_millis(
+            self.config.status_interval_ms.max(100),
+        ))
+    }
+
+    async fn logs(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        opts: &LogOptions,
+    ) -> Result<LogStream, ProviderError> {
+        if opts.previous {
+            return Err(ProviderError::Unsupported(
+                "ACI keeps no log of a container's previous instance".into(),
+            ));
+        }
+        let name = Self::group_name(pod);
+        if opts.follow {
+            return Ok(logs::follow(
+                self.client.clone(),
+                name,
+                container.to_string(),
+                opts.clone(),
+                Duration::from_millis(self.config.log_poll_interval_ms.max(50)),
+                self.config.follow_tail,
+            ));
+        }
+        let content = logs::read(&self.client, &name, container, opts.tail_lines).await?;
+        let mut text = logs::shape(&content, opts);
+        if let Some(limit) = opts.limit_bytes {
+            let mut cut = usize::try_from(limit).unwrap_or(usize::MAX).min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let content = Bytes::from(text);
+        Ok(futures::stream::iter((!content.is_empty()).then_some(Ok(content))).boxed())
+    }
+
+    fn capacity(&self) -> NodeCapacity {
+        let c = &self.config.capacity;
+        NodeCapacity {
+            cpu_millis: c.cpu_millis,
+            memory_bytes: c.memory_bytes,
+            pods: c.pods,
+            ephemeral_storage_bytes: c.ephemeral_storage_bytes,
+        }
+    }
+
+    fn node_conditions(&self) -> Vec<ProviderCondition> {
+        let tokens = self.client.tokens();
+        let (healthy, reason, message) = match tokens.health() {
+            CredentialHealth::Fine => (
+                true,
+                "CredentialsValid",
+                format!("the Azure credentials ({}) are valid", tokens.source_name()),
+            ),
+            CredentialHealth::RefreshFailing { error, valid_for } => (
+                false,
+                "CredentialRefreshFailed",
+                match valid_for {
+                    Some(left) => format!(
+                        "{error}; the current token stays valid for {}s more",
+                        left.as_secs()
+                    ),
+                    None => format!(
+                        "{error}; no valid token is left, cloud calls fail until a refresh works"
+                    ),
+                },
+            ),
+        };
+        vec![ProviderCondition {
+            type_: "CloudCredentials".into(),
+            healthy,
+            reason: reason.into(),
+            message,
+        }]
+    }
+
+    /// One authenticated read (the resource group's groups, first page); a throttled answer
+    /// comes from a reachable ARM that took the token, so it counts as up.
+    async fn ping(&self) -> Result<(), ProviderError> {
+        let path = paths::groups_in_resource_group(
+            &self.client.subscription_id,
+            &self.client.resource_group,
+        );
+        let url = self.client.url(&path, &[]);
+        match self.client.call(Method::GET, &url, None, Kind::Read).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_throttled() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// ACI's container API has no usage figures (they are in Azure Monitor): none reported.
+    async fn stats(&self) -> Result<Vec<PodStats>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    /// See [`crate::exec_script`]: `/bin/sh` is exec'd and runs `command`, whose exit code
+    /// comes back.
+    async fn exec(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        command: Vec<String>,
+        mut io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        if command.is_empty() {
+            return Err(ProviderError::invalid(
+                "EmptyCommand",
+                "you must specify at least one command for the container",
+            ));
+        }
+        let size = if io.tty {
+            first_size(&mut io).await
+        } else {
+            None
+        };
+        let ws = self.socket(pod, container, false, size).await?;
+        let ready = Duration::from_millis(self.config.exec_ready_timeout_ms.max(1));
+        Ok(exec::run(ws, &command, io, ready).await)
+    }
+
+    /// ACI's attach streams the container's output; the client's stdin is not forwarded.
+    async fn attach(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        let ws = self.socket(pod, container, true, None).await?;
+        Ok(exec::attach(ws, io).await)
+    }
+}
