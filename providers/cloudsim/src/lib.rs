@@ -1,6 +1,7 @@
 //! A simulated cloud that really runs containers: one engine of container groups
 //! ([`engine`]: lifecycle, executors, logs, exec, probes and hooks, faults) behind one face
-//! per cloud API. The first face is Alibaba Cloud ECI ([`crate::eci`]): an HTTP server
+//! per cloud API: Alibaba Cloud ECI and Azure Container Instances ([`crate::aci`]: ARM's
+//! routes over HTTPS, Azure AD tokens, the exec socket with its password). The first face is Alibaba Cloud ECI ([`crate::eci`]): an HTTP server
 //! speaking the OpenAPI 2018-08-08 RPC style, signed requests, the service's error codes,
 //! STS and the ECS metadata service; the `eci` provider drives it exactly as it would drive
 //! the service. The engine knows nothing of a face: it takes neutral requests
@@ -11,8 +12,10 @@
 //! sandboxes (`process`, [`sandbox`]). Start a cloud in-process with [`MockCloud::start`], or
 //! as the `vk-cloud` binary.
 
+pub mod aci;
 pub mod eci;
 pub mod engine;
+pub mod launch;
 pub mod probe_net;
 pub mod pty;
 pub mod sandbox;

@@ -195,6 +195,13 @@ pub mod codes {
     pub const INVALID_CPU_REQUEST: &str = "InvalidCpuRequest";
     pub const INVALID_MEMORY_REQUEST: &str = "InvalidMemoryRequest";
     pub const RESOURCE_REQUESTS_EXCEEDED: &str = "ResourceRequestsExceeded";
+    /// A container's limit below its request.
+    pub const RESOURCE_LIMITS_LESS_THAN_REQUESTS: &str = "ResourceLimitsLessThanRequests";
+    /// A container's limit above the whole group's request.
+    pub const LIMIT_GREATER_THAN_GROUP_REQUEST: &str =
+        "ContainerLimitGreaterThanContainerGroupTotalRequest";
+    pub const INACCESSIBLE_IMAGE: &str = "InaccessibleImage";
+    pub const CONTAINER_GROUP_UPDATE_NOT_SUPPORTED: &str = "ContainerGroupUpdateNotSupported";
     pub const INVALID_EXEC_COMMAND: &str = "InvalidExecCommand";
     pub const CONTAINER_GROUP_QUOTA_REACHED: &str = "ContainerGroupQuotaReached";
     pub const STANDARD_CORES_QUOTA_REACHED: &str = "StandardCoresQuotaReached";

@@ -1,4 +1,5 @@
-//! `vk-cloud`: a mock Alibaba Cloud ECI service that really runs containers.
+//! `vk-cloud`: a simulated cloud that really runs containers, behind the API of Alibaba Cloud
+//! ECI (the default face) or Azure Container Instances.
 //!
 //!     vk-cloud serve --listen 127.0.0.1:0 --executor process \
 //!         --access-key-id test --access-key-secret secret
@@ -6,12 +7,18 @@
 //! prints the bound address (`127.0.0.1:PORT`) as the first line on stdout, then serves the
 //! ECI OpenAPI (2018-08-08) at `http://ADDR/` and fault injection at `/admin/faults` until
 //! SIGTERM or SIGINT.
+//!
+//!     vk-cloud serve --face aci --client-id app --client-secret s --ca-out /tmp/ca.pem
+//!
+//! serves ARM's `Microsoft.ContainerInstance` API, Azure AD's token endpoint and IMDS at
+//! `https://ADDR/` (a certificate signed by a CA made at start, written to `--ca-out`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use cloudsim::aci::{AciCloud, AciConfig, TlsMode};
 use cloudsim::engine::faults::FaultConfig;
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 use vk_core::cli;
@@ -20,7 +27,7 @@ use vk_core::cli;
 #[command(
     name = "vk-cloud",
     version,
-    about = "A mock Alibaba Cloud ECI service (OpenAPI 2018-08-08) that really runs containers"
+    about = "A simulated cloud that really runs containers: Alibaba Cloud ECI (OpenAPI 2018-08-08) or Azure Container Instances (ARM)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,9 +40,24 @@ enum Command {
     Serve(ServeArgs),
 }
 
+/// Which cloud's API is served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+enum Face {
+    /// Alibaba Cloud ECI (OpenAPI 2018-08-08, signed requests, STS, ECS metadata).
+    #[default]
+    Eci,
+    /// Azure Container Instances (ARM, Azure AD tokens, IMDS), over HTTPS.
+    Aci,
+}
+
 /// Flags override the config file.
 #[derive(Args, Debug)]
 struct ServeArgs {
+    /// The API served.
+    #[arg(long, env = "VK_CLOUD_FACE", value_enum, default_value = "eci")]
+    face: Face,
+    #[command(flatten)]
+    aci: AciArgs,
     /// Address to listen on; port 0 picks a free one. The bound address is printed first.
     #[arg(long, env = "VK_CLOUD_LISTEN", default_value = "127.0.0.1:0")]
     listen: String,
@@ -71,6 +93,121 @@ struct ServeArgs {
     /// The RAM role the ECS metadata face hands out keys for.
     #[arg(long)]
     metadata_role: Option<String>,
+}
+
+/// The ACI face's flags (with `--face aci`; the config file is then an AciConfig).
+#[derive(Args, Debug, Default)]
+struct AciArgs {
+    /// An Azure AD app that may take tokens with a client secret (more: `clients`).
+    #[arg(long, env = "VK_CLOUD_CLIENT_ID")]
+    client_id: Option<String>,
+    #[arg(long, env = "VK_CLOUD_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// The tenant whose token endpoint is served.
+    #[arg(long, env = "VK_CLOUD_TENANT_ID")]
+    tenant_id: Option<String>,
+    /// The subscription that exists (more: `subscriptions`).
+    #[arg(long, env = "VK_CLOUD_SUBSCRIPTION_ID")]
+    subscription_id: Option<String>,
+    /// The region served, e.g. westeurope.
+    #[arg(long, env = "VK_CLOUD_LOCATION")]
+    location: Option<String>,
+    /// A workload identity: federated tokens from this issuer about this subject are
+    /// exchanged for tokens of `--federated-client-id` (claims checked, not signatures).
+    #[arg(long, requires_all = ["federated_subject", "federated_client_id"])]
+    federated_issuer: Option<String>,
+    #[arg(long)]
+    federated_subject: Option<String>,
+    #[arg(long)]
+    federated_client_id: Option<String>,
+    /// `self-signed` (default): a CA made at start signs the server's certificate; `none`:
+    /// plain HTTP (no Azure SDK accepts it); or give --tls-cert and --tls-key.
+    #[arg(long, default_value = "self-signed", value_parser = ["self-signed", "none"])]
+    tls: String,
+    /// Where the self-signed CA's PEM goes (what clients trust).
+    #[arg(long, env = "VK_CLOUD_CA_OUT")]
+    ca_out: Option<PathBuf>,
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+fn aci_config(args: ServeArgs) -> anyhow::Result<(AciConfig, String, TlsMode)> {
+    let mut config: AciConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            serde_yaml::from_str(&text).with_context(|| {
+                format!(
+                    "the config file {} is not a valid ACI config",
+                    path.display()
+                )
+            })?
+        }
+        None => AciConfig::default(),
+    };
+    if args.access_key_id.is_some() || args.access_key_secret.is_some() || args.region_id.is_some()
+    {
+        anyhow::bail!(
+            "--access-key-id, --access-key-secret and --region-id are ECI's; the ACI face takes --client-id, --client-secret, --subscription-id and --location"
+        );
+    }
+    if let Some(executor) = args.executor {
+        config.executor = executor;
+    }
+    if let Some(dir) = args.work_dir {
+        config.process.work_dir = Some(dir);
+    }
+    if args.allow_unknown_images {
+        config.catalog.allow_unknown = true;
+    }
+    if let Some(faults) = &args.faults {
+        config.faults = serde_json::from_str::<FaultConfig>(faults)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    let a = args.aci;
+    match (a.client_id, a.client_secret) {
+        (Some(id), Some(secret)) => {
+            config.clients.insert(id, secret);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--client-id and --client-secret go together"),
+    }
+    if let Some(tenant) = a.tenant_id {
+        config.tenant_id = tenant;
+    }
+    if let Some(sub) = a.subscription_id {
+        config.subscriptions = vec![sub];
+    }
+    if let Some(location) = a.location {
+        config.location = location;
+    }
+    if let (Some(issuer), Some(subject), Some(client_id)) = (
+        a.federated_issuer,
+        a.federated_subject,
+        a.federated_client_id,
+    ) {
+        config
+            .federated
+            .push(cloudsim::aci::config::FederatedTrust {
+                client_id,
+                issuer,
+                subject,
+                ..Default::default()
+            });
+    }
+    if config.clients.is_empty() && config.federated.is_empty() {
+        anyhow::bail!(
+            "no Azure AD client: pass --client-id and --client-secret, or --federated-issuer/--federated-subject/--federated-client-id (or clients/federated in the config file)"
+        );
+    }
+    let tls = match (a.tls_cert, a.tls_key, a.tls.as_str()) {
+        (Some(cert), Some(key), _) => TlsMode::Files { cert, key },
+        (_, _, "none") => TlsMode::Plain,
+        _ => TlsMode::SelfSigned { ca_out: a.ca_out },
+    };
+    Ok((config, args.listen, tls))
 }
 
 fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
@@ -120,7 +257,24 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     Ok((config, args.listen))
 }
 
+async fn serve_aci(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, listen, tls) = aci_config(args)?;
+    let executor = config.executor;
+    let cloud = AciCloud::start(config, &listen, tls).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")?;
+    drop(stdout);
+    tracing::info!(endpoint = %cloud.endpoint(), ?executor, "vk-cloud serving the ACI API");
+    cloud.run_until(cli::shutdown_signal()).await;
+    tracing::info!("vk-cloud stopped");
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.face == Face::Aci {
+        return serve_aci(args).await;
+    }
     let (config, listen) = config(args)?;
     let executor = config.executor;
     let cloud = MockCloud::start(config, &listen).await?;

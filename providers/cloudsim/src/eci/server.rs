@@ -24,10 +24,9 @@ use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
 use super::{api, exec_session};
 use crate::engine::Engine;
-use crate::engine::executor::process::{ProcessExecutor, check_bwrap, check_nsenter};
-use crate::engine::executor::simulate::SimulateExecutor;
-use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
 use crate::engine::faults::FaultConfig;
+pub use crate::launch::StartError;
+use crate::launch::{self, Launched};
 use eci::wire::params::Params;
 
 /// Request bodies larger than this are refused (config files ride in creates).
@@ -42,17 +41,6 @@ pub struct MockCloud {
     sts: Arc<Sts>,
     /// A work directory the cloud chose itself, removed when it stops.
     own_work_dir: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("listening on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Executor(#[from] ExecutorError),
 }
 
 struct Server {
@@ -231,32 +219,10 @@ impl Server {
 impl MockCloud {
     /// Bind `listen` (port 0 picks one), build the executor, and serve until dropped.
     pub async fn start(config: MockCloudConfig, listen: &str) -> Result<Self, StartError> {
-        let mut own_work_dir = None;
-        let executor: Arc<dyn Executor> = match config.executor {
-            ExecutorKind::Simulate => Arc::new(SimulateExecutor::new(config.simulate.clone())),
-            ExecutorKind::Process => {
-                check_bwrap(&config.process.bwrap)
-                    .await
-                    .map_err(StartError::Executor)?;
-                check_nsenter(&config.process.nsenter)
-                    .await
-                    .map_err(StartError::Executor)?;
-                crate::engine::executor::process_runtime::check_setpriv()
-                    .await
-                    .map_err(StartError::Executor)?;
-                let executor = ProcessExecutor::new(config.process.clone());
-                tokio::fs::create_dir_all(executor.work_dir())
-                    .await
-                    .map_err(|source| ExecutorError::WorkDir {
-                        dir: executor.work_dir().to_path_buf(),
-                        source,
-                    })?;
-                if config.process.work_dir.is_none() {
-                    own_work_dir = Some(executor.work_dir().to_path_buf());
-                }
-                Arc::new(executor)
-            }
-        };
+        let Launched {
+            executor,
+            own_work_dir,
+        } = launch::executor(config.executor, &config.simulate, &config.process).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -319,12 +285,7 @@ impl MockCloud {
             let _ = task.await;
         }
         // The sandboxed processes die with this process (--die-with-parent); their files go now.
-        if let Some(dir) = self.own_work_dir.take()
-            && let Err(e) = tokio::fs::remove_dir_all(&dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove the work directory");
-        }
+        launch::remove_work_dir(self.own_work_dir.take()).await;
     }
 }
 
