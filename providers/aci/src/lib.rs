@@ -29,6 +29,10 @@ pub mod pod;
 mod provider;
 pub mod sizing;
 pub mod status;
+#[cfg(test)]
+mod tests_cloud;
+#[cfg(test)]
+pub(crate) mod tests_support;
 pub mod wire;
 
 pub use config::{AciCapacity, AciConfig};
