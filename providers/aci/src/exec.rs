@@ -117,6 +117,8 @@ pub async fn run(ws: Socket, argv: &[String], io: ExecIo, ready_timeout: Duratio
     let deadline = tokio::time::Instant::now() + ready_timeout;
     let mut seen = Vec::new();
     let mut begun = false;
+    // What came in the same message after Begin: the command's first output.
+    let mut early = Vec::new();
     while !begun {
         let next = match tokio::time::timeout_at(deadline, source.next()).await {
             Err(_) => {
@@ -152,7 +154,7 @@ pub async fn run(ws: Socket, argv: &[String], io: ExecIo, ready_timeout: Duratio
                 }
                 Event::NoTools => return ExecOutcome::Error(NEEDS.into()),
                 Event::Begin => begun = true,
-                // Nothing else comes before Begin.
+                other if begun => early.push(other),
                 _ => {}
             }
         }
@@ -199,12 +201,16 @@ pub async fn run(ws: Socket, argv: &[String], io: ExecIo, ready_timeout: Duratio
     let _abort = AbortOnDrop(senders.abort_handle());
     let mut outcome = None;
     'read: while outcome.is_none() {
-        let (events, ended) = match source.next().await {
-            None | Some(Err(_)) => (parser.finish(), true),
-            Some(Ok(m)) => match bytes_of(m) {
-                Some(data) => (parser.feed(&data), false),
-                None => continue,
-            },
+        let (events, ended) = if !early.is_empty() {
+            (std::mem::take(&mut early), false)
+        } else {
+            match source.next().await {
+                None | Some(Err(_)) => (parser.finish(), true),
+                Some(Ok(m)) => match bytes_of(m) {
+                    Some(data) => (parser.feed(&data), false),
+                    None => continue,
+                },
+            }
         };
         for event in events {
             let written = match event {

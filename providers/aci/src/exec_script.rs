@@ -10,7 +10,9 @@
 //!    them it prints the `N` marker and exits, and vk fails the exec with a clear error (an
 //!    image without a shell never answers at all: the exec then fails after a timeout with the
 //!    same explanation). With them it turns the terminal raw and silent (`stty raw -echo`),
-//!    turns job control off, prints the `R` marker and reads ONE more line, which it `eval`s.
+//!    prints the `R` marker and starts a NON-interactive `/bin/sh -c` (no job control, whose
+//!    failures abort an interactive shell's line in some sandboxes) that reads ONE more line
+//!    and `eval`s it; the outer shell exits after it.
 //!    Markers are written as two halves in line 1, so the terminal's echo never contains one.
 //! 2. Line 2 (sent after `R`, raw: no line length limit) is the script for the command, its
 //!    argv shell-quoted:
@@ -68,7 +70,7 @@ impl Markers {
         let (a, b) = self.nonce.split_at(8);
         let half = |kind: char| format!("'{MARKER_PREFIX}{a}' '{b}:{kind}'");
         format!(
-            "if command -v stty >/dev/null 2>&1 && command -v base64 >/dev/null 2>&1 && command -v mkfifo >/dev/null 2>&1 && command -v mktemp >/dev/null 2>&1; then stty raw -echo; set +m; printf '%s%s\\n' {}; IFS= read -r vk_s; eval \"$vk_s\"; else printf '%s%s\\n' {}; exit 1; fi\n",
+            "if command -v stty >/dev/null 2>&1 && command -v base64 >/dev/null 2>&1 && command -v mkfifo >/dev/null 2>&1 && command -v mktemp >/dev/null 2>&1; then stty raw -echo; printf '%s%s\\n' {}; /bin/sh -c 'IFS= read -r vk_s; eval \"$vk_s\"'; exit; else printf '%s%s\\n' {}; exit 1; fi\n",
             half('R'),
             half('N'),
         )

@@ -32,6 +32,8 @@ pub mod status;
 #[cfg(test)]
 mod tests_cloud;
 #[cfg(test)]
+mod tests_exec;
+#[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
 pub(crate) mod tests_support;

@@ -96,7 +96,8 @@ fn federated_token(subject: &str, exp: i64) -> String {
 #[tokio::test]
 async fn workload_identity_reads_the_rotated_token_file_at_each_refresh() {
     let cloud = cloud(|c| {
-        c.token_lifetime_secs = 2;
+        // Whole seconds on the face's side: a token lives between 3 and 4 s; refreshed at 2 s.
+        c.token_lifetime_secs = 4;
         c.federated = vec![FederatedTrust {
             client_id: CLIENT_ID.into(),
             issuer: "https://oidc.test".into(),
@@ -131,7 +132,7 @@ async fn workload_identity_reads_the_rotated_token_file_at_each_refresh() {
     // The kubelet rotates the file to a token the trust does not accept: the next refresh
     // reads it (and fails), the still-valid access token keeps working meanwhile.
     std::fs::write(&file, federated_token("system:serviceaccount:other:x", far)).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     provider
         .ping()
         .await
@@ -152,7 +153,7 @@ async fn workload_identity_reads_the_rotated_token_file_at_each_refresh() {
 
     // Rotated again to a good token: the next refresh works.
     std::fs::write(&file, federated_token("system:serviceaccount:vk:vk", far)).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     provider.ping().await.expect("ping after the rotation");
     assert_eq!(provider.client().tokens().health(), CredentialHealth::Fine);
     assert!(provider.client().tokens().fetches() >= 3);
