@@ -1,29 +1,30 @@
 """Drive `vk-cloud serve --face aci` with Microsoft's own Python clients, as their users call them.
 
 Usage: aci_sdk.py ENDPOINT(https://host:port) CA_PEM TENANT CLIENT_ID SECRET SUBSCRIPTION
-       FED_CLIENT_ID FED_TOKEN_FILE BAD_FED_TOKEN_FILE
+       FED_CLIENT_ID FED_TOKEN_FILE BAD_FED_TOKEN_FILE MI_CLIENT_ID
 Prints one `ok <step>` line per check and exits non-zero (with the reason) at the first one
 that fails.
 
 Tokens come from the face's Azure AD endpoint through azure-identity (ClientSecretCredential,
-and WorkloadIdentityCredential with a federated token file); azure-mgmt-containerinstance
+and WorkloadIdentityCredential with a federated token file) and from its instance metadata
+service (ManagedIdentityCredential, pointed at the face by AZURE_POD_IDENTITY_AUTHORITY_HOST); azure-mgmt-containerinstance
 creates, reads, lists, patches, restarts, stops, starts and deletes groups (its long-running
 operation pollers must finish), reads logs, usages and capabilities, and opens exec and attach
 sockets with websocket-client. Every answer must parse into the SDK's models; errors must come
 as the SDK's HttpResponseError carrying ARM's code.
 """
 import base64
-import ssl
+import os
 import sys
 import time
 
 import websocket
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.identity import ClientSecretCredential, WorkloadIdentityCredential
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance import models as m
 
-(ENDPOINT, CA, TENANT, CLIENT_ID, SECRET, SUB, FED_CLIENT, FED_FILE, BAD_FED_FILE) = sys.argv[1:10]
+(ENDPOINT, CA, TENANT, CLIENT_ID, SECRET, SUB, FED_CLIENT, FED_FILE, BAD_FED_FILE, MI_CLIENT) = sys.argv[1:11]
 SCOPE = "https://management.azure.com/.default"
 RG = "vk-rg"
 LOCATION = "westeurope"
@@ -233,6 +234,11 @@ try:
 except ClientAuthenticationError as e:
     check("AADSTS70021" in str(e), f"untrusted federated token: {e}")
 ok("WorkloadIdentityCredential untrusted")
+
+os.environ["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = ENDPOINT
+mi = ManagedIdentityCredential(client_id=MI_CLIENT, connection_verify=CA)
+check(client(mi).container_groups.get(RG, "g1").name == "g1", "a managed identity reads")
+ok("ManagedIdentityCredential (IMDS)")
 
 for n in ("g1", "g2", "g3"):
     c.container_groups.begin_delete(RG, n).result()

@@ -1,6 +1,6 @@
 //! Conformance: Microsoft's own Python clients against `vk-cloud serve --face aci`.
 //! `azure-identity` takes tokens from the face's Azure AD endpoint (a client secret, and a
-//! workload identity's federated token file), `azure-mgmt-containerinstance` drives every
+//! workload identity's federated token file) and its instance metadata service, `azure-mgmt-containerinstance` drives every
 //! container group operation the aci provider uses and a few more (its long-running
 //! operation pollers must finish), `websocket-client` opens the exec and attach sockets with
 //! ACI's password handshake. Every answer must parse into the SDK's models, and errors must
@@ -32,6 +32,7 @@ const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const SECRET: &str = "conformance-secret";
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000c0de";
 const FED_CLIENT: &str = "99999999-8888-7777-6666-555555555555";
+const MI_CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const ISSUER: &str = "https://oidc.example.test/cluster";
 const SUBJECT: &str = "system:serviceaccount:vk:virtual-kubelet";
 
@@ -51,6 +52,26 @@ fn federated_token(subject: &str) -> String {
         B64.encode(claims.to_string()),
         B64.encode(b"not-checked")
     )
+}
+
+/// `vk-cloud` next to the test executable (`cargo build --bins` makes it), or `$VK_CLOUD_BIN`.
+fn vk_cloud_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("VK_CLOUD_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/vk-cloud
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("test binary under target/<profile>/deps")
+        .join("vk-cloud");
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build -p cloudsim --bins` first",
+        bin.display()
+    );
+    bin
 }
 
 struct Cloud(Child);
@@ -75,6 +96,7 @@ fn official_python_clients_drive_the_aci_face() {
         "location": "westeurope",
         "clients": {CLIENT_ID: SECRET},
         "federated": [{"client_id": FED_CLIENT, "issuer": ISSUER, "subject": SUBJECT}],
+        "managed_identity_client_id": MI_CLIENT,
         "page_size": 2,
         "schedule_latency_ms": 50,
         "provision_latency_ms": 50,
@@ -87,7 +109,7 @@ fn official_python_clients_drive_the_aci_face() {
     std::fs::write(&bad, federated_token("system:serviceaccount:other:sa"))
         .expect("the token file");
 
-    let bin = e2e::vk::vk_binary().with_file_name("vk-cloud");
+    let bin = vk_cloud_binary();
     let mut cmd = Command::new(&bin);
     cmd.args([
         "serve",
@@ -128,6 +150,7 @@ fn official_python_clients_drive_the_aci_face() {
         .args([TENANT, CLIENT_ID, SECRET, SUBSCRIPTION, FED_CLIENT])
         .arg(&good)
         .arg(&bad)
+        .arg(MI_CLIENT)
         .output()
         .expect("running the SDK script");
     drop(cloud);
@@ -160,6 +183,7 @@ fn official_python_clients_drive_the_aci_face() {
             "wrong secret",
             "WorkloadIdentityCredential",
             "WorkloadIdentityCredential untrusted",
+            "ManagedIdentityCredential (IMDS)",
             "begin_delete",
         ],
         "{stdout}\n{stderr}"

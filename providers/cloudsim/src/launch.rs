@@ -1,14 +1,17 @@
-//! What every face does to start: build the configured executor (checking the tools the
-//! `process` executor needs and making its work directory), and the error a start fails with.
+//! What every face does: build the configured executor at start (checking the tools the
+//! `process` executor needs and making its work directory), the error a start fails with, and
+//! the fault injection route (`/admin/faults`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::engine::Engine;
 use crate::engine::executor::process::{
     ProcessConfig, ProcessExecutor, check_bwrap, check_nsenter,
 };
 use crate::engine::executor::simulate::{SimulateConfig, SimulateExecutor};
 use crate::engine::executor::{Executor, ExecutorError, ExecutorKind};
+use crate::engine::faults::FaultConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -72,5 +75,26 @@ pub async fn remove_work_dir(dir: Option<PathBuf>) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the work directory");
+    }
+}
+
+/// `GET /admin/faults` (the faults as JSON) and `POST /admin/faults` (a JSON
+/// [`FaultConfig`] replaces them; its one-shot `vanish` and `expire` act at once), the same
+/// on every face: the status and the body to answer with.
+pub fn admin_faults(engine: &Engine, method: &str, body: &[u8]) -> (u16, String) {
+    let faults = engine.faults();
+    let current = || serde_json::to_string(&faults.get()).unwrap_or_default();
+    match method {
+        "GET" => (200, current()),
+        "POST" => match serde_json::from_slice::<FaultConfig>(body) {
+            Ok(config) => {
+                let (vanish, expire) = faults.set(config);
+                engine.vanish(&vanish);
+                engine.expire(&expire);
+                (200, current())
+            }
+            Err(e) => (400, serde_json::json!({"error": e.to_string()}).to_string()),
+        },
+        _ => (405, r#"{"error":"GET or POST"}"#.into()),
     }
 }

@@ -40,15 +40,14 @@ pub use volume::{AzureFileVolume, EmptyDir, GitRepoVolume, Volume, VolumeMount};
 /// The api-version vk speaks (the one azure-mgmt-containerinstance 10.1.0 speaks).
 pub const API_VERSION: &str = "2023-05-01";
 
-/// Stable api-versions of `Microsoft.ContainerInstance` with the same shapes for what vk uses;
-/// a server may accept any of these.
+/// Stable api-versions of `Microsoft.ContainerInstance` whose shapes are the same for what vk
+/// uses (previews left out); a server may accept any of these.
 pub const STABLE_API_VERSIONS: &[&str] = &[
     "2021-09-01",
     "2021-10-01",
     "2022-09-01",
-    "2022-10-01-preview",
-    "2023-02-01-preview",
     "2023-05-01",
+    "2025-09-01",
 ];
 
 /// ARM's resource type of a container group.

@@ -140,7 +140,7 @@ async fn checked(
         )
         .into());
     }
-    let rest = &segments[2..];
+    let rest = segments.get(2..).unwrap_or_default();
     if let [rg_word, rg, ..] = rest
         && rg_word.eq_ignore_ascii_case("resourceGroups")
         && !config.has_resource_group(rg)
@@ -274,8 +274,7 @@ async fn route(
                         container,
                         is(e, "attach"),
                         call.body,
-                        call.host,
-                        call.tls,
+                        (call.host, call.tls),
                     )
                 }
                 _ => method_or_route(call),

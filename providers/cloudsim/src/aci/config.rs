@@ -111,6 +111,9 @@ pub struct AciConfig {
     pub arm_budget: ArmBudget,
     /// Lists answer at most this many groups per page (`nextLink` for the rest).
     pub page_size: usize,
+    /// Lists carry the instance views (group state, container states and events). ACI's lists
+    /// do not (only a GET has them), so neither does the face unless this is set.
+    pub list_instance_views: bool,
     /// An exec/attach URI must be connected within this long, once.
     pub exec_ttl_ms: u64,
     pub executor: ExecutorKind,
@@ -141,6 +144,7 @@ impl Default for AciConfig {
             quotas: AciQuotas::default(),
             arm_budget: ArmBudget::default(),
             page_size: 100,
+            list_instance_views: false,
             exec_ttl_ms: 30_000,
             executor: ExecutorKind::Simulate,
             simulate: Default::default(),

@@ -64,7 +64,8 @@ pub fn logs(
     Answer::json(200, &Logs { content })
 }
 
-/// `POST …/containers/{c}/exec` and `…/attach`; `host` and `tls` make the socket's URI.
+/// `POST …/containers/{c}/exec` and `…/attach`; the host the client reached and whether over
+/// TLS make the socket's URI.
 pub fn socket(
     face: &AciFace,
     scope: &Scope<'_>,
@@ -72,8 +73,7 @@ pub fn socket(
     container: &str,
     attach: bool,
     body: &[u8],
-    host: &str,
-    tls: bool,
+    (host, tls): (&str, bool),
 ) -> Answer {
     let kind = if attach {
         SessionKind::Attach

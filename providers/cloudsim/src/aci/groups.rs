@@ -85,6 +85,18 @@ fn all(face: &AciFace, subscription: &str, rg: Option<&str>) -> Vec<ContainerGro
             .map(|s| render::group(&s.record, None, s.at)),
     );
     groups.sort_by(|a, b| a.id.cmp(&b.id));
+    if !face.config().list_instance_views {
+        // As ACI's lists: provisioning states, but no instance views (a GET has them).
+        for g in &mut groups {
+            g.properties.instance_view = None;
+            for c in &mut g.properties.containers {
+                c.properties.instance_view = None;
+            }
+            for c in &mut g.properties.init_containers {
+                c.properties.instance_view = None;
+            }
+        }
+    }
     groups
 }
 
@@ -154,9 +166,19 @@ async fn create(
     let id = Record::engine_id(scope.subscription, scope.resource_group, name);
     let existing = {
         let state = face.engine().state();
-        state
-            .get(&id)
-            .and_then(|g| g.face.clone().downcast::<Record>().ok())
+        match state.get(&id) {
+            Some(g) if g.status == crate::engine::Phase::Terminating => {
+                return Err(AciError::new(
+                    409,
+                    codes::CONTAINER_GROUP_TRANSITIONING,
+                    format!(
+                        "The container group '{name}' is being deleted. Please retry once the deletion completed."
+                    ),
+                ));
+            }
+            Some(g) => g.face.clone().downcast::<Record>().ok(),
+            None => None,
+        }
     };
     let mut replaced = false;
     if let Some(old) = existing {

@@ -30,6 +30,12 @@ pub mod server;
 mod tests;
 #[cfg(test)]
 mod tests_exec;
+#[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
+mod tests_groups;
+#[cfg(test)]
+mod tests_tls;
 mod throttle;
 pub mod tls;
 mod to_engine;

@@ -28,7 +28,6 @@ use super::exec::{self, EXEC_PREFIX};
 use super::face::AciFace;
 use super::tls::{self, TlsMode};
 use crate::engine::Engine;
-use crate::engine::faults::FaultConfig;
 use crate::launch::{self, Launched, StartError};
 
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -179,41 +178,16 @@ impl Server {
     }
 
     async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
-        let faults = self.face.engine().faults();
-        let plain = |status: u16, body: String| {
-            respond(Answer {
-                status,
-                headers: Vec::new(),
-                body,
-            })
+        let method = req.method().as_str().to_string();
+        let (status, body) = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(body) => launch::admin_faults(self.face.engine(), &method, &body.to_bytes()),
+            Err(e) => (400, serde_json::json!({"error": e.to_string()}).to_string()),
         };
-        match req.method().as_str() {
-            "GET" => plain(
-                200,
-                serde_json::to_string(&faults.get()).unwrap_or_default(),
-            ),
-            "POST" => {
-                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => {
-                        return plain(400, serde_json::json!({"error": e.to_string()}).to_string());
-                    }
-                };
-                match serde_json::from_slice::<FaultConfig>(&body) {
-                    Ok(config) => {
-                        let (vanish, expire) = faults.set(config);
-                        self.face.engine().vanish(&vanish);
-                        self.face.engine().expire(&expire);
-                        plain(
-                            200,
-                            serde_json::to_string(&faults.get()).unwrap_or_default(),
-                        )
-                    }
-                    Err(e) => plain(400, serde_json::json!({"error": e.to_string()}).to_string()),
-                }
-            }
-            _ => plain(405, r#"{"error":"GET or POST"}"#.into()),
-        }
+        respond(Answer {
+            status,
+            headers: Vec::new(),
+            body,
+        })
     }
 }
 

@@ -98,7 +98,7 @@ impl Throttle {
         };
         let over = |limit: u32, period: Duration, count: usize| -> Option<AciError> {
             (count >= limit as usize).then(|| {
-                let oldest = log.iter().rev().take(count).last().copied().unwrap_or(now);
+                let oldest = log.get(log.len().saturating_sub(count)).copied().unwrap_or(now);
                 let wait = period.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
                 AciError::throttled(
                     wait,

@@ -27,10 +27,11 @@ pub enum TlsMode {
     Files { cert: PathBuf, key: PathBuf },
 }
 
+/// A server config, and the PEM of the CA that signed its certificate (self-signed mode).
+pub type Served = (Arc<rustls::ServerConfig>, Option<String>);
+
 /// The server's TLS config, and the PEM of the CA that signed it (self-signed mode).
-pub fn server_config(
-    mode: &TlsMode,
-) -> Result<Option<(Arc<rustls::ServerConfig>, Option<String>)>, StartError> {
+pub fn server_config(mode: &TlsMode) -> Result<Option<Served>, StartError> {
     let (chain, key, ca_pem) = match mode {
         TlsMode::Plain => return Ok(None),
         TlsMode::SelfSigned { ca_out } => {

@@ -24,7 +24,6 @@ use super::metadata::{self, MetadataTokens};
 use super::sts::{self, Sts};
 use super::{api, exec_session};
 use crate::engine::Engine;
-use crate::engine::faults::FaultConfig;
 pub use crate::launch::StartError;
 use crate::launch::{self, Launched};
 use eci::wire::params::Params;
@@ -187,32 +186,13 @@ impl Server {
     }
 
     async fn admin(&self, req: Request<Incoming>) -> Response<Body> {
-        let faults = self.face.faults();
-        match *req.method() {
-            Method::GET => respond(
-                200,
-                serde_json::to_string(&faults.get()).unwrap_or_default(),
-            ),
-            Method::POST => {
-                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
-                };
-                match serde_json::from_slice::<FaultConfig>(&body) {
-                    Ok(config) => {
-                        let (vanish, expire) = faults.set(config);
-                        self.face.engine().vanish(&vanish);
-                        self.face.engine().expire(&expire);
-                        respond(
-                            200,
-                            serde_json::to_string(&faults.get()).unwrap_or_default(),
-                        )
-                    }
-                    Err(e) => respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
-                }
-            }
-            _ => respond(405, r#"{"error":"GET or POST"}"#.into()),
-        }
+        let method = req.method().as_str().to_string();
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return respond(400, format!(r#"{{"error":{:?}}}"#, e.to_string())),
+        };
+        let (status, answer) = launch::admin_faults(self.face.engine(), &method, &body);
+        respond(status, answer)
     }
 }
 
