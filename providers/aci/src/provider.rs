@@ -112,6 +112,28 @@ impl AciProvider {
         })
     }
 
+    /// Another node's provider over the same client: one token and one set of rate limits
+    /// for the subscription, as ARM's and ACI's limits are per subscription.
+    pub fn sharing(&self, config: AciConfig) -> Result<Self, ProviderError> {
+        config
+            .check()
+            .map_err(|m| ProviderError::invalid("AciConfig", m))?;
+        Ok(Self {
+            client: self.client.clone(),
+            tls: self.tls.clone(),
+            placement: Placement {
+                location: config.location.clone(),
+                subnet_id: config.subnet_id.clone(),
+                public_ip: config.public_ip,
+                limits: config.limits,
+            },
+            config,
+            warnings: Mutex::default(),
+            details: Mutex::default(),
+            listed: Mutex::default(),
+        })
+    }
+
     pub fn client(&self) -> &Arc<ArmClient> {
         &self.client
     }
