@@ -93,9 +93,15 @@ fn bytes_of(message: Message) -> Option<Vec<u8>> {
 /// What an image lacks when the protocol cannot start.
 pub const NEEDS: &str = "exec on ACI runs the command through /bin/sh with stty, base64, mkfifo and mktemp (ACI's exec has no exit codes or stdin end of its own); the container's image lacks them";
 
-/// Run `argv` over a connected exec socket (of `/bin/sh`); the exit code, or why there is
-/// none. `ready_timeout` bounds the wait for the shell's first answer.
-pub async fn run(ws: Socket, argv: &[String], io: ExecIo, ready_timeout: Duration) -> ExecOutcome {
+/// Run `argv` in `dir` over a connected exec socket (of `/bin/sh`); the exit code, or why
+/// there is none. `ready_timeout` bounds the wait for the shell's first answer.
+pub async fn run(
+    ws: Socket,
+    argv: &[String],
+    dir: Option<&str>,
+    io: ExecIo,
+    ready_timeout: Duration,
+) -> ExecOutcome {
     let ExecIo {
         stdin,
         mut stdout,
@@ -146,7 +152,7 @@ pub async fn run(ws: Socket, argv: &[String], io: ExecIo, ready_timeout: Duratio
             match event {
                 Event::Ready
                     if sink
-                        .send(Message::Text(markers.line2(argv, tty).into()))
+                        .send(Message::Text(markers.line2(argv, tty, dir).into()))
                         .await
                         .is_err() =>
                 {

@@ -76,12 +76,16 @@ impl Markers {
         )
     }
 
-    /// Line 2: the script that runs `argv`.
-    pub fn line2(&self, argv: &[String], tty: bool) -> String {
+    /// Line 2: the script that runs `argv` (in `dir`, the container's working directory, as
+    /// the kubelet's exec does).
+    pub fn line2(&self, argv: &[String], tty: bool, dir: Option<&str>) -> String {
         let m = self.marker();
         let cmd = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
         let mut s = String::new();
         let _ = write!(s, "M='{m}'; ");
+        if let Some(dir) = dir {
+            let _ = write!(s, "cd {} 2>/dev/null; ", quote(dir));
+        }
         if tty {
             let _ = write!(
                 s,
@@ -246,7 +250,12 @@ mod tests {
             m.line1().len() < 1024,
             "canonical mode takes up to 4095 bytes"
         );
-        let l2 = m.line2(&["sh".into(), "-c".into(), "echo 'x'".into()], false);
+        let l2 = m.line2(
+            &["sh".into(), "-c".into(), "echo 'x'".into()],
+            false,
+            Some("/w d"),
+        );
+        assert!(l2.contains("cd '/w d' 2>/dev/null; "), "{l2}");
         assert!(l2.contains(r"'echo '\''x'\'''"), "{l2}");
     }
 

@@ -15,7 +15,8 @@
 //! | native sidecar init containers | refused (`UnsupportedSpec`) |
 //! | privileged | refused (`UnsupportedSpec`): standard container groups do not run privileged |
 //! | runAsUser/Group, capabilities | sent in `securityContext`; ACI refuses what it cannot do |
-//! | stdin / tty | not applied (ACI has no such field), Warning event |
+//! | stdin / tty (with a command) | the command runs as `/bin/sh -c '… exec "$@" <>fifo'`: a stdin that stays open, as the kubelet keeps it (`cat` waits), Warning event |
+//! | stdin / tty (without a command) | not applied, Warning event |
 //! | dnsConfig / dnsPolicy | `dnsConfig` (nameservers, search, options) when there are nameservers |
 //! | hostAliases, sysctls, shareProcessNamespace | not applied, Warning event |
 
@@ -94,31 +95,43 @@ fn command(c: &ContainerSpec, warnings: &mut Vec<Warning>) -> Result<Vec<String>
         )));
     }
     let argv: Vec<String> = c.command.iter().chain(&c.args).cloned().collect();
-    let Some(dir) = c.working_dir.as_deref().filter(|d| !d.is_empty()) else {
-        return Ok(argv);
-    };
-    if argv.is_empty() {
-        warnings.push(Warning::field(
-            Some(&c.name),
-            format!(
-                "container {:?}: workingDir {dir:?} is not applied: ACI has no working directory setting and the image's entrypoint is unknown without a command",
-                c.name
-            ),
-        ));
+    let dir = c.working_dir.as_deref().filter(|d| !d.is_empty());
+    // `stdin`/`tty`: the kubelet keeps such a container's stdin open (`cat` waits on it).
+    let keep_stdin = c.stdin || c.tty;
+    if dir.is_none() && !keep_stdin {
         return Ok(argv);
     }
-    warnings.push(Warning::field(
-        Some(&c.name),
-        format!(
+    let name = Some(c.name.as_str());
+    if argv.is_empty() {
+        warnings.push(Warning::field(name, format!(
+            "container {:?}: workingDir and stdin/tty are not applied: ACI has neither, and without a command the image's entrypoint cannot be wrapped",
+            c.name
+        )));
+        return Ok(argv);
+    }
+    let mut script = String::new();
+    if let Some(dir) = dir {
+        script.push_str("cd \"$0\" && ");
+        warnings.push(Warning::field(name, format!(
             "container {:?}: ACI has no workingDir; the command runs through /bin/sh, which changes to {dir:?} first",
             c.name
-        ),
-    ));
+        )));
+    }
+    if keep_stdin {
+        // A FIFO opened for reading and writing: reads wait forever, never an end of file.
+        script.push_str("vk_f=$(mktemp -u) && mkfifo \"$vk_f\" && exec \"$@\" <>\"$vk_f\"");
+        warnings.push(Warning::field(name, format!(
+            "container {:?}: ACI gives containers no stdin or terminal; the command runs through /bin/sh with a stdin that stays open (nothing is ever written to it; exec still works)",
+            c.name
+        )));
+    } else {
+        script.push_str("exec \"$@\"");
+    }
     let mut wrapped = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
-        "cd \"$0\" && exec \"$@\"".to_string(),
-        dir.to_string(),
+        script,
+        dir.unwrap_or("sh").to_string(),
     ];
     wrapped.extend(argv);
     Ok(wrapped)
@@ -238,10 +251,6 @@ fn security(
 
 fn common_warnings(c: &ContainerSpec, warnings: &mut Vec<Warning>) {
     let name = Some(c.name.as_str());
-    if c.stdin || c.tty {
-        warnings.push(Warning::field(name, format!(
-            "container {:?}: stdin/tty are not applied: an ACI container has no stdin or terminal (exec still works)", c.name)));
-    }
     if !c.lifecycle.is_empty() {
         warnings.push(Warning::field(
             name,

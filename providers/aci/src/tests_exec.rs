@@ -143,3 +143,82 @@ async fn exec_with_a_tty_runs_on_the_terminal() {
     drop(cloud);
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// The shape of a Jenkins agent pod: TTY `cat` containers sharing a workspace, steps run by
+/// exec with a script on stdin, and their exit codes.
+#[tokio::test]
+async fn a_jenkins_shaped_pod_keeps_its_cat_containers_and_runs_steps_by_exec() {
+    use vk_core::provider::{Volume, VolumeMount, VolumeSource};
+    let (cloud, work) = process_cloud("jenkins").await;
+    let provider = provider(&cloud, "node-j");
+    let cat = |name: &str| ContainerSpec {
+        name: name.into(),
+        image: "busybox:1.36".into(),
+        command: vec!["cat".into()],
+        tty: true,
+        working_dir: Some("/home/jenkins/agent".into()),
+        volume_mounts: vec![VolumeMount {
+            volume: "workspace".into(),
+            mount_path: "/home/jenkins/agent".into(),
+            read_only: false,
+            sub_path: None,
+        }],
+        ..Default::default()
+    };
+    let mut p = pod(
+        "uid-jenkins",
+        RestartPolicy::Never,
+        vec![cat("maven"), cat("golang")],
+    );
+    p.volumes = vec![Volume {
+        name: "workspace".into(),
+        source: VolumeSource::EmptyDir {
+            memory: false,
+            size_limit_bytes: None,
+        },
+    }];
+    provider.create(&p).await.expect("create");
+    wait_for(&provider, "uid-jenkins", "Running", |s| {
+        s.phase == InstancePhase::Running
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = wait_for(&provider, "uid-jenkins", "Running", |_| true).await;
+    assert_eq!(
+        still.phase,
+        InstancePhase::Running,
+        "cat keeps waiting on its stdin: {still:#?}"
+    );
+    assert!(
+        still
+            .events
+            .iter()
+            .any(|e| e.reason == crate::mapping::UNSUPPORTED_FIELD)
+    );
+
+    // A step: `sh` reads its script from stdin, in the workspace, and fails with 4.
+    let client = exec_client(Some(b"pwd\necho built > artifact.txt\nexit 4\n"), false);
+    let outcome = provider
+        .exec(&p.pod, "maven", vec!["sh".into()], client.io)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ExecOutcome::Exited(4));
+    // Exec runs in the container's working directory, as the kubelet's does.
+    assert_eq!(read_all(client.stdout).await, "/home/jenkins/agent\n");
+    // The other container sees the shared workspace.
+    let client = exec_client(None, false);
+    let outcome = provider
+        .exec(
+            &p.pod,
+            "golang",
+            vec!["cat".into(), "artifact.txt".into()],
+            client.io,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, ExecOutcome::Exited(0));
+    assert_eq!(read_all(client.stdout).await, "built\n");
+    provider.delete(&p.pod, Duration::ZERO).await.unwrap();
+    drop(cloud);
+    let _ = std::fs::remove_dir_all(&work);
+}

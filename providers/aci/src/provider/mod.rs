@@ -20,13 +20,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use hyper::Method;
-use tokio::time::Instant;
 use vk_core::provider::{
     ExecIo, ExecOutcome, InstanceEvent, InstanceStatus, LogOptions, LogStream, NodeCapacity,
     PodRef, PodStats, Provider, ProviderCondition, ProviderError, ResolvedPod, StatusSource,
 };
 
-use crate::client::{AciError, ArmClient, Kind};
+use crate::client::{ArmClient, Kind};
 use crate::config::AciConfig;
 use crate::credentials::CredentialHealth;
 use crate::credentials_chain;
@@ -36,21 +35,15 @@ use crate::logs;
 use crate::mapping::Warning;
 use crate::pod::{self, Placement, tags};
 use crate::status::instance_status;
+mod groups;
+
 use crate::wire::{
-    self, ContainerExecRequest, ContainerExecResponse, ContainerGroup, ContainerGroupList,
-    TerminalSize, paths,
+    ContainerExecRequest, ContainerExecResponse, ContainerGroup, TerminalSize, paths,
 };
+use groups::{Detail, WorkDirs};
 
 /// Tag holding a hash of the group's file volumes (see `refresh_volumes`).
 const FILES_TAG: &str = "vk-files";
-
-struct Detail {
-    at: Instant,
-    provisioning: Option<String>,
-    group: ContainerGroup,
-    /// Every container terminated and the group will not restart them: never read again.
-    settled: bool,
-}
 
 pub struct AciProvider {
     client: Arc<ArmClient>,
@@ -61,6 +54,7 @@ pub struct AciProvider {
     details: Mutex<HashMap<String, Detail>>,
     /// Group name -> the files tag, as the last listing had them.
     listed: Mutex<HashMap<String, Option<String>>>,
+    work_dirs: Mutex<WorkDirs>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,6 +103,7 @@ impl AciProvider {
             warnings: Mutex::default(),
             details: Mutex::default(),
             listed: Mutex::default(),
+            work_dirs: Mutex::default(),
         })
     }
 
@@ -131,6 +126,7 @@ impl AciProvider {
             warnings: Mutex::default(),
             details: Mutex::default(),
             listed: Mutex::default(),
+            work_dirs: Mutex::default(),
         })
     }
 
@@ -141,132 +137,6 @@ impl AciProvider {
     /// The group name of a pod.
     pub fn group_name(pod: &PodRef) -> String {
         pod::group_name(&pod.namespace, &pod.name, &pod.uid)
-    }
-
-    fn pod_of(group: &ContainerGroup) -> Option<PodRef> {
-        let tag = |k: &str| group.tags.get(k).cloned();
-        Some(PodRef {
-            uid: tag(tags::POD_UID)?,
-            namespace: tag(tags::NAMESPACE)?,
-            name: tag(tags::POD_NAME)?,
-        })
-    }
-
-    /// Every group of the resource group, all pages.
-    pub async fn all_groups(&self) -> Result<Vec<ContainerGroup>, ProviderError> {
-        let path = paths::groups_in_resource_group(
-            &self.client.subscription_id,
-            &self.client.resource_group,
-        );
-        let mut url = self.client.url(&path, &[]);
-        let mut groups = Vec::new();
-        loop {
-            let (page, _) = self
-                .client
-                .json::<ContainerGroupList>(Method::GET, &url, None::<&()>, Kind::Read)
-                .await?;
-            groups.extend(page.value);
-            match page.next_link.filter(|l| !l.is_empty()) {
-                Some(next) => url = next,
-                None => return Ok(groups),
-            }
-        }
-    }
-
-    async fn get_group(&self, name: &str) -> Result<Option<ContainerGroup>, AciError> {
-        let url = self.client.url(&self.client.group_path(name), &[]);
-        match self
-            .client
-            .json::<ContainerGroup>(Method::GET, &url, None::<&()>, Kind::Read)
-            .await
-        {
-            Ok((g, _)) => Ok(Some(g)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn has_view(group: &ContainerGroup) -> bool {
-        let p = &group.properties;
-        p.instance_view.is_some()
-            || p.containers
-                .iter()
-                .any(|c| c.properties.instance_view.is_some())
-    }
-
-    fn settled(group: &ContainerGroup) -> bool {
-        let p = &group.properties;
-        let state = p.instance_view.as_ref().and_then(|v| v.state.as_deref());
-        matches!(
-            state,
-            Some(
-                wire::group_state::SUCCEEDED
-                    | wire::group_state::FAILED
-                    | wire::group_state::STOPPED
-            )
-        ) || p.provisioning_state.as_deref().is_some_and(|s| {
-            matches!(
-                s,
-                wire::provisioning_state::FAILED | wire::provisioning_state::CANCELED
-            )
-        })
-    }
-
-    /// Instance views for the listed groups that lack one, under the per-listing budget.
-    async fn fill_views(&self, groups: &mut [ContainerGroup]) {
-        let mut wanted: Vec<(u8, Instant, String)> = Vec::new();
-        {
-            let details = lock(&self.details);
-            for g in groups.iter().filter(|g| !Self::has_view(g)) {
-                let name = g.name.clone().unwrap_or_default();
-                match details.get(&name) {
-                    None => wanted.push((0, Instant::now(), name)),
-                    Some(d) if d.settled => {}
-                    Some(d) if d.provisioning != g.properties.provisioning_state => {
-                        wanted.push((1, d.at, name))
-                    }
-                    Some(d) => wanted.push((2, d.at, name)),
-                }
-            }
-        }
-        wanted.sort();
-        wanted.truncate(self.config.detail_reads_per_list);
-        let fetched: Vec<(String, Result<Option<ContainerGroup>, AciError>)> =
-            futures::stream::iter(wanted)
-                .map(|(_, _, name)| async move {
-                    let r = self.get_group(&name).await;
-                    (name, r)
-                })
-                .buffer_unordered(4)
-                .collect()
-                .await;
-        let mut details = lock(&self.details);
-        for (name, result) in fetched {
-            match result {
-                Ok(Some(group)) => {
-                    details.insert(
-                        name,
-                        Detail {
-                            at: Instant::now(),
-                            provisioning: group.properties.provisioning_state.clone(),
-                            settled: Self::settled(&group),
-                            group,
-                        },
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(group = %name, error = %e, "reading a group's instance view failed; keeping the last one")
-                }
-            }
-        }
-        for g in groups.iter_mut().filter(|g| !Self::has_view(g)) {
-            if let Some(d) = details.get(g.name.as_deref().unwrap_or_default()) {
-                let tags = std::mem::take(&mut g.tags);
-                *g = d.group.clone();
-                g.tags = tags;
-            }
-        }
     }
 
     fn status_of(&self, pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
@@ -461,6 +331,7 @@ impl Provider for AciProvider {
             .iter()
             .filter_map(|g| Some((g.name.clone()?, g.tags.get(FILES_TAG).cloned())))
             .collect();
+        self.note_work_dirs(&groups);
         self.fill_views(&mut groups).await;
         Ok(groups
             .iter()
@@ -591,7 +462,8 @@ impl Provider for AciProvider {
         };
         let ws = self.socket(pod, container, false, size).await?;
         let ready = Duration::from_millis(self.config.exec_ready_timeout_ms.max(1));
-        Ok(exec::run(ws, &command, io, ready).await)
+        let dir = self.work_dir(&Self::group_name(pod), container);
+        Ok(exec::run(ws, &command, dir.as_deref(), io, ready).await)
     }
 
     /// ACI's attach streams the container's output; the client's stdin is not forwarded.
