@@ -36,6 +36,8 @@ mod tests_exec;
 #[cfg(test)]
 mod tests_faults;
 #[cfg(test)]
+mod tests_mapping;
+#[cfg(test)]
 pub(crate) mod tests_support;
 pub mod wire;
 
