@@ -76,6 +76,13 @@ impl Default for Tokens {
     }
 }
 
+/// ARM's resource, under either of its names (`management.azure.com` and the older
+/// `management.core.windows.net`, which ARM accepts alike).
+fn is_arm(resource: &str) -> bool {
+    let resource = resource.trim_end_matches('/');
+    resource == aci::wire::ARM_ENDPOINT || resource == "https://management.core.windows.net"
+}
+
 fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
@@ -148,7 +155,7 @@ impl Tokens {
                 "The access token expiry UTC time is earlier than current UTC time.",
             ));
         }
-        if claims.aud.trim_end_matches('/') != aci::wire::ARM_ENDPOINT {
+        if !is_arm(&claims.aud) {
             return Err(unauthorized(
                 config,
                 codes::INVALID_AUTHENTICATION_TOKEN_AUDIENCE,
@@ -208,7 +215,7 @@ pub fn token_endpoint(tokens: &Tokens, config: &AciConfig, tenant: &str, form: &
     if !request
         .scope
         .split(' ')
-        .any(|s| s.trim_end_matches("/.default").trim_end_matches('/') == aci::wire::ARM_ENDPOINT)
+        .any(|s| is_arm(s.trim_end_matches("/.default")))
     {
         return aad_error(
             400,
@@ -353,7 +360,7 @@ pub fn imds(tokens: &Tokens, config: &AciConfig, query: &str, metadata: Option<&
     let Some(resource) = get("resource") else {
         return imds_error(400, "Required query variable 'resource' is missing");
     };
-    if resource.trim_end_matches('/') != aci::wire::ARM_ENDPOINT {
+    if !is_arm(resource) {
         return imds_error(400, "Identity not found for this resource");
     }
     if let Some(id) = get("client_id")

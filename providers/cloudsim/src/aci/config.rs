@@ -67,6 +67,24 @@ impl Default for AciQuotas {
     }
 }
 
+/// What ACI keeps of a terminated container's log (Azure's documented 1 000 lines and 16 KB;
+/// 0 keeps everything).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TerminatedLog {
+    pub lines: usize,
+    pub bytes: usize,
+}
+
+impl Default for TerminatedLog {
+    fn default() -> Self {
+        Self {
+            lines: 1000,
+            bytes: 16 * 1024,
+        }
+    }
+}
+
 /// ARM's request budget per subscription: reads (GET) and writes (PUT, PATCH, DELETE, POST)
 /// per window; over it, 429 with `Retry-After`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,6 +132,8 @@ pub struct AciConfig {
     /// Lists carry the instance views (group state, container states and events). ACI's lists
     /// do not (only a GET has them), so neither does the face unless this is set.
     pub list_instance_views: bool,
+    /// The log a terminated container keeps.
+    pub terminated_log: TerminatedLog,
     /// An exec/attach URI must be connected within this long, once.
     pub exec_ttl_ms: u64,
     pub executor: ExecutorKind,
@@ -145,6 +165,7 @@ impl Default for AciConfig {
             arm_budget: ArmBudget::default(),
             page_size: 100,
             list_instance_views: false,
+            terminated_log: TerminatedLog::default(),
             exec_ttl_ms: 30_000,
             executor: ExecutorKind::Simulate,
             simulate: Default::default(),

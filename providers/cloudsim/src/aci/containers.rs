@@ -52,6 +52,19 @@ pub fn logs(
         Ok(log) => log,
         Err(e) => return engine_error(e, scope, name),
     };
+    // ACI keeps little of a terminated container's log: its last lines and bytes only.
+    let ended = face
+        .engine()
+        .state()
+        .get(&id)
+        .and_then(|g| g.find_container(container))
+        .is_some_and(|c| matches!(c.state, crate::engine::group::CState::Terminated { .. }));
+    let limits = &face.config().terminated_log;
+    let tail = match (ended, tail) {
+        (true, Some(n)) if limits.lines > 0 => Some(n.min(limits.lines)),
+        (true, None) if limits.lines > 0 => Some(limits.lines),
+        (_, tail) => tail,
+    };
     let mut content = String::new();
     for (at, line) in log.map(|l| l.select(None, tail)).unwrap_or_default() {
         if timestamps {
@@ -60,6 +73,13 @@ pub fn logs(
         }
         content.push_str(&line);
         content.push('\n');
+    }
+    if ended && limits.bytes > 0 && content.len() > limits.bytes {
+        let mut cut = content.len() - limits.bytes;
+        while !content.is_char_boundary(cut) {
+            cut += 1;
+        }
+        content.drain(..cut);
     }
     Answer::json(200, &Logs { content })
 }

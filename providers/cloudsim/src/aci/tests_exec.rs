@@ -1,5 +1,6 @@
 //! The exec and attach sockets: ACI's password handshake, one terminal both ways, a wrong
-//! password or a reused URI refused; and the states of a group whose container fails.
+//! password or a reused URI refused; and the states (and the short log) of a group whose
+//! container fails.
 
 use std::time::Duration;
 
@@ -157,7 +158,9 @@ async fn exec_and_attach_are_refused_without_a_running_container() {
 
 #[tokio::test]
 async fn a_failed_container_reports_its_exit_code_and_the_group_fails() {
-    let face = start(config()).await;
+    let mut config = config();
+    config.terminated_log.lines = 1;
+    let face = start(config).await;
     let mut body = group_body(1.0, 1.0);
     body["properties"]["restartPolicy"] = json!("Never");
     body["properties"]["containers"][0]["properties"]["environmentVariables"] = json!([
@@ -191,4 +194,10 @@ async fn a_failed_container_reports_its_exit_code_and_the_group_fails() {
             .map(|e| e["name"].as_str().unwrap())
             .collect();
     assert_eq!(events[..4], ["Pulling", "Pulled", "Created", "Started"]);
+
+    // A terminated container keeps only the end of its log.
+    let logs = face
+        .call("GET", &container_path("g", "app", "logs"), None)
+        .await;
+    assert_eq!(logs.body["content"], "app: exiting with code 3\n");
 }
