@@ -271,3 +271,30 @@ async fn pods_aci_cannot_run_get_a_reason() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn attach_streams_the_containers_output_until_it_ends() {
+    let cloud = cloud(|_| {}).await;
+    let provider = provider(&cloud, "node-att");
+    let p = pod(
+        "uid-att",
+        RestartPolicy::Never,
+        vec![sim_container("app", "400", 0)],
+    );
+    provider.create(&p).await.expect("create");
+    wait_for(&provider, "uid-att", "Running", |s| {
+        s.phase == InstancePhase::Running
+    })
+    .await;
+    let client = cloudsim::test_support::exec_client(None, false);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        provider.attach(&p.pod, "app", client.io),
+    )
+    .await
+    .expect("attach ends with the container")
+    .expect("attach starts");
+    assert_eq!(outcome, vk_core::provider::ExecOutcome::Exited(0));
+    let out = cloudsim::test_support::read_all(client.stdout).await;
+    assert!(out.contains("app: line"), "{out}");
+}
