@@ -298,3 +298,57 @@ async fn attach_streams_the_containers_output_until_it_ends() {
     let out = cloudsim::test_support::read_all(client.stdout).await;
     assert!(out.contains("app: line"), "{out}");
 }
+
+#[tokio::test]
+async fn changed_file_volumes_are_put_again_only_when_asked() {
+    use vk_core::provider::{Volume, VolumeFile, VolumeSource};
+    let cloud = cloud(|_| {}).await;
+    let files = |token: &[u8]| {
+        vec![Volume {
+            name: "sa".into(),
+            source: VolumeSource::Files(vec![VolumeFile {
+                path: "token".into(),
+                content: token.to_vec(),
+                mode: 0o644,
+            }]),
+        }]
+    };
+    let mut p = pod(
+        "uid-upd",
+        RestartPolicy::Always,
+        vec![sim_container("app", "forever", 0)],
+    );
+    p.volumes = files(b"token-1");
+    let quiet = provider(&cloud, "node-u");
+    quiet.create(&p).await.unwrap();
+    wait_for(&quiet, "uid-upd", "Running", |s| {
+        s.phase == InstancePhase::Running
+    })
+    .await;
+    let first = files_tag(&quiet).await;
+    p.volumes = files(b"token-2");
+    quiet.update(&p).await.unwrap();
+    assert_eq!(
+        files_tag(&quiet).await,
+        first,
+        "by default a running group is left alone"
+    );
+
+    let mut config = config(&cloud, "node-u");
+    config.refresh_volumes = true;
+    let refreshing = crate::AciProvider::with_env(config, &env(&[])).unwrap();
+    refreshing.list().await.unwrap();
+    refreshing.update(&p).await.unwrap();
+    assert_ne!(
+        files_tag(&refreshing).await,
+        first,
+        "the group was put again with the new files"
+    );
+    refreshing.list().await.unwrap();
+    refreshing.update(&p).await.unwrap();
+}
+
+async fn files_tag(provider: &crate::AciProvider) -> String {
+    let groups = provider.all_groups().await.unwrap();
+    groups[0].tags.get("vk-files").cloned().unwrap()
+}
