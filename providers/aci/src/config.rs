@@ -34,8 +34,11 @@ pub struct AciConfig {
     pub limits: GroupLimits,
     /// vk-core lists the node's groups once per this interval.
     pub status_interval_ms: u64,
-    /// At most this many groups whose listing lacks an instance view are read with a GET per
-    /// listing (oldest first); the others keep their last view until their turn.
+    /// At most this many groups whose listing lacks an instance view (ARM's lists have none)
+    /// are read with a GET per listing (never read first, then changed, then the longest
+    /// unread); the others keep their last view until their turn, and finished groups are
+    /// never read again. 10 per 5 s stays well under ARM's classic 12 000 reads an hour; a
+    /// running group's view is then at most `groups / 10` intervals old.
     pub detail_reads_per_list: usize,
     /// A followed log is polled this often while nothing new arrives.
     pub log_poll_interval_ms: u64,
@@ -74,7 +77,7 @@ impl Default for AciConfig {
             public_ip: false,
             limits: GroupLimits::default(),
             status_interval_ms: 5000,
-            detail_reads_per_list: 20,
+            detail_reads_per_list: 10,
             log_poll_interval_ms: 1000,
             follow_tail: 1000,
             request_timeout_ms: 30_000,
