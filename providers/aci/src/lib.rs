@@ -12,6 +12,11 @@
 //! - [`logs`]: one-shot reads and `follow` by polling the tail.
 //! - [`exec_script`], [`exec`]: exec with exit codes over ACI's terminal-only exec.
 //! - [`AciProvider`]: the `Provider`, built with [`AciProvider::new`] from an [`AciConfig`].
+//!
+//! ARM's asynchronous operations (PUT and DELETE answer at once; the group goes on through
+//! `Creating`/`Deleting`) are followed through the node's one listing per interval, by the
+//! group's `provisioningState`, not by polling each operation's `Azure-AsyncOperation` URL:
+//! a failed provisioning shows as the pod's `ProvisioningFailed` with ARM's last Warning event.
 
 pub mod client;
 mod config;

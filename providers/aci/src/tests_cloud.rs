@@ -352,3 +352,53 @@ async fn files_tag(provider: &crate::AciProvider) -> String {
     let groups = provider.all_groups().await.unwrap();
     groups[0].tags.get("vk-files").cloned().unwrap()
 }
+
+#[tokio::test]
+async fn exec_into_a_finished_or_unknown_container_is_refused_at_once() {
+    let cloud = cloud(|_| {}).await;
+    let provider = provider(&cloud, "node-nx");
+    let p = pod(
+        "uid-nx",
+        RestartPolicy::Never,
+        vec![sim_container("app", "50", 0)],
+    );
+    provider.create(&p).await.unwrap();
+    wait_for(&provider, "uid-nx", "Succeeded", |s| {
+        s.phase == InstancePhase::Succeeded
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let client = cloudsim::test_support::exec_client(None, false);
+    let err = provider
+        .exec(&p.pod, "app", vec!["true".into()], client.io)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    match err {
+        Err(e) => assert!(!e.is_transient(), "{e}"),
+        Ok(outcome) => assert!(
+            matches!(outcome, vk_core::provider::ExecOutcome::Error(_)),
+            "{outcome:?}"
+        ),
+    }
+    let client = cloudsim::test_support::exec_client(None, false);
+    let err = provider
+        .exec(&p.pod, "nope", vec!["true".into()], client.io)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+    let gone = PodRef {
+        namespace: "default".into(),
+        name: "gone".into(),
+        uid: "x".into(),
+    };
+    let client = cloudsim::test_support::exec_client(None, false);
+    let err = provider
+        .exec(&gone, "app", vec!["true".into()], client.io)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
+}
