@@ -178,3 +178,40 @@ async fn a_wrong_secret_fails_with_the_identity_providers_code_and_no_secret() {
         "an operator can fix credentials without touching pods"
     );
 }
+
+#[tokio::test]
+async fn server_errors_before_and_after_the_action_never_make_a_second_group() {
+    let cloud = cloud(|c| {
+        // Half of these fail before the action runs, half after it ran (the answer is lost).
+        c.faults.error_rate = 0.3;
+        c.faults.throttle_calls = 3;
+    })
+    .await;
+    let provider = provider(&cloud, "node-5xx");
+    for i in 0..8 {
+        let p = pod(
+            &format!("uid-{i}"),
+            RestartPolicy::Always,
+            vec![sim_container("app", "forever", 0)],
+        );
+        provider
+            .create(&p)
+            .await
+            .expect("creates are retried through 5xx answers");
+    }
+    for i in 0..8 {
+        wait_for(&provider, &format!("uid-{i}"), "Running", |s| {
+            s.phase == InstancePhase::Running
+        })
+        .await;
+    }
+    let groups = provider.all_groups().await.expect("list");
+    assert_eq!(groups.len(), 8, "one group per pod, whatever was retried");
+    for i in 0..8 {
+        let p = pod(&format!("uid-{i}"), RestartPolicy::Always, vec![]);
+        provider
+            .delete(&p.pod, Duration::ZERO)
+            .await
+            .expect("deletes are retried too");
+    }
+}
