@@ -215,3 +215,42 @@ async fn server_errors_before_and_after_the_action_never_make_a_second_group() {
             .expect("deletes are retried too");
     }
 }
+
+/// ACI's published limits (100 creates per 5 minutes, 300 per hour, 100 groups and cores per
+/// region): a burst of 100 pods fits them without one throttled create.
+#[tokio::test]
+async fn a_burst_of_100_pods_runs_within_acis_create_limits() {
+    let cloud = cloud(|_| {}).await;
+    let provider = std::sync::Arc::new(provider(&cloud, "node-burst"));
+    let creates = (0..100).map(|i| {
+        let provider = provider.clone();
+        async move {
+            let p = pod(
+                &format!("b-{i}"),
+                RestartPolicy::Always,
+                vec![sim_container("app", "forever", 0)],
+            );
+            provider.create(&p).await
+        }
+    });
+    for result in futures::future::join_all(creates).await {
+        result.expect("no create fails or is throttled");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = provider.list().await.unwrap();
+        let running = list
+            .iter()
+            .filter(|s| s.phase == InstancePhase::Running)
+            .count();
+        if running == 100 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{running} of 100 running"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(provider.all_groups().await.unwrap().len(), 100);
+}
