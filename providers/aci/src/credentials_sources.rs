@@ -23,57 +23,45 @@ use hyper::Method;
 
 use crate::credentials::{AccessToken, CredentialError, Secret, TokenSource};
 use crate::http::Http;
+use crate::wire;
 
 /// Public Azure's authority host.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_AUTHORITY_HOST: &str = wire::AUTHORITY_HOST;
 /// The IMDS token endpoint.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 /// What ARM tokens are for: the v2 scope and the v1 resource.
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
-pub const ARM_RESOURCE: &str = "https://management.azure.com/";
+pub const ARM_SCOPE: &str = wire::ARM_SCOPE;
+pub const ARM_RESOURCE: &str = wire::ARM_RESOURCE;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// A number of seconds that may come as a JSON number or a string (IMDS sends strings).
-fn seconds(v: Option<&serde_json::Value>) -> Option<u64> {
-    match v? {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// A token answer (AAD v2 or IMDS), or why it is not one.
+/// A token answer (AAD v2 or IMDS: [`wire::ImdsToken`] reads both, its numbers from JSON
+/// numbers or strings), or why it is not one ([`wire::AadError`]).
 pub fn parse_token(status: u16, body: &[u8]) -> Result<AccessToken, String> {
-    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     if !(200..300).contains(&status) {
-        let code = json.get("error").and_then(|e| e.as_str()).unwrap_or("");
-        let description = json
-            .get("error_description")
-            .and_then(|e| e.as_str())
-            .unwrap_or("");
-        return Err(if code.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!(
-                "HTTP {status}: {code}: {}",
-                description.lines().next().unwrap_or("")
-            )
+        return Err(match serde_json::from_slice::<wire::AadError>(body) {
+            Ok(e) if !e.error.is_empty() => format!(
+                "HTTP {status}: {}: {}",
+                e.error,
+                e.error_description.lines().next().unwrap_or("")
+            ),
+            _ => format!("HTTP {status}"),
         });
     }
-    let token = json
-        .get("access_token")
-        .and_then(|t| t.as_str())
-        .filter(|t| !t.is_empty())
-        .ok_or("the answer has no access_token")?;
-    let valid_for = seconds(json.get("expires_in"))
-        .or_else(|| {
-            let on = seconds(json.get("expires_on"))?;
-            let now = jiff::Timestamp::now().as_second();
-            Some(u64::try_from(i64::try_from(on).ok()? - now).unwrap_or(0))
-        })
-        .ok_or("the answer has neither expires_in nor expires_on")?;
+    let token: wire::ImdsToken =
+        serde_json::from_slice(body).map_err(|e| format!("not a token answer: {e}"))?;
+    if token.access_token.is_empty() {
+        return Err("the answer has no access_token".into());
+    }
+    let valid_for = if token.expires_in > 0 {
+        token.expires_in
+    } else if token.expires_on > 0 {
+        let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+        token.expires_on.saturating_sub(now)
+    } else {
+        return Err("the answer has neither expires_in nor expires_on".into());
+    };
     Ok(AccessToken {
-        token: Secret::new(token),
+        token: Secret::new(token.access_token),
         valid_for: Duration::from_secs(valid_for),
     })
 }
