@@ -443,7 +443,9 @@ impl Doctor {
             )),
             Err(e) => {
                 let text = e.to_string();
-                let fix = if text.contains("SignatureDoesNotMatch")
+                let fix = if provider == "aci" {
+                    aci_fix(&text)
+                } else if text.contains("SignatureDoesNotMatch")
                     || text.contains("InvalidAccessKeyId")
                 {
                     "the AccessKey pair is wrong: check access_key_id and the secret (VK_ECI_ACCESS_KEY_SECRET, or the Secret the chart reads)".to_string()
@@ -465,9 +467,35 @@ impl Doctor {
     }
 }
 
+/// What to do about a failed ARM call of the aci provider, from ARM's or Azure AD's code.
+fn aci_fix(text: &str) -> String {
+    if text.contains("AADSTS")
+        || text.contains("invalid_client")
+        || text.contains("getting an Azure token")
+    {
+        "the Azure identity is refused or unreachable: check aci.credentials (tenant_id, client_id, the secret or the federated token file; AZURE_* variables) and the authority host".into()
+    } else if text.contains("AuthorizationFailed") || text.contains("HTTP 403") {
+        "vk's Azure identity lacks permissions: assign it the Contributor role (or a role with Microsoft.ContainerInstance/containerGroups/*) on the resource group".into()
+    } else if text.contains("ResourceGroupNotFound") {
+        "create the resource group, or set aci.resource_group to an existing one".into()
+    } else if text.contains("SubscriptionNotFound") {
+        "set aci.subscription_id to the subscription of the resource group".into()
+    } else {
+        "check aci.endpoint (and aci.extra_ca_file for a private CA) and that this machine reaches it".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aci_failures_get_azure_fixes() {
+        assert!(aci_fix("HTTP 400: invalid_client: AADSTS7000215").contains("aci.credentials"));
+        assert!(aci_fix("HTTP 403 AuthorizationFailed: x").contains("Contributor"));
+        assert!(aci_fix("HTTP 404 ResourceGroupNotFound").contains("aci.resource_group"));
+        assert!(aci_fix("connection refused").contains("aci.endpoint"));
+    }
 
     /// The permissions checked (with leader election in vk-system) are exactly those
     /// `manifests/base/rbac.yaml` grants.

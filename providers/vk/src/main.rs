@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::node_set::{CloudPlacement, NodeEntry, NodeProviders, PlannedNode};
+use aci::AciConfig;
 use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
@@ -66,7 +67,7 @@ struct RunArgs {
     /// The node's InternalIP: where the API server reaches the kubelet API.
     #[arg(long, env = "VK_NODE_IP")]
     node_ip: Option<String>,
-    /// Backend: `mock` or `eci`.
+    /// Backend: `mock`, `eci` or `aci`.
     #[arg(long, env = "VK_PROVIDER")]
     provider: Option<String>,
     /// Port of the kubelet API, published in the Node's daemon endpoints.
@@ -198,6 +199,8 @@ struct FileConfig {
     leader_election: LeaderElectionFile,
     mock: MockConfig,
     eci: EciConfig,
+    /// The `aci:` section (Azure Container Instances).
+    aci: AciConfig,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -222,6 +225,7 @@ struct Settings {
     leader: Option<LeaderConfig>,
     mock: MockConfig,
     eci: EciConfig,
+    aci: AciConfig,
 }
 
 impl Settings {
@@ -420,6 +424,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         leader,
         mock: file.mock,
         eci: file.eci,
+        aci: file.aci,
     })
 }
 
@@ -564,6 +569,7 @@ fn providers(
         &settings.node.provider,
         &settings.mock,
         &eci,
+        &settings.aci,
         nodes,
         metrics,
     )?)

@@ -14,6 +14,7 @@ use vk_core::metrics::ProviderMetrics;
 use vk_core::node::NodeConfig;
 use vk_core::provider::{Provider, ProviderError};
 
+use aci::{AciConfig, AciProvider};
 use eci::{EciClient, EciConfig, EciProvider};
 use mock::{MockConfig, MockProvider};
 
@@ -62,10 +63,12 @@ pub enum NodeSetError {
     DuplicateName(String),
     #[error("two entries of nodes: use kubelet port {0}; give each its own kubelet_port")]
     DuplicatePort(u16),
-    #[error("unknown provider {0:?}; available: mock, eci")]
+    #[error("unknown provider {0:?}; available: mock, eci, aci")]
     UnknownProvider(String),
     #[error("configuring the eci provider (the `eci:` section of the config file): {0}")]
     Provider(ProviderError),
+    #[error("configuring the aci provider (the `aci:` section of the config file): {0}")]
+    Aci(ProviderError),
 }
 
 /// The nodes to run: `entries` over the top-level `base` node and `placement`. A zone becomes
@@ -150,17 +153,19 @@ pub fn plan(
     Ok(planned)
 }
 
-/// The configured provider (`mock` or `eci`), one per node. The eci providers share one client (its
-/// credentials and rate limits: ECI's quotas are per account) and count their cloud calls into
-/// `metrics`.
+/// The configured provider (`mock`, `eci` or `aci`), one per node. The eci providers share one
+/// client (its credentials and rate limits: ECI's quotas are per account) and count their cloud
+/// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription).
 pub fn providers(
     provider: &str,
     mock: &MockConfig,
     eci: &EciConfig,
+    aci: &AciConfig,
     nodes: &[PlannedNode],
     metrics: ProviderMetrics,
 ) -> Result<NodeProviders, NodeSetError> {
     let mut shared: Option<Arc<EciClient>> = None;
+    let mut first_aci: Option<Arc<AciProvider>> = None;
     let mut out: Vec<Arc<dyn Provider>> = Vec::with_capacity(nodes.len());
     for planned in nodes {
         let built: Arc<dyn Provider> = match provider {
@@ -197,6 +202,23 @@ pub fn providers(
                     shared = Some(provider.client().clone());
                 }
                 Arc::new(provider)
+            }
+            "aci" => {
+                let mut config = aci.clone();
+                // Every container group is tagged with the node; listing filters on it.
+                config.node_name = planned.node.name.clone();
+                match &first_aci {
+                    Some(first) => Arc::new(first.sharing(config).map_err(NodeSetError::Aci)?),
+                    None => {
+                        let provider =
+                            Arc::new(AciProvider::new(config).map_err(NodeSetError::Aci)?);
+                        // Which source gets the tokens (never a secret).
+                        let tokens = provider.client().tokens();
+                        tracing::info!(source = tokens.source_name(), from = %tokens.describe(), "aci credentials");
+                        first_aci = Some(provider.clone());
+                        provider
+                    }
+                }
             }
             other => return Err(NodeSetError::UnknownProvider(other.to_string())),
         };
@@ -339,5 +361,56 @@ mod tests {
             plan(&base(), &p, None, dir, &bad),
             Err(NodeSetError::Entry { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn aci_nodes_share_one_client_and_a_bad_aci_section_is_named() {
+        let nodes = plan(
+            &base(),
+            &CloudPlacement::default(),
+            None,
+            Path::new("/c"),
+            &[
+                NodeEntry {
+                    name: Some("vk-a".into()),
+                    ..Default::default()
+                },
+                NodeEntry {
+                    name: Some("vk-b".into()),
+                    ..Default::default()
+                },
+            ],
+        )
+        .unwrap();
+        let aci: AciConfig = serde_yaml::from_str(
+            "subscription_id: sub\nresource_group: rg\nlocation: westeurope\ncredentials: {source: managed_identity}\n",
+        )
+        .unwrap();
+        let built = providers(
+            "aci",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &aci,
+            &nodes,
+            Default::default(),
+        )
+        .expect("aci providers");
+        assert_eq!(built.each.len(), 2);
+        assert!(built.each.iter().all(|p| p.name() == "aci"));
+        let err = providers(
+            "aci",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &AciConfig::default(),
+            &nodes,
+            Default::default(),
+        )
+        .err()
+        .expect("an empty aci section");
+        assert!(
+            err.to_string().contains("aci.subscription_id is not set"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`aci:` section"), "{err}");
     }
 }
