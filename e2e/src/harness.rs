@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
 
+use crate::aci_cloud::AciCloud;
 use crate::cloud::MockCloud;
 use crate::pods::{mock_config, wait_node_ready, wait_phase};
 use crate::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
@@ -24,6 +25,11 @@ enum Provider {
     Mock,
     /// The `eci` provider against a `vk-cloud serve` with this executor and these flags.
     Eci {
+        executor: String,
+        cloud_flags: Vec<String>,
+    },
+    /// The `aci` provider against the simulator's ACI face with this executor and flags.
+    Aci {
         executor: String,
         cloud_flags: Vec<String>,
     },
@@ -65,6 +71,17 @@ impl Options {
     pub fn eci(prefix: &str, executor: &str, cloud_flags: &[&str]) -> Options {
         Options {
             provider: Provider::Eci {
+                executor: executor.into(),
+                cloud_flags: cloud_flags.iter().map(|f| f.to_string()).collect(),
+            },
+            ..Options::mock(prefix)
+        }
+    }
+
+    /// vk with the aci provider against the simulator's ACI face started for the test.
+    pub fn aci(prefix: &str, executor: &str, cloud_flags: &[&str]) -> Options {
+        Options {
+            provider: Provider::Aci {
                 executor: executor.into(),
                 cloud_flags: cloud_flags.iter().map(|f| f.to_string()).collect(),
             },
@@ -136,7 +153,22 @@ impl Options {
         let state_file = self
             .state_file
             .then(|| std::env::temp_dir().join(format!("{node}.cloud.json")));
+        let mut aci_cloud = None;
         let (cloud, config) = match &self.provider {
+            Provider::Aci {
+                executor,
+                cloud_flags,
+            } => {
+                let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
+                let cloud = AciCloud::start(executor, &flags);
+                let config = format!(
+                    "provider: aci\nhealth_port: 0\n{}{}",
+                    cloud.aci_config(),
+                    self.config
+                );
+                aci_cloud = Some(cloud);
+                (None, config)
+            }
             Provider::Mock => {
                 let state = state_file
                     .as_ref()
@@ -183,6 +215,7 @@ impl Options {
             nodes,
             vk,
             cloud,
+            aci_cloud,
             state_file,
         };
         if self.serving_cert {
@@ -219,6 +252,7 @@ pub struct VirtualNode {
     /// The vk process: kill, terminate, restart, logs.
     pub vk: Vk,
     cloud: Option<MockCloud>,
+    aci_cloud: Option<AciCloud>,
     state_file: Option<PathBuf>,
 }
 
@@ -228,6 +262,13 @@ impl VirtualNode {
         self.cloud
             .as_ref()
             .expect("a virtual node started with Options::eci")
+    }
+
+    /// The simulator's ACI face vk talks to; only for [`Options::aci`].
+    pub fn aci_cloud(&self) -> &AciCloud {
+        self.aci_cloud
+            .as_ref()
+            .expect("a virtual node started with Options::aci")
     }
 
     /// Where the mock provider persists its state; only with [`Options::state_file`].

@@ -7,6 +7,7 @@
 //! to the cluster it started); otherwise this binary starts its own with `e2e/cluster up`, and
 //! a reaper stops it when the test process exits.
 
+pub mod aci_cloud;
 pub mod cloud;
 pub mod dns;
 pub mod fabric8;

@@ -1,0 +1,281 @@
+//! An `aci` node on the local control plane, backed by the simulator's ACI face (ARM, Azure AD,
+//! the exec sockets, over HTTPS): the Jenkins agent pod (`manifests/examples/jenkins-agent-pod.yaml`)
+//! runs its steps as the kubernetes-plugin sends them (TTY `cat` containers, `sh` exec'd with
+//! the script on stdin, exit codes, a background job, the shared workspace) through kubectl and
+//! fabric8; `kubectl logs -f` follows live; a failing container fails the pod with its exit
+//! code; delete removes the group; a SIGKILL of vk in a burst leaves one group per pod.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use e2e::harness::{Options, TestBed};
+use e2e::pods::wait_phase;
+use e2e::{kubectl_command, output_with_input, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde_json::json;
+
+const POD: &str = "jenkins-agent";
+const WORKSPACE: &str = "/home/jenkins/agent";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A pod for the test's node from the spec's JSON.
+fn pod(node: &str, name: &str, spec: serde_json::Value) -> Pod {
+    let mut value = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists",
+                             "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 2,
+        }
+    });
+    if let (Some(base), Some(extra)) = (value["spec"].as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    serde_json::from_value(value).expect("a valid pod")
+}
+
+/// One step as the plugin sends it: `sh` exec'd in `container` with its lines on stdin.
+fn step(s: &TestBed, container: &str, command: &str) -> Output {
+    let input =
+        format!("cd \"{WORKSPACE}\"\nexport POD_CONTAINER='{container}'\n{command}\nexit\n");
+    let cmd = kubectl_command(&[
+        "-n", &s.ns.name, "exec", "-i", POD, "-c", container, "--", "sh",
+    ]);
+    output_with_input(cmd, Some(&input))
+}
+
+/// The groups the face holds for this node.
+async fn groups(s: &TestBed) -> Vec<String> {
+    s.aci_cloud().groups(&s.vk.node).await.expect("list groups")
+}
+
+async fn wait_no_groups(s: &TestBed) {
+    let mut left = groups(s).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !left.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = groups(s).await;
+    }
+    assert!(left.is_empty(), "container groups left: {left:?}");
+}
+
+#[tokio::test]
+async fn the_jenkins_agent_pod_runs_its_steps_on_an_aci_node() {
+    drop(e2e::fabric8::step_exec());
+    let s = Options::aci("vk-aci-jenkins", "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    s.create_example_pod("jenkins-agent-pod.yaml").await;
+    wait_for(
+        "the agent pod to be Ready",
+        Duration::from_secs(180),
+        || async { s.pods.get(POD).await.ok().is_some_and(|p| ready(&p)) },
+    )
+    .await;
+    wait_for("exec to work", Duration::from_secs(60), || async {
+        step(&s, "golang", "true").status.success()
+    })
+    .await;
+
+    // The workspace is shared; exit codes and stdout come back as under a kubelet.
+    let out = step(&s, "golang", "echo from-golang > shared.txt");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = step(&s, "kaniko", "cat shared.txt");
+    assert_eq!(text(&out.stdout), "from-golang\n", "{}", text(&out.stderr));
+    let out = step(&s, "golang", "echo failing; exit 7");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "failing\n");
+    let out = step(&s, "kaniko", "echo \"$POD_CONTAINER in $(pwd)\"");
+    assert_eq!(text(&out.stdout), format!("kaniko in {WORKSPACE}\n"));
+
+    // A background job outlives its exec; the jnlp container sees its result.
+    let out = step(&s, "golang", "(sleep 2; echo done > bg) >&- 2>&- &");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(
+        "the background job's file",
+        Duration::from_secs(60),
+        || async { text(&step(&s, "jnlp", "cat bg").stdout) == "done\n" },
+    )
+    .await;
+
+    // The plugin's own client: fabric8 over WebSocket, its argv double-quoted on stdin.
+    let c = e2e::cluster();
+    let mut input = format!("cd \"{WORKSPACE}\"\n");
+    for a in ["sh", "-c", "cat shared.txt; echo to-stderr >&2; exit 4"] {
+        input.push_str(&format!("\"{}\" ", a.replace('"', "\\\"")));
+    }
+    input.push_str("\nexit\n");
+    let mut cmd = e2e::fabric8::step_exec();
+    cmd.arg(&c.kubeconfig)
+        .args([&s.ns.name, POD, "golang", "60"]);
+    let out = output_with_input(cmd, Some(&input));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-golang\n");
+    assert!(
+        text(&out.stderr).contains("to-stderr"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Still Running, no restart; then delete removes the group.
+    let p = s.pods.get(POD).await.unwrap();
+    for c in p.status.unwrap().container_statuses.unwrap() {
+        assert!(
+            c.state.unwrap().running.is_some(),
+            "{} is not running",
+            c.name
+        );
+        assert_eq!(c.restart_count, 0, "{} restarted", c.name);
+    }
+    assert_eq!(groups(&s).await, vec![POD.to_string()]);
+    s.pods.delete(POD, &DeleteParams::default()).await.unwrap();
+    wait_for(
+        "the pod to leave the API",
+        Duration::from_secs(60),
+        || async { s.pods.get_opt(POD).await.unwrap().is_none() },
+    )
+    .await;
+    wait_no_groups(&s).await;
+}
+
+#[tokio::test]
+async fn logs_follow_live_and_a_failing_container_fails_the_pod() {
+    let s = Options::aci("vk-aci-logs", "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    let node = s.vk.node.clone();
+    let create = |p: Pod| {
+        let pods = s.pods.clone();
+        async move {
+            pods.create(&PostParams::default(), &p)
+                .await
+                .expect("create")
+        }
+    };
+    create(pod(
+        &node,
+        "ticker",
+        json!({"restartPolicy": "Never", "containers": [{
+            "name": "app", "image": "busybox:1.36",
+            "command": ["sh", "-c", "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo tick $i; sleep 0.3; done"]
+        }]}),
+    ))
+    .await;
+    create(pod(
+        &node,
+        "fails",
+        json!({"restartPolicy": "Never", "containers": [{
+            "name": "app", "image": "busybox:1.36", "command": ["sh", "-c", "echo bye; exit 3"]
+        }]}),
+    ))
+    .await;
+
+    wait_phase(&s.pods, "ticker", "Running", Duration::from_secs(120)).await;
+    // `kubectl logs -f` while the container runs: every line once, in order, to the end.
+    let mut follow = kubectl_command(&["-n", &s.ns.name, "logs", "-f", "ticker", "-c", "app"]);
+    let mut child = follow
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = out.lines().map_while(Result::ok).collect();
+        let _ = child.wait();
+        lines
+    })
+    .await
+    .unwrap();
+    let want: Vec<String> = (1..=40).map(|i| format!("tick {i}")).collect();
+    assert_eq!(lines, want, "the followed log");
+    let done = wait_phase(&s.pods, "ticker", "Succeeded", Duration::from_secs(60)).await;
+    let t = done.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(t.exit_code, 0);
+
+    let failed = wait_phase(&s.pods, "fails", "Failed", Duration::from_secs(120)).await;
+    let t = failed.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(t.exit_code, 3, "{t:?}");
+    let out = e2e::kubectl_ok(&["-n", &s.ns.name, "logs", "fails", "-c", "app"]);
+    assert_eq!(out, "bye\n");
+}
+
+#[tokio::test]
+async fn a_sigkill_of_vk_in_a_burst_leaves_one_group_per_pod() {
+    let mut s = Options::aci("vk-aci-burst", "simulate", &[]).start().await;
+    let node = s.vk.node.clone();
+    let names: Vec<String> = (0..30).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        let p = pod(
+            &node,
+            name,
+            json!({"containers": [{"name": "app", "image": "busybox:1.36",
+                   "env": [{"name": "MOCKCLOUD_RUN_MS", "value": "forever"}]}]}),
+        );
+        s.pods
+            .create(&PostParams::default(), &p)
+            .await
+            .expect("create");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.vk.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.vk.restart();
+    wait_for("every pod Running", Duration::from_secs(180), || async {
+        let pods = s.pods.list(&ListParams::default()).await.unwrap().items;
+        pods.len() == names.len()
+            && pods
+                .iter()
+                .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    })
+    .await;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for g in groups(&s).await {
+        *counts.entry(g).or_default() += 1;
+    }
+    let want: BTreeMap<String, usize> = names.iter().map(|n| (n.clone(), 1)).collect();
+    assert_eq!(counts, want, "groups per pod after the restart");
+    s.pods
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "the pods to leave the API",
+        Duration::from_secs(120),
+        || async {
+            s.pods
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        },
+    )
+    .await;
+    wait_no_groups(&s).await;
+}
