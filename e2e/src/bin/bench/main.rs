@@ -104,6 +104,65 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         status_interval_ms: u64,
     },
+    /// The same burst through vk with the aci provider against the simulator's ACI face at
+    /// ACI's published limits (100 creates per 5 minutes, 300 per hour, per subscription and
+    /// region; ARM's 1 200 writes per hour).
+    AciBurst {
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: u16,
+        #[arg(long, default_value_t = 1000)]
+        status_interval_ms: u64,
+    },
+}
+
+/// The cloud a burst runs against.
+enum BurstCloud {
+    Eci(MockCloud),
+    Aci(e2e::aci_cloud::AciCloud),
+}
+
+impl BurstCloud {
+    fn start(aci: bool) -> BurstCloud {
+        if aci {
+            BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", &[]))
+        } else {
+            BurstCloud::Eci(MockCloud::start("simulate", &[]))
+        }
+    }
+
+    fn config(&self, status_interval_ms: u64) -> String {
+        match self {
+            BurstCloud::Eci(c) => format!(
+                "provider: eci\n{}",
+                c.eci_config_polling(status_interval_ms)
+            ),
+            BurstCloud::Aci(c) => format!(
+                "provider: aci\n{}",
+                c.aci_config().replace(
+                    "status_interval_ms: 500",
+                    &format!("status_interval_ms: {status_interval_ms}")
+                )
+            ),
+        }
+    }
+
+    fn quota(&self) -> &'static str {
+        match self {
+            BurstCloud::Eci(_) => "eci provider -> vk-cloud simulate, quota burst 100 at 20/s",
+            BurstCloud::Aci(_) => {
+                "aci provider -> vk-cloud --face aci simulate, ACI's limits: 100 creates per 5 min, 300 per hour"
+            }
+        }
+    }
+
+    async fn groups(&self, node: &str) -> anyhow::Result<Vec<String>> {
+        match self {
+            BurstCloud::Eci(c) => c.groups(node).await,
+            BurstCloud::Aci(c) => c.groups(node).await,
+        }
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -479,14 +538,19 @@ async fn throttled_pods(events: &Api<Event>) -> anyhow::Result<BTreeSet<String>>
         .collect())
 }
 
-async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyhow::Result<()> {
+async fn burst(
+    aci: bool,
+    count: usize,
+    workers: u16,
+    status_interval_ms: u64,
+) -> anyhow::Result<()> {
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = MockCloud::start("simulate", &[]);
-    let node = unique("bench-eci");
+    let cloud = BurstCloud::start(aci);
+    let node = unique(if aci { "bench-aci" } else { "bench-eci" });
     let config = format!(
-        "provider: eci\nhealth_port: 0\npod_workers: {workers}\n{}",
-        cloud.eci_config_polling(status_interval_ms)
+        "health_port: 0\npod_workers: {workers}\n{}",
+        cloud.config(status_interval_ms)
     );
     let vk = Vk::start(&kubeconfig, &node, &config);
     let nodes: Api<Node> = Api::all(client.clone());
@@ -496,7 +560,8 @@ async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyho
     let mut rx = watch_pods(pods.clone()).await;
 
     println!(
-        "creating {count} pods at once on node {node} (eci provider -> vk-cloud simulate, quota burst 100 at 20/s; {workers} workers, status every {status_interval_ms} ms)"
+        "creating {count} pods at once on node {node} ({}; {workers} workers, status every {status_interval_ms} ms)",
+        cloud.quota()
     );
     let start = Instant::now();
     let mut seen = create_pods(&pods, &node, "burst", count, false).await?;
@@ -549,7 +614,7 @@ async fn eci_burst(count: usize, workers: u16, status_interval_ms: u64) -> anyho
         ms(*create_to_running.last().unwrap_or(&Duration::ZERO))
     );
     println!(
-        "throughput: {:.1} pods/s (the cloud's quota allows 100 at once, then 20/s)",
+        "throughput: {:.1} pods/s",
         running as f64 / total.as_secs_f64()
     );
     println!("pods Failed: {}  {failed:?}", failed.len());
@@ -598,7 +663,12 @@ async fn main() -> anyhow::Result<()> {
             pods,
             workers,
             status_interval_ms,
-        } => eci_burst(pods, workers, status_interval_ms).await,
+        } => burst(false, pods, workers, status_interval_ms).await,
+        Bench::AciBurst {
+            pods,
+            workers,
+            status_interval_ms,
+        } => burst(true, pods, workers, status_interval_ms).await,
         Bench::Exec {
             bytes,
             sessions,
