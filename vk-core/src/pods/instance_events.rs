@@ -91,6 +91,86 @@ pub(super) fn newly_started(pod: &Pod, desired: &PodStatus) -> Vec<String> {
         .collect()
 }
 
+/// Warning events the kubelet records for containers that cannot start or keep failing, for
+/// each container of `desired` that newly shows such a state: (container, reason, message).
+/// An image that cannot be pulled is `Failed` then `BackOff`, a crash loop `BackOff`, an init
+/// container that exits non-zero `Failed`.
+pub(super) fn newly_failing(pod: &Pod, desired: &PodStatus) -> Vec<(String, &'static str, String)> {
+    let before = |name: &str| {
+        pod.status.as_ref().and_then(|s| {
+            s.container_statuses
+                .iter()
+                .chain(s.init_container_statuses.iter())
+                .flatten()
+                .find(|c| c.name == name)
+                .and_then(|c| c.state.clone())
+        })
+    };
+    let mut out = Vec::new();
+    let init = desired
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .map(|c| (c, true));
+    let apps = desired
+        .container_statuses
+        .iter()
+        .flatten()
+        .map(|c| (c, false));
+    for (c, is_init) in apps.chain(init) {
+        let Some(state) = c.state.as_ref() else {
+            continue;
+        };
+        let was = before(&c.name);
+        if let Some(w) = state.waiting.as_ref() {
+            let reason = w.reason.as_deref().unwrap_or_default();
+            let same = was
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref()?.reason.clone())
+                .is_some_and(|r| r == reason);
+            let message = w.message.clone().unwrap_or_default();
+            let event = match reason {
+                "ErrImagePull" => Some((
+                    "Failed",
+                    format!("Failed to pull image {:?}: {message}", c.image),
+                )),
+                "ImagePullBackOff" => {
+                    Some(("BackOff", format!("Back-off pulling image {:?}", c.image)))
+                }
+                "CrashLoopBackOff" => Some((
+                    "BackOff",
+                    format!("Back-off restarting failed container {}", c.name),
+                )),
+                "CreateContainerError" | "RunContainerError" | "StartError" => {
+                    Some(("Failed", format!("Error: {message}")))
+                }
+                _ => None,
+            };
+            if let Some((r, m)) = event.filter(|_| !same) {
+                out.push((c.name.clone(), r, m));
+            }
+        }
+        if let Some(t) = state
+            .terminated
+            .as_ref()
+            .filter(|t| is_init && t.exit_code != 0)
+        {
+            let same = was
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|p| p.exit_code == t.exit_code && p.finished_at == t.finished_at);
+            if !same {
+                out.push((
+                    c.name.clone(),
+                    "Failed",
+                    format!("Init container {} exited with code {}", c.name, t.exit_code),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// Ephemeral containers the desired status shows and the API's does not yet: each gets one
 /// Warning event.
 pub(super) fn newly_refused_ephemeral(pod: &Pod, desired: &PodStatus) -> Vec<String> {

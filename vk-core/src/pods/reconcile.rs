@@ -17,7 +17,9 @@ use super::decide::{
     tokens_valid_for, until,
 };
 use super::error::PodError;
-use super::instance_events::{container_field_path, newly_refused_ephemeral, newly_started};
+use super::instance_events::{
+    container_field_path, newly_failing, newly_refused_ephemeral, newly_started,
+};
 use super::pod_api::{delete_pod, patch_status, pod_ref};
 use super::record::Written;
 use super::report::{CreateOutcome, CreateReport, Report, StatusWrite};
@@ -478,6 +480,15 @@ impl PodContext {
 
     /// `Started` for each container that runs now and did not in the API's last status.
     fn started_events(&self, pod: &Pod, desired: &PodStatus) {
+        for (name, reason, message) in newly_failing(pod, desired) {
+            self.event_at(
+                pod,
+                Some(container_field_path(pod, &name)),
+                EventType::Warning,
+                reason,
+                message,
+            );
+        }
         for name in newly_refused_ephemeral(pod, desired) {
             self.event_at(
                 pod,

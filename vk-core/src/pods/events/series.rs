@@ -234,14 +234,13 @@ impl Aggregator {
         let event = ApiEvent {
             metadata: ObjectMeta {
                 namespace: Some(key.object.namespace.clone()),
-                name: Some(format!(
-                    "{}.{:x}",
+                name: Some(event_name(
                     if key.object.name.is_empty() {
                         &self.reporter.controller
                     } else {
                         &key.object.name
                     },
-                    o.at.as_nanosecond()
+                    o.at.as_nanosecond(),
                 )),
                 ..Default::default()
             },
@@ -358,5 +357,35 @@ impl Aggregator {
             calls.push(call);
         }
         calls
+    }
+}
+
+/// `<object>.<nanoseconds in hex>`, the object's name cut so the whole stays within the 253
+/// characters an Event's name may have (a pod may use all 253 itself).
+fn event_name(object: &str, nanos: i128) -> String {
+    let suffix = format!(".{nanos:x}");
+    let room = 253usize.saturating_sub(suffix.len());
+    let mut cut = object.len().min(room);
+    while !object.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // A name may not end in '.' or '-' before the suffix's dot.
+    let head = object[..cut].trim_end_matches(['.', '-']);
+    format!("{head}{suffix}")
+}
+
+#[cfg(test)]
+mod event_name_tests {
+    use super::event_name;
+
+    #[test]
+    fn long_object_names_are_cut_to_fit() {
+        assert_eq!(event_name("build", 255), "build.ff");
+        let long = "a".repeat(253);
+        let name = event_name(&long, 1_764_000_000_000_000_000);
+        assert_eq!(name.len(), 253, "{name}");
+        assert!(name.starts_with("aaaa") && name.contains('.'));
+        let dotted = format!("{}.b", "a".repeat(240));
+        assert!(!event_name(&dotted, 1 << 60).contains(".."));
     }
 }

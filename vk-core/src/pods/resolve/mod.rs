@@ -36,6 +36,7 @@ mod env;
 pub mod expand;
 mod fieldpath;
 mod hosts;
+pub mod image_ref;
 pub mod node_features;
 mod probes;
 pub mod pull_secrets;
@@ -340,6 +341,17 @@ async fn resolve_container(
     c: &Container,
     volume_names: &BTreeSet<&str>,
 ) -> Result<ContainerSpec, ResolveError> {
+    if let Some(image) = c.image.as_deref()
+        && let Err(why) = image_ref::check(image)
+    {
+        return Err(ResolveError::Unsupported {
+            reason: image_ref::INVALID_IMAGE_NAME.into(),
+            message: format!(
+                "container {}: image {image:?} is not a valid reference ({why}); it can never be pulled",
+                c.name
+            ),
+        });
+    }
     let env = env::resolve_env(ctx, c).await?;
     let env_map: HashMap<&str, &str> = env
         .iter()

@@ -1,5 +1,6 @@
 //! What a pod asks of its node that no virtual node has: the host's network, PID and IPC
-//! namespaces (there is no host: each pod is its own serverless instance) and a runtime class
+//! namespaces (there is no host: each pod is its own serverless instance), another OS than
+//! Linux, and a runtime class
 //! (the cloud runs the pod in its own sandbox; there are no runtime handlers to pick from).
 //!
 //! The kubelet's rule is the reference: a pod that cannot run as written is refused with a
@@ -13,6 +14,8 @@ use super::ResolveError;
 
 /// The reason of a refused host namespace.
 pub const HOST_NAMESPACE: &str = "HostNamespaceNotSupported";
+/// The reason of a pod for another OS (the kubelet's admission reason).
+pub const POD_OS: &str = "PodOSNotSupported";
 /// The reason of a refused runtime class.
 pub const RUNTIME_CLASS: &str = "RuntimeClassNotSupported";
 
@@ -37,6 +40,20 @@ pub fn check(spec: &PodSpec) -> Result<(), ResolveError> {
                 "{}: this virtual node has no host to share namespaces with (each pod is its own \
                  serverless instance); {KEEP_OFF}",
                 asked.join(", ")
+            ),
+        });
+    }
+    if let Some(os) = spec
+        .os
+        .as_ref()
+        .map(|o| o.name.as_str())
+        .filter(|os| *os != "linux")
+    {
+        return Err(ResolveError::Unsupported {
+            reason: POD_OS.into(),
+            message: format!(
+                "the pod's OS ({os}) does not match the node's (linux): the cloud runs Linux \
+                 instances here"
             ),
         });
     }
@@ -87,6 +104,14 @@ mod tests {
         let (reason, message) = refused(serde_json::json!({"runtimeClassName": "gvisor"}));
         assert_eq!(reason, RUNTIME_CLASS);
         assert!(message.contains("\"gvisor\""), "{message}");
+    }
+
+    #[test]
+    fn a_windows_pod_is_refused() {
+        let (reason, message) = refused(serde_json::json!({"os": {"name": "windows"}}));
+        assert_eq!(reason, POD_OS);
+        assert!(message.contains("windows"), "{message}");
+        assert!(check(&spec(serde_json::json!({"os": {"name": "linux"}}))).is_ok());
     }
 
     #[test]
