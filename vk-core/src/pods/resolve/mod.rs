@@ -387,6 +387,17 @@ async fn resolve_container(
             .clone()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "TCP".to_string());
+        if let Some(host_port) = p.host_port.filter(|h| *h != 0) {
+            ctx.warnings.push(ResolveWarning {
+                reason: "HostPortNotSupported".into(),
+                message: format!(
+                    "container {:?}: hostPort {host_port} is not opened on the node (a virtual \
+                     node has no host); the port is reachable on the pod's own IP as \
+                     containerPort {port}",
+                    c.name
+                ),
+            });
+        }
         ports.push(ContainerPort { port, protocol });
     }
 
