@@ -16,29 +16,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 /// A credential string: kept out of logs, `Debug` output and error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the wire only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use vk_core::provider::Secret;
 
 /// A token as a source hands it out.
 #[derive(Clone, Debug)]

@@ -18,29 +18,7 @@ use tokio::time::Instant;
 use vk_core::metrics::ProviderMetrics;
 
 /// A credential string: kept out of logs, `Debug` output and error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for signing and for the wire only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use vk_core::provider::Secret;
 
 /// What a request is signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]

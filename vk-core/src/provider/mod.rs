@@ -7,6 +7,7 @@ mod model;
 mod names;
 mod poll;
 mod runtime;
+mod secret;
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -26,6 +27,7 @@ pub use poll::StatusPoller;
 pub use runtime::{
     ContainerSecurity, Lifecycle, LifecycleHandler, PodSecurity, TerminationMessagePolicy,
 };
+pub use secret::Secret;
 
 /// How status changes reach vk-core.
 pub enum StatusSource {

@@ -16,6 +16,7 @@
 //! `--face ecs` serves AWS ECS (Fargate tasks), CloudWatch Logs and STS at `http://ADDR/`
 //! instead (SigV4 with the given key; `--region-id` is the AWS region).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -139,39 +140,83 @@ struct AciArgs {
     tls_key: Option<PathBuf>,
 }
 
-fn aci_config(args: ServeArgs) -> anyhow::Result<(AciConfig, String, TlsMode)> {
-    let mut config: AciConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the config file {}", path.display()))?;
-            serde_yaml::from_str(&text).with_context(|| {
-                format!(
-                    "the config file {} is not a valid ACI config",
-                    path.display()
-                )
-            })?
-        }
-        None => AciConfig::default(),
+/// A face's config file (YAML or JSON), or its defaults without one.
+fn read_config<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<T> {
+    let Some(path) = path else {
+        return Ok(T::default());
     };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    serde_yaml::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid", path.display()))
+}
+
+/// The engine's flags, which every face takes: over the config file's values.
+fn engine_flags(
+    args: &ServeArgs,
+    executor: &mut ExecutorKind,
+    work_dir: &mut Option<PathBuf>,
+    allow_unknown_images: &mut bool,
+    faults: &mut FaultConfig,
+) -> anyhow::Result<()> {
+    if let Some(e) = args.executor {
+        *executor = e;
+    }
+    if let Some(dir) = &args.work_dir {
+        *work_dir = Some(dir.clone());
+    }
+    if args.allow_unknown_images {
+        *allow_unknown_images = true;
+    }
+    if let Some(json) = &args.faults {
+        *faults = serde_json::from_str::<FaultConfig>(json)
+            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    }
+    Ok(())
+}
+
+/// The signing key of `--access-key-id`/`--access-key-secret` (ECI and ECS) added to `keys`;
+/// an error when the two do not come together or no key is left to sign with.
+fn access_key(args: &ServeArgs, keys: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+    match (&args.access_key_id, &args.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            keys.insert(id.clone(), secret.clone());
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
+    }
+    if keys.is_empty() {
+        anyhow::bail!(
+            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
+        );
+    }
+    Ok(())
+}
+
+/// Print the bound address first on stdout (what scripts and tests read).
+fn announce(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{addr}").context("writing the address to stdout")?;
+    stdout.flush().context("writing the address to stdout")
+}
+
+fn aci_config(args: ServeArgs) -> anyhow::Result<(AciConfig, String, TlsMode)> {
+    let mut config: AciConfig = read_config(args.config.as_deref())?;
     if args.access_key_id.is_some() || args.access_key_secret.is_some() || args.region_id.is_some()
     {
         anyhow::bail!(
             "--access-key-id, --access-key-secret and --region-id are ECI's; the ACI face takes --client-id, --client-secret, --subscription-id and --location"
         );
     }
-    if let Some(executor) = args.executor {
-        config.executor = executor;
-    }
-    if let Some(dir) = args.work_dir {
-        config.process.work_dir = Some(dir);
-    }
-    if args.allow_unknown_images {
-        config.catalog.allow_unknown = true;
-    }
-    if let Some(faults) = &args.faults {
-        config.faults = serde_json::from_str::<FaultConfig>(faults)
-            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
-    }
+    engine_flags(
+        &args,
+        &mut config.executor,
+        &mut config.process.work_dir,
+        &mut config.catalog.allow_unknown,
+        &mut config.faults,
+    )?;
     let a = args.aci;
     match (a.client_id, a.client_secret) {
         (Some(id), Some(secret)) => {
@@ -217,97 +262,47 @@ fn aci_config(args: ServeArgs) -> anyhow::Result<(AciConfig, String, TlsMode)> {
 }
 
 fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the config file {}", path.display()))?;
-            serde_yaml::from_str(&text)
-                .with_context(|| format!("the config file {} is not valid", path.display()))?
-        }
-        None => MockCloudConfig::default(),
-    };
-    if let Some(executor) = args.executor {
-        config.executor = executor;
-    }
-    if let Some(region) = args.region_id {
-        config.region_id = region;
-    }
-    if let Some(dir) = args.work_dir {
-        config.process.work_dir = Some(dir);
-    }
-    if args.allow_unknown_images {
-        config.catalog.allow_unknown = true;
-    }
-    if let Some(faults) = &args.faults {
-        config.faults = serde_json::from_str::<FaultConfig>(faults)
-            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    let mut config: MockCloudConfig = read_config(args.config.as_deref())?;
+    engine_flags(
+        &args,
+        &mut config.executor,
+        &mut config.process.work_dir,
+        &mut config.catalog.allow_unknown,
+        &mut config.faults,
+    )?;
+    if let Some(region) = &args.region_id {
+        config.region_id = region.clone();
     }
     if args.sts_lifetime_secs.is_some() {
         config.sts.lifetime_secs = args.sts_lifetime_secs;
     }
     if args.metadata_role.is_some() {
-        config.sts.metadata_role = args.metadata_role;
+        config.sts.metadata_role = args.metadata_role.clone();
     }
-    match (args.access_key_id, args.access_key_secret) {
-        (Some(id), Some(secret)) => {
-            config.access_keys.insert(id, secret);
-        }
-        (None, None) => {}
-        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
-    }
-    if config.access_keys.is_empty() {
-        anyhow::bail!(
-            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
-        );
-    }
+    access_key(&args, &mut config.access_keys)?;
     Ok((config, args.listen))
 }
 
 /// The ECS face's config: the file (an EcsConfig), then the flags.
 fn ecs_config(args: ServeArgs) -> anyhow::Result<(EcsConfig, String)> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the config file {}", path.display()))?;
-            serde_yaml::from_str(&text)
-                .with_context(|| format!("the config file {} is not valid", path.display()))?
-        }
-        None => EcsConfig::default(),
-    };
+    let mut config: EcsConfig = read_config(args.config.as_deref())?;
     if args.metadata_role.is_some() {
         anyhow::bail!("--metadata-role is an ECI face flag");
     }
-    if let Some(executor) = args.executor {
-        config.executor = executor;
-    }
-    if let Some(region) = args.region_id {
-        config.region = region;
-    }
-    if let Some(dir) = args.work_dir {
-        config.process.work_dir = Some(dir);
-    }
-    if args.allow_unknown_images {
-        config.catalog.allow_unknown = true;
-    }
-    if let Some(faults) = &args.faults {
-        config.faults = serde_json::from_str::<FaultConfig>(faults)
-            .context("--faults is not a valid fault config (see GET /admin/faults)")?;
+    engine_flags(
+        &args,
+        &mut config.executor,
+        &mut config.process.work_dir,
+        &mut config.catalog.allow_unknown,
+        &mut config.faults,
+    )?;
+    if let Some(region) = &args.region_id {
+        config.region = region.clone();
     }
     if args.sts_lifetime_secs.is_some() {
         config.sts.lifetime_secs = args.sts_lifetime_secs;
     }
-    match (args.access_key_id, args.access_key_secret) {
-        (Some(id), Some(secret)) => {
-            config.access_keys.insert(id, secret);
-        }
-        (None, None) => {}
-        _ => anyhow::bail!("--access-key-id and --access-key-secret go together"),
-    }
-    if config.access_keys.is_empty() {
-        anyhow::bail!(
-            "no access key: pass --access-key-id and --access-key-secret (or access_keys in the config file); every request must be signed with one"
-        );
-    }
+    access_key(&args, &mut config.access_keys)?;
     Ok((config, args.listen))
 }
 
@@ -315,10 +310,7 @@ async fn serve_ecs(args: ServeArgs) -> anyhow::Result<()> {
     let (config, listen) = ecs_config(args)?;
     let (executor, region) = (config.executor, config.region.clone());
     let cloud = EcsCloud::start(config, &listen).await?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
-    stdout.flush().context("writing the address to stdout")?;
-    drop(stdout);
+    announce(cloud.addr())?;
     tracing::info!(addr = %cloud.addr(), ?executor, %region, "vk-cloud serving ECS, CloudWatch Logs and STS");
     cloud.run_until(cli::shutdown_signal()).await;
     tracing::info!("vk-cloud stopped");
@@ -329,10 +321,7 @@ async fn serve_aci(args: ServeArgs) -> anyhow::Result<()> {
     let (config, listen, tls) = aci_config(args)?;
     let executor = config.executor;
     let cloud = AciCloud::start(config, &listen, tls).await?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
-    stdout.flush().context("writing the address to stdout")?;
-    drop(stdout);
+    announce(cloud.addr())?;
     tracing::info!(endpoint = %cloud.endpoint(), ?executor, "vk-cloud serving the ACI API");
     cloud.run_until(cli::shutdown_signal()).await;
     tracing::info!("vk-cloud stopped");
@@ -349,10 +338,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (config, listen) = config(args)?;
     let executor = config.executor;
     let cloud = MockCloud::start(config, &listen).await?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", cloud.addr()).context("writing the address to stdout")?;
-    stdout.flush().context("writing the address to stdout")?;
-    drop(stdout);
+    announce(cloud.addr())?;
     tracing::info!(addr = %cloud.addr(), ?executor, "vk-cloud serving the ECI API");
     cloud.run_until(cli::shutdown_signal()).await;
     tracing::info!("vk-cloud stopped");

@@ -11,10 +11,73 @@
 
 use std::sync::Arc;
 
-use super::group::CState;
-use super::group::Phase;
+use super::group::{CState, Group, Phase};
 use super::hooks::{self, HookError, HookKind, HookTarget};
 use super::inner::Inner;
+
+/// What stopping a group's running containers takes.
+struct Plan {
+    targets: Vec<HookTarget>,
+    grace: std::time::Duration,
+    generation: u64,
+}
+
+/// Under the engine's lock: the group's running containers (`with_init`: init containers too,
+/// native sidecars among them). When some must be stopped for real the group turns
+/// `Terminating` and the plan says how; `None` when nothing needs stopping (nothing runs, or the
+/// `simulate` executor runs it without preStop hooks).
+fn plan(inner: &Inner, g: &mut Group, with_init: bool) -> Option<Plan> {
+    let init = g.init.iter().filter(|_| with_init);
+    let targets: Vec<HookTarget> = init
+        .chain(&g.apps)
+        .filter(|c| matches!(c.state, CState::Running { .. }))
+        .map(|c| HookTarget {
+            group: g.spec.clone(),
+            container: c.spec.clone(),
+            log: c.log.clone(),
+        })
+        .collect();
+    let simulated = inner.executor.name() == "simulate"
+        && targets.iter().all(|t| t.container.pre_stop.is_none());
+    if targets.is_empty() || simulated {
+        return None;
+    }
+    let now = inner.clock.now();
+    g.set_status(Phase::Terminating, now);
+    g.event(
+        "Normal",
+        "Killing",
+        "Stopping the containers of the group".into(),
+        now,
+    );
+    inner.notify(super::inner::Change::Changed(g));
+    Some(Plan {
+        targets,
+        grace: g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
+        generation: g.generation,
+    })
+}
+
+/// Stop every target of `plan` at once (preStop, SIGTERM, the kill at the grace period's end),
+/// then `then`.
+fn run(
+    inner: &Arc<Inner>,
+    id: &str,
+    plan: Plan,
+    then: impl FnOnce(&Arc<Inner>, &str) + Send + 'static,
+) {
+    let inner = inner.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + plan.grace;
+        let stops = plan
+            .targets
+            .iter()
+            .map(|t| stop_one(&inner, &id, plan.generation, t, deadline));
+        futures::future::join_all(stops).await;
+        then(&inner, &id);
+    });
+}
 
 /// Start deleting group `id`; `false` when there is no such group.
 pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
@@ -26,51 +89,16 @@ pub(super) fn delete(inner: &Arc<Inner>, id: &str) -> bool {
         if g.status == Phase::Terminating {
             return true;
         }
-        let targets: Vec<HookTarget> = g
-            .apps
-            .iter()
-            .filter(|c| matches!(c.state, CState::Running { .. }))
-            .map(|c| HookTarget {
-                group: g.spec.clone(),
-                container: c.spec.clone(),
-                log: c.log.clone(),
-            })
-            .collect();
-        let simulated = inner.executor.name() == "simulate"
-            && targets.iter().all(|t| t.container.pre_stop.is_none());
-        if targets.is_empty() || simulated {
-            None
-        } else {
-            let now = inner.clock.now();
-            g.set_status(Phase::Terminating, now);
-            g.event(
-                "Normal",
-                "Killing",
-                "Stopping the containers of the group".into(),
-                now,
-            );
-            inner.notify(super::inner::Change::Changed(g));
-            Some((
-                targets,
-                g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
-                g.generation,
-            ))
+        plan(inner, g, false)
+    };
+    match plan {
+        Some(plan) => run(inner, id, plan, |inner, id| {
+            inner.remove(id);
+        }),
+        None => {
+            inner.remove(id);
         }
-    };
-    let Some((targets, grace, generation)) = plan else {
-        inner.remove(id);
-        return true;
-    };
-    let inner = inner.clone();
-    let id = id.to_string();
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + grace;
-        let stops = targets
-            .iter()
-            .map(|t| stop_one(&inner, &id, generation, t, deadline));
-        futures::future::join_all(stops).await;
-        inner.remove(&id);
-    });
+    }
     true
 }
 
@@ -85,63 +113,28 @@ pub(super) fn stop(inner: &Arc<Inner>, id: &str) -> bool {
         if g.is_terminal() || g.status == Phase::Terminating {
             return true;
         }
-        let targets: Vec<HookTarget> = g
-            .init
-            .iter()
-            .chain(&g.apps)
-            .filter(|c| matches!(c.state, CState::Running { .. }))
-            .map(|c| HookTarget {
-                group: g.spec.clone(),
-                container: c.spec.clone(),
-                log: c.log.clone(),
-            })
-            .collect();
-        let simulated = inner.executor.name() == "simulate"
-            && targets.iter().all(|t| t.container.pre_stop.is_none());
-        let now = inner.clock.now();
-        if targets.is_empty() || simulated {
-            end_stopped(g, now);
+        let plan = plan(inner, g, true);
+        if plan.is_none() {
+            end_stopped(g, inner.clock.now());
             inner.notify(super::inner::Change::Changed(g));
-            None
-        } else {
-            g.set_status(Phase::Terminating, now);
-            g.event(
-                "Normal",
-                "Killing",
-                "Stopping the containers of the group".into(),
-                now,
-            );
-            inner.notify(super::inner::Change::Changed(g));
-            Some((
-                targets,
-                g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE),
-                g.generation,
-            ))
         }
+        plan
     };
-    let Some((targets, grace, generation)) = plan else {
-        return true;
-    };
-    let inner = inner.clone();
-    let id = id.to_string();
-    tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + grace;
-        let stops = targets
-            .iter()
-            .map(|t| stop_one(&inner, &id, generation, t, deadline));
-        futures::future::join_all(stops).await;
-        let mut state = inner.lock();
-        inner.change(&mut state, &id, |g| {
-            if !g.is_terminal() {
-                end_stopped(g, inner.clock.now());
-            }
+    if let Some(plan) = plan {
+        run(inner, id, plan, |inner, id| {
+            let mut state = inner.lock();
+            inner.change(&mut state, id, |g| {
+                if !g.is_terminal() {
+                    end_stopped(g, inner.clock.now());
+                }
+            });
         });
-    });
+    }
     true
 }
 
 /// The group's lifecycle ends here: what still runs is killed, the group is over.
-fn end_stopped(g: &mut super::group::Group, now: jiff::Timestamp) {
+fn end_stopped(g: &mut Group, now: jiff::Timestamp) {
     g.cancel.cancel();
     g.generation += 1;
     let clean = g
