@@ -6,8 +6,9 @@
 //!
 //! Written here (ring's HMAC and SHA-256) rather than with the `aws-sigv4` crate, which the
 //! fargate provider signs with: that crate signs, it does not verify (it decides itself which
-//! headers to sign), and the simulator must check what a client chose to sign. The unit tests check it against signatures botocore computed, and the
-//! conformance test against botocore itself.
+//! headers to sign), and the simulator must check what a client chose to sign. The unit
+//! tests check it against signatures botocore computed, and the conformance test against
+//! botocore itself.
 
 use hyper::HeaderMap;
 use jiff::Timestamp;
