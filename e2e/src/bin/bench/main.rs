@@ -18,6 +18,7 @@
 mod against;
 mod exec;
 mod floor;
+mod hold;
 mod log_stream;
 
 use std::collections::{BTreeSet, HashMap};
@@ -65,6 +66,16 @@ enum Bench {
         /// Rounds of (vk, other, floor) with `--against`.
         #[arg(long, default_value_t = 1)]
         runs: usize,
+        /// After the burst, hold the pods Running this long and print vk's memory.
+        #[arg(long, conflicts_with_all = ["floor", "against"])]
+        hold_secs: Option<u64>,
+        /// After the hold, SIGKILL vk and start it again: the time to serve every pod again,
+        /// and the status writes and creates it made (should be none).
+        #[arg(long, requires = "hold_secs")]
+        restart: bool,
+        /// The mock's containers write a log line this often (0: never).
+        #[arg(long, default_value_t = 200)]
+        log_interval_ms: u64,
     },
     /// Log streaming through the kubelet API: throughput and memory while following a
     /// container that writes `--bytes`.
@@ -304,21 +315,40 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// `--hold-secs` and what goes with it.
+struct Hold {
+    secs: u64,
+    restart: bool,
+    log_interval_ms: u64,
+}
+
 async fn pod_startup(
     count: usize,
     workers: u16,
     no_token: bool,
     floor: bool,
+    hold: Option<Hold>,
 ) -> anyhow::Result<()> {
     let client = client().await;
     let node = unique("bench-node");
-    let (vk, floor_writer) = if floor {
+    let health_port = e2e::vk::free_port();
+    let (mut vk, floor_writer) = if floor {
         floor::register_node(&client, &node).await?;
         let writer = floor::spawn_status_writer(client.clone(), node.clone(), workers.into());
         (None, Some(writer))
     } else {
         let kubeconfig = service_account_kubeconfig(&client).await;
-        let config = mock_config(&format!("pod_workers: {workers}\n"));
+        let config = match &hold {
+            // The mock keeps its pods in a state file, so they outlive vk as a cloud's do.
+            Some(h) => format!(
+                "provider: mock\nhealth_port: {health_port}\npod_workers: {workers}\nmock:\n  log_interval_ms: {}\n  state_file: {}\n",
+                h.log_interval_ms,
+                std::env::temp_dir()
+                    .join(format!("vk-bench-{node}-mock-state.json"))
+                    .display()
+            ),
+            None => mock_config(&format!("pod_workers: {workers}\n")),
+        };
         (Some(Vk::start(&kubeconfig, &node, &config)), None)
     };
     let nodes: Api<Node> = Api::all(client.clone());
@@ -346,11 +376,13 @@ async fn pod_startup(
     let mut seen = create_pods(&pods, &node, "bench", count, no_token).await?;
     let created_all = start.elapsed();
 
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // kube-scheduler binds about 50 pods/s with its default client rate.
+    let wait = Duration::from_secs(300.max(count as u64 / 15));
+    let deadline = Instant::now() + wait;
     while seen.values().filter(|s| s.running.is_some()).count() < count {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let Ok(Some(observed)) = tokio::time::timeout(remaining, rx.recv()).await else {
-            anyhow::bail!("not all pods reached Running within 300 s");
+            anyhow::bail!("not all pods reached Running within {} s", wait.as_secs());
         };
         seen.entry(observed.name.clone())
             .or_default()
@@ -385,6 +417,18 @@ async fn pod_startup(
         count as f64 / total.as_secs_f64()
     );
     breakdown(&client, &ns.name, &seen).await?;
+    if let (Some(h), Some(vk)) = (&hold, vk.as_mut()) {
+        hold::run(
+            vk,
+            &node,
+            health_port,
+            &pods,
+            count,
+            Duration::from_secs(h.secs),
+            h.restart,
+        )
+        .await?;
+    }
     if let Some(writer) = floor_writer {
         writer.abort();
     }
@@ -641,9 +685,19 @@ async fn main() -> anyhow::Result<()> {
             floor,
             against,
             runs,
+            hold_secs,
+            restart,
+            log_interval_ms,
         } => match against {
             Some(against) => against::run(against, pods, workers, no_token, runs).await,
-            None => pod_startup(pods, workers, no_token, floor).await,
+            None => {
+                let hold = hold_secs.map(|secs| Hold {
+                    secs,
+                    restart,
+                    log_interval_ms,
+                });
+                pod_startup(pods, workers, no_token, floor, hold).await
+            }
         },
         Bench::LogStream {
             bytes,

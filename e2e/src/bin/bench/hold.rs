@@ -1,0 +1,134 @@
+//! `pod-startup --hold-secs S [--restart]`: after the burst, vk holds every pod Running for
+//! `S` seconds (its memory then: VmRSS and the peak VmHWM), then, with `--restart`, is killed
+//! with SIGKILL and started again: the time until it serves every pod again, and what it
+//! wrote meanwhile — pod status writes and instance creates from its own metrics, and the
+//! pods whose resourceVersion moved (any write at all, by anyone). A re-sync should write
+//! nothing for pods that did not change.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use e2e::vk::{Vk, health_get};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+/// A `kB` line of /proc/PID/status (VmRSS, VmHWM), in MB.
+fn status_mb(pid: u32, key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+}
+
+/// The sum of a counter's samples in a Prometheus text answer (all label sets).
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn versions(pods: &Api<Pod>) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = pods.list(&params).await?;
+        for p in &page.items {
+            out.insert(
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            );
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn running(pods: &[Pod]) -> usize {
+    pods.iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|phase| phase == "Running")
+        })
+        .count()
+}
+
+/// How many pods vk's kubelet API lists (what it serves after a restart), through the
+/// API server's node proxy.
+fn served(node: &str) -> Option<usize> {
+    let out = std::process::Command::new("kubectl")
+        .args(["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/pods")])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(list.get("items")?.as_array()?.len())
+}
+
+pub async fn run(
+    vk: &mut Vk,
+    node: &str,
+    health_port: u16,
+    pods: &Api<Pod>,
+    count: usize,
+    hold: Duration,
+    restart: bool,
+) -> anyhow::Result<()> {
+    tokio::time::sleep(hold).await;
+    let pid = vk.pid().ok_or_else(|| anyhow::anyhow!("vk is not running"))?;
+    let rss = status_mb(pid, "VmRSS").unwrap_or(0.0);
+    let peak = status_mb(pid, "VmHWM").unwrap_or(0.0);
+    println!(
+        "vk holding {count} Running pods after {} s: RSS {rss:.1} MB (peak {peak:.1} MB), {:.1} KB per pod",
+        hold.as_secs(),
+        rss * 1024.0 / count as f64
+    );
+    if !restart {
+        return Ok(());
+    }
+    let before = versions(pods).await?;
+    vk.kill();
+    let killed = Instant::now();
+    vk.restart();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let synced = loop {
+        if served(node).is_some_and(|n| n >= count) {
+            break killed.elapsed();
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("vk did not serve the {count} pods again within 600 s of its restart");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // Give it time to do whatever it would do after its watch synced.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let metrics = health_get(health_port, "/metrics").await;
+    let after = versions(pods).await?;
+    let moved = before
+        .iter()
+        .filter(|(name, version)| after.get(*name).is_some_and(|v| v != *version))
+        .count();
+    let still_running = running(&pods.list(&ListParams::default()).await?.items);
+    let pid = vk.pid().unwrap_or(0);
+    println!(
+        "SIGKILL + restart: the kubelet API served all {count} pods again {:.1} s after the kill; in the 15 s after: {} pod status writes, {} instance creates, {moved} pods whose resourceVersion moved, {still_running}/{count} Running; RSS then {:.1} MB",
+        synced.as_secs_f64(),
+        counter(&metrics, "vk_pod_status_writes_total"),
+        counter(&metrics, "vk_provider_creates_total"),
+        status_mb(pid, "VmRSS").unwrap_or(0.0),
+    );
+    Ok(())
+}
