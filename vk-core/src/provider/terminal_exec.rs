@@ -1,9 +1,9 @@
-//! Exec with exit codes over ACI's terminal-only exec.
-//!
-//! ACI's exec runs ONE program without arguments on a terminal and hands back one WebSocket:
-//! what the client sends is typed on the terminal, what the terminal shows comes back. There
-//! is no exit code, no stderr channel, no end of stdin and no resize after the start. vk
-//! therefore execs `/bin/sh` and drives it with a small protocol, all of it in POSIX sh:
+//! Exec with exit codes over a terminal-only exec: a transport that runs ONE program on a
+//! terminal and carries keystrokes in and what the terminal shows out, with no exit code, no
+//! stderr channel and no end of stdin of its own (ACI's exec WebSocket, ECS's Session Manager
+//! data channel). vk execs `/bin/sh` there and drives it with a small protocol, all of it in
+//! POSIX sh; [`run`] is the driver, written over [`TerminalInput`] / [`TerminalOutput`] so each
+//! provider only adapts its transport.
 //!
 //! 1. Line 1 is typed on the terminal as it is (the terminal echoes it; everything before the
 //!    first marker is dropped). It checks for `stty`, `base64`, `mkfifo` and `mktemp`; without
@@ -35,15 +35,25 @@
 //!   when the command ends), and the order between a stdout and a stderr line written at
 //!   nearly the same time may differ from the command's;
 //! - stdin and its EOF: yes; binary stdin works (base64), binary stdout too (raw terminal);
-//! - resizing the terminal after the start: no (ACI takes the size only with the exec call);
+//! - resizing: passed to the transport as the client resizes ([`TerminalInput::resize`]);
+//!   a transport that cannot resize after the start ignores it;
 //! - the image needs `/bin/sh`, `stty`, `base64`, `mkfifo` and `mktemp` (busybox has them
 //!   all); without them the exec fails with a message saying so, never a wrong result;
 //! - output that ends in a prefix of the marker (`~vk…`) is held back until more output
 //!   shows it is not one, or until the end.
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+
+use super::{ExecIo, ExecOutcome, TermSize};
+
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+use rand::RngExt as _;
 
 /// Every marker starts with this; the rest is a random nonce per exec.
 pub const MARKER_PREFIX: &str = "~vk";
@@ -56,7 +66,7 @@ pub struct Markers {
 
 impl Markers {
     pub fn random() -> Self {
-        let nonce: String = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+        let nonce = format!("{:016x}", rand::rng().random::<u64>());
         Self { nonce }
     }
 
@@ -229,6 +239,212 @@ impl Parser {
         self.emit(n, &mut out);
         out
     }
+}
+
+
+/// The typing direction of a terminal session.
+#[async_trait]
+pub trait TerminalInput: Send + 'static {
+    /// Type `data` on the terminal.
+    async fn send(&mut self, data: Vec<u8>) -> Result<(), String>;
+    /// The client's terminal has this size now (a transport that cannot resize ignores it).
+    async fn resize(&mut self, size: TermSize) -> Result<(), String>;
+}
+
+/// The reading direction of a terminal session.
+#[async_trait]
+pub trait TerminalOutput: Send {
+    /// What the terminal shows next; `None` once the session ended.
+    async fn recv(&mut self) -> Option<Vec<u8>>;
+}
+
+enum Typed {
+    Data(Vec<u8>),
+    Resize(TermSize),
+}
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+async fn deliver(to: &mut Option<Writer>, data: &[u8]) -> std::io::Result<()> {
+    if let Some(to) = to {
+        to.write_all(data).await?;
+        to.flush().await?;
+    }
+    Ok(())
+}
+
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Run `argv` in `dir` on a terminal session of `/bin/sh` (its two directions); the exit
+/// code, or why there is none. `ready_timeout` bounds the wait for the shell's first answer;
+/// `needs` says what the image must have (the error when the protocol cannot start).
+pub async fn run(
+    input: impl TerminalInput,
+    mut output: impl TerminalOutput,
+    argv: &[String],
+    dir: Option<&str>,
+    io: ExecIo,
+    ready_timeout: Duration,
+    needs: &str,
+) -> ExecOutcome {
+    let ExecIo {
+        stdin,
+        mut stdout,
+        mut stderr,
+        tty,
+        resize,
+    } = io;
+    let markers = Markers::random();
+    let mut parser = Parser::new(&markers);
+    // One task types: the protocol's lines, stdin, resizes, in the order they were queued.
+    let (typed, mut queue) = mpsc::channel::<Typed>(16);
+    let typist = tokio::spawn(async move {
+        let mut input = input;
+        while let Some(t) = queue.recv().await {
+            let sent = match t {
+                Typed::Data(d) => input.send(d).await,
+                Typed::Resize(s) => input.resize(s).await,
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let mut tasks = AbortOnDrop(vec![typist.abort_handle()]);
+    if let Some(mut resize) = resize {
+        let typed = typed.clone();
+        let sizes = tokio::spawn(async move {
+            while let Some(size) = resize.recv().await {
+                if typed.send(Typed::Resize(size)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tasks.0.push(sizes.abort_handle());
+    }
+    if typed
+        .send(Typed::Data(markers.line1().into_bytes()))
+        .await
+        .is_err()
+    {
+        return ExecOutcome::Error("the exec session closed at once".into());
+    }
+    // The handshake: Ready, then Begin after line 2.
+    let deadline = tokio::time::Instant::now() + ready_timeout;
+    let mut seen = Vec::new();
+    let mut begun = false;
+    // What came in the same chunk after Begin: the command's first output.
+    let mut early = Vec::new();
+    while !begun {
+        let data = match tokio::time::timeout_at(deadline, output.recv()).await {
+            Err(_) => {
+                let said = String::from_utf8_lossy(&seen)
+                    .chars()
+                    .rev()
+                    .take(200)
+                    .collect::<String>();
+                let said: String = said.chars().rev().collect();
+                return ExecOutcome::Error(format!(
+                    "{needs} (no answer from the shell within {ready_timeout:?}; it printed: {:?})",
+                    said.trim()
+                ));
+            }
+            Ok(None) => {
+                return ExecOutcome::Error(format!(
+                    "{needs} (the session ended before the shell answered)"
+                ));
+            }
+            Ok(Some(data)) => data,
+        };
+        if seen.len() < 64 * 1024 {
+            seen.extend_from_slice(&data);
+        }
+        for event in parser.feed(&data) {
+            match event {
+                Event::Ready => {
+                    let line2 = markers.line2(argv, tty, dir).into_bytes();
+                    if typed.send(Typed::Data(line2)).await.is_err() {
+                        return ExecOutcome::Error("the exec session closed".into());
+                    }
+                }
+                Event::NoTools => return ExecOutcome::Error(needs.into()),
+                Event::Begin => begun = true,
+                other if begun => early.push(other),
+                _ => {}
+            }
+        }
+    }
+    // stdin: base64 lines and the EOF line, or (TTY) the keystrokes as they are.
+    let feed = tokio::spawn(async move {
+        if let Some(mut stdin) = stdin {
+            let mut buf = vec![0u8; 3 * 1024];
+            loop {
+                let n = match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let data = if tty {
+                    buf[..n].to_vec()
+                } else {
+                    stdin_line(&buf[..n]).into_bytes()
+                };
+                if typed.send(Typed::Data(data)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !tty {
+            let _ = typed.send(Typed::Data(STDIN_EOF.as_bytes().to_vec())).await;
+        }
+        // Keep the queue open: the session ends with the command, not with stdin.
+        std::future::pending::<()>().await
+    });
+    tasks.0.push(feed.abort_handle());
+    let mut outcome = None;
+    'read: while outcome.is_none() {
+        let (events, ended) = if !early.is_empty() {
+            (std::mem::take(&mut early), false)
+        } else {
+            match output.recv().await {
+                None => (parser.finish(), true),
+                Some(data) => (parser.feed(&data), false),
+            }
+        };
+        for event in events {
+            let written = match event {
+                Event::Stdout(b) => deliver(&mut stdout, &b).await,
+                Event::Stderr(b) if stderr.is_some() => deliver(&mut stderr, &b).await,
+                Event::Stderr(b) => deliver(&mut stdout, &b).await,
+                Event::Exit(code) => {
+                    outcome = Some(ExecOutcome::Exited(code));
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = written {
+                outcome = Some(ExecOutcome::Error(format!("client went away: {e}")));
+                break 'read;
+            }
+        }
+        if ended && outcome.is_none() {
+            outcome = Some(ExecOutcome::Error(
+                "the exec session ended before the command's exit code arrived".into(),
+            ));
+        }
+    }
+    drop(tasks);
+    for writer in [stdout.as_mut(), stderr.as_mut()].into_iter().flatten() {
+        let _ = writer.shutdown().await;
+    }
+    outcome.unwrap_or_else(|| ExecOutcome::Error("the exec session ended".into()))
 }
 
 #[cfg(test)]
