@@ -17,6 +17,9 @@ const PAYLOAD_TARGETS: &[&str] = &[
     "reqwest",
     "tower_http",
     "kube_client",
+    // SigV4 signing traces the request it signs, body included (an ECS RunTask carries the
+    // pod's env).
+    "aws_sigv4",
 ];
 
 /// The env var that lifts the cap (unsafe: secrets then reach the log).
@@ -112,6 +115,7 @@ mod tests {
             "hyper_util::client::legacy::pool",
             "rustls::client::hs",
             "kube_client::client",
+            "aws_sigv4::http_request::sign",
         ] {
             assert!(
                 !cap.would_enable(target, &Level::TRACE),

@@ -339,7 +339,7 @@ mod tests {
             endpoint,
             "sub",
             "rg",
-            TokenCache::fixed("t"),
+            crate::credentials::fixed_token("t"),
             Pacing::default(),
         )
     }

@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::credentials::{CredentialError, Secret, StaticToken, TokenCache, TokenSource};
+use crate::credentials::{CredentialError, Secret, StaticToken, TokenCache, token_cache};
 use crate::credentials_sources::{
     ClientSecret, DEFAULT_AUTHORITY_HOST, DEFAULT_IMDS_ENDPOINT, ManagedIdentity, WorkloadIdentity,
 };
 use crate::http::Http;
+use vk_core::provider::credential_cache::CredentialSource;
 
 /// Reads one environment variable.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -84,14 +85,14 @@ pub fn resolve(
         "Azure credentials: {}",
         source.describe()
     );
-    Ok(TokenCache::new(source))
+    Ok(token_cache(source))
 }
 
 fn source(
     config: &CredentialsConfig,
     env: Env<'_>,
     http: &Http,
-) -> Result<Box<dyn TokenSource>, CredentialError> {
+) -> Result<Box<dyn CredentialSource<Secret, CredentialError>>, CredentialError> {
     let tenant = config.tenant_id.clone().or_else(|| env("AZURE_TENANT_ID"));
     let client = config.client_id.clone().or_else(|| env("AZURE_CLIENT_ID"));
     let token_file = config
@@ -115,7 +116,10 @@ fn source(
         }
         Ok(env("AZURE_CLIENT_SECRET").map(Secret::new))
     };
-    let workload = |tenant: String, client: String, file: PathBuf| -> Box<dyn TokenSource> {
+    let workload = |tenant: String,
+                    client: String,
+                    file: PathBuf|
+     -> Box<dyn CredentialSource<Secret, CredentialError>> {
         Box::new(WorkloadIdentity {
             authority: authority.clone(),
             tenant_id: tenant,
@@ -124,7 +128,10 @@ fn source(
             http: http.clone(),
         })
     };
-    let with_secret = |tenant: String, client: String, secret: Secret| -> Box<dyn TokenSource> {
+    let with_secret = |tenant: String,
+                       client: String,
+                       secret: Secret|
+     -> Box<dyn CredentialSource<Secret, CredentialError>> {
         Box::new(ClientSecret {
             authority: authority.clone(),
             tenant_id: tenant,
@@ -133,7 +140,7 @@ fn source(
             http: http.clone(),
         })
     };
-    let managed = || -> Box<dyn TokenSource> {
+    let managed = || -> Box<dyn CredentialSource<Secret, CredentialError>> {
         Box::new(ManagedIdentity {
             endpoint: config
                 .managed_identity_endpoint

@@ -21,9 +21,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use hyper::Method;
 
-use crate::credentials::{AccessToken, CredentialError, Secret, TokenSource};
+use crate::credentials::{AccessToken, CredentialError, Secret};
 use crate::http::Http;
 use crate::wire;
+use vk_core::provider::credential_cache::CredentialSource;
 
 /// Public Azure's authority host.
 pub const DEFAULT_AUTHORITY_HOST: &str = wire::AUTHORITY_HOST;
@@ -61,7 +62,7 @@ pub fn parse_token(status: u16, body: &[u8]) -> Result<AccessToken, String> {
         return Err("the answer has neither expires_in nor expires_on".into());
     };
     Ok(AccessToken {
-        token: Secret::new(token.access_token),
+        value: Secret::new(token.access_token),
         valid_for: Duration::from_secs(valid_for),
     })
 }
@@ -105,7 +106,7 @@ pub struct WorkloadIdentity {
     pub http: Http,
 }
 
-impl TokenSource for WorkloadIdentity {
+impl CredentialSource<Secret, CredentialError> for WorkloadIdentity {
     fn name(&self) -> &'static str {
         "workload_identity"
     }
@@ -165,7 +166,7 @@ pub struct ClientSecret {
     pub http: Http,
 }
 
-impl TokenSource for ClientSecret {
+impl CredentialSource<Secret, CredentialError> for ClientSecret {
     fn name(&self) -> &'static str {
         "client_secret"
     }
@@ -199,7 +200,7 @@ pub struct ManagedIdentity {
     pub http: Http,
 }
 
-impl TokenSource for ManagedIdentity {
+impl CredentialSource<Secret, CredentialError> for ManagedIdentity {
     fn name(&self) -> &'static str {
         "managed_identity"
     }
@@ -249,7 +250,7 @@ mod tests {
     fn token_answers_of_both_endpoints_parse() {
         let v2 = br#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"abc"}"#;
         let t = parse_token(200, v2).unwrap();
-        assert_eq!(t.token.expose(), "abc");
+        assert_eq!(t.value.expose(), "abc");
         assert_eq!(t.valid_for, Duration::from_secs(3599));
         let imds = br#"{"access_token":"x","expires_in":"86399","expires_on":"1700000000","resource":"https://management.azure.com/","token_type":"Bearer"}"#;
         assert_eq!(parse_token(200, imds).unwrap().valid_for.as_secs(), 86399);

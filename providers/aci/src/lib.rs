@@ -26,7 +26,7 @@ pub mod credentials_chain;
 pub mod credentials_sources;
 pub mod error;
 pub mod exec;
-pub mod http;
+pub use vk_core::provider::http;
 pub mod logs;
 pub mod mapping;
 pub mod pacing;

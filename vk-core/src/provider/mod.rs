@@ -1,8 +1,10 @@
 //! The contract between vk-core and a backend. Controllers own every Kubernetes semantic;
 //! a provider turns a [`ResolvedPod`] into a cloud instance and reports [`InstanceStatus`].
 
+pub mod credential_cache;
 mod error;
 mod exec;
+pub mod http;
 mod model;
 mod names;
 mod poll;

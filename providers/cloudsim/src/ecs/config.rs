@@ -119,6 +119,11 @@ pub struct EcsConfig {
     pub client_token_ttl_secs: u64,
     pub rates: Rates,
     pub sts: StsConfig,
+    /// The role IMDSv2 hands out as the instance profile
+    /// (`/latest/meta-data/iam/security-credentials/<role>`).
+    pub instance_role: String,
+    /// The role EKS Pod Identity's agent hands out (`GET /v1/credentials`).
+    pub pod_identity_role: String,
 }
 
 impl Default for EcsConfig {
@@ -146,6 +151,8 @@ impl Default for EcsConfig {
             client_token_ttl_secs: 3600,
             rates: Rates::default(),
             sts: Default::default(),
+            instance_role: "vk-node".into(),
+            pod_identity_role: "vk-serverless".into(),
         }
     }
 }

@@ -24,6 +24,7 @@ mod api;
 pub mod config;
 mod error;
 mod face;
+mod identity;
 mod log_groups;
 mod logs;
 mod logs_read;

@@ -15,6 +15,7 @@ use super::api::{self, Answer};
 use super::config::EcsConfig;
 use super::error::ApiError;
 use super::face::Face;
+use super::identity;
 use super::sigv4::Signed;
 use crate::engine::Engine;
 use crate::launch::{self, StartError};
@@ -81,6 +82,9 @@ async fn handle(face: Face, req: Request<Incoming>) -> Result<Response<Full<Byte
             body: text,
             request_id: String::new(),
         }));
+    }
+    if let Some(answer) = identity::answer(&face, &parts.method, parts.uri.path(), &parts.headers) {
+        return Ok(respond(answer));
     }
     let faults = face.engine().faults();
     if faults.api_down() {

@@ -4,11 +4,11 @@
 //! compared with the one sent. The secret comes from a lookup (the configured keys and the
 //! ones STS issued), which also decides whether a security token must ride along.
 //!
-//! Written here (ring's HMAC and SHA-256) rather than with the `aws-sigv4` crate: that crate
-//! signs, it does not verify (it decides itself which headers to sign), and its signing
-//! feature pulls in `http` 0.2 beside the workspace's `http` 1, which the dependency policy
-//! refuses. The unit tests check it against signatures botocore computed, and the
-//! conformance test against botocore itself.
+//! Written here (ring's HMAC and SHA-256) rather than with the `aws-sigv4` crate, which the
+//! fargate provider signs with: that crate signs, it does not verify (it decides itself which
+//! headers to sign), and the simulator must check what a client chose to sign. The unit
+//! tests check it against signatures botocore computed, and the conformance test against
+//! botocore itself.
 
 use hyper::HeaderMap;
 use jiff::Timestamp;

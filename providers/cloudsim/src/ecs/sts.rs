@@ -211,6 +211,28 @@ impl Sts {
                 "Token expired: current date/time must be before the expiration date/time.",
             ));
         }
+        let (credentials, arn, role_id) = self.issue(role, session, account, now, duration);
+        Ok(AssumeRoleWithWebIdentityResult {
+            credentials,
+            assumed_role_arn: arn,
+            assumed_role_id: role_id,
+            subject,
+            audience: audiences.first().cloned().unwrap_or_default(),
+            provider: issuer,
+        })
+    }
+
+    /// Temporary keys for `role` (a role name) in a session named `session`, valid for
+    /// `duration` seconds (or the configured lifetime): the credentials, the assumed-role
+    /// ARN and its id. Later signatures with them are checked against [`Self::secret`].
+    pub fn issue(
+        &self,
+        role: &str,
+        session: &str,
+        account: &str,
+        now: Timestamp,
+        duration: u32,
+    ) -> (Credentials, String, String) {
         let lifetime = self.config.lifetime_secs.unwrap_or(u64::from(duration));
         let expires = now
             .checked_add(SignedDuration::from_secs(
@@ -234,13 +256,37 @@ impl Sts {
             expiration: expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         };
         self.issued().insert(id, issued);
-        Ok(AssumeRoleWithWebIdentityResult {
-            credentials,
-            assumed_role_arn: arn,
-            assumed_role_id: role_id,
-            subject,
-            audience: audiences.first().cloned().unwrap_or_default(),
-            provider: issuer,
-        })
+        (credentials, arn, role_id)
+    }
+
+    /// Whether `token` is a JWT for `audience` that has not expired (claims only, as the
+    /// simulator checks web identity tokens): the EKS Pod Identity agent's check.
+    pub fn pod_identity_token_ok(
+        &self,
+        token: &str,
+        audience: &str,
+        now: Timestamp,
+    ) -> Result<String, String> {
+        let claims = claims(token).ok_or("the token is not a JWT")?;
+        let aud_ok = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => a == audience,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(format!("the token's audience is not {audience}"));
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(|v| v.as_i64())
+            .ok_or("the token has no exp")?;
+        if exp <= now.as_second() {
+            return Err("the token expired".into());
+        }
+        Ok(claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string())
     }
 }

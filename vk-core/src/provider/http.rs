@@ -1,5 +1,5 @@
-//! The one HTTP(S) client of the provider: ARM, the AAD token endpoint, managed identity and
-//! the exec WebSocket all go through a [`Tls`] configuration made here, so one extra CA (the
+//! The HTTP(S) client the providers share: a provider's API calls, its identity endpoints and
+//! its exec WebSockets all go through one [`Tls`] configuration made here, so one extra CA (the
 //! simulator's self-signed certificate, a corporate proxy's) is trusted everywhere at once.
 //!
 //! Trust: the system's roots plus the configured extra CA file (PEM, one or more
