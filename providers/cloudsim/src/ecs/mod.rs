@@ -34,6 +34,7 @@ mod run;
 pub mod server;
 pub mod sigv4;
 mod sizes;
+pub mod ssm;
 mod sts;
 mod taskdefs;
 mod tasks;
