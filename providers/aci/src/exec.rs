@@ -12,9 +12,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use vk_core::provider::{ExecIo, ExecOutcome};
 
+use crate::http::{Tls, redact_query};
 use vk_core::provider::TermSize;
 use vk_core::provider::terminal_exec::{self, TerminalInput, TerminalOutput};
-use crate::http::{Tls, redact_query};
 
 /// A connected stream of either kind.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}

@@ -11,4 +11,6 @@ pub mod credentials;
 pub mod exec;
 pub mod sign;
 pub mod ssm;
+#[cfg(test)]
+mod tests_exec;
 pub mod wire;

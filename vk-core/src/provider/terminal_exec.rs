@@ -241,7 +241,6 @@ impl Parser {
     }
 }
 
-
 /// The typing direction of a terminal session.
 #[async_trait]
 pub trait TerminalInput: Send + 'static {

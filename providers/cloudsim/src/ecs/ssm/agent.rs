@@ -48,7 +48,11 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 
 /// Answer a request for a data channel URL: the WebSocket upgrade of a filed session, or an
 /// error.
-pub fn upgrade(face: &Face, req: Request<Incoming>, stop: CancellationToken) -> Response<Full<Bytes>> {
+pub fn upgrade(
+    face: &Face,
+    req: Request<Incoming>,
+    stop: CancellationToken,
+) -> Response<Full<Bytes>> {
     let id = req
         .uri()
         .path()
@@ -161,7 +165,10 @@ where
     };
     if !m.digest_ok() {
         // Refused: not acknowledged and not used (a client sends it again).
-        tracing::debug!(seq = m.sequence_number, "a message whose digest does not match, refused");
+        tracing::debug!(
+            seq = m.sequence_number,
+            "a message whose digest does not match, refused"
+        );
         return Ok(Vec::new());
     }
     match m.message_type.as_str() {
@@ -333,9 +340,8 @@ where
     };
     let executor = engine.executor().clone();
     let argv = agent.session.argv.clone();
-    let command = tokio::spawn(async move {
-        executor.exec_interactive(&spec, &def, &argv, streams).await
-    });
+    let command =
+        tokio::spawn(async move { executor.exec_interactive(&spec, &def, &argv, streams).await });
     let _kill = KillOnDrop(command.abort_handle());
     let mut stdin_tx = Some(stdin_tx);
     let mut backlog: VecDeque<FromClient> = early.into();
@@ -348,7 +354,9 @@ where
         while let Some(g) = backlog.pop_front() {
             match g {
                 FromClient::Stdin(b) => {
-                    let Some(tx) = stdin_tx.as_ref() else { continue };
+                    let Some(tx) = stdin_tx.as_ref() else {
+                        continue;
+                    };
                     match tx.try_send(Bytes::from(b)) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(b)) => {
