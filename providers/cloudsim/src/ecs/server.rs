@@ -163,6 +163,11 @@ impl EcsCloud {
         self.face.engine()
     }
 
+    /// ExecuteCommand's sessions waiting for their client (tests shorten their lifetime).
+    pub fn exec_sessions(&self) -> &ssm::sessions::Sessions {
+        &self.face.ssm
+    }
+
     /// Serve until `shutdown` completes, then stop accepting.
     pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()>) {
         shutdown.await;

@@ -11,6 +11,8 @@
 
 pub mod agent;
 pub mod sessions;
+#[cfg(test)]
+mod tests;
 
 use fargate::wire::ecs_task::{ExecuteCommandRequest, ExecuteCommandResponse, Session, Task};
 use fargate::wire::error::codes;
