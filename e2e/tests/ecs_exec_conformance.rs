@@ -37,7 +37,13 @@ fn aws_session_manager_plugin_execs_into_a_task_of_the_ecs_face() {
     let python = e2e::python::venv("aws-boto3", SDKS);
     let cloud = MockCloud::start("process", &["--face", "ecs", "--region-id", "us-east-1"]);
     let out = Command::new(&python)
-        .args(["-c", SCRIPT, &cloud.endpoint, ACCESS_KEY_ID, ACCESS_KEY_SECRET])
+        .args([
+            "-c",
+            SCRIPT,
+            &cloud.endpoint,
+            ACCESS_KEY_ID,
+            ACCESS_KEY_SECRET,
+        ])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env_remove("AWS_PROFILE")
@@ -48,7 +54,10 @@ fn aws_session_manager_plugin_execs_into_a_task_of_the_ecs_face() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let passed: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("ok ")).collect();
+    let passed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ok "))
+        .collect();
     assert_eq!(
         passed,
         [
@@ -110,7 +119,10 @@ fn aws_session_manager_plugin_execs_into_a_task_of_the_ecs_face() {
         }
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
-            panic!("the plugin did not end within 60 s: {}", reader.join().unwrap());
+            panic!(
+                "the plugin did not end within 60 s: {}",
+                reader.join().unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -123,12 +135,18 @@ fn aws_session_manager_plugin_execs_into_a_task_of_the_ecs_face() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(status.success(), "the plugin ends with 0 whatever the shell's status: {status}\n{shown}\n{err}");
+    assert!(
+        status.success(),
+        "the plugin ends with 0 whatever the shell's status: {status}\n{shown}\n{err}"
+    );
     assert!(
         shown.contains(&format!("Starting session with SessionId: {session_id}")),
         "{shown}\n{err}"
     );
-    assert!(shown.contains("conformance-42"), "the shell ran what was typed: {shown}\n{err}");
+    assert!(
+        shown.contains("conformance-42"),
+        "the shell ran what was typed: {shown}\n{err}"
+    );
     assert!(
         shown.contains("100 300"),
         "the plugin's terminal size (300x100 when its stdout is no terminal) reached the shell: {shown}\n{err}"

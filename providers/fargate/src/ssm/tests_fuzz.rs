@@ -12,7 +12,7 @@ use super::codec::{AgentMessage, message_type, payload};
 use super::stream::Inbound;
 
 fn good(rng: &mut Rng) -> AgentMessage {
-    let kinds = [
+    let kinds: [&str; 6] = [
         message_type::INPUT_STREAM_DATA,
         message_type::OUTPUT_STREAM_DATA,
         message_type::ACKNOWLEDGE,
@@ -26,7 +26,7 @@ fn good(rng: &mut Rng) -> AgentMessage {
         rng.below(300)
     };
     let mut m = AgentMessage::stream(
-        *rng.pick(&kinds),
+        kinds[rng.below(kinds.len())],
         rng.below(40) as i64 - 5,
         rng.below(14) as u32,
         rng.bytes(len),

@@ -36,7 +36,7 @@ async fn upgrade(url: &str) -> Result<Ws, String> {
 }
 
 async fn running(cloud: &EcsCloud, containers: &[&str], exec: bool) -> String {
-    let defs: Vec<(&str, &[(&str, &str)], bool)> =
+    let defs: Vec<crate::ecs::tests::TestContainer<'_>> =
         containers.iter().map(|c| (*c, &[][..], true)).collect();
     ecs(
         cloud,
