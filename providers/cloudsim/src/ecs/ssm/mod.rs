@@ -6,8 +6,12 @@
 //! handshake (SessionType `InteractiveCommands`), acknowledgements, in-order input, resends
 //! of unacknowledged output, digests verified (a message whose digest does not match is
 //! refused: not acknowledged, not used), sizes passed to the engine's exec, and
-//! `channel_closed` when the command ends. The command runs through the engine's exec on a
-//! terminal, as the agent runs it.
+//! `channel_closed` when the command ends. The command (split on whitespace, no shell, as
+//! the agent runs it) runs through the engine's exec on a terminal. A session waits
+//! [`sessions::DEFAULT_TTL`] for its client, is taken by the first connection, and ends
+//! when its command ends, the client sends the TerminateSession flag, or the task stops.
+//! The WebSocket upgrade's SigV4 headers (which newer plugins add) are not checked: the
+//! token authenticates the channel.
 
 pub mod agent;
 pub mod sessions;
