@@ -31,7 +31,7 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// Keeps at most `max_bytes` of payload that arrived ahead of a gap.
+    /// Keeps at most `max_bytes` of messages (payload and header) that arrived ahead of a gap.
     pub fn new(max_bytes: usize) -> Self {
         Self {
             expected: 0,
@@ -39,6 +39,11 @@ impl Inbound {
             ahead_bytes: 0,
             max_bytes,
         }
+    }
+
+    /// What a message kept ahead counts against the limit: its payload and its header.
+    fn cost(message: &AgentMessage) -> usize {
+        message.payload.len() + 128
     }
 
     /// The sequence number handed on next.
@@ -61,10 +66,11 @@ impl Inbound {
                     ready: Vec::new(),
                 };
             }
-            if self.ahead_bytes + message.payload.len() > self.max_bytes {
+            let cost = Self::cost(&message);
+            if self.ahead_bytes + cost > self.max_bytes {
                 return Accepted::default();
             }
-            self.ahead_bytes += message.payload.len();
+            self.ahead_bytes += cost;
             self.ahead.insert(seq, message);
             return Accepted {
                 ack: true,
@@ -74,7 +80,7 @@ impl Inbound {
         let mut ready = vec![message];
         self.expected += 1;
         while let Some(next) = self.ahead.remove(&self.expected) {
-            self.ahead_bytes -= next.payload.len();
+            self.ahead_bytes -= Self::cost(&next);
             ready.push(next);
             self.expected += 1;
         }
@@ -193,7 +199,7 @@ mod tests {
             "an old one is acknowledged again"
         );
         assert_eq!(inbound.expected(), 2);
-        let mut small = Inbound::new(2);
+        let mut small = Inbound::new(130);
         assert!(small.accept(m(3, "xy")).ack);
         assert!(
             !small.accept(m(4, "z")).ack,

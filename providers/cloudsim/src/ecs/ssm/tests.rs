@@ -340,3 +340,107 @@ async fn the_channel_closes_when_the_command_ends() {
     }
     assert_eq!(out, b"hi there\n");
 }
+
+/// Hostile frames from a client (random bytes, frames cut short or with flipped bits, bad
+/// digests, text, well-formed messages of unknown types, acknowledgements of nothing, sizes
+/// and flags that do not read, sequence numbers far ahead or long past) never take the
+/// agent down: the session still types what comes next in order. 400 frames from a fixed
+/// seed; `VK_FUZZ_SECONDS=N` runs longer (`VK_FUZZ_SEED` replays one).
+#[tokio::test]
+async fn hostile_frames_leave_the_session_working() {
+    use vk_core::fuzz::Budget;
+    let cloud = cloud().await;
+    let arn = running(&cloud, &["web"], true).await;
+    let (url, token) = session(&cloud, &arn, "cat").await;
+    let mut ws = handshake(&url, &token).await;
+    let mut budget = Budget::from_env(400);
+    let mut rng = budget.rng();
+    while budget.another() {
+        let good = input(1 + rng.below(3) as i64, payload::OUTPUT, b"!");
+        let frame: Message = match rng.below(9) {
+            0 => {
+                let n = rng.below(300);
+                Message::Binary(rng.bytes(n).into())
+            }
+            1 => {
+                let mut f = good.encode();
+                let n = rng.below(f.len());
+                f.truncate(n);
+                Message::Binary(f.into())
+            }
+            2 => {
+                let mut f = good.encode();
+                let i = rng.below(f.len());
+                f[i] ^= 1 << rng.below(8);
+                // A flipped bit in the digest or payload is refused; elsewhere it may still be
+                // message 1..3: keep those away by making the payload not match.
+                if AgentMessage::decode(&f).is_ok_and(|m| m.digest_ok()) {
+                    f[120] ^= 0xff;
+                }
+                if AgentMessage::decode(&f).is_ok_and(|m| m.digest_ok()) {
+                    f = rng.bytes(50);
+                }
+                Message::Binary(f.into())
+            }
+            3 => Message::Text(String::from_utf8_lossy(&rng.bytes(40)).into_owned().into()),
+            4 => {
+                let kinds = [
+                    "nope",
+                    message_type::CHANNEL_CLOSED,
+                    message_type::OUTPUT_STREAM_DATA,
+                    "",
+                ];
+                let m = AgentMessage::new(
+                    kinds[rng.below(kinds.len())],
+                    1,
+                    0,
+                    payload::OUTPUT,
+                    b"!".to_vec(),
+                );
+                Message::Binary(m.encode().into())
+            }
+            5 => {
+                let ack = Acknowledge {
+                    sequence_number: rng.next_u64() as i64,
+                    ..Default::default()
+                };
+                let m = AgentMessage::new(
+                    message_type::ACKNOWLEDGE,
+                    0,
+                    3,
+                    0,
+                    serde_json::to_vec(&ack).unwrap(),
+                );
+                Message::Binary(m.encode().into())
+            }
+            6 => {
+                // Long past: duplicates, acknowledged and dropped.
+                let kinds = [payload::SIZE, payload::FLAG, payload::OUTPUT, 99];
+                let kind = kinds[rng.below(4)];
+                let n = rng.below(20);
+                let m = input(0, kind, &rng.bytes(n));
+                Message::Binary(m.encode().into())
+            }
+            7 => {
+                // Far ahead: kept until the gap fills, which it never does.
+                let m = input(1_000 + rng.below(1 << 20) as i64, payload::OUTPUT, b"?");
+                Message::Binary(m.encode().into())
+            }
+            _ => Message::Ping(rng.bytes(8).into()),
+        };
+        ws.send(frame).await.expect("the agent still reads");
+        // Its acknowledgements are read (and dropped), so the agent never waits on the test.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::ZERO, ws.next()).await {}
+    }
+    send(&mut ws, &input(1, payload::SIZE, b"{\"cols\": \"wide\"}")).await;
+    send(&mut ws, &input(2, payload::OUTPUT, b"still here")).await;
+    let mut out = Vec::new();
+    while !out.ends_with(b"still here") {
+        let m = next(&mut ws).await.expect("the session survived");
+        if m.message_type == message_type::OUTPUT_STREAM_DATA {
+            send(&mut ws, &m.ack()).await;
+            out.extend(m.payload);
+        }
+    }
+    assert_eq!(out, b"still here", "nothing hostile reached the command");
+}
