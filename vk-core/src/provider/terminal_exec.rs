@@ -521,4 +521,147 @@ mod tests {
         assert_eq!(p.feed(b"~v"), vec![]);
         assert_eq!(p.finish(), vec![Event::Stdout(b"~v".to_vec())]);
     }
+
+    /// A terminal that plays the shell's side of the protocol: it answers line 1 with `R`,
+    /// line 2 with `B`, echoes stdin lines back decoded, and at the EOF line prints a stderr
+    /// line and the exit status. It records the sizes it was given and when.
+    struct FakeShell {
+        out: mpsc::Sender<Vec<u8>>,
+        marker: Option<String>,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    #[async_trait]
+    impl TerminalInput for FakeShell {
+        async fn send(&mut self, data: Vec<u8>) -> Result<(), String> {
+            let text = String::from_utf8(data).map_err(|e| e.to_string())?;
+            let say = |s: String| self.out.send(s.into_bytes());
+            if self.marker.is_none() {
+                // Line 1: the nonce is in its two quoted halves.
+                let at = text.find("'~vk").ok_or("no marker in line 1")?;
+                let rest = &text[at + 1..];
+                let (a, rest) = rest.split_once("' '").ok_or("no second half")?;
+                let (b, _) = rest.split_once(":R'").ok_or("no R marker")?;
+                let m = format!("{a}{b}:");
+                self.log.lock().unwrap().push("line1".into());
+                say(format!("$ {text}{m}R\n"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.marker = Some(m);
+                return Ok(());
+            }
+            let m = self.marker.clone().unwrap_or_default();
+            if text.starts_with("M=") {
+                self.log.lock().unwrap().push("line2".into());
+                return say(format!("{m}B\n")).await.map_err(|e| e.to_string());
+            }
+            if text == STDIN_EOF {
+                say(format!("{m}E:warning\n{m}X:7\n"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(text.trim_end())
+                .map_err(|e| e.to_string())?;
+            self.out.send(decoded).await.map_err(|e| e.to_string())
+        }
+
+        async fn resize(&mut self, size: TermSize) -> Result<(), String> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{}x{}", size.width, size.height));
+            Ok(())
+        }
+    }
+
+    struct FakeScreen(mpsc::Receiver<Vec<u8>>);
+
+    #[async_trait]
+    impl TerminalOutput for FakeScreen {
+        async fn recv(&mut self) -> Option<Vec<u8>> {
+            self.0.recv().await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_driver_types_the_protocol_passes_sizes_through_and_returns_the_status() {
+        use tokio::io::AsyncReadExt as _;
+        let (out, screen) = mpsc::channel(16);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shell = FakeShell {
+            out,
+            marker: None,
+            log: log.clone(),
+        };
+        let (sizes, resize) = mpsc::channel(4);
+        sizes
+            .send(TermSize {
+                width: 80,
+                height: 24,
+            })
+            .await
+            .unwrap();
+        let (stdout_w, mut stdout) = tokio::io::duplex(1024);
+        let (stderr_w, mut stderr) = tokio::io::duplex(1024);
+        let io = ExecIo {
+            stdin: Some(Box::new(&b"typed input"[..])),
+            stdout: Some(Box::new(stdout_w)),
+            stderr: Some(Box::new(stderr_w)),
+            tty: false,
+            resize: Some(resize),
+        };
+        let outcome = run(
+            shell,
+            FakeScreen(screen),
+            &["cat".into()],
+            None,
+            io,
+            Duration::from_secs(5),
+            "needs",
+        )
+        .await;
+        assert_eq!(outcome, ExecOutcome::Exited(7));
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "typed input");
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        assert_eq!(text, "warning\n");
+        let log = log.lock().unwrap().clone();
+        assert!(log.contains(&"80x24".to_string()), "{log:?}");
+        assert!(log.contains(&"line2".to_string()), "{log:?}");
+        drop(sizes);
+    }
+
+    #[tokio::test]
+    async fn a_shell_that_never_answers_fails_with_what_the_image_needs() {
+        let (out, screen) = mpsc::channel(16);
+        struct Deaf(#[allow(dead_code)] mpsc::Sender<Vec<u8>>);
+        #[async_trait]
+        impl TerminalInput for Deaf {
+            async fn send(&mut self, _: Vec<u8>) -> Result<(), String> {
+                Ok(())
+            }
+            async fn resize(&mut self, _: TermSize) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let outcome = run(
+            Deaf(out),
+            FakeScreen(screen),
+            &["true".into()],
+            None,
+            ExecIo::empty(),
+            Duration::from_millis(100),
+            "the image needs sh",
+        )
+        .await;
+        let ExecOutcome::Error(e) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(e.starts_with("the image needs sh (no answer"), "{e}");
+    }
 }
