@@ -23,7 +23,17 @@
 //!   not resumed after the WebSocket drops (the exec fails; kubectl can run it again);
 //!   ECS's own limits apply (no exec into a task that is not RUNNING, sessions idle out
 //!   after 20 minutes by default).
-//! - A background job started by the command outlives the exec, as on a kubelet.
+//! - the data channel's WebSocket upgrade is not SigV4-signed: the session's token
+//!   authenticates it in the opening frame, as with AWS's plugin before it signed the upgrade
+//!   (it does since 1.2.764; a release in between took the signing back out).
+//! - a background job started by the command outlives the exec, as on a kubelet.
+//! - the protocol: binary agent messages with sequence numbers, acknowledgements, SHA-256
+//!   digests (a message whose digest does not match is dropped unacknowledged, so the agent
+//!   sends it again), in-order delivery with duplicates dropped, resends of what the agent
+//!   did not acknowledge, and at most 256 messages in flight before stdin waits.
+//!
+//! Tested against the simulator's ECS face (`src/tests_exec.rs`, with real processes), and
+//! the face against AWS's own `session-manager-plugin` (`e2e/tests/ecs_exec_conformance.rs`).
 
 use std::time::Duration;
 
