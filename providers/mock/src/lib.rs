@@ -260,7 +260,10 @@ impl MockProvider {
         if counted {
             *state.persisted.creates.entry(key.clone()).or_insert(0) += 1;
         }
-        state.persisted.instances.insert(key.clone(), pod.clone());
+        // The spec is kept a second time only to be written to the state file.
+        if self.config.state_file.is_some() {
+            state.persisted.instances.insert(key.clone(), pod.clone());
+        }
         if let Some(ip) = ip {
             state.persisted.ips.insert(key, ip);
         }
@@ -375,7 +378,9 @@ impl Provider for MockProvider {
         }
         {
             let mut state = lock(&self.state);
-            state.persisted.instances.insert(key.clone(), pod.clone());
+            if self.config.state_file.is_some() {
+                state.persisted.instances.insert(key.clone(), pod.clone());
+            }
             self.save(&state);
         }
         // Files of volumes follow the pod (configMap updates); a new image shows at once.

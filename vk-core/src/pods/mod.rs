@@ -143,6 +143,8 @@ impl PodController {
         let seen_ctx = ctx.clone();
         let stream = watcher(pods, watch_config)
             .default_backoff()
+            // managedFields are most of a pod's bytes and nothing here reads them.
+            .modify(|pod| kube::ResourceExt::managed_fields_mut(pod).clear())
             .reflect(writer)
             .inspect_ok(move |event| match event {
                 watcher::Event::Delete(pod) => {

@@ -4,6 +4,8 @@
 //! and the final status. Delete, restart and expiry cancel the task; dropping it drops the
 //! runs, which stops them. An active deadline fails the group.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,7 +169,8 @@ impl Driver {
                 }
                 continue;
             }
-            match self.container_loop(Kind::Init, idx, image).await {
+            // Boxed: the group's task does not carry an init run's state while its apps run.
+            match Box::pin(self.container_loop(Kind::Init, idx, image)).await {
                 Some(0) => {}
                 Some(code) => {
                     self.update(|g, now| {
@@ -287,23 +290,37 @@ impl Driver {
             container: ctx.container.clone(),
             log: ctx.log.clone(),
         };
-        let probes = probes::run(
-            self.inner.clone(),
-            self.id.clone(),
-            self.generation,
-            kind,
-            idx,
-            ctx.group.clone(),
-            ctx.container.clone(),
-        );
-        let post_start = hooks::post_start_failure(
-            self.inner.clone(),
-            HookTarget {
-                group: target.group.clone(),
-                container: target.container.clone(),
-                log: target.log.clone(),
-            },
-        );
+        // Probes and a postStart hook are raced against the run only when the container has
+        // them, each boxed: a parked group then holds a few pointers, not their whole state.
+        let c = &ctx.container;
+        let has_probes =
+            c.liveness_probe.is_some() || c.readiness_probe.is_some() || c.startup_probe.is_some();
+        let probes: Pin<Box<dyn Future<Output = vk_core::probe::Kill> + Send>> = if has_probes {
+            Box::pin(probes::run(
+                self.inner.clone(),
+                self.id.clone(),
+                self.generation,
+                kind,
+                idx,
+                ctx.group.clone(),
+                ctx.container.clone(),
+            ))
+        } else {
+            Box::pin(std::future::pending())
+        };
+        let post_start: Pin<Box<dyn Future<Output = hooks::HookError> + Send>> =
+            if c.post_start.is_some() {
+                Box::pin(hooks::post_start_failure(
+                    self.inner.clone(),
+                    HookTarget {
+                        group: target.group.clone(),
+                        container: target.container.clone(),
+                        log: target.log.clone(),
+                    },
+                ))
+            } else {
+                Box::pin(std::future::pending())
+            };
         let run = self.inner.executor.run(ctx);
         tokio::pin!(run);
         let hook_failure = tokio::select! {
@@ -328,7 +345,8 @@ impl Driver {
                 );
             });
         }
-        let (exit, pre_stop_failure) = hooks::stop(&self.inner, &target, grace, run.as_mut()).await;
+        let (exit, pre_stop_failure) =
+            Box::pin(hooks::stop(&self.inner, &target, grace, run.as_mut())).await;
         if let Some(why) = pre_stop_failure {
             self.update(|g, now| {
                 g.event(
@@ -413,5 +431,27 @@ impl Driver {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(max_backoff);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns (without calling it).
+    fn future_size<A, B, Fut, F: FnOnce(A, B) -> Fut>(_: &F) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every group's task holds its lifecycle future for as long as the group lives; what a
+    /// run needs only at times (init containers, probes, hooks, the stop) is boxed when it
+    /// happens, so 10 000 parked groups stay small.
+    #[test]
+    fn a_parked_group_holds_a_small_future() {
+        let run = future_size(&|d: &'static Driver, s: bool| d.run(s));
+        assert!(run <= 1024, "Driver::run is {run} bytes");
+        let app =
+            future_size(&|d: &'static Driver, e: ImageEntry| d.container_loop(Kind::App, 0, e));
+        assert!(app <= 4096, "Driver::container_loop is {app} bytes");
     }
 }
