@@ -10,7 +10,8 @@
 //! - [`pacing`], [`client`]: ARM calls under ARM's and ACI's limits, with retries.
 //! - [`sizing`], [`pod`], [`mapping`], [`status`]: pods to groups, instance views to statuses.
 //! - [`logs`]: one-shot reads and `follow` by polling the tail.
-//! - [`exec_script`], [`exec`]: exec with exit codes over ACI's terminal-only exec.
+//! - [`exec`]: exec with exit codes over ACI's terminal-only exec (the shell protocol of
+//!   [`vk_core::provider::terminal_exec`]).
 //! - [`AciProvider`]: the `Provider`, built with [`AciProvider::new`] from an [`AciConfig`].
 //!
 //! ARM's asynchronous operations (PUT and DELETE answer at once; the group goes on through
@@ -25,7 +26,6 @@ pub mod credentials_chain;
 pub mod credentials_sources;
 pub mod error;
 pub mod exec;
-pub mod exec_script;
 pub use vk_core::provider::http;
 pub mod logs;
 pub mod mapping;

@@ -5,7 +5,12 @@
 //! - [`credentials`]: the keys every call signs with, as operators provide them (IRSA, EKS Pod
 //!   Identity, the instance profile through IMDSv2, environment keys), refreshed before expiry.
 //! - [`sign`]: SigV4 with AWS's own signer.
+//! - [`exec`], [`ssm`]: exec through ECS ExecuteCommand and the Session Manager data channel.
 
 pub mod credentials;
+pub mod exec;
 pub mod sign;
+pub mod ssm;
+#[cfg(test)]
+mod tests_exec;
 pub mod wire;

@@ -10,6 +10,7 @@ mod names;
 mod poll;
 mod runtime;
 mod secret;
+pub mod terminal_exec;
 #[cfg(test)]
 pub(crate) mod test_support;
 

@@ -372,7 +372,7 @@ impl Provider for AciProvider {
         Ok(Vec::new())
     }
 
-    /// See [`crate::exec_script`]: `/bin/sh` is exec'd and runs `command`, whose exit code
+    /// See [`vk_core::provider::terminal_exec`]: `/bin/sh` is exec'd and runs `command`, whose exit code
     /// comes back.
     async fn exec(
         &self,

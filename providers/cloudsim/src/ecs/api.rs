@@ -98,7 +98,12 @@ fn authenticate(face: &Face, req: &Signed<'_>, service: &str) -> Result<String, 
     )
 }
 
-async fn ecs(face: &Face, action: &str, body: &[u8]) -> Result<String, ApiError> {
+async fn ecs(
+    face: &Face,
+    action: &str,
+    body: &[u8],
+    headers: &hyper::HeaderMap,
+) -> Result<String, ApiError> {
     let now = Face::epoch(face.engine().now());
     let config = face.config();
     match action {
@@ -140,7 +145,11 @@ async fn ecs(face: &Face, action: &str, body: &[u8]) -> Result<String, ApiError>
         "TagResource" => tasks::tag(face, &parse(body)?).map(|()| "{}".into()),
         "UntagResource" => tasks::untag(face, &parse(body)?).map(|()| "{}".into()),
         "ListTagsForResource" => ok(&tasks::list_tags(face, &parse(body)?)?),
-        "ExecuteCommand" => tasks::execute_command(face, &parse(body)?).map(|()| "{}".into()),
+        "ExecuteCommand" => ok(&tasks::execute_command(
+            face,
+            &parse(body)?,
+            &super::ssm::base(headers),
+        )?),
         other => Err(ApiError::new(
             codes::UNKNOWN_OPERATION,
             format!("Unknown operation {other}"),
@@ -200,7 +209,7 @@ pub async fn handle_json(face: &Face, target: Target<'_>, req: &Signed<'_>) -> A
         return json(Err(server_error()), request_id);
     }
     let result = match target {
-        Target::Ecs(action) => ecs(face, action, req.body).await,
+        Target::Ecs(action) => ecs(face, action, req.body, req.headers).await,
         Target::Logs(action) => logs_action(face, action, req.body),
     };
     if injected == Some(Injected::AfterAction) {

@@ -81,6 +81,8 @@ pub struct Face {
     pub logs: Arc<Mutex<Logs>>,
     pub rates: Arc<Rates>,
     pub sts: Arc<Sts>,
+    /// ExecuteCommand's sessions waiting for their client.
+    pub ssm: Arc<super::ssm::sessions::Sessions>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,6 +109,7 @@ impl Face {
                 logs_api: bucket(config.rates.logs_api),
             }),
             sts: Arc::new(Sts::new(config.sts.clone())),
+            ssm: Default::default(),
             engine,
             config: Arc::new(config),
             taskdefs: Default::default(),

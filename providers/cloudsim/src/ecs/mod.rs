@@ -7,7 +7,8 @@
 //!   rates, dispatch; `sigv4`: the signature check; `error`: the JSON error shapes.
 //! - `taskdefs` (with `sizes`, Fargate's size table): task definitions.
 //! - `run`: RunTask -> one engine group per task; `tasks`: Describe/Stop/List, tags,
-//!   ExecuteCommand (refused: no Session Manager data channel); `render`: a group as a task.
+//!   ExecuteCommand; `ssm`: its Session Manager data channel (the agent's side, on this
+//!   face's own listener); `render`: a group as a task.
 //! - `logs`: CloudWatch Logs' groups and streams (`log_groups`: the registry; `logs_read`:
 //!   GetLogEvents, FilterLogEvents); `sts`: web identity -> keys; `paging`: list tokens.
 //! - `face`: the state, and the watcher that stops a task when an essential container exits,
@@ -17,8 +18,9 @@
 //! PROVISIONING to STOPPED with stop codes and reasons, essential containers, RunTask's
 //! clientToken, the documented launch rates (`ThrottlingException`), awslogs streams with
 //! GetLogEvents' tokens, STS's temporary keys and their expiry, injectable faults.
-//! Not modelled: ExecuteCommand's Session Manager channel, PutLogEvents, clusters beyond the
-//! configured names, services, container dependencies, health checks and secrets.
+//! ExecuteCommand's session runs the command on a terminal through the engine's exec.
+//! Not modelled: KMS encryption and session logging of exec sessions, PutLogEvents, clusters
+//! beyond the configured names, services, container dependencies, health checks and secrets.
 
 mod api;
 pub mod config;
@@ -34,6 +36,7 @@ mod run;
 pub mod server;
 pub mod sigv4;
 mod sizes;
+pub mod ssm;
 mod sts;
 mod taskdefs;
 mod tasks;

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::face::Face;
 use super::identity;
 use super::sigv4::Signed;
+use super::ssm;
 use crate::engine::Engine;
 use crate::launch::{self, StartError};
 use fargate::wire::JSON_CONTENT_TYPE;
@@ -63,7 +64,14 @@ fn json_error(e: ApiError) -> Answer {
     }
 }
 
-async fn handle(face: Face, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Down> {
+async fn handle(
+    face: Face,
+    stop: CancellationToken,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Down> {
+    if req.uri().path().starts_with(ssm::PATH_PREFIX) {
+        return Ok(ssm::agent::upgrade(&face, req, stop));
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -129,8 +137,9 @@ impl EcsCloud {
         let cancel = CancellationToken::new();
         let face = Face::new(config, executor, cancel.clone());
         let serving = face.clone();
+        let stop = cancel.clone();
         let task = tokio::spawn(launch::serve(listener, cancel.clone(), move |req| {
-            handle(serving.clone(), req)
+            handle(serving.clone(), stop.clone(), req)
         }));
         Ok(Self {
             addr,
@@ -152,6 +161,11 @@ impl EcsCloud {
 
     pub fn engine(&self) -> &Engine {
         self.face.engine()
+    }
+
+    /// ExecuteCommand's sessions waiting for their client (tests shorten their lifetime).
+    pub fn exec_sessions(&self) -> &ssm::sessions::Sessions {
+        &self.face.ssm
     }
 
     /// Serve until `shutdown` completes, then stop accepting.

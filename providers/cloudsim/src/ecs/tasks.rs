@@ -2,7 +2,7 @@
 //! `MISSING`), StopTask (the containers get SIGTERM, the kill after their stopTimeout; the
 //! task stays described with stopCode UserInitiated), ListTasks (by cluster, family,
 //! startedBy, desired status; paged), the tagging calls on tasks and task definitions, and
-//! ExecuteCommand, which is refused: the Session Manager data channel is not simulated.
+//! ExecuteCommand (its session is served by `super::ssm`).
 
 use fargate::wire::Tag;
 use fargate::wire::ecs_task::{
@@ -11,7 +11,6 @@ use fargate::wire::ecs_task::{
     StopTaskRequest, StopTaskResponse, TagResourceRequest, TasksResponse, UntagResourceRequest,
     stop_code,
 };
-use fargate::wire::error::codes;
 
 use super::error::ApiError;
 use super::face::Face;
@@ -182,9 +181,13 @@ pub fn list_tags(
     })
 }
 
-/// The task must exist and have execute command enabled; then the call is refused, since
-/// the Session Manager data channel it would open is not simulated.
-pub fn execute_command(face: &Face, req: &ExecuteCommandRequest) -> Result<(), ApiError> {
+/// The task must exist and have execute command enabled; then [`super::ssm::open`] files a
+/// session whose stream URL is on `base` (`ws://HOST`).
+pub fn execute_command(
+    face: &Face,
+    req: &ExecuteCommandRequest,
+    base: &str,
+) -> Result<fargate::wire::ecs_task::ExecuteCommandResponse, ApiError> {
     let cluster = cluster_arn(face, req.cluster.as_deref())?;
     let id = task_id(face, &req.task, &cluster)
         .ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
@@ -195,8 +198,5 @@ pub fn execute_command(face: &Face, req: &ExecuteCommandRequest) -> Result<(), A
             "The execute command failed because execute command was not enabled when the task was run or the execute command agent isn't running. Wait and try again or run a new task with execute command enabled and try again.",
         ));
     }
-    Err(ApiError::new(
-        codes::TARGET_NOT_CONNECTED,
-        "ExecuteCommand is not simulated: this cloud does not serve the Session Manager data channel.",
-    ))
+    super::ssm::open(face, req, &id, &task, base)
 }

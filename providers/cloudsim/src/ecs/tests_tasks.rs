@@ -1,5 +1,5 @@
 //! RunTask's client token, StopTask, ListTasks' paging, DescribeTasks' failures, tags,
-//! ExecuteCommand's refusal, bad requests and RunTask's rates, over HTTP.
+//! ExecuteCommand's refusals, bad requests and RunTask's rates, over HTTP.
 
 use serde_json::json;
 
@@ -162,13 +162,17 @@ async fn tags_and_execute_command() {
     run["enableExecuteCommand"] = json!(true);
     let task = ecs(&cloud, "RunTask", run).await;
     let arn = task["tasks"][0]["taskArn"].as_str().unwrap();
-    ecs_err(
+    let message = ecs_err(
         &cloud,
         "ExecuteCommand",
-        json!({"task": arn, "command": "sh", "interactive": true}),
-        "TargetNotConnectedException",
+        json!({"task": arn, "command": "sh", "interactive": false}),
+        "InvalidParameterException",
     )
     .await;
+    assert!(
+        message.contains("Interactive is the only mode"),
+        "{message}"
+    );
     ecs_err(&cloud, "Frobnicate", json!({}), "UnknownOperationException").await;
     let (status, answer) = {
         let head = signed_head(
