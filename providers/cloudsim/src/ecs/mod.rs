@@ -18,7 +18,9 @@
 //! clientToken, the documented launch rates (`ThrottlingException`), awslogs streams with
 //! GetLogEvents' tokens, STS's temporary keys and their expiry, injectable faults.
 //! Not modelled: ExecuteCommand's Session Manager channel, PutLogEvents, clusters beyond the
-//! configured names, services, container dependencies, health checks and secrets.
+//! configured names, services, health checks and secrets; of container dependencies, only
+//! SUCCESS/COMPLETE ones (run to their end first, as init containers; START and HEALTHY are
+//! accepted and not waited for).
 
 mod api;
 pub mod config;
