@@ -16,6 +16,7 @@ use vk_core::provider::{Provider, ProviderError};
 
 use aci::{AciConfig, AciProvider};
 use eci::{EciClient, EciConfig, EciProvider};
+use fargate::{FargateConfig, FargateProvider};
 use mock::{MockConfig, MockProvider};
 
 /// The label the scheduler's topology spreading and zone affinity read.
@@ -63,12 +64,14 @@ pub enum NodeSetError {
     DuplicateName(String),
     #[error("two entries of nodes: use kubelet port {0}; give each its own kubelet_port")]
     DuplicatePort(u16),
-    #[error("unknown provider {0:?}; available: mock, eci, aci")]
+    #[error("unknown provider {0:?}; available: mock, eci, aci, fargate")]
     UnknownProvider(String),
     #[error("configuring the eci provider (the `eci:` section of the config file): {0}")]
     Provider(ProviderError),
     #[error("configuring the aci provider (the `aci:` section of the config file): {0}")]
     Aci(ProviderError),
+    #[error("configuring the fargate provider (the `fargate:` section of the config file): {0}")]
+    Fargate(ProviderError),
 }
 
 /// The nodes to run: `entries` over the top-level `base` node and `placement`. A zone becomes
@@ -153,7 +156,7 @@ pub fn plan(
     Ok(planned)
 }
 
-/// The configured provider (`mock`, `eci` or `aci`), one per node. The eci providers share one
+/// The configured provider (`mock`, `eci`, `aci` or `fargate`), one per node. The eci providers share one
 /// client (its credentials and rate limits: ECI's quotas are per account) and count their cloud
 /// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription).
 pub fn providers(
@@ -161,6 +164,7 @@ pub fn providers(
     mock: &MockConfig,
     eci: &EciConfig,
     aci: &AciConfig,
+    fargate: &FargateConfig,
     nodes: &[PlannedNode],
     metrics: ProviderMetrics,
 ) -> Result<NodeProviders, NodeSetError> {
@@ -219,6 +223,16 @@ pub fn providers(
                         provider
                     }
                 }
+            }
+            "fargate" => {
+                let mut config = fargate.clone();
+                // Every task is tagged with the node; listing filters on it.
+                config.node_name = planned.node.name.clone();
+                let provider = FargateProvider::new(config).map_err(NodeSetError::Fargate)?;
+                // Which source gets the keys (never a secret).
+                let keys = provider.client().credentials();
+                tracing::info!(source = keys.source_name(), from = %keys.describe(), "fargate credentials");
+                Arc::new(provider)
             }
             other => return Err(NodeSetError::UnknownProvider(other.to_string())),
         };
@@ -391,6 +405,7 @@ mod tests {
             &MockConfig::default(),
             &EciConfig::default(),
             &aci,
+            &FargateConfig::default(),
             &nodes,
             Default::default(),
         )
@@ -402,6 +417,7 @@ mod tests {
             &MockConfig::default(),
             &EciConfig::default(),
             &AciConfig::default(),
+            &FargateConfig::default(),
             &nodes,
             Default::default(),
         )
@@ -412,5 +428,48 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("`aci:` section"), "{err}");
+    }
+
+    #[test]
+    fn fargate_nodes_tag_their_own_name_and_a_bad_fargate_section_is_named() {
+        let nodes = plan(
+            &base(),
+            &CloudPlacement::default(),
+            None,
+            Path::new("/c"),
+            &[],
+        )
+        .unwrap();
+        let fargate: FargateConfig = serde_yaml::from_str(
+            "region: eu-west-1\nsubnets: [subnet-1]\ncredentials: {source: imds}\n",
+        )
+        .unwrap();
+        let built = providers(
+            "fargate",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &AciConfig::default(),
+            &fargate,
+            &nodes,
+            Default::default(),
+        )
+        .expect("a fargate provider");
+        assert!(built.each.iter().all(|p| p.name() == "fargate"));
+        let err = providers(
+            "fargate",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &AciConfig::default(),
+            &FargateConfig::default(),
+            &nodes,
+            Default::default(),
+        )
+        .err()
+        .expect("an empty fargate section");
+        assert!(
+            err.to_string().contains("fargate.region is not set"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`fargate:` section"), "{err}");
     }
 }
