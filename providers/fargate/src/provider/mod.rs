@@ -291,6 +291,22 @@ impl FargateProvider {
         self.refresh().await.map_err(ProviderError::from)
     }
 
+    /// The pod name of every task of the node that has not STOPPED, one entry per task
+    /// (duplicates included): what tests and operators check "one task per pod" with.
+    pub async fn live_tasks(&self) -> Result<Vec<String>, ProviderError> {
+        let mut arns = self.task_arns("RUNNING").await?;
+        arns.extend(self.task_arns("STOPPED").await?);
+        arns.sort();
+        arns.dedup();
+        Ok(self
+            .describe(&arns)
+            .await?
+            .iter()
+            .filter(|t| t.last_status.as_deref() != Some("STOPPED"))
+            .filter_map(|t| self.pod_of(t).map(|p| p.name))
+            .collect())
+    }
+
     fn known(&self, uid: &str) -> Option<Known> {
         lock(&self.tasks).get(uid).cloned()
     }
