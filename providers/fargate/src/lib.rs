@@ -26,6 +26,9 @@
 //! - `emptyDir.medium: Memory` is disk, not tmpfs; emptyDirs and the containers' writable
 //!   layers share the task's ephemeral storage (20 GiB, up to 200 GiB when the pod's
 //!   `sizeLimit`s and ephemeral-storage figures ask for more);
+//! - `imagePullSecrets` are not used: ECS pulls private images with the execution role (ECR)
+//!   or a Secrets Manager secret named in the task definition (`repositoryCredentials`),
+//!   which this provider does not create;
 //! - probes and lifecycle hooks are not run; usage figures are not reported (they are in
 //!   CloudWatch Container Insights).
 

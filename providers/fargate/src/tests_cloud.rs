@@ -458,3 +458,37 @@ async fn files_and_empty_dirs_reach_the_task() {
         Some("SubPathNotSupported")
     );
 }
+
+#[tokio::test]
+async fn exec_asks_ecs_for_a_session_and_refuses_clearly_until_the_channel_is_in() {
+    let cloud = cloud(|_| {}).await;
+    let p = provider(&cloud, "vk-fargate");
+    let mut web = pod("sh", None, 0);
+    web.containers[0].working_dir = Some("/work".into());
+    p.create(&web).await.unwrap();
+    wait_for(&p, "sh", running).await;
+    let io = || vk_core::provider::ExecIo::empty();
+    let err = p.exec(&web.pod, "app", Vec::new(), io()).await.unwrap_err();
+    assert_eq!(err.reason(), Some("EmptyCommand"));
+    let err = p
+        .exec(&web.pod, "nope", vec!["true".into()], io())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.class(),
+        vk_core::provider::ErrorClass::NotFound,
+        "{err}"
+    );
+    assert_eq!(
+        p.work_dir(&web.pod, "app").await.as_deref(),
+        Some("/work"),
+        "from the task definition"
+    );
+    // The face answers ExecuteCommand without a data channel yet: a clear error, no panic.
+    let outcome = p.exec(&web.pod, "app", vec!["true".into()], io()).await;
+    match outcome {
+        Err(e) => assert!(!e.message().is_empty()),
+        Ok(vk_core::provider::ExecOutcome::Error(m)) => assert!(m.contains("not available yet")),
+        Ok(other) => panic!("{other:?}"),
+    }
+}

@@ -45,6 +45,7 @@ use crate::wire::ecs_task::{
     ListTasksResponse, MAX_DESCRIBE_TASKS, RunTaskRequest, Session, StopTaskRequest,
     StopTaskResponse, Task, TasksResponse,
 };
+use crate::wire::ecs_taskdef::{TaskDefinitionRequest, TaskDefinitionResponse};
 use defs::Defs;
 
 /// The tag naming a task's init containers (comma-separated), for its status.
@@ -321,6 +322,30 @@ impl FargateProvider {
         self.client.call(Api::Ecs, "RunTask", run).await
     }
 
+    /// The container's working directory, from its task definition (None: the image's, or
+    /// the definition could not be read).
+    pub(crate) async fn work_dir(&self, pod: &PodRef, container: &str) -> Option<String> {
+        let arn = self.known(&pod.uid)?.task.task_definition_arn?;
+        let answer: Result<TaskDefinitionResponse, FargateError> = self
+            .client
+            .call(
+                Api::Ecs,
+                "DescribeTaskDefinition",
+                &TaskDefinitionRequest {
+                    task_definition: arn,
+                    include: Vec::new(),
+                },
+            )
+            .await;
+        answer
+            .ok()?
+            .task_definition?
+            .container_definitions
+            .into_iter()
+            .find(|c| c.name.as_deref() == Some(container))?
+            .working_directory
+    }
+
     /// The Session Manager session of an ExecuteCommand into `container` of the pod's task.
     pub async fn execute_command(
         &self,
@@ -363,16 +388,17 @@ impl FargateProvider {
 }
 
 /// Exec over a Session Manager session: its data channel is another module's (the
-/// `exec` module, which this crate gains later); until then, a clear refusal. The lead swaps
-/// in `crate::exec::run(session, tls, argv, dir, io, ready_timeout)` here.
+/// `exec` module, which this crate gains later); until then, a clear refusal. The swap is
+/// this body: `crate::exec::run(session, tls, argv, dir, io, ready_timeout).await`.
 async fn exec_session(
     session: &Session,
     tls: &Tls,
     argv: &[String],
+    dir: Option<&str>,
     io: ExecIo,
     ready_timeout: Duration,
 ) -> ExecOutcome {
-    let _ = (session, tls, argv, io, ready_timeout);
+    let _ = (session, tls, argv, dir, io, ready_timeout);
     ExecOutcome::Error(
         "exec on Fargate is not available yet: the Session Manager data channel is not built in"
             .into(),
@@ -653,7 +679,8 @@ impl Provider for FargateProvider {
             ));
         }
         let session = self.execute_command(pod, container).await?;
+        let dir = self.work_dir(pod, container).await;
         let ready = Duration::from_millis(self.config.exec_ready_timeout_ms.max(1));
-        Ok(exec_session(&session, &self.tls, &command, io, ready).await)
+        Ok(exec_session(&session, &self.tls, &command, dir.as_deref(), io, ready).await)
     }
 }
