@@ -89,6 +89,12 @@ fn tag<'a>(task: &'a Task, key: &str) -> Option<&'a str> {
         .and_then(|t| t.value.as_deref())
 }
 
+/// RunTask's answer to a client token sent before with other parameters.
+fn token_reused(e: &FargateError) -> bool {
+    let m = e.message().to_ascii_lowercase();
+    m.contains("token") && (m.contains("different") || m.contains("already"))
+}
+
 fn family_of(arn: &str) -> Option<&str> {
     let name = arn.rsplit_once(":task-definition/").map_or(arn, |(_, n)| n);
     Some(name.rsplit_once(':').map_or(name, |(f, _)| f))
@@ -441,7 +447,7 @@ impl Provider for FargateProvider {
                 {
                     self.defs.forget(&task.family);
                 }
-                Err(e) if e.message().contains("client token") => {
+                Err(e) if token_reused(&e) => {
                     // A token used before with other parameters (a restart re-resolved the
                     // pod): the task exists; find it.
                     self.refresh().await?;
@@ -682,5 +688,29 @@ impl Provider for FargateProvider {
         let dir = self.work_dir(pod, container).await;
         let ready = Duration::from_millis(self.config.exec_ready_timeout_ms.max(1));
         Ok(exec_session(&session, &self.tls, &command, dir.as_deref(), io, ready).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_token_and_task_definition_families_are_recognised() {
+        let api = |message: &str| FargateError::Api {
+            op: "RunTask".into(),
+            status: 400,
+            code: "InvalidParameterException".into(),
+            message: message.into(),
+        };
+        assert!(token_reused(&api(
+            "The client token was used before with different parameters."
+        )));
+        assert!(!token_reused(&api("clientToken: 1 to 64 characters.")));
+        assert_eq!(
+            family_of("arn:aws:ecs:us-east-1:1:task-definition/vk-n-abc:3"),
+            Some("vk-n-abc")
+        );
+        assert_eq!(family_of("vk-n-abc:3"), Some("vk-n-abc"));
     }
 }
