@@ -50,6 +50,9 @@ async fn a_pod_runs_as_one_task_and_delete_stops_it() {
     assert_eq!(task_count(&cloud), 1, "one task per pod");
     // Another node's provider does not see it.
     assert!(statuses(&provider(&cloud, "other-node")).await.is_empty());
+    let other = p.sharing(config(&cloud, "other-node")).unwrap();
+    assert!(std::sync::Arc::ptr_eq(p.client(), other.client()));
+    assert!(statuses(&other).await.is_empty());
 
     p.delete(&pod.pod, Duration::from_secs(1)).await.unwrap();
     assert!(

@@ -158,7 +158,8 @@ pub fn plan(
 
 /// The configured provider (`mock`, `eci`, `aci` or `fargate`), one per node. The eci providers share one
 /// client (its credentials and rate limits: ECI's quotas are per account) and count their cloud
-/// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription).
+/// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription)
+/// and the fargate providers (Fargate's rates are per account and region).
 pub fn providers(
     provider: &str,
     mock: &MockConfig,
@@ -170,6 +171,7 @@ pub fn providers(
 ) -> Result<NodeProviders, NodeSetError> {
     let mut shared: Option<Arc<EciClient>> = None;
     let mut first_aci: Option<Arc<AciProvider>> = None;
+    let mut first_fargate: Option<Arc<FargateProvider>> = None;
     let mut out: Vec<Arc<dyn Provider>> = Vec::with_capacity(nodes.len());
     for planned in nodes {
         let built: Arc<dyn Provider> = match provider {
@@ -228,11 +230,18 @@ pub fn providers(
                 let mut config = fargate.clone();
                 // Every task is tagged with the node; listing filters on it.
                 config.node_name = planned.node.name.clone();
-                let provider = FargateProvider::new(config).map_err(NodeSetError::Fargate)?;
-                // Which source gets the keys (never a secret).
-                let keys = provider.client().credentials();
-                tracing::info!(source = keys.source_name(), from = %keys.describe(), "fargate credentials");
-                Arc::new(provider)
+                match &first_fargate {
+                    Some(first) => Arc::new(first.sharing(config).map_err(NodeSetError::Fargate)?),
+                    None => {
+                        let provider =
+                            Arc::new(FargateProvider::new(config).map_err(NodeSetError::Fargate)?);
+                        // Which source gets the keys (never a secret).
+                        let keys = provider.client().credentials();
+                        tracing::info!(source = keys.source_name(), from = %keys.describe(), "fargate credentials");
+                        first_fargate = Some(provider.clone());
+                        provider
+                    }
+                }
             }
             other => return Err(NodeSetError::UnknownProvider(other.to_string())),
         };
@@ -431,13 +440,22 @@ mod tests {
     }
 
     #[test]
-    fn fargate_nodes_tag_their_own_name_and_a_bad_fargate_section_is_named() {
+    fn fargate_nodes_share_one_client_and_a_bad_fargate_section_is_named() {
         let nodes = plan(
             &base(),
             &CloudPlacement::default(),
             None,
             Path::new("/c"),
-            &[],
+            &[
+                NodeEntry {
+                    name: Some("vk-a".into()),
+                    ..Default::default()
+                },
+                NodeEntry {
+                    name: Some("vk-b".into()),
+                    ..Default::default()
+                },
+            ],
         )
         .unwrap();
         let fargate: FargateConfig = serde_yaml::from_str(
@@ -453,7 +471,8 @@ mod tests {
             &nodes,
             Default::default(),
         )
-        .expect("a fargate provider");
+        .expect("fargate providers");
+        assert_eq!(built.each.len(), 2);
         assert!(built.each.iter().all(|p| p.name() == "fargate"));
         let err = providers(
             "fargate",

@@ -144,6 +144,26 @@ impl FargateProvider {
         })
     }
 
+    /// Another node's provider over the same client: one set of keys and one set of rate
+    /// buckets, as Fargate's rates are per account and region. `config` names the node; its
+    /// endpoints, credentials and rates are the first provider's.
+    pub fn sharing(&self, config: FargateConfig) -> Result<Self, ProviderError> {
+        config
+            .check()
+            .map_err(|m| ProviderError::invalid("FargateConfig", m))?;
+        Ok(Self {
+            client: self.client.clone(),
+            tls: self.tls.clone(),
+            started_by: mapping::started_by(&config.node_name),
+            defs: Defs::new(mapping::family_prefix(&config.node_name)),
+            config,
+            tasks: Arc::default(),
+            deleted: Mutex::default(),
+            indexed: AtomicBool::new(false),
+            index_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
     pub fn client(&self) -> &Arc<AwsClient> {
         &self.client
     }
