@@ -231,3 +231,61 @@ async fn a_sigkill_of_vk_in_a_burst_leaves_one_task_per_pod() {
     .await;
     wait_no_tasks(&s).await;
 }
+
+#[tokio::test]
+async fn configmaps_secrets_and_empty_dirs_reach_the_task() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let s = Options::fargate("vk-fargate-files", "process", &[])
+        .serving_cert()
+        .start()
+        .await;
+    let node = s.vk.node.clone();
+    let cms: kube::Api<ConfigMap> = kube::Api::namespaced(s.client.clone(), &s.ns.name);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "data": {"greeting": "hello from a configMap", "nested.conf": "a=1\n"}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("configMap");
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(s.client.clone(), &s.ns.name);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"}, "stringData": {"password": "s3cr3t"}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let p = pod(
+        &node,
+        "files",
+        json!({"restartPolicy": "Never",
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "settings",
+                    "items": [{"key": "greeting", "path": "sub/greeting.txt"}]}},
+                {"name": "creds", "secret": {"secretName": "creds", "defaultMode": 256}},
+                {"name": "work", "emptyDir": {}}],
+            "initContainers": [{"name": "prepare", "image": "busybox:1.36",
+                "command": ["sh", "-c", "echo from-init > /work/made"],
+                "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+            "containers": [{"name": "app", "image": "busybox:1.36",
+                "command": ["sh", "-c", "cat /cfg/sub/greeting.txt; echo; cat /creds/password; echo; stat -c %a /creds/password; cat /work/made; test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token"],
+                "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"},
+                                 {"name": "creds", "mountPath": "/creds"},
+                                 {"name": "work", "mountPath": "/work"}]}]}),
+    );
+    s.pods
+        .create(&PostParams::default(), &p)
+        .await
+        .expect("create");
+    let done = wait_phase(&s.pods, "files", "Succeeded", Duration::from_secs(120)).await;
+    let init = done.status.unwrap().init_container_statuses.unwrap();
+    assert_eq!(init.len(), 1, "{init:?}");
+    let out = e2e::kubectl_ok(&["-n", &s.ns.name, "logs", "files", "-c", "app"]);
+    assert_eq!(
+        out, "hello from a configMap\ns3cr3t\n400\nfrom-init\ntoken\n",
+        "what the container found"
+    );
+}
