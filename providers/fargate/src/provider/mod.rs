@@ -1,8 +1,9 @@
 //! The `Provider` over ECS.
 //!
 //! Status comes from ONE listing of the node's tasks per interval: ListTasks by `startedBy`
-//! (running and stopped, all pages), then DescribeTasks with their tags in batches of 100;
-//! tasks tagged with another node are left out. Nothing polls per pod.
+//! (running and stopped, all pages), then DescribeTasks with their tags in batches of 100
+//! (a STOPPED task is described once: it never changes again); tasks tagged with another node
+//! are left out. Nothing polls per pod.
 //!
 //! A pod's task is found by its tags (`vk-pod-uid`, ...), kept in an index the listing
 //! refreshes. Creating a pod first makes sure the index was read once since start (so a
@@ -72,6 +73,8 @@ pub struct FargateProvider {
     tasks: Arc<Mutex<HashMap<String, Known>>>,
     /// Pods deleted, whose stopped tasks listings leave out.
     deleted: Mutex<HashMap<String, Instant>>,
+    /// STOPPED tasks as last described, by ARN (they never change again).
+    stopped: Mutex<HashMap<String, Task>>,
     defs: Defs,
     /// A listing ran since start.
     indexed: AtomicBool,
@@ -139,6 +142,7 @@ impl FargateProvider {
             config,
             tasks: Arc::default(),
             deleted: Mutex::default(),
+            stopped: Mutex::default(),
             indexed: AtomicBool::new(false),
             index_lock: tokio::sync::Mutex::new(()),
         })
@@ -159,6 +163,7 @@ impl FargateProvider {
             config,
             tasks: Arc::default(),
             deleted: Mutex::default(),
+            stopped: Mutex::default(),
             indexed: AtomicBool::new(false),
             index_lock: tokio::sync::Mutex::new(()),
         })
@@ -241,7 +246,31 @@ impl FargateProvider {
                 arns.push(arn);
             }
         }
-        let described = self.describe(&arns).await?;
+        // A STOPPED task never changes again: described once, then kept until ECS forgets it.
+        let (mut described, unknown): (Vec<Task>, Vec<String>) = {
+            let mut stopped = lock(&self.stopped);
+            let listed: HashSet<&String> = arns.iter().collect();
+            stopped.retain(|arn, _| listed.contains(arn));
+            let mut known = Vec::new();
+            let mut unknown = Vec::new();
+            for arn in &arns {
+                match stopped.get(arn) {
+                    Some(t) => known.push(t.clone()),
+                    None => unknown.push(arn.clone()),
+                }
+            }
+            (known, unknown)
+        };
+        let fresh_tasks = self.describe(&unknown).await?;
+        {
+            let mut stopped = lock(&self.stopped);
+            for t in &fresh_tasks {
+                if t.last_status.as_deref() == Some("STOPPED") {
+                    stopped.insert(t.task_arn.clone(), t.clone());
+                }
+            }
+        }
+        described.extend(fresh_tasks);
         let deleted: HashSet<String> = {
             let mut d = lock(&self.deleted);
             d.retain(|_, at| at.elapsed() < Duration::from_secs(3 * 3600));
