@@ -495,3 +495,24 @@ async fn exec_asks_ecs_for_a_session_and_refuses_clearly_until_the_channel_is_in
         Ok(other) => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_the_pod_with_err_image_pull() {
+    let cloud = cloud(|c| c.catalog.allow_unknown = false).await;
+    let p = provider(&cloud, "vk-fargate");
+    let mut bad = pod("pull", None, 0);
+    bad.containers[0].image = "registry.example/nope/missing:1".into();
+    p.create(&bad).await.unwrap();
+    let s = wait_for(&p, "pull", |s| s.phase == InstancePhase::Failed).await;
+    assert_eq!(s.reason.as_deref(), Some("TaskFailedToStart"), "{s:?}");
+    assert!(
+        s.message
+            .as_deref()
+            .is_some_and(|m| m.contains("CannotPullContainerError")),
+        "{s:?}"
+    );
+    assert!(
+        matches!(&s.containers[0].state, ContainerState::Waiting { reason, .. } if reason == "ErrImagePull"),
+        "{s:?}"
+    );
+}
