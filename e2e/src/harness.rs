@@ -17,6 +17,7 @@ use kube::api::{Api, PostParams};
 
 use crate::aci_cloud::AciCloud;
 use crate::cloud::MockCloud;
+use crate::fargate_cloud::FargateCloud;
 use crate::pods::{mock_config, wait_node_ready, wait_phase};
 use crate::vk::{Vk, approve_serving_csr, service_account_kubeconfig};
 use crate::{TestNamespace, client, cluster, kubectl, unique, wait_for};
@@ -30,6 +31,11 @@ enum Provider {
     },
     /// The `aci` provider against the simulator's ACI face with this executor and flags.
     Aci {
+        executor: String,
+        cloud_flags: Vec<String>,
+    },
+    /// The `fargate` provider against the simulator's ECS face with this executor and flags.
+    Fargate {
         executor: String,
         cloud_flags: Vec<String>,
     },
@@ -82,6 +88,17 @@ impl Options {
     pub fn aci(prefix: &str, executor: &str, cloud_flags: &[&str]) -> Options {
         Options {
             provider: Provider::Aci {
+                executor: executor.into(),
+                cloud_flags: cloud_flags.iter().map(|f| f.to_string()).collect(),
+            },
+            ..Options::mock(prefix)
+        }
+    }
+
+    /// vk with the fargate provider against the simulator's ECS face started for the test.
+    pub fn fargate(prefix: &str, executor: &str, cloud_flags: &[&str]) -> Options {
+        Options {
+            provider: Provider::Fargate {
                 executor: executor.into(),
                 cloud_flags: cloud_flags.iter().map(|f| f.to_string()).collect(),
             },
@@ -154,7 +171,24 @@ impl Options {
             .state_file
             .then(|| std::env::temp_dir().join(format!("{node}.cloud.json")));
         let mut aci_cloud = None;
+        let mut fargate_cloud = None;
+        let mut vk_env = self.vk_env.clone();
         let (cloud, config) = match &self.provider {
+            Provider::Fargate {
+                executor,
+                cloud_flags,
+            } => {
+                let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
+                let cloud = FargateCloud::start(executor, &flags);
+                let config = format!(
+                    "provider: fargate\nhealth_port: 0\n{}{}",
+                    cloud.fargate_config(),
+                    self.config
+                );
+                vk_env.extend(FargateCloud::env());
+                fargate_cloud = Some(cloud);
+                (None, config)
+            }
             Provider::Aci {
                 executor,
                 cloud_flags,
@@ -207,7 +241,7 @@ impl Options {
         {
             config.push_str(&format!("cluster_dns: [{dns}]\n"));
         }
-        let vk = Vk::start_with_env(&kubeconfig, &node, &config, self.vk_env.clone());
+        let vk = Vk::start_with_env(&kubeconfig, &node, &config, vk_env);
         let nodes: Api<Node> = Api::all(client.clone());
         // From here on, a panic still stops vk and deletes the node.
         let started = VirtualNode {
@@ -216,6 +250,7 @@ impl Options {
             vk,
             cloud,
             aci_cloud,
+            fargate_cloud,
             state_file,
         };
         if self.serving_cert {
@@ -253,6 +288,7 @@ pub struct VirtualNode {
     pub vk: Vk,
     cloud: Option<MockCloud>,
     aci_cloud: Option<AciCloud>,
+    fargate_cloud: Option<FargateCloud>,
     state_file: Option<PathBuf>,
 }
 
@@ -269,6 +305,13 @@ impl VirtualNode {
         self.aci_cloud
             .as_ref()
             .expect("a virtual node started with Options::aci")
+    }
+
+    /// The simulator's ECS face vk talks to; only for [`Options::fargate`].
+    pub fn fargate_cloud(&self) -> &FargateCloud {
+        self.fargate_cloud
+            .as_ref()
+            .expect("a virtual node started with Options::fargate")
     }
 
     /// Where the mock provider persists its state; only with [`Options::state_file`].

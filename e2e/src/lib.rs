@@ -11,6 +11,7 @@ pub mod aci_cloud;
 pub mod cloud;
 pub mod dns;
 pub mod fabric8;
+pub mod fargate_cloud;
 pub mod harness;
 pub mod own_cluster;
 pub mod pods;

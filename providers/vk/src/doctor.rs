@@ -445,6 +445,8 @@ impl Doctor {
                 let text = e.to_string();
                 let fix = if provider == "aci" {
                     aci_fix(&text)
+                } else if provider == "fargate" {
+                    fargate_fix(&text)
                 } else if text.contains("SignatureDoesNotMatch")
                     || text.contains("InvalidAccessKeyId")
                 {
@@ -485,9 +487,42 @@ fn aci_fix(text: &str) -> String {
     }
 }
 
+/// What to do about a failed ECS call of the fargate provider, from AWS's code.
+fn fargate_fix(text: &str) -> String {
+    if text.contains("getting AWS credentials") || text.contains("AWS credentials (") {
+        "no usable AWS keys: check fargate.credentials (source, role_arn and the web identity token file for IRSA; AWS_* variables) and that STS, the Pod Identity agent or IMDS is reachable".into()
+    } else if text.contains("UnrecognizedClient")
+        || text.contains("InvalidSignature")
+        || text.contains("ExpiredToken")
+    {
+        "AWS refuses the keys: check the access key (or the role vk assumes) and this machine's clock".into()
+    } else if text.contains("AccessDenied") {
+        "vk's AWS identity lacks ECS permissions: allow ecs:ListTasks, DescribeTasks, RunTask, StopTask, RegisterTaskDefinition, DeregisterTaskDefinition, ListTaskDefinitions, ExecuteCommand, iam:PassRole on the task roles and logs:GetLogEvents".into()
+    } else if text.contains("ClusterNotFound") {
+        "create the ECS cluster, or set fargate.cluster to an existing one (in fargate.region)"
+            .into()
+    } else {
+        "check fargate.region and fargate.ecs_endpoint (and fargate.extra_ca_file for a private CA) and that this machine reaches it".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fargate_failures_get_aws_fixes() {
+        assert!(
+            fargate_fix("RunTask: HTTP 400 ClusterNotFoundException: x")
+                .contains("fargate.cluster")
+        );
+        assert!(fargate_fix("HTTP 400 AccessDeniedException: x").contains("iam:PassRole"));
+        assert!(fargate_fix("HTTP 400 ExpiredTokenException").contains("clock"));
+        assert!(
+            fargate_fix("getting AWS credentials (irsa) failed: x").contains("fargate.credentials")
+        );
+        assert!(fargate_fix("connection refused").contains("fargate.ecs_endpoint"));
+    }
 
     #[test]
     fn aci_failures_get_azure_fixes() {

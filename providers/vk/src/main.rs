@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use certs::{ServingCert, ServingCertConfig, ServingCertMode};
 use clap::{Args, Parser, Subcommand};
 use eci::EciConfig;
+use fargate::FargateConfig;
 use mock::MockConfig;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -67,7 +68,7 @@ struct RunArgs {
     /// The node's InternalIP: where the API server reaches the kubelet API.
     #[arg(long, env = "VK_NODE_IP")]
     node_ip: Option<String>,
-    /// Backend: `mock`, `eci` or `aci`.
+    /// Backend: `mock`, `eci`, `aci` or `fargate`.
     #[arg(long, env = "VK_PROVIDER")]
     provider: Option<String>,
     /// Port of the kubelet API, published in the Node's daemon endpoints.
@@ -201,6 +202,8 @@ struct FileConfig {
     eci: EciConfig,
     /// The `aci:` section (Azure Container Instances).
     aci: AciConfig,
+    /// The `fargate:` section (AWS Fargate through ECS).
+    fargate: FargateConfig,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -226,6 +229,7 @@ struct Settings {
     mock: MockConfig,
     eci: EciConfig,
     aci: AciConfig,
+    fargate: FargateConfig,
 }
 
 impl Settings {
@@ -425,6 +429,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         mock: file.mock,
         eci: file.eci,
         aci: file.aci,
+        fargate: file.fargate,
     })
 }
 
@@ -570,6 +575,7 @@ fn providers(
         &settings.mock,
         &eci,
         &settings.aci,
+        &settings.fargate,
         nodes,
         metrics,
     )?)

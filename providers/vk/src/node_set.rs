@@ -16,6 +16,7 @@ use vk_core::provider::{Provider, ProviderError};
 
 use aci::{AciConfig, AciProvider};
 use eci::{EciClient, EciConfig, EciProvider};
+use fargate::{FargateConfig, FargateProvider};
 use mock::{MockConfig, MockProvider};
 
 /// The label the scheduler's topology spreading and zone affinity read.
@@ -63,12 +64,14 @@ pub enum NodeSetError {
     DuplicateName(String),
     #[error("two entries of nodes: use kubelet port {0}; give each its own kubelet_port")]
     DuplicatePort(u16),
-    #[error("unknown provider {0:?}; available: mock, eci, aci")]
+    #[error("unknown provider {0:?}; available: mock, eci, aci, fargate")]
     UnknownProvider(String),
     #[error("configuring the eci provider (the `eci:` section of the config file): {0}")]
     Provider(ProviderError),
     #[error("configuring the aci provider (the `aci:` section of the config file): {0}")]
     Aci(ProviderError),
+    #[error("configuring the fargate provider (the `fargate:` section of the config file): {0}")]
+    Fargate(ProviderError),
 }
 
 /// The nodes to run: `entries` over the top-level `base` node and `placement`. A zone becomes
@@ -153,19 +156,22 @@ pub fn plan(
     Ok(planned)
 }
 
-/// The configured provider (`mock`, `eci` or `aci`), one per node. The eci providers share one
+/// The configured provider (`mock`, `eci`, `aci` or `fargate`), one per node. The eci providers share one
 /// client (its credentials and rate limits: ECI's quotas are per account) and count their cloud
-/// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription).
+/// calls into `metrics`; so do the aci providers (ARM's and ACI's limits are per subscription)
+/// and the fargate providers (Fargate's rates are per account and region).
 pub fn providers(
     provider: &str,
     mock: &MockConfig,
     eci: &EciConfig,
     aci: &AciConfig,
+    fargate: &FargateConfig,
     nodes: &[PlannedNode],
     metrics: ProviderMetrics,
 ) -> Result<NodeProviders, NodeSetError> {
     let mut shared: Option<Arc<EciClient>> = None;
     let mut first_aci: Option<Arc<AciProvider>> = None;
+    let mut first_fargate: Option<Arc<FargateProvider>> = None;
     let mut out: Vec<Arc<dyn Provider>> = Vec::with_capacity(nodes.len());
     for planned in nodes {
         let built: Arc<dyn Provider> = match provider {
@@ -216,6 +222,23 @@ pub fn providers(
                         let tokens = provider.client().tokens();
                         tracing::info!(source = tokens.source_name(), from = %tokens.describe(), "aci credentials");
                         first_aci = Some(provider.clone());
+                        provider
+                    }
+                }
+            }
+            "fargate" => {
+                let mut config = fargate.clone();
+                // Every task is tagged with the node; listing filters on it.
+                config.node_name = planned.node.name.clone();
+                match &first_fargate {
+                    Some(first) => Arc::new(first.sharing(config).map_err(NodeSetError::Fargate)?),
+                    None => {
+                        let provider =
+                            Arc::new(FargateProvider::new(config).map_err(NodeSetError::Fargate)?);
+                        // Which source gets the keys (never a secret).
+                        let keys = provider.client().credentials();
+                        tracing::info!(source = keys.source_name(), from = %keys.describe(), "fargate credentials");
+                        first_fargate = Some(provider.clone());
                         provider
                     }
                 }
@@ -391,6 +414,7 @@ mod tests {
             &MockConfig::default(),
             &EciConfig::default(),
             &aci,
+            &FargateConfig::default(),
             &nodes,
             Default::default(),
         )
@@ -402,6 +426,7 @@ mod tests {
             &MockConfig::default(),
             &EciConfig::default(),
             &AciConfig::default(),
+            &FargateConfig::default(),
             &nodes,
             Default::default(),
         )
@@ -412,5 +437,58 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("`aci:` section"), "{err}");
+    }
+
+    #[test]
+    fn fargate_nodes_share_one_client_and_a_bad_fargate_section_is_named() {
+        let nodes = plan(
+            &base(),
+            &CloudPlacement::default(),
+            None,
+            Path::new("/c"),
+            &[
+                NodeEntry {
+                    name: Some("vk-a".into()),
+                    ..Default::default()
+                },
+                NodeEntry {
+                    name: Some("vk-b".into()),
+                    ..Default::default()
+                },
+            ],
+        )
+        .unwrap();
+        let fargate: FargateConfig = serde_yaml::from_str(
+            "region: eu-west-1\nsubnets: [subnet-1]\ncredentials: {source: imds}\n",
+        )
+        .unwrap();
+        let built = providers(
+            "fargate",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &AciConfig::default(),
+            &fargate,
+            &nodes,
+            Default::default(),
+        )
+        .expect("fargate providers");
+        assert_eq!(built.each.len(), 2);
+        assert!(built.each.iter().all(|p| p.name() == "fargate"));
+        let err = providers(
+            "fargate",
+            &MockConfig::default(),
+            &EciConfig::default(),
+            &AciConfig::default(),
+            &FargateConfig::default(),
+            &nodes,
+            Default::default(),
+        )
+        .err()
+        .expect("an empty fargate section");
+        assert!(
+            err.to_string().contains("fargate.region is not set"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`fargate:` section"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ mod exec;
 pub mod http;
 mod model;
 mod names;
+pub mod pacing;
 mod poll;
 mod runtime;
 mod secret;

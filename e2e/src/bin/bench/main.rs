@@ -126,20 +126,50 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         status_interval_ms: u64,
     },
+    /// The same burst through vk with the fargate provider against the simulator's ECS face
+    /// at Fargate's published launch rates (RunTask 20 a second, burst 20; 100 task launches
+    /// at once, refilled at 20 a second).
+    FargateBurst {
+        #[arg(long, default_value_t = 100)]
+        pods: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: u16,
+        #[arg(long, default_value_t = 1000)]
+        status_interval_ms: u64,
+    },
+}
+
+/// Which provider a burst goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BurstKind {
+    Eci,
+    Aci,
+    Fargate,
 }
 
 /// The cloud a burst runs against.
 enum BurstCloud {
     Eci(MockCloud),
     Aci(e2e::aci_cloud::AciCloud),
+    Fargate(e2e::fargate_cloud::FargateCloud),
 }
 
 impl BurstCloud {
-    fn start(aci: bool) -> BurstCloud {
-        if aci {
-            BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", &[]))
-        } else {
-            BurstCloud::Eci(MockCloud::start("simulate", &[]))
+    fn start(kind: BurstKind) -> BurstCloud {
+        match kind {
+            BurstKind::Aci => BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", &[])),
+            BurstKind::Eci => BurstCloud::Eci(MockCloud::start("simulate", &[])),
+            BurstKind::Fargate => {
+                BurstCloud::Fargate(e2e::fargate_cloud::FargateCloud::start("simulate", &[]))
+            }
+        }
+    }
+
+    /// What vk's environment needs besides the config file.
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            BurstCloud::Fargate(_) => e2e::fargate_cloud::FargateCloud::env(),
+            _ => Vec::new(),
         }
     }
 
@@ -156,6 +186,13 @@ impl BurstCloud {
                     &format!("status_interval_ms: {status_interval_ms}")
                 )
             ),
+            BurstCloud::Fargate(c) => format!(
+                "provider: fargate\n{}",
+                c.fargate_config().replace(
+                    "status_interval_ms: 500",
+                    &format!("status_interval_ms: {status_interval_ms}")
+                )
+            ),
         }
     }
 
@@ -165,6 +202,9 @@ impl BurstCloud {
             BurstCloud::Aci(_) => {
                 "aci provider -> vk-cloud --face aci simulate, ACI's limits: 100 creates per 5 min, 300 per hour"
             }
+            BurstCloud::Fargate(_) => {
+                "fargate provider -> vk-cloud --face ecs simulate, Fargate's rates: RunTask 20/s (burst 20), launches 100 at once then 20/s"
+            }
         }
     }
 
@@ -172,6 +212,7 @@ impl BurstCloud {
         match self {
             BurstCloud::Eci(c) => c.groups(node).await,
             BurstCloud::Aci(c) => c.groups(node).await,
+            BurstCloud::Fargate(c) => c.tasks(node).await,
         }
     }
 }
@@ -583,20 +624,24 @@ async fn throttled_pods(events: &Api<Event>) -> anyhow::Result<BTreeSet<String>>
 }
 
 async fn burst(
-    aci: bool,
+    kind: BurstKind,
     count: usize,
     workers: u16,
     status_interval_ms: u64,
 ) -> anyhow::Result<()> {
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = BurstCloud::start(aci);
-    let node = unique(if aci { "bench-aci" } else { "bench-eci" });
+    let cloud = BurstCloud::start(kind);
+    let node = unique(match kind {
+        BurstKind::Eci => "bench-eci",
+        BurstKind::Aci => "bench-aci",
+        BurstKind::Fargate => "bench-fargate",
+    });
     let config = format!(
         "health_port: 0\npod_workers: {workers}\n{}",
         cloud.config(status_interval_ms)
     );
-    let vk = Vk::start(&kubeconfig, &node, &config);
+    let vk = Vk::start_with_env(&kubeconfig, &node, &config, cloud.env());
     let nodes: Api<Node> = Api::all(client.clone());
     wait_node_ready(&nodes, &node, "True", Duration::from_secs(60)).await;
     let ns = TestNamespace::new(&client, "bench-eci").await;
@@ -717,12 +762,17 @@ async fn main() -> anyhow::Result<()> {
             pods,
             workers,
             status_interval_ms,
-        } => burst(false, pods, workers, status_interval_ms).await,
+        } => burst(BurstKind::Eci, pods, workers, status_interval_ms).await,
         Bench::AciBurst {
             pods,
             workers,
             status_interval_ms,
-        } => burst(true, pods, workers, status_interval_ms).await,
+        } => burst(BurstKind::Aci, pods, workers, status_interval_ms).await,
+        Bench::FargateBurst {
+            pods,
+            workers,
+            status_interval_ms,
+        } => burst(BurstKind::Fargate, pods, workers, status_interval_ms).await,
         Bench::Exec {
             bytes,
             sessions,

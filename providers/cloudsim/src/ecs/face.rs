@@ -3,7 +3,8 @@
 //! STS's keys. A task is one engine group whose face record is a [`TaskRecord`].
 //!
 //! The engine tells the face of every change (its observer); the face watches for an
-//! essential container that exited (the task then stops: ECS's rule) and for tasks that
+//! essential container that exited (the task then stops: ECS's rule), for an image that
+//! cannot be pulled (the task stops with TaskFailedToStart: ECS does not retry a pull) and for tasks that
 //! ended (their sandboxes are released; the task stays described, its logs readable), and
 //! shows a container's log stream once the container started.
 
@@ -93,6 +94,8 @@ enum Signal {
     /// These containers of the task have started (their log streams appear).
     Started(String, Vec<String>),
     EssentialExited(String),
+    /// A container's image cannot be pulled: the task fails to start (ECS does not retry).
+    PullFailed(String, String),
     Ended(String),
 }
 
@@ -134,8 +137,22 @@ impl Face {
             if !started.is_empty() {
                 let _ = tx.send(Signal::Started(id.clone(), started));
             }
+            let pull_failed = g.init.iter().chain(g.apps.iter()).find_map(|c| match &c.state {
+                CState::Waiting { reason, message }
+                    if reason.contains("ImagePull") || reason == "ErrImageNeverPull" =>
+                {
+                    Some(format!(
+                        "CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {}: not found{}",
+                        c.spec.image,
+                        message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    ))
+                }
+                _ => None,
+            });
             if g.is_terminal() {
                 let _ = tx.send(Signal::Ended(id));
+            } else if let Some(why) = pull_failed.filter(|_| g.status != Phase::Terminating) {
+                let _ = tx.send(Signal::PullFailed(id, why));
             } else if g.status != Phase::Terminating
                 && g.apps.iter().any(|c| {
                     record.essential.contains(&c.spec.name)
@@ -181,6 +198,10 @@ impl Face {
                         stop_code::ESSENTIAL_CONTAINER_EXITED,
                         "Essential container in task exited",
                     );
+                    let _ = self.engine.stop(&id);
+                }
+                Signal::PullFailed(id, why) => {
+                    self.set_stop(&id, stop_code::TASK_FAILED_TO_START, &why);
                     let _ = self.engine.stop(&id);
                 }
                 Signal::Ended(id) => {

@@ -20,7 +20,9 @@
 //! GetLogEvents' tokens, STS's temporary keys and their expiry, injectable faults.
 //! ExecuteCommand's session runs the command on a terminal through the engine's exec.
 //! Not modelled: KMS encryption and session logging of exec sessions, PutLogEvents, clusters
-//! beyond the configured names, services, container dependencies, health checks and secrets.
+//! beyond the configured names, services, health checks and secrets; of container
+//! dependencies, only SUCCESS/COMPLETE ones (run to their end first, as init containers;
+//! START and HEALTHY are accepted and not waited for).
 
 mod api;
 pub mod config;

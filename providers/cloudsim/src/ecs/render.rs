@@ -113,7 +113,14 @@ fn own_stop(g: &Group) -> (&'static str, String) {
         }
         _ => None,
     });
-    match (g.status, pull_failure) {
+    let failed_first = g.init.iter().find_map(|c| match &c.state {
+        CState::Terminated { exit, .. } if exit.code != 0 => Some(format!(
+            "CannotStartContainerError: container {} exited with code {} before the containers depending on it (condition SUCCESS) started",
+            c.spec.name, exit.code
+        )),
+        _ => None,
+    });
+    match (g.status, pull_failure.or(failed_first)) {
         (_, Some(why)) => (stop_code::TASK_FAILED_TO_START, why),
         (Phase::ScheduleFailed, _) => (
             stop_code::TASK_FAILED_TO_START,
@@ -144,11 +151,19 @@ fn render(
     let ended = g.is_terminal();
     let cluster_name = r.cluster_arn.rsplit('/').next().unwrap_or_default();
     let id = g.id();
-    let containers = g
-        .apps
+    // In definition order, the containers that ran first (init containers) among them.
+    let containers = r
+        .def
+        .container_definitions
         .iter()
         .enumerate()
-        .map(|(i, c)| {
+        .filter_map(|(i, d)| {
+            let name = d.name.as_deref()?;
+            let c = g
+                .init
+                .iter()
+                .chain(g.apps.iter())
+                .find(|c| c.spec.name == name)?;
             let (status, exit_code, reason) = match &c.state {
                 CState::Waiting { reason, .. } if ended => {
                     let why = reason.contains("ImagePull").then(|| own_stop(g).1);
@@ -158,7 +173,7 @@ fn render(
                 CState::Running { .. } => ("RUNNING", None, None),
                 CState::Terminated { exit, .. } => ("STOPPED", Some(exit.code), None),
             };
-            Container {
+            Some(Container {
                 container_arn: Some(config.arn(
                     "ecs",
                     &format!(
@@ -180,7 +195,7 @@ fn render(
                 health_status: Some("UNKNOWN".into()),
                 cpu: Some(c.spec.cpu.map_or(0, |v| (v * 1024.0) as i64).to_string()),
                 memory: c.spec.memory_gib.map(|m| ((m * 1024.0) as i64).to_string()),
-            }
+            })
         })
         .collect();
     let detail = |name: &str, value: String| KeyValuePair::new(name, value);

@@ -4,7 +4,8 @@
 //! `clientToken` makes the call idempotent: the same token with the same parameters answers
 //! the tasks it started, with other parameters it is refused. A container logging to a log
 //! group that does not exist (and may not be created) fails the task's start, as the awslogs
-//! driver does.
+//! driver does. Containers that others depend on with condition SUCCESS or COMPLETE run
+//! first, as the engine's init containers ([`run_first`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use fargate::wire::ecs_task::{
 };
 use fargate::wire::ecs_taskdef::{
     AWSLOGS_CREATE_GROUP, AWSLOGS_GROUP, AWSLOGS_STREAM_PREFIX, ContainerDefinition,
+    dependency_condition,
 };
 use fargate::wire::error::codes;
 
@@ -21,6 +23,8 @@ use super::error::ApiError;
 use super::face::{Face, TaskRecord};
 use super::taskdefs::{self, ACTIVE, FARGATE};
 use crate::engine::NewGroup;
+use crate::engine::executor::ExecutorKind;
+use crate::engine::executor::simulate::ENV_RUN_MS;
 use crate::engine::spec::{ContainerSpec, EnvVar, Main, Mount, Names, Security, VolumeSpec};
 
 fn hex_id(bytes: usize) -> String {
@@ -93,6 +97,28 @@ fn container(def: &ContainerDefinition, ov: Option<&ContainerOverride>) -> Conta
         },
         ..Default::default()
     }
+}
+
+/// The containers that run to their end before the others start: non-essential ones that
+/// another container depends on with condition SUCCESS or COMPLETE (the engine's init
+/// containers; both conditions are taken as SUCCESS: the task fails when one exits non-zero).
+pub fn run_first(defs: &[ContainerDefinition]) -> Vec<String> {
+    defs.iter()
+        .filter(|c| !c.is_essential())
+        .filter_map(|c| c.name.clone())
+        .filter(|name| {
+            defs.iter().any(|other| {
+                other.depends_on.iter().any(|d| {
+                    &d.container_name == name
+                        && [
+                            dependency_condition::SUCCESS,
+                            dependency_condition::COMPLETE,
+                        ]
+                        .contains(&d.condition.as_str())
+                })
+            })
+        })
+        .collect()
 }
 
 fn check(req: &RunTaskRequest) -> Result<(), ApiError> {
@@ -270,24 +296,35 @@ pub fn run_task(face: &Face, req: RunTaskRequest) -> Result<TasksResponse, ApiEr
             cpu,
             memory,
         };
-        let containers = def
-            .container_definitions
-            .iter()
-            .map(|c| {
-                let ov = overrides
-                    .container_overrides
-                    .iter()
-                    .find(|o| o.name.is_some() && o.name == c.name);
-                container(c, ov)
-            })
-            .collect();
+        let firsts = run_first(&def.container_definitions);
+        let simulated = matches!(config.executor, ExecutorKind::Simulate);
+        let (mut init_containers, mut containers) = (Vec::new(), Vec::new());
+        for c in &def.container_definitions {
+            let ov = overrides
+                .container_overrides
+                .iter()
+                .find(|o| o.name.is_some() && o.name == c.name);
+            let mut spec = container(c, ov);
+            if firsts.contains(&spec.name) {
+                // A simulated step ends at once unless its environment says otherwise.
+                if simulated && !spec.env.iter().any(|e| e.name == ENV_RUN_MS) {
+                    spec.env.push(EnvVar {
+                        name: ENV_RUN_MS.into(),
+                        value: "0".into(),
+                    });
+                }
+                init_containers.push(spec);
+            } else {
+                containers.push(spec);
+            }
+        }
         let new = NewGroup {
             id: id.clone(),
             name: id.clone(),
             cpu: f64::from(cpu) / 1024.0,
             memory_gib: f64::from(memory) / 1024.0,
             containers,
-            init_containers: Vec::new(),
+            init_containers,
             volumes: def
                 .volumes
                 .iter()

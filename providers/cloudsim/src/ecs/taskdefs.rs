@@ -9,7 +9,8 @@ use std::sync::Arc;
 use fargate::wire::Tag;
 use fargate::wire::ecs_taskdef::{
     AWSLOGS, AWSLOGS_GROUP, AWSLOGS_REGION, AWSLOGS_STREAM_PREFIX, ListTaskDefinitionsRequest,
-    ListTaskDefinitionsResponse, RegisterTaskDefinitionRequest, TaskDefinition,
+    ListTaskDefinitionsResponse, MAX_EPHEMERAL_GIB, RegisterTaskDefinitionRequest, TaskDefinition,
+    dependency_condition,
 };
 
 use super::config::EcsConfig;
@@ -108,6 +109,15 @@ fn check(req: &RegisterTaskDefinitionRequest, config: &EcsConfig) -> Result<(u32
     }
     let (cpu, memory) = fargate_size(req.cpu.as_deref(), req.memory.as_deref())?;
     check_tags(&req.tags)?;
+    if let Some(e) = req.ephemeral_storage
+        && !(21..=MAX_EPHEMERAL_GIB).contains(&e.size_in_gib)
+    {
+        return Err(ApiError::client(format!(
+            "ephemeralStorage.sizeInGiB: {} is not from 21 to {MAX_EPHEMERAL_GIB}.",
+            e.size_in_gib
+        )));
+    }
+    check_dependencies(req)?;
     let mut names = std::collections::HashSet::new();
     for (i, c) in req.container_definitions.iter().enumerate() {
         let name = c.name.as_deref().unwrap_or_default();
@@ -171,6 +181,48 @@ fn check(req: &RegisterTaskDefinitionRequest, config: &EcsConfig) -> Result<(u32
     Ok((cpu, memory))
 }
 
+/// `dependsOn`: known containers other than itself, known conditions; COMPLETE and SUCCESS
+/// only on non-essential containers (ECS's rule: an essential one ending stops the task).
+fn check_dependencies(req: &RegisterTaskDefinitionRequest) -> Result<(), ApiError> {
+    let defs = &req.container_definitions;
+    for c in defs {
+        let name = c.name.as_deref().unwrap_or_default();
+        for d in &c.depends_on {
+            let Some(target) = defs
+                .iter()
+                .find(|t| t.name.as_deref() == Some(d.container_name.as_str()))
+            else {
+                return Err(ApiError::client(format!(
+                    "Container {name:?} depends on {:?}, which is not in containerDefinitions.",
+                    d.container_name
+                )));
+            };
+            if d.container_name == name {
+                return Err(ApiError::client(format!(
+                    "Container {name:?} cannot depend on itself."
+                )));
+            }
+            if !dependency_condition::ALL.contains(&d.condition.as_str()) {
+                return Err(ApiError::client(format!(
+                    "dependsOn.condition: {:?} is not START, COMPLETE, SUCCESS or HEALTHY.",
+                    d.condition
+                )));
+            }
+            let ends = [
+                dependency_condition::COMPLETE,
+                dependency_condition::SUCCESS,
+            ];
+            if ends.contains(&d.condition.as_str()) && target.is_essential() {
+                return Err(ApiError::client(format!(
+                    "Container {:?} is essential; a {} dependency needs a non-essential container.",
+                    d.container_name, d.condition
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl TaskDefs {
     pub fn register(
         &mut self,
@@ -196,6 +248,7 @@ impl TaskDefs {
             execution_role_arn: req.execution_role_arn,
             task_role_arn: req.task_role_arn,
             volumes: req.volumes,
+            ephemeral_storage: req.ephemeral_storage,
             registered_at: Some(now),
             deregistered_at: None,
         };

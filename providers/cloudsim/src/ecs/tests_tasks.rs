@@ -234,3 +234,72 @@ async fn run_task_is_throttled_beyond_its_rate() {
     four["count"] = json!(4);
     ecs_err(&cloud, "RunTask", four, "ThrottlingException").await;
 }
+
+#[tokio::test]
+async fn containers_depended_on_with_success_run_first_and_fail_the_start() {
+    let cloud = cloud().await;
+    let mut def = definition(
+        "steps",
+        &[
+            ("files", &[("MOCKCLOUD_RUN_MS", "50")], false),
+            ("app", &[("MOCKCLOUD_RUN_MS", "forever")], true),
+        ],
+        None,
+    );
+    def["containerDefinitions"][1]["dependsOn"] =
+        json!([{"containerName": "files", "condition": "SUCCESS"}]);
+    def["ephemeralStorage"] = json!({"sizeInGiB": 30});
+    let registered = ecs(&cloud, "RegisterTaskDefinition", def.clone()).await;
+    assert_eq!(
+        registered["taskDefinition"]["ephemeralStorage"]["sizeInGiB"],
+        30
+    );
+    let run = ecs(&cloud, "RunTask", run_request("steps:1")).await;
+    let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let task = wait_task(&cloud, &arn, |t| t["lastStatus"] == "RUNNING").await;
+    assert_eq!(task["containers"][0]["name"], "files");
+    assert_eq!(task["containers"][0]["lastStatus"], "STOPPED");
+    assert_eq!(task["containers"][0]["exitCode"], 0);
+    assert_eq!(task["containers"][1]["lastStatus"], "RUNNING");
+
+    // A failing first step: the dependent never starts, the task fails to start.
+    def["family"] = json!("bad-steps");
+    def["containerDefinitions"][0]["environment"] = json!([
+        {"name": "MOCKCLOUD_RUN_MS", "value": "10"}, {"name": "MOCKCLOUD_EXIT_CODE", "value": "3"}]);
+    ecs(&cloud, "RegisterTaskDefinition", def.clone()).await;
+    let run = ecs(&cloud, "RunTask", run_request("bad-steps:1")).await;
+    let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let task = wait_task(&cloud, &arn, |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(task["stopCode"], "TaskFailedToStart");
+    assert!(
+        task["stoppedReason"].as_str().unwrap().contains("files"),
+        "{task}"
+    );
+    assert_eq!(task["containers"][0]["exitCode"], 3);
+    assert!(task["containers"][1].get("exitCode").is_none(), "{task}");
+
+    // Bad dependencies are refused at registration.
+    def["family"] = json!("loops");
+    def["containerDefinitions"][1]["dependsOn"] =
+        json!([{"containerName": "nope", "condition": "SUCCESS"}]);
+    ecs_err(
+        &cloud,
+        "RegisterTaskDefinition",
+        def.clone(),
+        "ClientException",
+    )
+    .await;
+    def["containerDefinitions"][0]["essential"] = json!(true);
+    def["containerDefinitions"][1]["dependsOn"] =
+        json!([{"containerName": "files", "condition": "SUCCESS"}]);
+    ecs_err(
+        &cloud,
+        "RegisterTaskDefinition",
+        def.clone(),
+        "ClientException",
+    )
+    .await;
+    def["containerDefinitions"][0]["essential"] = json!(false);
+    def["ephemeralStorage"] = json!({"sizeInGiB": 500});
+    ecs_err(&cloud, "RegisterTaskDefinition", def, "ClientException").await;
+}

@@ -51,6 +51,41 @@ pub struct MountPoint {
     pub read_only: Option<bool>,
 }
 
+/// `dependsOn.condition` values.
+pub mod dependency_condition {
+    /// The dependency has started.
+    pub const START: &str = "START";
+    /// The dependency ran to its end, whatever its exit code (non-essential containers only).
+    pub const COMPLETE: &str = "COMPLETE";
+    /// The dependency ran to its end with exit code 0 (non-essential containers only).
+    pub const SUCCESS: &str = "SUCCESS";
+    /// The dependency passed its health check.
+    pub const HEALTHY: &str = "HEALTHY";
+    pub const ALL: [&str; 4] = [START, COMPLETE, SUCCESS, HEALTHY];
+}
+
+/// A container another one waits for before it starts (`dependsOn`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDependency {
+    #[serde(default)]
+    pub container_name: String,
+    /// One of [`dependency_condition`].
+    #[serde(default)]
+    pub condition: String,
+}
+
+/// The task's ephemeral storage (Fargate: 21 to 200 GiB; 20 GiB when absent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EphemeralStorage {
+    #[serde(rename = "sizeInGiB", default)]
+    pub size_in_gib: i32,
+}
+
+/// Fargate's ephemeral storage bounds, GiB (the default when none is asked for, the most).
+pub const DEFAULT_EPHEMERAL_GIB: i32 = 20;
+pub const MAX_EPHEMERAL_GIB: i32 = 200;
+
 /// A task volume (Fargate: bind mounts in the task's ephemeral storage).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +137,9 @@ pub struct ContainerDefinition {
     pub interactive: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudo_terminal: Option<bool>,
+    /// Containers to wait for before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ContainerDependency>,
 }
 
 impl ContainerDefinition {
@@ -132,6 +170,8 @@ pub struct RegisterTaskDefinitionRequest {
     pub task_role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<EphemeralStorage>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
 }
@@ -167,6 +207,8 @@ pub struct TaskDefinition {
     pub task_role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<EphemeralStorage>,
     /// Seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<f64>,
@@ -248,6 +290,13 @@ mod tests {
             "g"
         );
         let again = serde_json::to_value(&def).unwrap();
+        let storage = serde_json::to_value(EphemeralStorage { size_in_gib: 30 }).unwrap();
+        assert_eq!(storage, serde_json::json!({"sizeInGiB": 30}));
+        let dep: ContainerDefinition = serde_json::from_str(
+            r#"{"name": "app", "dependsOn": [{"containerName": "files", "condition": "SUCCESS"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(dep.depends_on[0].condition, dependency_condition::SUCCESS);
         assert_eq!(again["containerDefinitions"][0]["name"], "app");
         assert!(again.get("deregisteredAt").is_none());
     }
