@@ -2,14 +2,11 @@
 //! CloudWatch Logs and STS, signed with SigV4): the Jenkins agent pod
 //! (`manifests/examples/jenkins-agent-pod.yaml`) runs as one Fargate task; `kubectl logs -f`
 //! follows live; a failing container fails the pod with its exit code; delete stops the task;
-//! a SIGKILL of vk in a burst leaves one task per pod.
-//!
-//! TODO(exec): once the Session Manager data channel (`fargate::exec`) is in, add the Jenkins
-//! steps through exec as `aci_node.rs` runs them: the TTY `cat` containers with `sh` exec'd
-//! and the script on stdin, stdout and exit codes (`exit 7`), the shared workspace
-//! (`shared.txt` written in golang, read in kaniko), `$POD_CONTAINER` and the working
-//! directory, a background job outliving its exec seen from jnlp, and fabric8's exec over
-//! WebSocket (exit 4, stdout and stderr).
+//! a SIGKILL of vk in a burst leaves one task per pod. The Jenkins steps run through exec as
+//! the kubernetes-plugin sends them (TTY `cat` containers, `sh` exec'd with the script on
+//! stdin), over ECS ExecuteCommand and the Session Manager data channel: stdout and exit
+//! codes, the shared workspace, `$POD_CONTAINER` and the working directory, a background job
+//! outliving its exec seen from jnlp, and fabric8's exec over WebSocket.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -24,6 +21,21 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 const POD: &str = "jenkins-agent";
+const WORKSPACE: &str = "/home/jenkins/agent";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// One step as the plugin sends it: `sh` exec'd in `container` with its lines on stdin.
+fn step(s: &TestBed, container: &str, command: &str) -> std::process::Output {
+    let input =
+        format!("cd \"{WORKSPACE}\"\nexport POD_CONTAINER='{container}'\n{command}\nexit\n");
+    let cmd = kubectl_command(&[
+        "-n", &s.ns.name, "exec", "-i", POD, "-c", container, "--", "sh",
+    ]);
+    e2e::output_with_input(cmd, Some(&input))
+}
 
 fn ready(pod: &Pod) -> bool {
     pod.status
@@ -69,6 +81,7 @@ async fn wait_no_tasks(s: &TestBed) {
 
 #[tokio::test]
 async fn the_jenkins_agent_pod_runs_as_one_fargate_task() {
+    drop(e2e::fabric8::step_exec());
     let s = Options::fargate("vk-fargate-jenkins", "process", &[])
         .serving_cert()
         .start()
@@ -80,7 +93,50 @@ async fn the_jenkins_agent_pod_runs_as_one_fargate_task() {
         || async { s.pods.get(POD).await.ok().is_some_and(|p| ready(&p)) },
     )
     .await;
-    // TODO(exec): the Jenkins steps through exec (see the module docs) go here.
+    wait_for("exec to work", Duration::from_secs(60), || async {
+        step(&s, "golang", "true").status.success()
+    })
+    .await;
+
+    // The workspace is shared; exit codes and stdout come back as under a kubelet.
+    let out = step(&s, "golang", "echo from-golang > shared.txt");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = step(&s, "kaniko", "cat shared.txt");
+    assert_eq!(text(&out.stdout), "from-golang\n", "{}", text(&out.stderr));
+    let out = step(&s, "golang", "echo failing; exit 7");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "failing\n");
+    let out = step(&s, "kaniko", "echo \"$POD_CONTAINER in $(pwd)\"");
+    assert_eq!(text(&out.stdout), format!("kaniko in {WORKSPACE}\n"));
+
+    // A background job outlives its exec; the jnlp container sees its result.
+    let out = step(&s, "golang", "(sleep 2; echo done > bg) >&- 2>&- &");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for(
+        "the background job's file",
+        Duration::from_secs(60),
+        || async { text(&step(&s, "jnlp", "cat bg").stdout) == "done\n" },
+    )
+    .await;
+
+    // The plugin's own client: fabric8 over WebSocket, its argv double-quoted on stdin.
+    let c = e2e::cluster();
+    let mut input = format!("cd \"{WORKSPACE}\"\n");
+    for a in ["sh", "-c", "cat shared.txt; echo to-stderr >&2; exit 4"] {
+        input.push_str(&format!("\"{}\" ", a.replace('"', "\\\"")));
+    }
+    input.push_str("\nexit\n");
+    let mut cmd = e2e::fabric8::step_exec();
+    cmd.arg(&c.kubeconfig)
+        .args([&s.ns.name, POD, "golang", "60"]);
+    let out = e2e::output_with_input(cmd, Some(&input));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from-golang\n");
+    assert!(
+        text(&out.stderr).contains("to-stderr"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // Still Running, no restart; then delete stops the task.
     let p = s.pods.get(POD).await.unwrap();

@@ -463,11 +463,26 @@ async fn files_and_empty_dirs_reach_the_task() {
 }
 
 #[tokio::test]
-async fn exec_asks_ecs_for_a_session_and_refuses_clearly_until_the_channel_is_in() {
-    let cloud = cloud(|_| {}).await;
-    let p = provider(&cloud, "vk-fargate");
+async fn exec_through_the_provider_runs_in_the_task_with_its_exit_code() {
+    // The process executor: the task's container is a sandboxed process with a real shell.
+    cloudsim::engine::executor::process::check_bwrap(std::path::Path::new("bwrap"))
+        .await
+        .expect("bubblewrap");
+    let work =
+        std::env::temp_dir().join(format!("vk-fargate-provider-exec-{}", std::process::id()));
+    let c = cloud(|c| {
+        c.executor = cloudsim::engine::executor::ExecutorKind::Process;
+        c.process.work_dir = Some(work.clone());
+    })
+    .await;
+    let p = provider(&c, "vk-fargate");
     let mut web = pod("sh", None, 0);
     web.containers[0].working_dir = Some("/work".into());
+    web.containers[0].command = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "mkdir -p /work; exec sleep 600".into(),
+    ];
     p.create(&web).await.unwrap();
     wait_for(&p, "sh", running).await;
     let io = || vk_core::provider::ExecIo::empty();
@@ -487,13 +502,31 @@ async fn exec_asks_ecs_for_a_session_and_refuses_clearly_until_the_channel_is_in
         Some("/work"),
         "from the task definition"
     );
-    // The face answers ExecuteCommand without a data channel yet: a clear error, no panic.
-    let outcome = p.exec(&web.pod, "app", vec!["true".into()], io()).await;
-    match outcome {
-        Err(e) => assert!(!e.message().is_empty()),
-        Ok(vk_core::provider::ExecOutcome::Error(m)) => assert!(m.contains("not available yet")),
-        Ok(other) => panic!("{other:?}"),
-    }
+    // ExecuteCommand, the data channel and the shell protocol: stdout, stderr apart, stdin
+    // to its end, the working directory and the command's own exit code.
+    let client = cloudsim::test_support::exec_client(Some(b"from stdin\n"), false);
+    let argv = ["sh", "-c", "pwd; cat; echo oops >&2; exit 7"]
+        .map(String::from)
+        .to_vec();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        p.exec(&web.pod, "app", argv, client.io),
+    )
+    .await
+    .expect("the exec ends")
+    .unwrap();
+    assert_eq!(outcome, vk_core::provider::ExecOutcome::Exited(7));
+    assert_eq!(
+        cloudsim::test_support::read_all(client.stdout).await,
+        "/work\nfrom stdin\n"
+    );
+    assert_eq!(
+        cloudsim::test_support::read_all(client.stderr).await,
+        "oops\n"
+    );
+    p.delete(&web.pod, Duration::from_secs(1)).await.unwrap();
+    drop(c);
+    let _ = std::fs::remove_dir_all(&work);
 }
 
 #[tokio::test]

@@ -88,7 +88,9 @@ pub async fn run(
     restart: bool,
 ) -> anyhow::Result<()> {
     tokio::time::sleep(hold).await;
-    let pid = vk.pid().ok_or_else(|| anyhow::anyhow!("vk is not running"))?;
+    let pid = vk
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("vk is not running"))?;
     let rss = status_mb(pid, "VmRSS").unwrap_or(0.0);
     let peak = status_mb(pid, "VmHWM").unwrap_or(0.0);
     println!(
