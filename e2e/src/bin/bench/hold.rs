@@ -1,9 +1,10 @@
 //! `pod-startup --hold-secs S [--restart]`: after the burst, vk holds every pod Running for
 //! `S` seconds (its memory then: VmRSS and the peak VmHWM), then, with `--restart`, is killed
-//! with SIGKILL and started again: the time until it serves every pod again, and what it
+//! with SIGKILL and started again: the time until its node's heartbeat is back, and what it
 //! wrote meanwhile — pod status writes and instance creates from its own metrics, and the
 //! pods whose resourceVersion moved (any write at all, by anyone). A re-sync should write
-//! nothing for pods that did not change.
+//! nothing for pods that did not change. (The mock's cloud lives in vk's process: its
+//! containers are run again after a restart, so their start times do change.)
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -64,18 +65,17 @@ fn running(pods: &[Pod]) -> usize {
         .count()
 }
 
-/// How many pods vk's kubelet API lists (what it serves after a restart), through the
-/// API server's node proxy.
-fn served(node: &str) -> Option<usize> {
-    let out = std::process::Command::new("kubectl")
-        .args(["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/pods")])
-        .output()
+/// vk's metrics, or None while its health port does not answer.
+async fn metrics(port: u16) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
         .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some(list.get("items")?.as_array()?.len())
+    let request = "GET /metrics HTTP/1.1\r\nHost: vk\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    Some(answer)
 }
 
 pub async fn run(
@@ -94,9 +94,8 @@ pub async fn run(
     let rss = status_mb(pid, "VmRSS").unwrap_or(0.0);
     let peak = status_mb(pid, "VmHWM").unwrap_or(0.0);
     println!(
-        "vk holding {count} Running pods after {} s: RSS {rss:.1} MB (peak {peak:.1} MB), {:.1} KB per pod",
+        "vk holding {count} Running pods after {} s: RSS {rss:.1} MB (peak {peak:.1} MB)",
         hold.as_secs(),
-        rss * 1024.0 / count as f64
     );
     if !restart {
         return Ok(());
@@ -106,18 +105,22 @@ pub async fn run(
     let killed = Instant::now();
     vk.restart();
     let deadline = Instant::now() + Duration::from_secs(600);
+    // Back: the new process renewed the node's Lease (its heartbeat).
     let synced = loop {
-        if served(node).is_some_and(|n| n >= count) {
+        if let Some(m) = metrics(health_port).await
+            && counter(&m, "vk_node_lease_renewals_total") > 0.0
+        {
             break killed.elapsed();
         }
         if Instant::now() > deadline {
-            anyhow::bail!("vk did not serve the {count} pods again within 600 s of its restart");
+            anyhow::bail!("vk did not renew its node's Lease within 600 s of its restart");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // Give it time to do whatever it would do after its watch synced.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let metrics = health_get(health_port, "/metrics").await;
+    let _ = node;
     let after = versions(pods).await?;
     let moved = before
         .iter()
@@ -126,10 +129,10 @@ pub async fn run(
     let still_running = running(&pods.list(&ListParams::default()).await?.items);
     let pid = vk.pid().unwrap_or(0);
     println!(
-        "SIGKILL + restart: the kubelet API served all {count} pods again {:.1} s after the kill; in the 15 s after: {} pod status writes, {} instance creates, {moved} pods whose resourceVersion moved, {still_running}/{count} Running; RSS then {:.1} MB",
+        "SIGKILL + restart: the node's heartbeat again {:.1} s after the kill; in the 15 s after: {} pod status writes, {} instance creates, {moved} pods whose resourceVersion moved, {still_running}/{count} Running; RSS then {:.1} MB",
         synced.as_secs_f64(),
-        counter(&metrics, "vk_pod_status_writes_total"),
-        counter(&metrics, "vk_provider_creates_total"),
+        counter(&metrics, "vk_pod_status_writes_total") as u64,
+        counter(&metrics, "vk_provider_creates_total") as u64,
         status_mb(pid, "VmRSS").unwrap_or(0.0),
     );
     Ok(())
