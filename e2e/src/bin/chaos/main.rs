@@ -113,10 +113,25 @@ fn say(start: Instant, what: &str) {
     eprintln!("[chaos {:>6.1}s] {what}", start.elapsed().as_secs_f64());
 }
 
+/// The soak's watch tries again every half second through an outage (a growing back-off
+/// would measure the soak's own patience, not vk's recovery).
+struct Steady;
+
+impl Iterator for Steady {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(500))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Steady {
+    fn reset(&mut self) {}
+}
+
 /// Watch the namespace's pods through every outage (the watcher starts again by itself).
 fn watch(pods: Api<Pod>, book_: Shared) {
     tokio::spawn(async move {
-        let stream = watcher(pods, watcher::Config::default()).default_backoff();
+        let stream = watcher(pods, watcher::Config::default()).backoff(Steady);
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             let (pod, deleted) = match event {
@@ -486,10 +501,16 @@ impl Victims {
         Ok(())
     }
 
-    /// From `since`: how long until the node is Ready with its lease renewed since, and until
-    /// a pod made progress (started running or ended) since; `None` for what did not happen
-    /// within `bound`.
-    async fn recovery(&self, since: Instant, bound: Duration) -> (Option<f64>, Option<f64>) {
+    /// From `since`: how long until the node is Ready with its lease fresh (renewed since,
+    /// with `renewed_since`: after vk or the control plane was down; otherwise within the
+    /// lease's 40 s), and until a pod made progress (started running or ended) since; `None`
+    /// for what did not happen within `bound`.
+    async fn recovery(
+        &self,
+        since: Instant,
+        renewed_since: bool,
+        bound: Duration,
+    ) -> (Option<f64>, Option<f64>) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
         let since_wall = jiff::Timestamp::now()
@@ -509,7 +530,14 @@ impl Victims {
                     .ok()
                     .and_then(|r| r.ok().flatten())
                     .and_then(|l| l.spec?.renew_time)
-                    .is_some_and(|t| t.0 >= since_wall);
+                    .is_some_and(|t| {
+                        let fresh_from = if renewed_since {
+                            since_wall
+                        } else {
+                            jiff::Timestamp::now() - jiff::SignedDuration::from_secs(40)
+                        };
+                        t.0 >= fresh_from
+                    });
                 if node_ready && renewed {
                     ready = Some(since.elapsed().as_secs_f64());
                 }
@@ -631,7 +659,13 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
         say(start, &format!("chaos: {}", chaos.name()));
         let began = start.elapsed().as_secs_f64();
         let (ended, down) = victims.cause(chaos, &lengths).await?;
-        let (ready, progress) = victims.recovery(ended, Duration::from_secs(180)).await;
+        let control_plane = matches!(
+            chaos,
+            Chaos::VkKill | Chaos::VkKillAndWait | Chaos::ApiserverKill | Chaos::EtcdRestart
+        );
+        let (ready, progress) = victims
+            .recovery(ended, control_plane, Duration::from_secs(180))
+            .await;
         say(
             start,
             &format!(
