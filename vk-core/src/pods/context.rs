@@ -183,10 +183,22 @@ impl PodContext {
         }
     }
 
-    /// Delete instances whose pod no longer exists: at start-up, then periodically.
-    pub async fn sweep_orphans(self: Arc<Self>, cancel: CancellationToken) {
-        if self.store.wait_until_ready().await.is_err() {
-            return;
+    /// Delete instances whose pod no longer exists: once the pod watch's first list is in the
+    /// store (`synced` turns true), then periodically.
+    ///
+    /// Not `Store::wait_until_ready`: its readiness wakes only the task that polled it last,
+    /// and the controller waits on the same store, so a sweep waiting there never woke (and
+    /// no orphan was ever deleted).
+    pub async fn sweep_orphans(
+        self: Arc<Self>,
+        mut synced: tokio::sync::watch::Receiver<bool>,
+        cancel: CancellationToken,
+    ) {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            ready = synced.wait_for(|ready| *ready) => if ready.is_err() {
+                return;
+            },
         }
         loop {
             let known: HashSet<String> =
@@ -194,6 +206,7 @@ impl PodContext {
             self.watched.retain_pods(&known);
             match self.provider.list().await {
                 Ok(list) => {
+                    tracing::debug!(instances = list.len(), pods = known.len(), "orphan sweep");
                     for pod in orphans(&list, &known) {
                         tracing::info!(pod = %pod, uid = %pod.uid, "deleting an instance that has no pod");
                         if let Err(e) = self.provider.delete(pod, Duration::ZERO).await {
