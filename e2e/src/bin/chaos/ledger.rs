@@ -232,7 +232,9 @@ impl Ledger {
         );
         println!(
             "ends as their spec implies: {} Succeeded (exit 0), {} Failed with their exit code, {} Failed after their group vanished (ProviderInstanceLost)",
-            c.succeeded_as_expected, c.failed_with_their_exit_code, c.failed_after_their_group_vanished
+            c.succeeded_as_expected,
+            c.failed_with_their_exit_code,
+            c.failed_after_their_group_vanished
         );
         println!(
             "groups the cloud made: {} ({})",
@@ -296,9 +298,8 @@ pub async fn warning_events(
     let mut add = |items: Vec<Event>| {
         for e in items {
             if e.type_.as_deref() == Some("Warning") {
-                *counts
-                    .entry(e.reason.unwrap_or_default())
-                    .or_insert(0usize) += e.count.unwrap_or(1).max(1) as usize;
+                *counts.entry(e.reason.unwrap_or_default()).or_insert(0usize) +=
+                    e.count.unwrap_or(1).max(1) as usize;
             }
         }
     };
@@ -312,4 +313,90 @@ pub async fn warning_events(
         add(list.items);
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(name: &str, expect: Expect, phase: Option<&str>, code: Option<i32>) -> PodLine {
+        PodLine {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            expect,
+            final_phase: phase.map(str::to_string),
+            exit_code: code,
+            reason: None,
+            end_late_s: Some(1.0),
+            groups_created: 1,
+            groups_left: 0,
+            deleted_by_soak: true,
+            still_in_api: false,
+            stuck: false,
+        }
+    }
+
+    fn ledger(pods: Vec<PodLine>, strays: Vec<String>) -> Ledger {
+        Ledger::new(1, 3.0, 200.0, pods, strays, BTreeMap::new(), 2, Vec::new())
+    }
+
+    #[test]
+    fn every_pod_as_its_spec_implies_passes() {
+        let mut lost = line("c", Expect::InstanceLost, Some("Failed"), Some(137));
+        lost.reason = Some("ProviderInstanceLost".into());
+        let mut starting = line("d", Expect::GoneWhileStarting, None, None);
+        starting.groups_created = 0;
+        let l = ledger(
+            vec![
+                line("a", Expect::Succeeded, Some("Succeeded"), Some(0)),
+                line("b", Expect::Failed(42), Some("Failed"), Some(42)),
+                lost,
+                starting,
+                line("e", Expect::GoneWhileRunning, Some("Failed"), Some(137)),
+            ],
+            Vec::new(),
+        );
+        assert!(l.passed, "{l:?}");
+        assert_eq!(l.counts.succeeded_as_expected, 1);
+        assert_eq!(l.counts.failed_with_their_exit_code, 1);
+        assert_eq!(l.counts.failed_after_their_group_vanished, 1);
+        assert_eq!(l.counts.pods_by_groups_created[&0], 1);
+    }
+
+    #[test]
+    fn wrong_ends_duplicates_leaks_losses_and_stuck_pods_fail() {
+        let mut twice = line("twice", Expect::Succeeded, Some("Succeeded"), Some(0));
+        twice.groups_created = 2;
+        let mut left = line("left", Expect::GoneWhileRunning, None, None);
+        left.groups_left = 1;
+        let mut never = line("never", Expect::Succeeded, Some("Succeeded"), Some(0));
+        never.groups_created = 0;
+        let cases = [
+            (
+                line("wrong", Expect::Failed(1), Some("Succeeded"), Some(0)),
+                "wrong_end",
+            ),
+            (twice, "duplicated"),
+            (left, "leaked"),
+            (never, "lost"),
+            (line("stuck", Expect::Failed(2), None, None), "stuck"),
+        ];
+        for (pod, what) in cases {
+            let l = ledger(vec![pod], Vec::new());
+            assert!(!l.passed, "{what}: {l:?}");
+            let found = match what {
+                "wrong_end" => &l.wrong_end,
+                "duplicated" => &l.duplicated,
+                "leaked" => &l.leaked,
+                "lost" => &l.lost,
+                _ => &l.stuck,
+            };
+            assert_eq!(found.len(), 1, "{what}: {l:?}");
+        }
+        let l = ledger(
+            vec![line("a", Expect::Succeeded, Some("Succeeded"), Some(0))],
+            vec!["eci-x (a group for no pod)".into()],
+        );
+        assert!(!l.passed && l.leaked.len() == 1);
+    }
 }

@@ -163,9 +163,9 @@ fn watch(pods: Api<Pod>, book_: Shared) {
                 seen.final_phase = Some(phase);
                 seen.final_at = Some(now);
                 seen.exit_code = terminated.as_ref().map(|t| t.exit_code);
-                seen.reason = status.and_then(|s| s.reason.clone()).or(terminated
-                    .as_ref()
-                    .and_then(|t| t.reason.clone()));
+                seen.reason = status
+                    .and_then(|s| s.reason.clone())
+                    .or(terminated.as_ref().and_then(|t| t.reason.clone()));
                 progressed = true;
             }
             if progressed {
@@ -459,9 +459,10 @@ impl Victims {
         Ok((Instant::now(), began.elapsed().as_secs_f64()))
     }
 
-    /// Make the group of a running pod with time left vanish from the cloud.
+    /// Make the group of a running pod with time left vanish from the cloud (waiting up to
+    /// 30 s for one).
     async fn vanish(&mut self) -> anyhow::Result<()> {
-        let candidate = {
+        let pick = || {
             let b = book(&self.book);
             b.made
                 .iter()
@@ -470,15 +471,27 @@ impl Victims {
                 .filter(|(_, m)| {
                     b.seen.get(&m.uid).is_some_and(|s| {
                         s.final_at.is_none()
-                            && s.running
-                                .is_some_and(|r| r + m.run > Instant::now() + Duration::from_secs(8))
+                            && s.running.is_some_and(|r| {
+                                r + m.run > Instant::now() + Duration::from_secs(4)
+                            })
                     })
                 })
                 .map(|(i, m)| (i, m.uid.clone()))
                 .next()
         };
+        let looking = Instant::now();
+        let candidate = loop {
+            match pick() {
+                Some(found) => break Some(found),
+                None if looking.elapsed() > Duration::from_secs(30) => break None,
+                None => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
         let Some((idx, uid)) = candidate else {
-            say(self.start, "no running pod with time left: nothing vanishes");
+            say(
+                self.start,
+                "no running pod with time left in 30 s: nothing vanishes",
+            );
             return Ok(());
         };
         let creates = self.sim.creates().await?;
@@ -519,25 +532,27 @@ impl Victims {
         let (mut ready, mut progress) = (None, None);
         while since.elapsed() < bound && (ready.is_none() || progress.is_none()) {
             if ready.is_none() {
-                let node_ready = tokio::time::timeout(Duration::from_secs(5), nodes.get_opt(&self.node))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok().flatten())
-                    .and_then(|n| node_condition(&n, "Ready"))
-                    .is_some_and(|(s, _)| s == "True");
-                let renewed = tokio::time::timeout(Duration::from_secs(5), leases.get_opt(&self.node))
-                    .await
-                    .ok()
-                    .and_then(|r| r.ok().flatten())
-                    .and_then(|l| l.spec?.renew_time)
-                    .is_some_and(|t| {
-                        let fresh_from = if renewed_since {
-                            since_wall
-                        } else {
-                            jiff::Timestamp::now() - jiff::SignedDuration::from_secs(40)
-                        };
-                        t.0 >= fresh_from
-                    });
+                let node_ready =
+                    tokio::time::timeout(Duration::from_secs(5), nodes.get_opt(&self.node))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().flatten())
+                        .and_then(|n| node_condition(&n, "Ready"))
+                        .is_some_and(|(s, _)| s == "True");
+                let renewed =
+                    tokio::time::timeout(Duration::from_secs(5), leases.get_opt(&self.node))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().flatten())
+                        .and_then(|l| l.spec?.renew_time)
+                        .is_some_and(|t| {
+                            let fresh_from = if renewed_since {
+                                since_wall
+                            } else {
+                                jiff::Timestamp::now() - jiff::SignedDuration::from_secs(40)
+                            };
+                            t.0 >= fresh_from
+                        });
                 if node_ready && renewed {
                     ready = Some(since.elapsed().as_secs_f64());
                 }
@@ -652,7 +667,8 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
         if start.elapsed() < at {
             tokio::time::sleep(at - start.elapsed()).await;
         }
-        if start.elapsed() > stream_end {
+        // Pods still run in the tail: outages may begin until shortly before the end.
+        if start.elapsed() > total.saturating_sub(Duration::from_secs(25)) {
             say(start, &format!("no time left for: {}", chaos.name()));
             continue;
         }
@@ -683,7 +699,10 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
         });
     }
 
-    say(start, "pods stream over: waiting for every pod's end and delete");
+    say(
+        start,
+        "pods stream over: waiting for every pod's end and delete",
+    );
     let _ = stream.await;
     // Every pod deleted: wait until the API has none left.
     let gone_by = Instant::now() + Duration::from_secs(180);
@@ -698,15 +717,14 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    // The cloud deletes at its own pace: give its groups a moment to go.
-    let groups_by = Instant::now() + Duration::from_secs(60);
+    // Groups whose delete failed go with vk's orphan sweep (every 60 s): give them that.
+    let groups_by = Instant::now() + Duration::from_secs(90);
     let creates = loop {
         let creates = victims.sim.creates().await?;
         let node_tag = |c: &cloudsim::eci::persist::CreatedNow| {
             c.created.tags.get(eci::wire::tags::NODE) == Some(&node)
         };
-        if !creates.creates.iter().any(|c| c.exists && node_tag(c)) || Instant::now() > groups_by
-        {
+        if !creates.creates.iter().any(|c| c.exists && node_tag(c)) || Instant::now() > groups_by {
             break creates;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -715,7 +733,12 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
     let pods_left: Vec<String> = pods
         .list(&Default::default())
         .await
-        .map(|l| l.items.iter().filter_map(|p| p.metadata.name.clone()).collect())
+        .map(|l| {
+            l.items
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect()
+        })
         .unwrap_or_default();
 
     let b = book(&shared);
@@ -742,9 +765,9 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
                 final_phase: seen.final_phase.clone(),
                 exit_code: seen.exit_code,
                 reason: seen.reason.clone(),
-                end_late_s: seen.final_at.map(|f| {
-                    f.saturating_duration_since(m.created + m.run).as_secs_f64()
-                }),
+                end_late_s: seen
+                    .final_at
+                    .map(|f| f.saturating_duration_since(m.created + m.run).as_secs_f64()),
                 groups_created: groups.len(),
                 groups_left: groups.iter().filter(|c| c.exists).count(),
                 deleted_by_soak: m.deleted.is_some(),
@@ -764,7 +787,12 @@ async fn run(cli: &Cli, cluster: Arc<OwnCluster>) -> anyhow::Result<bool> {
                 .get(eci::wire::tags::POD_UID)
                 .is_some_and(|u| known.contains(u.as_str()))
         })
-        .map(|c| format!("{} ({}; exists: {})", c.created.id, c.created.name, c.exists))
+        .map(|c| {
+            format!(
+                "{} ({}; exists: {})",
+                c.created.id, c.created.name, c.exists
+            )
+        })
         .collect();
     drop(b);
     let report = ledger::Ledger::new(

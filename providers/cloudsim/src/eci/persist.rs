@@ -102,9 +102,7 @@ pub(super) type SavedRequest = (CreateContainerGroup, GroupExtras, Vec<(String, 
 
 /// A saved group's request again, from its kept parameters: the request, what the shared
 /// decoder leaves out, and the parameters to keep again.
-pub(super) fn saved_request(
-    g: &SavedGroup,
-) -> Result<SavedRequest, String> {
+pub(super) fn saved_request(g: &SavedGroup) -> Result<SavedRequest, String> {
     let pairs: Vec<(String, String)> =
         serde_json::from_value(g.face.clone()).map_err(|e| format!("its request: {e}"))?;
     let mut params = Params::new();
