@@ -201,10 +201,14 @@ impl PodContext {
             },
         }
         loop {
+            let listed = self.provider.list().await;
+            // The pods known once the listing is back, not before it: a pod seen (and its
+            // instance made) while the listing was under way has an instance in the list and
+            // is no orphan. Every listed instance was made for a pod this store held first.
             let known: HashSet<String> =
                 self.store.state().iter().filter_map(|p| p.uid()).collect();
             self.watched.retain_pods(&known);
-            match self.provider.list().await {
+            match listed {
                 Ok(list) => {
                     tracing::debug!(instances = list.len(), pods = known.len(), "orphan sweep");
                     for pod in orphans(&list, &known) {
