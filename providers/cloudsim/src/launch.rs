@@ -34,6 +34,9 @@ pub enum StartError {
     },
     #[error(transparent)]
     Executor(#[from] ExecutorError),
+    /// The state file could not be read back.
+    #[error("state file: {0}")]
+    State(String),
     /// The face's TLS certificate could not be made, read or written.
     #[error("TLS: {0}")]
     Tls(String),

@@ -183,17 +183,34 @@ impl PodContext {
         }
     }
 
-    /// Delete instances whose pod no longer exists: at start-up, then periodically.
-    pub async fn sweep_orphans(self: Arc<Self>, cancel: CancellationToken) {
-        if self.store.wait_until_ready().await.is_err() {
-            return;
+    /// Delete instances whose pod no longer exists: once the pod watch's first list is in the
+    /// store (`synced` turns true), then periodically.
+    ///
+    /// Not `Store::wait_until_ready`: its readiness wakes only the task that polled it last,
+    /// and the controller waits on the same store, so a sweep waiting there never woke (and
+    /// no orphan was ever deleted).
+    pub async fn sweep_orphans(
+        self: Arc<Self>,
+        mut synced: tokio::sync::watch::Receiver<bool>,
+        cancel: CancellationToken,
+    ) {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            ready = synced.wait_for(|ready| *ready) => if ready.is_err() {
+                return;
+            },
         }
         loop {
+            let listed = self.provider.list().await;
+            // The pods known once the listing is back, not before it: a pod seen (and its
+            // instance made) while the listing was under way has an instance in the list and
+            // is no orphan. Every listed instance was made for a pod this store held first.
             let known: HashSet<String> =
                 self.store.state().iter().filter_map(|p| p.uid()).collect();
             self.watched.retain_pods(&known);
-            match self.provider.list().await {
+            match listed {
                 Ok(list) => {
+                    tracing::debug!(instances = list.len(), pods = known.len(), "orphan sweep");
                     for pod in orphans(&list, &known) {
                         tracing::info!(pod = %pod, uid = %pod.uid, "deleting an instance that has no pod");
                         if let Err(e) = self.provider.delete(pod, Duration::ZERO).await {

@@ -136,7 +136,9 @@ impl PodController {
 
         let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
         tokio::spawn(ctx.clone().delete_instances_of_removed_pods(deleted_rx));
-        tokio::spawn(ctx.clone().sweep_orphans(cancel.child_token()));
+        // True once the pod watch's first list is in the store (the sweep waits for it).
+        let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(ctx.clone().sweep_orphans(synced_rx, cancel.child_token()));
 
         let watch_config =
             watcher::Config::default().fields(&format!("spec.nodeName={}", self.config.node_name));
@@ -151,6 +153,9 @@ impl PodController {
                     let _ = deleted_tx.send(pod.clone());
                 }
                 watcher::Event::Apply(pod) => seen_ctx.seen(pod),
+                watcher::Event::InitDone => {
+                    synced_tx.send_replace(true);
+                }
                 _ => {}
             })
             .applied_objects();

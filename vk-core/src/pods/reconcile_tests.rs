@@ -558,3 +558,82 @@ async fn loading_the_instances_stops_when_cancelled() {
     // Calls at 0, 0.2, 0.6, 1.4, 3.0, 6.2, 12.6 and 22.6 s; the next would be at 32.6 s.
     assert_eq!(provider.lists.load(Ordering::SeqCst), 8);
 }
+
+/// A pod named `name` with UID `uid`, bound to the test node.
+fn pod_with_uid(name: &str, uid: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ns", "uid": uid},
+        "spec": {"nodeName": "vk-test", "containers": [{"name": "build", "image": "golang:1.22"}]},
+    }))
+    .unwrap()
+}
+
+fn listed_instance(pod: &Pod) -> InstanceStatus {
+    InstanceStatus {
+        pod: pod_ref(pod),
+        phase: InstancePhase::Running,
+        reason: None,
+        message: None,
+        pod_ip: None,
+        created_at: None,
+        init_containers: vec![],
+        containers: vec![],
+        events: vec![],
+    }
+}
+
+#[tokio::test]
+async fn the_orphan_sweep_deletes_instances_without_a_pod_but_not_one_seen_while_it_listed() {
+    let api = FakeApi::start().await;
+    let gone = pod_with_uid("gone", "uid-gone");
+    let new = pod_with_uid("new", "uid-new");
+    let provider = Arc::new(ScriptedProvider::default());
+    *provider.listed.lock().unwrap() = vec![listed_instance(&gone), listed_instance(&new)];
+    let client = api.client();
+    let (store, mut writer) = reflector::store::<Pod>();
+    writer.apply_watcher_event(&WatchEvent::Init);
+    writer.apply_watcher_event(&WatchEvent::InitDone);
+    // While the sweep lists, the watch brings pod `new` (whose instance the list holds).
+    let seen = new.clone();
+    *provider.while_listing.lock().unwrap() = Some(Box::new(move || {
+        writer.apply_watcher_event(&WatchEvent::Apply(seen.clone()));
+    }));
+    let events = EventRecorder::spawn(
+        client.clone(),
+        crate::pods::events::Reporter {
+            controller: "vk-test".into(),
+            instance: "vk-test".into(),
+        },
+    );
+    let (changes, _) = mpsc::unbounded_channel();
+    let ctx = Arc::new(PodContext::new(
+        client.clone(),
+        PodControllerConfig::new("vk-test", "10.0.0.1"),
+        provider.clone(),
+        events,
+        store,
+        WatchedNamespaces::new(client, changes),
+    ));
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sweep = tokio::spawn(ctx.sweep_orphans(synced_rx, cancel.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        provider.lists.load(Ordering::SeqCst),
+        0,
+        "the sweep waits for the watch's first list"
+    );
+    synced_tx.send_replace(true);
+    for _ in 0..100 {
+        if provider.calls().iter().any(|c| c.starts_with("delete")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    sweep.await.unwrap();
+    assert_eq!(
+        provider.calls(),
+        vec!["delete ns/gone grace=0s".to_string()]
+    );
+}

@@ -21,6 +21,11 @@ pub(crate) struct ScriptedProvider {
     pub(crate) failing_lists: AtomicU32,
     /// `list` calls so far.
     pub(crate) lists: AtomicU32,
+    /// What `list` answers (nothing unless set).
+    pub(crate) listed: StdMutex<Vec<InstanceStatus>>,
+    /// Called by `list` before it answers (what happens while a listing is under way).
+    #[allow(clippy::type_complexity)]
+    pub(crate) while_listing: StdMutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 impl ScriptedProvider {
@@ -72,7 +77,10 @@ impl Provider for ScriptedProvider {
             self.failing_lists.store(failing - 1, Ordering::SeqCst);
             return Err(ProviderError::Transient("injected".into()));
         }
-        Ok(Vec::new())
+        if let Some(meanwhile) = self.while_listing.lock().unwrap().as_mut() {
+            meanwhile();
+        }
+        Ok(self.listed.lock().unwrap().clone())
     }
     fn status_source(&self) -> StatusSource {
         StatusSource::Poll(Duration::from_secs(3600))

@@ -100,6 +100,10 @@ struct ServeArgs {
     /// The RAM role the ECS metadata face hands out keys for.
     #[arg(long)]
     metadata_role: Option<String>,
+    /// ECI face: keep the groups, ClientTokens and create counts in this file and read them
+    /// back at start, so a restarted vk-cloud answers the same groups (their timers go on).
+    #[arg(long, env = "VK_CLOUD_STATE_FILE")]
+    state_file: Option<PathBuf>,
 }
 
 /// The ACI face's flags (with `--face aci`; the config file is then an AciConfig).
@@ -279,6 +283,9 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
     if args.metadata_role.is_some() {
         config.sts.metadata_role = args.metadata_role.clone();
     }
+    if args.state_file.is_some() {
+        config.state_file = args.state_file.clone();
+    }
     access_key(&args, &mut config.access_keys)?;
     Ok((config, args.listen))
 }
@@ -329,6 +336,9 @@ async fn serve_aci(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.face != Face::Eci && args.state_file.is_some() {
+        anyhow::bail!("--state-file is an ECI face flag");
+    }
     if args.face == Face::Aci {
         return serve_aci(args).await;
     }

@@ -38,6 +38,11 @@ fn is_write(action: &str) -> bool {
     )
 }
 
+/// Actions that change groups (the state file is written after them).
+fn changes_groups(action: &str) -> bool {
+    is_write(action) || matches!(action, "RestartContainerGroup" | "UpdateContainerGroup")
+}
+
 /// A `DryRun=true` create whose checks all passed.
 const DRY_RUN_OPERATION: errors::Code = ("DryRunOperation", 400);
 
@@ -60,7 +65,7 @@ pub(super) async fn dispatch(
                     "Request validation has been passed with DryRun flag set.",
                 ));
             }
-            let id = face.create_with(req, extras)?;
+            let id = face.create_from(req, extras, p)?;
             ok(&CreateContainerGroupResponse {
                 request_id: String::new(),
                 container_group_id: id,
@@ -275,6 +280,10 @@ pub async fn handle(
         return fail(server_error());
     }
     let result = dispatch(face, action, call.params, host).await;
+    if changes_groups(action) {
+        // Kept before the answer, as a cloud commits a change before it acknowledges it.
+        face.save_state();
+    }
     if injected == Some(Injected::AfterAction) {
         return fail(server_error());
     }

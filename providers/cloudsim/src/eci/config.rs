@@ -72,6 +72,9 @@ pub struct MockCloudConfig {
     pub network: network::NetworkConfig,
     /// Quota Center's ECI vCPU quota (`ListProductQuotas`).
     pub quota_center: quota::QuotaCenterConfig,
+    /// Keep the groups, tokens and create counts in this file and read them back at start
+    /// (`persist`): a restarted simulator answers the same groups.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for MockCloudConfig {
@@ -101,6 +104,7 @@ impl Default for MockCloudConfig {
             sts: Default::default(),
             network: Default::default(),
             quota_center: Default::default(),
+            state_file: None,
         }
     }
 }

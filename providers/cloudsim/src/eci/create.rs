@@ -48,7 +48,11 @@ fn deadline(seconds: Option<i64>) -> Option<Duration> {
 }
 
 /// The engine's request for an ECI create.
-fn new_group(req: CreateContainerGroup, extras: GroupExtras) -> Result<NewGroup, ApiError> {
+fn new_group(
+    req: CreateContainerGroup,
+    extras: GroupExtras,
+    params: Vec<(String, String)>,
+) -> Result<NewGroup, ApiError> {
     let (cpu, memory_gib) = group_size(&req)?;
     let idempotency = req
         .client_token
@@ -77,6 +81,7 @@ fn new_group(req: CreateContainerGroup, extras: GroupExtras) -> Result<NewGroup,
         face: Arc::new(Record {
             request: req,
             extras,
+            params,
         }),
     })
 }
@@ -92,7 +97,50 @@ impl Face {
         req: CreateContainerGroup,
         extras: GroupExtras,
     ) -> Result<String, ApiError> {
-        Ok(self.engine().create(new_group(req, extras)?)?)
+        let mut params = eci::wire::params::Params::new();
+        req.encode(&mut params);
+        self.create_from(req, extras, &params)
+    }
+
+    /// Create from a request decoded from `params` (kept, without their signature, in the
+    /// group's record); each group made (not a token's answer) is counted (`persist`).
+    pub fn create_from(
+        &self,
+        req: CreateContainerGroup,
+        extras: GroupExtras,
+        params: &eci::wire::params::Params,
+    ) -> Result<String, ApiError> {
+        let tags = req
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        let name = req.container_group_name.clone();
+        let new = new_group(req, extras, super::persist::kept_params(params))?;
+        let fresh = new.id.clone();
+        let id = self.engine().create(new)?;
+        if id == fresh {
+            self.ledger().count(self.engine(), &id, &name, tags);
+        }
+        Ok(id)
+    }
+
+    /// Every group this face made (not a ClientToken's repeat), and whether it still exists.
+    pub fn creates(&self) -> super::persist::CreatesReport {
+        self.ledger().report(self.engine())
+    }
+
+    /// Write the state file, when there is one (`persist`).
+    pub fn save_state(&self) {
+        self.ledger().save(self.engine());
+    }
+
+    /// Read the state file back, when there is one: how many groups were put back.
+    pub fn restore_state(&self) -> Result<usize, String> {
+        self.ledger().restore(self.engine(), |g| {
+            let (req, extras, params) = super::persist::saved_request(g)?;
+            new_group(req, extras, params).map_err(|e| e.message)
+        })
     }
 
     /// Everything a create checks, without creating: `DryRun=true`.

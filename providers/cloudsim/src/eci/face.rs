@@ -17,6 +17,7 @@ pub struct Face {
     config: Arc<MockCloudConfig>,
     quota: Arc<FlowControl>,
     exec_sessions: Arc<ExecSessions>,
+    ledger: Arc<super::persist::Ledger>,
 }
 
 impl Face {
@@ -29,6 +30,7 @@ impl Face {
                 config.quota.per_second,
             )),
             exec_sessions: Default::default(),
+            ledger: super::persist::Ledger::new(config.state_file.clone()),
             config: Arc::new(config),
         }
     }
@@ -48,6 +50,11 @@ impl Face {
     /// Take one token of the create/delete quota.
     pub fn take_quota(&self) -> bool {
         self.quota.admit()
+    }
+
+    /// The state file and the count of groups made (`persist`).
+    pub(super) fn ledger(&self) -> &super::persist::Ledger {
+        &self.ledger
     }
 
     /// Interactive exec sessions waiting for their WebSocket.

@@ -31,6 +31,7 @@ mod ids;
 pub mod metadata;
 mod metrics;
 pub mod network;
+pub mod persist;
 mod placement;
 pub mod quota;
 mod record;
@@ -43,6 +44,8 @@ pub mod sts;
 mod tests;
 #[cfg(test)]
 mod tests_fuzz;
+#[cfg(test)]
+mod tests_persist;
 mod to_engine;
 pub mod verify;
 mod view;

@@ -13,6 +13,9 @@ pub struct Record {
     pub request: CreateContainerGroup,
     /// What the shared decoder leaves out (`create_extras`).
     pub extras: GroupExtras,
+    /// The request's own parameters as they came (no signature, key or nonce): what the
+    /// state file keeps to make the group again after a restart (`persist`).
+    pub params: Vec<(String, String)>,
 }
 
 /// The ECI record of a group (an empty one for a group some other face created).

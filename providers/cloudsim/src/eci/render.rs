@@ -256,6 +256,7 @@ pub fn group(g: &Group, region_id: &str, with_event: bool) -> GroupView {
     let Record {
         request,
         extras: face_extras,
+        ..
     } = record(g);
     let spot_strategy = face_extras
         .spot_strategy

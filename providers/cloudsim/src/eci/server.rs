@@ -73,6 +73,14 @@ impl Server {
         if req.uri().path() == "/admin/faults" {
             return Ok(self.admin(req).await);
         }
+        if req.uri().path() == "/admin/creates" {
+            let (status, answer) = super::persist::admin_creates(
+                self.face.ledger(),
+                self.face.engine(),
+                req.method().as_str(),
+            );
+            return Ok(respond(status, answer));
+        }
         if req.uri().path() == "/admin/sts" {
             let method = req.method().clone();
             let body = Limited::new(req.into_body(), MAX_BODY)
@@ -204,7 +212,24 @@ impl MockCloud {
         let (listener, addr) = launch::bind(listen).await?;
         let sts = Arc::new(Sts::new(config.sts.clone()));
         let face = Face::new(config, executor);
+        let restored = face.restore_state().map_err(StartError::State)?;
+        if restored > 0 {
+            tracing::info!(groups = restored, "restored the groups of the state file");
+        }
         let cancel = CancellationToken::new();
+        if face.config().state_file.is_some() {
+            // The lifecycles' own changes (a group ending) are written twice a second.
+            let face = face.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => face.save_state(),
+                    }
+                }
+            });
+        }
         let server = Arc::new(Server {
             face: face.clone(),
             nonces: Nonces::default(),
@@ -256,6 +281,7 @@ impl MockCloud {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.face.save_state();
         // The sandboxed processes die with this process (--die-with-parent); their files go now.
         launch::remove_work_dir(self.own_work_dir.take()).await;
     }

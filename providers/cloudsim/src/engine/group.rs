@@ -15,7 +15,7 @@ use super::logstore::LogStore;
 use super::spec::ContainerSpec;
 
 /// Where a group is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Scheduling,
     Pending,
@@ -50,7 +50,7 @@ pub enum RestartPolicy {
 }
 
 /// Something that happened to a group, as the kubelet reports events.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// `Normal` or `Warning`.
     pub kind: String,
@@ -69,7 +69,7 @@ pub struct Event {
 /// Keep this many events per group (the oldest go).
 const MAX_EVENTS: usize = 50;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CState {
     Waiting {
         reason: String,
@@ -294,6 +294,7 @@ impl Group {
             image,
             log: c.log.clone(),
             restart_count: c.restart_count,
+            elapsed: Duration::ZERO,
         };
         let name = c.spec.name.clone();
         self.event(
@@ -310,6 +311,37 @@ impl Group {
             self.set_status(Phase::Running, now);
         }
         Some(ctx)
+    }
+
+    /// The context of a run that was going when the engine's state was saved (`persist`):
+    /// the container keeps its start time, and its timer runs only what is left of it.
+    /// `None` unless the container is running.
+    pub fn resume(
+        &mut self,
+        kind: Kind,
+        idx: usize,
+        image: ImageEntry,
+        now: Timestamp,
+    ) -> Option<RunContext> {
+        let spec = self.spec.clone();
+        let c = self.container(kind, idx)?;
+        let CState::Running { started } = c.state else {
+            return None;
+        };
+        let since = started.duration_until(now);
+        let elapsed = if since.is_negative() {
+            Duration::ZERO
+        } else {
+            since.unsigned_abs()
+        };
+        Some(RunContext {
+            group: spec,
+            container: c.spec.clone(),
+            image,
+            log: c.log.clone(),
+            restart_count: c.restart_count,
+            elapsed,
+        })
     }
 
     pub fn terminate(&mut self, kind: Kind, idx: usize, exit: Exit, now: Timestamp) {

@@ -20,12 +20,39 @@ use super::hooks::{self, HookKind, HookTarget};
 use super::inner::Inner;
 use super::probes;
 
+/// Where a lifecycle task begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Begin {
+    /// A new group: scheduling first.
+    Schedule,
+    /// A restarted or pending group: provisioning, then the containers.
+    Provision,
+    /// A running group the engine read back from its state file: its running containers go
+    /// on from where they were (`persist`).
+    Resume,
+}
+
 pub(crate) fn spawn(
     inner: Arc<Inner>,
     id: String,
     generation: u64,
     cancel: CancellationToken,
     schedule: bool,
+) {
+    let begin = if schedule {
+        Begin::Schedule
+    } else {
+        Begin::Provision
+    };
+    spawn_at(inner, id, generation, cancel, begin);
+}
+
+pub(crate) fn spawn_at(
+    inner: Arc<Inner>,
+    id: String,
+    generation: u64,
+    cancel: CancellationToken,
+    begin: Begin,
 ) {
     tokio::spawn(async move {
         let deadline = inner
@@ -50,7 +77,7 @@ pub(crate) fn spawn(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => {}
-            _ = driver.run(schedule) => {}
+            _ = driver.begin(begin) => {}
             _ = deadline_sleep => {
                 inner.with_group(&id, generation, |g, now| {
                     g.finish(Phase::Failed, "DeadlineExceeded", now);
@@ -86,6 +113,82 @@ impl Driver {
             0
         };
         Duration::from_millis(base_ms.saturating_add(extra))
+    }
+
+    async fn begin(&self, begin: Begin) {
+        match begin {
+            Begin::Resume => self.resume().await,
+            Begin::Schedule => self.run(true).await,
+            Begin::Provision => self.run(false).await,
+        }
+    }
+
+    /// Go on with a group that was running when the state was saved: its images were pulled
+    /// and its init containers done; sidecars and app containers that were running run the
+    /// rest of their time, the others start as they would have.
+    async fn resume(&self) {
+        let catalog = &self.inner.config.catalog;
+        let Some((init, apps)) = self.peek(|g| {
+            let images = |cs: &[super::group::ContainerRt]| {
+                cs.iter()
+                    .map(|c| catalog.resolve(&c.spec.image).ok())
+                    .collect::<Vec<_>>()
+            };
+            (images(&g.init), images(&g.apps))
+        }) else {
+            return;
+        };
+        let sidecars = tokio_util::sync::CancellationToken::new();
+        let _stop_sidecars = sidecars.clone().drop_guard();
+        for (idx, image) in init.into_iter().enumerate() {
+            let running_sidecar = self.peek(|g| {
+                g.init
+                    .get(idx)
+                    .is_some_and(|c| c.spec.sidecar && matches!(c.state, CState::Running { .. }))
+            });
+            let (Some(true), Some(image)) = (running_sidecar, image) else {
+                continue;
+            };
+            let driver = self.clone();
+            let stop = sidecars.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => {}
+                    _ = driver.container_loop_from(Kind::Init, idx, image, true) => {}
+                }
+            });
+        }
+        let Some(apps) = apps.into_iter().collect::<Option<Vec<_>>>() else {
+            return std::future::pending().await;
+        };
+        let runs = apps
+            .into_iter()
+            .enumerate()
+            .map(|(idx, image)| self.container_loop_from(Kind::App, idx, image, true));
+        let Some(codes) = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .collect::<Option<Vec<i32>>>()
+        else {
+            return;
+        };
+        self.apps_ended(&codes);
+    }
+
+    /// Every app container is done for good: the group ends by their exit codes.
+    fn apps_ended(&self, codes: &[i32]) {
+        let status = if codes.iter().all(|c| *c == 0) {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        self.update(|g, now| {
+            // A terminating group is removed by its delete, in its own time.
+            if g.status != Phase::Terminating {
+                g.finish(status, "Completed", now);
+            }
+        });
     }
 
     async fn run(&self, schedule: bool) {
@@ -198,17 +301,7 @@ impl Driver {
         else {
             return;
         };
-        let status = if codes.iter().all(|c| *c == 0) {
-            Phase::Succeeded
-        } else {
-            Phase::Failed
-        };
-        self.update(|g, now| {
-            // A terminating group is removed by its delete, in its own time.
-            if g.status != Phase::Terminating {
-                g.finish(status, "Completed", now);
-            }
-        });
+        self.apps_ended(&codes);
     }
 
     /// Wait until sidecar `idx` runs and has started; `false` when the group went away.
@@ -384,6 +477,37 @@ impl Driver {
     /// Run a container until it is done for good; its last exit code, `None` when the group
     /// went away or was restarted.
     async fn container_loop(&self, kind: Kind, idx: usize, image: ImageEntry) -> Option<i32> {
+        self.container_loop_from(kind, idx, image, false).await
+    }
+
+    /// [`Driver::container_loop`]; with `resume`, a run that was going when the state was
+    /// saved goes on (its start time kept), and one that had ended counts as this loop's run.
+    async fn container_loop_from(
+        &self,
+        kind: Kind,
+        idx: usize,
+        image: ImageEntry,
+        mut resume: bool,
+    ) -> Option<i32> {
+        if resume {
+            let ended = self.peek(|g| {
+                let c = match kind {
+                    Kind::Init => g.init.get(idx),
+                    Kind::App => g.apps.get(idx),
+                }?;
+                match &c.state {
+                    CState::Terminated { exit, .. }
+                        if !c.spec.sidecar && !restarts(g.restart_policy, kind, exit.code) =>
+                    {
+                        Some(exit.code)
+                    }
+                    _ => None,
+                }
+            })?;
+            if ended.is_some() {
+                return ended;
+            }
+        }
         let mut backoff = Duration::from_millis(self.inner.config.restart_backoff_ms.max(1));
         let max_backoff =
             Duration::from_millis(self.inner.config.max_restart_backoff_ms).max(backoff);
@@ -394,9 +518,16 @@ impl Driver {
         loop {
             let (ctx, grace) = self.update(|g, now| {
                 let grace = g.termination_grace.unwrap_or(hooks::DEFAULT_GRACE);
-                g.start(kind, idx, image.clone(), now)
+                let resumed = if resume {
+                    g.resume(kind, idx, image.clone(), now)
+                } else {
+                    None
+                };
+                resumed
+                    .or_else(|| g.start(kind, idx, image.clone(), now))
                     .map(|ctx| (ctx, grace))
             })??;
+            resume = false;
             let exit = if kind == Kind::App || ctx.container.sidecar {
                 self.run_app(ctx, kind, idx, grace).await
             } else {

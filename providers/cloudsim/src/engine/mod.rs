@@ -20,6 +20,7 @@ mod hooks;
 mod inner;
 mod lifecycle;
 pub mod logstore;
+pub mod persist;
 mod probes;
 pub mod spec;
 mod termination;
@@ -146,7 +147,7 @@ impl Engine {
 
     /// Create a group and start its lifecycle; its id (an older group's, when its
     /// idempotency token answers for it).
-    pub fn create(&self, new: NewGroup) -> Result<String, EngineError> {
+    pub fn create(&self, mut new: NewGroup) -> Result<String, EngineError> {
         let now = self.inner.clock.now();
         let mut state = self.inner.lock();
         if let Some((token, fingerprint)) = &new.idempotency
@@ -160,8 +161,7 @@ impl Engine {
         state.address_free(new.private_ip)?;
         let seq = state.next_seq;
         state.next_seq += 1;
-        let id = new.id;
-        let max_lines = self.inner.config.max_log_lines;
+        let id = new.id.clone();
         let ip = match new.private_ip {
             Some(ip) => ip.to_string(),
             // The next free address after the sequence number's own (a group asked for
@@ -180,6 +180,41 @@ impl Engine {
         };
         state.ips.insert(ip.clone());
 
+        let idempotency = new.idempotency.take();
+        let (mut group, cancel) = self.assemble(new, seq, ip, now);
+        let (cpu, memory) = (group.cpu, group.memory);
+        group.event(
+            "Normal",
+            "Created",
+            format!("Created container group {id} with {cpu} vCPU / {memory} GiB"),
+            now,
+        );
+        if let Some((token, fingerprint)) = idempotency {
+            let remembered = Remembered {
+                fingerprint,
+                group_id: id.clone(),
+            };
+            state.tokens.insert(&token, remembered, now);
+        }
+        state.by_id.insert(id.clone(), seq);
+        self.inner.notify(inner::Change::Changed(&group));
+        state.groups.insert(seq, group);
+        drop(state);
+        lifecycle::spawn(self.inner.clone(), id.clone(), 0, cancel, true);
+        Ok(id)
+    }
+
+    /// The engine's record of a new group `new` (not yet inserted, no task running), and what
+    /// cancels its lifecycle.
+    fn assemble(
+        &self,
+        new: NewGroup,
+        seq: u64,
+        ip: String,
+        now: jiff::Timestamp,
+    ) -> (Group, CancellationToken) {
+        let id = new.id;
+        let max_lines = self.inner.config.max_log_lines;
         let spec = Arc::new(GroupSpec {
             id: id.clone(),
             name: new.name,
@@ -195,7 +230,7 @@ impl Engine {
             "PodInitializing"
         };
         let (cpu, memory) = (new.cpu, new.memory_gib);
-        let mut group = Group {
+        let group = Group {
             seq,
             spec,
             cpu,
@@ -225,25 +260,7 @@ impl Engine {
             start_latency: new.start_latency,
             face: new.face,
         };
-        group.event(
-            "Normal",
-            "Created",
-            format!("Created container group {id} with {cpu} vCPU / {memory} GiB"),
-            now,
-        );
-        if let Some((token, fingerprint)) = new.idempotency {
-            let remembered = Remembered {
-                fingerprint,
-                group_id: id.clone(),
-            };
-            state.tokens.insert(&token, remembered, now);
-        }
-        state.by_id.insert(id.clone(), seq);
-        self.inner.notify(inner::Change::Changed(&group));
-        state.groups.insert(seq, group);
-        drop(state);
-        lifecycle::spawn(self.inner.clone(), id.clone(), 0, cancel, true);
-        Ok(id)
+        (group, cancel)
     }
 
     pub fn exists(&self, id: &str) -> bool {

@@ -47,6 +47,14 @@ impl TokenTable {
             .map(|(r, _)| r)
     }
 
+    /// Every token not yet expired at `now`, with when it was first used (to be saved).
+    pub fn live(&self, now: Timestamp) -> impl Iterator<Item = (&str, &Remembered, Timestamp)> {
+        self.entries
+            .iter()
+            .filter(move |(_, (_, at))| !self.expired(*at, now))
+            .map(|(token, (r, at))| (token.as_str(), r, *at))
+    }
+
     pub fn insert(&mut self, token: &str, remembered: Remembered, now: Timestamp) {
         if self.entries.len() >= self.sweep_at {
             let ttl = self.ttl;

@@ -127,10 +127,13 @@ pub struct RunContext {
     pub log: Arc<LogStore>,
     /// 0 for the first run, then the restart count.
     pub restart_count: i32,
+    /// How long the run has been going already: zero for a new run; a run the engine resumed
+    /// from its state file (`persist`) started this long ago, and a timer runs only the rest.
+    pub elapsed: Duration,
 }
 
 /// How a run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exit {
     pub code: i32,
     pub signal: Option<i32>,

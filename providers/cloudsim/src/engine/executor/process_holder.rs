@@ -23,7 +23,8 @@ impl ProcessExecutor {
     pub(super) async fn run_timer_main(&self, ctx: &RunContext, main: &SimulatedMain) -> Exit {
         let holder = Arc::new(Holder::default());
         let _registered = self.register(&ctx.group.id, &ctx.container.name, RunMain::Timer(holder));
-        let plan = TimerPlan::of(main, Duration::from_millis(DEFAULT_LOG_INTERVAL_MS));
+        let mut plan = TimerPlan::of(main, Duration::from_millis(DEFAULT_LOG_INTERVAL_MS));
+        plan.run = plan.run.map(|run| run.saturating_sub(ctx.elapsed));
         simulate::run_timer(&ctx.container.name, ctx.restart_count, plan, &ctx.log).await
     }
 

@@ -196,7 +196,8 @@ impl Executor for SimulateExecutor {
     }
 
     async fn run(&self, ctx: RunContext) -> Exit {
-        let plan = self.plan(&ctx.container);
+        let mut plan = self.plan(&ctx.container);
+        plan.run = plan.run.map(|run| run.saturating_sub(ctx.elapsed));
         run_timer(&ctx.container.name, ctx.restart_count, plan, &ctx.log).await
     }
 
@@ -342,6 +343,7 @@ mod tests {
             image: ImageEntry::default(),
             log,
             restart_count: 0,
+            elapsed: Duration::ZERO,
         }
     }
 

@@ -84,6 +84,7 @@ fn start(
         image: ImageEntry::default(),
         log: log.clone(),
         restart_count: 0,
+        elapsed: std::time::Duration::ZERO,
     };
     let exec = exec.clone();
     (tokio::spawn(async move { exec.run(ctx).await }), log)
