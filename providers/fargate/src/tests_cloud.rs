@@ -118,7 +118,25 @@ async fn errors_and_throttling_leave_exactly_one_task_per_pod() {
         cloud.engine().faults().set(f);
     }
     let pods: Vec<_> = (0..20).map(|i| pod(&format!("f{i}"), None, 0)).collect();
-    let results = futures::future::join_all(pods.iter().map(|pod| p.create(pod))).await;
+    // As vk-core does: a create that still fails after the client's own retries (a transient
+    // error) is asked again later; it must never make a second task.
+    let create = |pod: &vk_core::provider::ResolvedPod| {
+        let p = &p;
+        let pod = pod.clone();
+        async move {
+            for _ in 0..10 {
+                match p.create(&pod).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.class() == vk_core::provider::ErrorClass::Transient => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            p.create(&pod).await
+        }
+    };
+    let results = futures::future::join_all(pods.iter().map(create)).await;
     for (pod, r) in pods.iter().zip(results) {
         r.unwrap_or_else(|e| panic!("{}: {e}", pod.pod.name));
     }
