@@ -61,6 +61,17 @@ struct Cached<T> {
     expires_at: Instant,
 }
 
+/// How a provider names its credential in the `CloudCredentials` Node condition.
+#[derive(Clone, Copy, Debug)]
+pub struct Wording {
+    /// `the AWS credentials`
+    pub what: &'static str,
+    /// `the current keys stay`
+    pub current: &'static str,
+    /// `no valid keys are left`
+    pub none_left: &'static str,
+}
+
 /// How long a failed fetch stands before the next caller without a valid credential tries
 /// again.
 pub const RETRY_FETCH_AFTER: Duration = Duration::from_secs(1);
@@ -133,6 +144,39 @@ where
             .and_then(|c| c.expires_at.checked_duration_since(Instant::now()))
             .filter(|left| !left.is_zero());
         CredentialHealth::RefreshFailing { error, valid_for }
+    }
+
+    /// The `CloudCredentials` Node condition: False while fetching a new credential fails
+    /// (the message says how long the current one lasts), True again once a fetch works.
+    pub fn condition(&self, words: &Wording) -> crate::provider::ProviderCondition {
+        let (healthy, reason, message) = match self.health() {
+            CredentialHealth::Fine => (
+                true,
+                "CredentialsValid",
+                format!("{} ({}) are valid", words.what, self.source_name()),
+            ),
+            CredentialHealth::RefreshFailing { error, valid_for } => (
+                false,
+                "CredentialRefreshFailed",
+                match valid_for {
+                    Some(left) => format!(
+                        "{error}; {} valid for {}s more",
+                        words.current,
+                        left.as_secs()
+                    ),
+                    None => format!(
+                        "{error}; {}, cloud calls fail until a refresh works",
+                        words.none_left
+                    ),
+                },
+            ),
+        };
+        crate::provider::ProviderCondition {
+            type_: "CloudCredentials".into(),
+            healthy,
+            reason: reason.into(),
+            message,
+        }
     }
 
     /// The credential to call with now.

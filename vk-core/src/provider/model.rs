@@ -409,6 +409,19 @@ pub struct LogOptions {
     pub since: Option<Timestamp>,
 }
 
+impl LogOptions {
+    /// Cut a whole (non-follow) answer to `limit_bytes`, at a character boundary.
+    pub fn cut_to_limit(&self, text: &mut String) {
+        if let Some(limit) = self.limit_bytes {
+            let mut cut = usize::try_from(limit).unwrap_or(usize::MAX).min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+    }
+}
+
 /// Usage figures for the stats endpoints.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PodStats {

@@ -27,7 +27,6 @@ use vk_core::provider::{
 
 use crate::client::{ArmClient, Kind};
 use crate::config::AciConfig;
-use crate::credentials::CredentialHealth;
 use crate::credentials_chain;
 use crate::exec;
 use crate::http::{Http, Tls};
@@ -35,6 +34,7 @@ use crate::logs;
 use crate::mapping::Warning;
 use crate::pod::{self, Placement, tags};
 use crate::status::instance_status;
+use vk_core::provider::credential_cache::Wording;
 mod groups;
 mod streams;
 
@@ -301,13 +301,7 @@ impl Provider for AciProvider {
         }
         let content = logs::read(&self.client, &name, container, opts.tail_lines).await?;
         let mut text = logs::shape(&content, opts);
-        if let Some(limit) = opts.limit_bytes {
-            let mut cut = usize::try_from(limit).unwrap_or(usize::MAX).min(text.len());
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        opts.cut_to_limit(&mut text);
         let content = Bytes::from(text);
         Ok(futures::stream::iter((!content.is_empty()).then_some(Ok(content))).boxed())
     }
@@ -323,33 +317,11 @@ impl Provider for AciProvider {
     }
 
     fn node_conditions(&self) -> Vec<ProviderCondition> {
-        let tokens = self.client.tokens();
-        let (healthy, reason, message) = match tokens.health() {
-            CredentialHealth::Fine => (
-                true,
-                "CredentialsValid",
-                format!("the Azure credentials ({}) are valid", tokens.source_name()),
-            ),
-            CredentialHealth::RefreshFailing { error, valid_for } => (
-                false,
-                "CredentialRefreshFailed",
-                match valid_for {
-                    Some(left) => format!(
-                        "{error}; the current token stays valid for {}s more",
-                        left.as_secs()
-                    ),
-                    None => format!(
-                        "{error}; no valid token is left, cloud calls fail until a refresh works"
-                    ),
-                },
-            ),
-        };
-        vec![ProviderCondition {
-            type_: "CloudCredentials".into(),
-            healthy,
-            reason: reason.into(),
-            message,
-        }]
+        vec![self.client.tokens().condition(&Wording {
+            what: "the Azure credentials",
+            current: "the current token stays",
+            none_left: "no valid token is left",
+        })]
     }
 
     /// One authenticated read (the resource group's groups, first page); a throttled answer

@@ -36,7 +36,7 @@ use vk_core::provider::{
 
 use crate::client::{Api, AwsClient, FargateError, Pacing};
 use crate::config::FargateConfig;
-use crate::credentials::{self, CredentialHealth, Env};
+use crate::credentials::{self, Env};
 use crate::logs;
 use crate::mapping::{self, tags};
 use crate::status::instance_status;
@@ -48,6 +48,7 @@ use crate::wire::ecs_task::{
 };
 use crate::wire::ecs_taskdef::{TaskDefinitionRequest, TaskDefinitionResponse};
 use defs::Defs;
+use vk_core::provider::credential_cache::Wording;
 
 /// The tag naming a task's init containers (comma-separated), for its status.
 const INIT_TAG: &str = "vk-init";
@@ -635,13 +636,7 @@ impl Provider for FargateProvider {
             ));
         }
         let mut text = logs::read(&self.client, &source, opts).await?;
-        if let Some(limit) = opts.limit_bytes {
-            let mut cut = usize::try_from(limit).unwrap_or(usize::MAX).min(text.len());
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        opts.cut_to_limit(&mut text);
         let content = Bytes::from(text);
         Ok(futures::stream::iter((!content.is_empty()).then_some(Ok(content))).boxed())
     }
@@ -657,33 +652,11 @@ impl Provider for FargateProvider {
     }
 
     fn node_conditions(&self) -> Vec<ProviderCondition> {
-        let keys = self.client.credentials();
-        let (healthy, reason, message) = match keys.health() {
-            CredentialHealth::Fine => (
-                true,
-                "CredentialsValid",
-                format!("the AWS credentials ({}) are valid", keys.source_name()),
-            ),
-            CredentialHealth::RefreshFailing { error, valid_for } => (
-                false,
-                "CredentialRefreshFailed",
-                match valid_for {
-                    Some(left) => format!(
-                        "{error}; the current keys stay valid for {}s more",
-                        left.as_secs()
-                    ),
-                    None => format!(
-                        "{error}; no valid keys are left, cloud calls fail until a refresh works"
-                    ),
-                },
-            ),
-        };
-        vec![ProviderCondition {
-            type_: "CloudCredentials".into(),
-            healthy,
-            reason: reason.into(),
-            message,
-        }]
+        vec![self.client.credentials().condition(&Wording {
+            what: "the AWS credentials",
+            current: "the current keys stay",
+            none_left: "no valid keys are left",
+        })]
     }
 
     /// One signed read (the first task of the cluster); a throttled answer comes from a
