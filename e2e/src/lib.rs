@@ -13,6 +13,7 @@ pub mod dns;
 pub mod fabric8;
 pub mod fargate_cloud;
 pub mod harness;
+pub mod jenkins;
 pub mod own_cluster;
 pub mod pods;
 pub mod python;

@@ -14,35 +14,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
+use e2e::jenkins::{POD, WORKSPACE, ready, step, text};
 use e2e::pods::wait_phase;
 use e2e::{kubectl_command, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
-
-const POD: &str = "jenkins-agent";
-const WORKSPACE: &str = "/home/jenkins/agent";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
-
-/// One step as the plugin sends it: `sh` exec'd in `container` with its lines on stdin.
-fn step(s: &TestBed, container: &str, command: &str) -> std::process::Output {
-    let input =
-        format!("cd \"{WORKSPACE}\"\nexport POD_CONTAINER='{container}'\n{command}\nexit\n");
-    let cmd = kubectl_command(&[
-        "-n", &s.ns.name, "exec", "-i", POD, "-c", container, "--", "sh",
-    ]);
-    e2e::output_with_input(cmd, Some(&input))
-}
-
-fn ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 /// A pod for the test's node from the spec's JSON.
 fn pod(node: &str, name: &str, spec: serde_json::Value) -> Pod {

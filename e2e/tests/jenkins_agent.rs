@@ -9,12 +9,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
+use e2e::jenkins::{POD, WORKSPACE, step, text};
 use e2e::{cluster, kubectl_command, output_with_input, repo_root, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DeleteParams;
-
-const POD: &str = "jenkins-agent";
-const WORKSPACE: &str = "/home/jenkins/agent";
 
 /// The node, the registry secret, and the agent pod Ready (what the plugin waits for).
 async fn agent_pod(prefix: &str) -> TestBed {
@@ -43,21 +41,6 @@ fn condition(pod: &Pod, type_: &str) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
-}
-
-/// One step as the plugin sends it: `sh` exec'd in `container` (stdin, no terminal), then
-/// `cd`, the exports, the command, `exit` written to its stdin.
-fn step(s: &TestBed, container: &str, command: &str) -> Output {
-    let input =
-        format!("cd \"{WORKSPACE}\"\nexport POD_CONTAINER='{container}'\n{command}\nexit\n");
-    let cmd = kubectl_command(&[
-        "-n", &s.ns.name, "exec", "-i", POD, "-c", container, "--", "sh",
-    ]);
-    output_with_input(cmd, Some(&input))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
 }
 
 /// Both `cat` containers Running with no restart.
