@@ -84,6 +84,8 @@ pub struct Face {
     pub sts: Arc<Sts>,
     /// ExecuteCommand's sessions waiting for their client.
     pub ssm: Arc<super::ssm::sessions::Sessions>,
+    /// IMDSv2 session tokens handed out, with their expiry (seconds since the epoch).
+    pub imds_sessions: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,6 +115,7 @@ impl Face {
             }),
             sts: Arc::new(Sts::new(config.sts.clone())),
             ssm: Default::default(),
+            imds_sessions: Default::default(),
             engine,
             config: Arc::new(config),
             taskdefs: Default::default(),

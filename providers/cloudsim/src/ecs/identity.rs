@@ -4,9 +4,6 @@
 //! (`GET /v1/credentials` with the projected token as `Authorization`). The keys are issued
 //! by the face's STS, so ECS and CloudWatch Logs accept their signatures.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use hyper::{HeaderMap, Method};
 use jiff::Timestamp;
 
@@ -19,12 +16,6 @@ pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
 const TOKEN_PATH: &str = "/latest/api/token";
 const ROLES_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 const POD_IDENTITY_PATH: &str = "/v1/credentials";
-
-/// IMDSv2 session tokens handed out, with their expiry (seconds since the epoch).
-fn sessions() -> &'static Mutex<HashMap<String, i64>> {
-    static SESSIONS: OnceLock<Mutex<HashMap<String, i64>>> = OnceLock::new();
-    SESSIONS.get_or_init(Default::default)
-}
 
 fn text(status: u16, body: impl Into<String>) -> Answer {
     Answer {
@@ -69,7 +60,7 @@ pub fn answer(face: &Face, method: &Method, path: &str, headers: &HeaderMap) -> 
             ));
         };
         let token = uuid::Uuid::new_v4().simple().to_string();
-        sessions()
+        face.imds_sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(token.clone(), now.as_second() + ttl);
@@ -78,7 +69,7 @@ pub fn answer(face: &Face, method: &Method, path: &str, headers: &HeaderMap) -> 
     if let Some(rest) = path.strip_prefix(ROLES_PATH) {
         // IMDSv2 only: no session token, no answer (as with HttpTokens=required).
         let valid = header("x-aws-ec2-metadata-token").is_some_and(|t| {
-            sessions()
+            face.imds_sessions
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(t)
