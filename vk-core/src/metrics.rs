@@ -73,6 +73,29 @@ pub struct PhaseLabel {
     pub phase: &'static str,
 }
 
+/// A phase of a pod's start timeline (`vk_pod_start_timeline_seconds`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimelineLabel {
+    /// `accepted` (seen → the cloud accepted the create), `images_ready` (→ its images pulled
+    /// or taken from a cache), `containers_started` (→ its containers started), `running`
+    /// (→ the Running status written).
+    pub phase: &'static str,
+    /// `hit` (an image cache), `miss` (pulled) or `unknown` (the cloud did not say).
+    pub image_cache: &'static str,
+}
+
+/// The namespace a pod's cost is charged to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabel {
+    pub namespace: String,
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabel {
+    pub namespace: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn start_phase_histogram() -> Histogram {
@@ -165,6 +188,12 @@ pub struct Metrics {
     pub status_writes: Family<Outcome, Counter>,
     pub status_write_seconds: Histogram,
     pub provider_creates: Family<Outcome, Counter>,
+    /// A pod's start by the phases of its timeline, from the cloud's own reports.
+    pub pod_start_timeline_seconds: HistogramFamily<TimelineLabel>,
+    /// What ended pods cost, by namespace (for chargeback).
+    pub pod_cost: Family<CostLabel, Counter<f64>>,
+    pub pod_vcpu_seconds: Family<NamespaceLabel, Counter<f64>>,
+    pub pod_memory_gib_seconds: Family<NamespaceLabel, Counter<f64>>,
     /// The node's heartbeat: Lease renewals by result.
     pub node_lease_renewals: Family<Outcome, Counter>,
     /// 1 while this process runs its nodes (the active replica; always, without leader
@@ -214,6 +243,31 @@ impl Metrics {
             "Instance creates asked of the provider",
             provider_creates.clone(),
         );
+        let pod_start_timeline_seconds: HistogramFamily<TimelineLabel> =
+            Family::new_with_constructor(start_phase_histogram);
+        registry.register(
+            "pod_start_timeline_seconds",
+            "A pod's start by the phases the cloud reports: accepted, images_ready (labelled image_cache hit/miss), containers_started, running",
+            pod_start_timeline_seconds.clone(),
+        );
+        let pod_cost = Family::<CostLabel, Counter<f64>>::default();
+        registry.register(
+            "pod_cost",
+            "What ended pods cost by the configured price table, by namespace and currency",
+            pod_cost.clone(),
+        );
+        let pod_vcpu_seconds = Family::<NamespaceLabel, Counter<f64>>::default();
+        registry.register(
+            "pod_vcpu_seconds",
+            "vCPU-seconds the cloud billed for ended pods, by namespace",
+            pod_vcpu_seconds.clone(),
+        );
+        let pod_memory_gib_seconds = Family::<NamespaceLabel, Counter<f64>>::default();
+        registry.register(
+            "pod_memory_gib_seconds",
+            "GiB-seconds of memory the cloud billed for ended pods, by namespace",
+            pod_memory_gib_seconds.clone(),
+        );
         let node_lease_renewals = Family::<Outcome, Counter>::default();
         registry.register(
             "node_lease_renewals",
@@ -260,6 +314,10 @@ impl Metrics {
             status_writes,
             status_write_seconds,
             provider_creates,
+            pod_start_timeline_seconds,
+            pod_cost,
+            pod_vcpu_seconds,
+            pod_memory_gib_seconds,
             node_lease_renewals,
             leader,
             provider,

@@ -199,6 +199,7 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
         }
     };
     InstanceStatus {
+        billing: None,
         pod,
         phase,
         reason,

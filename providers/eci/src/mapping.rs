@@ -4,10 +4,10 @@
 
 use jiff::Timestamp;
 use vk_core::provider::{
-    ContainerState, ContainerStatus, InstanceEvent, InstancePhase, InstanceStatus, PodRef,
+    Billing, ContainerState, ContainerStatus, InstanceEvent, InstancePhase, InstanceStatus, PodRef,
 };
 
-use crate::wire::api::{self, ContainerGroup, group_status};
+use crate::wire::api::{self, ContainerGroup, group_status, image_event};
 
 /// The group status in pod phases (Alibaba's "Lifecycle of a pod" table): what is still being
 /// set up is Pending, a terminating group still runs, an expired or unschedulable one failed.
@@ -110,6 +110,7 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
         .map(|e| e.message.clone())
         .filter(|_| phase(&group.status) != InstancePhase::Running);
     InstanceStatus {
+        billing: None,
         pod,
         phase: phase(&group.status),
         reason: phase_reason(&group.status),
@@ -127,13 +128,62 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
             .map(|c| container_status(group, c, fallback))
             .collect(),
         events: probe_events(group, fallback),
+        billing: billing(group),
     }
 }
 
+/// What ECI bills for the group: its `Cpu`/`Memory` (the specification it rounded the
+/// request up to) from when it began to pull its images ("ECI instance billing": billed from
+/// the image pull until the instance stops) to its end. `None` before the service says
+/// what it bills.
+fn billing(group: &ContainerGroup) -> Option<Billing> {
+    if !(group.cpu.is_finite() && group.memory.is_finite()) || group.cpu <= 0.0 {
+        return None;
+    }
+    let pull_began = group
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.reason.as_str(),
+                image_event::PULLING | image_event::PULLED | image_event::HIT_IMAGE_CACHE
+            )
+        })
+        .filter_map(|e| parse_time(&e.first_timestamp))
+        .min();
+    let first_start = group
+        .init_containers
+        .iter()
+        .chain(&group.containers)
+        .flat_map(|c| [&c.current_state, &c.previous_state])
+        .filter_map(|s| parse_time(&s.start_time))
+        .min();
+    let ended_at = match group.status.as_str() {
+        group_status::SUCCEEDED => parse_time(&group.succeeded_time),
+        group_status::FAILED | group_status::EXPIRED => parse_time(&group.failed_time),
+        _ => None,
+    };
+    let instance_type = if group.instance_type.is_empty() {
+        format!("{:.1}-{:.1}Gi", group.cpu, group.memory)
+    } else {
+        group.instance_type.clone()
+    };
+    Some(Billing {
+        vcpu_milli: (group.cpu * 1000.0).round() as u64,
+        memory_mib: (group.memory * 1024.0).round().max(0.0) as u64,
+        instance_type,
+        spot: !matches!(group.spot_strategy.as_str(), "" | "NoSpot"),
+        region: group.region_id.clone(),
+        started_at: pull_began.or(first_start),
+        ended_at,
+    })
+}
+
 /// The group's probe events in the kubelet's words (`Unhealthy`: "Liveness probe failed:
-/// ...", `Killing`: "Container x failed liveness probe, will be restarted"), which vk-core
-/// records on the pod; the service's other events stay the cloud's. Only a `Killing` message
-/// names its container.
+/// ...", `Killing`: "Container x failed liveness probe, will be restarted") and its image
+/// events (`Pulling`, `Pulled`, the image cache's hit, miss and automatic creation), which
+/// vk-core records on the pod and reads the start timeline from; the service's other events
+/// stay the cloud's. Only a `Killing` message names its container.
 fn probe_events(group: &ContainerGroup, fallback: Timestamp) -> Vec<InstanceEvent> {
     group
         .events
@@ -141,7 +191,14 @@ fn probe_events(group: &ContainerGroup, fallback: Timestamp) -> Vec<InstanceEven
         .filter(|e| {
             matches!(
                 e.reason.as_str(),
-                "Unhealthy" | "FailedPostStartHook" | "FailedPreStopHook"
+                "Unhealthy"
+                    | "FailedPostStartHook"
+                    | "FailedPreStopHook"
+                    | image_event::PULLING
+                    | image_event::PULLED
+                    | image_event::HIT_IMAGE_CACHE
+                    | image_event::MISSED_IMAGE_CACHE
+                    | image_event::AUTO_CREATED_IMAGE_CACHE
             ) || (e.reason == "Killing"
                 && (e.message.contains(" probe") || e.message.contains(" postStart hook")))
         })
@@ -435,5 +492,61 @@ mod tests {
         assert_eq!(status.events.len(), 1);
         assert_eq!(status.events[0].reason, "FailedPostStartHook");
         assert_eq!(status.events[0].container.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn image_events_pass_through_and_billing_runs_from_the_pull_to_the_end() {
+        let event = |reason: &str, at: &str| api::Event {
+            count: 1,
+            kind: "Normal".into(),
+            reason: reason.into(),
+            message: format!("{reason} golang:1.22"),
+            first_timestamp: at.into(),
+            last_timestamp: at.into(),
+            ..Default::default()
+        };
+        let mut group = ContainerGroup {
+            status: "Succeeded".into(),
+            region_id: "cn-hangzhou".into(),
+            cpu: 2.0,
+            memory: 4.0,
+            instance_type: "2.0-4.0Gi".into(),
+            spot_strategy: "SpotAsPriceGo".into(),
+            succeeded_time: "2024-01-01T00:02:00Z".into(),
+            events: vec![
+                event("Scheduled", "2024-01-01T00:00:00Z"),
+                event("Pulling", "2024-01-01T00:00:05Z"),
+                event("Pulled", "2024-01-01T00:00:40Z"),
+                event("SuccessfulHitImageCache", "2024-01-01T00:00:06Z"),
+            ],
+            ..Default::default()
+        };
+        let status = instance_status(PodRef::default(), &group);
+        let reasons: Vec<_> = status.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["Pulling", "Pulled", "SuccessfulHitImageCache"]);
+        assert!(status.events.iter().all(|e| e.container.is_none()));
+        let billing = status.billing.unwrap();
+        assert_eq!((billing.vcpu_milli, billing.memory_mib), (2000, 4096));
+        assert_eq!(billing.instance_type, "2.0-4.0Gi");
+        assert!(billing.spot);
+        assert_eq!(billing.region, "cn-hangzhou");
+        assert_eq!(billing.started_at, Some(t("2024-01-01T00:00:05Z")));
+        assert_eq!(billing.ended_at, Some(t("2024-01-01T00:02:00Z")));
+        // Running: no end yet; without events the first container start begins the billing.
+        group.status = "Running".into();
+        group.events.clear();
+        group.spot_strategy = "NoSpot".into();
+        group.containers.push(api::Container {
+            name: "app".into(),
+            current_state: state("Running", None),
+            ..Default::default()
+        });
+        let billing = instance_status(PodRef::default(), &group).billing.unwrap();
+        assert_eq!(billing.ended_at, None);
+        assert!(!billing.spot);
+        assert_eq!(billing.started_at, Some(t("2024-01-01T00:00:00Z")));
+        // Nothing billed before the service says what it bills.
+        group.cpu = 0.0;
+        assert!(instance_status(PodRef::default(), &group).billing.is_none());
     }
 }

@@ -215,6 +215,7 @@ pub fn instance_status(pod: PodRef, task: &Task, init: &[String]) -> InstanceSta
         (InstancePhase::Running, None, None)
     };
     InstanceStatus {
+        billing: None,
         pod,
         phase,
         reason,

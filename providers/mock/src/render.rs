@@ -95,6 +95,7 @@ pub(crate) fn status(g: &Group, record: &Record) -> InstanceStatus {
     };
     let provisioned = g.init.iter().chain(&g.apps).any(|c| c.started_once);
     InstanceStatus {
+        billing: None,
         pod: pod.pod.clone(),
         phase,
         reason,

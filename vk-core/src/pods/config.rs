@@ -21,6 +21,8 @@ pub struct PodControllerConfig {
     pub cluster_dns: Vec<std::net::IpAddr>,
     /// The cluster domain (`clusterDomain`), for search paths and pod FQDNs.
     pub cluster_domain: String,
+    /// Prices for the cost vk records when a pod ends.
+    pub prices: super::cost::PriceTable,
 }
 
 impl PodControllerConfig {
@@ -34,6 +36,7 @@ impl PodControllerConfig {
             kubernetes_service: None,
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
+            prices: Default::default(),
         }
     }
 }

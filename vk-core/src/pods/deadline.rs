@@ -98,6 +98,7 @@ mod tests {
         let p = pod(Some(60), Some("2025-01-01T00:00:00Z"));
         let late = at("2025-01-01T00:05:00Z");
         let instance = |phase| InstanceStatus {
+            billing: None,
             pod: PodRef::default(),
             phase,
             reason: None,

@@ -223,6 +223,7 @@ fn pod(json: serde_json::Value) -> Pod {
 
 fn instance(phase: InstancePhase) -> InstanceStatus {
     InstanceStatus {
+        billing: None,
         pod: PodRef::default(),
         phase,
         reason: None,
@@ -414,6 +415,7 @@ fn a_deleted_or_terminal_pod_stops_keeping_its_namespace_watched() {
 #[test]
 fn instances_without_a_known_pod_are_orphans() {
     let of = |uid: &str| InstanceStatus {
+        billing: None,
         pod: PodRef {
             namespace: "ci".into(),
             name: format!("p-{uid}"),

@@ -8,9 +8,11 @@
 //! writes), Events, and the record's bookkeeping. `context` keeps the records current
 //! between reconciles (provider reports, the pod watch, removed pods, orphans).
 
+mod accounting;
 mod cluster_dns;
 mod config;
 mod context;
+pub mod cost;
 pub mod deadline;
 mod decide;
 mod error;
@@ -28,6 +30,7 @@ mod source;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod test_api;
+pub mod timeline;
 mod watched;
 
 use std::sync::Arc;

@@ -43,6 +43,24 @@ pub(super) async fn patch_status(
     .await
 }
 
+/// Set one annotation on the pod (a merge patch of its metadata).
+pub(super) async fn annotate(
+    client: &kube::Client,
+    pod: &Pod,
+    key: &str,
+    value: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod_ref(pod).namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    api.patch(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Delete the pod object at once, only if it is still this pod (its UID).
 pub(super) async fn delete_pod(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
     let r = pod_ref(pod);

@@ -25,8 +25,8 @@ use super::record::Written;
 use super::report::{CreateOutcome, CreateReport, Report, StatusWrite};
 use super::resolve::{ResolveError, resolve_pod, resolve_pod_with_warnings};
 use super::status::{
-    EPHEMERAL_MESSAGE, EPHEMERAL_UNSUPPORTED, desired_status, failed_status, owned_part, pod_phase,
-    refused_status, waiting_status,
+    EPHEMERAL_MESSAGE, EPHEMERAL_UNSUPPORTED, desired_status, failed_status, is_terminal_phase,
+    owned_part, pod_phase, refused_status, waiting_status,
 };
 use crate::provider::{ErrorClass, InstanceStatus};
 
@@ -103,6 +103,8 @@ impl PodContext {
             self.records.update(&r.uid, |rec| rec.delete_sent = false);
             return Err(e.into());
         }
+        // Billed until now unless the cloud says it ended before.
+        self.record_cost(pod, Timestamp::now()).await;
         Ok(())
     }
 
@@ -418,11 +420,13 @@ impl PodContext {
         let urgent = self.events.urgent();
         let result = patch_status(&self.client, pod, status).await;
         drop(urgent);
+        let became_running = phase == "Running" && pod_phase(pod) != Some("Running");
+        let ended = is_terminal_phase(Some(&phase));
         report.status_writes.push(StatusWrite {
             took: began.elapsed(),
             at: Instant::now(),
             ok: result.is_ok(),
-            became_running: phase == "Running" && pod_phase(pod) != Some("Running"),
+            became_running,
             phase,
         });
         match result {
@@ -431,6 +435,12 @@ impl PodContext {
                     let status = answer.status.unwrap_or(sent);
                     self.records
                         .update(&uid, |rec| rec.written = Some(Written { version, status }));
+                }
+                if became_running {
+                    self.start_timeline(pod);
+                }
+                if ended {
+                    self.record_cost(pod, Timestamp::now()).await;
                 }
                 Ok(())
             }

@@ -62,6 +62,7 @@ fn context(api: &FakeApi, provider: Arc<ScriptedProvider>, pods: &[&Pod]) -> Arc
 
 fn running(ctx: &PodContext, pod: &Pod, phase: InstancePhase) {
     ctx.apply_status_event(StatusEvent::Changed(InstanceStatus {
+        billing: None,
         pod: pod_ref(pod),
         phase,
         reason: None,
@@ -361,6 +362,7 @@ async fn provider_probe_events_become_pod_events_once() {
     let report = |count: u32| {
         let at = Timestamp::now();
         ctx.apply_status_event(StatusEvent::Changed(InstanceStatus {
+            billing: None,
             pod: pod_ref(&pod),
             phase: InstancePhase::Running,
             reason: None,
@@ -570,6 +572,7 @@ fn pod_with_uid(name: &str, uid: &str) -> Pod {
 
 fn listed_instance(pod: &Pod) -> InstanceStatus {
     InstanceStatus {
+        billing: None,
         pod: pod_ref(pod),
         phase: InstancePhase::Running,
         reason: None,

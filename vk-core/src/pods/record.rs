@@ -35,6 +35,8 @@ pub(super) struct PodRecord {
     pub first_seen: Option<Instant>,
     /// The provider's container events already recorded on the pod.
     pub seen_events: SeenEvents,
+    /// The pod's cost was recorded (it ended, or was deleted while running).
+    pub cost_recorded: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +114,7 @@ mod tests {
 
     fn report(uid: &str) -> StatusEvent {
         StatusEvent::Changed(InstanceStatus {
+            billing: None,
             pod: PodRef {
                 namespace: "ci".into(),
                 name: "build".into(),

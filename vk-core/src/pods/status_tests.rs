@@ -53,6 +53,7 @@ fn running(name: &str) -> ContainerStatus {
 
 fn instance(phase: InstancePhase, containers: Vec<ContainerStatus>) -> InstanceStatus {
     InstanceStatus {
+        billing: None,
         pod: PodRef::default(),
         phase,
         reason: None,

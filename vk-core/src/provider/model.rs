@@ -353,6 +353,28 @@ pub struct InstanceStatus {
     /// What happened to containers that the kubelet records as Events on the pod (probe
     /// failures, containers killed for them), oldest first.
     pub events: Vec<InstanceEvent>,
+    /// What the cloud bills for the instance, when the provider knows it (for the pod's cost).
+    pub billing: Option<Billing>,
+}
+
+/// What a cloud bills an instance for: the size it sells that covers what the pod asked for,
+/// and the time it bills.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Billing {
+    /// vCPUs billed, in thousandths.
+    pub vcpu_milli: u64,
+    /// Memory billed, in MiB.
+    pub memory_mib: u64,
+    /// The cloud's name for the billed size (`2.0-4.0Gi`, `ecs.c6.large`).
+    pub instance_type: String,
+    /// A spot (preemptible) instance.
+    pub spot: bool,
+    /// The region, for its prices.
+    pub region: String,
+    /// When billing began (ECI: when the instance began to pull its images).
+    pub started_at: Option<Timestamp>,
+    /// When it ended (the instance stopped); `None` while it runs.
+    pub ended_at: Option<Timestamp>,
 }
 
 /// An event about a container of the instance. The same event again bumps `count` (an entry

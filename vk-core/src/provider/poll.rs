@@ -87,6 +87,7 @@ mod tests {
 
     fn status(uid: &str, phase: InstancePhase) -> InstanceStatus {
         InstanceStatus {
+            billing: None,
             pod: PodRef {
                 namespace: "ns".into(),
                 name: uid.into(),

@@ -161,6 +161,13 @@ pub struct ContainerGroup {
     /// The resolver settings the group was created with (`DnsConfig.*`).
     pub dns_config: Option<DnsConfig>,
     pub host_aliases: Vec<HostAlias>,
+    /// The specification billed: `2.0-4.0Gi` for a vCPU/memory size, or an ECS type.
+    pub instance_type: String,
+    /// `NoSpot`, `SpotWithPriceLimit` or `SpotAsPriceGo`.
+    pub spot_strategy: String,
+    pub spot_price_limit: f64,
+    /// GiB added to the free ephemeral storage.
+    pub ephemeral_storage: u32,
 }
 
 /// `DnsConfig` of a described group.
@@ -309,6 +316,73 @@ pub struct ExecContainerCommandResponse {
     pub sync_response: String,
 }
 
+/// Image cache statuses (`ImageCache.Status`), as ECI names them.
+pub mod image_cache_status {
+    pub const PREPARING: &str = "Preparing";
+    pub const CREATING: &str = "Creating";
+    pub const READY: &str = "Ready";
+    pub const FAILED: &str = "Failed";
+    pub const UPDATING: &str = "Updating";
+    pub const UPDATE_FAILED: &str = "UpdateFailed";
+}
+
+/// Event reasons ECI records on a group about its images (beside the kubelet's `Pulling` and
+/// `Pulled`).
+pub mod image_event {
+    pub const PULLING: &str = "Pulling";
+    pub const PULLED: &str = "Pulled";
+    /// The group was created from an image cache's snapshot; its message names the cache.
+    pub const HIT_IMAGE_CACHE: &str = "SuccessfulHitImageCache";
+    /// Automatic matching found no cache for the group's images.
+    pub const MISSED_IMAGE_CACHE: &str = "ImageCacheMissed";
+    /// A cache was made for the group's images after a miss (`AutoCreateImageCache`).
+    pub const AUTO_CREATED_IMAGE_CACHE: &str = "ImageCacheAutoCreated";
+}
+
+/// One image cache as `DescribeImageCaches` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageCache {
+    pub image_cache_id: String,
+    pub image_cache_name: String,
+    pub region_id: String,
+    /// The disk snapshot the cache is kept as.
+    pub snapshot_id: String,
+    pub images: Vec<String>,
+    /// One of [`image_cache_status`].
+    pub status: String,
+    /// `"0%"` to `"100%"`.
+    pub progress: String,
+    /// The temporary group that pulls the images while the cache is made.
+    pub container_group_id: String,
+    /// GiB.
+    pub image_cache_size: u32,
+    /// Absent (0) when the cache never expires.
+    pub retention_days: u32,
+    pub creation_time: String,
+    pub expire_date_time: String,
+    pub last_matched_time: String,
+    pub events: Vec<Event>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeImageCachesResponse {
+    pub request_id: String,
+    pub next_token: String,
+    pub total_count: u64,
+    pub image_caches: Vec<ImageCache>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateImageCacheResponse {
+    pub request_id: String,
+    pub image_cache_id: String,
+    pub container_group_id: String,
+}
+
 /// Answers that carry nothing but the request id (delete, restart, update).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -351,6 +425,10 @@ pub mod errors {
     pub const INCORRECT_STATUS: Code = ("IncorrectStatus", 400);
     pub const IDEMPOTENT_MISMATCH: Code = ("IdempotentParameterMismatch", 400);
     pub const GROUP_NOT_FOUND: Code = ("InvalidContainerGroup.NotFound", 404);
+    pub const IMAGE_CACHE_NOT_FOUND: Code = ("InvalidImageCache.NotFound", 404);
+    /// The images do not fit the cache's `ImageCacheSize`.
+    pub const IMAGE_CACHE_SIZE_EXCEEDED: Code = ("ImageCacheSize.Exceeded", 400);
+    pub const IMAGE_CACHE_QUOTA_EXCEEDED: Code = ("QuotaExceeded.ImageCache", 400);
     pub const CONTAINER_NOT_FOUND: Code = ("InvalidContainer.NotFound", 404);
     pub const INTERNAL_ERROR: Code = ("InternalError", 500);
     pub const SERVICE_UNAVAILABLE: Code = ("ServiceUnavailable", 503);

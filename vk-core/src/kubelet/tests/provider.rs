@@ -97,6 +97,7 @@ impl Provider for TestProvider {
 
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
         Ok(vec![InstanceStatus {
+            billing: None,
             pod: build_ref(),
             phase: InstancePhase::Running,
             reason: None,
