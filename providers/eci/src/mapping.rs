@@ -110,7 +110,6 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
         .map(|e| e.message.clone())
         .filter(|_| phase(&group.status) != InstancePhase::Running);
     InstanceStatus {
-        billing: None,
         pod,
         phase: phase(&group.status),
         reason: phase_reason(&group.status),
@@ -136,7 +135,7 @@ pub fn instance_status(pod: PodRef, group: &ContainerGroup) -> InstanceStatus {
 /// request up to) from when it began to pull its images ("ECI instance billing": billed from
 /// the image pull until the instance stops) to its end. `None` before the service says
 /// what it bills.
-fn billing(group: &ContainerGroup) -> Option<Billing> {
+fn billing(group: &ContainerGroup) -> Option<Box<Billing>> {
     if !(group.cpu.is_finite() && group.memory.is_finite()) || group.cpu <= 0.0 {
         return None;
     }
@@ -168,7 +167,7 @@ fn billing(group: &ContainerGroup) -> Option<Billing> {
     } else {
         group.instance_type.clone()
     };
-    Some(Billing {
+    Some(Box::new(Billing {
         vcpu_milli: (group.cpu * 1000.0).round() as u64,
         memory_mib: (group.memory * 1024.0).round().max(0.0) as u64,
         instance_type,
@@ -176,7 +175,7 @@ fn billing(group: &ContainerGroup) -> Option<Billing> {
         region: group.region_id.clone(),
         started_at: pull_began.or(first_start),
         ended_at,
-    })
+    }))
 }
 
 /// The group's probe events in the kubelet's words (`Unhealthy`: "Liveness probe failed:
@@ -447,7 +446,7 @@ mod tests {
                 ..Default::default()
             }],
             events: vec![
-                event("Pulled", "Pulled the images", 1),
+                event("Scheduled", "Successfully assigned eci-1", 1),
                 event("Unhealthy", "Readiness probe failed: no", 3),
                 event(
                     "Killing",

@@ -354,7 +354,7 @@ pub struct InstanceStatus {
     /// failures, containers killed for them), oldest first.
     pub events: Vec<InstanceEvent>,
     /// What the cloud bills for the instance, when the provider knows it (for the pod's cost).
-    pub billing: Option<Billing>,
+    pub billing: Option<Box<Billing>>,
 }
 
 /// What a cloud bills an instance for: the size it sells that covers what the pod asked for,
