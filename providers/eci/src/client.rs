@@ -306,7 +306,10 @@ impl EciClient {
     ) -> Result<T, EciError> {
         params.set("RegionId", &self.config.region_id);
         let bucket = match action {
-            "CreateContainerGroup" | "DeleteContainerGroup" => &self.writes,
+            "CreateContainerGroup"
+            | "DeleteContainerGroup"
+            | "CreateImageCache"
+            | "DeleteImageCache" => &self.writes,
             _ => &self.reads,
         };
         (|| self.attempt(target, action, &params, bucket))

@@ -10,6 +10,7 @@
 //! - [`exec`]: interactive exec over the WebSocket ExecContainerCommand hands out.
 //! - [`EciProvider`]: the `Provider`, built with [`EciProvider::new`] from an [`EciConfig`].
 
+pub mod annotations;
 pub mod client;
 pub mod credentials;
 pub mod credentials_chain;
@@ -17,6 +18,7 @@ pub mod credentials_fetch;
 pub mod error;
 pub mod exec;
 mod group_ids;
+pub mod image_cache;
 mod logs;
 pub mod mapping;
 pub mod metrics;
@@ -106,6 +108,8 @@ pub struct EciConfig {
     pub capacity: EciCapacity,
     /// VPC, ECS and Quota Center, for `vk doctor`'s network and quota checks.
     pub services: network::AccountServices,
+    /// Image caches: matching on create, the `ImageCache` controller ([`annotations`]).
+    pub image_cache: annotations::ImageCacheConfig,
 }
 
 impl Default for EciConfig {
@@ -136,6 +140,7 @@ impl Default for EciConfig {
             signature: client.signature,
             capacity: EciCapacity::default(),
             services: Default::default(),
+            image_cache: Default::default(),
         }
     }
 }
@@ -168,6 +173,7 @@ impl std::fmt::Debug for EciConfig {
             .field("signature", &self.signature)
             .field("capacity", &self.capacity)
             .field("services", &self.services)
+            .field("image_cache", &self.image_cache)
             .finish()
     }
 }

@@ -9,6 +9,7 @@ use vk_core::provider::{
     ContainerSpec, Probe, ProbeHandler, ProviderError, ResolvedPod, RestartPolicy, VolumeSource,
 };
 
+use crate::annotations::{self, ImageCacheConfig};
 use crate::pod_runtime::{self, RuntimeWarning};
 use crate::sizing;
 use crate::wire::api::{EnvironmentVar, Port, Tag, VolumeMount};
@@ -21,12 +22,14 @@ use crate::wire::request_security::MAX_EPHEMERAL_STORAGE_GIB;
 /// Tags every group of this provider carries.
 pub use crate::wire::tags;
 
-/// Where the group runs, besides the region (which the client adds).
+/// Where the group runs, besides the region (which the client adds), and the node's image
+/// cache defaults (`eci: image_cache:`) the pod's annotations override.
 #[derive(Clone, Debug, Default)]
 pub struct Placement {
     pub zone_id: Option<String>,
     pub security_group_id: Option<String>,
     pub vswitch_id: Option<String>,
+    pub image_cache: ImageCacheConfig,
 }
 
 /// ECI's group name: `namespace-name`, lower-case letters, digits and hyphens only, at most
@@ -194,7 +197,9 @@ pub fn create_request_warning(
             ),
         ));
     }
-    let (cpu, memory) = sizing::pod_ask(pod);
+    let asked = annotations::read(&pod.annotations, &placement.image_cache, warnings)?;
+    // `eci-use-specs`' size wins over the containers' limits and requests, as on ACK.
+    let (cpu, memory) = asked.size.unwrap_or_else(|| sizing::pod_ask(pod));
     let Some(spec) = sizing::round_up(cpu, memory) else {
         return Err(ProviderError::invalid(
             "TooLarge",
@@ -204,7 +209,13 @@ pub fn create_request_warning(
         ));
     };
     let sized = cpu > 0.0 || memory > 0.0;
-    let ephemeral_storage = pod_runtime::ephemeral_storage_gib(pod);
+    let ephemeral_storage = match (
+        pod_runtime::ephemeral_storage_gib(pod).unwrap_or(0),
+        asked.extra_ephemeral_storage_gib,
+    ) {
+        (0, 0) => None,
+        (need, extra) => Some(need.saturating_add(extra)),
+    };
     if let Some(gib) = ephemeral_storage
         && gib > MAX_EPHEMERAL_STORAGE_GIB
     {
@@ -267,6 +278,7 @@ pub fn create_request_warning(
         share_process_namespace: pod.share_process_namespace,
         ephemeral_storage,
         sysctls,
+        options: asked.options,
     })
 }
 
@@ -518,5 +530,65 @@ mod tests {
             decoded.containers[1].liveness_probe,
             req.containers[1].liveness_probe
         );
+    }
+
+    #[test]
+    fn annotations_become_create_parameters() {
+        use crate::annotations as a;
+        let mut pod = build_pod();
+        pod.containers[0].ephemeral_storage_request_bytes = Some(40 * GI);
+        pod.annotations = [
+            (a::USE_SPECS, "8-16Gi,ecs.c6.2xlarge"),
+            (a::SPOT_STRATEGY, "SpotWithPriceLimit"),
+            (a::SPOT_PRICE_LIMIT, "0.5"),
+            (a::EXTRA_EPHEMERAL_STORAGE, "50Gi"),
+            (a::AUTO_IMC, "true"),
+            ("k8s.aliyun.com/eci-vswitch", "vsw-x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut warnings = Vec::new();
+        let req = create_request_warning(&pod, "n", &Placement::default(), &mut warnings).unwrap();
+        // The annotation's size wins over the containers' 2 vCPU / 4 GiB.
+        assert_eq!((req.cpu, req.memory), (Some(8.0), Some(16.0)));
+        // 40 GiB asked is 10 beyond the free 30, plus 50 extra.
+        assert_eq!(req.ephemeral_storage, Some(60));
+        let mut p = crate::wire::params::Params::new();
+        req.encode(&mut p);
+        assert_eq!(p.get("InstanceType"), Some("ecs.c6.2xlarge"));
+        assert_eq!(p.get("SpotStrategy"), Some("SpotWithPriceLimit"));
+        assert_eq!(p.get("SpotPriceLimit"), Some("0.5"));
+        assert_eq!(p.get("AutoMatchImageCache"), Some("true"));
+        assert_eq!(p.get("AutoCreateImageCache"), Some("true"));
+        assert_eq!(p.get("EphemeralStorage"), Some("60"));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].reason, a::NOT_SUPPORTED);
+        assert!(warnings[0].message.contains("k8s.aliyun.com/eci-vswitch"));
+
+        // Matching off on the node, a named cache on the pod.
+        let mut placement = Placement::default();
+        placement.image_cache.auto_match = false;
+        let mut pod = build_pod();
+        let req = create_request(&pod, "n", &placement).unwrap();
+        assert_eq!(req.options.auto_match_image_cache, Some(false));
+        pod.annotations
+            .insert(a::IMAGE_SNAPSHOT_ID.into(), "imc-abc123".into());
+        let req = create_request(&pod, "n", &placement).unwrap();
+        assert_eq!(req.options.image_snapshot_id.as_deref(), Some("imc-abc123"));
+
+        // A bad value refuses the pod, naming the annotation.
+        pod.annotations
+            .insert(a::IMAGE_CACHE.into(), "maybe".into());
+        let err = create_request(&pod, "n", &placement).unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::InvalidSpec { reason, message } if reason == a::INVALID && message.contains(a::IMAGE_CACHE)),
+            "{err:?}"
+        );
+        // Extra storage beyond what ECI adds is refused too.
+        let mut pod = build_pod();
+        pod.annotations
+            .insert(a::EXTRA_EPHEMERAL_STORAGE.into(), "6000Gi".into());
+        assert!(create_request(&pod, "n", &Placement::default()).is_err());
     }
 }

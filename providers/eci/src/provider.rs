@@ -108,6 +108,7 @@ impl EciProvider {
                 zone_id: config.zone_id.clone(),
                 security_group_id: config.security_group_id.clone(),
                 vswitch_id: config.vswitch_id.clone(),
+                image_cache: config.image_cache.clone(),
             },
             config,
             groups: GroupIds::default(),

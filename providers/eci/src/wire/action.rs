@@ -5,9 +5,9 @@
 use serde::de::DeserializeOwned;
 
 use crate::wire::api::{
-    CreateContainerGroupResponse, DescribeContainerGroupStatusResponse,
-    DescribeContainerGroupsResponse, DescribeContainerLogResponse, ExecContainerCommandResponse,
-    RequestIdResponse,
+    CreateContainerGroupResponse, CreateImageCacheResponse, DescribeContainerGroupStatusResponse,
+    DescribeContainerGroupsResponse, DescribeContainerLogResponse, DescribeImageCachesResponse,
+    ExecContainerCommandResponse, RequestIdResponse,
 };
 use crate::wire::metrics::{
     DescribeMultiContainerGroupMetric, DescribeMultiContainerGroupMetricResponse,
@@ -15,6 +15,9 @@ use crate::wire::metrics::{
 use crate::wire::params::{ParamError, Params};
 use crate::wire::query::{DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand};
 use crate::wire::request::{CreateContainerGroup, UpdateContainerGroup};
+use crate::wire::request_image_cache::{
+    CreateImageCache, DeleteImageCache, DescribeImageCaches, UpdateImageCache,
+};
 
 pub trait Action {
     /// The `Action` parameter.
@@ -84,6 +87,19 @@ action!(
     "ExecContainerCommand",
     ExecContainerCommandResponse
 );
+
+action!(
+    CreateImageCache,
+    "CreateImageCache",
+    CreateImageCacheResponse
+);
+action!(
+    DescribeImageCaches,
+    "DescribeImageCaches",
+    DescribeImageCachesResponse
+);
+action!(UpdateImageCache, "UpdateImageCache", RequestIdResponse);
+action!(DeleteImageCache, "DeleteImageCache", RequestIdResponse);
 
 /// `DescribeContainerGroupStatus`: the filters of `DescribeContainerGroups`, a shorter answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

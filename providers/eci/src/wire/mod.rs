@@ -13,6 +13,7 @@ pub mod network;
 pub mod params;
 pub mod query;
 pub mod request;
+pub mod request_image_cache;
 pub mod request_lifecycle;
 pub mod request_names;
 pub mod request_probes;

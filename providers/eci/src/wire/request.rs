@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::wire::api::{EnvironmentVar, Port, Tag, VolumeMount};
 use crate::wire::params::{ParamError, Params};
 pub use crate::wire::query::{DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand};
+pub use crate::wire::request_image_cache::GroupOptions;
 pub use crate::wire::request_lifecycle::{HookDef, LifecycleDef, TerminationMessageDef};
 pub use crate::wire::request_names::GroupNames;
 pub use crate::wire::request_security::{SecurityContextDef, Sysctl};
@@ -133,6 +134,8 @@ pub struct CreateContainerGroup {
     pub share_process_namespace: bool,
     pub ephemeral_storage: Option<u32>,
     pub sysctls: Vec<Sysctl>,
+    /// `InstanceType`, the spot fields and the image cache's (`request_image_cache`).
+    pub options: GroupOptions,
 }
 
 impl CreateContainerGroup {
@@ -171,6 +174,7 @@ impl CreateContainerGroup {
         }
         p.push_opt("EphemeralStorage", self.ephemeral_storage);
         encode_sysctls(p, &self.sysctls);
+        self.options.encode(p);
     }
 
     /// Decode and validate as the service does.
@@ -275,6 +279,7 @@ impl CreateContainerGroup {
             share_process_namespace: decode_share_process_namespace(p)?,
             ephemeral_storage: decode_ephemeral_storage(p)?,
             sysctls: decode_sysctls(p)?,
+            options: GroupOptions::decode(p)?,
         })
     }
 }
