@@ -204,6 +204,9 @@ struct FileConfig {
     aci: AciConfig,
     /// The `fargate:` section (AWS Fargate through ECS).
     fargate: FargateConfig,
+    /// Prices for the cost recorded on each pod when it ends (default: ECI's published
+    /// pay-as-you-go prices, in CNY).
+    cost: vk_core::pods::cost::PriceTable,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -222,6 +225,7 @@ struct Settings {
     cluster_dns: Vec<std::net::IpAddr>,
     cluster_domain: String,
     token_refresh: Option<std::time::Duration>,
+    prices: vk_core::pods::cost::PriceTable,
     kubelet: KubeletSettings,
     nodes: Vec<NodeEntry>,
     /// Some: wait for the leader Lease before running the nodes.
@@ -407,6 +411,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         args.cluster_dns
     };
     let cluster_dns = parse_cluster_dns(&cluster_dns)?;
+    file.cost.validate().map_err(anyhow::Error::msg)?;
     let cluster_domain = args
         .cluster_domain
         .or(file.cluster_domain)
@@ -423,6 +428,7 @@ fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         token_refresh: file
             .token_refresh_seconds
             .map(std::time::Duration::from_secs),
+        prices: file.cost,
         kubelet,
         nodes: file.nodes,
         leader,
@@ -673,6 +679,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         pod_config.kubernetes_service = kubernetes_service.clone();
         pod_config.cluster_dns = settings.cluster_dns.clone();
         pod_config.cluster_domain = settings.cluster_domain.clone();
+        pod_config.prices = settings.prices.clone();
         let pods = PodController::new(client.clone(), pod_config, provider.clone())
             .with_metrics(metrics.clone());
         let serve = serve_kubelet_api(
@@ -867,6 +874,43 @@ mod tests {
             format!("{err:#}").contains("is not an IP address"),
             "{err:#}"
         );
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn the_price_table_comes_from_the_file_and_bad_prices_are_refused() {
+        let file = std::env::temp_dir().join(format!("vk-cost-config-{}.yaml", std::process::id()));
+        let parse = |yaml: &str| {
+            std::fs::write(&file, yaml).unwrap();
+            let argv = [
+                "vk",
+                "run",
+                "--node-ip",
+                "10.0.0.1",
+                "--config",
+                file.to_str().unwrap(),
+            ];
+            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+                unreachable!("parsed `vk run`")
+            };
+            settings(args)
+        };
+        let s = parse("provider: eci\n").unwrap();
+        assert_eq!(s.prices, vk_core::pods::cost::PriceTable::default());
+        let s = parse(
+            "cost:\n  currency: USD\n  prices:\n  - region: cn-hangzhou\n    vcpu_second: 0.00002\n    gib_second: 0.000002\n    spot_factor: 0.3\n",
+        )
+        .unwrap();
+        assert_eq!(s.prices.currency, "USD");
+        assert_eq!(s.prices.prices[0].spot_factor, 0.3);
+        let err = parse("cost:\n  prices:\n  - vcpu_second: -1\n")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("not negative"), "{err:#}");
+        let err = parse("cost:\n  prices:\n  - cpu_second: 1\n")
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("cpu_second"), "{err:#}");
         std::fs::remove_file(&file).unwrap();
     }
 
