@@ -147,6 +147,11 @@ pub struct AciConfig {
     pub catalog: catalog::ImageCatalog,
     pub faults: faults::FaultConfig,
     pub ip_prefix: String,
+    /// `instant` (the latencies above, the default) or `realistic` (placement, network
+    /// attach and image pulls by size; `engine::latency`).
+    pub latency_model: crate::engine::latency::LatencyModel,
+    /// The realistic model's figures.
+    pub realistic: crate::engine::latency::RealisticLatency,
 }
 
 impl Default for AciConfig {
@@ -178,6 +183,8 @@ impl Default for AciConfig {
             catalog: engine.catalog,
             faults: engine.faults,
             ip_prefix: "10.240.".into(),
+            latency_model: Default::default(),
+            realistic: Default::default(),
         }
     }
 }
@@ -208,6 +215,8 @@ impl AciConfig {
             faults: self.faults.clone(),
             ip_prefix: self.ip_prefix.clone(),
             client_token_ttl_secs: 0,
+            latency_model: self.latency_model,
+            realistic: self.realistic.clone(),
         }
     }
 

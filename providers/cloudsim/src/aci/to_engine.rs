@@ -104,6 +104,7 @@ pub fn new_group(record: Arc<Record>) -> NewGroup {
         active_deadline: None,
         termination_grace: Some(Duration::from_secs(10)),
         start_latency: None,
+        image_cache: Default::default(),
         private_ip: None,
         idempotency: None,
         face: record,

@@ -26,6 +26,9 @@ use eci::wire::request::{
     CreateContainerGroup, DescribeContainerGroups, DescribeContainerLog, ExecContainerCommand,
     UpdateContainerGroup,
 };
+use eci::wire::request_image_cache::{
+    CreateImageCache, DeleteImageCache, DescribeImageCaches, UpdateImageCache,
+};
 
 fn ok<T: Serialize>(body: &T) -> Result<String, ApiError> {
     serde_json::to_string(body).map_err(|e| ApiError::new(errors::INTERNAL_ERROR, e.to_string()))
@@ -40,7 +43,15 @@ fn is_write(action: &str) -> bool {
 
 /// Actions that change groups (the state file is written after them).
 fn changes_groups(action: &str) -> bool {
-    is_write(action) || matches!(action, "RestartContainerGroup" | "UpdateContainerGroup")
+    is_write(action)
+        || matches!(
+            action,
+            "RestartContainerGroup"
+                | "UpdateContainerGroup"
+                | "CreateImageCache"
+                | "UpdateImageCache"
+                | "DeleteImageCache"
+        )
 }
 
 /// A `DryRun=true` create whose checks all passed.
@@ -151,6 +162,16 @@ pub(super) async fn dispatch(
                 sync_response: String::from_utf8_lossy(&output.output).into_owned(),
                 ..Default::default()
             })
+        }
+        "CreateImageCache" => ok(&face.create_image_cache(CreateImageCache::decode(p)?)?),
+        "DescribeImageCaches" => ok(&face.describe_image_caches(&DescribeImageCaches::decode(p)?)?),
+        "UpdateImageCache" => {
+            face.update_image_cache(UpdateImageCache::decode(p)?)?;
+            ok(&RequestIdResponse::default())
+        }
+        "DeleteImageCache" => {
+            face.delete_image_cache(&DeleteImageCache::decode(p)?.image_cache_id)?;
+            ok(&RequestIdResponse::default())
         }
         // The zones, the account's network and quotas (`vk doctor` asks).
         a if network::handles(a) => {

@@ -12,6 +12,36 @@ use crate::engine::catalog;
 use crate::engine::executor::{ExecutorKind, process, simulate};
 use crate::engine::faults;
 
+/// Image caches an account may hold in a region by default: no published quota was found
+/// in ECI's documentation; the simulator's choice (see `image_cache`).
+pub const DEFAULT_QUOTA: u32 = 50;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageCacheConfig {
+    /// Image caches the account may hold in the region (any status).
+    pub quota: u32,
+    /// `instant` model: how long a cache is Preparing, then Creating (or Updating).
+    pub instant_preparing_ms: u64,
+    pub instant_creating_ms: u64,
+    /// Images take this many times their compressed size on the cache's disk (checked
+    /// against `ImageCacheSize`). The simulator's choice: Docker Hub's images unpack to
+    /// about 2.5 to 3 times what they download (golang 1.22: about 290 MB compressed, about
+    /// 800 MB on disk).
+    pub unpacked_ratio: f64,
+}
+
+impl Default for ImageCacheConfig {
+    fn default() -> Self {
+        Self {
+            quota: DEFAULT_QUOTA,
+            instant_preparing_ms: 100,
+            instant_creating_ms: 200,
+            unpacked_ratio: 2.5,
+        }
+    }
+}
+
 /// The create/delete quota: a burst, then a rate ([`crate::engine::flow_control`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -65,6 +95,13 @@ pub struct MockCloudConfig {
     pub exec_token_ttl_ms: u64,
     /// A ClientToken stands for its first request this long; a reuse after that creates anew.
     pub client_token_ttl_secs: u64,
+    /// `instant` (the latencies above, the default) or `realistic` (placement, network
+    /// attach and image pulls by size; `engine::latency`).
+    pub latency_model: crate::engine::latency::LatencyModel,
+    /// The realistic model's figures.
+    pub realistic: crate::engine::latency::RealisticLatency,
+    /// Image caches: the account's quota, the instant model's step times.
+    pub image_cache: ImageCacheConfig,
     /// The STS and ECS metadata faces (temporary keys).
     pub sts: sts::StsConfig,
     /// Zones, vSwitches and security groups (`DescribeRegions`, `DescribeVSwitches`,
@@ -101,6 +138,9 @@ impl Default for MockCloudConfig {
             ip_prefix: engine.ip_prefix,
             exec_token_ttl_ms: 30_000,
             client_token_ttl_secs: engine.client_token_ttl_secs,
+            latency_model: engine.latency_model,
+            realistic: engine.realistic,
+            image_cache: Default::default(),
             sts: Default::default(),
             network: Default::default(),
             quota_center: Default::default(),
@@ -134,6 +174,8 @@ impl MockCloudConfig {
             faults: self.faults.clone(),
             ip_prefix: self.ip_prefix.clone(),
             client_token_ttl_secs: self.client_token_ttl_secs,
+            latency_model: self.latency_model,
+            realistic: self.realistic.clone(),
         }
     }
 }

@@ -76,6 +76,7 @@ fn new_group(
         active_deadline: deadline(req.active_deadline_seconds),
         termination_grace: grace(req.termination_grace_period_seconds),
         start_latency: None,
+        image_cache: Default::default(),
         private_ip: extras.private_ip,
         idempotency,
         face: Arc::new(Record {
@@ -116,7 +117,15 @@ impl Face {
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect();
         let name = req.container_group_name.clone();
-        let new = new_group(req, extras, super::persist::kept_params(params))?;
+        let cache = self.cache_for(
+            &req,
+            extras.image_snapshot_id.as_deref(),
+            extras.auto_match_image_cache,
+            extras.auto_create_image_cache,
+            true,
+        )?;
+        let mut new = new_group(req, extras, super::persist::kept_params(params))?;
+        new.image_cache = cache;
         let fresh = new.id.clone();
         let id = self.engine().create(new)?;
         if id == fresh {
@@ -132,15 +141,16 @@ impl Face {
 
     /// Write the state file, when there is one (`persist`).
     pub fn save_state(&self) {
-        self.ledger().save(self.engine());
+        self.ledger().save(self.engine(), self.image_caches());
     }
 
     /// Read the state file back, when there is one: how many groups were put back.
     pub fn restore_state(&self) -> Result<usize, String> {
-        self.ledger().restore(self.engine(), |g| {
-            let (req, extras, params) = super::persist::saved_request(g)?;
-            new_group(req, extras, params).map_err(|e| e.message)
-        })
+        self.ledger()
+            .restore(self.engine(), self.image_caches(), |g| {
+                let (req, extras, params) = super::persist::saved_request(g)?;
+                new_group(req, extras, params).map_err(|e| e.message)
+            })
     }
 
     /// Everything a create checks, without creating: `DryRun=true`.
@@ -151,6 +161,13 @@ impl Face {
     ) -> Result<(), ApiError> {
         group_size(req)?;
         to_engine::volumes(&req.volumes)?;
+        self.cache_for(
+            req,
+            extras.image_snapshot_id.as_deref(),
+            extras.auto_match_image_cache,
+            extras.auto_create_image_cache,
+            false,
+        )?;
         Ok(self.engine().check_create(extras.private_ip)?)
     }
 }

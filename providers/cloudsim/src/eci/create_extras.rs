@@ -2,7 +2,8 @@
 //! checked by the simulator itself from ECI's API reference: `DryRun`, `RamRoleName`, the spot
 //! fields, `InstanceType`, `Ipv6AddressCount`, the EIP fields, `ResourceGroupId`,
 //! `ComputeCategory`, `PrivateIpAddress` (the group's address), `ScheduleStrategy`,
-//! `CpuArchitecture`, `StrictSpot`, `AutoMatchImageCache`, and per container `Gpu` and
+//! `CpuArchitecture`, `StrictSpot`, `AutoMatchImageCache`, `ImageSnapshotId`,
+//! `AutoCreateImageCache` (used by `image_cache`), and per container `Gpu` and
 //! `EnvironmentVarHide`. They are recorded and, where `DescribeContainerGroups` has a field,
 //! echoed; nothing in the executors depends on them.
 
@@ -50,6 +51,10 @@ pub struct GroupExtras {
     pub cpu_architecture: Option<String>,
     pub strict_spot: bool,
     pub auto_match_image_cache: bool,
+    /// `ImageSnapshotId`: the image cache (`imc-...`) the group starts from.
+    pub image_snapshot_id: Option<String>,
+    /// `AutoCreateImageCache`: on a miss, a cache of the group's images is made.
+    pub auto_create_image_cache: bool,
     /// By position: `Container.1` first.
     pub containers: Vec<ContainerExtras>,
     pub init_containers: Vec<ContainerExtras>,
@@ -172,6 +177,16 @@ impl GroupExtras {
             cpu_architecture: one_of(p, "CpuArchitecture", CPU_ARCHITECTURES)?,
             strict_spot: boolean(p, "StrictSpot")?,
             auto_match_image_cache: boolean(p, "AutoMatchImageCache")?,
+            image_snapshot_id: match p.string("ImageSnapshotId") {
+                Some(id) if !id.starts_with("imc-") => {
+                    return Err(ParamError::invalid(
+                        "ImageSnapshotId",
+                        format!("{id:?} is not an image cache id (imc-...)"),
+                    ));
+                }
+                id => id,
+            },
+            auto_create_image_cache: boolean(p, "AutoCreateImageCache")?,
             dry_run: boolean(p, "DryRun")?,
             ram_role_name: p.string("RamRoleName"),
             spot_strategy,

@@ -18,6 +18,7 @@ pub struct Face {
     quota: Arc<FlowControl>,
     exec_sessions: Arc<ExecSessions>,
     ledger: Arc<super::persist::Ledger>,
+    image_caches: Arc<super::cache_table::ImageCaches>,
 }
 
 impl Face {
@@ -31,6 +32,7 @@ impl Face {
             )),
             exec_sessions: Default::default(),
             ledger: super::persist::Ledger::new(config.state_file.clone()),
+            image_caches: Default::default(),
             config: Arc::new(config),
         }
     }
@@ -55,6 +57,11 @@ impl Face {
     /// The state file and the count of groups made (`persist`).
     pub(super) fn ledger(&self) -> &super::persist::Ledger {
         &self.ledger
+    }
+
+    /// The account's image caches (`image_cache`).
+    pub(super) fn image_caches(&self) -> &super::cache_table::ImageCaches {
+        &self.image_caches
     }
 
     /// Interactive exec sessions waiting for their WebSocket.

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+mod cache_table;
 pub mod config;
 mod create;
 mod create_extras;
@@ -28,6 +29,7 @@ pub mod exec_session;
 mod face;
 mod group_metric;
 mod ids;
+pub mod image_cache;
 pub mod metadata;
 mod metrics;
 pub mod network;
@@ -44,6 +46,8 @@ pub mod sts;
 mod tests;
 #[cfg(test)]
 mod tests_fuzz;
+#[cfg(test)]
+mod tests_image_cache;
 #[cfg(test)]
 mod tests_persist;
 mod to_engine;

@@ -1,5 +1,5 @@
 //! The ECI face's state file (`state_file` in the config, `vk-cloud serve --state-file`): the
-//! engine's groups and tokens (`engine::persist`), each group's create request as its
+//! engine's groups and tokens (`engine::persist`), the image caches (`image_cache`), each group's create request as its
 //! parameters came (without signature, key or nonce), and the face's count of the groups it
 //! made. A restarted simulator reads it back and answers the same groups under the same ids,
 //! their lifecycles going on; as a cloud does after a restart of its API servers. It is
@@ -73,6 +73,9 @@ pub struct CreatedNow {
 struct StateFile {
     engine: Saved,
     creates: Vec<Created>,
+    /// The image caches (`image_cache`); absent in older files.
+    #[serde(default)]
+    image_caches: super::cache_table::CacheTable,
 }
 
 /// The face's own state besides the engine's.
@@ -141,7 +144,7 @@ impl Ledger {
     }
 
     /// Write the state file, when there is one; a failure is logged (the API goes on).
-    pub fn save(&self, engine: &Engine) {
+    pub fn save(&self, engine: &Engine, caches: &super::cache_table::ImageCaches) {
         let Some(path) = &self.state_file else {
             return;
         };
@@ -151,6 +154,7 @@ impl Ledger {
                 serde_json::to_value(&record(g).params).unwrap_or(serde_json::Value::Null)
             }),
             creates: lock(&self.creates).clone(),
+            image_caches: caches.snapshot(engine.now()),
         };
         if let Err(e) = persist::write_json(path, &file) {
             tracing::warn!(file = %path.display(), error = %e, "could not write the state file");
@@ -163,6 +167,7 @@ impl Ledger {
     pub fn restore(
         &self,
         engine: &Engine,
+        caches: &super::cache_table::ImageCaches,
         rebuild: impl Fn(&SavedGroup) -> Result<NewGroup, String>,
     ) -> Result<usize, String> {
         let Some(path) = &self.state_file else {
@@ -173,6 +178,7 @@ impl Ledger {
         };
         let groups = file.engine.groups.len();
         *lock(&self.creates) = file.creates;
+        caches.restore(file.image_caches);
         let skipped = engine.restore(file.engine, rebuild);
         for why in &skipped {
             tracing::warn!(file = %path.display(), "not restored: {why}");

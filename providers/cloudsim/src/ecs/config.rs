@@ -117,6 +117,11 @@ pub struct EcsConfig {
     /// A clientToken stands for its first RunTask this long (as long as stopped tasks are
     /// kept, by default: a token never answers a task already forgotten).
     pub client_token_ttl_secs: u64,
+    /// `instant` (the latencies above, the default) or `realistic` (placement, network
+    /// attach and image pulls by size; `engine::latency`).
+    pub latency_model: crate::engine::latency::LatencyModel,
+    /// The realistic model's figures.
+    pub realistic: crate::engine::latency::RealisticLatency,
     pub rates: Rates,
     pub sts: StsConfig,
     /// The role IMDSv2 hands out as the instance profile
@@ -149,6 +154,8 @@ impl Default for EcsConfig {
             faults: engine.faults,
             ip_prefix: "10.0.".into(),
             client_token_ttl_secs: 3600,
+            latency_model: Default::default(),
+            realistic: Default::default(),
             rates: Rates::default(),
             sts: Default::default(),
             instance_role: "vk-node".into(),
@@ -181,6 +188,8 @@ impl EcsConfig {
             faults: self.faults.clone(),
             ip_prefix: self.ip_prefix.clone(),
             client_token_ttl_secs: self.client_token_ttl_secs,
+            latency_model: self.latency_model,
+            realistic: self.realistic.clone(),
         }
     }
 

@@ -337,6 +337,7 @@ pub fn run_task(face: &Face, req: RunTaskRequest) -> Result<TasksResponse, ApiEr
             active_deadline: None,
             termination_grace: Some(Duration::from_secs(grace.clamp(0, 120) as u64)),
             start_latency: None,
+            image_cache: Default::default(),
             private_ip: None,
             idempotency: req
                 .client_token

@@ -1,6 +1,6 @@
 //! The engine's settings (each face has its own besides).
 
-use super::{catalog, faults};
+use super::{catalog, faults, latency};
 
 /// The engine's settings (the faces' own settings are theirs).
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +23,10 @@ pub struct EngineConfig {
     pub ip_prefix: String,
     /// An idempotency token stands for its first request this long.
     pub client_token_ttl_secs: u64,
+    /// `instant` (the latencies above) or `realistic` (placement, attach, image pulls by
+    /// size: `realistic`).
+    pub latency_model: latency::LatencyModel,
+    pub realistic: latency::RealisticLatency,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,8 @@ impl Default for EngineConfig {
             faults: Default::default(),
             ip_prefix: "172.16.".into(),
             client_token_ttl_secs: 24 * 3600,
+            latency_model: Default::default(),
+            realistic: Default::default(),
         }
     }
 }

@@ -193,6 +193,8 @@ pub struct Group {
     pub termination_grace: Option<Duration>,
     /// From create until the containers start, instead of the configured latencies.
     pub start_latency: Option<Duration>,
+    /// The image cache the group starts from, if any (`latency`).
+    pub image_cache: super::latency::CacheUse,
     /// The face's record of the request that created the group.
     pub face: Arc<dyn Any + Send + Sync>,
 }

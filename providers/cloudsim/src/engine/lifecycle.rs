@@ -18,6 +18,7 @@ use super::group::Phase;
 use super::group::{CState, Group, Kind, restarts};
 use super::hooks::{self, HookKind, HookTarget};
 use super::inner::Inner;
+use super::latency::{CacheUse, LatencyModel, PullPlan, reasons as image_event, seconds};
 use super::probes;
 
 /// Where a lifecycle task begins.
@@ -86,6 +87,38 @@ pub(crate) fn spawn_at(
             }
         }
     });
+}
+
+/// The events of a group's image cache, once it is placed.
+fn cache_events(g: &mut Group, cache: &CacheUse, now: jiff::Timestamp) {
+    match cache {
+        CacheUse::None => {}
+        CacheUse::Hit { id, .. } => g.event(
+            "Normal",
+            image_event::HIT_IMAGE_CACHE,
+            format!(
+                "Successfully hit image cache {id}, eci will be scheduled with this image cache."
+            ),
+            now,
+        ),
+        CacheUse::Missed { auto_created } => {
+            g.event(
+                "Normal",
+                image_event::MISSED_IMAGE_CACHE,
+                "No image cache matched the images of the container group; the images will be pulled."
+                    .into(),
+                now,
+            );
+            if let Some(id) = auto_created {
+                g.event(
+                    "Normal",
+                    image_event::AUTO_CREATED_IMAGE_CACHE,
+                    format!("Image cache {id} is auto created"),
+                    now,
+                );
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -192,12 +225,20 @@ impl Driver {
     }
 
     async fn run(&self, schedule: bool) {
-        let Some(start_latency) = self.peek(|g| g.start_latency) else {
+        let Some((start_latency, cache)) = self.peek(|g| (g.start_latency, g.image_cache.clone()))
+        else {
             return;
         };
+        let config = &self.inner.config;
+        let realistic = config.latency_model == LatencyModel::Realistic;
         if schedule {
             if start_latency.is_none() {
-                tokio::time::sleep(self.latency(self.inner.config.schedule_latency_ms)).await;
+                let wait = if realistic {
+                    Duration::from_millis(config.realistic.placement_ms)
+                } else {
+                    self.latency(config.schedule_latency_ms)
+                };
+                tokio::time::sleep(wait).await;
             }
             if self.inner.faults.roll_schedule_failure() {
                 self.update(|g, now| {
@@ -219,6 +260,7 @@ impl Driver {
                     format!("Successfully assigned {} to a node", g.spec.name),
                     now,
                 );
+                cache_events(g, &cache, now);
             });
             if scheduled.is_none() {
                 return;
@@ -227,10 +269,23 @@ impl Driver {
         while self.inner.faults.stuck_pending() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        match start_latency {
-            Some(latency) => tokio::time::sleep(latency).await,
-            None => tokio::time::sleep(self.latency(self.inner.config.provision_latency_ms)).await,
-        }
+        // The realistic model's pulls; a restart finds the images on the machine already.
+        let plan = if realistic { self.plan(&cache) } else { None };
+        let wait = match start_latency {
+            Some(latency) => latency,
+            None if realistic && !schedule => Duration::ZERO,
+            None if realistic => {
+                let attach = config.realistic.eni_attach_ms
+                    + if plan.as_ref().is_some_and(|p| p.uses_cache) {
+                        config.realistic.cache_attach_ms
+                    } else {
+                        0
+                    };
+                Duration::from_millis(attach)
+            }
+            None => self.latency(config.provision_latency_ms),
+        };
+        tokio::time::sleep(wait).await;
         let Some(spec) = self.update(|g, _| g.spec.clone()) else {
             return;
         };
@@ -240,6 +295,11 @@ impl Driver {
                 g.finish(Phase::Failed, "FailedCreatePodSandBox", now);
                 g.event("Warning", "FailedCreatePodSandBox", e.to_string(), now);
             });
+            return;
+        }
+        if let Some(plan) = plan
+            && !Box::pin(self.timed_pulls(plan, !schedule)).await
+        {
             return;
         }
         let Some(images) = self.pull() else {
@@ -325,9 +385,67 @@ impl Driver {
         self.peek(|g| g.init.get(idx).is_some_and(|c| c.spec.sidecar))
     }
 
+    /// The realistic model's pulls of the group's images (init containers first) with its
+    /// cache; `None` when an image is refused (`pull` then says why).
+    fn plan(&self, cache: &CacheUse) -> Option<PullPlan> {
+        let images = self.peek(|g| {
+            g.init
+                .iter()
+                .chain(&g.apps)
+                .map(|c| c.spec.image.clone())
+                .collect::<Vec<_>>()
+        })?;
+        let cached = match cache {
+            CacheUse::Hit { images, .. } => images.as_slice(),
+            _ => &[],
+        };
+        let config = &self.inner.config;
+        config.realistic.plan(&config.catalog, &images, cached).ok()
+    }
+
+    /// The pulls one after another: `Pulling`, the modelled time, `Pulled` with it; an
+    /// image the cache holds (or, with `present`, every image) is already on the machine.
+    /// `false` when the group went away.
+    async fn timed_pulls(&self, plan: PullPlan, present: bool) -> bool {
+        for pull in plan.images {
+            let image = pull.image;
+            if pull.cached || present {
+                let message = format!("Container image \"{image}\" already present on machine");
+                if self
+                    .update(|g, now| g.event("Normal", image_event::PULLED, message, now))
+                    .is_none()
+                {
+                    return false;
+                }
+                continue;
+            }
+            let pulling = format!("Pulling image \"{image}\"");
+            if self
+                .update(|g, now| g.event("Normal", image_event::PULLING, pulling, now))
+                .is_none()
+            {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(pull.ms)).await;
+            let pulled = format!(
+                "Successfully pulled image \"{image}\" in {} ({:.1} MB new)",
+                seconds(pull.ms),
+                pull.new_mb
+            );
+            if self
+                .update(|g, now| g.event("Normal", image_event::PULLED, pulled, now))
+                .is_none()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Resolve every image; `None` when one is refused (the containers say why).
     fn pull(&self) -> Option<(Vec<ImageEntry>, Vec<ImageEntry>)> {
         let catalog = &self.inner.config.catalog;
+        let instant = self.inner.config.latency_model == LatencyModel::Instant;
         self.update(|g, now| {
             let mut refused = Vec::new();
             let mut resolve =
@@ -346,13 +464,16 @@ impl Driver {
             let init: Vec<_> = g.init.iter_mut().map(&mut resolve).collect();
             let apps: Vec<_> = g.apps.iter_mut().map(&mut resolve).collect();
             if refused.is_empty() {
-                let name = g.spec.name.clone();
-                g.event(
-                    "Normal",
-                    "Pulled",
-                    format!("Pulled the images of {name}"),
-                    now,
-                );
+                // The realistic model told of each image as it was pulled.
+                if instant {
+                    let name = g.spec.name.clone();
+                    g.event(
+                        "Normal",
+                        "Pulled",
+                        format!("Pulled the images of {name}"),
+                        now,
+                    );
+                }
                 Some((
                     init.into_iter().flatten().collect(),
                     apps.into_iter().flatten().collect(),

@@ -18,6 +18,7 @@ pub mod flow_control;
 pub mod group;
 mod hooks;
 mod inner;
+pub mod latency;
 mod lifecycle;
 pub mod logstore;
 pub mod persist;
@@ -37,6 +38,7 @@ pub use config::EngineConfig;
 pub use error::EngineError;
 pub use group::{Phase, RestartPolicy};
 pub use inner::{Change, Observer, State, StateRef};
+pub use latency::CacheUse;
 
 use executor::{Executor, GroupSpec, RunningContainer};
 use faults::Faults;
@@ -71,6 +73,8 @@ pub struct NewGroup {
     pub start_latency: Option<Duration>,
     /// The group's address instead of one from `ip_prefix`; it must be free.
     pub private_ip: Option<Ipv4Addr>,
+    /// The image cache the face chose for it (or why none).
+    pub image_cache: CacheUse,
     /// An idempotency token and what identifies the request it came with.
     pub idempotency: Option<(String, String)>,
     /// The face's own record of the request (what it echoes and filters on).
@@ -258,6 +262,7 @@ impl Engine {
             active_deadline: new.active_deadline,
             termination_grace: new.termination_grace,
             start_latency: new.start_latency,
+            image_cache: new.image_cache,
             face: new.face,
         };
         (group, cancel)
@@ -469,6 +474,8 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod tests_latency;
+#[cfg(test)]
 mod tests_stop;
 
 #[cfg(test)]
@@ -497,6 +504,7 @@ mod tests {
             termination_grace: None,
             start_latency: None,
             private_ip: None,
+            image_cache: Default::default(),
             idempotency: Some(("pod-uid".into(), name.into())),
             face: std::sync::Arc::new(()),
         }
