@@ -25,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 use cloudsim::aci::{AciCloud, AciConfig, TlsMode};
 use cloudsim::ecs::{EcsCloud, EcsConfig};
 use cloudsim::engine::faults::FaultConfig;
+use cloudsim::engine::latency::{LatencyModel, RealisticLatency};
 use cloudsim::{ExecutorKind, MockCloud, MockCloudConfig};
 use vk_core::cli;
 
@@ -104,6 +105,58 @@ struct ServeArgs {
     /// back at start, so a restarted vk-cloud answers the same groups (their timers go on).
     #[arg(long, env = "VK_CLOUD_STATE_FILE")]
     state_file: Option<PathBuf>,
+    #[command(flatten)]
+    latency: LatencyArgs,
+}
+
+/// The latency model (every face): over the config file's `latency_model` and `realistic`.
+#[derive(Args, Debug, Default)]
+struct LatencyArgs {
+    /// `instant`: the configured scheduling/provisioning latencies; `realistic`: placement,
+    /// network attach and image pulls by layer size (ECI's published figures).
+    #[arg(long, env = "VK_CLOUD_LATENCY_MODEL", value_parser = ["instant", "realistic"])]
+    latency_model: Option<String>,
+    /// Realistic model: image layers arrive at this many MB/s.
+    #[arg(long)]
+    pull_bandwidth_mb_s: Option<f64>,
+    /// Realistic model: create -> Pending.
+    #[arg(long)]
+    placement_ms: Option<u64>,
+    /// Realistic model: the network interface's attach, before the pulls.
+    #[arg(long)]
+    eni_attach_ms: Option<u64>,
+    /// Realistic model: an image cache's disk attach.
+    #[arg(long)]
+    cache_attach_ms: Option<u64>,
+    /// Realistic model: the fixed cost of each image pulled.
+    #[arg(long)]
+    per_image_ms: Option<u64>,
+}
+
+impl LatencyArgs {
+    /// The flags over a face's `latency_model` and `realistic`.
+    fn apply(&self, model: &mut LatencyModel, r: &mut RealisticLatency) -> anyhow::Result<()> {
+        if let Some(m) = &self.latency_model {
+            *model = m.parse().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(b) = self.pull_bandwidth_mb_s {
+            anyhow::ensure!(
+                b.is_finite() && b > 0.0,
+                "--pull-bandwidth-mb-s must be positive"
+            );
+            r.pull_bandwidth_mb_s = b;
+        }
+        let set = |slot: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut r.placement_ms, self.placement_ms);
+        set(&mut r.eni_attach_ms, self.eni_attach_ms);
+        set(&mut r.cache_attach_ms, self.cache_attach_ms);
+        set(&mut r.per_image_ms, self.per_image_ms);
+        Ok(())
+    }
 }
 
 /// The ACI face's flags (with `--face aci`; the config file is then an AciConfig).
@@ -221,6 +274,8 @@ fn aci_config(args: ServeArgs) -> anyhow::Result<(AciConfig, String, TlsMode)> {
         &mut config.catalog.allow_unknown,
         &mut config.faults,
     )?;
+    args.latency
+        .apply(&mut config.latency_model, &mut config.realistic)?;
     let a = args.aci;
     match (a.client_id, a.client_secret) {
         (Some(id), Some(secret)) => {
@@ -274,6 +329,8 @@ fn config(args: ServeArgs) -> anyhow::Result<(MockCloudConfig, String)> {
         &mut config.catalog.allow_unknown,
         &mut config.faults,
     )?;
+    args.latency
+        .apply(&mut config.latency_model, &mut config.realistic)?;
     if let Some(region) = &args.region_id {
         config.region_id = region.clone();
     }
@@ -303,6 +360,8 @@ fn ecs_config(args: ServeArgs) -> anyhow::Result<(EcsConfig, String)> {
         &mut config.catalog.allow_unknown,
         &mut config.faults,
     )?;
+    args.latency
+        .apply(&mut config.latency_model, &mut config.realistic)?;
     if let Some(region) = &args.region_id {
         config.region = region.clone();
     }
