@@ -62,8 +62,9 @@ pub struct ImageCacheConfig {
     pub auto_create: bool,
     /// Run the `ImageCache` controller (one per process, on the leader only).
     pub controller: bool,
-    /// Keep caches of the images the node's pods use most (off unless set).
-    pub keep_top_images: Option<KeepTopImages>,
+    /// Only the ImageCache objects with these labels (`team=a,env=prod`): for several vk
+    /// deployments (accounts, regions) in one cluster. Absent: every object.
+    pub label_selector: Option<String>,
 }
 
 impl Default for ImageCacheConfig {
@@ -72,27 +73,7 @@ impl Default for ImageCacheConfig {
             auto_match: true,
             auto_create: false,
             controller: true,
-            keep_top_images: None,
-        }
-    }
-}
-
-/// `image_cache: keep_top_images:`: ImageCache objects for the `count` image sets the node's
-/// pods used most in the last `window_minutes`, within `budget_gib` of cache size.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "snake_case", deny_unknown_fields)]
-pub struct KeepTopImages {
-    pub count: usize,
-    pub window_minutes: u64,
-    pub budget_gib: u32,
-}
-
-impl Default for KeepTopImages {
-    fn default() -> Self {
-        Self {
-            count: 3,
-            window_minutes: 60,
-            budget_gib: 100,
+            label_selector: None,
         }
     }
 }
@@ -471,11 +452,10 @@ mod tests {
     fn config_section_parses_with_defaults() {
         let c: ImageCacheConfig = serde_yaml::from_str("auto_create: true\n").unwrap();
         assert!(c.auto_match && c.auto_create && c.controller);
-        assert_eq!(c.keep_top_images, None);
         let c: ImageCacheConfig =
-            serde_yaml::from_str("controller: false\nkeep_top_images: {count: 2}\n").unwrap();
+            serde_yaml::from_str("controller: false\nlabel_selector: team=a\n").unwrap();
         assert!(!c.controller);
-        assert_eq!(c.keep_top_images.unwrap().count, 2);
+        assert_eq!(c.label_selector.as_deref(), Some("team=a"));
         assert!(serde_yaml::from_str::<ImageCacheConfig>("automatch: true\n").is_err());
     }
 }

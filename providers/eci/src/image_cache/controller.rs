@@ -4,7 +4,8 @@
 //! the object (events.k8s.io, in `default`, as for any cluster-scoped object). On deletion
 //! [`sync::cleanup`] deletes the cloud's cache, then the finalizer goes.
 //!
-//! One controller per process (the vk binary starts it once, for all its eci nodes, and with
+//! `image_cache: label_selector:` narrows it to some objects, for several vk deployments in one
+//! cluster. One controller per process (the vk binary starts it once, for all its eci nodes, and with
 //! leader election only on the leader). Without the CRD in the cluster it waits, looking every
 //! minute, instead of failing the node.
 
@@ -56,6 +57,7 @@ pub async fn run(
     kube: Client,
     cloud: Arc<EciClient>,
     placement: CachePlacement,
+    label_selector: Option<String>,
     instance: String,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -63,7 +65,11 @@ pub async fn run(
     let stop = futures::future::FutureExt::shared(Box::pin(stop));
     let mut warned = false;
     loop {
-        match api.list(&ListParams::default().limit(1)).await {
+        let mut probe = ListParams::default().limit(1);
+        if let Some(selector) = &label_selector {
+            probe = probe.labels(selector);
+        }
+        match api.list(&probe).await {
             Ok(_) => break,
             Err(e) => {
                 if !warned {
@@ -91,7 +97,11 @@ pub async fn run(
         placement,
         recorder,
     });
-    Controller::new(api, watcher::Config::default())
+    let mut watch = watcher::Config::default();
+    if let Some(selector) = &label_selector {
+        watch = watch.labels(selector);
+    }
+    Controller::new(api, watch)
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
