@@ -65,6 +65,7 @@ pub(crate) fn group(
         termination_grace: pod.termination_grace_period,
         start_latency: Some(plan.start_latency),
         private_ip: ip,
+        image_cache: Default::default(),
         idempotency: None,
         face: Arc::new(Record::new(pod.clone())),
     }
