@@ -631,7 +631,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let planned = settings.planned_nodes()?;
     // One registry: the pod controllers, the providers and the kubelet APIs record into it.
     let metrics = Arc::new(vk_core::metrics::Metrics::new());
-    let providers = providers(&settings, &planned, metrics.provider())?.each;
+    let NodeProviders {
+        each: providers,
+        eci_client,
+    } = providers(&settings, &planned, metrics.provider())?;
     let (client, cluster_url) = kube_client(kubeconfig.as_deref()).await?;
     let kubernetes_service = pod_api_endpoint(settings.pod_api_endpoint.as_deref(), &cluster_url)?;
     // `cancel`: the whole process (kubelet APIs, health port); `active`: what only the active
@@ -720,6 +723,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     metrics.leader.set(1);
+    // ImageCache objects: one controller for the process (all its eci nodes share the account),
+    // and only while this replica is the active one.
+    if let Some(cloud) = eci_client.filter(|_| settings.eci.image_cache.controller) {
+        let placement = eci::image_cache::sync::CachePlacement {
+            security_group_id: settings.eci.security_group_id.clone(),
+            vswitch_id: settings.eci.vswitch_id.clone(),
+        };
+        let instance = std::env::var("POD_NAME").unwrap_or_else(|_| settings.node.name.clone());
+        let stop = active.clone().cancelled_owned();
+        tokio::spawn(eci::image_cache::controller::run(
+            client.clone(),
+            cloud,
+            placement,
+            settings.eci.image_cache.label_selector.clone(),
+            instance,
+            stop,
+        ));
+    }
     let mut node_tasks = tokio::task::JoinSet::new();
     let mut pod_tasks = Vec::new();
     for (name, node, pods) in controllers {
