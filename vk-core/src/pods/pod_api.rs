@@ -43,7 +43,9 @@ pub(super) async fn patch_status(
     .await
 }
 
-/// Set one annotation on the pod (a merge patch of its metadata).
+/// Set one annotation on the pod, through its status subresource: the API server resets only
+/// the spec, `deletionTimestamp` and `ownerReferences` of a status write (the pod status
+/// strategy), so vk needs no write access to whole pods for it.
 pub(super) async fn annotate(
     client: &kube::Client,
     pod: &Pod,
@@ -52,7 +54,7 @@ pub(super) async fn annotate(
 ) -> Result<(), kube::Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod_ref(pod).namespace);
     let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
-    api.patch(
+    api.patch_status(
         &pod.name_any(),
         &PatchParams::default(),
         &Patch::Merge(&patch),
