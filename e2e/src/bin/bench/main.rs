@@ -11,11 +11,17 @@
 //!   bench eci-burst [--pods 300]     300 pods at once on an eci node against `vk-cloud`
 //!                                    (simulate, default quota: burst 100, 20/s): time to
 //!                                    all-Running, and pods that failed or saw throttling
+//!   bench ci-day [--pods 300] [--compress 20]
+//!                                    an afternoon of CI on an eci node against `vk-cloud`'s
+//!                                    realistic latency model, with and without image caches,
+//!                                    beside an autoscaled node pool's estimate: create ->
+//!                                    Running p50/p90/p99, pulls, cost
 //!   bench exec [--bytes 1073741824] [--sessions 50]
 //!                                    exec stdout through kube-apiserver (kubectl and kube-rs):
 //!                                    MB/s at the client; concurrent sessions' output checked
 
 mod against;
+mod ci_day;
 mod exec;
 mod floor;
 mod hold;
@@ -103,6 +109,34 @@ enum Bench {
         /// Throughput runs per client.
         #[arg(long, default_value_t = 2)]
         runs: usize,
+    },
+    /// An afternoon of CI (a generated trace) on an eci node against `vk-cloud` with the
+    /// realistic latency model, without and with image caches, and the same trace on an
+    /// autoscaled node pool (computed): start latencies, pulls and cost.
+    CiDay {
+        #[arg(long, default_value_t = 300)]
+        pods: usize,
+        /// Arrivals and build times run this many times faster (the cloud's start does not).
+        #[arg(long, default_value_t = 20.0)]
+        compress: f64,
+        #[arg(long, default_value_t = 20261204)]
+        seed: u64,
+        /// `both`, `with` or `without` image caches.
+        #[arg(long, default_value = "both")]
+        caches: String,
+        /// Allocatable vCPU of a node of the autoscaled pool (8 vCPU less the system's reserve).
+        #[arg(long, default_value_t = 7.5)]
+        node_vcpu: f64,
+        /// Allocatable GiB of such a node (32 GiB less the reserve).
+        #[arg(long, default_value_t = 28.0)]
+        node_gib: f64,
+        /// A node's price per hour; default: 8 vCPU and 32 GiB at the instances' rates.
+        #[arg(long)]
+        node_price_per_hour: Option<f64>,
+        #[arg(long, default_value_t = 180.0)]
+        node_add_secs: f64,
+        #[arg(long, default_value_t = 600.0)]
+        node_idle_secs: f64,
     },
     /// A burst of pods through vk with the eci provider against the mock ECI cloud at its
     /// default quota: the client must pace itself instead of failing pods.
@@ -755,6 +789,34 @@ async fn main() -> anyhow::Result<()> {
                 chunk_bytes,
                 proto,
                 apiserver,
+            })
+            .await
+        }
+        Bench::CiDay {
+            pods,
+            compress,
+            seed,
+            caches,
+            node_vcpu,
+            node_gib,
+            node_price_per_hour,
+            node_add_secs,
+            node_idle_secs,
+        } => {
+            ci_day::run(ci_day::Options {
+                pods,
+                compress,
+                seed,
+                caches,
+                node_vcpu,
+                node_gib,
+                // The default prices a whole 8 vCPU / 32 GiB machine, reserve included.
+                node_price_per_hour: node_price_per_hour.or_else(|| {
+                    let p = vk_core::pods::cost::RegionPrice::default();
+                    Some((8.0 * p.vcpu_second + 32.0 * p.gib_second) * 3600.0)
+                }),
+                node_add_secs,
+                node_idle_secs,
             })
             .await
         }
