@@ -16,9 +16,12 @@
 //!   with an image cache that time is gone. 386.26 MB at 8 MB/s is 48.3 s, plus the
 //!   per-image overhead of 2 s: 50.3 s.
 //! - <https://alibabacloud.com/help/en/ack/ack-managed-and-ack-dedicated/user-guide/use-image-caches-to-accelerate-pod-creation-for-knative-services>:
-//!   the same pod starts in about 5 s with an image cache: placement 2 s + network attach
-//!   2.5 s + cache attach 0.5 s = 5 s. (How those 5 s split between the three steps is not
-//!   published; the split is the simulator's choice.)
+//!   with an image cache that image preparation takes about 5 s (the ECI overview above, a
+//!   newer page, says it is gone); the model attaches the cache in 0.5 s, nearer the newer
+//!   page.
+//! - Placement (2 s) and the network attach (2.5 s) have no published figure for ECI (AWS
+//!   says an ENI attach "adds several seconds" to a Fargate task); they are the simulator's
+//!   choice, and so the floor of a cached start here is 5 s before vk's own part.
 //! - The snapshot step of an image cache's creation (`snapshot_ms`, 20 s) has no published
 //!   figure; it is the simulator's choice.
 
