@@ -21,8 +21,9 @@ pub const REASON: &str = "StartTimeline";
 /// How the instance got its images.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Images {
-    /// From an image cache; the event's message names it.
-    CacheHit,
+    /// From an image cache; the event's message names it. Images the cache did not hold were
+    /// pulled, this many.
+    CacheHit(u32),
     /// Pulled, this many images.
     Pulled(u32),
     /// The cloud did not say.
@@ -33,7 +34,7 @@ impl Images {
     /// The `image_cache` label of the timeline metric.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::CacheHit => "hit",
+            Self::CacheHit(_) => "hit",
             Self::Pulled(_) => "miss",
             Self::Unknown => "unknown",
         }
@@ -69,6 +70,10 @@ impl Timeline {
         let mut pulled = 0u32;
         for e in image_events {
             match e.reason.as_str() {
+                // The kubelet's words for an image that was there already (a cache's).
+                PULLED if e.message.ends_with("already present on machine") => {
+                    images_ready = images_ready.max(Some(e.last_seen));
+                }
                 PULLED => {
                     pulled = pulled.saturating_add(e.count.max(1));
                     images_ready = images_ready.max(Some(e.last_seen));
@@ -81,7 +86,7 @@ impl Timeline {
             }
         }
         let images = match (hit, pulled) {
-            (true, _) => Images::CacheHit,
+            (true, n) => Images::CacheHit(n),
             (false, 0) => Images::Unknown,
             (false, n) => Images::Pulled(n),
         };
@@ -143,7 +148,9 @@ impl Timeline {
                 "images_ready" => format!(
                     "images ready {took} later ({})",
                     match &self.images {
-                        Images::CacheHit => "image cache hit".to_string(),
+                        Images::CacheHit(0) => "image cache hit".to_string(),
+                        Images::CacheHit(1) => "image cache hit, pulled 1 image".to_string(),
+                        Images::CacheHit(n) => format!("image cache hit, pulled {n} images"),
                         Images::Pulled(1) => "pulled 1 image".to_string(),
                         Images::Pulled(n) => format!("pulled {n} images"),
                         Images::Unknown => "no pull reported".to_string(),
@@ -254,18 +261,30 @@ mod tests {
     #[test]
     fn a_cache_hit_is_named_and_whole_second_cloud_times_never_make_a_phase_negative() {
         // The cloud dates its events in whole seconds: the hit reads as before the create.
+        let mut present = event(PULLED, t(0), 1);
+        present.message = "Container image \"golang:1.22\" already present on machine".into();
         let report = instance(
-            vec![event(HIT_IMAGE_CACHE, t(0), 1), event(PULLED, t(0), 1)],
+            vec![event(HIT_IMAGE_CACHE, t(0), 1), present],
             Some(t(1_000)),
         );
         let tl = Timeline::of(t(100), Some(t(300)), &report, t(1_400));
-        assert_eq!(tl.images, Images::CacheHit);
+        assert_eq!(tl.images, Images::CacheHit(0));
         assert_eq!(tl.images.label(), "hit");
         for (name, took) in tl.phases() {
             assert!(!took.is_negative(), "{name}: {took:?}");
         }
         assert_eq!(tl.images_ready, Some(t(300)));
         assert!(tl.message("eci").contains("(image cache hit)"));
+        // A cache holding only some of the images: the rest were pulled.
+        let mut events = report.events.clone();
+        events.push(event(PULLED, t(2_000), 1));
+        let partial = InstanceStatus { events, ..report };
+        let tl = Timeline::of(t(100), Some(t(300)), &partial, t(3_400));
+        assert_eq!(tl.images, Images::CacheHit(1));
+        assert!(
+            tl.message("eci")
+                .contains("(image cache hit, pulled 1 image)")
+        );
     }
 
     #[test]
