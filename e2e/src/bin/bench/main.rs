@@ -416,8 +416,10 @@ async fn pod_startup(
         let config = match &hold {
             // The mock keeps its pods in a state file, so they outlive vk as a cloud's do.
             Some(h) => format!(
-                "provider: mock\nhealth_port: {health_port}\npod_workers: {workers}\nmock:\n  log_interval_ms: {}\n  state_file: {}\n",
+                "provider: mock\nhealth_port: {health_port}\npod_workers: {workers}\nmock:\n  log_interval_ms: {}\n  capacity:\n    pods: {}\n  state_file: {}\n",
                 h.log_interval_ms,
+                // Room for every pod of the burst (the node offers 1000 by default).
+                count.max(1000),
                 std::env::temp_dir()
                     .join(format!("vk-bench-{node}-mock-state.json"))
                     .display()
