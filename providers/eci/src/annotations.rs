@@ -65,6 +65,9 @@ pub struct ImageCacheConfig {
     /// Only the ImageCache objects with these labels (`team=a,env=prod`): for several vk
     /// deployments (accounts, regions) in one cluster. Absent: every object.
     pub label_selector: Option<String>,
+    /// Keep `ImageCache` objects of the most used image sets (off when absent; runs where the
+    /// controller runs) ([`crate::image_cache::keep_top`]).
+    pub keep_top_images: Option<crate::image_cache::keep_top::KeepTopConfig>,
 }
 
 impl Default for ImageCacheConfig {
@@ -74,6 +77,7 @@ impl Default for ImageCacheConfig {
             auto_create: false,
             controller: true,
             label_selector: None,
+            keep_top_images: None,
         }
     }
 }
@@ -457,5 +461,20 @@ mod tests {
         assert!(!c.controller);
         assert_eq!(c.label_selector.as_deref(), Some("team=a"));
         assert!(serde_yaml::from_str::<ImageCacheConfig>("automatch: true\n").is_err());
+        assert_eq!(c.keep_top_images, None, "off unless configured");
+        let c: ImageCacheConfig = serde_yaml::from_str(
+            "keep_top_images:\n  count: 5\n  window_minutes: 60\n  budget_gib: 200\n",
+        )
+        .unwrap();
+        let keep = c.keep_top_images.unwrap();
+        assert_eq!(
+            (
+                keep.count,
+                keep.window_minutes,
+                keep.budget_gib,
+                keep.cache_size_gib
+            ),
+            (5, 60, 200, 20)
+        );
     }
 }

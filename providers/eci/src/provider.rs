@@ -286,6 +286,12 @@ impl Provider for EciProvider {
         };
         tracing::info!(pod = %pod.pod, group = %answer.container_group_id, "ECI container group created");
         self.groups.insert(&pod.pod.uid, &answer.container_group_id);
+        // A use of the pod's image set, for keep_top_images (only pods that match caches).
+        if let Some(keep) = &self.config.image_cache.keep_top_images
+            && request.options.auto_match_image_cache == Some(true)
+        {
+            keep.record(pod);
+        }
         Ok(())
     }
 

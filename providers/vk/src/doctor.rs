@@ -76,6 +76,13 @@ pub const PERMISSIONS: &[(&str, &str, &str, Option<&str>)] = &[
         "create",
         None,
     ),
+    ("eci.alibabacloud.com", "imagecaches", "get", None),
+    ("eci.alibabacloud.com", "imagecaches", "list", None),
+    ("eci.alibabacloud.com", "imagecaches", "watch", None),
+    ("eci.alibabacloud.com", "imagecaches", "patch", None),
+    ("eci.alibabacloud.com", "imagecaches", "create", None),
+    ("eci.alibabacloud.com", "imagecaches", "delete", None),
+    ("eci.alibabacloud.com", "imagecaches/status", "patch", None),
     (
         "coordination.k8s.io",
         "leases",

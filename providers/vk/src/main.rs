@@ -731,6 +731,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             vswitch_id: settings.eci.vswitch_id.clone(),
         };
         let instance = std::env::var("POD_NAME").unwrap_or_else(|_| settings.node.name.clone());
+        // The most used image sets as ImageCache objects (keep_top_images): beside the
+        // controller, so also one per process and on the leader only.
+        if let Some(keep) = settings.eci.image_cache.keep_top_images.clone() {
+            tokio::spawn(eci::image_cache::keep_top::run(
+                client.clone(),
+                keep,
+                settings.eci.image_cache.label_selector.clone(),
+                active.clone().cancelled_owned(),
+            ));
+        }
         let stop = active.clone().cancelled_owned();
         tokio::spawn(eci::image_cache::controller::run(
             client.clone(),
