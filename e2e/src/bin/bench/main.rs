@@ -414,15 +414,24 @@ async fn pod_startup(
     } else {
         let kubeconfig = service_account_kubeconfig(&client).await;
         let config = match &hold {
-            // The mock keeps its pods in a state file, so they outlive vk as a cloud's do.
+            // With --restart the mock keeps its pods in a state file, so they outlive vk as a
+            // cloud's do. Only then: it rewrites the whole file on every change, which at
+            // thousands of pods costs the process more than vk's own work.
             Some(h) => format!(
-                "provider: mock\nhealth_port: {health_port}\npod_workers: {workers}\nmock:\n  log_interval_ms: {}\n  capacity:\n    pods: {}\n  state_file: {}\n",
+                "provider: mock\nhealth_port: {health_port}\npod_workers: {workers}\nmock:\n  log_interval_ms: {}\n  capacity:\n    pods: {}\n{}",
                 h.log_interval_ms,
                 // Room for every pod of the burst (the node offers 1000 by default).
                 count.max(1000),
-                std::env::temp_dir()
-                    .join(format!("vk-bench-{node}-mock-state.json"))
-                    .display()
+                if h.restart {
+                    format!(
+                        "  state_file: {}\n",
+                        std::env::temp_dir()
+                            .join(format!("vk-bench-{node}-mock-state.json"))
+                            .display()
+                    )
+                } else {
+                    String::new()
+                }
             ),
             None => mock_config(&format!("pod_workers: {workers}\n")),
         };
