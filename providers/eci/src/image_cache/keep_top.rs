@@ -28,6 +28,7 @@ use serde::Deserialize;
 use vk_core::provider::ResolvedPod;
 
 use crate::image_cache::crd::{ImageCache, ImageCacheSpec};
+use crate::wire::request_image_cache::MAX_IMAGES;
 
 /// The label of the objects this task owns.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -254,8 +255,10 @@ impl Usage {
 }
 
 /// The sets to keep: most uses first, ties by the most recent use, then by the images (so the
-/// answer never depends on hashing order); the first `limit`.
+/// answer never depends on hashing order); the first `limit`. A set of more images than a
+/// cache takes ([`MAX_IMAGES`], the CRD's `maxItems`) is no candidate.
 pub fn select(mut tallies: Vec<Tally>, limit: usize) -> Vec<Tally> {
+    tallies.retain(|t| !t.images.is_empty() && t.images.len() <= MAX_IMAGES);
     tallies.sort_by(|a, b| {
         b.uses
             .cmp(&a.uses)
@@ -428,6 +431,10 @@ pub async fn reconcile_once(
                     imagecache = object.name(),
                     "an ImageCache of that name exists"
                 )
+            }
+            // Refused (by the CRD's schema or an admission policy): the other sets still go.
+            Err(kube::Error::Api(e)) if e.code == 422 || e.code == 403 => {
+                tracing::warn!(imagecache = object.name(), error = %e.message, "the API server refused an ImageCache for a most used image set")
             }
             Err(e) => return Err(e),
         }

@@ -41,6 +41,16 @@ fn ranks_by_uses_then_by_the_most_recent_use() {
     assert_eq!(select(reversed, 3), top);
     // Fewer sets than the limit: all of them.
     assert_eq!(select(vec![tally(&["a:1"], 1, 1)], 5).len(), 1);
+    // A set too large for one cache is no candidate.
+    let big = Tally {
+        images: (0..=MAX_IMAGES).map(|i| format!("img:{i}")).collect(),
+        uses: 100,
+        last: 100,
+    };
+    assert_eq!(
+        names(&select(vec![big, tally(&["a:1"], 1, 1)], 5)),
+        vec![set(&["a:1"])]
+    );
 }
 
 #[test]
