@@ -19,8 +19,12 @@ pub const SPAM_BURST: f64 = 25.0;
 pub const SPAM_REFILL: Duration = Duration::from_secs(300);
 /// The API server refuses longer notes.
 const NOTE_MAX_BYTES: usize = 1024;
-/// Series remembered at most (the oldest idle ones are forgotten first).
-const MAX_SERIES: usize = 4096;
+/// Series remembered at most (the oldest idle ones are forgotten first); also the most
+/// similarity and rate-limit entries.
+pub(crate) const MAX_SERIES: usize = 4096;
+/// An eviction cuts a map down to this, so that the next is thousands of events away (each
+/// sorts the map: once per event, a burst of pods spent its time there).
+pub(crate) const EVICT_TO: usize = MAX_SERIES * 3 / 4;
 const COMBINED_PREFIX: &str = "(combined from similar events): ";
 
 /// Who reports the events.
@@ -271,28 +275,59 @@ impl Aggregator {
         self.evict(o.at);
     }
 
-    /// Forget idle series (and similarity and rate-limit state) once there are too many.
+    /// Forget idle series, similarity and rate-limit state once there are too many of one:
+    /// first what is past its window (a refilled bucket is as a new one), then the oldest,
+    /// down to [`EVICT_TO`].
     fn evict(&mut self, now: Timestamp) {
-        if self.series.len() <= MAX_SERIES {
-            return;
-        }
-        self.series
-            .retain(|_, s| s.in_flight || s.dirty || elapsed(s.last, now) <= SERIES_WINDOW);
-        self.similar
-            .retain(|_, s| elapsed(s.since, now) <= SERIES_WINDOW);
-        self.buckets
-            .retain(|_, b| b.tokens < SPAM_BURST || elapsed(b.at, now) <= SPAM_REFILL);
         if self.series.len() > MAX_SERIES {
-            let mut idle: Vec<(Timestamp, SeriesKey)> = self
-                .series
-                .iter()
-                .filter(|(_, s)| !s.in_flight && !s.dirty)
-                .map(|(k, s)| (s.last, k.clone()))
-                .collect();
-            idle.sort_by_key(|(at, _)| *at);
-            let excess = self.series.len() - MAX_SERIES;
-            for (_, key) in idle.into_iter().take(excess) {
-                self.series.remove(&key);
+            self.series
+                .retain(|_, s| s.in_flight || s.dirty || elapsed(s.last, now) <= SERIES_WINDOW);
+            if self.series.len() > EVICT_TO {
+                let mut idle: Vec<(Timestamp, SeriesKey)> = self
+                    .series
+                    .iter()
+                    .filter(|(_, s)| !s.in_flight && !s.dirty)
+                    .map(|(k, s)| (s.last, k.clone()))
+                    .collect();
+                idle.sort_by_key(|(at, _)| *at);
+                let excess = self.series.len() - EVICT_TO;
+                for (_, key) in idle.into_iter().take(excess) {
+                    self.series.remove(&key);
+                }
+            }
+        }
+        if self.similar.len() > MAX_SERIES {
+            self.similar
+                .retain(|_, s| elapsed(s.since, now) <= SERIES_WINDOW);
+            if self.similar.len() > EVICT_TO {
+                let mut oldest: Vec<(Timestamp, SimilarKey)> = self
+                    .similar
+                    .iter()
+                    .map(|(k, s)| (s.since, k.clone()))
+                    .collect();
+                oldest.sort_by_key(|(at, _)| *at);
+                let excess = self.similar.len() - EVICT_TO;
+                for (_, key) in oldest.into_iter().take(excess) {
+                    self.similar.remove(&key);
+                }
+            }
+        }
+        if self.buckets.len() > MAX_SERIES {
+            let refill = SPAM_REFILL.as_secs_f64();
+            self.buckets
+                .retain(|_, b| b.tokens + elapsed(b.at, now).as_secs_f64() / refill < SPAM_BURST);
+            if self.buckets.len() > EVICT_TO {
+                // Forgetting a bucket only forgives that object's spam.
+                let mut oldest: Vec<(Timestamp, ObjectKey)> = self
+                    .buckets
+                    .iter()
+                    .map(|(k, b)| (b.at, k.clone()))
+                    .collect();
+                oldest.sort_by_key(|(at, _)| *at);
+                let excess = self.buckets.len() - EVICT_TO;
+                for (_, key) in oldest.into_iter().take(excess) {
+                    self.buckets.remove(&key);
+                }
             }
         }
     }
@@ -347,6 +382,18 @@ impl Aggregator {
         if series.dirty {
             self.ready.push_back(key.clone());
         }
+    }
+
+    /// How many series, similarity and rate-limit entries are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize) {
+        (self.series.len(), self.similar.len(), self.buckets.len())
+    }
+
+    /// Whether a rate-limit bucket is kept for the object named `name` (for tests).
+    #[cfg(test)]
+    pub(crate) fn has_bucket(&self, name: &str) -> bool {
+        self.buckets.keys().any(|k| k.name == name)
     }
 
     #[cfg(test)]

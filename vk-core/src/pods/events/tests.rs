@@ -8,6 +8,7 @@ use backon::BackoffBuilder as _;
 use k8s_openapi::api::events::v1::EventSeries;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
+use super::series::{EVICT_TO, MAX_SERIES};
 use super::*;
 use crate::pods::test_api::FakeApi;
 
@@ -333,4 +334,48 @@ fn only_throttling_server_and_network_failures_are_retried() {
     }
     let down = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "down");
     assert!(retryable(&kube::Error::ReadEvents(down)));
+}
+
+#[test]
+fn a_burst_of_pods_keeps_every_map_bounded_and_evicts_in_batches() {
+    let mut agg = Aggregator::new(reporter());
+    // 10 000 pods, three events each, within a minute: every series is in its window.
+    for i in 0..10_000 {
+        let name = format!("build-{i}");
+        for reason in ["ProviderCreated", "Started", "StartTimeline"] {
+            agg.observe(occurrence(&name, reason, "note", i64::from(i) / 200));
+        }
+        // The publisher writes as it goes.
+        agg.drain_calls();
+    }
+    let (series, similar, buckets) = agg.sizes();
+    assert!(series <= MAX_SERIES, "{series}");
+    assert!(similar <= MAX_SERIES, "{similar}");
+    assert!(buckets <= MAX_SERIES, "{buckets}");
+    // Evicted in batches down to EVICT_TO, not one entry per event at the cap.
+    assert!(series >= EVICT_TO, "{series}");
+    // The newest pod's events are still known: its event again patches the series.
+    agg.observe(occurrence("build-9999", "Started", "note", 60));
+    let calls = agg.drain_calls();
+    assert!(
+        calls.iter().all(|c| matches!(c, Call::Patch { .. })),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_refilled_bucket_is_forgotten() {
+    let mut agg = Aggregator::new(reporter());
+    for i in 0..(MAX_SERIES as i64 + 1) {
+        agg.observe(occurrence(&format!("old-{i}"), "Started", "note", 0));
+        agg.drain_calls();
+    }
+    // Long after: every old bucket has refilled, and is dropped at the next eviction.
+    let later = 100 * 3600;
+    for i in 0..(MAX_SERIES as i64 + 1) {
+        agg.observe(occurrence(&format!("new-{i}"), "Started", "note", later));
+        agg.drain_calls();
+    }
+    assert!((0..=MAX_SERIES).all(|i| !agg.has_bucket(&format!("old-{i}"))));
+    assert!(agg.has_bucket(&format!("new-{MAX_SERIES}")));
 }
