@@ -162,12 +162,7 @@ impl CreateContainerGroup {
             encode_container(p, &format!("InitContainer.{}", i + 1), c);
         }
         encode_volumes(p, &self.volumes);
-        for (i, c) in self.image_registry_credentials.iter().enumerate() {
-            let pre = format!("ImageRegistryCredential.{}", i + 1);
-            p.push(format!("{pre}.Server"), &c.server);
-            p.push(format!("{pre}.UserName"), &c.user_name);
-            p.push(format!("{pre}.Password"), &c.password);
-        }
+        encode_registry_credentials(p, &self.image_registry_credentials);
         self.names.encode(p);
         if self.share_process_namespace {
             p.push("ShareProcessNamespace", "true");
@@ -284,9 +279,21 @@ impl CreateContainerGroup {
     }
 }
 
+/// `ImageRegistryCredential.N.*` (CreateContainerGroup, Create/UpdateImageCache).
+pub(super) fn encode_registry_credentials(p: &mut Params, credentials: &[ImageRegistryCredential]) {
+    for (i, c) in credentials.iter().enumerate() {
+        let pre = format!("ImageRegistryCredential.{}", i + 1);
+        p.push(format!("{pre}.Server"), &c.server);
+        p.push(format!("{pre}.UserName"), &c.user_name);
+        p.push(format!("{pre}.Password"), &c.password);
+    }
+}
+
 /// Every member needs its server and user name; the password may be empty (a token-only
 /// registry user), as the service accepts.
-fn decode_registry_credentials(p: &Params) -> Result<Vec<ImageRegistryCredential>, ParamError> {
+pub(super) fn decode_registry_credentials(
+    p: &Params,
+) -> Result<Vec<ImageRegistryCredential>, ParamError> {
     p.members("ImageRegistryCredential")?
         .into_iter()
         .map(|(i, m)| {

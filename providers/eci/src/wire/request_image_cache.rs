@@ -17,7 +17,10 @@
 
 use crate::wire::api::Tag;
 use crate::wire::params::{ParamError, Params};
-use crate::wire::request::{ImageRegistryCredential, MAX_TAGS, decode_tags, encode_tags};
+use crate::wire::request::{
+    ImageRegistryCredential, MAX_TAGS, decode_registry_credentials, decode_tags,
+    encode_registry_credentials, encode_tags,
+};
 
 pub const MIN_IMAGE_CACHE_SIZE_GIB: u32 = 20;
 pub const MAX_IMAGE_CACHE_SIZE_GIB: u32 = 32768;
@@ -118,33 +121,6 @@ fn encode_images(p: &mut Params, images: &[String]) {
     }
 }
 
-fn encode_credentials(p: &mut Params, credentials: &[ImageRegistryCredential]) {
-    for (i, c) in credentials.iter().enumerate() {
-        let pre = format!("ImageRegistryCredential.{}", i + 1);
-        p.push(format!("{pre}.Server"), &c.server);
-        p.push(format!("{pre}.UserName"), &c.user_name);
-        p.push(format!("{pre}.Password"), &c.password);
-    }
-}
-
-fn decode_credentials(p: &Params) -> Result<Vec<ImageRegistryCredential>, ParamError> {
-    p.members("ImageRegistryCredential")?
-        .into_iter()
-        .map(|(i, m)| {
-            let required = |name: &str| {
-                m.required(name)
-                    .map(str::to_string)
-                    .map_err(|_| ParamError::Missing(format!("ImageRegistryCredential.{i}.{name}")))
-            };
-            Ok(ImageRegistryCredential {
-                server: required("Server")?,
-                user_name: required("UserName")?,
-                password: m.get("Password").unwrap_or_default().to_string(),
-            })
-        })
-        .collect()
-}
-
 impl CreateImageCache {
     pub fn encode(&self, p: &mut Params) {
         p.push("RegionId", &self.region_id);
@@ -154,7 +130,7 @@ impl CreateImageCache {
         p.push_opt("VSwitchId", self.vswitch_id.as_ref());
         p.push_opt("ImageCacheSize", self.image_cache_size);
         p.push_opt("RetentionDays", self.retention_days);
-        encode_credentials(p, &self.image_registry_credentials);
+        encode_registry_credentials(p, &self.image_registry_credentials);
         p.push_opt("ClientToken", self.client_token.as_ref());
         encode_tags(p, "Tag", &self.tags);
     }
@@ -181,7 +157,7 @@ impl CreateImageCache {
             vswitch_id: p.string("VSwitchId"),
             image_cache_size,
             retention_days,
-            image_registry_credentials: decode_credentials(p)?,
+            image_registry_credentials: decode_registry_credentials(p)?,
             client_token: p.string("ClientToken"),
             tags,
         })
@@ -256,7 +232,7 @@ impl UpdateImageCache {
         encode_images(p, &self.images);
         p.push_opt("ImageCacheSize", self.image_cache_size);
         p.push_opt("RetentionDays", self.retention_days);
-        encode_credentials(p, &self.image_registry_credentials);
+        encode_registry_credentials(p, &self.image_registry_credentials);
         p.push_opt("ClientToken", self.client_token.as_ref());
     }
 
@@ -276,7 +252,7 @@ impl UpdateImageCache {
             images: decode_images(p, false)?,
             image_cache_size,
             retention_days,
-            image_registry_credentials: decode_credentials(p)?,
+            image_registry_credentials: decode_registry_credentials(p)?,
             client_token: p.string("ClientToken"),
         })
     }
