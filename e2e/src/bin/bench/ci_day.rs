@@ -31,12 +31,10 @@ use e2e::cloud::MockCloud;
 use e2e::pods::wait_node_ready;
 use e2e::vk::{Vk, service_account_kubeconfig};
 use e2e::{TestNamespace, client, unique};
-use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::watcher;
 use rand::{RngExt as _, SeedableRng};
-use vk_core::pods::cost::{Cost, PriceTable};
+use vk_core::pods::cost::PriceTable;
 
 pub struct Options {
     pub pods: usize,
@@ -338,41 +336,7 @@ async fn replay(jobs: &[Job], compress: f64, caches: bool) -> anyhow::Result<Rep
 
     // The watch: Running, and Succeeded/Failed (then the cost and the delete, as Jenkins
     // deletes an agent pod when its build is done).
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, Instant, Pod)>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-    {
-        let pods = pods.clone();
-        let index = index.clone();
-        tokio::spawn(async move {
-            let stream = watcher(pods, watcher::Config::default());
-            futures::pin_mut!(stream);
-            let mut ready = Some(ready_tx);
-            while let Ok(Some(event)) = stream.try_next().await {
-                let pod = match event {
-                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => pod,
-                    watcher::Event::InitDone => {
-                        if let Some(ready) = ready.take() {
-                            let _ = ready.send(());
-                        }
-                        continue;
-                    }
-                    _ => continue,
-                };
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                let phase = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_default();
-                if let Some(&i) = index.get(&name)
-                    && tx.send((i, phase, Instant::now(), pod)).is_err()
-                {
-                    return;
-                }
-            }
-        });
-    }
-    let _ = ready_rx.await;
+    let mut rx = super::watch_pods(pods.clone()).await;
 
     let began = Instant::now();
     let creator = {
@@ -406,7 +370,7 @@ async fn replay(jobs: &[Job], compress: f64, caches: bool) -> anyhow::Result<Rep
     let deadline = Instant::now() + horizon;
     while ended.iter().any(|e| !e) {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let Ok(Some((i, phase, at, pod))) = tokio::time::timeout(remaining, rx.recv()).await else {
+        let Ok(Some(seen)) = tokio::time::timeout(remaining, rx.recv()).await else {
             println!(
                 "  only {} of {} pods ended within {horizon:?}",
                 ended.iter().filter(|e| **e).count(),
@@ -414,19 +378,17 @@ async fn replay(jobs: &[Job], compress: f64, caches: bool) -> anyhow::Result<Rep
             );
             break;
         };
+        let Some(&i) = index.get(&seen.name) else {
+            continue;
+        };
+        let phase = seen.phase.as_deref().unwrap_or_default();
         if phase == "Running" && running_at[i].is_none() {
-            running_at[i] = Some(at);
+            running_at[i] = Some(seen.at);
             running_now += 1;
             peak_running = peak_running.max(running_now);
         }
         if (phase == "Succeeded" || phase == "Failed") && !ended[i] {
-            let annotated = pod
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(vk_core::pods::cost::ANNOTATION))
-                .and_then(|text| serde_json::from_str::<Cost>(text).ok());
-            let Some(c) = annotated else {
+            let Some(c) = seen.cost else {
                 // The cost annotation follows the status write; wait for it.
                 continue;
             };

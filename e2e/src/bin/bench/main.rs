@@ -269,6 +269,8 @@ struct Observed {
     at: Instant,
     /// The same moment on the wall clock, to compare with the API's event times.
     wall: Timestamp,
+    /// The cost vk recorded on the pod when it ended, if it has.
+    cost: Option<vk_core::pods::cost::Cost>,
 }
 
 /// Watch the namespace's pods; every applied object is reported with the time it arrived.
@@ -298,6 +300,12 @@ async fn watch_pods(pods: Api<Pod>) -> tokio::sync::mpsc::UnboundedReceiver<Obse
                 phase: pod.status.as_ref().and_then(|s| s.phase.clone()),
                 at: Instant::now(),
                 wall: Timestamp::now(),
+                cost: pod
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(vk_core::pods::cost::ANNOTATION))
+                    .and_then(|text| serde_json::from_str(text).ok()),
             };
             if tx.send(observed).is_err() {
                 return;
