@@ -64,22 +64,9 @@ impl Face {
         max: u32,
     ) -> Result<(Vec<u64>, String, u64), ApiError> {
         let matching = self.select(q, placement, since);
-        let start = match &q.next_token {
-            None => 0,
-            Some(token) => {
-                let seq: u64 = token.parse().map_err(|_| {
-                    ApiError::new(
-                        errors::INVALID_PARAMETER,
-                        "The specified NextToken is not valid.",
-                    )
-                })?;
-                matching.partition_point(|s| *s < seq)
-            }
-        };
         let limit = q.limit.unwrap_or(max).clamp(1, max.max(1)) as usize;
-        let end = (start + limit).min(matching.len());
-        let next = matching.get(end).map(u64::to_string).unwrap_or_default();
-        Ok((matching[start..end].to_vec(), next, matching.len() as u64))
+        let (range, next) = page_of(&matching, |s| *s, q.next_token.as_deref(), limit)?;
+        Ok((matching[range].to_vec(), next, matching.len() as u64))
     }
 
     pub fn describe(
@@ -129,4 +116,33 @@ impl Face {
                 .collect(),
         })
     }
+}
+
+/// One page of `items` (ascending by `seq`): the range after `NextToken` (the first sequence
+/// number not yet handed out), up to `limit`, and the token of the page after it (empty at
+/// the end).
+pub(super) fn page_of<T>(
+    items: &[T],
+    seq: impl Fn(&T) -> u64,
+    next_token: Option<&str>,
+    limit: usize,
+) -> Result<(std::ops::Range<usize>, String), ApiError> {
+    let start = match next_token {
+        None => 0,
+        Some(token) => {
+            let after: u64 = token.parse().map_err(|_| {
+                ApiError::new(
+                    errors::INVALID_PARAMETER,
+                    "The specified NextToken is not valid.",
+                )
+            })?;
+            items.partition_point(|item| seq(item) < after)
+        }
+    };
+    let end = (start + limit).min(items.len());
+    let next = items
+        .get(end)
+        .map(|item| seq(item).to_string())
+        .unwrap_or_default();
+    Ok((start..end, next))
 }

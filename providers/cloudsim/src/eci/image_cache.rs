@@ -293,29 +293,15 @@ impl Face {
                 })
             })
             .collect();
-        let start = match &q.next_token {
-            None => 0,
-            Some(token) => {
-                let seq: u64 = token.parse().map_err(|_| {
-                    ApiError::new(
-                        errors::INVALID_PARAMETER,
-                        "The specified NextToken is not valid.",
-                    )
-                })?;
-                matching.partition_point(|c| c.seq < seq)
-            }
-        };
         let limit = q.limit.unwrap_or(MAX_DESCRIBE_LIMIT) as usize;
-        let end = (start + limit).min(matching.len());
+        let (range, next_token) =
+            super::describe::page_of(&matching, |c| c.seq, q.next_token.as_deref(), limit)?;
         let region = &self.config().region_id;
         Ok(DescribeImageCachesResponse {
             request_id: String::new(),
-            next_token: matching
-                .get(end)
-                .map(|c| c.seq.to_string())
-                .unwrap_or_default(),
+            next_token,
             total_count: matching.len() as u64,
-            image_caches: matching[start..end]
+            image_caches: matching[range]
                 .iter()
                 .map(|c| c.render(region, now))
                 .collect(),
