@@ -4,7 +4,9 @@
 //! (`aliyun-python-sdk-eci` on `aliyun-python-sdk-core`) with the RPC signature 1.0
 //! (HMAC-SHA1). Between them: every action the eci provider uses and the ones the simulator
 //! adds (events, one group's metric, regions, batch delete), DryRun, the restart rules, the
-//! listing filters, bad parameters, an unknown action and a wrong secret on both signatures.
+//! listing filters, bad parameters, an unknown action and a wrong secret on both signatures;
+//! the image cache actions (create with a ClientToken, Ready, update, delete) and a group that
+//! starts from a cache by `ImageSnapshotId`.
 //! Each answer must parse into the SDK's models, and the Describe answers must carry every
 //! field of those models that ECI always sends (the script lists the ones it leaves out, and
 //! why). No Kubernetes cluster needed.
@@ -68,6 +70,11 @@ fn official_sdks_drive_the_mock_cloud() {
             "wrong secret (HMAC-SHA1)",
             "DeleteContainerGroups",
             "DeleteContainerGroup",
+            "CreateImageCache",
+            "DescribeImageCaches",
+            "UpdateImageCache",
+            "CreateContainerGroup ImageSnapshotId",
+            "DeleteImageCache",
         ],
         "{stdout}\n{stderr}"
     );
