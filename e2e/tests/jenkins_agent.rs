@@ -144,6 +144,23 @@ async fn the_plugins_steps_run_in_the_cat_containers_as_under_a_kubelet() {
     )
     .await;
     assert!(s.cloud().groups(&s.vk.node).await.unwrap().is_empty());
+    // What vk recorded about the agent's start and, once the plugin deleted it, its cost.
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(s.client.clone(), &s.ns.name);
+    let recorded = e2e::pods::wait_events(&events, POD, &["StartTimeline", "Cost"]).await;
+    let note = |reason: &str| {
+        recorded
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        note("StartTimeline").contains("accepted by eci in"),
+        "{}",
+        note("StartTimeline")
+    );
+    assert!(note("Cost").starts_with("Billed "), "{}", note("Cost"));
 }
 
 /// The same exec with the official Python client (`kubernetes` from PyPI, its stream exec over
