@@ -5,16 +5,15 @@
 //! The Service is read when a pod needs it and the answer (found or not) kept for
 //! [`REREAD_AFTER`]: its ClusterIP never changes while it exists, but the DNS add-on is often
 //! installed after the node registers, or reinstalled; one GET a minute at most costs nothing,
-//! while a watch would hold a connection open for a value that almost never changes.
+//! while a watch would hold a connection open for a value that almost never changes. Pods
+//! resolved at once while it is read wait for that one GET rather than each making their own.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 
-use super::lock::lock;
 use super::resolve::{ClusterDns, ResolveError};
 
 /// How long an answer about `kube-system/kube-dns` is trusted.
@@ -24,8 +23,9 @@ pub struct ClusterDnsLookup {
     client: kube::Client,
     configured: Vec<IpAddr>,
     domain: String,
-    /// The last answer about kube-dns and when it was read.
-    cached: Mutex<Option<(Instant, Vec<String>)>>,
+    /// The last answer about kube-dns and when it was read; held across the read, so one
+    /// GET serves everyone who asked meanwhile.
+    cached: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 impl ClusterDnsLookup {
@@ -34,7 +34,7 @@ impl ClusterDnsLookup {
             client,
             configured,
             domain,
-            cached: Mutex::new(None),
+            cached: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -52,7 +52,8 @@ impl ClusterDnsLookup {
 
     /// The ClusterIPs of `kube-system/kube-dns`; empty when it does not exist or is headless.
     async fn kube_dns(&self) -> Result<Vec<String>, ResolveError> {
-        if let Some((at, servers)) = lock(&self.cached).as_ref()
+        let mut cached = self.cached.lock().await;
+        if let Some((at, servers)) = cached.as_ref()
             && at.elapsed() < REREAD_AFTER
         {
             return Ok(servers.clone());
@@ -80,7 +81,7 @@ impl ClusterDnsLookup {
                 "no cluster DNS: --cluster-dns is not set and kube-system/kube-dns has no ClusterIP; ClusterFirst pods use the cloud's resolver"
             );
         }
-        *lock(&self.cached) = Some((Instant::now(), servers.clone()));
+        *cached = Some((Instant::now(), servers.clone()));
         Ok(servers)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::config::PodControllerConfig;
@@ -23,7 +23,7 @@ use super::record::Records;
 use super::references::References;
 use super::status::{has_started, pod_phase};
 use super::watched::{ObjectChange, WatchedNamespaces};
-use crate::provider::{PodRef, Provider, StatusEvent};
+use crate::provider::{InstancePhase, InstanceStatus, PodRef, Provider, StatusEvent};
 
 /// Start-up's `list` is retried without end: 0.2 s, doubling up to 10 s.
 pub(super) fn load_retries() -> ExponentialBuilder {
@@ -33,6 +33,10 @@ pub(super) fn load_retries() -> ExponentialBuilder {
         .with_max_delay(Duration::from_secs(10))
         .without_max_times()
 }
+
+/// How long a create's reconcile waits for a pushing provider's first report past `Pending`
+/// ([`PodContext::first_report`]).
+pub const FIRST_REPORT_WAIT: Duration = Duration::from_millis(50);
 
 /// Shared by every reconcile.
 pub struct PodContext {
@@ -51,6 +55,11 @@ pub struct PodContext {
     /// When this process started: the provider's container events from before are not
     /// recorded again.
     pub(super) started: Timestamp,
+    /// The provider pushes its reports (rather than being polled): a new instance's first
+    /// report usually follows its create within milliseconds ([`Self::first_report`]).
+    pub(super) reports_pushed: AtomicBool,
+    /// Woken on every provider report.
+    reported: Notify,
 }
 
 impl PodContext {
@@ -73,6 +82,8 @@ impl PodContext {
             running: AtomicUsize::new(0),
             started: Timestamp::now(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            reports_pushed: AtomicBool::new(false),
+            reported: Notify::new(),
         }
     }
 
@@ -109,12 +120,46 @@ impl PodContext {
 
     /// Record a provider report; returns the pod it concerns.
     pub fn apply_status_event(&self, event: StatusEvent) -> PodRef {
-        self.records.apply(event, |pod| {
+        let pod = self.records.apply(event, |pod| {
             let key = ObjectRef::new(&pod.name).within(&pod.namespace);
             self.store
                 .get(&key)
                 .is_some_and(|p| p.uid().as_deref() == Some(pod.uid.as_str()))
-        })
+        });
+        self.reported.notify_waiters();
+        pod
+    }
+
+    /// What the provider reported of the instance just created for `uid`. A provider that
+    /// pushes its reports is given up to [`FIRST_REPORT_WAIT`] to report it past `Pending`,
+    /// so the create's reconcile writes that status itself instead of the pod waiting for a
+    /// worker again (a polled provider's first report comes with its next poll: not waited
+    /// for).
+    pub(super) async fn first_report(&self, uid: &str) -> Option<InstanceStatus> {
+        let reported = || {
+            self.records
+                .read(uid, |r| r.and_then(|r| r.instance.clone()))
+        };
+        if !self.reports_pushed.load(Ordering::Relaxed) {
+            return reported();
+        }
+        let deadline = tokio::time::Instant::now() + FIRST_REPORT_WAIT;
+        loop {
+            // Registered before the record is read: a report in between still wakes it.
+            let notified = self.reported.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let instance = reported();
+            if instance
+                .as_ref()
+                .is_some_and(|i| i.phase != InstancePhase::Pending)
+            {
+                return instance;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return instance;
+            }
+        }
     }
 
     /// The watch brought `pod`. One this node has not created yet starts its preparation

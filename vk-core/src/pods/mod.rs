@@ -34,6 +34,7 @@ pub mod timeline;
 mod watched;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -128,7 +129,10 @@ impl PodController {
         ctx.load_instances(&cancel).await;
 
         let status_rx = match self.provider.status_source() {
-            StatusSource::Push(rx) => rx,
+            StatusSource::Push(rx) => {
+                ctx.reports_pushed.store(true, Ordering::Relaxed);
+                rx
+            }
             StatusSource::Poll(interval) => {
                 StatusPoller::spawn(self.provider.clone(), interval, cancel.child_token())
             }

@@ -352,10 +352,9 @@ impl PodContext {
                 format!("Created the pod's {} instance", self.provider.name()),
             );
         }
-        let instance = self.records.update(&r.uid, |rec| {
-            rec.created = Some(Instant::now());
-            rec.instance.clone()
-        });
+        self.records
+            .update(&r.uid, |rec| rec.created = Some(Instant::now()));
+        let instance = self.first_report(&r.uid).await;
         // Until the provider's first report arrives, the pod shows that it is being created.
         self.show_progress(pod, instance.as_ref(), REPORT_WAIT, report)
             .await

@@ -185,6 +185,51 @@ async fn an_instance_that_starts_at_once_gets_one_status_write() {
 }
 
 #[tokio::test]
+async fn a_pushing_providers_first_report_is_written_by_the_create_itself() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    ctx.reports_pushed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let pod = with_version(pod, "1");
+    // The provider reports the instance Running a moment after its create returns.
+    let reporter = {
+        let (ctx, pod, provider) = (ctx.clone(), pod.clone(), provider.clone());
+        tokio::spawn(async move {
+            while provider.calls().is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            running(&ctx, &pod, InstancePhase::Running);
+        })
+    };
+    reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    reporter.await.unwrap();
+    let patches = api.status_patches("build");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0]["status"]["phase"], "Running");
+    assert_eq!(provider.calls(), ["create ci/build"]);
+}
+
+#[tokio::test]
+async fn a_pushing_provider_that_stays_silent_holds_the_create_no_longer_than_the_wait() {
+    let api = FakeApi::start().await;
+    let provider = Arc::new(ScriptedProvider::default());
+    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
+    let ctx = context(&api, provider.clone(), &[&pod]);
+    ctx.reports_pushed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let pod = with_version(pod, "1");
+    let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
+    // No report: the interim status is held back as for any provider, and the pod is woken
+    // when the hold ends.
+    assert!(api.status_patches("build").is_empty());
+    assert_ne!(action, Action::await_change());
+    assert_eq!(provider.calls(), ["create ci/build"]);
+}
+
+#[tokio::test]
 async fn a_created_instance_is_not_created_again_before_the_provider_reports_it() {
     let api = FakeApi::start().await;
     let provider = Arc::new(ScriptedProvider::default());

@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::Api;
@@ -23,7 +23,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::cluster_dns::ClusterDnsLookup;
@@ -37,6 +37,11 @@ use super::source::ApiObjectSource;
 /// Token requests issued ahead at once; more wait for a slot (more only queue in the API
 /// server during a burst).
 const PREFETCH_IN_FLIGHT: usize = 16;
+/// A resolve in a namespace whose watch has just started waits this long after the start for
+/// its first lists (one LIST per kind, already under way) before it reads the API itself: a
+/// burst of pods in a new namespace then costs three LISTs, not two calls per pod while the
+/// API server is busiest.
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 /// Tokens issued ahead and not taken yet, at most.
 const PREFETCH_MAX: usize = 1024;
 /// A token issued ahead is used only this long after it was asked for.
@@ -89,10 +94,20 @@ struct State {
 
 /// The reflectors of one namespace; dropping it stops them.
 struct NamespaceWatch {
-    secrets: Store<Secret>,
-    config_maps: Store<ConfigMap>,
-    services: Store<Service>,
+    /// When the reflectors started: a resolve waits for their first lists until
+    /// [`FIRST_LIST_WAIT`] after this.
+    started: Instant,
+    secrets: Cached<Secret>,
+    config_maps: Cached<ConfigMap>,
+    services: Cached<Service>,
     _stop: DropGuard,
+}
+
+/// One reflector's store, and whether its first list is in it. (The store's own
+/// `wait_until_ready` keeps one waker only: of many resolves waiting at once, one is woken.)
+struct Cached<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    synced: watch::Receiver<bool>,
 }
 
 /// Which pods keep which namespace watched.
@@ -287,6 +302,7 @@ impl WatchedNamespaces {
         let stop = CancellationToken::new();
         tracing::info!(%namespace, "watching the namespace's secrets, configMaps and Services");
         NamespaceWatch {
+            started: Instant::now(),
             secrets: self.spawn_reflector(namespace, Some(ObjectKind::Secret), stop.clone()),
             config_maps: self.spawn_reflector(namespace, Some(ObjectKind::ConfigMap), stop.clone()),
             services: self.spawn_reflector(namespace, None, stop.clone()),
@@ -301,7 +317,7 @@ impl WatchedNamespaces {
         namespace: &str,
         report: Option<ObjectKind>,
         stop: CancellationToken,
-    ) -> Store<K>
+    ) -> Cached<K>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -317,6 +333,7 @@ impl WatchedNamespaces {
         let cache = reader.clone();
         let ns = namespace.to_string();
         let mut synced = false;
+        let (synced_tx, synced_rx) = watch::channel(false);
         // A change is found against the cache before the event is applied, and reported only
         // after it is: a pod woken by the report then reads the new object from the cache.
         let found = Arc::new(Mutex::new(None::<String>));
@@ -330,7 +347,10 @@ impl WatchedNamespaces {
                 *lock(&found) = changed.filter(|_| report.is_some());
             })
             .reflect(writer)
-            .inspect_ok(move |_| {
+            .inspect_ok(move |event| {
+                if matches!(event, watcher::Event::InitDone) {
+                    synced_tx.send_replace(true);
+                }
                 if let (Some(kind), Some(name)) = (report, lock(&reported).take()) {
                     let _ = changes.send(ObjectChange {
                         kind,
@@ -352,48 +372,58 @@ impl WatchedNamespaces {
                 _ = run => {}
             }
         });
-        reader
+        Cached {
+            store: reader,
+            synced: synced_rx,
+        }
     }
 
     /// The namespace's Services from its cache, when it is watched and its first list is
-    /// complete.
-    fn cached_services(&self, namespace: &str) -> Option<Vec<Service>> {
-        let cache = {
-            let state = lock(&self.state);
-            state.watches.get(namespace)?.services.clone()
-        };
-        let synced = cache
-            .wait_until_ready()
-            .now_or_never()
-            .is_some_and(|r| r.is_ok());
-        synced.then(|| cache.state().iter().map(|s| (**s).clone()).collect())
+    /// complete (waited for, see [`FIRST_LIST_WAIT`]).
+    async fn cached_services(&self, namespace: &str) -> Option<Vec<Service>> {
+        let cache = self.synced_store(namespace, |w| &w.services).await?;
+        Some(cache.state().iter().map(|s| (**s).clone()).collect())
     }
 
     /// The object from the namespace's cache, when the namespace is watched, its first list is
-    /// complete and the object is in it.
-    fn cached<K>(
+    /// complete (waited for, see [`FIRST_LIST_WAIT`]) and the object is in it.
+    async fn cached<K>(
         &self,
         namespace: &str,
         name: &str,
-        store: impl Fn(&NamespaceWatch) -> &Store<K>,
+        store: impl Fn(&NamespaceWatch) -> &Cached<K>,
     ) -> Option<K>
     where
         K: Resource<DynamicType = ()> + Clone + 'static,
     {
-        let cache = {
-            let state = lock(&self.state);
-            store(state.watches.get(namespace)?).clone()
-        };
-        let synced = cache
-            .wait_until_ready()
-            .now_or_never()
-            .is_some_and(|r| r.is_ok());
-        if !synced {
-            return None;
-        }
+        let cache = self.synced_store(namespace, store).await?;
         cache
             .get(&ObjectRef::new(name).within(namespace))
             .map(|o| (*o).clone())
+    }
+
+    /// The namespace's store of `K` once its first list is complete; a watch younger than
+    /// [`FIRST_LIST_WAIT`] is waited for until then. None: not watched, or not synced in time.
+    async fn synced_store<K>(
+        &self,
+        namespace: &str,
+        store: impl Fn(&NamespaceWatch) -> &Cached<K>,
+    ) -> Option<Store<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let (cache, mut synced, started) = {
+            let state = lock(&self.state);
+            let watch = state.watches.get(namespace)?;
+            let cached = store(watch);
+            (cached.store.clone(), cached.synced.clone(), watch.started)
+        };
+        let wait = FIRST_LIST_WAIT.saturating_sub(started.elapsed());
+        // The flag is read before the timer: a synced store answers at once.
+        match tokio::time::timeout(wait, synced.wait_for(|synced| *synced)).await {
+            Ok(Ok(_)) => Some(cache),
+            _ => None,
+        }
     }
 }
 
@@ -430,7 +460,7 @@ impl ObjectSource for WatchedNamespaces {
     }
 
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, ResolveError> {
-        match self.cached(namespace, name, |w| &w.secrets) {
+        match self.cached(namespace, name, |w| &w.secrets).await {
             Some(secret) => Ok(Some(secret)),
             None => self.api.secret(namespace, name).await,
         }
@@ -441,7 +471,7 @@ impl ObjectSource for WatchedNamespaces {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ConfigMap>, ResolveError> {
-        match self.cached(namespace, name, |w| &w.config_maps) {
+        match self.cached(namespace, name, |w| &w.config_maps).await {
             Some(cm) => Ok(Some(cm)),
             None => self.api.config_map(namespace, name).await,
         }
@@ -451,10 +481,11 @@ impl ObjectSource for WatchedNamespaces {
         self.cluster_dns.get().await
     }
 
-    /// From the cache once the namespace's first list is complete, else listed (the kubelet
-    /// too waits for its first list of Services before it builds a container's environment).
+    /// From the cache once the namespace's first list is complete (waited for a while after
+    /// the watch starts), else listed (the kubelet too waits for its first list of Services
+    /// before it builds a container's environment).
     async fn services(&self, namespace: &str) -> Result<Vec<Service>, ResolveError> {
-        match self.cached_services(namespace) {
+        match self.cached_services(namespace).await {
             Some(services) => Ok(services),
             None => self.api.services(namespace).await,
         }

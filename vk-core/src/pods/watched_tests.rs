@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector;
 use kube::runtime::watcher::Event;
@@ -162,6 +163,7 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
     // Reported only once the cache holds it, so a woken pod reads the new object.
     let cm = watched
         .cached("ci", "settings", |w| &w.config_maps)
+        .await
         .expect("the created configMap in the cache when its change is reported");
     assert_eq!(cm.data.unwrap()["settings.xml"], "<settings/>");
     // And a change of it too.
@@ -174,7 +176,10 @@ async fn a_namespace_is_watched_from_its_first_pod_to_its_last() {
         (change.kind, change.name.as_str()),
         (ObjectKind::Secret, "registry")
     );
-    let cached = watched.cached("ci", "registry", |w| &w.secrets).unwrap();
+    let cached = watched
+        .cached("ci", "registry", |w| &w.secrets)
+        .await
+        .unwrap();
     assert_eq!(cached.data.unwrap()["token"].0, b"two");
 
     // A miss is confirmed by name (the object may be newer than the watch).
@@ -337,16 +342,24 @@ async fn services_come_from_the_namespaces_cache_and_wake_no_pod() {
     watched.add_pod("ci", "uid-1");
     eventually("three watches in ci", || api.open_watches() == 3).await;
     eventually("the Services' first list in the cache", || {
-        watched.cached_services("ci").is_some()
+        watched
+            .cached_services("ci")
+            .now_or_never()
+            .flatten()
+            .is_some()
     })
     .await;
     let listed = lists(&api);
     api.put("services", service_json("cache", "10.96.1.2"));
     eventually("the new Service in the cache", || {
-        watched.cached_services("ci").is_some_and(|s| {
-            s.iter()
-                .any(|s| s.metadata.name.as_deref() == Some("cache"))
-        })
+        watched
+            .cached_services("ci")
+            .now_or_never()
+            .flatten()
+            .is_some_and(|s| {
+                s.iter()
+                    .any(|s| s.metadata.name.as_deref() == Some("cache"))
+            })
     })
     .await;
     assert_eq!(
@@ -379,4 +392,57 @@ async fn cluster_dns_is_configured_or_the_kube_dns_service() {
         .filter(|r| r.starts_with("GET /api/v1/namespaces/kube-system/services/kube-dns"))
         .count();
     assert_eq!(gets, 1);
+}
+
+#[tokio::test]
+async fn a_burst_in_a_namespace_just_watched_waits_for_its_first_lists() {
+    let api = FakeApi::start().await;
+    api.put("services", service_json("jenkins", "10.96.1.1"));
+    api.put(
+        "configmaps",
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": "ci"},
+            "data": {"ca.crt": "pem"},
+        }),
+    );
+    let (tx, _changes) = mpsc::unbounded_channel();
+    let watched = Arc::new(WatchedNamespaces::new(api.client(), tx));
+
+    // Sixteen pods of one burst resolve, each in its own task (as reconcile workers do),
+    // while the namespace's watch makes its first lists.
+    watched.add_pod("ci", "uid-1");
+    let resolves = (0..16).map(|_| {
+        let watched = watched.clone();
+        tokio::spawn(async move {
+            let services = watched.services("ci").await.unwrap();
+            let ca = watched
+                .config_map("ci", "kube-root-ca.crt")
+                .await
+                .unwrap()
+                .expect("the root CA configMap");
+            (services.len(), ca.data.unwrap()["ca.crt"].clone())
+        })
+    });
+    for answer in futures::future::join_all(resolves).await {
+        assert_eq!(answer.unwrap(), (1, "pem".to_string()));
+    }
+    // What the API saw: the watch's one list per kind, no read of its own by any pod.
+    let requests = api.requests();
+    let reads = |prefix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.starts_with(prefix) && !r.contains("watch=true"))
+            .count()
+    };
+    assert_eq!(
+        reads("GET /api/v1/namespaces/ci/services"),
+        1,
+        "{requests:#?}"
+    );
+    assert_eq!(
+        reads("GET /api/v1/namespaces/ci/configmaps"),
+        1,
+        "{requests:#?}"
+    );
 }

@@ -65,6 +65,36 @@ fn running(pods: &[Pod]) -> usize {
         .count()
 }
 
+/// Where vk's time per pod went, by the phases of `vk_pod_start_phase_seconds` (queued for a
+/// worker, resolve, the provider's create, then until Running was written): mean and count.
+pub async fn print_phases(health_port: u16) {
+    let Some(metrics) = metrics(health_port).await else {
+        println!("vk's start phases: its metrics did not answer");
+        return;
+    };
+    let mut parts = Vec::new();
+    for phase in ["queued", "resolve", "create", "instance"] {
+        let label = format!("{{phase=\"{phase}\"}}");
+        let sum = counter(&metrics, &format!("vk_pod_start_phase_seconds_sum{label}"));
+        let count = counter(
+            &metrics,
+            &format!("vk_pod_start_phase_seconds_count{label}"),
+        );
+        if count > 0.0 {
+            parts.push(format!("{phase} {:.1} ms ({count})", sum / count * 1000.0));
+        }
+    }
+    let writes = counter(&metrics, "vk_pod_status_write_seconds_sum");
+    let write_count = counter(&metrics, "vk_pod_status_write_seconds_count");
+    if write_count > 0.0 {
+        parts.push(format!(
+            "status write {:.1} ms ({write_count})",
+            writes / write_count * 1000.0
+        ));
+    }
+    println!("vk's start phases (mean per pod): {}", parts.join(", "));
+}
+
 /// vk's metrics, or None while its health port does not answer.
 async fn metrics(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -441,7 +441,9 @@ async fn pod_startup(
                     String::new()
                 }
             ),
-            None => mock_config(&format!("pod_workers: {workers}\n")),
+            None => mock_config(&format!(
+                "health_port: {health_port}\npod_workers: {workers}\n"
+            )),
         };
         (Some(Vk::start(&kubeconfig, &node, &config)), None)
     };
@@ -511,6 +513,9 @@ async fn pod_startup(
         count as f64 / total.as_secs_f64()
     );
     breakdown(&client, &ns.name, &seen).await?;
+    if vk.is_some() {
+        hold::print_phases(health_port).await;
+    }
     if let (Some(h), Some(vk)) = (&hold, vk.as_mut()) {
         hold::run(
             vk,
