@@ -316,7 +316,7 @@ impl MockProvider {
             format!("container {container} is not valid for pod {}", pod.name)
         })?;
         match c.state {
-            CState::Running { .. } => Ok((group.spec.clone(), c.spec.clone())),
+            CState::Running { .. } => Ok((group.spec.clone(), (*c.spec).clone())),
             CState::Terminated { .. } => Err(ProviderError::invalid(
                 "ContainerNotRunning",
                 format!("cannot exec in a stopped container: container {container} is terminated"),

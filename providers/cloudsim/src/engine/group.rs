@@ -95,7 +95,9 @@ impl CState {
 }
 
 pub struct ContainerRt {
-    pub spec: ContainerSpec,
+    /// Shared with each run and hook of the container (a run's future holds a pointer, not a
+    /// copy).
+    pub spec: Arc<ContainerSpec>,
     pub state: CState,
     pub previous: Option<CState>,
     pub restart_count: i32,
@@ -110,7 +112,7 @@ pub struct ContainerRt {
 impl ContainerRt {
     pub fn new(spec: ContainerSpec, reason: &str, max_log_lines: usize, clock: Clock) -> Self {
         Self {
-            spec,
+            spec: Arc::new(spec),
             state: CState::waiting(reason),
             previous: None,
             restart_count: 0,

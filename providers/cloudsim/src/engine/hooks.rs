@@ -83,7 +83,7 @@ pub enum HookError {
 /// Everything a hook needs, cloned out of the group.
 pub struct HookTarget {
     pub group: Arc<GroupSpec>,
-    pub container: ContainerSpec,
+    pub container: Arc<ContainerSpec>,
     pub log: Arc<LogStore>,
 }
 

@@ -411,7 +411,7 @@ impl Engine {
                 container: container.to_string(),
             });
         }
-        Ok((group.spec.clone(), c.spec.clone(), group.cancel.clone()))
+        Ok((group.spec.clone(), (*c.spec).clone(), group.cancel.clone()))
     }
 
     /// Each group of `ids` that exists (unknown ids are left out): its size and its running
@@ -431,7 +431,7 @@ impl Engine {
                     .filter_map(|c| match c.state {
                         CState::Running { started } => Some(RunningContainer {
                             group_id: g.id().to_string(),
-                            spec: c.spec.clone(),
+                            spec: (*c.spec).clone(),
                             started,
                         }),
                         _ => None,

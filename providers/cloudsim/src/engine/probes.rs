@@ -26,7 +26,7 @@ const START_RETRY_DELAY: Duration = Duration::from_millis(100);
 struct SandboxChecker {
     executor: Arc<dyn Executor>,
     group: Arc<GroupSpec>,
-    container: ContainerSpec,
+    container: Arc<ContainerSpec>,
 }
 
 #[async_trait]
@@ -77,7 +77,7 @@ pub(crate) async fn run(
     kind: Kind,
     idx: usize,
     group: Arc<GroupSpec>,
-    container: ContainerSpec,
+    container: Arc<ContainerSpec>,
 ) -> Kill {
     let spec = probe_spec(&container);
     let name = container.name.clone();

@@ -72,7 +72,8 @@ struct SimilarKey {
 
 struct Series {
     /// The event as created (name, first time, note); later occurrences only patch `series`.
-    event: ApiEvent,
+    /// Boxed: the map's table holds a pointer per slot, not a whole Event.
+    event: Box<ApiEvent>,
     count: i32,
     last: Timestamp,
     created: bool,
@@ -261,7 +262,7 @@ impl Aggregator {
         // A series seen again after its window starts over as a new event.
         let queued = self.series.get(&key).is_some_and(|s| s.dirty);
         let fresh = Series {
-            event,
+            event: Box::new(event),
             count: 1,
             last: o.at,
             created: false,
@@ -357,7 +358,7 @@ impl Aggregator {
             } else {
                 let mut event = series.event.clone();
                 event.series = (series.count > 1).then_some(series_now);
-                Call::Create(Box::new(event))
+                Call::Create(event)
             };
             return Some((key, call, series.last));
         }

@@ -122,7 +122,7 @@ pub struct GroupSpec {
 /// One run of one container.
 pub struct RunContext {
     pub group: Arc<GroupSpec>,
-    pub container: ContainerSpec,
+    pub container: Arc<ContainerSpec>,
     pub image: ImageEntry,
     pub log: Arc<LogStore>,
     /// 0 for the first run, then the restart count.

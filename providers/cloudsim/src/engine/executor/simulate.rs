@@ -329,7 +329,7 @@ mod tests {
                 names: Default::default(),
                 share_process_namespace: false,
             }),
-            container: ContainerSpec {
+            container: Arc::new(ContainerSpec {
                 name: "app".into(),
                 env: env
                     .iter()
@@ -339,7 +339,7 @@ mod tests {
                     })
                     .collect(),
                 ..Default::default()
-            },
+            }),
             image: ImageEntry::default(),
             log,
             restart_count: 0,
@@ -391,11 +391,12 @@ mod tests {
         });
         let log = Arc::new(LogStore::new(100));
         let mut ctx = ctx(&[(ENV_EXIT_CODE, "9")], log.clone());
-        ctx.container.main = Main::Simulated(crate::engine::spec::SimulatedMain {
-            run: Some(Duration::from_millis(2500)),
-            exit_code: 3,
-            log_interval: Some(Duration::from_millis(1000)),
-        });
+        Arc::make_mut(&mut ctx.container).main =
+            Main::Simulated(crate::engine::spec::SimulatedMain {
+                run: Some(Duration::from_millis(2500)),
+                exit_code: 3,
+                log_interval: Some(Duration::from_millis(1000)),
+            });
         let start = tokio::time::Instant::now();
         let exit = exec.run(ctx).await;
         assert_eq!(exit, Exit::code(3));

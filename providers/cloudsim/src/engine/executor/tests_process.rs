@@ -80,7 +80,7 @@ fn start(
     let log = Arc::new(LogStore::new(1000));
     let ctx = RunContext {
         group: group.clone(),
-        container: container.clone(),
+        container: container.clone().into(),
         image: ImageEntry::default(),
         log: log.clone(),
         restart_count: 0,
