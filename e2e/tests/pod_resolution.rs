@@ -30,10 +30,7 @@ async fn setup(prefix: &str, extra_config: &str) -> TestBed {
 
 /// The spec the provider received for a pod (the mock persists it).
 fn received(state_file: &Path, uid: &str) -> Value {
-    let state: Value = std::fs::read_to_string(state_file)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    let state = serde_json::to_value(mock::read_state_file(state_file)).unwrap_or(Value::Null);
     state["instances"][uid].clone()
 }
 

@@ -24,6 +24,7 @@
 
 mod config;
 mod persist;
+pub use persist::{Persisted, read_state_file};
 mod port_forward;
 mod render;
 mod streams;
@@ -94,10 +95,22 @@ struct State {
     create_attempts: HashMap<String, u32>,
     /// What `state_file` persists: the spec of every pod, and creates per pod key.
     persisted: persist::Persisted,
+    /// The state file's journal, once opened (on first use).
+    journal: Option<persist::Journal>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Record `key` in the state file's journal, when there is one.
+fn save(state: &mut State, key: &str) {
+    let State {
+        persisted, journal, ..
+    } = state;
+    if let Some(journal) = journal {
+        journal.record(persisted, key);
+    }
 }
 
 /// The pod's key, which is also its group's id in the engine.
@@ -265,9 +278,9 @@ impl MockProvider {
             state.persisted.instances.insert(key.clone(), pod.clone());
         }
         if let Some(ip) = ip {
-            state.persisted.ips.insert(key, ip);
+            state.persisted.ips.insert(key.clone(), ip);
         }
-        self.save(&state);
+        save(&mut state, &key);
         Ok(())
     }
 
@@ -285,6 +298,8 @@ impl MockProvider {
             let mut state = lock(&self.state);
             state.persisted.creates = persisted.creates;
             state.persisted.ips = persisted.ips;
+            // Rewritten without the instances, which each resume below records again.
+            state.journal = Some(persist::Journal::open(path, &state.persisted));
         }
         for pod in specs {
             if let Err(e) = self.start(&pod, false) {
@@ -292,12 +307,6 @@ impl MockProvider {
             }
         }
         tracing::info!(instances = self.engine.len(), path = %path.display(), "resumed the mock cloud's instances");
-    }
-
-    fn save(&self, state: &State) {
-        if let Some(path) = &self.config.state_file {
-            state.persisted.save(path);
-        }
     }
 
     fn not_found(pod: &PodRef) -> ProviderError {
@@ -381,7 +390,7 @@ impl Provider for MockProvider {
             if self.config.state_file.is_some() {
                 state.persisted.instances.insert(key.clone(), pod.clone());
             }
-            self.save(&state);
+            save(&mut state, &key);
         }
         // Files of volumes follow the pod (configMap updates); a new image shows at once.
         let files = to_engine::file_volumes(pod);
@@ -401,7 +410,7 @@ impl Provider for MockProvider {
         }
         state.persisted.instances.remove(&key);
         state.persisted.ips.remove(&key);
-        self.save(&state);
+        save(&mut state, &key);
         tracing::debug!(%pod, ?grace, "mock instance deleted");
         Ok(())
     }

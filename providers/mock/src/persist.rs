@@ -1,14 +1,28 @@
-//! The mock cloud's memory across vk restarts: the spec of every instance and how many times
-//! each pod was created, in one JSON file written atomically on every create and delete.
+//! The mock cloud's memory across vk restarts: the spec of every instance, its address, and how
+//! many times each pod was created.
+//!
+//! The file is a journal of JSON lines, one per change, each the whole record of one pod key
+//! after it (`{"put": KEY, "pod": .., "ip": .., "creates": N}`) or its removal
+//! (`{"delete": KEY, "creates": N}`); the last line about a key wins. A change costs one
+//! appended line, not a rewrite of every instance (which made 10 000 creates quadratic). When
+//! the journal holds more than twice as many lines as live keys (and at least
+//! [`COMPACT_MIN_LINES`]), it is rewritten with one line per key, atomically. Lines are
+//! written before the call returns, so a process killed afterwards (SIGKILL included) keeps
+//! them. A file in the earlier format (one JSON object of all instances) is still read.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vk_core::provider::ResolvedPod;
 
+/// A journal shorter than this is never compacted.
+const COMPACT_MIN_LINES: usize = 1024;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Persisted {
+pub struct Persisted {
     /// By pod key (the UID).
     pub instances: BTreeMap<String, ResolvedPod>,
     /// Successful creates per pod key; a resumed instance is not counted again.
@@ -18,26 +32,242 @@ pub(crate) struct Persisted {
     pub ips: BTreeMap<String, String>,
 }
 
+/// One journal line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Put {
+        put: String,
+        pod: Option<Box<ResolvedPod>>,
+        ip: Option<String>,
+        creates: u64,
+    },
+    Delete {
+        delete: String,
+        creates: u64,
+    },
+}
+
 impl Persisted {
-    /// A missing or unreadable file is an empty cloud (with a warning for the latter).
+    /// A missing file is an empty cloud; unreadable lines are skipped with a warning.
     pub fn load(path: &Path) -> Self {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable mock state file");
-                Self::default()
-            }),
-            Err(_) => Self::default(),
+        let Ok(bytes) = std::fs::read(path) else {
+            return Self::default();
+        };
+        if let Ok(whole) = serde_json::from_slice::<Self>(&bytes) {
+            return whole;
+        }
+        let mut state = Self::default();
+        let mut bad = 0usize;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Line>(line) {
+                Ok(line) => state.apply(line),
+                Err(_) => bad += 1,
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(path = %path.display(), lines = bad, "skipped unreadable lines of the mock state file");
+        }
+        state
+    }
+
+    fn apply(&mut self, line: Line) {
+        match line {
+            Line::Put {
+                put,
+                pod,
+                ip,
+                creates,
+            } => {
+                match pod {
+                    Some(pod) => self.instances.insert(put.clone(), *pod),
+                    None => self.instances.remove(&put),
+                };
+                match ip {
+                    Some(ip) => self.ips.insert(put.clone(), ip),
+                    None => self.ips.remove(&put),
+                };
+                self.creates.insert(put, creates);
+            }
+            Line::Delete { delete, creates } => {
+                self.instances.remove(&delete);
+                self.ips.remove(&delete);
+                self.creates.insert(delete, creates);
+            }
         }
     }
 
-    pub fn save(&self, path: &Path) {
-        let tmp = path.with_extension("tmp");
-        let result = serde_json::to_vec(self)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "writing the mock state file failed");
+    /// The line that records `key` as it is now.
+    fn line_of(&self, key: &str) -> Line {
+        let creates = self.creates.get(key).copied().unwrap_or(0);
+        if self.instances.contains_key(key) || self.ips.contains_key(key) {
+            Line::Put {
+                put: key.to_string(),
+                pod: self.instances.get(key).cloned().map(Box::new),
+                ip: self.ips.get(key).cloned(),
+                creates,
+            }
+        } else {
+            Line::Delete {
+                delete: key.to_string(),
+                creates,
+            }
         }
+    }
+}
+
+/// The open journal of a state file.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    path: PathBuf,
+    file: Option<File>,
+    lines: usize,
+}
+
+impl Journal {
+    /// The journal of `path`, which already holds `state` (as [`Persisted::load`] read it):
+    /// rewritten once, so it starts compact.
+    pub fn open(path: &Path, state: &Persisted) -> Self {
+        let mut journal = Self {
+            path: path.to_path_buf(),
+            file: None,
+            lines: 0,
+        };
+        journal.compact(state);
+        journal
+    }
+
+    /// Record `key` as `state` now holds it.
+    pub fn record(&mut self, state: &Persisted, key: &str) {
+        let keys = state.creates.len().max(state.instances.len());
+        if self.lines >= COMPACT_MIN_LINES && self.lines > 2 * keys {
+            self.compact(state);
+            return;
+        }
+        let result = serde_json::to_vec(&state.line_of(key))
+            .map_err(std::io::Error::other)
+            .and_then(|mut bytes| {
+                bytes.push(b'\n');
+                self.append(&bytes)
+            });
+        match result {
+            Ok(()) => self.lines += 1,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "writing the mock state file failed");
+                self.file = None;
+            }
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&self.path)?,
+            );
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrite the journal with one line per key (to a temporary file, then renamed).
+    fn compact(&mut self, state: &Persisted) {
+        let tmp = self.path.with_extension("tmp");
+        let mut keys: Vec<&String> = state.creates.keys().collect();
+        keys.extend(
+            state
+                .instances
+                .keys()
+                .filter(|k| !state.creates.contains_key(*k)),
+        );
+        let mut bytes = Vec::new();
+        let mut result = Ok(());
+        for key in &keys {
+            match serde_json::to_writer(&mut bytes, &state.line_of(key)) {
+                Ok(()) => bytes.push(b'\n'),
+                Err(e) => {
+                    result = Err(std::io::Error::other(e));
+                    break;
+                }
+            }
+        }
+        self.file = None;
+        let result = result
+            .and_then(|()| std::fs::write(&tmp, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        match result {
+            Ok(()) => self.lines = keys.len(),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "rewriting the mock state file failed")
+            }
+        }
+    }
+}
+
+/// The state a state file holds (for tests and tools that inspect the mock's cloud).
+pub fn read_state_file(path: &Path) -> Persisted {
+    Persisted::load(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(uid: &str) -> ResolvedPod {
+        let mut pod = ResolvedPod::default();
+        pod.pod.uid = uid.to_string();
+        pod
+    }
+
+    #[test]
+    fn the_journal_replays_puts_and_deletes_and_compacts() {
+        let dir = std::env::temp_dir().join(format!("mock-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        let mut state = Persisted::default();
+        let mut journal = Journal::open(&path, &state);
+        for n in 0..3000 {
+            let key = format!("uid-{}", n % 10);
+            state.instances.insert(key.clone(), pod(&key));
+            state.ips.insert(key.clone(), format!("10.0.0.{}", n % 10));
+            *state.creates.entry(key.clone()).or_insert(0) += 1;
+            journal.record(&state, &key);
+            if n % 3 == 0 {
+                state.instances.remove(&key);
+                state.ips.remove(&key);
+                journal.record(&state, &key);
+            }
+        }
+        let read = Persisted::load(&path);
+        assert_eq!(read.creates, state.creates);
+        assert_eq!(
+            read.instances.keys().collect::<Vec<_>>(),
+            state.instances.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(read.ips, state.ips);
+        // Compacted along the way: far fewer lines than the 4000 changes.
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines <= COMPACT_MIN_LINES + 1, "{lines} lines");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_state_file_of_the_earlier_format_is_read() {
+        let dir = std::env::temp_dir().join(format!("mock-journal-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let mut old = Persisted::default();
+        old.instances.insert("keep".into(), pod("keep"));
+        old.creates.insert("keep".into(), 2);
+        std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let read = Persisted::load(&path);
+        assert_eq!(read.creates["keep"], 2);
+        assert!(read.instances.contains_key("keep"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
