@@ -55,6 +55,7 @@ use cloudsim::engine::catalog::ImageCatalog;
 use cloudsim::engine::executor::process::{ProcessConfig, ProcessExecutor};
 use cloudsim::engine::executor::{ExecutorError, GroupSpec};
 use cloudsim::engine::group::{CState, ContainerRt, Group};
+use cloudsim::engine::persist::{Saved, SavedGroup, saved_group};
 use cloudsim::engine::spec::ContainerSpec as EngineContainer;
 use cloudsim::engine::{Change, Engine, EngineConfig};
 use jiff::Timestamp;
@@ -85,8 +86,10 @@ pub struct MockProvider {
     engine: Engine,
     /// Whether the pods in `state_file` were resumed (done on first use, in a runtime).
     restored: AtomicBool,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     events: Mutex<Option<mpsc::Receiver<StatusEvent>>>,
+    /// Running groups as they change (only with `state_file`), for the journal.
+    runs: Mutex<Option<mpsc::UnboundedReceiver<(String, SavedGroup)>>>,
 }
 
 #[derive(Default)]
@@ -101,6 +104,34 @@ struct State {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keep the journal's record of each running group current: a resumed instance then goes on
+/// as it was. A group no longer persisted (deleted meanwhile) is not recorded.
+async fn journal_runs(
+    state: Arc<Mutex<State>>,
+    mut rx: mpsc::UnboundedReceiver<(String, SavedGroup)>,
+) {
+    while let Some((key, group)) = rx.recv().await {
+        let mut state = lock(&state);
+        let State {
+            persisted, journal, ..
+        } = &mut *state;
+        if !persisted.instances.contains_key(&key) {
+            continue;
+        }
+        let same = persisted
+            .runs
+            .get(&key)
+            .is_some_and(|old| serde_json::to_value(old).ok() == serde_json::to_value(&group).ok());
+        if same {
+            continue;
+        }
+        persisted.runs.insert(key.clone(), group);
+        if let Some(journal) = journal {
+            journal.record_run(persisted, &key);
+        }
+    }
 }
 
 /// Record `key` in the state file's journal, when there is one.
@@ -182,8 +213,14 @@ impl MockProvider {
         });
         let engine = Engine::new(engine_config(&config), Arc::new(executor));
         let clock = engine.clock();
+        let (runs_tx, runs_rx) = mpsc::unbounded_channel();
+        let journal_runs = config.state_file.is_some();
         engine.observe(Arc::new(move |change: Change<'_>| match change {
             Change::Changed(g) => {
+                if journal_runs && g.status == cloudsim::engine::group::Phase::Running {
+                    let _ =
+                        runs_tx.send((g.id().to_string(), saved_group(g, serde_json::Value::Null)));
+                }
                 if let Some(record) = g.face::<Record>() {
                     let status = render::status(g, record);
                     if record.changed(&status) {
@@ -206,8 +243,9 @@ impl MockProvider {
             config,
             engine,
             restored: AtomicBool::new(false),
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
             events: Mutex::new(Some(rx)),
+            runs: Mutex::new(Some(runs_rx)),
         }
     }
 
@@ -294,15 +332,55 @@ impl MockProvider {
         }
         let persisted = persist::Persisted::load(path);
         let specs: Vec<ResolvedPod> = persisted.instances.values().cloned().collect();
+        let mut resumable = Vec::new();
         {
             let mut state = lock(&self.state);
-            state.persisted.creates = persisted.creates;
-            state.persisted.ips = persisted.ips;
-            // Rewritten without the instances, which each resume below records again.
+            for (seq, run) in persisted.runs.values().enumerate() {
+                if run.status == cloudsim::engine::group::Phase::Running {
+                    let mut run = run.clone();
+                    run.seq = seq as u64 + 1;
+                    resumable.push(run);
+                }
+            }
+            state.persisted = persisted;
             state.journal = Some(persist::Journal::open(path, &state.persisted));
         }
-        for pod in specs {
-            if let Err(e) = self.start(&pod, false) {
+        if let Some(rx) = lock(&self.runs).take() {
+            tokio::spawn(journal_runs(self.state.clone(), rx));
+        }
+        // Groups that were running go on as they were (their containers' start times kept);
+        // the rest start again.
+        let by_key: HashMap<String, &ResolvedPod> =
+            specs.iter().map(|p| (pod_key(&p.pod), p)).collect();
+        let interval = Duration::from_millis(self.config.log_interval_ms);
+        let skipped = self.engine.restore(
+            Saved {
+                next_seq: 0,
+                groups: resumable,
+                tokens: Vec::new(),
+            },
+            |g| {
+                let pod = by_key
+                    .get(&g.id)
+                    .ok_or_else(|| "no persisted spec".to_string())?;
+                let plan = PodPlan::new(pod, &self.config).map_err(|e| e.to_string())?;
+                Ok(to_engine::group(
+                    &g.id,
+                    pod,
+                    &plan,
+                    interval,
+                    g.ip.parse().ok(),
+                ))
+            },
+        );
+        for why in skipped {
+            tracing::warn!(%why, "a persisted mock instance starts again instead of resuming");
+        }
+        for pod in &specs {
+            if self.engine.exists(&pod_key(&pod.pod)) {
+                continue;
+            }
+            if let Err(e) = self.start(pod, false) {
                 tracing::warn!(pod = %pod.pod, error = %e, "could not resume a persisted mock instance");
             }
         }
@@ -409,6 +487,7 @@ impl Provider for MockProvider {
             return Ok(());
         }
         state.persisted.instances.remove(&key);
+        state.persisted.runs.remove(&key);
         state.persisted.ips.remove(&key);
         save(&mut state, &key);
         tracing::debug!(%pod, ?grace, "mock instance deleted");

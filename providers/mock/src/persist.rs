@@ -3,9 +3,10 @@
 //!
 //! The file is a journal of JSON lines, one per change, each the whole record of one pod key
 //! after it (`{"put": KEY, "pod": .., "ip": .., "creates": N}`) or its removal
-//! (`{"delete": KEY, "creates": N}`); the last line about a key wins. A change costs one
+//! (`{"delete": KEY, "creates": N}`), and the state of its running group when it changes
+//! (`{"run": KEY, "group": ..}`, the engine's saved form); the last line about a key wins. A change costs one
 //! appended line, not a rewrite of every instance (which made 10 000 creates quadratic). When
-//! the journal holds more than twice as many lines as live keys (and at least
+//! the journal holds more than three times as many lines as live keys (and at least
 //! [`COMPACT_MIN_LINES`]), it is rewritten with one line per key, atomically. Lines are
 //! written before the call returns, so a process killed afterwards (SIGKILL included) keeps
 //! them. A file in the earlier format (one JSON object of all instances) is still read.
@@ -15,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use cloudsim::engine::persist::SavedGroup;
 use serde::{Deserialize, Serialize};
 use vk_core::provider::ResolvedPod;
 
@@ -30,6 +32,10 @@ pub struct Persisted {
     /// Pod IPs per pod key: a resumed instance keeps its address.
     #[serde(default)]
     pub ips: BTreeMap<String, String>,
+    /// The last state of each running group (its containers' states and start times), so a
+    /// resumed instance goes on running as it was rather than starting again.
+    #[serde(default)]
+    pub runs: BTreeMap<String, SavedGroup>,
 }
 
 /// One journal line.
@@ -45,6 +51,10 @@ enum Line {
     Delete {
         delete: String,
         creates: u64,
+    },
+    Run {
+        run: String,
+        group: Box<SavedGroup>,
     },
 }
 
@@ -92,7 +102,13 @@ impl Persisted {
             Line::Delete { delete, creates } => {
                 self.instances.remove(&delete);
                 self.ips.remove(&delete);
+                self.runs.remove(&delete);
                 self.creates.insert(delete, creates);
+            }
+            Line::Run { run, group } => {
+                if self.instances.contains_key(&run) {
+                    self.runs.insert(run, *group);
+                }
             }
         }
     }
@@ -140,11 +156,31 @@ impl Journal {
     /// Record `key` as `state` now holds it.
     pub fn record(&mut self, state: &Persisted, key: &str) {
         let keys = state.creates.len().max(state.instances.len());
-        if self.lines >= COMPACT_MIN_LINES && self.lines > 2 * keys {
+        if self.lines >= COMPACT_MIN_LINES && self.lines > 3 * keys {
             self.compact(state);
             return;
         }
-        let result = serde_json::to_vec(&state.line_of(key))
+        self.write_line(&state.line_of(key));
+    }
+
+    /// Record the running state of `key`'s group (as `state.runs` holds it).
+    pub fn record_run(&mut self, state: &Persisted, key: &str) {
+        let Some(group) = state.runs.get(key) else {
+            return;
+        };
+        let line = Line::Run {
+            run: key.to_string(),
+            group: Box::new(group.clone()),
+        };
+        self.write_line(&line);
+        let keys = state.creates.len().max(state.instances.len());
+        if self.lines >= COMPACT_MIN_LINES && self.lines > 3 * keys {
+            self.compact(state);
+        }
+    }
+
+    fn write_line(&mut self, line: &Line) {
+        let result = serde_json::to_vec(line)
             .map_err(std::io::Error::other)
             .and_then(|mut bytes| {
                 bytes.push(b'\n');
@@ -186,12 +222,22 @@ impl Journal {
         );
         let mut bytes = Vec::new();
         let mut result = Ok(());
+        let mut lines = 0;
         for key in &keys {
-            match serde_json::to_writer(&mut bytes, &state.line_of(key)) {
-                Ok(()) => bytes.push(b'\n'),
-                Err(e) => {
-                    result = Err(std::io::Error::other(e));
-                    break;
+            let run = state.runs.get(*key).map(|group| Line::Run {
+                run: key.to_string(),
+                group: Box::new(group.clone()),
+            });
+            for line in std::iter::once(state.line_of(key)).chain(run) {
+                match serde_json::to_writer(&mut bytes, &line) {
+                    Ok(()) => {
+                        bytes.push(b'\n');
+                        lines += 1;
+                    }
+                    Err(e) => {
+                        result = Err(std::io::Error::other(e));
+                        break;
+                    }
                 }
             }
         }
@@ -200,7 +246,7 @@ impl Journal {
             .and_then(|()| std::fs::write(&tmp, &bytes))
             .and_then(|()| std::fs::rename(&tmp, &self.path));
         match result {
-            Ok(()) => self.lines = keys.len(),
+            Ok(()) => self.lines = lines,
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "rewriting the mock state file failed")
             }

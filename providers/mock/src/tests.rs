@@ -486,12 +486,18 @@ async fn state_file_lets_a_new_process_resume_instances_without_recreating_them(
         .delete(&pod("gone", &[], &["main"]).pod, Duration::ZERO)
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = first.list().await.unwrap();
+    assert_eq!(before[0].phase, InstancePhase::Running);
     drop(first);
 
     let (second, _rx) = provider(config);
     let listed = second.list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].pod.uid, "keep");
+    // It goes on running as it was: same containers, same start times, no restart.
+    assert_eq!(listed[0].phase, InstancePhase::Running);
+    assert_eq!(listed[0].containers, before[0].containers);
     // Creating it again (vk re-running its reconcile) is idempotent and not counted.
     second.create(&pod("keep", &[], &["main"])).await.unwrap();
     let saved = crate::read_state_file(&path);

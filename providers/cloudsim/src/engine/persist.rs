@@ -65,6 +65,23 @@ pub struct SavedToken {
     pub at: Timestamp,
 }
 
+/// One group as [`Engine::save`] saves it, with `face` as its face's record.
+pub fn saved_group(g: &Group, face: serde_json::Value) -> SavedGroup {
+    SavedGroup {
+        seq: g.seq,
+        id: g.id().to_string(),
+        ip: g.ip.clone(),
+        status: g.status,
+        created: g.created,
+        updated: g.updated,
+        finished: g.finished,
+        events: g.events.clone(),
+        init: g.init.iter().map(saved_container).collect(),
+        apps: g.apps.iter().map(saved_container).collect(),
+        face,
+    }
+}
+
 fn saved_container(c: &super::group::ContainerRt) -> SavedContainer {
     SavedContainer {
         name: c.spec.name.clone(),
@@ -87,19 +104,7 @@ impl Engine {
             groups: state
                 .groups
                 .values()
-                .map(|g| SavedGroup {
-                    seq: g.seq,
-                    id: g.id().to_string(),
-                    ip: g.ip.clone(),
-                    status: g.status,
-                    created: g.created,
-                    updated: g.updated,
-                    finished: g.finished,
-                    events: g.events.clone(),
-                    init: g.init.iter().map(saved_container).collect(),
-                    apps: g.apps.iter().map(saved_container).collect(),
-                    face: face(g),
-                })
+                .map(|g| saved_group(g, face(g)))
                 .collect(),
             tokens: state
                 .tokens
