@@ -188,6 +188,9 @@ pub struct Metrics {
     pub status_writes: Family<Outcome, Counter>,
     pub status_write_seconds: Histogram,
     pub provider_creates: Family<Outcome, Counter>,
+    /// Pods this process has reconciled at least once (after a restart: how far its re-sync
+    /// has come).
+    pub pods_reconciled: Counter,
     /// A pod's start by the phases of its timeline, from the cloud's own reports.
     pub pod_start_timeline_seconds: HistogramFamily<TimelineLabel>,
     /// What ended pods cost, by namespace (for chargeback).
@@ -242,6 +245,12 @@ impl Metrics {
             "provider_creates",
             "Instance creates asked of the provider",
             provider_creates.clone(),
+        );
+        let pods_reconciled = Counter::default();
+        registry.register(
+            "pods_reconciled",
+            "Pods this process has reconciled at least once (after a restart, how far its re-sync has come)",
+            pods_reconciled.clone(),
         );
         let pod_start_timeline_seconds: HistogramFamily<TimelineLabel> =
             Family::new_with_constructor(start_phase_histogram);
@@ -314,6 +323,7 @@ impl Metrics {
             status_writes,
             status_write_seconds,
             provider_creates,
+            pods_reconciled,
             pod_start_timeline_seconds,
             pod_cost,
             pod_vcpu_seconds,

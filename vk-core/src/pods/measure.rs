@@ -34,6 +34,12 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, Po
         .await;
     ctx.running.fetch_sub(1, Ordering::Relaxed);
     ctx.measure(&r, &report);
+    let first = ctx
+        .records
+        .update_existing(&r.uid, |rec| !std::mem::replace(&mut rec.reconciled, true));
+    if first == Some(true) {
+        ctx.metrics.pods_reconciled.inc();
+    }
     tracing::trace!(pod = %r, running, decisions = ?report.decisions, took_ms = ms(began.elapsed()), "reconciled");
     if result.is_ok() {
         ctx.records.update_existing(&r.uid, |rec| rec.failures = 0);

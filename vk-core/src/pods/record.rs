@@ -37,6 +37,8 @@ pub(super) struct PodRecord {
     pub seen_events: SeenEvents,
     /// The pod's cost was recorded (it ended, or was deleted while running).
     pub cost_recorded: bool,
+    /// This process has reconciled the pod (counted once in `vk_pods_reconciled_total`).
+    pub reconciled: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -147,6 +147,18 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // Re-synced: every pod reconciled once by the new process.
+    let resynced = loop {
+        if let Some(m) = metrics(health_port).await
+            && counter(&m, "vk_pods_reconciled_total") >= count as f64
+        {
+            break killed.elapsed();
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("vk did not reconcile all {count} pods within 600 s of its restart");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     // Give it time to do whatever it would do after its watch synced.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let metrics = health_get(health_port, "/metrics").await;
@@ -159,8 +171,9 @@ pub async fn run(
     let still_running = running(&pods.list(&ListParams::default()).await?.items);
     let pid = vk.pid().unwrap_or(0);
     println!(
-        "SIGKILL + restart: the node's heartbeat again {:.1} s after the kill; in the 15 s after: {} pod status writes, {} instance creates, {moved} pods whose resourceVersion moved, {still_running}/{count} Running; RSS then {:.1} MB",
+        "SIGKILL + restart: the node's heartbeat again {:.1} s after the kill, every pod reconciled by the new process {:.1} s after it; in the 15 s after: {} pod status writes, {} instance creates, {moved} pods whose resourceVersion moved, {still_running}/{count} Running; RSS then {:.1} MB",
         synced.as_secs_f64(),
+        resynced.as_secs_f64(),
         counter(&metrics, "vk_pod_status_writes_total") as u64,
         counter(&metrics, "vk_provider_creates_total") as u64,
         status_mb(pid, "VmRSS").unwrap_or(0.0),
