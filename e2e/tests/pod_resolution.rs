@@ -391,9 +391,8 @@ async fn an_edited_config_map_volume_reaches_the_running_instance() {
     // Updated in place: still the one instance, still running.
     let pod = s.pods.get("maven").await.unwrap();
     assert_eq!(e2e::pods::phase(&pod).as_deref(), Some("Running"));
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(s.state_file()).unwrap()).unwrap();
-    assert_eq!(state["creates"][&uid].as_u64(), Some(1));
+    let state = mock::read_state_file(s.state_file());
+    assert_eq!(state.creates.get(&uid), Some(&1));
 }
 
 #[tokio::test]
