@@ -375,7 +375,12 @@ fn a_refilled_bucket_is_forgotten() {
     // One a second: the newest is the last one an eviction by age would take (with equal
     // times it took any, by the map's order).
     for i in 0..(MAX_SERIES as i64 + 1) {
-        agg.observe(occurrence(&format!("new-{i}"), "Started", "note", later + i));
+        agg.observe(occurrence(
+            &format!("new-{i}"),
+            "Started",
+            "note",
+            later + i,
+        ));
         agg.drain_calls();
     }
     assert!((0..=MAX_SERIES).all(|i| !agg.has_bucket(&format!("old-{i}"))));
