@@ -155,12 +155,8 @@ impl Journal {
 
     /// Record `key` as `state` now holds it.
     pub fn record(&mut self, state: &Persisted, key: &str) {
-        let keys = state.creates.len().max(state.instances.len());
-        if self.lines >= COMPACT_MIN_LINES && self.lines > 3 * keys {
-            self.compact(state);
-            return;
-        }
         self.write_line(&state.line_of(key));
+        self.compact_if_long(state);
     }
 
     /// Record the running state of `key`'s group (as `state.runs` holds it).
@@ -173,6 +169,11 @@ impl Journal {
             group: Box::new(group.clone()),
         };
         self.write_line(&line);
+        self.compact_if_long(state);
+    }
+
+    /// Rewrite the journal once it holds more than three lines per live key.
+    fn compact_if_long(&mut self, state: &Persisted) {
         let keys = state.creates.len().max(state.instances.len());
         if self.lines >= COMPACT_MIN_LINES && self.lines > 3 * keys {
             self.compact(state);

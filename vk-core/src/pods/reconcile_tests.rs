@@ -184,15 +184,21 @@ async fn an_instance_that_starts_at_once_gets_one_status_write() {
     assert_eq!(provider.calls(), ["create ci/build"]);
 }
 
-#[tokio::test]
-async fn a_pushing_providers_first_report_is_written_by_the_create_itself() {
+/// A context whose provider pushes its reports, and a pending pod not created yet.
+async fn pushing_provider_and_pending_pod()
+-> (FakeApi, Arc<ScriptedProvider>, Arc<PodContext>, Arc<Pod>) {
     let api = FakeApi::start().await;
     let provider = Arc::new(ScriptedProvider::default());
     let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
     let ctx = context(&api, provider.clone(), &[&pod]);
     ctx.reports_pushed
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let pod = with_version(pod, "1");
+    (api, provider, ctx, with_version(pod, "1"))
+}
+
+#[tokio::test]
+async fn a_pushing_providers_first_report_is_written_by_the_create_itself() {
+    let (api, provider, ctx, pod) = pushing_provider_and_pending_pod().await;
     // The provider reports the instance Running a moment after its create returns.
     let reporter = {
         let (ctx, pod, provider) = (ctx.clone(), pod.clone(), provider.clone());
@@ -214,13 +220,7 @@ async fn a_pushing_providers_first_report_is_written_by_the_create_itself() {
 
 #[tokio::test]
 async fn a_pushing_provider_that_stays_silent_holds_the_create_no_longer_than_the_wait() {
-    let api = FakeApi::start().await;
-    let provider = Arc::new(ScriptedProvider::default());
-    let pod = build_pod(json!({}), json!({"phase": "Pending"}), 1);
-    let ctx = context(&api, provider.clone(), &[&pod]);
-    ctx.reports_pushed
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    let pod = with_version(pod, "1");
+    let (api, provider, ctx, pod) = pushing_provider_and_pending_pod().await;
     let action = reconcile(pod.clone(), ctx.clone()).await.unwrap();
     // No report: the interim status is held back as for any provider, and the pod is woken
     // when the hold ends.
