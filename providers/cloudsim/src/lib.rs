@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod test_support;
 #[cfg(test)]
 mod tests_layers;
+mod ws_opening;
 
 pub use crate::eci::config::{MockCloudConfig, QuotaConfig};
 pub use crate::eci::server::MockCloud;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
 use crate::engine::executor::ExecStreams;
+use crate::ws_opening::first_data_frame;
 
 /// The path prefix of the socket URIs handed out.
 pub const EXEC_PREFIX: &str = "/aci/exec/";
@@ -112,9 +113,9 @@ pub async fn run<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut source) = ws.split();
-    let first = tokio::time::timeout(PASSWORD_WAIT, source.next()).await;
+    let first = first_data_frame(&mut source, Instant::now() + PASSWORD_WAIT).await;
     let authenticated =
-        matches!(&first, Ok(Some(Ok(Message::Text(text)))) if text.as_str() == session.password);
+        matches!(&first, Some(Message::Text(text)) if text.as_str() == session.password);
     if !authenticated {
         let _ = sink
             .send(Message::Close(Some(CloseFrame {

@@ -27,6 +27,7 @@ use super::sessions::Pending;
 use crate::ecs::face::Face;
 use crate::engine::Engine;
 use crate::engine::executor::ExecStreams;
+use crate::ws_opening::first_data_frame;
 
 /// The agent version the handshake names.
 pub const AGENT_VERSION: &str = "3.3.2299.0";
@@ -224,14 +225,23 @@ where
         outbound: Outbound::new(message_type::OUTPUT_STREAM_DATA),
         session,
     };
-    // The opening text frame with the token; checked once.
-    let first = tokio::time::timeout(OPEN_WAIT, agent.ws.next()).await;
+    // The opening text frame with the token; checked once (pings before it skipped).
+    let first = first_data_frame(&mut agent.ws, tokio::time::Instant::now() + OPEN_WAIT).await;
     let opened = match &first {
-        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<OpenDataChannel>(text)
+        Some(Message::Text(text)) => serde_json::from_str::<OpenDataChannel>(text)
             .is_ok_and(|o| o.token_value == agent.session.token),
         _ => false,
     };
     if !opened {
+        let got = match &first {
+            Some(Message::Text(_)) => "a text frame without the session's token",
+            Some(_) => "a frame that is not the opening text",
+            None => "nothing in time, or the socket's end",
+        };
+        tracing::info!(
+            session = %agent.session.session_id,
+            "data channel refused: {got} instead of the token"
+        );
         let _ = agent
             .ws
             .send(Message::Close(Some(CloseFrame {

@@ -76,6 +76,11 @@ async fn session(cloud: &EcsCloud, arn: &str, command: &str) -> (String, String)
 
 async fn connect(url: &str, token: &str) -> Ws {
     let mut ws = upgrade(url).await.expect("the upgrade");
+    send_open(&mut ws, token).await;
+    ws
+}
+
+async fn send_open(ws: &mut Ws, token: &str) {
     let open = OpenDataChannel {
         message_schema_version: "1.0".into(),
         request_id: "r".into(),
@@ -86,7 +91,6 @@ async fn connect(url: &str, token: &str) -> Ws {
     ws.send(Message::Text(serde_json::to_string(&open).unwrap().into()))
         .await
         .unwrap();
-    ws
 }
 
 /// The next message of the agent (2 s at most); `None` once the socket ended.
@@ -246,6 +250,27 @@ async fn the_token_is_checked_once_and_a_session_is_single_use_and_expires() {
         cloud.exec_sessions().pending(),
         0,
         "taken or expired: none left"
+    );
+}
+
+#[tokio::test]
+async fn a_keepalive_ping_before_the_token_is_not_taken_for_the_opening() {
+    // session-manager-plugin starts its pings as the socket opens, beside the token: under
+    // load the first ping arrives first (the channel was closed as "authentication failed").
+    let cloud = cloud().await;
+    let arn = running(&cloud, &["web"], true).await;
+    let (url, token) = session(&cloud, &arn, "cat").await;
+    let mut ws = upgrade(&url).await.expect("the upgrade");
+    ws.send(Message::Ping(b"keepalive".to_vec().into()))
+        .await
+        .unwrap();
+    send_open(&mut ws, &token).await;
+    let m = next(&mut ws)
+        .await
+        .expect("the handshake request, not a close");
+    assert_eq!(
+        (m.sequence_number, m.payload_type),
+        (0, payload::HANDSHAKE_REQUEST)
     );
 }
 
