@@ -110,6 +110,13 @@ impl MockCloud {
             .collect())
     }
 
+    /// Every group the cloud made, when, and how many creates and deletes its quota refused
+    /// (`GET /admin/creates`).
+    pub async fn creates(&self) -> cloudsim::eci::persist::CreatesReport {
+        let body = http_request(&self.endpoint, "GET", "/admin/creates", "").await;
+        serde_json::from_str(&body).expect("GET /admin/creates answers a CreatesReport")
+    }
+
     /// The container groups the cloud holds for `node`, as DescribeContainerGroups answers
     /// them (zone, vSwitch, security group, tags).
     pub async fn node_groups(&self, node: &str) -> Vec<eci::wire::api::ContainerGroup> {

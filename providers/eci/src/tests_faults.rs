@@ -150,6 +150,11 @@ async fn throttling_is_retried_until_it_succeeds() {
         result.expect("create succeeds after throttling");
     }
     assert_eq!(cloud.engine().len(), 6);
+    let refused = cloud.creates().refused_by_quota;
+    assert!(
+        refused > 0,
+        "the quota refused some of the client's over-generous creates"
+    );
 
     // A burst of injected throttling on reads too.
     cloud.engine().faults().set(FaultConfig {
@@ -158,6 +163,11 @@ async fn throttling_is_retried_until_it_succeeds() {
     });
     assert_eq!(provider.list().await.expect("list").len(), 6);
     assert_eq!(cloud.engine().faults().get().throttle_calls, 0);
+    assert_eq!(
+        cloud.creates().refused_by_quota,
+        refused,
+        "injected throttling is not the quota's"
+    );
 
     // Without retries the throttling shows, as a transient error.
     let mut once = ClientConfig::new(&cloud.endpoint(), "cn-hangzhou", KEY_ID, SECRET);

@@ -10,7 +10,9 @@
 //!                                    on loopback (and through kube-apiserver): MB/s and RSS
 //!   bench eci-burst [--pods 300]     300 pods at once on an eci node against `vk-cloud`
 //!                                    (simulate, default quota: burst 100, 20/s): time to
-//!                                    all-Running, and pods that failed or saw throttling
+//!                                    all-Running, and pods that failed or saw throttling;
+//!                                    `--latency-model realistic` adds the modelled start
+//!                                    (aci-burst and fargate-burst likewise, at their limits)
 //!   bench ci-day [--pods 300] [--compress 20]
 //!                                    an afternoon of CI on an eci node against `vk-cloud`'s
 //!                                    realistic latency model, with and without image caches,
@@ -143,11 +145,12 @@ enum Bench {
     EciBurst {
         #[arg(long, default_value_t = 300)]
         pods: usize,
-        #[arg(long, default_value_t = 16)]
-        workers: u16,
-        /// vk lists the node's groups this often.
-        #[arg(long, default_value_t = 1000)]
-        status_interval_ms: u64,
+        #[command(flatten)]
+        options: BurstOptions,
+        /// Pace creates at the quota itself (`write_rate` burst 100, 20/s) instead of the
+        /// provider's default 80 % of it (burst 80, 16/s).
+        #[arg(long)]
+        at_quota: bool,
     },
     /// The same burst through vk with the aci provider against the simulator's ACI face at
     /// ACI's published limits (100 creates per 5 minutes, 300 per hour, per subscription and
@@ -155,10 +158,8 @@ enum Bench {
     AciBurst {
         #[arg(long, default_value_t = 100)]
         pods: usize,
-        #[arg(long, default_value_t = 16)]
-        workers: u16,
-        #[arg(long, default_value_t = 1000)]
-        status_interval_ms: u64,
+        #[command(flatten)]
+        options: BurstOptions,
     },
     /// The same burst through vk with the fargate provider against the simulator's ECS face
     /// at Fargate's published launch rates (RunTask 20 a second, burst 20; 100 task launches
@@ -166,11 +167,39 @@ enum Bench {
     FargateBurst {
         #[arg(long, default_value_t = 100)]
         pods: usize,
-        #[arg(long, default_value_t = 16)]
-        workers: u16,
-        #[arg(long, default_value_t = 1000)]
-        status_interval_ms: u64,
+        #[command(flatten)]
+        options: BurstOptions,
     },
+}
+
+/// What the bursts against a cloud share.
+#[derive(clap::Args, Clone, Copy)]
+struct BurstOptions {
+    #[arg(long, default_value_t = 16)]
+    workers: u16,
+    /// vk lists the node's instances this often.
+    #[arg(long, default_value_t = 1000)]
+    status_interval_ms: u64,
+    /// The simulator's start latency: `instant` (its test defaults) or `realistic`
+    /// (placement, network attach, image pulls; the README's model).
+    #[arg(long, value_enum, default_value_t = LatencyModel::Instant)]
+    latency_model: LatencyModel,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LatencyModel {
+    Instant,
+    Realistic,
+}
+
+impl LatencyModel {
+    /// The simulator's arguments for it.
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            LatencyModel::Instant => &[],
+            LatencyModel::Realistic => &["--latency-model", "realistic"],
+        }
+    }
 }
 
 /// Which provider a burst goes through.
@@ -189,12 +218,13 @@ enum BurstCloud {
 }
 
 impl BurstCloud {
-    fn start(kind: BurstKind) -> BurstCloud {
+    fn start(kind: BurstKind, latency: LatencyModel) -> BurstCloud {
+        let args = latency.args();
         match kind {
-            BurstKind::Aci => BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", &[])),
-            BurstKind::Eci => BurstCloud::Eci(MockCloud::start("simulate", &[])),
+            BurstKind::Aci => BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", args)),
+            BurstKind::Eci => BurstCloud::Eci(MockCloud::start("simulate", args)),
             BurstKind::Fargate => {
-                BurstCloud::Fargate(e2e::fargate_cloud::FargateCloud::start("simulate", &[]))
+                BurstCloud::Fargate(e2e::fargate_cloud::FargateCloud::start("simulate", args))
             }
         }
     }
@@ -681,22 +711,70 @@ async fn throttled_pods(events: &Api<Event>) -> anyhow::Result<BTreeSet<String>>
         .collect())
 }
 
+/// How fast the ECI face accepted the node's creates (`GET /admin/creates`), against its quota
+/// (a bucket of 100 refilled at 20 a second): the most made in any window of 1 and 10 s (the
+/// bucket allows at most 100 + 20 × the window), and how many its quota refused.
+async fn print_create_rate(cloud: &MockCloud, node: &str) {
+    let report = cloud.creates().await;
+    let mut at: Vec<Timestamp> = report
+        .creates
+        .iter()
+        .filter(|c| {
+            c.created
+                .tags
+                .get(eci::wire::tags::NODE)
+                .map(String::as_str)
+                == Some(node)
+        })
+        .map(|c| c.created.created)
+        .collect();
+    at.sort();
+    let (Some(first), Some(last)) = (at.first(), at.last()) else {
+        return;
+    };
+    let most_within = |window: Duration| {
+        let mut most = 0;
+        let mut start = 0;
+        for end in 0..at.len() {
+            while at[end].duration_since(at[start]).unsigned_abs() > window {
+                start += 1;
+            }
+            most = most.max(end - start + 1);
+        }
+        most
+    };
+    println!(
+        "creates the cloud accepted: {} in {} (first to last); at most {} in any 1 s and {} in any 10 s (the quota allows 120 and 300); refused by the quota: {}",
+        at.len(),
+        ms(last.duration_since(*first).unsigned_abs()),
+        most_within(Duration::from_secs(1)),
+        most_within(Duration::from_secs(10)),
+        report.refused_by_quota
+    );
+}
+
+/// `provider_extra`: more keys of the provider's section of vk's config (indented by two).
 async fn burst(
     kind: BurstKind,
     count: usize,
-    workers: u16,
-    status_interval_ms: u64,
+    options: BurstOptions,
+    provider_extra: &str,
 ) -> anyhow::Result<()> {
+    let BurstOptions {
+        workers,
+        status_interval_ms,
+        latency_model,
+    } = options;
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
-    let cloud = BurstCloud::start(kind);
+    let cloud = BurstCloud::start(kind, latency_model);
     let node = unique(match kind {
         BurstKind::Eci => "bench-eci",
         BurstKind::Aci => "bench-aci",
         BurstKind::Fargate => "bench-fargate",
     });
     let config = format!(
-        "health_port: 0\npod_workers: {workers}\n{}",
+        "health_port: 0\npod_workers: {workers}\n{}{provider_extra}",
         cloud.config(status_interval_ms)
     );
     let vk = Vk::start_with_env(&kubeconfig, &node, &config, cloud.env());
@@ -707,8 +785,12 @@ async fn burst(
     let mut rx = watch_pods(pods.clone()).await;
 
     println!(
-        "creating {count} pods at once on node {node} ({}; {workers} workers, status every {status_interval_ms} ms)",
-        cloud.quota()
+        "creating {count} pods at once on node {node} ({}; {} latency model; {workers} workers, status every {status_interval_ms} ms)",
+        cloud.quota(),
+        match latency_model {
+            LatencyModel::Instant => "instant",
+            LatencyModel::Realistic => "realistic",
+        }
     );
     let start = Instant::now();
     let mut seen = create_pods(&pods, &node, "burst", count, false).await?;
@@ -774,6 +856,9 @@ async fn burst(
         "container groups in the cloud for the node: {}",
         groups.len()
     );
+    if let BurstCloud::Eci(c) = &cloud {
+        print_create_rate(c, &node).await;
+    }
     remove_node(vk, &node, ns);
     Ok(())
 }
@@ -846,19 +931,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Bench::EciBurst {
             pods,
-            workers,
-            status_interval_ms,
-        } => burst(BurstKind::Eci, pods, workers, status_interval_ms).await,
-        Bench::AciBurst {
-            pods,
-            workers,
-            status_interval_ms,
-        } => burst(BurstKind::Aci, pods, workers, status_interval_ms).await,
-        Bench::FargateBurst {
-            pods,
-            workers,
-            status_interval_ms,
-        } => burst(BurstKind::Fargate, pods, workers, status_interval_ms).await,
+            options,
+            at_quota,
+        } => {
+            let pacing = if at_quota {
+                "  write_rate:\n    burst: 100\n    per_second: 20\n"
+            } else {
+                ""
+            };
+            burst(BurstKind::Eci, pods, options, pacing).await
+        }
+        Bench::AciBurst { pods, options } => burst(BurstKind::Aci, pods, options, "").await,
+        Bench::FargateBurst { pods, options } => burst(BurstKind::Fargate, pods, options, "").await,
         Bench::Exec {
             bytes,
             sessions,

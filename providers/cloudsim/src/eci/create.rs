@@ -136,7 +136,7 @@ impl Face {
 
     /// Every group this face made (not a ClientToken's repeat), and whether it still exists.
     pub fn creates(&self) -> super::persist::CreatesReport {
-        self.ledger().report(self.engine())
+        self.ledger().report(self.engine(), self.quota_refused())
     }
 
     /// Write the state file, when there is one (`persist`).

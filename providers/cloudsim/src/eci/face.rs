@@ -1,6 +1,7 @@
 //! The ECI face's state over one engine.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::config::MockCloudConfig;
 use super::exec_session::ExecSessions;
@@ -16,6 +17,8 @@ pub struct Face {
     engine: Engine,
     config: Arc<MockCloudConfig>,
     quota: Arc<FlowControl>,
+    /// Creates and deletes refused with `Throttling.User` by the quota.
+    quota_refused: Arc<AtomicU64>,
     exec_sessions: Arc<ExecSessions>,
     ledger: Arc<super::persist::Ledger>,
     image_caches: Arc<super::cache_table::ImageCaches>,
@@ -30,6 +33,7 @@ impl Face {
                 config.quota.burst,
                 config.quota.per_second,
             )),
+            quota_refused: Default::default(),
             exec_sessions: Default::default(),
             ledger: super::persist::Ledger::new(config.state_file.clone()),
             image_caches: Default::default(),
@@ -51,7 +55,16 @@ impl Face {
 
     /// Take one token of the create/delete quota.
     pub fn take_quota(&self) -> bool {
-        self.quota.admit()
+        let admitted = self.quota.admit();
+        if !admitted {
+            self.quota_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// How many creates and deletes the quota refused so far.
+    pub fn quota_refused(&self) -> u64 {
+        self.quota_refused.load(Ordering::Relaxed)
     }
 
     /// The state file and the count of groups made (`persist`).

@@ -59,6 +59,9 @@ pub struct Created {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CreatesReport {
     pub creates: Vec<CreatedNow>,
+    /// Creates and deletes the quota refused (`Throttling.User`), injected faults apart.
+    #[serde(default)]
+    pub refused_by_quota: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -129,10 +132,11 @@ impl Ledger {
     }
 
     /// Every group made, and whether it still exists.
-    pub fn report(&self, engine: &Engine) -> CreatesReport {
+    pub fn report(&self, engine: &Engine, refused_by_quota: u64) -> CreatesReport {
         let made = lock(&self.creates).clone();
         let state = engine.state();
         CreatesReport {
+            refused_by_quota,
             creates: made
                 .into_iter()
                 .map(|created| CreatedNow {
@@ -188,11 +192,11 @@ impl Ledger {
 }
 
 /// `GET /admin/creates`: the status and body to answer with.
-pub(super) fn admin_creates(ledger: &Ledger, engine: &Engine, method: &str) -> (u16, String) {
+pub(super) fn admin_creates(face: &super::face::Face, method: &str) -> (u16, String) {
     match method {
         "GET" => (
             200,
-            serde_json::to_string(&ledger.report(engine)).unwrap_or_default(),
+            serde_json::to_string(&face.creates()).unwrap_or_default(),
         ),
         _ => (405, r#"{"error":"GET"}"#.into()),
     }

@@ -74,11 +74,7 @@ impl Server {
             return Ok(self.admin(req).await);
         }
         if req.uri().path() == "/admin/creates" {
-            let (status, answer) = super::persist::admin_creates(
-                self.face.ledger(),
-                self.face.engine(),
-                req.method().as_str(),
-            );
+            let (status, answer) = super::persist::admin_creates(&self.face, req.method().as_str());
             return Ok(respond(status, answer));
         }
         if req.uri().path() == "/admin/sts" {
@@ -262,6 +258,11 @@ impl MockCloud {
 
     pub fn engine(&self) -> &Engine {
         self.face.engine()
+    }
+
+    /// What `GET /admin/creates` answers: the groups made, and the quota's refusals.
+    pub fn creates(&self) -> super::persist::CreatesReport {
+        self.face.creates()
     }
 
     /// Interactive exec sessions handed out and not yet connected.
