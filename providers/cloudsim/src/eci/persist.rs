@@ -192,12 +192,9 @@ impl Ledger {
 }
 
 /// `GET /admin/creates`: the status and body to answer with.
-pub(super) fn admin_creates(face: &super::face::Face, method: &str) -> (u16, String) {
+pub(super) fn admin_creates(method: &str, report: impl FnOnce() -> CreatesReport) -> (u16, String) {
     match method {
-        "GET" => (
-            200,
-            serde_json::to_string(&face.creates()).unwrap_or_default(),
-        ),
+        "GET" => (200, serde_json::to_string(&report()).unwrap_or_default()),
         _ => (405, r#"{"error":"GET"}"#.into()),
     }
 }

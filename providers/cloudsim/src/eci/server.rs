@@ -74,7 +74,8 @@ impl Server {
             return Ok(self.admin(req).await);
         }
         if req.uri().path() == "/admin/creates" {
-            let (status, answer) = super::persist::admin_creates(&self.face, req.method().as_str());
+            let (status, answer) =
+                super::persist::admin_creates(req.method().as_str(), || self.face.creates());
             return Ok(respond(status, answer));
         }
         if req.uri().path() == "/admin/sts" {
