@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 /// The mock provider's persisted view of "the cloud": instances by pod UID, and how many
 /// times each UID was created.
 fn cloud_state(path: &Path) -> serde_json::Value {
-    serde_json::to_value(mock::read_state_file(path)).unwrap_or(serde_json::Value::Null)
+    serde_json::to_value(mock::Persisted::load(path)).unwrap_or(serde_json::Value::Null)
 }
 
 fn instance_exists(path: &Path, uid: &str) -> bool {

@@ -30,7 +30,7 @@ async fn setup(prefix: &str, extra_config: &str) -> TestBed {
 
 /// The spec the provider received for a pod (the mock persists it).
 fn received(state_file: &Path, uid: &str) -> Value {
-    let state = serde_json::to_value(mock::read_state_file(state_file)).unwrap_or(Value::Null);
+    let state = serde_json::to_value(mock::Persisted::load(state_file)).unwrap_or(Value::Null);
     state["instances"][uid].clone()
 }
 
@@ -391,7 +391,7 @@ async fn an_edited_config_map_volume_reaches_the_running_instance() {
     // Updated in place: still the one instance, still running.
     let pod = s.pods.get("maven").await.unwrap();
     assert_eq!(e2e::pods::phase(&pod).as_deref(), Some("Running"));
-    let state = mock::read_state_file(s.state_file());
+    let state = mock::Persisted::load(s.state_file());
     assert_eq!(state.creates.get(&uid), Some(&1));
 }
 

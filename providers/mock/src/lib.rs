@@ -24,7 +24,7 @@
 
 mod config;
 mod persist;
-pub use persist::{Persisted, read_state_file};
+pub use persist::Persisted;
 mod port_forward;
 mod render;
 mod streams;

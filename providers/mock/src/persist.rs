@@ -59,6 +59,7 @@ enum Line {
 }
 
 impl Persisted {
+    /// The state a state file holds (also for tests and tools that inspect the mock's cloud).
     /// A missing file is an empty cloud; unreadable lines are skipped with a warning.
     pub fn load(path: &Path) -> Self {
         let Ok(bytes) = std::fs::read(path) else {
@@ -253,11 +254,6 @@ impl Journal {
             }
         }
     }
-}
-
-/// The state a state file holds (for tests and tools that inspect the mock's cloud).
-pub fn read_state_file(path: &Path) -> Persisted {
-    Persisted::load(path)
 }
 
 #[cfg(test)]

@@ -500,7 +500,7 @@ async fn state_file_lets_a_new_process_resume_instances_without_recreating_them(
     assert_eq!(listed[0].containers, before[0].containers);
     // Creating it again (vk re-running its reconcile) is idempotent and not counted.
     second.create(&pod("keep", &[], &["main"])).await.unwrap();
-    let saved = crate::read_state_file(&path);
+    let saved = crate::Persisted::load(&path);
     assert_eq!(saved.creates["keep"], 1);
     assert_eq!(saved.creates["gone"], 1);
     assert!(!saved.instances.contains_key("gone"));

@@ -193,11 +193,11 @@ enum LatencyModel {
 }
 
 impl LatencyModel {
-    /// The simulator's arguments for it.
-    fn args(self) -> &'static [&'static str] {
+    /// Its name, as the simulator's `--latency-model` takes it.
+    fn name(self) -> &'static str {
         match self {
-            LatencyModel::Instant => &[],
-            LatencyModel::Realistic => &["--latency-model", "realistic"],
+            LatencyModel::Instant => "instant",
+            LatencyModel::Realistic => "realistic",
         }
     }
 }
@@ -219,7 +219,7 @@ enum BurstCloud {
 
 impl BurstCloud {
     fn start(kind: BurstKind, latency: LatencyModel) -> BurstCloud {
-        let args = latency.args();
+        let args = &["--latency-model", latency.name()];
         match kind {
             BurstKind::Aci => BurstCloud::Aci(e2e::aci_cloud::AciCloud::start("simulate", args)),
             BurstKind::Eci => BurstCloud::Eci(MockCloud::start("simulate", args)),
@@ -711,10 +711,12 @@ async fn throttled_pods(events: &Api<Event>) -> anyhow::Result<BTreeSet<String>>
         .collect())
 }
 
-/// How fast the ECI face accepted the node's creates (`GET /admin/creates`), against its quota
-/// (a bucket of 100 refilled at 20 a second): the most made in any window of 1 and 10 s (the
-/// bucket allows at most 100 + 20 × the window), and how many its quota refused.
+/// How fast the ECI face accepted the node's creates (`GET /admin/creates`), against its
+/// default quota: the most made in any window of 1 and 10 s (the quota's bucket allows at most
+/// its burst + its rate × the window), and how many its quota refused.
 async fn print_create_rate(cloud: &MockCloud, node: &str) {
+    let quota = cloudsim::eci::config::QuotaConfig::default();
+    let allowed = |secs: f64| quota.burst as f64 + quota.per_second * secs;
     let report = cloud.creates().await;
     let mut at: Vec<Timestamp> = report
         .creates
@@ -744,11 +746,13 @@ async fn print_create_rate(cloud: &MockCloud, node: &str) {
         most
     };
     println!(
-        "creates the cloud accepted: {} in {} (first to last); at most {} in any 1 s and {} in any 10 s (the quota allows 120 and 300); refused by the quota: {}",
+        "creates the cloud accepted: {} in {} (first to last); at most {} in any 1 s and {} in any 10 s (the quota allows {} and {}); refused by the quota: {}",
         at.len(),
         ms(last.duration_since(*first).unsigned_abs()),
         most_within(Duration::from_secs(1)),
         most_within(Duration::from_secs(10)),
+        allowed(1.0),
+        allowed(10.0),
         report.refused_by_quota
     );
 }
@@ -787,10 +791,7 @@ async fn burst(
     println!(
         "creating {count} pods at once on node {node} ({}; {} latency model; {workers} workers, status every {status_interval_ms} ms)",
         cloud.quota(),
-        match latency_model {
-            LatencyModel::Instant => "instant",
-            LatencyModel::Realistic => "realistic",
-        }
+        latency_model.name()
     );
     let start = Instant::now();
     let mut seen = create_pods(&pods, &node, "burst", count, false).await?;
@@ -935,11 +936,15 @@ async fn main() -> anyhow::Result<()> {
             at_quota,
         } => {
             let pacing = if at_quota {
-                "  write_rate:\n    burst: 100\n    per_second: 20\n"
+                let quota = cloudsim::eci::config::QuotaConfig::default();
+                format!(
+                    "  write_rate:\n    burst: {}\n    per_second: {}\n",
+                    quota.burst, quota.per_second
+                )
             } else {
-                ""
+                String::new()
             };
-            burst(BurstKind::Eci, pods, options, pacing).await
+            burst(BurstKind::Eci, pods, options, &pacing).await
         }
         Bench::AciBurst { pods, options } => burst(BurstKind::Aci, pods, options, "").await,
         Bench::FargateBurst { pods, options } => burst(BurstKind::Fargate, pods, options, "").await,
