@@ -60,6 +60,8 @@ pub struct PodContext {
     pub(super) reports_pushed: AtomicBool,
     /// Woken on every provider report.
     reported: Notify,
+    /// At most `workers` reconciles at once, first come first served.
+    pub(super) turns: super::turns::Turns,
 }
 
 impl PodContext {
@@ -72,6 +74,7 @@ impl PodContext {
         watched: WatchedNamespaces,
     ) -> Self {
         Self {
+            turns: super::turns::Turns::new(config.workers),
             watched,
             client,
             config,

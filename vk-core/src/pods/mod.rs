@@ -1,6 +1,7 @@
 //! The pod controller: watches the pods bound to this node, runs them through the provider and
 //! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
-//! controller serialises by object), different pods concurrently up to `workers`.
+//! controller serialises by object), different pods concurrently up to `workers`, taking
+//! their `turns` first come, first served.
 //!
 //! One pod's reconcile is a line: `measure` times it around `reconcile`, which reads the
 //! pod and its `record` into plain facts, lets `decide` pick the action (pure, tested on
@@ -31,6 +32,7 @@ pub mod status;
 #[cfg(test)]
 pub(crate) mod test_api;
 pub mod timeline;
+mod turns;
 mod watched;
 
 use std::sync::Arc;
@@ -39,7 +41,7 @@ use std::sync::atomic::Ordering;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -171,11 +173,18 @@ impl PodController {
             rx.recv().await.map(|r| (r, rx))
         });
         let shutdown = cancel.clone();
+        let closing = ctx.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            closing.turns.close();
+        });
+        let shutdown = cancel.clone();
+        // No cap here: the turns are the cap (kube-runtime's takes waiting pods in hash order).
         Controller::for_stream(stream, reader)
-            .with_config(controller::Config::default().concurrency(self.config.workers))
+            .with_config(controller::Config::default().concurrency(0))
             .reconcile_on(trigger_stream)
             .graceful_shutdown_on(async move { shutdown.cancelled().await })
-            .run(measure::reconcile, measure::error_policy, ctx)
+            .run(reconcile_in_turn, measure::error_policy, ctx)
             .for_each(|result| async move {
                 if let Err(e) = result {
                     match e {
@@ -189,6 +198,20 @@ impl PodController {
             .await;
         Ok(())
     }
+}
+
+/// Wait for the pod's turn, then reconcile it as the store holds it by then: it may have
+/// changed while it waited, or gone (then nothing is left to do here: the removed pods' path
+/// deletes its instance).
+async fn reconcile_in_turn(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, PodError> {
+    let Some(_turn) = ctx.turns.take().await else {
+        return Ok(Action::await_change());
+    };
+    let Some(pod) = ctx.store.get(&ObjectRef::from_obj(&*pod)) else {
+        return Ok(Action::await_change());
+    };
+    // Boxed: a waiting reconcile stays small (10,000 pods may wait at a restart).
+    Box::pin(measure::reconcile(pod, ctx)).await
 }
 
 /// Keeps the context's instance map current and wakes the pod each change concerns.
