@@ -41,7 +41,7 @@ fn payloads_opted_in() -> bool {
 /// wire-level libraries never log above debug (their trace lines carry payloads) unless
 /// `VK_LOG_PAYLOADS=1`; a separate filter, so no `RUST_LOG` directive can lift it.
 pub fn init_tracing() {
-    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -50,8 +50,13 @@ pub fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let opted_in = payloads_opted_in();
     let cap = (!opted_in).then(payload_cap);
+    // Both filters global, not per layer: a span or event either one turns away is never
+    // built (per-layer filters make the registry keep every span and look each one up on
+    // every poll of a future instrumented with it).
     tracing_subscriber::registry()
-        .with(fmt.with_filter(env).with_filter(cap))
+        .with(cap)
+        .with(env)
+        .with(fmt)
         .init();
     if opted_in {
         tracing::warn!(

@@ -60,8 +60,6 @@ pub struct PodContext {
     pub(super) reports_pushed: AtomicBool,
     /// Woken on every provider report.
     reported: Notify,
-    /// At most `workers` reconciles at once, first come first served.
-    pub(super) turns: super::turns::Turns,
 }
 
 impl PodContext {
@@ -74,7 +72,6 @@ impl PodContext {
         watched: WatchedNamespaces,
     ) -> Self {
         Self {
-            turns: super::turns::Turns::new(config.workers),
             watched,
             client,
             config,

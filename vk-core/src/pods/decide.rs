@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::pods::queue::Action;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::controller::Action;
 
 use super::deadline;
 use super::record::PodRecord;

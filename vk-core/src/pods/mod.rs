@@ -1,7 +1,6 @@
 //! The pod controller: watches the pods bound to this node, runs them through the provider and
-//! mirrors the provider's status back. One reconcile per pod at a time (kube-runtime's
-//! controller serialises by object), different pods concurrently up to `workers`, taking
-//! their `turns` first come, first served.
+//! mirrors the provider's status back. One reconcile per pod at a time, different pods
+//! concurrently up to `workers`, first come first served (the `queue`).
 //!
 //! One pod's reconcile is a line: `measure` times it around `reconcile`, which reads the
 //! pod and its `record` into plain facts, lets `decide` pick the action (pure, tested on
@@ -22,6 +21,7 @@ mod instance_events;
 mod lock;
 mod measure;
 mod pod_api;
+mod queue;
 mod reconcile;
 mod record;
 pub mod references;
@@ -32,7 +32,6 @@ pub mod status;
 #[cfg(test)]
 pub(crate) mod test_api;
 pub mod timeline;
-mod turns;
 mod watched;
 
 use std::sync::Arc;
@@ -41,7 +40,6 @@ use std::sync::atomic::Ordering;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -50,10 +48,12 @@ use tokio_util::sync::CancellationToken;
 pub use config::PodControllerConfig;
 pub use context::PodContext;
 pub use error::PodError;
+pub use queue::Action;
 pub use source::ApiObjectSource;
 pub use watched::{ObjectChange, WatchedNamespaces};
 
 use crate::provider::{Provider, StatusEvent, StatusPoller, StatusSource};
+use queue::{Timers, WorkQueue};
 
 pub struct PodController {
     client: kube::Client,
@@ -147,7 +147,10 @@ impl PodController {
         tokio::spawn(ctx.clone().delete_instances_of_removed_pods(deleted_rx));
         // True once the pod watch's first list is in the store (the sweep waits for it).
         let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(ctx.clone().sweep_orphans(synced_rx, cancel.child_token()));
+        tokio::spawn(
+            ctx.clone()
+                .sweep_orphans(synced_rx.clone(), cancel.child_token()),
+        );
 
         let watch_config =
             watcher::Config::default().fields(&format!("spec.nodeName={}", self.config.node_name));
@@ -169,50 +172,93 @@ impl PodController {
             })
             .applied_objects();
 
-        let trigger_stream = futures::stream::unfold(trigger_rx, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        });
-        let shutdown = cancel.clone();
-        let closing = ctx.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            closing.turns.close();
-        });
-        let shutdown = cancel.clone();
-        // No cap here: the turns are the cap (kube-runtime's takes waiting pods in hash order).
-        Controller::for_stream(stream, reader)
-            .with_config(controller::Config::default().concurrency(0))
-            .reconcile_on(trigger_stream)
-            .graceful_shutdown_on(async move { shutdown.cancelled().await })
-            .run(reconcile_in_turn, measure::error_policy, ctx)
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    match e {
-                        controller::Error::ReconcilerFailed(err, obj) => {
-                            tracing::debug!(pod = %obj, error = %err, "reconcile failed; will retry")
-                        }
-                        other => tracing::debug!(error = %other, "controller event"),
-                    }
+        let queue = Arc::new(WorkQueue::default());
+        let timers = Arc::new(Timers::new(queue.clone()));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.workers.max(1) {
+            workers.spawn(work(
+                queue.clone(),
+                timers.clone(),
+                reader.clone(),
+                ctx.clone(),
+                synced_rx.clone(),
+            ));
+        }
+        let watched = {
+            let queue = queue.clone();
+            stream.for_each(move |pod| {
+                match pod {
+                    Ok(pod) => queue.add(ObjectRef::from_obj(&pod)),
+                    // The watcher backs off and resumes by itself.
+                    Err(e) => tracing::debug!(error = %e, "pod watch"),
                 }
+                futures::future::ready(())
             })
-            .await;
+        };
+        let triggered = {
+            let queue = queue.clone();
+            let mut trigger_rx = trigger_rx;
+            async move {
+                while let Some(pod) = trigger_rx.recv().await {
+                    queue.add(pod);
+                }
+                // Only if every sender is gone; the watch goes on.
+                futures::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            _ = watched => tracing::warn!("the pod watch ended"),
+            _ = triggered => {}
+            _ = cancel.cancelled() => {}
+        }
+        // The reconciles under way finish; the queued ones are dropped (the next start
+        // takes them up from the API and the provider).
+        queue.close();
+        while workers.join_next().await.is_some() {}
         Ok(())
     }
 }
 
-/// Wait for the pod's turn, then reconcile it as the store holds it by then: it may have
-/// changed while it waited, or gone (then nothing is left to do here: the removed pods' path
-/// deletes its instance).
-async fn reconcile_in_turn(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, PodError> {
-    let Some(_turn) = ctx.turns.take().await else {
-        return Ok(Action::await_change());
-    };
-    let Some(pod) = ctx.store.get(&ObjectRef::from_obj(&*pod)) else {
-        return Ok(Action::await_change());
-    };
-    // Boxed: a waiting reconcile stays small (10,000 pods may wait at a restart).
-    Box::pin(measure::reconcile(pod, ctx)).await
+/// One worker: once the pod watch's first list is in the store, reconciles the pods the
+/// queue hands out, as the store holds them by then
+/// (gone: nothing is left to do here, the removed pods' path deletes the instance), until
+/// the queue is closed.
+async fn work(
+    queue: Arc<WorkQueue<ObjectRef<Pod>>>,
+    timers: Arc<Timers<ObjectRef<Pod>>>,
+    store: reflector::Store<Pod>,
+    ctx: Arc<PodContext>,
+    mut synced: tokio::sync::watch::Receiver<bool>,
+) {
+    // Not `Store::wait_until_ready`: it wakes only one of the tasks waiting on it.
+    if synced.wait_for(|synced| *synced).await.is_err() {
+        return;
+    }
+    while let Some(key) = queue.next().await {
+        if let Some(pod) = store.get(&key) {
+            // In a task of its own, so a panic fails this reconcile, not the worker.
+            let run = tokio::spawn(measure::reconcile(pod.clone(), ctx.clone()));
+            let action = match run.await {
+                Ok(Ok(action)) => action,
+                Ok(Err(e)) => {
+                    tracing::debug!(pod = %key, error = %e, "reconcile failed; will retry");
+                    measure::error_policy(pod, &e, ctx.clone())
+                }
+                Err(e) => {
+                    tracing::error!(pod = %key, error = %e, "reconcile panicked; will retry");
+                    Action::requeue(PANIC_RETRY)
+                }
+            };
+            if let Some(after) = action.requeue_after() {
+                timers.add_after(key.clone(), after);
+            }
+        }
+        queue.done(&key);
+    }
 }
+
+/// A reconcile that panicked is tried again after this long.
+const PANIC_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Keeps the context's instance map current and wakes the pod each change concerns.
 async fn forward_status(

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::pods::queue::Action;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::context::PodContext;

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pods::queue::Action;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::controller::Action;
 use tokio::sync::mpsc;
 
 use crate::pods::PodControllerConfig;
