@@ -39,6 +39,7 @@ use std::sync::atomic::Ordering;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -188,7 +189,11 @@ impl PodController {
             let queue = queue.clone();
             stream.for_each(move |pod| {
                 match pod {
-                    Ok(pod) => queue.add(ObjectRef::from_obj(&pod)),
+                    // Name and namespace only (`from_obj` also keeps the UID and version).
+                    Ok(pod) => queue.add(
+                        ObjectRef::new(&pod.name_any())
+                            .within(&pod.namespace().unwrap_or_default()),
+                    ),
                     // The watcher backs off and resumes by itself.
                     Err(e) => tracing::debug!(error = %e, "pod watch"),
                 }

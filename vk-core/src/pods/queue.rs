@@ -18,8 +18,9 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::lock::lock;
 
@@ -159,54 +160,54 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
 
 /// Requeues after a delay: at each key's deadline it is added to the queue. A key keeps its
 /// earliest deadline (a later one asked for meanwhile is dropped, as the reconcile at the
-/// earlier one asks again).
+/// earlier one asks again). One task and one timer wheel for all keys: a node holding 10,000
+/// running pods has a wake-up pending for each.
 pub(super) struct Timers<K> {
-    queue: Arc<WorkQueue<K>>,
-    deadlines: Arc<Mutex<HashMap<K, Instant>>>,
+    asks: mpsc::UnboundedSender<(K, Instant)>,
 }
 
-impl<K: Eq + Hash + Clone + Send + Sync + 'static> Timers<K> {
+impl<K: Eq + Hash + Clone + Send + 'static> Timers<K> {
+    /// Must run inside a tokio runtime; the task ends when the `Timers` is dropped.
     pub fn new(queue: Arc<WorkQueue<K>>) -> Self {
-        Self {
-            queue,
-            deadlines: Arc::default(),
-        }
+        let (asks, rx) = mpsc::unbounded_channel();
+        tokio::spawn(fire(queue, rx));
+        Self { asks }
     }
 
-    /// Add `key` to the queue after `after`. Must run inside a tokio runtime.
+    /// Add `key` to the queue after `after`.
     pub fn add_after(&self, key: K, after: Duration) {
-        let deadline = Instant::now() + after;
-        {
-            let mut deadlines = lock(&self.deadlines);
-            match deadlines.get(&key) {
-                Some(earlier) if *earlier <= deadline => return,
-                _ => {
-                    deadlines.insert(key.clone(), deadline);
+        let _ = self.asks.send((key, Instant::now() + after));
+    }
+}
+
+async fn fire<K: Eq + Hash + Clone>(
+    queue: Arc<WorkQueue<K>>,
+    mut asks: mpsc::UnboundedReceiver<(K, Instant)>,
+) {
+    let mut wheel = DelayQueue::new();
+    let mut due: HashMap<K, (delay_queue::Key, Instant)> = HashMap::new();
+    loop {
+        tokio::select! {
+            ask = asks.recv() => {
+                let Some((key, at)) = ask else { return };
+                match due.get_mut(&key) {
+                    Some((_, earlier)) if *earlier <= at => {}
+                    Some((slot, earlier)) => {
+                        wheel.reset_at(slot, at);
+                        *earlier = at;
+                    }
+                    None => {
+                        let slot = wheel.insert_at(key.clone(), at);
+                        due.insert(key, (slot, at));
+                    }
                 }
             }
-        }
-        let (queue, deadlines) = (self.queue.clone(), self.deadlines.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            let due = {
-                let mut deadlines = lock(&deadlines);
-                // Superseded by an earlier deadline (already fired, or its own timer will).
-                let due = deadlines.get(&key) == Some(&deadline);
-                if due {
-                    deadlines.remove(&key);
-                }
-                due
-            };
-            if due {
+            Some(expired) = std::future::poll_fn(|cx| wheel.poll_expired(cx)) => {
+                let key = expired.into_inner();
+                due.remove(&key);
                 queue.add(key);
             }
-        });
-    }
-
-    /// Keys with a deadline not reached yet.
-    #[cfg(test)]
-    pub fn pending(&self) -> usize {
-        lock(&self.deadlines).len()
+        }
     }
 }
 
@@ -306,6 +307,5 @@ mod tests {
         // The superseded 20 s and 30 s timers fire nothing.
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(queue.len(), 0);
-        assert_eq!(timers.pending(), 0);
     }
 }
