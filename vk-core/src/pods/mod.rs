@@ -146,7 +146,8 @@ impl PodController {
 
         let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
         tokio::spawn(ctx.clone().delete_instances_of_removed_pods(deleted_rx));
-        // True once the pod watch's first list is in the store (the sweep waits for it).
+        // True once the pod watch's first list is in the store (the sweep and the workers
+        // wait for it).
         let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(
             ctx.clone()
@@ -225,9 +226,8 @@ impl PodController {
 }
 
 /// One worker: once the pod watch's first list is in the store, reconciles the pods the
-/// queue hands out, as the store holds them by then
-/// (gone: nothing is left to do here, the removed pods' path deletes the instance), until
-/// the queue is closed.
+/// queue hands out, as the store holds them by then (gone: nothing is left to do here, the
+/// removed pods' path deletes the instance), until the queue is closed.
 async fn work(
     queue: Arc<WorkQueue<ObjectRef<Pod>>>,
     timers: Arc<Timers<ObjectRef<Pod>>>,
