@@ -13,7 +13,7 @@
 //! reconciled twice at once. Requeues after a delay ([`Timers`]) keep the earliest deadline
 //! per pod.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,13 +58,19 @@ pub(super) struct WorkQueue<K> {
 
 struct State<K> {
     fifo: VecDeque<K>,
-    /// The keys in `fifo`.
-    queued: HashSet<K>,
-    /// Handed to a worker and not done yet.
-    running: HashSet<K>,
-    /// Asked for while running: queued again when done.
-    again: HashSet<K>,
+    /// Where each key in the queue or with a worker is.
+    marks: HashMap<K, Mark>,
     closed: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// In `fifo`.
+    Queued,
+    /// Handed to a worker and not done yet.
+    Running,
+    /// Asked for while running: queued again when done.
+    RunningAgain,
 }
 
 impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
@@ -72,9 +78,7 @@ impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
         Self {
             state: Mutex::new(State {
                 fifo: VecDeque::new(),
-                queued: HashSet::new(),
-                running: HashSet::new(),
-                again: HashSet::new(),
+                marks: HashMap::new(),
                 closed: false,
             }),
             ready: Notify::new(),
@@ -86,17 +90,19 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     /// Ask for `key` to be reconciled.
     pub fn add(&self, key: K) {
         let mut state = lock(&self.state);
-        if state.closed || state.queued.contains(&key) {
+        if state.closed {
             return;
         }
-        if state.running.contains(&key) {
-            state.again.insert(key);
-            return;
+        match state.marks.get_mut(&key) {
+            Some(Mark::Queued | Mark::RunningAgain) => {}
+            Some(mark) => *mark = Mark::RunningAgain,
+            None => {
+                state.marks.insert(key.clone(), Mark::Queued);
+                state.fifo.push_back(key);
+                drop(state);
+                self.ready.notify_one();
+            }
         }
-        state.queued.insert(key.clone());
-        state.fifo.push_back(key);
-        drop(state);
-        self.ready.notify_one();
     }
 
     /// The key asked for longest ago and not running; the caller must call [`Self::done`]
@@ -113,14 +119,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
                     return None;
                 }
                 if let Some(key) = state.fifo.pop_front() {
-                    state.queued.remove(&key);
-                    state.running.insert(key.clone());
-                    let more = !state.fifo.is_empty();
-                    drop(state);
-                    if more {
-                        // Pass the wake-up on: one `add` wakes one worker.
-                        self.ready.notify_one();
-                    }
+                    state.marks.insert(key.clone(), Mark::Running);
                     return Some(key);
                 }
             }
@@ -131,9 +130,8 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     /// The reconcile of `key` is over; if it was asked for meanwhile, it is queued again.
     pub fn done(&self, key: &K) {
         let mut state = lock(&self.state);
-        state.running.remove(key);
-        if state.again.remove(key) && !state.closed {
-            state.queued.insert(key.clone());
+        if state.marks.remove(key) == Some(Mark::RunningAgain) && !state.closed {
+            state.marks.insert(key.clone(), Mark::Queued);
             state.fifo.push_back(key.clone());
             drop(state);
             self.ready.notify_one();
@@ -145,8 +143,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         let mut state = lock(&self.state);
         state.closed = true;
         state.fifo.clear();
-        state.queued.clear();
-        state.again.clear();
+        state.marks.retain(|_, mark| *mark != Mark::Queued);
         drop(state);
         self.ready.notify_waiters();
     }
@@ -185,20 +182,17 @@ async fn fire<K: Eq + Hash + Clone>(
     mut asks: mpsc::UnboundedReceiver<(K, Instant)>,
 ) {
     let mut wheel = DelayQueue::new();
-    let mut due: HashMap<K, (delay_queue::Key, Instant)> = HashMap::new();
+    let mut due: HashMap<K, delay_queue::Key> = HashMap::new();
     loop {
         tokio::select! {
             ask = asks.recv() => {
                 let Some((key, at)) = ask else { return };
-                match due.get_mut(&key) {
-                    Some((_, earlier)) if *earlier <= at => {}
-                    Some((slot, earlier)) => {
-                        wheel.reset_at(slot, at);
-                        *earlier = at;
-                    }
+                match due.get(&key) {
+                    Some(slot) if wheel.deadline(slot) <= at => {}
+                    Some(slot) => wheel.reset_at(slot, at),
                     None => {
                         let slot = wheel.insert_at(key.clone(), at);
-                        due.insert(key, (slot, at));
+                        due.insert(key, slot);
                     }
                 }
             }
