@@ -456,11 +456,8 @@ impl Provider for MockProvider {
                 .and_then(|g| g.face::<Record>())
                 .ok_or_else(|| Self::not_found(&pod.pod))?;
             // The container lists of a pod are immutable; keep ours if the new spec disagrees.
-            let old = record.pod();
-            let same_shape = pod.init_containers.len() == old.init_containers.len()
-                && pod.containers.len() == old.containers.len();
-            if same_shape {
-                record.set_pod(pod.clone());
+            if record.shape() == (pod.init_containers.len(), pod.containers.len()) {
+                record.set_pod(pod);
             }
         }
         {

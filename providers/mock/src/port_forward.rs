@@ -52,7 +52,7 @@ impl MockProvider {
             ));
         }
         let record = group.face::<Record>().ok_or_else(|| Self::not_found(pod))?;
-        Ok(target_address(&record.pod().annotations, port))
+        Ok(target_address(&record.annotations(), port))
     }
 }
 

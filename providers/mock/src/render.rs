@@ -2,6 +2,7 @@
 //! states with their ids, restarts, readiness, and the probe events vk-core records on the
 //! pod. The mock's own record of the pod ([`Record`]) rides in the group.
 
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::sync::{Mutex, MutexGuard};
 
@@ -20,10 +21,39 @@ pub const STOP_EXIT_CODE: i32 = 143;
 
 /// The mock's record of a pod, kept in its group.
 pub(crate) struct Record {
-    /// The pod as last created or updated.
-    pod: Mutex<ResolvedPod>,
+    /// What is kept of the pod as last created or updated.
+    pod: Mutex<Kept>,
     /// The status last pushed, so only changes are pushed.
     last: Mutex<Option<InstanceStatus>>,
+}
+
+/// What the mock reads of a pod once its group runs: who it is, its annotations (port
+/// forwarding's address), its containers' images and how many there are. Not the whole
+/// resolved pod: the engine's group holds the containers' specs already, and a node holding
+/// thousands of pods should not hold them twice.
+struct Kept {
+    pod: PodRef,
+    annotations: BTreeMap<String, String>,
+    /// Each container's name and image, init containers first.
+    images: Vec<(String, String)>,
+    /// How many init and app containers the pod has.
+    shape: (usize, usize),
+}
+
+impl Kept {
+    fn of(pod: &ResolvedPod) -> Self {
+        Self {
+            pod: pod.pod.clone(),
+            annotations: pod.annotations.clone(),
+            images: pod
+                .init_containers
+                .iter()
+                .chain(&pod.containers)
+                .map(|c| (c.name.clone(), c.image.clone()))
+                .collect(),
+            shape: (pod.init_containers.len(), pod.containers.len()),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -31,24 +61,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Record {
-    pub fn new(pod: ResolvedPod) -> Self {
+    pub fn new(pod: &ResolvedPod) -> Self {
         Self {
-            pod: Mutex::new(pod),
+            pod: Mutex::new(Kept::of(pod)),
             last: Mutex::new(None),
         }
     }
 
-    pub fn pod(&self) -> ResolvedPod {
-        lock(&self.pod).clone()
-    }
-
-    /// Which pod this is (without copying its spec).
+    /// Which pod this is.
     pub fn pod_ref(&self) -> PodRef {
         lock(&self.pod).pod.clone()
     }
 
-    pub fn set_pod(&self, pod: ResolvedPod) {
-        *lock(&self.pod) = pod;
+    /// The pod's annotations.
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        lock(&self.pod).annotations.clone()
+    }
+
+    /// How many init and app containers the pod has.
+    pub fn shape(&self) -> (usize, usize) {
+        lock(&self.pod).shape
+    }
+
+    pub fn set_pod(&self, pod: &ResolvedPod) {
+        *lock(&self.pod) = Kept::of(pod);
     }
 
     /// Remember `status`; `true` when it differs from the last one.
@@ -66,11 +102,10 @@ impl Record {
 pub(crate) fn status(g: &Group, record: &Record) -> InstanceStatus {
     let pod = lock(&record.pod);
     let image = |c: &ContainerRt| {
-        pod.init_containers
+        pod.images
             .iter()
-            .chain(&pod.containers)
-            .find(|s| s.name == c.spec.name)
-            .map_or_else(|| c.spec.image.clone(), |s| s.image.clone())
+            .find(|(name, _)| *name == c.spec.name)
+            .map_or_else(|| c.spec.image.clone(), |(_, image)| image.clone())
     };
     let containers = |list: &[ContainerRt], init: bool| -> Vec<ContainerStatus> {
         list.iter()

@@ -67,7 +67,7 @@ pub(crate) fn group(
         private_ip: ip,
         image_cache: Default::default(),
         idempotency: None,
-        face: Arc::new(Record::new(pod.clone())),
+        face: Arc::new(Record::new(pod)),
     }
 }
 

@@ -569,37 +569,9 @@ fn start_error(why: impl std::fmt::Display) -> Exit {
     }
 }
 
-#[async_trait]
-impl Executor for ProcessExecutor {
-    fn name(&self) -> &'static str {
-        "process"
-    }
-
-    async fn prepare(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
-        for volume in &group.volumes {
-            let dir = self.volume_dir(&group.id, volume.name());
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(SandboxError::io("creating", &dir))?;
-            // An emptyDir is writable by any user in the group, as the kubelet makes it.
-            if matches!(volume, VolumeSpec::EmptyDir { .. }) {
-                set_mode(&dir, 0o777).await?;
-            }
-        }
-        if group.share_process_namespace {
-            self.start_pause(group).await?;
-        }
-        self.write_config_files(group).await
-    }
-
-    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
-        self.write_config_files(group).await
-    }
-
-    async fn run(&self, ctx: RunContext) -> Exit {
-        if let Main::Simulated(main) = &ctx.container.main {
-            return self.run_timer_main(&ctx, main).await;
-        }
+impl ProcessExecutor {
+    /// One run of a container whose main is a process in its sandbox.
+    async fn run_process(&self, ctx: RunContext) -> Exit {
         let command = argv(&ctx.image, &ctx.container.command, &ctx.container.args);
         if command.is_empty() {
             return start_error("no command: the pod sets none and the image has none");
@@ -657,6 +629,43 @@ impl Executor for ProcessExecutor {
             exit.message = Some(message);
         }
         exit
+    }
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    async fn prepare(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
+        for volume in &group.volumes {
+            let dir = self.volume_dir(&group.id, volume.name());
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(SandboxError::io("creating", &dir))?;
+            // An emptyDir is writable by any user in the group, as the kubelet makes it.
+            if matches!(volume, VolumeSpec::EmptyDir { .. }) {
+                set_mode(&dir, 0o777).await?;
+            }
+        }
+        if group.share_process_namespace {
+            self.start_pause(group).await?;
+        }
+        self.write_config_files(group).await
+    }
+
+    async fn update_volumes(&self, group: &GroupSpec) -> Result<(), ExecutorError> {
+        self.write_config_files(group).await
+    }
+
+    async fn run(&self, ctx: RunContext) -> Exit {
+        if let Main::Simulated(main) = &ctx.container.main {
+            return self.run_timer_main(&ctx, main).await;
+        }
+        // Boxed: a process run's state is large, and a timer run (most of a mock node's
+        // containers, each holding its run for its life) should not carry room for it.
+        Box::pin(self.run_process(ctx)).await
     }
 
     async fn exec(
