@@ -108,15 +108,8 @@ async fn metrics(port: u16) -> Option<String> {
     Some(answer)
 }
 
-pub async fn run(
-    vk: &mut Vk,
-    node: &str,
-    health_port: u16,
-    pods: &Api<Pod>,
-    count: usize,
-    hold: Duration,
-    restart: bool,
-) -> anyhow::Result<()> {
+/// Wait `hold`, then print vk's memory (it holds `count` pods).
+pub async fn memory(vk: &Vk, count: usize, hold: Duration) -> anyhow::Result<()> {
     tokio::time::sleep(hold).await;
     let pid = vk
         .pid()
@@ -127,6 +120,19 @@ pub async fn run(
         "vk holding {count} Running pods after {} s: RSS {rss:.1} MB (peak {peak:.1} MB)",
         hold.as_secs(),
     );
+    Ok(())
+}
+
+pub async fn run(
+    vk: &mut Vk,
+    node: &str,
+    health_port: u16,
+    pods: &Api<Pod>,
+    count: usize,
+    hold: Duration,
+    restart: bool,
+) -> anyhow::Result<()> {
+    memory(vk, count, hold).await?;
     if !restart {
         return Ok(());
     }

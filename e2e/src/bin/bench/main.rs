@@ -184,6 +184,9 @@ struct BurstOptions {
     /// (placement, network attach, image pulls; the README's model).
     #[arg(long, value_enum, default_value_t = LatencyModel::Instant)]
     latency_model: LatencyModel,
+    /// After the burst, hold the pods this long and print vk's memory.
+    #[arg(long)]
+    hold_secs: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -782,6 +785,7 @@ async fn burst(
         workers,
         status_interval_ms,
         latency_model,
+        hold_secs,
     } = options;
     let client = client().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
@@ -791,8 +795,13 @@ async fn burst(
         BurstKind::Aci => "bench-aci",
         BurstKind::Fargate => "bench-fargate",
     });
+    // The eci node offers 1000 pods unless told more.
+    let capacity = match kind {
+        BurstKind::Eci if count > 1000 => format!("  capacity:\n    pods: {count}\n"),
+        _ => String::new(),
+    };
     let config = format!(
-        "health_port: 0\npod_workers: {workers}\n{}{provider_extra}",
+        "health_port: 0\npod_workers: {workers}\n{}{provider_extra}{capacity}",
         cloud.config(status_interval_ms)
     );
     let vk = Vk::start_with_env(&kubeconfig, &node, &config, cloud.env());
@@ -811,7 +820,8 @@ async fn burst(
     let mut seen = create_pods(&pods, &node, "burst", count, false).await?;
     let created_all = start.elapsed();
 
-    let timeout = Duration::from_secs(600);
+    // Ten minutes, or more for a burst the cloud's create quota spreads over longer.
+    let timeout = Duration::from_secs(600.max(120 + count as u64 / 10));
     let deadline = Instant::now() + timeout;
     let settled = |seen: &HashMap<String, Seen>| {
         seen.values()
@@ -873,6 +883,9 @@ async fn burst(
     );
     if let BurstCloud::Eci(c) = &cloud {
         print_create_rate(c, &node).await;
+    }
+    if let Some(secs) = hold_secs {
+        hold::memory(&vk, running, Duration::from_secs(secs)).await?;
     }
     remove_node(vk, &node, ns);
     Ok(())
