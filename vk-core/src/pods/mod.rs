@@ -140,8 +140,9 @@ impl PodController {
                 StatusPoller::spawn(self.provider.clone(), interval, cancel.child_token())
             }
         };
+        let queue = Arc::new(WorkQueue::default());
         let (trigger_tx, trigger_rx) = mpsc::channel::<ObjectRef<Pod>>(4096);
-        tokio::spawn(forward_status(ctx.clone(), status_rx, trigger_tx.clone()));
+        tokio::spawn(forward_status(ctx.clone(), status_rx, queue.clone()));
         tokio::spawn(forward_changes(ctx.clone(), changes_rx, trigger_tx.clone()));
 
         let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
@@ -174,7 +175,6 @@ impl PodController {
             })
             .applied_objects();
 
-        let queue = Arc::new(WorkQueue::default());
         let timers = Arc::new(Timers::new(queue.clone()));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers.max(1) {
@@ -265,18 +265,16 @@ async fn work(
 /// A reconcile that panicked is tried again after this long.
 const PANIC_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Keeps the context's instance map current and wakes the pod each change concerns.
+/// Keeps the context's instance map current and wakes the pod each change concerns, ahead of
+/// the pods waiting for other work (see [`WorkQueue::add_urgent`]).
 async fn forward_status(
     ctx: Arc<PodContext>,
     mut rx: mpsc::Receiver<StatusEvent>,
-    trigger: mpsc::Sender<ObjectRef<Pod>>,
+    queue: Arc<WorkQueue<ObjectRef<Pod>>>,
 ) {
     while let Some(event) = rx.recv().await {
         let pod = ctx.apply_status_event(event);
-        let target = ObjectRef::new(&pod.name).within(&pod.namespace);
-        if trigger.send(target).await.is_err() {
-            return;
-        }
+        queue.add_urgent(ObjectRef::new(&pod.name).within(&pod.namespace));
     }
 }
 

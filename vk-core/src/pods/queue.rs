@@ -12,6 +12,12 @@
 //! queued again (at the back) when that reconcile is done, so a change is never lost and never
 //! reconciled twice at once. Requeues after a delay ([`Timers`]) keep the earliest deadline
 //! per pod.
+//!
+//! A second line goes first: pods whose instance changed ([`WorkQueue::add_urgent`], the
+//! provider's status reports). Their reconcile is a status write; without it, on a node whose
+//! creates are paced by the cloud's quota (thousands of pods bound at once, each worker
+//! waiting for its turn to create), a pod already Running in the cloud waited behind every pod
+//! still to be created.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -58,6 +64,9 @@ pub(super) struct WorkQueue<K> {
 
 struct State<K> {
     fifo: VecDeque<K>,
+    /// Served before `fifo`. A key may be in both lines (or twice in one): an entry whose key
+    /// is not `Queued` when it comes up is passed over.
+    urgent: VecDeque<K>,
     /// Where each key in the queue or with a worker is.
     marks: HashMap<K, Mark>,
     closed: bool,
@@ -71,6 +80,8 @@ enum Mark {
     Running,
     /// Asked for while running: queued again when done.
     RunningAgain,
+    /// Asked for urgently while running: queued again, in the urgent line, when done.
+    RunningAgainUrgent,
 }
 
 impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
@@ -78,6 +89,7 @@ impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
         Self {
             state: Mutex::new(State {
                 fifo: VecDeque::new(),
+                urgent: VecDeque::new(),
                 marks: HashMap::new(),
                 closed: false,
             }),
@@ -94,11 +106,31 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
             return;
         }
         match state.marks.get_mut(&key) {
-            Some(Mark::Queued | Mark::RunningAgain) => {}
+            Some(Mark::Queued | Mark::RunningAgain | Mark::RunningAgainUrgent) => {}
             Some(mark) => *mark = Mark::RunningAgain,
             None => {
                 state.marks.insert(key.clone(), Mark::Queued);
                 state.fifo.push_back(key);
+                drop(state);
+                self.ready.notify_one();
+            }
+        }
+    }
+
+    /// Ask for `key` to be reconciled before the keys [`Self::add`] queued.
+    pub fn add_urgent(&self, key: K) {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return;
+        }
+        match state.marks.get_mut(&key) {
+            Some(Mark::RunningAgainUrgent) => {}
+            Some(mark @ (Mark::Running | Mark::RunningAgain)) => *mark = Mark::RunningAgainUrgent,
+            Some(Mark::Queued) | None => {
+                // Queued already: its entry in the other line is passed over once this one
+                // is taken.
+                state.marks.insert(key.clone(), Mark::Queued);
+                state.urgent.push_back(key);
                 drop(state);
                 self.ready.notify_one();
             }
@@ -118,7 +150,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
                 if state.closed {
                     return None;
                 }
-                if let Some(key) = state.fifo.pop_front() {
+                if let Some(key) = state.pop() {
                     state.marks.insert(key.clone(), Mark::Running);
                     return Some(key);
                 }
@@ -130,12 +162,19 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     /// The reconcile of `key` is over; if it was asked for meanwhile, it is queued again.
     pub fn done(&self, key: &K) {
         let mut state = lock(&self.state);
-        if state.marks.remove(key) == Some(Mark::RunningAgain) && !state.closed {
-            state.marks.insert(key.clone(), Mark::Queued);
-            state.fifo.push_back(key.clone());
-            drop(state);
-            self.ready.notify_one();
+        let again = state.marks.remove(key);
+        if state.closed {
+            return;
         }
+        let line = match again {
+            Some(Mark::RunningAgain) => &mut state.fifo,
+            Some(Mark::RunningAgainUrgent) => &mut state.urgent,
+            _ => return,
+        };
+        line.push_back(key.clone());
+        state.marks.insert(key.clone(), Mark::Queued);
+        drop(state);
+        self.ready.notify_one();
     }
 
     /// Hand out nothing more: waiting workers get `None`, queued keys are dropped.
@@ -143,6 +182,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         let mut state = lock(&self.state);
         state.closed = true;
         state.fifo.clear();
+        state.urgent.clear();
         state.marks.retain(|_, mark| *mark != Mark::Queued);
         drop(state);
         self.ready.notify_waiters();
@@ -151,7 +191,33 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     /// Keys waiting for a worker.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        lock(&self.state).fifo.len()
+        let state = lock(&self.state);
+        state
+            .marks
+            .values()
+            .filter(|mark| **mark == Mark::Queued)
+            .count()
+    }
+}
+
+impl<K: Eq + Hash + Clone> State<K> {
+    /// The next queued key: the urgent line first; entries of keys no longer queued (taken
+    /// through the other line) are dropped on the way.
+    fn pop(&mut self) -> Option<K> {
+        for urgent in [true, false] {
+            loop {
+                let line = if urgent {
+                    &mut self.urgent
+                } else {
+                    &mut self.fifo
+                };
+                let Some(key) = line.pop_front() else { break };
+                if self.marks.get(&key) == Some(&Mark::Queued) {
+                    return Some(key);
+                }
+            }
+        }
+        None
     }
 }
 
@@ -243,6 +309,43 @@ mod tests {
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.next().await, Some("a"));
         queue.done(&"a");
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn urgent_keys_go_first_once_each_and_keep_their_line_when_asked_while_running() {
+        let queue = WorkQueue::default();
+        for key in ["a", "b", "c"] {
+            queue.add(key);
+        }
+        // c was queued already: it moves ahead, and is handed out once.
+        queue.add_urgent("c");
+        queue.add_urgent("d");
+        assert_eq!(queue.len(), 4);
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let key = queue.next().await.unwrap();
+            order.push(key);
+            queue.done(&key);
+        }
+        assert_eq!(order, ["c", "d", "a", "b"]);
+        assert_eq!(queue.len(), 0);
+
+        // Asked for urgently while it runs: queued again ahead of the others.
+        queue.add("x");
+        queue.add("y");
+        let x = queue.next().await.unwrap();
+        assert_eq!(x, "x");
+        queue.add("z");
+        queue.add_urgent("x");
+        queue.add("x");
+        queue.done(&"x");
+        assert_eq!(queue.next().await, Some("x"));
+        queue.done(&"x");
+        assert_eq!(queue.next().await, Some("y"));
+        queue.done(&"y");
+        assert_eq!(queue.next().await, Some("z"));
+        queue.done(&"z");
         assert_eq!(queue.len(), 0);
     }
 
