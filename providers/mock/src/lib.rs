@@ -19,8 +19,9 @@
 //! - Logs of a container that has not started yet are empty.
 //! - `port_forward` connects pod port `P` to `127.0.0.1:P`, or to the `host:port` in the
 //!   pod's `mock.vk.io/port-forward.P` annotation.
-//! - With `state_file`, the pods outlive a vk restart: a new process resumes them (their
-//!   containers start again) at their addresses, without counting a create.
+//! - With `state_file`, the pods outlive a vk restart: a new process resumes them at their
+//!   addresses, without counting a create; running ones go on as they were (same start times)
+//!   and ended ones stay ended (same exit codes).
 
 mod config;
 mod persist;
@@ -88,7 +89,7 @@ pub struct MockProvider {
     restored: AtomicBool,
     state: Arc<Mutex<State>>,
     events: Mutex<Option<mpsc::Receiver<StatusEvent>>>,
-    /// Running groups as they change (only with `state_file`), for the journal.
+    /// Running and ended groups as they change (only with `state_file`), for the journal.
     runs: Mutex<Option<mpsc::UnboundedReceiver<(String, SavedGroup)>>>,
 }
 
@@ -106,8 +107,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Keep the journal's record of each running group current: a resumed instance then goes on
-/// as it was. A group no longer persisted (deleted meanwhile) is not recorded.
+/// The phases whose group the journal keeps: a running group goes on as it was after a
+/// restart, and an ended one stays ended (its exit codes and times kept) instead of running
+/// its containers again.
+fn journaled(phase: cloudsim::engine::group::Phase) -> bool {
+    phase == cloudsim::engine::group::Phase::Running || phase.is_terminal()
+}
+
+/// Keep the journal's record of each running or ended group current: a resumed instance then
+/// goes on (or stays ended) as it was. A group no longer persisted (deleted meanwhile) is not
+/// recorded.
 async fn journal_runs(
     state: Arc<Mutex<State>>,
     mut rx: mpsc::UnboundedReceiver<(String, SavedGroup)>,
@@ -217,7 +226,7 @@ impl MockProvider {
         let journal_runs = config.state_file.is_some();
         engine.observe(Arc::new(move |change: Change<'_>| match change {
             Change::Changed(g) => {
-                if journal_runs && g.status == cloudsim::engine::group::Phase::Running {
+                if journal_runs && journaled(g.status) {
                     let _ =
                         runs_tx.send((g.id().to_string(), saved_group(g, serde_json::Value::Null)));
                 }
@@ -336,7 +345,7 @@ impl MockProvider {
         {
             let mut state = lock(&self.state);
             for (seq, run) in persisted.runs.values().enumerate() {
-                if run.status == cloudsim::engine::group::Phase::Running {
+                if journaled(run.status) {
                     let mut run = run.clone();
                     run.seq = seq as u64 + 1;
                     resumable.push(run);
@@ -348,8 +357,8 @@ impl MockProvider {
         if let Some(rx) = lock(&self.runs).take() {
             tokio::spawn(journal_runs(self.state.clone(), rx));
         }
-        // Groups that were running go on as they were (their containers' start times kept);
-        // the rest start again.
+        // Groups that were running go on as they were (their containers' start times kept),
+        // ended ones stay ended; the rest start again.
         let by_key: HashMap<String, &ResolvedPod> =
             specs.iter().map(|p| (pod_key(&p.pod), p)).collect();
         let interval = Duration::from_millis(self.config.log_interval_ms);

@@ -472,6 +472,40 @@ async fn real_time_on_a_multi_thread_runtime() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn state_file_keeps_an_ended_instance_ended_across_a_restart() {
+    let path = std::env::temp_dir().join(format!("mock-state-ended-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let config = MockConfig {
+        state_file: Some(path.clone()),
+        ..MockConfig::default()
+    };
+    let (first, mut rx) = provider(config.clone());
+    let done = pod(
+        "done",
+        &[(annotations::RUN_MS, "50"), (annotations::EXIT_CODE, "3")],
+        &["main"],
+    );
+    first.create(&done).await.unwrap();
+    let ended = wait_for(&mut rx, phase(InstancePhase::Failed)).await;
+    assert_eq!(exit_code(&ended.containers[0].state), Some(3));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(first);
+
+    // Before, the journal held its last Running state: the new process ran it again.
+    let (second, _rx) = provider(config);
+    let listed = second.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].phase, InstancePhase::Failed);
+    assert_eq!(listed[0].containers, ended.containers);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let later = second.list().await.unwrap().remove(0);
+    assert_eq!(later.phase, InstancePhase::Failed, "it did not run again");
+    assert_eq!(later.containers, ended.containers);
+    assert_eq!(crate::Persisted::load(&path).creates["done"], 1);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test(start_paused = true)]
 async fn state_file_lets_a_new_process_resume_instances_without_recreating_them() {
     let path = std::env::temp_dir().join(format!("mock-state-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&path);
