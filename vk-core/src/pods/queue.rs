@@ -64,8 +64,8 @@ pub(super) struct WorkQueue<K> {
 
 struct State<K> {
     fifo: VecDeque<K>,
-    /// Served before `fifo`. A key may be in both lines (or twice in one): an entry whose key
-    /// is not `Queued` when it comes up is passed over.
+    /// Served before `fifo`. A key moved here from `fifo` keeps its entry there too: an entry
+    /// whose key is no longer queued when it comes up is passed over.
     urgent: VecDeque<K>,
     /// Where each key in the queue or with a worker is.
     marks: HashMap<K, Mark>,
@@ -76,12 +76,21 @@ struct State<K> {
 enum Mark {
     /// In `fifo`.
     Queued,
+    /// In `urgent` (and perhaps still in `fifo`, where it was first).
+    QueuedUrgent,
     /// Handed to a worker and not done yet.
     Running,
     /// Asked for while running: queued again when done.
     RunningAgain,
     /// Asked for urgently while running: queued again, in the urgent line, when done.
     RunningAgainUrgent,
+}
+
+impl Mark {
+    /// Waiting in a line for a worker.
+    fn queued(self) -> bool {
+        matches!(self, Self::Queued | Self::QueuedUrgent)
+    }
 }
 
 impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
@@ -106,7 +115,9 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
             return;
         }
         match state.marks.get_mut(&key) {
-            Some(Mark::Queued | Mark::RunningAgain | Mark::RunningAgainUrgent) => {}
+            Some(
+                Mark::Queued | Mark::QueuedUrgent | Mark::RunningAgain | Mark::RunningAgainUrgent,
+            ) => {}
             Some(mark) => *mark = Mark::RunningAgain,
             None => {
                 state.marks.insert(key.clone(), Mark::Queued);
@@ -124,12 +135,12 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
             return;
         }
         match state.marks.get_mut(&key) {
-            Some(Mark::RunningAgainUrgent) => {}
+            Some(Mark::QueuedUrgent | Mark::RunningAgainUrgent) => {}
             Some(mark @ (Mark::Running | Mark::RunningAgain)) => *mark = Mark::RunningAgainUrgent,
             Some(Mark::Queued) | None => {
                 // Queued already: its entry in the other line is passed over once this one
                 // is taken.
-                state.marks.insert(key.clone(), Mark::Queued);
+                state.marks.insert(key.clone(), Mark::QueuedUrgent);
                 state.urgent.push_back(key);
                 drop(state);
                 self.ready.notify_one();
@@ -166,13 +177,13 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         if state.closed {
             return;
         }
-        let line = match again {
-            Some(Mark::RunningAgain) => &mut state.fifo,
-            Some(Mark::RunningAgainUrgent) => &mut state.urgent,
+        let (line, mark) = match again {
+            Some(Mark::RunningAgain) => (&mut state.fifo, Mark::Queued),
+            Some(Mark::RunningAgainUrgent) => (&mut state.urgent, Mark::QueuedUrgent),
             _ => return,
         };
         line.push_back(key.clone());
-        state.marks.insert(key.clone(), Mark::Queued);
+        state.marks.insert(key.clone(), mark);
         drop(state);
         self.ready.notify_one();
     }
@@ -183,7 +194,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         state.closed = true;
         state.fifo.clear();
         state.urgent.clear();
-        state.marks.retain(|_, mark| *mark != Mark::Queued);
+        state.marks.retain(|_, mark| !mark.queued());
         drop(state);
         self.ready.notify_waiters();
     }
@@ -192,11 +203,7 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         let state = lock(&self.state);
-        state
-            .marks
-            .values()
-            .filter(|mark| **mark == Mark::Queued)
-            .count()
+        state.marks.values().filter(|mark| mark.queued()).count()
     }
 }
 
@@ -204,15 +211,10 @@ impl<K: Eq + Hash + Clone> State<K> {
     /// The next queued key: the urgent line first; entries of keys no longer queued (taken
     /// through the other line) are dropped on the way.
     fn pop(&mut self) -> Option<K> {
-        for urgent in [true, false] {
-            loop {
-                let line = if urgent {
-                    &mut self.urgent
-                } else {
-                    &mut self.fifo
-                };
-                let Some(key) = line.pop_front() else { break };
-                if self.marks.get(&key) == Some(&Mark::Queued) {
+        let marks = &self.marks;
+        for line in [&mut self.urgent, &mut self.fifo] {
+            while let Some(key) = line.pop_front() {
+                if marks.get(&key).is_some_and(|mark| mark.queued()) {
                     return Some(key);
                 }
             }

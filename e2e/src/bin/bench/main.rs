@@ -688,10 +688,8 @@ async fn breakdown(
     Ok(())
 }
 
-/// Stop vk first, or it registers the deleted node again; the pod GC removes the pods of a
-/// node that no longer exists.
-/// Stop the burst's kubelet, then remove its node and namespace. Its pods are force-deleted
-/// first: with no kubelet to confirm their deletion they would wait for the pod garbage
+/// Stop the burst's kubelet (first, or it registers the deleted node again), then remove its
+/// node and namespace. Its pods are force-deleted first: with no kubelet to confirm their deletion they would wait for the pod garbage
 /// collector (quarantine, then the controller manager's own client rate), loading the control
 /// plane during the next burst.
 fn remove_node(vk: impl Into<Option<Vk>>, node: &str, ns: TestNamespace) {
