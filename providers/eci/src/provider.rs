@@ -364,9 +364,18 @@ impl Provider for EciProvider {
     }
 
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError> {
+        let mut statuses = Vec::new();
+        self.list_each(&mut |status| statuses.push(status)).await?;
+        Ok(statuses)
+    }
+
+    /// Page by page: each page's groups become statuses handed to `each` and are let go.
+    async fn list_each(
+        &self,
+        each: &mut (dyn FnMut(InstanceStatus) + Send),
+    ) -> Result<(), ProviderError> {
         let mark = self.groups.begin_listing();
         let mut ids = HashMap::new();
-        let mut statuses = Vec::new();
         let mut running = HashMap::new();
         self.each_node_group(None, |group| {
             let Some(pod) = Self::pod_of(&group) else {
@@ -376,12 +385,12 @@ impl Provider for EciProvider {
                 running.insert(group.container_group_id.clone(), pod.clone());
             }
             ids.insert(pod.uid.clone(), group.container_group_id.clone());
-            statuses.push(self.status_of(pod, &group));
+            each(self.status_of(pod, &group));
         })
         .await?;
         self.groups.finish_listing(mark, ids);
         self.remember_running(running);
-        Ok(statuses)
+        Ok(())
     }
 
     fn status_source(&self) -> StatusSource {

@@ -73,6 +73,18 @@ pub trait Provider: Send + Sync + 'static {
     /// All instances of this node, and only of this node.
     async fn list(&self) -> Result<Vec<InstanceStatus>, ProviderError>;
 
+    /// The same instances as `list`, each handed to `each` as it is read. A provider that
+    /// reads its cloud page by page overrides it, so that the status poll of a node with
+    /// thousands of pods never holds all their statuses at once; by default, `list`'s answer.
+    /// On an error, the instances handed out so far were read; the rest are not known.
+    async fn list_each(
+        &self,
+        each: &mut (dyn FnMut(InstanceStatus) + Send),
+    ) -> Result<(), ProviderError> {
+        self.list().await?.into_iter().for_each(each);
+        Ok(())
+    }
+
     /// Called once at start-up.
     fn status_source(&self) -> StatusSource;
 

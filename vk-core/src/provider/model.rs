@@ -283,7 +283,7 @@ impl Default for PodRef {
 }
 
 /// Lifecycle phase of a cloud instance, already in pod terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum InstancePhase {
     /// Accepted by the cloud, not all containers started yet.
     Pending,
@@ -293,7 +293,7 @@ pub enum InstancePhase {
     Unknown,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ContainerState {
     Waiting {
         reason: String,
@@ -321,7 +321,7 @@ impl ContainerState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerStatus {
     pub name: String,
     pub state: ContainerState,
@@ -338,7 +338,7 @@ pub struct ContainerStatus {
 }
 
 /// What the provider knows about one pod's instance.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct InstanceStatus {
     pub pod: PodRef,
     pub phase: InstancePhase,
@@ -359,7 +359,7 @@ pub struct InstanceStatus {
 
 /// What a cloud bills an instance for: the size it sells that covers what the pod asked for,
 /// and the time it bills.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Billing {
     /// vCPUs billed, in thousandths.
     pub vcpu_milli: u64,
@@ -380,7 +380,7 @@ pub struct Billing {
 /// An event about a container of the instance. The same event again bumps `count` (an entry
 /// is known by its reason, message and `first_seen`), so a reader tells a new occurrence from
 /// one already seen.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct InstanceEvent {
     /// `None` when the cloud does not say which container.
     pub container: Option<String>,
