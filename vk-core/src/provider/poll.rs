@@ -1,5 +1,5 @@
-//! Turns a provider without push into a stream of [`StatusEvent`]s: one `list` call per
-//! interval for the whole node, diffed against the previous answer.
+//! Turns a provider without push into a stream of [`StatusEvent`]s: one listing per interval
+//! for the whole node (`Provider::list_each`), diffed against the previous one as it is read.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
