@@ -202,19 +202,10 @@ impl EciProvider {
         Ok(self.find(pod).await?.map(|g| g.container_group_id))
     }
 
-    /// Remember which of the listed groups run, and for which pods; those pods.
-    fn note_running(&self, groups: &[ContainerGroup]) -> HashMap<String, PodRef> {
-        let pods: HashMap<String, PodRef> = groups
-            .iter()
-            .filter(|g| Self::runs(g))
-            .filter_map(|g| Some((g.container_group_id.clone(), Self::pod_of(g)?)))
-            .collect();
-        self.remember_running(pods.clone());
-        pods
-    }
-
-    fn runs(group: &ContainerGroup) -> bool {
-        group.status == crate::wire::api::group_status::RUNNING
+    /// A running group of the listing: its id and its pod (for `stats`).
+    fn running_entry(group: &ContainerGroup, pod: &PodRef) -> Option<(String, PodRef)> {
+        (group.status == crate::wire::api::group_status::RUNNING)
+            .then(|| (group.container_group_id.clone(), pod.clone()))
     }
 
     /// The node's running groups (group id -> pod) as a listing found them just now.
@@ -234,8 +225,15 @@ impl EciProvider {
         {
             return Ok(known.pods.clone());
         }
-        let groups = self.node_groups(None).await?;
-        Ok(self.note_running(&groups))
+        let mut pods = HashMap::new();
+        self.each_node_group(None, |group| {
+            if let Some(pod) = Self::pod_of(&group) {
+                pods.extend(Self::running_entry(&group, &pod));
+            }
+        })
+        .await?;
+        self.remember_running(pods.clone());
+        Ok(pods)
     }
 
     /// The group's status with the pod's create warnings as events, dated at this process's
@@ -381,9 +379,7 @@ impl Provider for EciProvider {
             let Some(pod) = Self::pod_of(&group) else {
                 return;
             };
-            if Self::runs(&group) {
-                running.insert(group.container_group_id.clone(), pod.clone());
-            }
+            running.extend(Self::running_entry(&group, &pod));
             ids.insert(pod.uid.clone(), group.container_group_id.clone());
             each(self.status_of(pod, &group));
         })
