@@ -47,7 +47,8 @@ impl StatusPoller {
         }
     }
 
-    /// The events that turn the previous answer into `current`.
+    /// The events that turn the previous answer into `current` (one whole listing).
+    #[cfg(test)]
     pub fn diff(&mut self, current: Vec<InstanceStatus>) -> Vec<StatusEvent> {
         self.begin();
         let mut events: Vec<StatusEvent> = current
