@@ -72,7 +72,9 @@ impl OwnCluster {
         // SAFETY: kill(2) with a pid this cluster's script started and recorded.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while crate::processes_with(&self.state_str()).contains(&(pid as u32)) {
+        // Gone or a zombie, which has closed its sockets: an exiting process's command line
+        // is empty before its last thread has let go of its ports.
+        while running(pid) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{component} (pid {pid}) still alive 10 s after SIGKILL"
@@ -90,6 +92,17 @@ impl OwnCluster {
             .output()
             .expect("running kubectl")
     }
+}
+
+/// Whether `pid` is a process that has not yet exited (neither gone nor a zombie).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for OwnCluster {
