@@ -173,6 +173,12 @@ impl Options {
         let mut aci_cloud = None;
         let mut fargate_cloud = None;
         let mut vk_env = self.vk_env.clone();
+        // A test that scrapes /metrics names its own health port.
+        let health = if self.config.contains("health_port:") {
+            ""
+        } else {
+            "health_port: 0\n"
+        };
         let (cloud, config) = match &self.provider {
             Provider::Fargate {
                 executor,
@@ -181,7 +187,7 @@ impl Options {
                 let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
                 let cloud = FargateCloud::start(executor, &flags);
                 let config = format!(
-                    "provider: fargate\nhealth_port: 0\n{}{}",
+                    "provider: fargate\n{health}{}{}",
                     cloud.fargate_config(),
                     self.config
                 );
@@ -196,7 +202,7 @@ impl Options {
                 let flags: Vec<&str> = cloud_flags.iter().map(String::as_str).collect();
                 let cloud = AciCloud::start(executor, &flags);
                 let config = format!(
-                    "provider: aci\nhealth_port: 0\n{}{}",
+                    "provider: aci\n{health}{}{}",
                     cloud.aci_config(),
                     self.config
                 );
@@ -224,12 +230,6 @@ impl Options {
                     cloud.eci_config()
                 } else {
                     cloud.eci_config_keyless()
-                };
-                // A test that scrapes /metrics names its own health port.
-                let health = if self.config.contains("health_port:") {
-                    ""
-                } else {
-                    "health_port: 0\n"
                 };
                 let config = format!("provider: eci\n{health}{section}{}", self.config);
                 (Some(cloud), config)

@@ -209,8 +209,18 @@ async fn pods_reach_their_final_state_through_5xx_and_throttling_and_leave_no_gr
         wrong.join("\n")
     );
 
-    // Lost answers were retried with the pod's ClientToken: one group per pod, no more.
-    let mut groups = cloud.groups(&node).await.unwrap();
+    // Lost answers were retried with the pod's ClientToken: one group per pod, no more. The
+    // listing meets the same throttling bursts, which may outlast the client's own retries.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut groups = loop {
+        match cloud.groups(&node).await {
+            Ok(groups) => break groups,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("listing the node's groups through the faults for 60 s: {e:#}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
     groups.sort();
     let mut want_groups: Vec<String> = expected.keys().cloned().collect();
     want_groups.sort();
