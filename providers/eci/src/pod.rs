@@ -84,15 +84,23 @@ fn probe(c: &ContainerSpec, kind: &str, p: Option<&Probe>) -> Option<ProbeDef> {
     def
 }
 
+/// One container as ECI takes it; `app` for the pod's containers (not its init containers),
+/// whose stdin an attach may write to.
 fn container(
     pod: &ResolvedPod,
     c: &ContainerSpec,
+    app: bool,
     warnings: &mut Vec<RuntimeWarning>,
 ) -> Result<ContainerDef, ProviderError> {
     if c.startup_probe.is_some() {
         tracing::warn!(container = %c.name, "ECI has no startup probe; it is not sent");
     }
     let (cpu, memory) = sizing::container_ask(c);
+    let (commands, args) = if app {
+        crate::attach::command_and_args(c.stdin, c.tty, &c.command, &c.args)
+    } else {
+        (c.command.clone(), c.args.clone())
+    };
     Ok(ContainerDef {
         name: c.name.clone(),
         image: c.image.clone(),
@@ -100,8 +108,8 @@ fn container(
         memory: gib(memory),
         working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
         image_pull_policy: c.image_pull_policy.clone(),
-        commands: c.command.clone(),
-        args: c.args.clone(),
+        commands,
+        args,
         env: c
             .env
             .iter()
@@ -229,12 +237,12 @@ pub fn create_request_warning(
     let containers = pod
         .containers
         .iter()
-        .map(|c| container(pod, c, warnings))
+        .map(|c| container(pod, c, true, warnings))
         .collect::<Result<_, _>>()?;
     let init_containers = pod
         .init_containers
         .iter()
-        .map(|c| container(pod, c, warnings))
+        .map(|c| container(pod, c, false, warnings))
         .collect::<Result<_, _>>()?;
     let sysctls = pod_runtime::sysctls(&pod.security, warnings)?;
     let restart_policy = match pod.restart_policy {

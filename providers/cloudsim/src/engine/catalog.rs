@@ -132,6 +132,10 @@ fn default_images() -> Vec<(&'static str, Vec<(&'static str, f64)>)> {
                 ("kaniko-project/executor:helpers", 4.5),
             ],
         ),
+        // GitLab Runner's helper (registry.gitlab.com), in every job pod beside the build
+        // image: no size listed where the others' come from, so the realistic model counts
+        // `unlisted_image_mb` for it.
+        ("gitlab-org/gitlab-runner/gitlab-runner-helper", Vec::new()),
     ]
 }
 

@@ -1,0 +1,225 @@
+//! `kubectl attach` on ECI, which has exec but no attach of its own.
+//!
+//! A kubelet hands an attach client the main process's stdin and output. ECI keeps a
+//! `stdin: true` container's stdin open but offers no call to write to it, so vk starts such a
+//! container (no terminal, a command in the pod spec) through `/bin/sh` with its stdin on a
+//! named pipe in the container, [`STDIN_PIPE`], which the process holds open both ways (it never
+//! sees an end of input, as under a kubelet with `stdinOnce: false`). An attach then writes the
+//! client's stdin into that pipe through one exec (`cat`), and sends the container's log from
+//! now on as its output. That is what GitLab Runner's Kubernetes executor needs: it attaches
+//! with stdin only and writes each stage's command line to the build container's shell.
+//!
+//! Limits: the output is the container's log (stdout and stderr together, on stdout, at the
+//! log's poll interval); no terminal (`-t`) and no resize; `stdinOnce` is not honoured (the
+//! pipe stays open after a client detaches); the image needs `/bin/sh`, `mkfifo` and `cat`, and a
+//! writable `/tmp` (else the container runs unwrapped and an attach says why).
+
+use futures::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+use vk_core::provider::{ExecIo, ExecOutcome, LogOptions, LogStream, ProviderError};
+
+/// Where a wrapped container's stdin pipe is, in its own filesystem.
+pub const STDIN_PIPE: &str = "/tmp/.vk-stdin";
+
+/// Run by `/bin/sh -c` with the pipe as `$0` and the container's command and args as `"$@"`:
+/// makes the pipe (or finds it after a restart) and runs the command with its stdin on it,
+/// opened read-write so that it never ends; without a pipe the command runs as given.
+const WRAPPER: &str = "if mkfifo -m 600 \"$0\" 2>/dev/null || [ -p \"$0\" ]; then exec \"$@\" <>\"$0\"; fi; \
+echo \"vk: no stdin pipe at $0 (mkfifo failed): kubectl attach cannot reach this container\" >&2; exec \"$@\"";
+
+/// Exit code of the stdin writer when the container has no pipe.
+const NO_PIPE: i32 = 97;
+
+/// The command and args ECI gets for a container: wrapped when an attach may write to its stdin
+/// (stdin open, no terminal, and a command to wrap: without one the image's entrypoint is
+/// unknown here), else as given.
+pub fn command_and_args(
+    stdin: bool,
+    tty: bool,
+    command: &[String],
+    args: &[String],
+) -> (Vec<String>, Vec<String>) {
+    if !stdin || tty || command.is_empty() {
+        return (command.to_vec(), args.to_vec());
+    }
+    let wrapper = ["/bin/sh", "-c", WRAPPER, STDIN_PIPE]
+        .map(String::from)
+        .to_vec();
+    (wrapper, command.iter().chain(args).cloned().collect())
+}
+
+/// The exec that carries an attach client's stdin into the pipe.
+pub fn stdin_writer() -> Vec<String> {
+    [
+        "/bin/sh",
+        "-c",
+        "[ -p \"$0\" ] || exit 97; exec cat >\"$0\"",
+        STDIN_PIPE,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Why an attach cannot reach a container: with a terminal, or a container vk did not wrap.
+pub fn refusal(container: &str, pod: &str, tty: bool) -> ProviderError {
+    let why = if tty {
+        "ECI has no attach, and vk's stand-in (a pipe on the container's stdin) has no terminal; attach without -t, or use exec"
+    } else {
+        "it has no stdin pipe vk can write to: vk gives one to containers with `stdin: true`, no `tty` and a `command` (the image needs /bin/sh, mkfifo, cat and a writable /tmp)"
+    };
+    ProviderError::invalid(
+        "AttachNotPossible",
+        format!("cannot attach to container {container} of pod {pod}: {why}"),
+    )
+}
+
+/// The log options of an attach's output: what the container writes from now on.
+pub fn output_options() -> LogOptions {
+    LogOptions {
+        tail_lines: None,
+        limit_bytes: None,
+        timestamps: false,
+        follow: true,
+        previous: false,
+        since: Some(jiff::Timestamp::now()),
+    }
+}
+
+/// Copies the followed log to the client until it ends (the container stopped) or the client
+/// goes away.
+pub async fn copy_output(
+    mut log: LogStream,
+    mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+) {
+    while let Some(chunk) = log.next().await {
+        let Ok(chunk) = chunk else { break };
+        if out.write_all(&chunk).await.is_err() || out.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// How the stdin writer ended, as the attach's result.
+pub fn writer_result(
+    outcome: ExecOutcome,
+    container: &str,
+    pod: &str,
+) -> Result<ExecOutcome, ProviderError> {
+    match outcome {
+        ExecOutcome::Exited(NO_PIPE) => Err(refusal(container, pod, false)),
+        // The kubelet reports success for an attach that ended, whatever the process did.
+        ExecOutcome::Exited(_) => Ok(ExecOutcome::Exited(0)),
+        other => Ok(other),
+    }
+}
+
+/// An exec's streams with only `stdin`.
+pub fn stdin_only(stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>) -> ExecIo {
+    ExecIo {
+        stdin: Some(stdin),
+        ..ExecIo::empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_a_stdin_container_without_a_terminal_and_with_a_command_is_wrapped() {
+        let cmd = s(&["sh", "-c", "exec sh"]);
+        let args = s(&["x"]);
+        assert_eq!(
+            command_and_args(false, false, &cmd, &args),
+            (cmd.clone(), args.clone())
+        );
+        assert_eq!(
+            command_and_args(true, true, &cmd, &args),
+            (cmd.clone(), args.clone())
+        );
+        assert_eq!(
+            command_and_args(true, false, &[], &args),
+            (vec![], args.clone())
+        );
+        let (command, wrapped_args) = command_and_args(true, false, &cmd, &args);
+        assert_eq!(command[..2], s(&["/bin/sh", "-c"]));
+        assert_eq!(command[3], STDIN_PIPE);
+        assert_eq!(wrapped_args, s(&["sh", "-c", "exec sh", "x"]));
+    }
+
+    /// The wrapper and the writer, run by a real shell: a line written into the pipe reaches
+    /// the wrapped command's stdin, and the command sees no end of input between writers.
+    #[tokio::test]
+    async fn a_line_written_by_the_writer_reaches_the_wrapped_shell() {
+        let dir = std::env::temp_dir().join(format!(
+            "vk-eci-attach-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pipe = dir.join("pipe").to_string_lossy().to_string();
+        let out = dir.join("out").to_string_lossy().to_string();
+        let script = format!("read a; read b; echo \"$a $b\" > {out}");
+        let (command, args) = command_and_args(true, false, &s(&["sh", "-c", &script]), &[]);
+        let mut argv: Vec<String> = command.into_iter().chain(args).collect();
+        argv[3] = pipe.clone();
+        let mut main = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let write = |line: &'static str| {
+            let mut w = stdin_writer();
+            w[3] = pipe.clone();
+            async move {
+                for _ in 0..100 {
+                    if std::path::Path::new(&w[3]).exists() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let mut child = tokio::process::Command::new(&w[0])
+                    .args(&w[1..])
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(line.as_bytes()).await.unwrap();
+                drop(stdin);
+                child.wait().await.unwrap().code()
+            }
+        };
+        // Two writers one after the other: the first one's end is no end for the shell.
+        assert_eq!(write("first\n").await, Some(0));
+        assert_eq!(write("second\n").await, Some(0));
+        let status = tokio::time::timeout(Duration::from_secs(10), main.wait())
+            .await
+            .expect("the wrapped shell read both lines")
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "first second\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_writer_says_when_there_is_no_pipe() {
+        let mut w = stdin_writer();
+        w[3] = "/nonexistent/pipe".into();
+        let code = tokio::process::Command::new(&w[0])
+            .args(&w[1..])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .await
+            .unwrap()
+            .code();
+        assert_eq!(code, Some(NO_PIPE));
+        let err = writer_result(ExecOutcome::Exited(NO_PIPE), "build", "ns/p").unwrap_err();
+        assert!(err.message().contains("no stdin pipe"), "{}", err.message());
+    }
+}
