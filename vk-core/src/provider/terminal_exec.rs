@@ -90,9 +90,17 @@ impl Markers {
     /// the kubelet's exec does).
     pub fn line2(&self, argv: &[String], tty: bool, dir: Option<&str>) -> String {
         let m = self.marker();
-        let cmd = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+        let cmd = argv
+            .iter()
+            .map(|a| quote_in_line(a))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut s = String::new();
         let _ = write!(s, "M='{m}'; ");
+        if argv.iter().any(|a| a.contains('\n')) {
+            // The shell reads this script as one line: a newline in a word comes from $vk_nl.
+            s.push_str("vk_nl=$(printf '\\nx'); vk_nl=${vk_nl%x}; ");
+        }
         if let Some(dir) = dir {
             let _ = write!(s, "cd {} 2>/dev/null; ", quote(dir));
         }
@@ -120,6 +128,15 @@ impl Markers {
 /// A word for sh: single-quoted, `'` written as `'\''`.
 pub fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// [`quote`] for a script that must stay on one line: each newline of `word` is `$vk_nl`
+/// (set by the script), the rest single-quoted.
+fn quote_in_line(word: &str) -> String {
+    word.split('\n')
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join("\"$vk_nl\"")
 }
 
 /// One chunk of the client's stdin as a line for the decoder.
@@ -449,6 +466,29 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A word with newlines (GitLab Runner's multi-line `sh -c` script) stays one word on
+    /// line 2's one line, and a real shell gets it back whole.
+    #[test]
+    fn line_two_is_one_line_and_keeps_a_words_newlines() {
+        let m = Markers::random();
+        let script = "for s in a b; do\n\techo \"$s's\"\ndone\n";
+        let line = m.line2(&["sh".into(), "-c".into(), script.into()], true, None);
+        assert_eq!(line.matches('\n').count(), 1, "{line:?}");
+        let cmd = line
+            .split("stty sane; printf '%sB\\n' \"$M\"; ")
+            .nth(1)
+            .and_then(|rest| rest.split("; vk_rc=$?").next())
+            .expect("the command in line 2");
+        let prelude = "vk_nl=$(printf '\\nx'); vk_nl=${vk_nl%x}; ";
+        assert!(line.contains(prelude), "{line:?}");
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("{prelude}{cmd}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a's\nb's\n");
+    }
 
     #[test]
     fn quoting_survives_quotes_and_spaces() {
