@@ -1,10 +1,11 @@
-//! A GitLab Runner job on an eci node: the runner's job pod (`manifests/examples/gitlab-job-pod.yaml`)
-//! driven the way its Kubernetes executor drives it (`e2e/gitlab-runner`, with client-go over
-//! SPDY): each stage's script saved by an exec, started by an attach with stdin only that
-//! writes one line to the build container's shell, its output and exit code read back from the
-//! log file through an exec in the helper container. ECI has no attach; vk carries it through
-//! exec into a pipe on the container's stdin. The shell survives every attach (its stdin never
-//! ends), and the stages' output also reaches `kubectl logs`.
+//! A GitLab Runner job on eci, aci and fargate nodes: the runner's job pod
+//! (`manifests/examples/gitlab-job-pod.yaml`) driven the way its Kubernetes executor drives it
+//! (`e2e/gitlab-runner`, with client-go over SPDY): each stage's script saved by an exec,
+//! started by an attach with stdin only that writes one line to the build container's shell,
+//! its output and exit code read back from the log file through an exec in the helper
+//! container. None of the three clouds can write to a container's stdin; vk carries the attach
+//! through exec into a pipe on it. The shell survives every attach (its stdin never ends), and
+//! the stages' output also reaches `kubectl logs`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -33,11 +34,10 @@ fn gitlab_job() -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn a_gitlab_runner_job_runs_its_stages_through_attach_on_an_eci_node() {
+async fn a_job_runs_its_stages_through_attach(options: Options) {
     let driver = gitlab_job();
     let health = e2e::vk::free_port();
-    let s = Options::eci("vk-gitlab", "process", &[])
+    let s = options
         .serving_cert()
         .config(&format!("health_port: {health}\n"))
         .start()
@@ -142,13 +142,25 @@ async fn a_gitlab_runner_job_runs_its_stages_through_attach_on_an_eci_node() {
     assert!(attaches >= 3, "attach sessions: {attaches}\n{metrics}");
 }
 
-/// `kubectl attach` without -i to the build container: what the container writes from then on.
 #[tokio::test]
-async fn kubectl_attach_follows_the_containers_output_on_an_eci_node() {
-    let s = Options::eci("vk-attach-out", "process", &[])
-        .serving_cert()
-        .start()
+async fn a_gitlab_runner_job_runs_its_stages_through_attach_on_an_eci_node() {
+    a_job_runs_its_stages_through_attach(Options::eci("vk-gitlab-eci", "process", &[])).await;
+}
+
+#[tokio::test]
+async fn a_gitlab_runner_job_runs_its_stages_through_attach_on_an_aci_node() {
+    a_job_runs_its_stages_through_attach(Options::aci("vk-gitlab-aci", "process", &[])).await;
+}
+
+#[tokio::test]
+async fn a_gitlab_runner_job_runs_its_stages_through_attach_on_a_fargate_node() {
+    a_job_runs_its_stages_through_attach(Options::fargate("vk-gitlab-fargate", "process", &[]))
         .await;
+}
+
+/// `kubectl attach` without -i: what the container writes from then on.
+async fn kubectl_attach_follows_the_output(options: Options) {
+    let s = options.serving_cert().start().await;
     let mut pod = e2e::pods::pod_for_node("ticker", &s.vk.node, &["main"], &[]);
     pod.spec.as_mut().unwrap().containers[0].command = Some(vec![
         "sh".into(),
@@ -187,4 +199,14 @@ async fn kubectl_attach_follows_the_containers_output_on_an_eci_node() {
         .collect();
     assert_eq!(n.len(), 3, "{ticks:?}");
     assert!(n[1] == n[0] + 1 && n[2] == n[1] + 1, "{ticks:?}");
+}
+
+#[tokio::test]
+async fn kubectl_attach_follows_the_containers_output_on_an_eci_node() {
+    kubectl_attach_follows_the_output(Options::eci("vk-attach-eci", "process", &[])).await;
+}
+
+#[tokio::test]
+async fn kubectl_attach_follows_the_containers_output_on_a_fargate_node() {
+    kubectl_attach_follows_the_output(Options::fargate("vk-attach-fargate", "process", &[])).await;
 }

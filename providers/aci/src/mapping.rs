@@ -118,10 +118,15 @@ fn command(c: &ContainerSpec, warnings: &mut Vec<Warning>) -> Result<Vec<String>
         )));
     }
     if keep_stdin {
-        // A FIFO opened for reading and writing: reads wait forever, never an end of file.
-        script.push_str("vk_f=$(mktemp -u) && mkfifo \"$vk_f\" && exec \"$@\" <>\"$vk_f\"");
+        // A FIFO opened for reading and writing: reads wait forever, never an end of file;
+        // an attach writes the client's stdin into it (`stdin_pipe`). Without one (no mkfifo,
+        // a read-only /tmp) the command runs as given.
+        script.push_str(&format!(
+            "{{ vk_f={pipe}; if mkfifo -m 600 \"$vk_f\" 2>/dev/null || [ -p \"$vk_f\" ]; then exec \"$@\" <>\"$vk_f\"; fi; exec \"$@\"; }}",
+            pipe = vk_core::provider::stdin_pipe::STDIN_PIPE
+        ));
         warnings.push(Warning::field(name, format!(
-            "container {:?}: ACI gives containers no stdin or terminal; the command runs through /bin/sh with a stdin that stays open (nothing is ever written to it; exec still works)",
+            "container {:?}: ACI gives containers no stdin or terminal; the command runs through /bin/sh with a stdin that stays open, on a pipe kubectl attach writes to (exec still works)",
             c.name
         )));
     } else {

@@ -8,11 +8,9 @@
 //!   with: static, RRSA (STS AssumeRoleWithOIDC), the ECS RAM role, a credentials file.
 //! - [`sizing`], [`pod`], [`mapping`]: pods to groups and group statuses to pod terms.
 //! - [`exec`]: interactive exec over the WebSocket ExecContainerCommand hands out.
-//! - [`attach`]: `kubectl attach` through exec and a pipe on the container's stdin.
 //! - [`EciProvider`]: the `Provider`, built with [`EciProvider::new`] from an [`EciConfig`].
 
 pub mod annotations;
-pub mod attach;
 pub mod client;
 pub mod credentials;
 pub mod credentials_chain;

@@ -97,7 +97,7 @@ fn container(
     }
     let (cpu, memory) = sizing::container_ask(c);
     let (commands, args) = if app {
-        crate::attach::command_and_args(c.stdin, c.tty, &c.command, &c.args)
+        vk_core::provider::stdin_pipe::command_and_args(c.stdin, c.tty, &c.command, &c.args)
     } else {
         (c.command.clone(), c.args.clone())
     };

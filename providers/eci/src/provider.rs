@@ -16,7 +16,6 @@ use vk_core::provider::{
 };
 
 use super::EciConfig;
-use crate::attach;
 use crate::client::EciClient;
 use crate::credentials::CredentialHealth;
 use crate::credentials_chain;
@@ -542,47 +541,15 @@ impl Provider for EciProvider {
     }
 
     /// ECI has no attach: the client's stdin goes through an exec into the pipe vk put on the
-    /// container's stdin, its output is the container's log from now on (see [`attach`]).
+    /// container's stdin, its output is the container's log from now on
+    /// ([`vk_core::provider::stdin_pipe`]).
     async fn attach(
         &self,
         pod: &PodRef,
         container: &str,
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
-        let name = pod.to_string();
-        if io.tty {
-            return Err(attach::refusal(container, &name, true));
-        }
-        // The log carries stdout and stderr together; it goes to the client's stdout.
-        let ExecIo { stdin, stdout, .. } = io;
-        let input = async {
-            match stdin {
-                Some(stdin) => {
-                    let io = attach::stdin_only(stdin);
-                    let ended = self
-                        .exec(pod, container, attach::stdin_writer(), io)
-                        .await?;
-                    attach::writer_result(ended, container, &name)
-                }
-                None => Ok(ExecOutcome::Exited(0)),
-            }
-        };
-        let Some(out) = stdout else {
-            return input.await;
-        };
-        let log = self.logs(pod, container, &attach::output_options()).await?;
-        let output = attach::copy_output(log, out);
-        tokio::pin!(input, output);
-        tokio::select! {
-            // A stdin that ends leaves the output running, as under a kubelet; one that could
-            // not reach the container ends the attach with the reason.
-            ended = &mut input => {
-                ended?;
-                output.await;
-            }
-            () = &mut output => {}
-        }
-        Ok(ExecOutcome::Exited(0))
+        vk_core::provider::stdin_pipe::attach(self, pod, container, io).await
     }
 }
 

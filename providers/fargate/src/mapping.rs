@@ -197,6 +197,12 @@ fn definition_of(
         _ => None,
     };
     let r = &c.resources;
+    // An app container's stdin goes on a pipe an attach can write to (ECS has no attach).
+    let (entry_point, command) = if essential {
+        vk_core::provider::stdin_pipe::command_and_args(c.stdin, c.tty, &c.command, &c.args)
+    } else {
+        (c.command.clone(), c.args.clone())
+    };
     Ok(ContainerDefinition {
         name: Some(c.name.clone()),
         image: Some(c.image.clone()),
@@ -204,8 +210,8 @@ fn definition_of(
         memory: r.memory_limit_bytes.map(mib),
         memory_reservation: r.memory_request_bytes.map(mib),
         essential: Some(essential),
-        entry_point: c.command.clone(),
-        command: c.args.clone(),
+        entry_point,
+        command,
         working_directory: c.working_dir.clone(),
         environment: Vec::new(),
         port_mappings: c

@@ -11,6 +11,7 @@ pub mod pacing;
 mod poll;
 mod runtime;
 mod secret;
+pub mod stdin_pipe;
 pub mod terminal_exec;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -370,14 +370,52 @@ impl Provider for AciProvider {
         Ok(exec::run(ws, &command, dir.as_deref(), io, ready).await)
     }
 
-    /// ACI's attach streams the container's output; the client's stdin is not forwarded.
+    /// ACI's attach streams the container's output; the client's stdin, which ACI's attach
+    /// does not carry, goes through an exec into the pipe vk put on the container's stdin
+    /// ([`vk_core::provider::stdin_pipe`]). With stdin only (GitLab Runner) there is no
+    /// output to stream and the attach ends with the stdin.
     async fn attach(
         &self,
         pod: &PodRef,
         container: &str,
         io: ExecIo,
     ) -> Result<ExecOutcome, ProviderError> {
+        let ExecIo {
+            stdin,
+            stdout,
+            stderr,
+            tty,
+            resize,
+        } = io;
+        let input = async {
+            match stdin {
+                Some(stdin) => {
+                    vk_core::provider::stdin_pipe::write_stdin(self, pod, container, stdin).await
+                }
+                None => Ok(ExecOutcome::Exited(0)),
+            }
+        };
+        if stdout.is_none() && stderr.is_none() {
+            return input.await;
+        }
         let ws = self.socket(pod, container, true, None).await?;
-        Ok(exec::attach(ws, io).await)
+        let output = exec::attach(
+            ws,
+            ExecIo {
+                stdin: None,
+                stdout,
+                stderr,
+                tty,
+                resize,
+            },
+        );
+        tokio::pin!(input, output);
+        tokio::select! {
+            ended = &mut input => {
+                ended?;
+                Ok(output.await)
+            }
+            ended = &mut output => Ok(ended),
+        }
     }
 }

@@ -706,6 +706,18 @@ impl Provider for FargateProvider {
         let ready = Duration::from_millis(self.config.exec_ready_timeout_ms.max(1));
         Ok(exec_session(&session, &self.tls, &command, dir.as_deref(), io, ready).await)
     }
+
+    /// ECS has no attach: the client's stdin goes through an exec into the pipe vk put on the
+    /// container's stdin, its output is the container's log from now on
+    /// ([`vk_core::provider::stdin_pipe`]).
+    async fn attach(
+        &self,
+        pod: &PodRef,
+        container: &str,
+        io: ExecIo,
+    ) -> Result<ExecOutcome, ProviderError> {
+        vk_core::provider::stdin_pipe::attach(self, pod, container, io).await
+    }
 }
 
 #[cfg(test)]

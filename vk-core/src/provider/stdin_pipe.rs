@@ -1,22 +1,25 @@
-//! `kubectl attach` on ECI, which has exec but no attach of its own.
+//! `kubectl attach` for clouds that have exec but no attach to a container's stdin (ECI,
+//! Fargate; ACI's own attach carries output only).
 //!
-//! A kubelet hands an attach client the main process's stdin and output. ECI keeps a
-//! `stdin: true` container's stdin open but offers no call to write to it, so vk starts such a
-//! container (no terminal, a command in the pod spec) through `/bin/sh` with its stdin on a
-//! named pipe in the container, [`STDIN_PIPE`], which the process holds open both ways (it never
-//! sees an end of input, as under a kubelet with `stdinOnce: false`). An attach then writes the
-//! client's stdin into that pipe through one exec (`cat`), and sends the container's log from
-//! now on as its output. That is what GitLab Runner's Kubernetes executor needs: it attaches
-//! with stdin only and writes each stage's command line to the build container's shell.
+//! A kubelet hands an attach client the main process's stdin and output. These clouds keep a
+//! `stdin: true` container's stdin open, if at all, with no call to write to it, so a provider
+//! starts such a container (no terminal, a command in the pod spec) through `/bin/sh` with its
+//! stdin on a named pipe in the container, [`STDIN_PIPE`], which the process holds open both
+//! ways (it never sees an end of input, as under a kubelet with `stdinOnce: false`):
+//! [`command_and_args`]. An [`attach`] then writes the client's stdin into that pipe through one
+//! exec (`cat`), and sends the container's log from now on as its output. That is what GitLab
+//! Runner's Kubernetes executor needs: it attaches with stdin only and writes each stage's
+//! command line to the build container's shell.
 //!
-//! Limits: the output is the container's log (stdout and stderr together, on stdout, at the
-//! log's poll interval); no terminal (`-t`) and no resize; `stdinOnce` is not honoured (the
-//! pipe stays open after a client detaches); the image needs `/bin/sh`, `mkfifo` and `cat`, and a
-//! writable `/tmp` (else the container runs unwrapped and an attach says why).
+//! Limits: the output is the container's log (stdout and stderr together, on stdout, as often
+//! as the provider's log follows); no terminal (`-t`) and no resize; `stdinOnce` is not
+//! honoured (the pipe stays open after a client detaches); the image needs `/bin/sh`, `mkfifo`
+//! and `cat`, and a writable `/tmp` (else the container runs unwrapped and an attach says why).
 
 use futures::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
-use vk_core::provider::{ExecIo, ExecOutcome, LogOptions, LogStream, ProviderError};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+
+use super::{ExecIo, ExecOutcome, LogOptions, LogStream, PodRef, Provider, ProviderError};
 
 /// Where a wrapped container's stdin pipe is, in its own filesystem.
 pub const STDIN_PIPE: &str = "/tmp/.vk-stdin";
@@ -61,9 +64,9 @@ pub fn stdin_writer() -> Vec<String> {
 }
 
 /// Why an attach cannot reach a container: with a terminal, or a container vk did not wrap.
-pub fn refusal(container: &str, pod: &str, tty: bool) -> ProviderError {
+pub fn refusal(container: &str, pod: &PodRef, tty: bool) -> ProviderError {
     let why = if tty {
-        "ECI has no attach, and vk's stand-in (a pipe on the container's stdin) has no terminal; attach without -t, or use exec"
+        "this cloud has no attach to a terminal, and vk's stand-in (a pipe on the container's stdin) has none; attach without -t, or use exec"
     } else {
         "it has no stdin pipe vk can write to: vk gives one to containers with `stdin: true`, no `tty` and a `command` (the image needs /bin/sh, mkfifo, cat and a writable /tmp)"
     };
@@ -73,8 +76,60 @@ pub fn refusal(container: &str, pod: &str, tty: bool) -> ProviderError {
     )
 }
 
+/// Attach through exec and logs: the client's stdin into the pipe, the container's log from
+/// now on to its stdout (stderr stays empty: the log has both). With stdout the attach lasts
+/// until the container ends or the client goes away, a stdin that ends first leaving the
+/// output running, as under a kubelet; with stdin only it ends with the stdin.
+pub async fn attach<P: Provider + ?Sized>(
+    provider: &P,
+    pod: &PodRef,
+    container: &str,
+    io: ExecIo,
+) -> Result<ExecOutcome, ProviderError> {
+    if io.tty {
+        return Err(refusal(container, pod, true));
+    }
+    let ExecIo { stdin, stdout, .. } = io;
+    let input = async {
+        match stdin {
+            Some(stdin) => write_stdin(provider, pod, container, stdin).await,
+            None => Ok(ExecOutcome::Exited(0)),
+        }
+    };
+    let Some(out) = stdout else {
+        return input.await;
+    };
+    let log = provider.logs(pod, container, &output_options()).await?;
+    let output = copy_output(log, out);
+    tokio::pin!(input, output);
+    tokio::select! {
+        ended = &mut input => {
+            ended?;
+            output.await;
+        }
+        () = &mut output => {}
+    }
+    Ok(ExecOutcome::Exited(0))
+}
+
+/// Writes an attach client's stdin into the container's pipe through one exec; a container
+/// without a pipe is refused with the reason once the writer reports it.
+pub async fn write_stdin<P: Provider + ?Sized>(
+    provider: &P,
+    pod: &PodRef,
+    container: &str,
+    stdin: Box<dyn AsyncRead + Send + Unpin>,
+) -> Result<ExecOutcome, ProviderError> {
+    let io = ExecIo {
+        stdin: Some(stdin),
+        ..ExecIo::empty()
+    };
+    let ended = provider.exec(pod, container, stdin_writer(), io).await?;
+    writer_result(ended, container, pod)
+}
+
 /// The log options of an attach's output: what the container writes from now on.
-pub fn output_options() -> LogOptions {
+fn output_options() -> LogOptions {
     LogOptions {
         tail_lines: None,
         limit_bytes: None,
@@ -87,10 +142,7 @@ pub fn output_options() -> LogOptions {
 
 /// Copies the followed log to the client until it ends (the container stopped) or the client
 /// goes away.
-pub async fn copy_output(
-    mut log: LogStream,
-    mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-) {
+async fn copy_output(mut log: LogStream, mut out: Box<dyn AsyncWrite + Send + Unpin>) {
     while let Some(chunk) = log.next().await {
         let Ok(chunk) = chunk else { break };
         if out.write_all(&chunk).await.is_err() || out.flush().await.is_err() {
@@ -100,24 +152,16 @@ pub async fn copy_output(
 }
 
 /// How the stdin writer ended, as the attach's result.
-pub fn writer_result(
+fn writer_result(
     outcome: ExecOutcome,
     container: &str,
-    pod: &str,
+    pod: &PodRef,
 ) -> Result<ExecOutcome, ProviderError> {
     match outcome {
         ExecOutcome::Exited(NO_PIPE) => Err(refusal(container, pod, false)),
         // The kubelet reports success for an attach that ended, whatever the process did.
         ExecOutcome::Exited(_) => Ok(ExecOutcome::Exited(0)),
         other => Ok(other),
-    }
-}
-
-/// An exec's streams with only `stdin`.
-pub fn stdin_only(stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>) -> ExecIo {
-    ExecIo {
-        stdin: Some(stdin),
-        ..ExecIo::empty()
     }
 }
 
@@ -219,7 +263,12 @@ mod tests {
             .unwrap()
             .code();
         assert_eq!(code, Some(NO_PIPE));
-        let err = writer_result(ExecOutcome::Exited(NO_PIPE), "build", "ns/p").unwrap_err();
+        let pod = PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u".into(),
+        };
+        let err = writer_result(ExecOutcome::Exited(NO_PIPE), "build", &pod).unwrap_err();
         assert!(err.message().contains("no stdin pipe"), "{}", err.message());
     }
 }
