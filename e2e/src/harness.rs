@@ -360,6 +360,31 @@ impl TestBed {
             .expect("creating the example pod")
     }
 
+    /// [`TestBed::create_example_pod`], then wait until the pod `name` is Ready, as the CI
+    /// systems that make such pods do (Jenkins, GitLab Runner).
+    pub async fn example_pod_ready(&self, file: &str, name: &str, timeout: Duration) {
+        self.create_example_pod(file).await;
+        wait_for(&format!("pod {name} to be Ready"), timeout, || async {
+            self.pods
+                .get(name)
+                .await
+                .ok()
+                .is_some_and(|p| crate::jenkins::ready(&p))
+        })
+        .await;
+    }
+
+    /// Every container of the pod `name` is running and none restarted.
+    pub async fn assert_containers_running(&self, name: &str) {
+        let pod = self.pods.get(name).await.expect("reading the pod");
+        let statuses = pod.status.and_then(|s| s.container_statuses);
+        for c in statuses.unwrap_or_default() {
+            let running = c.state.as_ref().is_some_and(|st| st.running.is_some());
+            assert!(running, "{} is not running: {:?}", c.name, c.state);
+            assert_eq!(c.restart_count, 0, "{} restarted", c.name);
+        }
+    }
+
     /// Create `pod` in the test namespace and wait until it is Running (60 s).
     pub async fn run_pod(&self, pod: &Pod) -> Pod {
         self.run_pod_within(pod, Duration::from_secs(60)).await

@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e::harness::Options;
-use e2e::jenkins::{ready, text};
+use e2e::jenkins::text;
 use e2e::vk::health_get;
-use e2e::{cluster, kubectl_command, repo_root, wait_for};
+use e2e::{cluster, kubectl_command, repo_root};
 
 const POD: &str = "runner-t3st-project-42-concurrent-0";
 
@@ -42,13 +42,8 @@ async fn a_job_runs_its_stages_through_attach(options: Options) {
         .config(&format!("health_port: {health}\n"))
         .start()
         .await;
-    s.create_example_pod("gitlab-job-pod.yaml").await;
-    wait_for(
-        "the job pod to be Ready",
-        Duration::from_secs(120),
-        || async { s.pods.get(POD).await.ok().is_some_and(|p| ready(&p)) },
-    )
-    .await;
+    s.example_pod_ready("gitlab-job-pod.yaml", POD, Duration::from_secs(120))
+        .await;
 
     let dir = std::env::temp_dir().join(format!("vk-gitlab-{}", s.ns.name));
     std::fs::create_dir_all(&dir).expect("making the stages' dir");
@@ -113,16 +108,7 @@ async fn a_job_runs_its_stages_through_attach(options: Options) {
     assert!(!job.contains("not-reached"), "{job}");
 
     // The shell took every stage on one stdin that never ended: still running, not restarted.
-    let pod = s.pods.get(POD).await.expect("reading the job pod");
-    for c in pod
-        .status
-        .and_then(|s| s.container_statuses)
-        .unwrap_or_default()
-    {
-        let running = c.state.as_ref().is_some_and(|st| st.running.is_some());
-        assert!(running, "{} is not running: {:?}", c.name, c.state);
-        assert_eq!(c.restart_count, 0, "{} restarted", c.name);
-    }
+    s.assert_containers_running(POD).await;
     // What the stages wrote through `tee` is the build container's output too.
     let logs = kubectl_command(&["-n", &s.ns.name, "logs", POD, "-c", "build"])
         .output()

@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use e2e::harness::{Options, TestBed};
-use e2e::jenkins::{POD, ready, text};
+use e2e::jenkins::{POD, text};
+use e2e::kubectl_command;
 use e2e::vk::health_get;
-use e2e::{kubectl_command, wait_for};
 
 fn logs(s: &TestBed, container: &str) -> String {
     let out = kubectl_command(&["-n", &s.ns.name, "logs", POD, "-c", container])
@@ -40,11 +40,10 @@ async fn steps_run_through_the_workspace(options: Options) {
         .config(&format!("health_port: {health}\n"))
         .start()
         .await;
-    s.create_example_pod("jenkins-agent-pod-active.yaml").await;
-    wait_for(
-        "the agent pod to be Ready",
+    s.example_pod_ready(
+        "jenkins-agent-pod-active.yaml",
+        POD,
         Duration::from_secs(180),
-        || async { s.pods.get(POD).await.ok().is_some_and(|p| ready(&p)) },
     )
     .await;
     let done = "agent: all steps done";
@@ -104,16 +103,7 @@ async fn steps_run_through_the_workspace(options: Options) {
     );
 
     // All three containers still run, none restarted.
-    let pod = s.pods.get(POD).await.expect("reading the agent pod");
-    for c in pod
-        .status
-        .and_then(|s| s.container_statuses)
-        .unwrap_or_default()
-    {
-        let running = c.state.as_ref().is_some_and(|st| st.running.is_some());
-        assert!(running, "{} is not running: {:?}", c.name, c.state);
-        assert_eq!(c.restart_count, 0, "{} restarted", c.name);
-    }
+    s.assert_containers_running(POD).await;
     // Not one exec went through vk: the steps travelled through the workspace only.
     let metrics = health_get(health, "/metrics").await;
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
