@@ -74,7 +74,7 @@ impl OwnCluster {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         // Gone or a zombie, which has closed its sockets: an exiting process's command line
         // is empty before its last thread has let go of its ports.
-        while running(pid) {
+        while cloudsim::test_support::running(pid as u32) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{component} (pid {pid}) still alive 10 s after SIGKILL"
@@ -92,17 +92,6 @@ impl OwnCluster {
             .output()
             .expect("running kubectl")
     }
-}
-
-/// Whether `pid` is a process that has not yet exited (neither gone nor a zombie).
-fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 impl Drop for OwnCluster {

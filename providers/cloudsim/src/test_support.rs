@@ -40,6 +40,18 @@ pub async fn read_all(mut r: DuplexStream) -> String {
     s
 }
 
+/// Whether `pid` is a process that has not exited yet: neither gone nor a zombie (which has
+/// closed its files and sockets).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 /// Live processes (not zombies) whose command line contains `marker`.
 pub fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
@@ -50,14 +62,7 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let alive = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .map(|(_, r)| !r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false);
-        if alive && String::from_utf8_lossy(&cmdline).contains(marker) {
+        if running(pid) && String::from_utf8_lossy(&cmdline).contains(marker) {
             found.push(pid);
         }
     }

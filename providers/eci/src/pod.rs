@@ -96,11 +96,7 @@ fn container(
         tracing::warn!(container = %c.name, "ECI has no startup probe; it is not sent");
     }
     let (cpu, memory) = sizing::container_ask(c);
-    let (commands, args) = if app {
-        vk_core::provider::stdin_pipe::command_and_args(c.stdin, c.tty, &c.command, &c.args)
-    } else {
-        (c.command.clone(), c.args.clone())
-    };
+    let (commands, args) = vk_core::provider::stdin_pipe::command_and_args(c, app);
     Ok(ContainerDef {
         name: c.name.clone(),
         image: c.image.clone(),

@@ -198,11 +198,7 @@ fn definition_of(
     };
     let r = &c.resources;
     // An app container's stdin goes on a pipe an attach can write to (ECS has no attach).
-    let (entry_point, command) = if essential {
-        vk_core::provider::stdin_pipe::command_and_args(c.stdin, c.tty, &c.command, &c.args)
-    } else {
-        (c.command.clone(), c.args.clone())
-    };
+    let (entry_point, command) = vk_core::provider::stdin_pipe::command_and_args(c, essential);
     Ok(ContainerDefinition {
         name: Some(c.name.clone()),
         image: Some(c.image.clone()),

@@ -16,10 +16,14 @@
 //! honoured (the pipe stays open after a client detaches); the image needs `/bin/sh`, `mkfifo`
 //! and `cat`, and a writable `/tmp` (else the container runs unwrapped and an attach says why).
 
+use std::future::Future;
+
 use futures::StreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
-use super::{ExecIo, ExecOutcome, LogOptions, LogStream, PodRef, Provider, ProviderError};
+use super::{
+    ContainerSpec, ExecIo, ExecOutcome, LogOptions, LogStream, PodRef, Provider, ProviderError,
+};
 
 /// Where a wrapped container's stdin pipe is, in its own filesystem.
 pub const STDIN_PIPE: &str = "/tmp/.vk-stdin";
@@ -33,22 +37,18 @@ echo \"vk: no stdin pipe at $0 (mkfifo failed): kubectl attach cannot reach this
 /// Exit code of the stdin writer when the container has no pipe.
 const NO_PIPE: i32 = 97;
 
-/// The command and args ECI gets for a container: wrapped when an attach may write to its stdin
-/// (stdin open, no terminal, and a command to wrap: without one the image's entrypoint is
-/// unknown here), else as given.
-pub fn command_and_args(
-    stdin: bool,
-    tty: bool,
-    command: &[String],
-    args: &[String],
-) -> (Vec<String>, Vec<String>) {
-    if !stdin || tty || command.is_empty() {
-        return (command.to_vec(), args.to_vec());
+/// The command and args the cloud gets for container `c`: wrapped when an attach may write to
+/// its stdin (`attachable`: one of the pod's containers, not an init container; stdin open, no
+/// terminal, and a command to wrap: without one the image's entrypoint is unknown here), else
+/// as given.
+pub fn command_and_args(c: &ContainerSpec, attachable: bool) -> (Vec<String>, Vec<String>) {
+    if !attachable || !c.stdin || c.tty || c.command.is_empty() {
+        return (c.command.clone(), c.args.clone());
     }
     let wrapper = ["/bin/sh", "-c", WRAPPER, STDIN_PIPE]
         .map(String::from)
         .to_vec();
-    (wrapper, command.iter().chain(args).cloned().collect())
+    (wrapper, c.command.iter().chain(&c.args).cloned().collect())
 }
 
 /// The exec that carries an attach client's stdin into the pipe.
@@ -77,9 +77,7 @@ pub fn refusal(container: &str, pod: &PodRef, tty: bool) -> ProviderError {
 }
 
 /// Attach through exec and logs: the client's stdin into the pipe, the container's log from
-/// now on to its stdout (stderr stays empty: the log has both). With stdout the attach lasts
-/// until the container ends or the client goes away, a stdin that ends first leaving the
-/// output running, as under a kubelet; with stdin only it ends with the stdin.
+/// now on to its stdout (stderr stays empty: the log has both).
 pub async fn attach<P: Provider + ?Sized>(
     provider: &P,
     pod: &PodRef,
@@ -90,42 +88,58 @@ pub async fn attach<P: Provider + ?Sized>(
         return Err(refusal(container, pod, true));
     }
     let ExecIo { stdin, stdout, .. } = io;
-    let input = async {
-        match stdin {
-            Some(stdin) => write_stdin(provider, pod, container, stdin).await,
-            None => Ok(ExecOutcome::Exited(0)),
+    let output = match stdout {
+        Some(out) => {
+            let log = provider.logs(pod, container, &output_options()).await?;
+            Some(async move {
+                copy_output(log, out).await;
+                ExecOutcome::Exited(0)
+            })
         }
+        None => None,
     };
-    let Some(out) = stdout else {
+    with_stdin(provider, pod, container, stdin, output).await
+}
+
+/// An attach's two halves side by side: the client's `stdin` into the pipe through one exec,
+/// and `output`, which copies the container's output to the client (the followed log, or the
+/// cloud's own output attach). With output the attach lasts until it ends (the container
+/// stopped, the client went away), a stdin that ends first leaving it running, as under a
+/// kubelet; with stdin only it ends with the stdin. A container without a pipe is refused with
+/// the reason once the writer reports it.
+pub async fn with_stdin<P, F>(
+    provider: &P,
+    pod: &PodRef,
+    container: &str,
+    stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    output: Option<F>,
+) -> Result<ExecOutcome, ProviderError>
+where
+    P: Provider + ?Sized,
+    F: Future<Output = ExecOutcome>,
+{
+    let input = async {
+        let Some(stdin) = stdin else {
+            return Ok(ExecOutcome::Exited(0));
+        };
+        let io = ExecIo {
+            stdin: Some(stdin),
+            ..ExecIo::empty()
+        };
+        let ended = provider.exec(pod, container, stdin_writer(), io).await?;
+        writer_result(ended, container, pod)
+    };
+    let Some(output) = output else {
         return input.await;
     };
-    let log = provider.logs(pod, container, &output_options()).await?;
-    let output = copy_output(log, out);
     tokio::pin!(input, output);
     tokio::select! {
         ended = &mut input => {
             ended?;
-            output.await;
+            Ok(output.await)
         }
-        () = &mut output => {}
+        ended = &mut output => Ok(ended),
     }
-    Ok(ExecOutcome::Exited(0))
-}
-
-/// Writes an attach client's stdin into the container's pipe through one exec; a container
-/// without a pipe is refused with the reason once the writer reports it.
-pub async fn write_stdin<P: Provider + ?Sized>(
-    provider: &P,
-    pod: &PodRef,
-    container: &str,
-    stdin: Box<dyn AsyncRead + Send + Unpin>,
-) -> Result<ExecOutcome, ProviderError> {
-    let io = ExecIo {
-        stdin: Some(stdin),
-        ..ExecIo::empty()
-    };
-    let ended = provider.exec(pod, container, stdin_writer(), io).await?;
-    writer_result(ended, container, pod)
 }
 
 /// The log options of an attach's output: what the container writes from now on.
@@ -175,23 +189,38 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    fn spec(stdin: bool, tty: bool, command: &[String], args: &[String]) -> ContainerSpec {
+        ContainerSpec {
+            stdin,
+            tty,
+            command: command.to_vec(),
+            args: args.to_vec(),
+            ..ContainerSpec::default()
+        }
+    }
+
     #[test]
     fn only_a_stdin_container_without_a_terminal_and_with_a_command_is_wrapped() {
         let cmd = s(&["sh", "-c", "exec sh"]);
         let args = s(&["x"]);
         assert_eq!(
-            command_and_args(false, false, &cmd, &args),
+            command_and_args(&spec(false, false, &cmd, &args), true),
             (cmd.clone(), args.clone())
         );
         assert_eq!(
-            command_and_args(true, true, &cmd, &args),
+            command_and_args(&spec(true, true, &cmd, &args), true),
             (cmd.clone(), args.clone())
         );
         assert_eq!(
-            command_and_args(true, false, &[], &args),
+            command_and_args(&spec(true, false, &[], &args), true),
             (vec![], args.clone())
         );
-        let (command, wrapped_args) = command_and_args(true, false, &cmd, &args);
+        // An init container's stdin is not one an attach writes to.
+        assert_eq!(
+            command_and_args(&spec(true, false, &cmd, &args), false),
+            (cmd.clone(), args.clone())
+        );
+        let (command, wrapped_args) = command_and_args(&spec(true, false, &cmd, &args), true);
         assert_eq!(command[..2], s(&["/bin/sh", "-c"]));
         assert_eq!(command[3], STDIN_PIPE);
         assert_eq!(wrapped_args, s(&["sh", "-c", "exec sh", "x"]));
@@ -210,7 +239,8 @@ mod tests {
         let pipe = dir.join("pipe").to_string_lossy().to_string();
         let out = dir.join("out").to_string_lossy().to_string();
         let script = format!("read a; read b; echo \"$a $b\" > {out}");
-        let (command, args) = command_and_args(true, false, &s(&["sh", "-c", &script]), &[]);
+        let (command, args) =
+            command_and_args(&spec(true, false, &s(&["sh", "-c", &script]), &[]), true);
         let mut argv: Vec<String> = command.into_iter().chain(args).collect();
         argv[3] = pipe.clone();
         let mut main = tokio::process::Command::new(&argv[0])

@@ -387,35 +387,19 @@ impl Provider for AciProvider {
             tty,
             resize,
         } = io;
-        let input = async {
-            match stdin {
-                Some(stdin) => {
-                    vk_core::provider::stdin_pipe::write_stdin(self, pod, container, stdin).await
-                }
-                None => Ok(ExecOutcome::Exited(0)),
-            }
-        };
-        if stdout.is_none() && stderr.is_none() {
-            return input.await;
-        }
-        let ws = self.socket(pod, container, true, None).await?;
-        let output = exec::attach(
-            ws,
-            ExecIo {
+        let output = if stdout.is_none() && stderr.is_none() {
+            None
+        } else {
+            let ws = self.socket(pod, container, true, None).await?;
+            let io = ExecIo {
                 stdin: None,
                 stdout,
                 stderr,
                 tty,
                 resize,
-            },
-        );
-        tokio::pin!(input, output);
-        tokio::select! {
-            ended = &mut input => {
-                ended?;
-                Ok(output.await)
-            }
-            ended = &mut output => Ok(ended),
-        }
+            };
+            Some(exec::attach(ws, io))
+        };
+        vk_core::provider::stdin_pipe::with_stdin(self, pod, container, stdin, output).await
     }
 }
